@@ -1,0 +1,124 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestExampleFileIsValid(t *testing.T) {
+	f, err := os.Open("../../tollgate.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := Parse(f, env(map[string]string{"OPENAI_API_KEY": "sk-test"}))
+	if err != nil {
+		t.Fatalf("example config does not parse: %v", err)
+	}
+	if cfg.Providers[0].APIKey != "sk-test" {
+		t.Fatalf("env reference not resolved: %q", cfg.Providers[0].APIKey)
+	}
+	if cfg.Providers[1].Sim.Latency.P50.Std() != 150*time.Millisecond {
+		t.Fatalf("sim latency = %v", cfg.Providers[1].Sim.Latency)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		want []string // each must appear in the error
+	}{
+		{"unknown field", "listen: 127.0.0.1:1\nlisten_addr: x\n", nil, []string{"field listen_addr not found"}},
+		{"unknown nested field", "providers:\n  - name: a\n    type: sim\n    sim: {latncy: 1s}\n", nil, []string{"field latncy not found"}},
+		{"bad url and missing type", "providers:\n  - {name: a, type: openai, base_url: 'not a url'}\n  - {name: b}\n", nil,
+			[]string{"providers[0].base_url: not a URL", "providers[1].type: must not be empty"}},
+		{"every problem reported", "listen: nope\nmax_body_bytes: 10\nlog: {level: loud}\n", nil,
+			[]string{"listen: not a host:port", "max_body_bytes: must be at least 1024", "log.level: must be"}},
+		{"unset env", "admin_key: env:NOPE_NOT_SET\n", nil, []string{"line 1: environment variable NOPE_NOT_SET is not set"}},
+		{"bad duration", "drain_timeout: soon\n", nil, []string{`"soon" is not a duration`}},
+		{"azure needs version", "providers:\n  - {name: az, type: azure, base_url: 'https://x.openai.azure.com'}\n", nil, []string{"providers[0].api_version: required for azure"}},
+		{"duplicate provider", "providers:\n  - {name: a, type: sim}\n  - {name: a, type: sim}\n", nil, []string{`providers[1].name: duplicate provider name "a"`}},
+		{"model with unknown provider", "models:\n  - {name: m, provider: nope}\n", nil, []string{`models[0].provider: no provider named "nope"`}},
+		{"negative price", "models:\n  - {name: m, input_usd_per_mtok: -1}\n", nil, []string{"models[0].input_usd_per_mtok: price must not be negative"}},
+		{"sim error kind", "providers:\n  - {name: s, type: sim, sim: {errors: [418]}}\n", nil, []string{`providers[0].sim.errors[0]: unknown error kind "418"`}},
+		{"short admin key", "admin_key: short\n", nil, []string{"admin_key: must be at least 16 characters"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tt.yaml), env(tt.env))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	tests := []struct {
+		name  string
+		yaml  string
+		env   map[string]string
+		check func(t *testing.T, c *Config)
+	}{
+		{"empty file gives defaults", "", nil, func(t *testing.T, c *Config) {
+			if c.Listen != DefaultListen || c.MaxBodyBytes != DefaultMaxBodyBytes || !c.DevKey || len(c.Providers) != 0 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"admin key from env wins", "admin_key: from-file-0123456789\n", map[string]string{AdminKeyEnv: "from-env-0123456789"}, func(t *testing.T, c *Config) {
+			if c.AdminKey != "from-env-0123456789" {
+				t.Fatal(c.AdminKey)
+			}
+		}},
+		{"latency distribution", "providers:\n  - name: s\n    type: sim\n    sim: {latency: {dist: lognormal, p50: 10ms, p99: 90ms}}\n", nil, func(t *testing.T, c *Config) {
+			l := c.Providers[0].Sim.Latency
+			if l.Dist != "lognormal" || l.P50.Std() != 10*time.Millisecond || l.P99.Std() != 90*time.Millisecond {
+				t.Fatalf("%+v", l)
+			}
+		}},
+		{"env value that looks like yaml stays a string", "providers:\n  - {name: o, type: openai, base_url: 'http://h/v1', api_key: env:K}\n", map[string]string{"K": "123: [x"}, func(t *testing.T, c *Config) {
+			if c.Providers[0].APIKey != "123: [x" {
+				t.Fatal(c.Providers[0].APIKey)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(strings.NewReader(tt.yaml), env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestDefaultEnablesProvidersByEnv(t *testing.T) {
+	c := Default(env(map[string]string{"OPENAI_API_KEY": "sk-1", "GROQ_API_KEY": "gq"}))
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range c.Providers {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, ","); got != "sim,openai,groq" {
+		t.Fatalf("providers = %s", got)
+	}
+	if c.Providers[1].APIKey != "sk-1" {
+		t.Fatal("key not set")
+	}
+}

@@ -1,0 +1,71 @@
+package config
+
+import "time"
+
+// AdminKeyEnv is the variable that sets the admin key; it wins over the file.
+const AdminKeyEnv = "TOLLGATE_ADMIN_KEY"
+
+// Every default lives here.
+const (
+	DefaultListen         = "127.0.0.1:8080"
+	DefaultDataDir        = "./data"
+	DefaultMaxBodyBytes   = 4 << 20
+	DefaultDrainTimeout   = 30 * time.Second
+	DefaultRequestTimeout = 10 * time.Minute
+)
+
+// base is the configuration a YAML file is decoded over: every scalar
+// default, no providers or models.
+func base() *Config {
+	return &Config{
+		Listen:         DefaultListen,
+		DataDir:        DefaultDataDir,
+		MaxBodyBytes:   DefaultMaxBodyBytes,
+		DrainTimeout:   Duration(DefaultDrainTimeout),
+		RequestTimeout: Duration(DefaultRequestTimeout),
+		DevKey:         true,
+		Log:            Log{Level: "info", Format: "text", AccessLog: true},
+	}
+}
+
+// KnownProvider is an OpenAI-compatible upstream enabled by its key variable
+// in the built-in defaults.
+type KnownProvider struct {
+	Name, EnvKey, BaseURL string
+}
+
+// KnownProviders are the upstreams the built-in defaults enable when their
+// key variable is set. Each speaks OpenAI's wire format at BaseURL.
+var KnownProviders = []KnownProvider{
+	{"openai", "OPENAI_API_KEY", "https://api.openai.com/v1"},
+	{"anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com/v1"}, // Anthropic's OpenAI-compatible endpoint
+	{"gemini", "GEMINI_API_KEY", "https://generativelanguage.googleapis.com/v1beta/openai"},
+	{"groq", "GROQ_API_KEY", "https://api.groq.com/openai/v1"},
+	{"mistral", "MISTRAL_API_KEY", "https://api.mistral.ai/v1"},
+	{"deepseek", "DEEPSEEK_API_KEY", "https://api.deepseek.com/v1"},
+	{"openrouter", "OPENROUTER_API_KEY", "https://openrouter.ai/api/v1"},
+	{"together", "TOGETHER_API_KEY", "https://api.together.xyz/v1"},
+}
+
+// Default is the configuration used without a file: the simulated provider
+// (serving sim-small, sim-large and sim-embed from the catalog) plus every
+// known provider whose key variable is set.
+func Default(getenv func(string) string) *Config {
+	cfg := base()
+	cfg.AdminKey = getenv(AdminKeyEnv)
+	cfg.Providers = append(cfg.Providers, Provider{
+		Name: "sim",
+		Type: "sim",
+		Sim: &Sim{
+			Latency:         Latency{Dist: "fixed", P50: Duration(150 * time.Millisecond)},
+			TTFT:            Latency{Dist: "fixed", P50: Duration(100 * time.Millisecond)},
+			TokensPerSecond: 200,
+		},
+	})
+	for _, kp := range KnownProviders {
+		if key := getenv(kp.EnvKey); key != "" {
+			cfg.Providers = append(cfg.Providers, Provider{Name: kp.Name, Type: "openai", BaseURL: kp.BaseURL, APIKey: key})
+		}
+	}
+	return cfg
+}
