@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/config"
+	"github.com/tollgate/tollgate/pkg/httpapi"
+	"github.com/tollgate/tollgate/pkg/keys"
+	"github.com/tollgate/tollgate/pkg/sqlite"
+)
+
+// defaultConfigFile is read when -config is not given and it exists.
+const defaultConfigFile = "tollgate.yaml"
+
+// run is the whole program: tests call it in-process. It returns when ctx is
+// cancelled (after draining in-flight requests) or on a start-up error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tollgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (default: "+defaultConfigFile+" if present, else built-in defaults)")
+	listen := fs.String("listen", "", "address to listen on (default "+config.DefaultListen+")")
+	dataDir := fs.String("data", "", "directory for the database and model files (default "+config.DefaultDataDir+")")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	path := *configPath
+	if path == "" {
+		if _, err := os.Stat(defaultConfigFile); err == nil {
+			path = defaultConfigFile
+		}
+	}
+	cfg, err := config.Load(path, getenv)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+
+	logger := newLogger(cfg.Log, stderr)
+	if path != "" {
+		logger.Info("configuration loaded", "file", path)
+	} else {
+		logger.Info("no configuration file: using built-in defaults")
+	}
+
+	db, err := sqlite.Open(filepath.Join(cfg.DataDir, "tollgate.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	keyStore, err := keys.Open(ctx, db, nil, nil)
+	if err != nil {
+		return err
+	}
+	if err := ensureDevKey(ctx, cfg, keyStore, stdout); err != nil {
+		return err
+	}
+
+	gw, err := buildGateway(cfg, logger)
+	if err != nil {
+		return err
+	}
+	if cfg.AdminKey == "" {
+		logger.Warn("admin API disabled: set " + config.AdminKeyEnv + " to manage keys")
+	}
+	handler := httpapi.New(httpapi.Options{
+		Gateway:      gw,
+		Keys:         keyStore,
+		AdminKey:     cfg.AdminKey,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger:       logger,
+		AccessLog:    cfg.Log.AccessLog,
+		Ready:        func(ctx context.Context) error { return ready(ctx, db) },
+	})
+	return serve(ctx, cfg, handler, logger, stdout)
+}
+
+func ready(ctx context.Context, db *sql.DB) error {
+	return db.PingContext(ctx)
+}
+
+// ensureDevKey creates and prints a development key on the very first start
+// (an empty key table), so the quick start needs no manual step. The secret
+// is printed once to stdout, never logged.
+func ensureDevKey(ctx context.Context, cfg *config.Config, store *keys.Store, stdout io.Writer) error {
+	if !cfg.DevKey || store.Len() > 0 {
+		return nil
+	}
+	_, secret, err := store.Create(ctx, keys.New{Name: "development", Metadata: map[string]string{"created_by": "first start"}})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "tollgate: created a development key (shown once, stored only as a hash):\n\n    %s\n\n", secret)
+	return err
+}
+
+func serve(ctx context.Context, cfg *config.Config, handler http.Handler, logger *slog.Logger, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "tollgate: listening on http://%s\n", ln.Addr())
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.DrainTimeout.Std())
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout.Std())
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		srv.Close()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("drain timeout (%s) passed with requests still running; they were cut", cfg.DrainTimeout.Std())
+		}
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate/tollgate/pkg/keys"
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// keyObject is a key as the admin API shows it: never its secret, except
+// Key once in the answer to its creation.
+type keyObject struct {
+	ID            string            `json:"id"`
+	Object        string            `json:"object"`
+	Key           string            `json:"key,omitempty"`
+	Name          string            `json:"name"`
+	Hint          string            `json:"hint"`
+	AllowedModels []string          `json:"allowed_models"`
+	Metadata      map[string]string `json:"metadata"`
+	CreatedAt     time.Time         `json:"created_at"`
+	Revoked       bool              `json:"revoked"`
+	RevokedAt     *time.Time        `json:"revoked_at,omitempty"`
+}
+
+func toKeyObject(k *keys.Key) keyObject {
+	allowed := k.AllowedModels
+	if allowed == nil {
+		allowed = []string{}
+	}
+	return keyObject{ID: k.ID, Object: "api_key", Name: k.Name, Hint: k.Hint + "…", AllowedModels: allowed, Metadata: k.Metadata,
+		CreatedAt: k.CreatedAt, Revoked: k.RevokedAt != nil, RevokedAt: k.RevokedAt}
+}
+
+type createKeyRequest struct {
+	Name          string            `json:"name"`
+	AllowedModels []string          `json:"allowed_models"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+func (s *server) createKey(c *gin.Context) {
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	var req createKeyRequest
+	if err := decodeStrict(body, &req); err != nil {
+		writeError(c, err)
+		return
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	switch {
+	case req.Name == "":
+		writeError(c, llm.InvalidParam("name", "a key needs a name"))
+		return
+	case len(req.Name) > 200:
+		writeError(c, llm.InvalidParam("name", "name is longer than 200 characters"))
+		return
+	}
+	for i, m := range req.AllowedModels {
+		if strings.TrimSpace(m) == "" {
+			writeError(c, llm.InvalidParam("allowed_models["+itoa(i)+"]", "model names must not be empty"))
+			return
+		}
+	}
+	k, secret, err := s.Keys.Create(c.Request.Context(), keys.New{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	obj := toKeyObject(k)
+	obj.Key = secret
+	c.Header("Cache-Control", "no-store") // the only time the secret is shown
+	c.JSON(http.StatusCreated, obj)
+}
+
+func (s *server) listKeys(c *gin.Context) {
+	all := s.Keys.List()
+	data := make([]keyObject, len(all))
+	for i, k := range all {
+		data[i] = toKeyObject(k)
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
+}
+
+func (s *server) getKey(c *gin.Context) {
+	k, ok := s.Keys.Get(c.Param("id"))
+	if !ok {
+		writeError(c, keyNotFound(c.Param("id")))
+		return
+	}
+	c.JSON(http.StatusOK, toKeyObject(k))
+}
+
+func (s *server) revokeKey(c *gin.Context) {
+	k, err := s.Keys.Revoke(c.Request.Context(), c.Param("id"))
+	if errors.Is(err, keys.ErrNotFound) {
+		writeError(c, keyNotFound(c.Param("id")))
+		return
+	}
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toKeyObject(k))
+}
+
+func keyNotFound(id string) error {
+	return &llm.Error{Status: http.StatusNotFound, Type: llm.TypeNotFound, Code: "key_not_found", Param: "id", Message: "no key with id " + id}
+}
+
+// decodeStrict decodes an admin body; unknown fields are errors, so a typo
+// in a setting is never silently ignored.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return llm.InvalidParam(typeErr.Field, "invalid type for '"+typeErr.Field+"': expected "+typeErr.Type.String())
+		}
+		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Message: "invalid JSON body: " + err.Error()}
+	}
+	if dec.More() {
+		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Message: "invalid JSON body: trailing data after the object"}
+	}
+	return nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,189 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate/tollgate/pkg/gateway"
+	"github.com/tollgate/tollgate/pkg/keys"
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+func (s *server) chatCompletions(c *gin.Context) {
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	req, err := llm.DecodeChatRequest(body)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	key := c.MustGet(ctxKey).(*keys.Key)
+	if req.Stream {
+		s.stream(c, key, req)
+		return
+	}
+	resp, meta, err := s.Gateway.Chat(c.Request.Context(), key, req)
+	s.routed(c, meta)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := resp.Raw
+	if out == nil {
+		if out, err = json.Marshal(resp); err != nil {
+			writeError(c, err)
+			return
+		}
+	}
+	c.Data(http.StatusOK, "application/json", out)
+}
+
+// routed records the routing outcome for the headers and the access log.
+func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
+	if meta == nil {
+		return
+	}
+	c.Set(ctxMeta, meta)
+	h := c.Writer.Header()
+	h.Set(HeaderModel, meta.Model)
+	h.Set(HeaderProvider, meta.Provider)
+	h.Set(HeaderAttempts, strconv.Itoa(meta.Attempts))
+}
+
+var (
+	sseData = []byte("data: ")
+	sseEnd  = []byte("\n\n")
+	sseDone = []byte("data: [DONE]\n\n")
+)
+
+// stream relays a streamed completion as server-sent events, flushing every
+// event. The first chunk is pulled before anything is written, so a failure
+// before the first byte still gets a proper status code.
+func (s *server) stream(c *gin.Context, key *keys.Key, req *llm.ChatRequest) {
+	st, err := s.Gateway.Stream(c.Request.Context(), key, req)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	defer st.Close()
+	s.routed(c, st.Meta)
+	first, err := st.Recv()
+	if err != nil && err != io.EOF {
+		writeError(c, err)
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no") // proxies in front must not buffer the stream
+	c.Status(http.StatusOK)
+	w := c.Writer
+	for chunk := first; err == nil; chunk, err = st.Recv() {
+		if werr := writeEvent(w, chunk); werr != nil {
+			return // the client went away; the deferred Close stops the upstream
+		}
+		w.Flush()
+	}
+	if err != io.EOF {
+		// Too late for a status code: end the stream with an error event, as
+		// OpenAI does, and no [DONE] so the client knows it is incomplete.
+		e := toHTTP(err)
+		c.Set(ctxError, e)
+		if e.Status != llm.StatusClientClosed {
+			_, _ = w.Write(sseData)
+			_, _ = w.Write(errorBody(e))
+			_, _ = w.Write(sseEnd)
+			w.Flush()
+		}
+		return
+	}
+	_, _ = w.Write(sseDone)
+	w.Flush()
+}
+
+func writeEvent(w io.Writer, chunk *llm.ChatChunk) error {
+	data := chunk.Raw
+	if data == nil {
+		var err error
+		if data, err = json.Marshal(chunk); err != nil {
+			return err
+		}
+	}
+	if _, err := w.Write(sseData); err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	_, err := w.Write(sseEnd)
+	return err
+}
+
+func (s *server) embeddings(c *gin.Context) {
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	req, err := llm.DecodeEmbeddingRequest(body)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	resp, meta, err := s.Gateway.Embed(c.Request.Context(), c.MustGet(ctxKey).(*keys.Key), req)
+	s.routed(c, meta)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := resp.Raw
+	if out == nil {
+		if out, err = json.Marshal(resp); err != nil {
+			writeError(c, err)
+			return
+		}
+	}
+	c.Data(http.StatusOK, "application/json", out)
+}
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func toModelObject(m gateway.ModelInfo) modelObject {
+	owner := m.OwnedBy
+	if owner == "" {
+		owner = "tollgate"
+	}
+	return modelObject{ID: m.ID, Object: "model", OwnedBy: owner}
+}
+
+func (s *server) listModels(c *gin.Context) {
+	models := s.Gateway.Models(c.MustGet(ctxKey).(*keys.Key))
+	data := make([]modelObject, len(models))
+	for i, m := range models {
+		data[i] = toModelObject(m)
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
+}
+
+func (s *server) getModel(c *gin.Context) {
+	m, err := s.Gateway.Model(c.MustGet(ctxKey).(*keys.Key), strings.TrimPrefix(c.Param("model"), "/"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toModelObject(m))
+}

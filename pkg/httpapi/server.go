@@ -1,0 +1,276 @@
+// Package httpapi is tollgate's HTTP surface: Gin routes for the
+// OpenAI-compatible API, the admin API and the ops endpoints; request ids,
+// body limits and authentication; the SSE writer; the access log; and the
+// one mapper from errors to OpenAI's error envelope. It parses and renders;
+// the request flow itself is in package gateway.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate/tollgate/pkg/gateway"
+	"github.com/tollgate/tollgate/pkg/keys"
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// Options wires the HTTP API.
+type Options struct {
+	Gateway      *gateway.Gateway
+	Keys         *keys.Store
+	AdminKey     string // empty: the admin API is disabled
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	AccessLog    bool
+	// Ready reports whether the gateway can serve (GET /readyz).
+	Ready func(ctx context.Context) error
+	Now   func() time.Time
+}
+
+// gin context keys.
+const (
+	ctxKey   = "tollgate.key"
+	ctxError = "tollgate.error"
+	ctxMeta  = "tollgate.meta"
+)
+
+// Header names.
+const (
+	HeaderRequestID    = "x-tollgate-request-id"
+	HeaderModel        = "x-tollgate-model"
+	HeaderProvider     = "x-tollgate-provider"
+	HeaderAttempts     = "x-tollgate-attempts"
+	headerAuthenticate = "WWW-Authenticate"
+)
+
+type server struct {
+	Options
+	adminHash [sha256.Size]byte
+	ids       *idSource
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// New returns the HTTP handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Ready == nil {
+		o.Ready = func(context.Context) error { return nil }
+	}
+	s := &server{Options: o, ids: newIDSource()}
+	if o.AdminKey != "" {
+		s.adminHash = sha256.Sum256([]byte(o.AdminKey))
+	}
+
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.begin)
+	r.NoRoute(func(c *gin.Context) {
+		writeError(c, &llm.Error{Status: http.StatusNotFound, Type: llm.TypeNotFound, Code: "not_found",
+			Message: "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, &llm.Error{Status: http.StatusMethodNotAllowed, Type: llm.TypeInvalidRequest, Code: "method_not_allowed",
+			Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+	})
+
+	r.GET("/healthz", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", []byte(`{"status":"ok"}`)) })
+	r.GET("/readyz", s.readyz)
+
+	v1 := r.Group("/v1", s.authenticate)
+	v1.POST("/chat/completions", s.chatCompletions)
+	v1.POST("/embeddings", s.embeddings)
+	v1.GET("/models", s.listModels)
+	v1.GET("/models/*model", s.getModel) // model ids may contain slashes
+
+	admin := r.Group("/admin", s.authenticateAdmin)
+	admin.POST("/keys", s.createKey)
+	admin.GET("/keys", s.listKeys)
+	admin.GET("/keys/:id", s.getKey)
+	admin.DELETE("/keys/:id", s.revokeKey)
+	return r
+}
+
+// begin stamps the request id, and writes the access log line after the
+// handler returns.
+func (s *server) begin(c *gin.Context) {
+	start := s.Now()
+	id := s.ids.next()
+	c.Writer.Header().Set(HeaderRequestID, id)
+	c.Next()
+	if !s.AccessLog {
+		return
+	}
+	status := c.Writer.Status()
+	if v, ok := c.Get(ctxError); ok && v.(*llm.Error).Status == llm.StatusClientClosed {
+		status = llm.StatusClientClosed
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("id", id),
+		slog.String("method", c.Request.Method),
+		slog.String("path", c.Request.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("latency", s.Now().Sub(start)),
+	)
+	if v, ok := c.Get(ctxKey); ok {
+		attrs = append(attrs, slog.String("key_id", v.(*keys.Key).ID))
+	}
+	if v, ok := c.Get(ctxMeta); ok {
+		m := v.(*gateway.Meta)
+		attrs = append(attrs, slog.String("model", m.Model), slog.String("provider", m.Provider), slog.Int("attempts", m.Attempts))
+		if m.Usage != nil {
+			attrs = append(attrs, slog.Int("prompt_tokens", m.Usage.PromptTokens), slog.Int("completion_tokens", m.Usage.CompletionTokens))
+		}
+	}
+	if v, ok := c.Get(ctxError); ok {
+		e := v.(*llm.Error)
+		attrs = append(attrs, slog.String("error", e.Error()))
+	}
+	level := slog.LevelInfo
+	if status >= 500 && status != llm.StatusClientClosed {
+		level = slog.LevelWarn
+	}
+	s.Logger.LogAttrs(c.Request.Context(), level, "request", attrs...)
+}
+
+// authenticate accepts `Authorization: Bearer <key>` or `x-api-key: <key>`.
+func (s *server) authenticate(c *gin.Context) {
+	secret := bearer(c.Request)
+	if secret == "" {
+		c.Header(headerAuthenticate, `Bearer realm="tollgate"`)
+		writeError(c, &llm.Error{Status: http.StatusUnauthorized, Type: llm.TypeAuthentication, Code: "missing_api_key",
+			Message: "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."})
+		c.Abort()
+		return
+	}
+	k, err := s.Keys.Authenticate(secret)
+	if err != nil {
+		c.Header(headerAuthenticate, `Bearer realm="tollgate"`)
+		writeError(c, &llm.Error{Status: http.StatusUnauthorized, Type: llm.TypeAuthentication, Code: "invalid_api_key",
+			Message: "Incorrect API key provided: " + redact(secret) + "."})
+		c.Abort()
+		return
+	}
+	c.Set(ctxKey, k)
+}
+
+func (s *server) authenticateAdmin(c *gin.Context) {
+	secret := bearer(c.Request)
+	h := sha256.Sum256([]byte(secret))
+	if s.AdminKey == "" || secret == "" || subtle.ConstantTimeCompare(h[:], s.adminHash[:]) != 1 {
+		msg := "invalid admin key"
+		if s.AdminKey == "" {
+			msg = "the admin API is disabled: set TOLLGATE_ADMIN_KEY (or admin_key in the config) and restart"
+		}
+		c.Header(headerAuthenticate, `Bearer realm="tollgate-admin"`)
+		writeError(c, &llm.Error{Status: http.StatusUnauthorized, Type: llm.TypeAuthentication, Code: "invalid_admin_key", Message: msg})
+		c.Abort()
+	}
+}
+
+func bearer(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			return strings.TrimSpace(h[7:])
+		}
+		return ""
+	}
+	return strings.TrimSpace(r.Header.Get("x-api-key"))
+}
+
+// redact shows only enough of a presented secret to recognise it.
+func redact(secret string) string {
+	if len(secret) <= 8 {
+		return "****"
+	}
+	return secret[:4] + "****" + secret[len(secret)-4:]
+}
+
+func (s *server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Ready(ctx); err != nil {
+		writeError(c, &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeServer, Code: "not_ready", Message: "not ready: " + err.Error()})
+		return
+	}
+	c.Data(http.StatusOK, "application/json", []byte(`{"status":"ready"}`))
+}
+
+// readBody reads the request body up to the configured limit.
+func (s *server) readBody(c *gin.Context) ([]byte, error) {
+	limit := s.MaxBodyBytes
+	tooLarge := &llm.Error{Status: http.StatusRequestEntityTooLarge, Type: llm.TypeInvalidRequest, Code: "request_too_large",
+		Message: "the request body is larger than the limit of " + strconv.FormatInt(limit, 10) + " bytes"}
+	if c.Request.ContentLength > limit {
+		return nil, tooLarge
+	}
+	size := c.Request.ContentLength
+	if size <= 0 {
+		size = 4096
+	}
+	buf := make([]byte, 0, size+1)
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, tooLarge
+			}
+			if ctxErr := c.Request.Context().Err(); ctxErr != nil {
+				return nil, ctxErr
+			}
+			return nil, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Message: "could not read the request body: " + err.Error()}
+		}
+	}
+	if len(buf) == 0 {
+		return nil, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Message: "the request body is empty; send a JSON object"}
+	}
+	return buf, nil
+}
+
+// idSource makes request ids: a random per-process prefix and a counter,
+// unique without a syscall per request.
+type idSource struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newIDSource() *idSource {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &idSource{prefix: "req_" + hex.EncodeToString(b[:])}
+}
+
+func (s *idSource) next() string {
+	var buf [32]byte
+	b := append(buf[:0], s.prefix...)
+	b = strconv.AppendUint(append(b, '_'), s.n.Add(1), 36)
+	return string(b)
+}
