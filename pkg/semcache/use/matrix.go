@@ -1,0 +1,78 @@
+package use
+
+// panelWidth is the number of output columns a kernel call computes: weight
+// matrices are stored as column panels of this width, each panel's rows
+// contiguous, so a kernel streams its panel once and reuses it for every
+// input row of the block.
+const panelWidth = 16
+
+// rowChunk bounds the input rows that stream against one panel before moving
+// to the next, so that the rows (up to 48 x 1536 floats) stay in L2 while
+// every panel passes by.
+const rowChunk = 48
+
+// matrix is a dense layer's weights W[in][out], packed as out/panelWidth
+// column panels of in x panelWidth floats, and its bias.
+type matrix struct {
+	in, out int
+	packed  []float32
+	bias    []float32
+}
+
+// packMatrix packs a row-major in x out matrix. out must be a multiple of
+// panelWidth.
+func packMatrix(w []float32, in, out int, bias []float32) matrix {
+	m := matrix{in: in, out: out, packed: make([]float32, in*out), bias: bias}
+	for p := 0; p < out/panelWidth; p++ {
+		panel := m.packed[p*in*panelWidth : (p+1)*in*panelWidth]
+		for k := 0; k < in; k++ {
+			copy(panel[k*panelWidth:(k+1)*panelWidth], w[k*out+p*panelWidth:k*out+(p+1)*panelWidth])
+		}
+	}
+	return m
+}
+
+// apply sets dst[n][out] = x[n][in] · W + bias, then max(0, ·) if relu.
+func (m *matrix) apply(dst, x []float32, n int, relu bool) {
+	if n == 0 {
+		return
+	}
+	_ = dst[n*m.out-1]
+	_ = x[n*m.in-1]
+	panelSize := m.in * panelWidth
+	for r0 := 0; r0 < n; r0 += rowChunk {
+		r1 := min(r0+rowChunk, n)
+		for p := 0; p < m.out/panelWidth; p++ {
+			panel := m.packed[p*panelSize : (p+1)*panelSize]
+			bias := m.bias[p*panelWidth : (p+1)*panelWidth]
+			for r := r0; r < r1; {
+				rows := min(r1-r, maxKernelRows)
+				kernel(dst[r*m.out+p*panelWidth:], x[r*m.in:], panel, bias, rows, m.in, m.out, relu)
+				r += rows
+			}
+		}
+	}
+}
+
+// kernelGo is the portable kernel: dst rows [0, rows) of one panel, with row
+// strides out (dst) and in (x).
+func kernelGo(dst, x, panel, bias []float32, rows, in, out int, relu bool) {
+	for r := range rows {
+		var acc [panelWidth]float32
+		copy(acc[:], bias[:panelWidth])
+		xr := x[r*in : r*in+in]
+		for k, xv := range xr {
+			w := panel[k*panelWidth : k*panelWidth+panelWidth]
+			for j := range acc {
+				acc[j] += xv * w[j]
+			}
+		}
+		d := dst[r*out : r*out+panelWidth]
+		for j, v := range acc {
+			if relu && v < 0 {
+				v = 0
+			}
+			d[j] = v
+		}
+	}
+}

@@ -1,0 +1,423 @@
+package use
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+)
+
+const (
+	// Dim is the size of the vectors the model returns.
+	Dim = 512
+	// MaxTokens is how many tokens of an input the model reads; the rest is
+	// ignored (the graph's ClipToMaxLength), so inputs that differ only after
+	// their 128th token get the same vector.
+	MaxTokens = 128
+
+	embDim = 256
+	ffnDim = 1536
+	// batchTokens bounds the tokens of one forward pass; Embed splits larger
+	// batches. It keeps a workspace near 5 MB.
+	batchTokens = 256
+)
+
+// ModelName names the vectors Model returns (a cache must not mix vectors of
+// different embedders).
+const ModelName = "use-lite-v1"
+
+type layer struct {
+	ln1g, ln1b []float32
+	qkv, out   matrix
+	res        *matrix // layer 0 projects its 256-d input to 512 for the residual
+	ln2g, ln2b []float32
+	ffn1, ffn2 matrix
+	heads, dh  int
+	qscale     float32
+}
+
+// Model is Universal Sentence Encoder lite in pure Go. It is safe for
+// concurrent use; each call borrows a workspace from a pool.
+type Model struct {
+	tok    *Tokenizer
+	emb    []float32 // [vocab][embDim]
+	timing []float32 // [MaxTokens][embDim] sinusoidal position signal
+	layers [2]layer
+	head   matrix
+	lnEps  float32
+	l2Eps  float32
+	work   sync.Pool // *workspace
+}
+
+// Load reads the converted model that Fetch wrote into dir.
+func Load(dir string) (*Model, error) {
+	b, err := readBundle(dir)
+	if err != nil {
+		return nil, err
+	}
+	return newModel(b)
+}
+
+func newModel(b *bundle) (*Model, error) {
+	get := func(name string, shape ...int) ([]float32, error) {
+		t, ok := b.tensor(name)
+		if !ok {
+			return nil, fmt.Errorf("use: model has no tensor %s", name)
+		}
+		if t.size() != prod(shape) || len(t.data) != t.size() {
+			return nil, fmt.Errorf("use: tensor %s has shape %v, want %v", name, t.shape, shape)
+		}
+		return t.data, nil
+	}
+	var errs []error
+	must := func(name string, shape ...int) []float32 {
+		d, err := get(name, shape...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return d
+	}
+	scalar := func(name string, want float64) float32 {
+		d := must(name)
+		if d == nil {
+			return 0
+		}
+		if want != 0 && d[0] != float32(want) {
+			errs = append(errs, fmt.Errorf("use: graph constant %s is %v, want %v", name, d[0], want))
+		}
+		return d[0]
+	}
+	mat := func(prefix string, in, out int) matrix {
+		w := must(prefix+".w", in, out)
+		bias := must(prefix+".b", out)
+		if w == nil || bias == nil {
+			return matrix{}
+		}
+		return packMatrix(w, in, out, bias)
+	}
+
+	tok, err := newTokenizer(b.pieces, b.scores)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{tok: tok}
+	vocab := len(b.pieces)
+	if t, ok := b.tensor("emb"); ok && len(t.shape) == 2 && t.shape[0] >= vocab {
+		m.emb = must("emb", t.shape[0], embDim)
+	} else {
+		errs = append(errs, fmt.Errorf("use: embedding table missing or smaller than the vocabulary (%d)", vocab))
+	}
+	heads := int(scalar("heads", 4))
+	scalar("maxlen", MaxTokens)
+	scalar("pad", -1)
+	scalar("maskbias", -1e9)
+	m.lnEps = scalar("ln.eps", 0)
+	m.l2Eps = scalar("l2.eps", 0)
+	if inv := must("timing", 1, embDim/2); inv != nil {
+		m.timing = timingSignal(inv)
+	}
+	for l := range m.layers {
+		d := embDim
+		if l > 0 {
+			d = Dim
+		}
+		p := fmt.Sprintf("l%d.", l)
+		ly := &m.layers[l]
+		ly.ln1g, ly.ln1b = must(p+"ln1.g", d), must(p+"ln1.b", d)
+		ly.qkv = mat(p+"qkv", d, 3*d)
+		ly.out = mat(p+"out", d, Dim)
+		ly.ln2g, ly.ln2b = must(p+"ln2.g", Dim), must(p+"ln2.b", Dim)
+		ly.ffn1 = mat(p+"ffn1", Dim, ffnDim)
+		ly.ffn2 = mat(p+"ffn2", ffnDim, Dim)
+		ly.heads = heads
+		if heads > 0 {
+			ly.dh = d / heads
+		}
+		ly.qscale = scalar(p+"qscale", 1/math.Sqrt(float64(ly.dh)))
+		if l == 0 {
+			r := mat(p+"res", embDim, Dim)
+			ly.res = &r
+		}
+	}
+	m.head = mat("head", Dim, Dim)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	m.work.New = func() any { return newWorkspace() }
+	return m, nil
+}
+
+func prod(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// timingSignal computes the graph's AddTimingSignal for every position:
+// [sin(pos·inv), cos(pos·inv)], the product rounded to float32 as TF does.
+func timingSignal(inv []float32) []float32 {
+	half := len(inv)
+	t := make([]float32, MaxTokens*2*half)
+	for pos := range MaxTokens {
+		row := t[pos*2*half : (pos+1)*2*half]
+		for i, f := range inv {
+			a := float64(float32(pos) * f)
+			row[i] = float32(math.Sin(a))
+			row[half+i] = float32(math.Cos(a))
+		}
+	}
+	return t
+}
+
+// Name is ModelName.
+func (m *Model) Name() string { return ModelName }
+
+// Dim is 512.
+func (m *Model) Dim() int { return Dim }
+
+// Tokenizer returns the model's tokenizer.
+func (m *Model) Tokenizer() *Tokenizer { return m.tok }
+
+// workspace holds every buffer of a forward pass of up to batchTokens tokens.
+type workspace struct {
+	ids    []int32
+	segs   []int // token count of each sentence in the pass
+	x0     []float32
+	a      []float32
+	qkv    []float32
+	ctxv   []float32
+	h      []float32
+	ff     []float32
+	scores []float32
+	pooled []float32
+}
+
+func newWorkspace() *workspace {
+	n := batchTokens
+	return &workspace{
+		ids:    make([]int32, 0, 4*n),
+		x0:     make([]float32, n*embDim),
+		a:      make([]float32, n*Dim),
+		qkv:    make([]float32, n*3*Dim),
+		ctxv:   make([]float32, n*Dim),
+		h:      make([]float32, n*Dim),
+		ff:     make([]float32, n*ffnDim),
+		scores: make([]float32, MaxTokens),
+		pooled: make([]float32, n*Dim),
+	}
+}
+
+// Embed returns one unit-length 512-d vector per text. Texts are batched into
+// forward passes of up to 256 tokens, which costs less per text than one pass
+// each (the weights stream through the cache once per pass).
+func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	backing := make([]float32, len(texts)*Dim)
+	for i := range out {
+		out[i] = backing[i*Dim : (i+1)*Dim : (i+1)*Dim]
+	}
+	w := m.work.Get().(*workspace)
+	defer m.work.Put(w)
+	for start := 0; start < len(texts); {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// Tokenise texts until the pass is full.
+		w.ids, w.segs = w.ids[:0], w.segs[:0]
+		end := start
+		for end < len(texts) && len(w.segs) < batchTokens {
+			before := len(w.ids)
+			w.ids = m.tok.AppendEncode(w.ids, texts[end])
+			n := min(len(w.ids)-before, MaxTokens)
+			w.ids = w.ids[:before+n]
+			if len(w.ids) > batchTokens && end > start {
+				w.ids = w.ids[:before]
+				break
+			}
+			w.segs = append(w.segs, n)
+			end++
+		}
+		m.forward(w, out[start:end])
+		start = end
+	}
+	return out, nil
+}
+
+// forward runs the encoder over w.ids (sentences of lengths w.segs, stacked)
+// and writes one normalised vector per sentence to out.
+func (m *Model) forward(w *workspace, out [][]float32) {
+	n := len(w.ids)
+	// Embedding lookup plus timing signal (positions restart per sentence).
+	// The graph adds the embeddings twice: AddTimingSignal returns
+	// embedding + signal, and Layer_0/add adds that to the embedding again.
+	pos := 0
+	seg := 0
+	for i, id := range w.ids {
+		for pos == w.segs[seg] {
+			seg, pos = seg+1, 0
+		}
+		row := w.x0[i*embDim : (i+1)*embDim]
+		e := m.emb[int(id)*embDim : (int(id)+1)*embDim]
+		t := m.timing[pos*embDim : (pos+1)*embDim]
+		for j := range row {
+			row[j] = 2*e[j] + t[j]
+		}
+		pos++
+	}
+
+	x := w.x0[:n*embDim]
+	h := w.h[:n*Dim]
+	for l := range m.layers {
+		ly := &m.layers[l]
+		d := ly.qkv.in
+		// Attention block: h = residual(x) + Out(Attn(LN(x))).
+		a := w.a[:n*d]
+		layerNorm(a, x, n, d, ly.ln1g, ly.ln1b, m.lnEps)
+		qkv := w.qkv[:n*3*d]
+		ly.qkv.apply(qkv, a, n, false)
+		ctxv := w.ctxv[:n*d]
+		m.attention(w, ly, ctxv, qkv, n, d)
+		if ly.res != nil {
+			ly.res.apply(h, x, n, false)
+			ly.out.apply(w.a[:n*Dim], ctxv, n, false)
+			addInto(h, w.a[:n*Dim])
+		} else {
+			ly.out.apply(w.a[:n*Dim], ctxv, n, false)
+			addInto(h, w.a[:n*Dim])
+		}
+		// Feed-forward block: h += FFN(LN(h)).
+		a = w.a[:n*Dim]
+		layerNorm(a, h, n, Dim, ly.ln2g, ly.ln2b, m.lnEps)
+		ff := w.ff[:n*ffnDim]
+		ly.ffn1.apply(ff, a, n, true)
+		ly.ffn2.apply(a, ff, n, false)
+		addInto(h, a)
+		x = h
+	}
+
+	// Mean over each sentence's tokens, then tanh(dense) and L2 normalise.
+	b := len(w.segs)
+	pooled := w.pooled[:b*Dim]
+	clear(pooled)
+	r := 0
+	for s, cnt := range w.segs {
+		p := pooled[s*Dim : (s+1)*Dim]
+		for t := 0; t < cnt; t++ {
+			addInto(p, h[(r+t)*Dim:(r+t+1)*Dim])
+		}
+		r += cnt
+		inv := 1 / float32(max(cnt, 1))
+		for j := range p {
+			p[j] *= inv
+		}
+	}
+	res := w.a[:b*Dim]
+	m.head.apply(res, pooled, b, false)
+	for s := range b {
+		v := res[s*Dim : (s+1)*Dim]
+		var ss float64
+		for j, f := range v {
+			f = float32(math.Tanh(float64(f)))
+			v[j] = f
+			ss += float64(f) * float64(f)
+		}
+		scale := float32(1 / math.Sqrt(max(ss, float64(m.l2Eps))))
+		o := out[s]
+		for j, f := range v {
+			o[j] = f * scale
+		}
+	}
+}
+
+// attention computes multi-head self-attention within each sentence (no
+// token attends across sentences or to padding: there is none).
+func (m *Model) attention(w *workspace, ly *layer, dst, qkv []float32, n, d int) {
+	stride := 3 * d
+	dh := ly.dh
+	r0 := 0
+	for _, cnt := range w.segs {
+		for hd := 0; hd < ly.heads; hd++ {
+			qo, ko, vo := hd*dh, d+hd*dh, 2*d+hd*dh
+			for t := 0; t < cnt; t++ {
+				q := qkv[(r0+t)*stride+qo : (r0+t)*stride+qo+dh]
+				sc := w.scores[:cnt]
+				maxv := float32(math.Inf(-1))
+				for s := 0; s < cnt; s++ {
+					k := qkv[(r0+s)*stride+ko : (r0+s)*stride+ko+dh]
+					v := dot(q, k) * ly.qscale
+					sc[s] = v
+					maxv = max(maxv, v)
+				}
+				var sum float32
+				for s, v := range sc {
+					e := float32(math.Exp(float64(v - maxv)))
+					sc[s] = e
+					sum += e
+				}
+				o := dst[(r0+t)*d+qo : (r0+t)*d+qo+dh]
+				clear(o)
+				inv := 1 / sum
+				for s, p := range sc {
+					v := qkv[(r0+s)*stride+vo : (r0+s)*stride+vo+dh]
+					axpy(o, v, p*inv)
+				}
+			}
+		}
+		r0 += cnt
+	}
+}
+
+// layerNorm normalises each of the n rows of x (width d) to zero mean and unit
+// variance, then scales by g and shifts by b.
+func layerNorm(dst, x []float32, n, d int, g, b []float32, eps float32) {
+	for r := range n {
+		row := x[r*d : (r+1)*d]
+		var mean float32
+		for _, v := range row {
+			mean += v
+		}
+		mean /= float32(d)
+		var variance float32
+		for _, v := range row {
+			variance += (v - mean) * (v - mean)
+		}
+		variance /= float32(d)
+		inv := float32(1 / math.Sqrt(float64(variance+eps)))
+		o := dst[r*d : (r+1)*d]
+		for j, v := range row {
+			o[j] = (v-mean)*(g[j]*inv) + b[j]
+		}
+	}
+}
+
+func addInto(dst, x []float32) {
+	x = x[:len(dst)]
+	for i := range dst {
+		dst[i] += x[i]
+	}
+}
+
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+func axpy(dst, x []float32, a float32) {
+	x = x[:len(dst)]
+	for i := range dst {
+		dst[i] += a * x[i]
+	}
+}

@@ -1,0 +1,136 @@
+package use
+
+import (
+	"context"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestParity compares the Go forward pass with the TF.js reference vectors,
+// one sentence per call and all sentences in one batched call.
+func TestParity(t *testing.T) {
+	m := testModel(t)
+	ref := loadReference(t)
+	if len(ref.Cases) < 100 {
+		t.Fatalf("reference has %d sentences, want at least 100", len(ref.Cases))
+	}
+	texts := make([]string, len(ref.Cases))
+	for i, c := range ref.Cases {
+		texts[i] = c.Text
+	}
+	batched, err := m.Embed(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"one-by-one", "batched"} {
+		minCos, sum := 1.0, 0.0
+		worst := ""
+		for i, c := range ref.Cases {
+			var got []float32
+			if mode == "batched" {
+				got = batched[i]
+			} else {
+				v, err := m.Embed(context.Background(), []string{c.Text})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = v[0]
+			}
+			cos := cosine(got, c.vector(t))
+			sum += cos
+			if cos < minCos || math.IsNaN(cos) {
+				minCos, worst = cos, c.Text
+			}
+		}
+		mean := sum / float64(len(ref.Cases))
+		t.Logf("%s: %d sentences, min cosine %.6f (%q), mean %.6f", mode, len(ref.Cases), minCos, short(worst), mean)
+		if !(minCos >= 0.999) {
+			t.Errorf("%s: min cosine %.6f < 0.999 for %q", mode, minCos, short(worst))
+		}
+	}
+}
+
+func short(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "..."
+	}
+	return s
+}
+
+func TestTokenizerMatchesReference(t *testing.T) {
+	m := testModel(t)
+	ref := loadReference(t)
+	cases := append(slices.Clone(ref.Cases), ref.Tokens...)
+	for _, c := range cases {
+		t.Run(short(c.Text), func(t *testing.T) {
+			got := m.Tokenizer().Encode(c.Text)
+			if c.IDs == nil {
+				c.IDs = []int32{}
+			}
+			if got == nil {
+				got = []int32{}
+			}
+			if !slices.Equal(got, c.IDs) {
+				t.Errorf("Encode(%q)\n got %v\nwant %v", c.Text, got, c.IDs)
+			}
+		})
+	}
+}
+
+func TestEmbedProperties(t *testing.T) {
+	m := testModel(t)
+	ctx := context.Background()
+	long := strings.Repeat("the cat sat on the mat ", 40)
+	tests := []struct {
+		name string
+		a, b string
+		want func(cos float64) bool
+		desc string
+	}{
+		{"identical", "What is the capital of France?", "What is the capital of France?", func(c float64) bool { return c > 0.99999 }, "> 0.99999"},
+		{"paraphrase", "How do I reset my password?", "I forgot my password, how can I reset it?", func(c float64) bool { return c > 0.7 }, "> 0.7"},
+		{"unrelated", "How do I reset my password?", "Give me a recipe for pancakes.", func(c float64) bool { return c < 0.5 }, "< 0.5"},
+		{"cut at 128 tokens", long + "alpha beta", long + "gamma delta", func(c float64) bool { return c > 0.99999 }, "> 0.99999 (both cut)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := m.Embed(ctx, []string{tt.a, tt.b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := cosine(v[0], v[1]); !tt.want(c) {
+				t.Errorf("cosine %.4f, want %s", c, tt.desc)
+			}
+		})
+	}
+	t.Run("unit length and dim", func(t *testing.T) {
+		v, err := m.Embed(ctx, []string{"", " ", "hello", "😀"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range v {
+			if len(x) != m.Dim() {
+				t.Fatalf("vector %d has %d dims", i, len(x))
+			}
+			if n := math.Sqrt(float64(dot(x, x))); math.Abs(n-1) > 1e-4 {
+				t.Errorf("vector %d has norm %v", i, n)
+			}
+		}
+	})
+	t.Run("many empty texts", func(t *testing.T) {
+		texts := make([]string, 600)
+		v, err := m.Embed(ctx, texts)
+		if err != nil || len(v) != len(texts) {
+			t.Fatalf("got %d vectors, %v", len(v), err)
+		}
+	})
+	t.Run("canceled context", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := m.Embed(cctx, []string{"x"}); err == nil {
+			t.Error("want an error for a canceled context")
+		}
+	})
+}

@@ -1,0 +1,186 @@
+package use
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+const (
+	// wordBoundary is SentencePiece's marker for a space / word start.
+	wordBoundary = "▁"
+	// reservedPieces are the first vocabulary entries (unknown, <s>, </s>,
+	// extra ids) that the tokenizer never produces from text.
+	reservedPieces = 6
+	// unknownID is the id of the unknown piece; runs of unknown symbols
+	// collapse into one.
+	unknownID = 0
+)
+
+// Tokenizer is the SentencePiece unigram tokenizer of the TF.js USE lite
+// model, reimplemented to give the same ids as @energetic-ai/embeddings
+// 0.2.0 (which is tfjs-models' universal-sentence-encoder tokenizer):
+//
+//   - the input is NFKC-normalised (not lowercased);
+//   - a non-empty input gets a leading "▁" and each ASCII space becomes "▁";
+//   - Viterbi picks the segmentation with the highest sum of piece scores,
+//     ties going to the later candidate, and a symbol that starts no piece
+//     becomes the unknown id 0 with score 0;
+//   - consecutive unknown ids merge into one.
+//
+// Symbols are Unicode code points. It is safe for concurrent use.
+type Tokenizer struct {
+	pieces  []string
+	scores  []float64
+	ids     map[string]int32 // piece -> id, reserved pieces excluded
+	len16   []int32          // UTF-16 length of each piece (how the JS steps back)
+	maxLen  int              // longest piece, in code points
+	scratch sync.Pool        // *tokScratch
+}
+
+type tokScratch struct {
+	offs   []int // byte offset of each symbol, plus the end
+	best   []float64
+	words  []int32
+	starts []bool // some piece starts at this symbol
+	out    []int32
+}
+
+func newTokenizer(pieces []string, scores []float64) (*Tokenizer, error) {
+	if len(pieces) != len(scores) || len(pieces) <= reservedPieces {
+		return nil, fmt.Errorf("use: vocabulary has %d pieces and %d scores", len(pieces), len(scores))
+	}
+	t := &Tokenizer{
+		pieces: pieces,
+		scores: scores,
+		ids:    make(map[string]int32, len(pieces)),
+		len16:  make([]int32, len(pieces)),
+	}
+	for i, p := range pieces {
+		n16 := 0
+		for _, r := range p {
+			n16++
+			if r >= 0x10000 {
+				n16++
+			}
+		}
+		t.len16[i] = int32(n16)
+		if i < reservedPieces || p == "" {
+			continue
+		}
+		t.ids[p] = int32(i) // like the JS trie, a repeated piece keeps its last id
+		if n := utf8.RuneCountInString(p); n > t.maxLen {
+			t.maxLen = n
+		}
+	}
+	if t.len16[unknownID] == 0 {
+		return nil, fmt.Errorf("use: vocabulary's unknown piece is empty")
+	}
+	t.scratch.New = func() any { return new(tokScratch) }
+	return t, nil
+}
+
+// VocabSize is the number of pieces.
+func (t *Tokenizer) VocabSize() int { return len(t.pieces) }
+
+// Piece returns the text of piece id.
+func (t *Tokenizer) Piece(id int) string { return t.pieces[id] }
+
+// Encode returns the piece ids of text (all of them: the model itself keeps
+// only the first MaxTokens).
+func (t *Tokenizer) Encode(text string) []int32 {
+	return t.AppendEncode(nil, text)
+}
+
+// normalize applies the JS tokenizer's input processing.
+func normalize(text string) string {
+	s := norm.NFKC.String(text)
+	if s == "" {
+		return s
+	}
+	return wordBoundary + strings.ReplaceAll(s, " ", wordBoundary)
+}
+
+// AppendEncode appends the ids of text to dst.
+func (t *Tokenizer) AppendEncode(dst []int32, text string) []int32 {
+	s := normalize(text)
+	if s == "" {
+		return dst
+	}
+	sc := t.scratch.Get().(*tokScratch)
+	defer t.scratch.Put(sc)
+
+	offs := sc.offs[:0]
+	for i := range s {
+		offs = append(offs, i)
+	}
+	n := len(offs)
+	offs = append(offs, len(s))
+	sc.offs = offs
+
+	best := grow(sc.best, n+1)
+	words := grow(sc.words, n+1)
+	starts := grow(sc.starts, n)
+	sc.best, sc.words, sc.starts = best, words, starts
+	clear(best)
+	clear(words)
+	for i := range n {
+		starts[i] = false
+		for l := 1; l <= t.maxLen && i+l <= n; l++ {
+			if _, ok := t.ids[s[offs[i]:offs[i+l]]]; ok {
+				starts[i] = true
+				break
+			}
+		}
+	}
+	// Forward Viterbi, in the order the JS visits candidates: by end
+	// position, then by start position ascending. best == 0 counts as unset.
+	for end := 1; end <= n; end++ {
+		lo := max(end-t.maxLen, 0)
+		for start := lo; start < end; start++ {
+			var id int32
+			var score float64
+			if p, ok := t.ids[s[offs[start]:offs[end]]]; ok {
+				id, score = p, t.scores[p]
+			} else if end == start+1 && !starts[start] {
+				id, score = unknownID, 0
+			} else {
+				continue
+			}
+			total := score + best[start]
+			if best[end] == 0 || total >= best[end] {
+				best[end] = total
+				words[end] = id
+			}
+		}
+	}
+	// Walk back from the end, stepping by each piece's UTF-16 length as the
+	// JS does, then merge runs of unknowns and reverse.
+	out := sc.out[:0]
+	for i := n; i > 0; i -= int(t.len16[words[i]]) {
+		out = append(out, words[i])
+	}
+	sc.out = out
+	first := len(dst)
+	prevUnk := false
+	for _, id := range out {
+		if !(prevUnk && id == unknownID) {
+			dst = append(dst, id)
+		}
+		prevUnk = id == unknownID
+	}
+	for i, j := first, len(dst)-1; i < j; i, j = i+1, j-1 {
+		dst[i], dst[j] = dst[j], dst[i]
+	}
+	return dst
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n, n+n/2)
+}
