@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -420,7 +421,7 @@ func validate(m *Model, source string) []error {
 	switch {
 	case m.Name == "":
 		fail("", "model name is empty")
-	case strings.ContainsFunc(m.Name, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }):
+	case strings.ContainsFunc(m.Name, unicode.IsSpace):
 		fail("", "model name contains white space")
 	}
 	if strings.TrimSpace(m.Provider) == "" {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // ImportLiteLLM reads a price list in the format of LiteLLM's
@@ -87,6 +88,12 @@ func liteLLMEntry(name string, raw json.RawMessage) (p ModelPatch, keep bool, er
 		return p, false, errs
 	}
 	f := liteLLMFields{fields: fields, fail: fail}
+	if name == "" || strings.ContainsFunc(name, unicode.IsSpace) {
+		// Checked here too so that a bad key is one skipped entry rather
+		// than a catalog that fails to build.
+		fail("", "model name is empty or contains white space")
+		return p, false, errs
+	}
 
 	mode, ok := f.str("mode")
 	if !ok {
@@ -170,7 +177,7 @@ func (f liteLLMFields) str(name string) (string, bool) {
 		f.fail(name, "expected a string, got "+jsonKind(f.fields[name]))
 		return "", false
 	}
-	if s == "" {
+	if strings.TrimSpace(s) == "" {
 		f.fail(name, "empty")
 		return "", false
 	}

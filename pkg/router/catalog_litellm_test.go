@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -174,6 +175,7 @@ func TestImportLiteLLMBadEntries(t *testing.T) {
 	wantErrs := []string{
 		`bool-as-string: supports_vision: expected true or false, got string "yes"`,
 		`fractional-window: max_input_tokens: 1000.5 is not a plausible token count`,
+		`gpt x: model name is empty or contains white space`,
 		`missing-mode: mode: missing`,
 		`missing-output-price: output_cost_per_token: missing`,
 		`missing-provider: litellm_provider: missing`,
@@ -258,4 +260,26 @@ func openSharedPriceListIfPresent() *os.File {
 		return nil
 	}
 	return f
+}
+
+// FuzzImportLiteLLM checks that no input makes the importer panic and that
+// whatever it accepts builds a catalog: a bad entry in a downloaded price
+// list is reported and skipped, never a reason the gateway cannot start.
+func FuzzImportLiteLLM(f *testing.F) {
+	for _, name := range []string{"litellm_bad.json"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "catalog", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"a b":{"mode":"chat","litellm_provider":" ","input_cost_per_token":1e-6,"output_cost_per_token":1e-6}}`))
+	f.Add([]byte(`{"gpt-4o":{"mode":"chat","litellm_provider":"openai","input_cost_per_token":1e300,"output_cost_per_token":-0,"max_tokens":1e300}}`))
+	f.Add([]byte(`{"":{"mode":"embedding","litellm_provider":"x","input_cost_per_token":0}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		patches, _ := ImportLiteLLM(bytes.NewReader(data))
+		if _, err := NewCatalog(Builtin(), Layer{Source: "fuzz", Patches: patches, PriceList: true}); err != nil {
+			t.Errorf("accepted patches do not build: %v", err)
+		}
+	})
 }
