@@ -15,15 +15,15 @@ import (
 // tokens is 150000. Per-token prices are fractions of a micro-dollar, so a
 // per-million unit keeps every real price list an exact integer.
 //
-// PriceUnknown (any negative value) means nobody told us the price, which is
-// not the same as free (0).
+// PriceUnknown means nobody told us the price, which is not the same as
+// free (0). Other negative prices are invalid.
 type Price int64
 
 // PriceUnknown marks a price that is not known.
 const PriceUnknown Price = -1
 
 // maxPrice bounds plausible prices: $10,000 per 1M tokens ($0.01 a token) is
-// ten times the dearest model listed anywhere. It catches a per-million price
+// more than ten times the dearest model listed anywhere ($600 per 1M). It catches a per-million price
 // typed into a per-token field (2.5 instead of 2.5e-06).
 const maxPrice Price = 10_000 * 1_000_000
 
