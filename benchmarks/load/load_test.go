@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play the harness's children: startChild
+// re-executes os.Executable(), which under go test is this binary.
+func TestMain(m *testing.M) {
+	if childRole() {
+		ctx, stop := signalContext()
+		defer stop()
+		if err := runRole(ctx, os.Args[1:], os.Stdout); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestHarnessEndToEnd runs the whole harness briefly. It checks that every
+// target was measured without errors, not how fast anything is: timings on a
+// shared machine are no test. Gateway targets are allowed to be skipped only
+// while ./cmd/server does not build.
+func TestHarnessEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes and builds the gateway")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, progress bytes.Buffer
+	args := []string{"-duration", "300ms", "-warmup", "100ms", "-conns", "4", "-rates", "200", "-stream-fraction", "0.3", "-json"}
+	if err := run(ctx, args, &out, &progress); err != nil {
+		t.Fatalf("run: %v\n%s", err, progress.String())
+	}
+	t.Logf("progress:\n%s", progress.String())
+	var r report
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("bad JSON: %v\n%s", err, out.String())
+	}
+	if len(r.Scenarios) != 1 || r.Scenarios[0].Name != "proxy" {
+		t.Fatalf("scenarios: %+v", r.Scenarios)
+	}
+	s := r.Scenarios[0]
+	names := map[string]bool{}
+	for _, tr := range s.Targets {
+		names[tr.Name] = true
+		if tr.Skipped != "" {
+			if strings.Contains(tr.Skipped, errGatewayUnavailable.Error()) {
+				t.Logf("%s skipped: %s", tr.Name, tr.Skipped)
+				continue
+			}
+			t.Errorf("%s skipped: %s", tr.Name, tr.Skipped)
+			continue
+		}
+		m := tr.Median
+		if m.MaxRPS <= 0 || m.SeqP50us <= 0 || m.SeqP99us < m.SeqP50us || len(m.Open) != 1 || m.Open[0].RPS <= 0 {
+			t.Errorf("%s: implausible figures %+v", tr.Name, m)
+		}
+		if m.Errors != 0 {
+			t.Errorf("%s: %d errors", tr.Name, m.Errors)
+			for _, p := range allPhases(tr.Runs[0]) {
+				if p.Errors > 0 {
+					t.Logf("%s %s: %s; %s", tr.Name, phaseName(p), p.ErrorKinds, p.ErrorSample)
+				}
+			}
+		}
+		if tr.Name != "direct" && m.CPUus <= 0 {
+			// 300ms phases can round to zero clock ticks on an idle
+			// process; only a proxy doing work at all must show some.
+			t.Logf("%s: no CPU ticks measured in a 300ms phase", tr.Name)
+		}
+	}
+	for _, want := range []string{"direct", "floor", "gateway", "gateway-log"} {
+		if !names[want] {
+			t.Errorf("target %s missing", want)
+		}
+	}
+	// The table renders from the same report without panicking.
+	var table bytes.Buffer
+	printReport(&table, &r)
+	if !strings.Contains(table.String(), "floor") {
+		t.Errorf("table:\n%s", table.String())
+	}
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is the whole run, as printed and as written by -json.
+type report struct {
+	Env       environment      `json:"env"`
+	Settings  settings         `json:"settings"`
+	Scenarios []scenarioReport `json:"scenarios"`
+}
+
+type environment struct {
+	Cores      int     `json:"cores"`
+	GOMAXPROCS int     `json:"gomaxprocs"`
+	GoVersion  string  `json:"go_version"`
+	OSArch     string  `json:"os_arch"`
+	CPUModel   string  `json:"cpu_model,omitempty"`
+	Kernel     string  `json:"kernel,omitempty"`
+	LoadStart  float64 `json:"loadavg1_start"`
+	LoadEnd    float64 `json:"loadavg1_end"`
+	Started    string  `json:"started"`
+	Elapsed    string  `json:"elapsed"`
+}
+
+type settings struct {
+	Duration       string  `json:"duration"`
+	Warmup         string  `json:"warmup"`
+	Conns          []int   `json:"conns"`
+	Rates          []int   `json:"rates"`
+	StreamFraction float64 `json:"stream_fraction"`
+	Repeat         int     `json:"repeat"`
+	MaxInflight    int     `json:"max_inflight"`
+}
+
+type scenarioReport struct {
+	Name    string         `json:"name"`
+	Doc     string         `json:"doc"`
+	Mix     []string       `json:"mix"`
+	Targets []targetReport `json:"targets"`
+	Checks  []checkResult  `json:"checks,omitempty"`
+}
+
+func (s *scenarioReport) target(name string) *targetReport {
+	for i := range s.Targets {
+		if s.Targets[i].Name == name {
+			return &s.Targets[i]
+		}
+	}
+	return nil
+}
+
+type checkResult struct {
+	Name   string `json:"name"`
+	Result string `json:"result"` // pass | fail | skipped
+	Detail string `json:"detail"`
+}
+
+type targetReport struct {
+	Name    string `json:"name"`
+	Doc     string `json:"doc"`
+	Skipped string `json:"skipped,omitempty"`
+	// Median is the per-figure median over Runs (errors are summed).
+	Median summary   `json:"median"`
+	Runs   []summary `json:"runs,omitempty"`
+}
+
+// summary is one measurement of one target. Latencies are in microseconds,
+// CPU in microseconds per successful request.
+type summary struct {
+	MaxRPS   float64 `json:"max_rps"`
+	MaxConns int     `json:"max_conns"`
+	// Closed-loop results per connection count; MaxRPS is the best.
+	Sweep []phaseResult `json:"sweep,omitempty"`
+
+	SeqP50us float64      `json:"seq_p50_us"`
+	SeqP99us float64      `json:"seq_p99_us"`
+	Seq      *phaseResult `json:"seq,omitempty"`
+
+	// CPU per request of the target process (the proxy), the upstream and
+	// the harness itself, in the max-throughput phase.
+	CPUus         float64 `json:"cpu_us_per_req"`
+	UpstreamCPUus float64 `json:"upstream_cpu_us_per_req"`
+	HarnessCPUus  float64 `json:"harness_cpu_us_per_req"`
+
+	Open   []phaseResult `json:"open"`
+	Errors uint64        `json:"errors"`
+}
+
+// phaseResult is one phase (closed loop at some connections, sequential, or
+// open loop at a rate).
+type phaseResult struct {
+	Kind        string             `json:"kind"` // closed | sequential | open
+	Conns       int                `json:"conns,omitempty"`
+	Rate        int                `json:"rate,omitempty"`
+	OK          uint64             `json:"ok"`
+	Errors      uint64             `json:"errors"`
+	ErrorKinds  string             `json:"error_kinds,omitempty"`
+	ErrorSample string             `json:"error_sample,omitempty"`
+	RPS         float64            `json:"rps"` // successful requests per second achieved
+	P50us       float64            `json:"p50_us"`
+	P90us       float64            `json:"p90_us"`
+	P99us       float64            `json:"p99_us"`
+	MaxUs       float64            `json:"max_us"`
+	MeanUs      float64            `json:"mean_us"`
+	CPUus       map[string]float64 `json:"cpu_us_per_req"` // role -> µs per successful request
+	OtherCores  float64            `json:"other_cores"`    // CPU the rest of the machine used meanwhile
+	Elapsed     string             `json:"elapsed"`
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func newPhaseResult(kind string, o *outcome, elapsed time.Duration, cpu cpuUse) phaseResult {
+	p := phaseResult{
+		Kind: kind, OK: o.ok, Errors: o.errors, ErrorKinds: errorKinds(o.byStatus), ErrorSample: o.sample,
+		RPS:   float64(o.ok) / elapsed.Seconds(),
+		P50us: us(o.hist.quantile(0.5)), P90us: us(o.hist.quantile(0.9)), P99us: us(o.hist.quantile(0.99)),
+		MaxUs: us(o.hist.max), MeanUs: us(o.hist.mean()),
+		CPUus: map[string]float64{}, OtherCores: math.Round(cpu.otherCores*100) / 100,
+		Elapsed: elapsed.Round(time.Millisecond).String(),
+	}
+	if o.ok > 0 {
+		for role, t := range cpu.byRole {
+			p.CPUus[role] = us(t) / float64(o.ok)
+		}
+	}
+	return p
+}
+
+// medianSummary takes the median of every figure over the runs, so one run
+// disturbed by a neighbour's compile does not decide the result.
+func medianSummary(runs []summary) summary {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	med := func(f func(s summary) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	m := summary{
+		MaxRPS:        med(func(s summary) float64 { return s.MaxRPS }),
+		MaxConns:      runs[0].MaxConns,
+		SeqP50us:      med(func(s summary) float64 { return s.SeqP50us }),
+		SeqP99us:      med(func(s summary) float64 { return s.SeqP99us }),
+		CPUus:         med(func(s summary) float64 { return s.CPUus }),
+		UpstreamCPUus: med(func(s summary) float64 { return s.UpstreamCPUus }),
+		HarnessCPUus:  med(func(s summary) float64 { return s.HarnessCPUus }),
+	}
+	for _, r := range runs {
+		m.Errors += r.Errors
+	}
+	for i := range runs[0].Open {
+		at := func(f func(p phaseResult) float64) float64 {
+			return med(func(s summary) float64 { return f(s.Open[i]) })
+		}
+		var errs uint64
+		for _, r := range runs {
+			errs += r.Open[i].Errors
+		}
+		m.Open = append(m.Open, phaseResult{
+			Kind: "open", Rate: runs[0].Open[i].Rate, Errors: errs,
+			RPS:   at(func(p phaseResult) float64 { return p.RPS }),
+			P50us: at(func(p phaseResult) float64 { return p.P50us }),
+			P90us: at(func(p phaseResult) float64 { return p.P90us }),
+			P99us: at(func(p phaseResult) float64 { return p.P99us }),
+			MaxUs: at(func(p phaseResult) float64 { return p.MaxUs }),
+			CPUus: map[string]float64{"target": at(func(p phaseResult) float64 { return p.CPUus["target"] })},
+		})
+	}
+	return m
+}
+
+func (s *scenarioReport) runChecks(checks []check) {
+	for _, c := range checks {
+		ok, detail, skip := c.eval(s)
+		res := "fail"
+		switch {
+		case skip != "":
+			res, detail = "skipped", skip
+		case ok:
+			res = "pass"
+		}
+		s.Checks = append(s.Checks, checkResult{Name: c.name, Result: res, Detail: detail})
+	}
+}
+
+func ratio(a, b float64) string {
+	if b == 0 || a == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+func printReport(w io.Writer, r *report) {
+	e := r.Env
+	fmt.Fprintf(w, "\ntollgate load harness: %d cores (GOMAXPROCS %d), %s %s", e.Cores, e.GOMAXPROCS, e.GoVersion, e.OSArch)
+	if e.CPUModel != "" {
+		fmt.Fprintf(w, ", %s", e.CPUModel)
+	}
+	fmt.Fprintf(w, "\nload average %.2f at start, %.2f at end; %s per phase, %s warm-up, conns %v, repeat %d, took %s\n",
+		e.LoadStart, e.LoadEnd, r.Settings.Duration, r.Settings.Warmup, r.Settings.Conns, r.Settings.Repeat, e.Elapsed)
+	for i := range r.Scenarios {
+		printScenario(w, &r.Scenarios[i])
+	}
+}
+
+func printScenario(w io.Writer, s *scenarioReport) {
+	fmt.Fprintf(w, "\n== scenario %s: %s\nmix (cycled): %s\n\n", s.Name, s.Doc, strings.Join(s.Mix, ", "))
+	direct, floor := s.target("direct"), s.target("floor")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\tmax req/s\tx floor\tp50 1c µs\tp99 1c µs\tadded p50\tadded - floor's\tcpu µs/req\tx floor\tupstream µs/req\terrors\t")
+	for _, t := range s.Targets {
+		if t.Skipped != "" {
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\n", t.Name)
+			continue
+		}
+		m := t.Median
+		added, vsFloor, cpuRatio, rpsRatio := "-", "-", "-", "-"
+		if direct != nil && t.Name != "direct" {
+			added = fmt.Sprintf("%+.0f µs", m.SeqP50us-direct.Median.SeqP50us)
+		}
+		cpu := "-"
+		if t.Name != "direct" {
+			cpu = fmt.Sprintf("%.0f", m.CPUus)
+		}
+		if floor != nil && t.Name != "direct" && t.Name != "floor" {
+			vsFloor = fmt.Sprintf("%+.0f µs", m.SeqP50us-floor.Median.SeqP50us)
+			cpuRatio = ratio(m.CPUus, floor.Median.CPUus)
+		}
+		if floor != nil && t.Name != "direct" {
+			rpsRatio = ratio(m.MaxRPS, floor.Median.MaxRPS)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%d\t\n", t.Name, m.MaxRPS, rpsRatio,
+			m.SeqP50us, m.SeqP99us, added, vsFloor, cpu, cpuRatio, m.UpstreamCPUus, m.Errors)
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nopen loop (latency from each request's scheduled send time):\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\trate/s\tachieved/s\tp50 µs\tp90 µs\tp99 µs\tmax µs\tcpu µs/req\terrors\t")
+	for _, t := range s.Targets {
+		if t.Skipped != "" {
+			continue
+		}
+		for _, p := range t.Median.Open {
+			cpu := "-"
+			if t.Name != "direct" {
+				cpu = fmt.Sprintf("%.0f", p.CPUus["target"])
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t%d\t\n", t.Name, p.Rate, p.RPS, p.P50us, p.P90us, p.P99us, p.MaxUs, cpu, p.Errors)
+		}
+	}
+	tw.Flush()
+
+	for _, t := range s.Targets {
+		if t.Skipped != "" {
+			fmt.Fprintf(w, "\n%s skipped: %s\n", t.Name, t.Skipped)
+		}
+		for _, run := range t.Runs {
+			for _, p := range allPhases(run) {
+				if p.Errors > 0 {
+					fmt.Fprintf(w, "\n%s %s errors: %d (%s); first: %s\n", t.Name, phaseName(p), p.Errors, p.ErrorKinds, p.ErrorSample)
+				}
+			}
+		}
+	}
+	if len(s.Checks) > 0 {
+		fmt.Fprintf(w, "\nchecks (on medians):\n")
+		for _, c := range s.Checks {
+			fmt.Fprintf(w, "  %-7s %s: %s\n", strings.ToUpper(c.Result), c.Name, c.Detail)
+		}
+	}
+	var other []float64
+	for _, t := range s.Targets {
+		for _, run := range t.Runs {
+			for _, p := range allPhases(run) {
+				other = append(other, p.OtherCores)
+			}
+		}
+	}
+	if len(other) > 0 {
+		sort.Float64s(other)
+		fmt.Fprintf(w, "\nother processes on the machine used %.2f cores in the median phase, %.2f at most\n", other[len(other)/2], other[len(other)-1])
+	}
+}
+
+func allPhases(s summary) []phaseResult {
+	var p []phaseResult
+	p = append(p, s.Sweep...)
+	if s.Seq != nil {
+		p = append(p, *s.Seq)
+	}
+	return append(p, s.Open...)
+}
+
+func phaseName(p phaseResult) string {
+	switch p.Kind {
+	case "closed":
+		return fmt.Sprintf("closed loop at %d conns", p.Conns)
+	case "open":
+		return fmt.Sprintf("open loop at %d/s", p.Rate)
+	}
+	return p.Kind
+}
