@@ -1,0 +1,109 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/tollgate/tollgate/pkg/gateway"
+	"github.com/tollgate/tollgate/pkg/httpapi"
+	"github.com/tollgate/tollgate/pkg/keys"
+	"github.com/tollgate/tollgate/pkg/providers"
+	"github.com/tollgate/tollgate/pkg/sqlite"
+)
+
+const adminKey = "admin-key-for-tests-0123456789"
+
+// stack is a whole gateway behind a real HTTP server, with a real SQLite
+// file, for tests that drive it as a user would.
+type stack struct {
+	t      *testing.T
+	srv    *httptest.Server
+	keys   *keys.Store
+	secret string // a key allowed every model
+}
+
+type stackOptions struct {
+	models       []*gateway.Model // default: sim-small, sim-large, sim-embed on an instant sim
+	maxBodyBytes int64
+	timeout      time.Duration
+}
+
+func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
+
+func newSim(t *testing.T, cfg providers.SimConfig) *providers.Sim {
+	t.Helper()
+	if cfg.Sleep == nil {
+		cfg.Sleep = instant
+	}
+	s, err := providers.NewSim(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func simModels(p providers.Provider) []*gateway.Model {
+	return []*gateway.Model{
+		{Name: "sim-small", OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-small"}}},
+		{Name: "sim-large", OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-large"}}},
+		{Name: "sim-embed", OwnedBy: "sim", Embedding: true, Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-embed"}}},
+	}
+}
+
+func newStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "tollgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ks, err := keys.Open(context.Background(), db, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.models == nil {
+		o.models = simModels(newSim(t, providers.SimConfig{}))
+	}
+	gw, err := gateway.New(gateway.Options{Models: o.models, RequestTimeout: o.timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.maxBodyBytes == 0 {
+		o.maxBodyBytes = 4 << 20
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Gateway: gw, Keys: ks, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes}))
+	t.Cleanup(srv.Close)
+	_, secret, err := ks.Create(context.Background(), keys.New{Name: "all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &stack{t: t, srv: srv, keys: ks, secret: secret}
+}
+
+// client is the official OpenAI SDK pointed at the gateway, with its own
+// retries off so every test sees exactly one attempt.
+func (s *stack) client(secret string, opts ...option.RequestOption) *openai.Client {
+	c := openai.NewClient(append([]option.RequestOption{
+		option.WithBaseURL(s.srv.URL + "/v1/"),
+		option.WithAPIKey(secret),
+		option.WithMaxRetries(0),
+		option.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}),
+	}, opts...)...)
+	return &c
+}
+
+// newKey creates a key through the store with the given allowed models.
+func (s *stack) newKey(allowed ...string) (*keys.Key, string) {
+	k, secret, err := s.keys.Create(context.Background(), keys.New{Name: "t", AllowedModels: allowed})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return k, secret
+}
