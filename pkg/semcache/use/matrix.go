@@ -47,27 +47,42 @@ func (m *matrix) apply(dst, x []float32, n int, relu bool) {
 			bias := m.bias[p*panelWidth : (p+1)*panelWidth]
 			for r := r0; r < r1; {
 				rows := min(r1-r, maxKernelRows)
-				kernel(dst[r*m.out+p*panelWidth:], x[r*m.in:], panel, bias, rows, m.in, m.out, relu)
+				kernel(dst[r*m.out+p*panelWidth:], x[r*m.in:], panel, bias, rows, m.in, m.out, m.in, panelWidth, relu)
 				r += rows
 			}
 		}
 	}
 }
 
-// kernelGo is the portable kernel: dst rows [0, rows) of one panel, with row
-// strides out (dst) and in (x).
-func kernelGo(dst, x, panel, bias []float32, rows, in, out int, relu bool) {
+// gemm sets dst = x · y + bias (bias nil: zero) for rows x cols with
+// cols a multiple of panelWidth: x rows are xStride apart and in long, y rows
+// yStride apart, dst rows dstStride apart. It serves attention, where keys and
+// values are strided slices of the qkv buffer.
+func gemm(dst []float32, dstStride int, x []float32, xStride int, y []float32, yStride int, rows, in, cols int) {
+	for p := 0; p < cols/panelWidth; p++ {
+		for r := 0; r < rows; {
+			n := min(rows-r, maxKernelRows)
+			kernel(dst[r*dstStride+p*panelWidth:], x[r*xStride:], y[p*panelWidth:], zeroBias[:], n, in, dstStride, xStride, yStride, false)
+			r += n
+		}
+	}
+}
+
+var zeroBias [panelWidth]float32
+
+// kernelGo is the portable kernel: dst rows [0, rows) of one 16-column panel.
+func kernelGo(dst, x, panel, bias []float32, rows, in, dstStride, xStride, panelStride int, relu bool) {
 	for r := range rows {
 		var acc [panelWidth]float32
 		copy(acc[:], bias[:panelWidth])
-		xr := x[r*in : r*in+in]
+		xr := x[r*xStride : r*xStride+in]
 		for k, xv := range xr {
-			w := panel[k*panelWidth : k*panelWidth+panelWidth]
+			w := panel[k*panelStride : k*panelStride+panelWidth]
 			for j := range acc {
 				acc[j] += xv * w[j]
 			}
 		}
-		d := dst[r*out : r*out+panelWidth]
+		d := dst[r*dstStride : r*dstStride+panelWidth]
 		for j, v := range acc {
 			if relu && v < 0 {
 				v = 0

@@ -190,7 +190,8 @@ type workspace struct {
 	ctxv   []float32
 	h      []float32
 	ff     []float32
-	scores []float32
+	scores []float32 // [MaxTokens][MaxTokens] attention weights of one head
+	keysT  []float32 // [128][MaxTokens] one head's keys, transposed
 	pooled []float32
 }
 
@@ -204,7 +205,8 @@ func newWorkspace() *workspace {
 		ctxv:   make([]float32, n*Dim),
 		h:      make([]float32, n*Dim),
 		ff:     make([]float32, n*ffnDim),
-		scores: make([]float32, MaxTokens),
+		scores: make([]float32, MaxTokens*MaxTokens),
+		keysT:  make([]float32, 128*MaxTokens),
 		pooled: make([]float32, n*Dim),
 	}
 }
@@ -332,38 +334,52 @@ func (m *Model) forward(w *workspace, out [][]float32) {
 }
 
 // attention computes multi-head self-attention within each sentence (no
-// token attends across sentences or to padding: there is none).
+// token attends across sentences or to padding: there is none). Scores and
+// the weighted sum of values run through the matmul kernels.
 func (m *Model) attention(w *workspace, ly *layer, dst, qkv []float32, n, d int) {
 	stride := 3 * d
 	dh := ly.dh
 	r0 := 0
 	for _, cnt := range w.segs {
+		if cnt == 0 {
+			continue
+		}
+		pad := (cnt + panelWidth - 1) / panelWidth * panelWidth
+		kt := w.keysT[:dh*pad]
+		sc := w.scores[:cnt*pad]
 		for hd := 0; hd < ly.heads; hd++ {
 			qo, ko, vo := hd*dh, d+hd*dh, 2*d+hd*dh
+			// Keys transposed to [dh][pad], padding columns zero.
+			for s := 0; s < cnt; s++ {
+				k := qkv[(r0+s)*stride+ko : (r0+s)*stride+ko+dh]
+				for j, v := range k {
+					kt[j*pad+s] = v
+				}
+			}
+			for j := 0; j < dh; j++ {
+				clear(kt[j*pad+cnt : (j+1)*pad])
+			}
+			gemm(sc, pad, qkv[r0*stride+qo:], stride, kt, pad, cnt, dh, pad)
 			for t := 0; t < cnt; t++ {
-				q := qkv[(r0+t)*stride+qo : (r0+t)*stride+qo+dh]
-				sc := w.scores[:cnt]
+				row := sc[t*pad : t*pad+cnt]
 				maxv := float32(math.Inf(-1))
-				for s := 0; s < cnt; s++ {
-					k := qkv[(r0+s)*stride+ko : (r0+s)*stride+ko+dh]
-					v := dot(q, k) * ly.qscale
-					sc[s] = v
+				for i, v := range row {
+					v *= ly.qscale
+					row[i] = v
 					maxv = max(maxv, v)
 				}
 				var sum float32
-				for s, v := range sc {
+				for i, v := range row {
 					e := float32(math.Exp(float64(v - maxv)))
-					sc[s] = e
+					row[i] = e
 					sum += e
 				}
-				o := dst[(r0+t)*d+qo : (r0+t)*d+qo+dh]
-				clear(o)
 				inv := 1 / sum
-				for s, p := range sc {
-					v := qkv[(r0+s)*stride+vo : (r0+s)*stride+vo+dh]
-					axpy(o, v, p*inv)
+				for i := range row {
+					row[i] *= inv
 				}
 			}
+			gemm(dst[r0*d+qo:], d, sc, pad, qkv[r0*stride+vo:], stride, cnt, cnt, dh)
 		}
 		r0 += cnt
 	}
@@ -415,9 +431,3 @@ func dot(a, b []float32) float32 {
 	return s0 + s1 + s2 + s3
 }
 
-func axpy(dst, x []float32, a float32) {
-	x = x[:len(dst)]
-	for i := range dst {
-		dst[i] += a * x[i]
-	}
-}

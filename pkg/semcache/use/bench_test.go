@@ -1,0 +1,106 @@
+package use
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const benchProse = "the quick brown fox jumps over the lazy dog while the committee talks about the budget for next year " +
+	"and the engineers keep shipping small changes to the gateway measuring latency cost and cache hit rates every day " +
+	"so that nobody is surprised by the bill at the end of the month and the users get their answers fast and cheap " +
+	"because a cache hit costs nothing and a miss costs a call to the model which takes time and money for everyone"
+
+// textWithTokens returns a prefix of benchProse (repeated as needed) with as
+// close to n tokens as word boundaries allow, and its token count.
+func textWithTokens(tb testing.TB, m *Model, n int) (string, int) {
+	words := strings.Fields(strings.Repeat(benchProse+" ", 4))
+	best, bestN := "", 0
+	for k := 1; k <= len(words); k++ {
+		s := strings.Join(words[:k], " ")
+		got := len(m.Tokenizer().Encode(s))
+		if got > n {
+			break
+		}
+		best, bestN = s, got
+	}
+	if bestN == 0 {
+		tb.Fatalf("no text with %d tokens", n)
+	}
+	return best, bestN
+}
+
+// BenchmarkEmbed is the latency of one prompt (tokenising included). Run with
+// -cpu 1 for the one-core figure.
+func BenchmarkEmbed(b *testing.B) {
+	m := testModel(b)
+	ctx := context.Background()
+	for _, n := range []int{10, 30, 77, 128} {
+		text, got := textWithTokens(b, m, n)
+		b.Run(fmt.Sprintf("%dtok", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.ReportMetric(float64(got), "tokens")
+			in := []string{text}
+			cpu0 := processCPU()
+			for b.Loop() {
+				if _, err := m.Embed(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, cpu0)
+		})
+	}
+}
+
+// BenchmarkEmbedBatch compares 16 10-token prompts embedded one call each
+// with the same prompts in one call (one forward pass). ns/op is for all 16.
+func BenchmarkEmbedBatch(b *testing.B) {
+	m := testModel(b)
+	ctx := context.Background()
+	words := strings.Fields(benchProse)
+	texts := make([]string, 16)
+	for i := range texts {
+		texts[i] = strings.Join(words[i:i+9], " ")
+	}
+	b.Run("one-by-one", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 := processCPU()
+		for b.Loop() {
+			for _, t := range texts {
+				if _, err := m.Embed(ctx, []string{t}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		reportCPU(b, cpu0)
+	})
+	b.Run("batched", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 := processCPU()
+		for b.Loop() {
+			if _, err := m.Embed(ctx, texts); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportCPU(b, cpu0)
+	})
+}
+
+// reportCPU adds the process CPU time per op since cpu0 (0 where unknown).
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	if d := processCPU() - cpu0; d > 0 {
+		b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
+func BenchmarkTokenize(b *testing.B) {
+	m := testModel(b)
+	text, _ := textWithTokens(b, m, 30)
+	var ids []int32
+	b.ReportAllocs()
+	for b.Loop() {
+		ids = m.Tokenizer().AppendEncode(ids[:0], text)
+	}
+}
