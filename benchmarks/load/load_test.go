@@ -72,6 +72,9 @@ func TestHarnessEndToEnd(t *testing.T) {
 				}
 			}
 		}
+		if tr.Name != "direct" && (tr.Compare == nil || tr.Compare.MaxRPSxFloor == nil || tr.Compare.AddedP50us == nil) {
+			t.Errorf("%s: no comparison with direct and the floor: %+v", tr.Name, tr.Compare)
+		}
 		if tr.Name != "direct" && m.CPUus <= 0 {
 			// 300ms phases can round to zero clock ticks on an idle
 			// process; only a proxy doing work at all must show some.

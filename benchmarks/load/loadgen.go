@@ -229,7 +229,9 @@ func startCPU(pids map[string]int) (*cpuMeter, error) {
 }
 
 // cpuUse is a phase's CPU time per role, and what the rest of the machine
-// (other users' compilers, tests...) used meanwhile, in cores.
+// used meanwhile, in cores: other people's compilers and tests, plus
+// interrupt time the kernel bills to no process (some of it our loopback
+// traffic), so it is an upper bound on the disturbance.
 type cpuUse struct {
 	byRole      map[string]time.Duration
 	otherCores  float64

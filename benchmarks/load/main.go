@@ -314,6 +314,7 @@ func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, f
 		}
 		sr.Targets = append(sr.Targets, tr)
 	}
+	sr.compare()
 	sr.runChecks(sc.checks)
 	return sr, nil
 }

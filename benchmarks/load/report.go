@@ -68,8 +68,51 @@ type targetReport struct {
 	Doc     string `json:"doc"`
 	Skipped string `json:"skipped,omitempty"`
 	// Median is the per-figure median over Runs (errors are summed).
-	Median summary   `json:"median"`
-	Runs   []summary `json:"runs,omitempty"`
+	Median summary `json:"median"`
+	// Compare puts the medians next to direct and the floor.
+	Compare *comparison `json:"compare,omitempty"`
+	Runs    []summary   `json:"runs,omitempty"`
+}
+
+// comparison is a target against direct (added latency) and the floor
+// (ratios). Fields that do not apply (direct against itself) are nil.
+type comparison struct {
+	AddedP50us          *float64 `json:"added_p50_us,omitempty"`            // p50 at 1 connection minus direct's
+	AddedP99us          *float64 `json:"added_p99_us,omitempty"`            // p99 at 1 connection minus direct's
+	AddedP50OverFloorus *float64 `json:"added_p50_over_floor_us,omitempty"` // added p50 minus the floor's added p50
+	MaxRPSxFloor        *float64 `json:"max_rps_x_floor,omitempty"`
+	CPUxFloor           *float64 `json:"cpu_x_floor,omitempty"`
+}
+
+func ptr(v float64) *float64 { return &v }
+
+// compare fills every target's Compare from the medians.
+func (s *scenarioReport) compare() {
+	direct, floor := s.target("direct"), s.target("floor")
+	for i := range s.Targets {
+		t := &s.Targets[i]
+		if t.Skipped != "" || t.Name == "direct" || len(t.Runs) == 0 {
+			continue
+		}
+		c := &comparison{}
+		m := t.Median
+		if direct != nil && len(direct.Runs) > 0 {
+			c.AddedP50us = ptr(m.SeqP50us - direct.Median.SeqP50us)
+			c.AddedP99us = ptr(m.SeqP99us - direct.Median.SeqP99us)
+		}
+		if floor != nil && len(floor.Runs) > 0 {
+			if floor.Median.MaxRPS > 0 {
+				c.MaxRPSxFloor = ptr(m.MaxRPS / floor.Median.MaxRPS)
+			}
+			if t.Name != "floor" {
+				c.AddedP50OverFloorus = ptr(m.SeqP50us - floor.Median.SeqP50us)
+				if floor.Median.CPUus > 0 {
+					c.CPUxFloor = ptr(m.CPUus / floor.Median.CPUus)
+				}
+			}
+		}
+		t.Compare = c
+	}
 }
 
 // summary is one measurement of one target. Latencies are in microseconds,
@@ -198,11 +241,12 @@ func (s *scenarioReport) runChecks(checks []check) {
 	}
 }
 
-func ratio(a, b float64) string {
-	if b == 0 || a == 0 {
+// show formats an optional figure, "-" when it does not apply.
+func show(v *float64, format string) string {
+	if v == nil {
 		return "-"
 	}
-	return fmt.Sprintf("%.2fx", a/b)
+	return fmt.Sprintf(format, *v)
 }
 
 func printReport(w io.Writer, r *report) {
@@ -220,34 +264,28 @@ func printReport(w io.Writer, r *report) {
 
 func printScenario(w io.Writer, s *scenarioReport) {
 	fmt.Fprintf(w, "\n== scenario %s: %s\nmix (cycled): %s\n\n", s.Name, s.Doc, strings.Join(s.Mix, ", "))
-	direct, floor := s.target("direct"), s.target("floor")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tmax req/s\tx floor\tp50 1c µs\tp99 1c µs\tadded p50\tadded - floor's\tcpu µs/req\tx floor\tupstream µs/req\terrors\t")
+	fmt.Fprintln(tw, "target\tmax req/s\tx floor\tp50 1c µs\tp99 1c µs\tadded p50\tadded - floor's\tcpu µs/req\tx floor\tupstream µs/req\tclient µs/req\terrors\t")
 	for _, t := range s.Targets {
 		if t.Skipped != "" {
-			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\n", t.Name)
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\t\n", t.Name)
 			continue
 		}
-		m := t.Median
-		added, vsFloor, cpuRatio, rpsRatio := "-", "-", "-", "-"
-		if direct != nil && t.Name != "direct" {
-			added = fmt.Sprintf("%+.0f µs", m.SeqP50us-direct.Median.SeqP50us)
+		m, c := t.Median, t.Compare
+		if c == nil {
+			c = &comparison{}
 		}
 		cpu := "-"
 		if t.Name != "direct" {
 			cpu = fmt.Sprintf("%.0f", m.CPUus)
 		}
-		if floor != nil && t.Name != "direct" && t.Name != "floor" {
-			vsFloor = fmt.Sprintf("%+.0f µs", m.SeqP50us-floor.Median.SeqP50us)
-			cpuRatio = ratio(m.CPUus, floor.Median.CPUus)
-		}
-		if floor != nil && t.Name != "direct" {
-			rpsRatio = ratio(m.MaxRPS, floor.Median.MaxRPS)
-		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%d\t\n", t.Name, m.MaxRPS, rpsRatio,
-			m.SeqP50us, m.SeqP99us, added, vsFloor, cpu, cpuRatio, m.UpstreamCPUus, m.Errors)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%d\t\n", t.Name, m.MaxRPS, show(c.MaxRPSxFloor, "%.2fx"),
+			m.SeqP50us, m.SeqP99us, show(c.AddedP50us, "%+.0f µs"), show(c.AddedP50OverFloorus, "%+.0f µs"),
+			cpu, show(c.CPUxFloor, "%.2fx"), m.UpstreamCPUus, m.HarnessCPUus, m.Errors)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "(max req/s: best closed loop of conns; 1c: sequential on one connection; cpu: the target process's user+system time\n"+
+		" per successful request in its max-throughput phase; upstream and client (this harness) likewise)\n")
 
 	fmt.Fprintf(w, "\nopen loop (latency from each request's scheduled send time):\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
