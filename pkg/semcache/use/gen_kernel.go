@@ -23,7 +23,26 @@ func main() {
 	w("//go:build amd64 && !purego")
 	w("")
 	w("#include \"textflag.h\"")
-	for r := 1; r <= 6; r++ {
+	for _, half := range []bool{false, true} {
+		for r := 1; r <= 6; r++ {
+			kernel(w, r, half)
+		}
+	}
+	os.Stdout.WriteString(b.String())
+}
+
+// kernel writes gemm<r>x16 (fp32 panel) or gemm<r>x16h (fp16 panel,
+// converted with VCVTPH2PS as it is loaded).
+func kernel(w func(string, ...any), r int, half bool) {
+	name := fmt.Sprintf("gemm%dx16", r)
+	ptype := "*float32"
+	shift := 2
+	if half {
+		name += "h"
+		ptype = "*uint16"
+		shift = 1
+	}
+	{
 		// Row i of x lives at base + (i%3)*stride with base SI (rows 0-2) or
 		// R10 (rows 3-5); the same for dst with DI and R11.
 		xrow := func(i int) string {
@@ -59,8 +78,8 @@ func main() {
 			}
 		}
 		w("")
-		w("// func gemm%dx16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int)", r)
-		w("TEXT ·gemm%dx16(SB), NOSPLIT, $0-72", r)
+		w("// func %s(dst, x *float32, panel %s, bias *float32, in, dstStride, xStride, relu, panelStride int)", name, ptype)
+		w("TEXT ·%s(SB), NOSPLIT, $0-72", name)
 		w("\tMOVQ dst+0(FP), DI")
 		w("\tMOVQ x+8(FP), SI")
 		w("\tMOVQ panel+16(FP), DX")
@@ -71,7 +90,7 @@ func main() {
 		w("\tSHLQ $2, R8")
 		w("\tSHLQ $2, R9")
 		w("\tMOVQ panelStride+64(FP), BX")
-		w("\tSHLQ $2, BX")
+		w("\tSHLQ $%d, BX", shift)
 		w("\tLEAQ (SI)(R9*2), R10")
 		w("\tADDQ R9, R10")
 		w("\tLEAQ (DI)(R8*2), R11")
@@ -82,9 +101,14 @@ func main() {
 			w("\tVMOVAPS Y0, Y%d", 2*i)
 			w("\tVMOVAPS Y1, Y%d", 2*i+1)
 		}
-		w("loop%d:", r)
-		w("\tVMOVUPS (DX), Y12")
-		w("\tVMOVUPS 32(DX), Y13")
+		w("loop_%s:", name)
+		if half {
+			w("\tVCVTPH2PS (DX), Y12")
+			w("\tVCVTPH2PS 16(DX), Y13")
+		} else {
+			w("\tVMOVUPS (DX), Y12")
+			w("\tVMOVUPS 32(DX), Y13")
+		}
 		for i := 0; i < r; i++ {
 			bc := 14 + i%2
 			w("\tVBROADCASTSS %s, Y%d", xrow(i), bc)
@@ -95,15 +119,15 @@ func main() {
 		w("\tADDQ $4, SI")
 		w("\tADDQ $4, R10")
 		w("\tDECQ CX")
-		w("\tJNZ loop%d", r)
+		w("\tJNZ loop_%s", name)
 		w("\tMOVQ relu+56(FP), AX")
 		w("\tTESTQ AX, AX")
-		w("\tJZ store%d", r)
+		w("\tJZ store_%s", name)
 		w("\tVXORPS Y15, Y15, Y15")
 		for i := 0; i < 2*r; i++ {
 			w("\tVMAXPS Y15, Y%d, Y%d", i, i)
 		}
-		w("store%d:", r)
+		w("store_%s:", name)
 		for i := 0; i < r; i++ {
 			w("\tVMOVUPS Y%d, %s", 2*i, drow(i, 0))
 			w("\tVMOVUPS Y%d, %s", 2*i+1, drow(i, 32))
@@ -111,5 +135,4 @@ func main() {
 		w("\tVZEROUPPER")
 		w("\tRET")
 	}
-	os.Stdout.WriteString(b.String())
 }

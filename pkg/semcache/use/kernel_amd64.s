@@ -4,7 +4,7 @@
 
 #include "textflag.h"
 
-// func gemm1x16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int)
+// func gemm1x16(dst, x *float32, panel *float32, bias *float32, in, dstStride, xStride, relu, panelStride int)
 TEXT ·gemm1x16(SB), NOSPLIT, $0-72
 	MOVQ dst+0(FP), DI
 	MOVQ x+8(FP), SI
@@ -23,7 +23,7 @@ TEXT ·gemm1x16(SB), NOSPLIT, $0-72
 	ADDQ R8, R11
 	VMOVUPS (AX), Y0
 	VMOVUPS 32(AX), Y1
-loop1:
+loop_gemm1x16:
 	VMOVUPS (DX), Y12
 	VMOVUPS 32(DX), Y13
 	VBROADCASTSS (SI), Y14
@@ -33,20 +33,20 @@ loop1:
 	ADDQ $4, SI
 	ADDQ $4, R10
 	DECQ CX
-	JNZ loop1
+	JNZ loop_gemm1x16
 	MOVQ relu+56(FP), AX
 	TESTQ AX, AX
-	JZ store1
+	JZ store_gemm1x16
 	VXORPS Y15, Y15, Y15
 	VMAXPS Y15, Y0, Y0
 	VMAXPS Y15, Y1, Y1
-store1:
+store_gemm1x16:
 	VMOVUPS Y0, (DI)
 	VMOVUPS Y1, 32(DI)
 	VZEROUPPER
 	RET
 
-// func gemm2x16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int)
+// func gemm2x16(dst, x *float32, panel *float32, bias *float32, in, dstStride, xStride, relu, panelStride int)
 TEXT ·gemm2x16(SB), NOSPLIT, $0-72
 	MOVQ dst+0(FP), DI
 	MOVQ x+8(FP), SI
@@ -67,7 +67,7 @@ TEXT ·gemm2x16(SB), NOSPLIT, $0-72
 	VMOVUPS 32(AX), Y1
 	VMOVAPS Y0, Y2
 	VMOVAPS Y1, Y3
-loop2:
+loop_gemm2x16:
 	VMOVUPS (DX), Y12
 	VMOVUPS 32(DX), Y13
 	VBROADCASTSS (SI), Y14
@@ -80,16 +80,16 @@ loop2:
 	ADDQ $4, SI
 	ADDQ $4, R10
 	DECQ CX
-	JNZ loop2
+	JNZ loop_gemm2x16
 	MOVQ relu+56(FP), AX
 	TESTQ AX, AX
-	JZ store2
+	JZ store_gemm2x16
 	VXORPS Y15, Y15, Y15
 	VMAXPS Y15, Y0, Y0
 	VMAXPS Y15, Y1, Y1
 	VMAXPS Y15, Y2, Y2
 	VMAXPS Y15, Y3, Y3
-store2:
+store_gemm2x16:
 	VMOVUPS Y0, (DI)
 	VMOVUPS Y1, 32(DI)
 	VMOVUPS Y2, (DI)(R8*1)
@@ -97,7 +97,7 @@ store2:
 	VZEROUPPER
 	RET
 
-// func gemm3x16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int)
+// func gemm3x16(dst, x *float32, panel *float32, bias *float32, in, dstStride, xStride, relu, panelStride int)
 TEXT ·gemm3x16(SB), NOSPLIT, $0-72
 	MOVQ dst+0(FP), DI
 	MOVQ x+8(FP), SI
@@ -120,7 +120,7 @@ TEXT ·gemm3x16(SB), NOSPLIT, $0-72
 	VMOVAPS Y1, Y3
 	VMOVAPS Y0, Y4
 	VMOVAPS Y1, Y5
-loop3:
+loop_gemm3x16:
 	VMOVUPS (DX), Y12
 	VMOVUPS 32(DX), Y13
 	VBROADCASTSS (SI), Y14
@@ -136,10 +136,10 @@ loop3:
 	ADDQ $4, SI
 	ADDQ $4, R10
 	DECQ CX
-	JNZ loop3
+	JNZ loop_gemm3x16
 	MOVQ relu+56(FP), AX
 	TESTQ AX, AX
-	JZ store3
+	JZ store_gemm3x16
 	VXORPS Y15, Y15, Y15
 	VMAXPS Y15, Y0, Y0
 	VMAXPS Y15, Y1, Y1
@@ -147,7 +147,7 @@ loop3:
 	VMAXPS Y15, Y3, Y3
 	VMAXPS Y15, Y4, Y4
 	VMAXPS Y15, Y5, Y5
-store3:
+store_gemm3x16:
 	VMOVUPS Y0, (DI)
 	VMOVUPS Y1, 32(DI)
 	VMOVUPS Y2, (DI)(R8*1)
@@ -157,7 +157,7 @@ store3:
 	VZEROUPPER
 	RET
 
-// func gemm4x16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int)
+// func gemm4x16(dst, x *float32, panel *float32, bias *float32, in, dstStride, xStride, relu, panelStride int)
 TEXT ·gemm4x16(SB), NOSPLIT, $0-72
 	MOVQ dst+0(FP), DI
 	MOVQ x+8(FP), SI
@@ -182,7 +182,7 @@ TEXT ·gemm4x16(SB), NOSPLIT, $0-72
 	VMOVAPS Y1, Y5
 	VMOVAPS Y0, Y6
 	VMOVAPS Y1, Y7
-loop4:
+loop_gemm4x16:
 	VMOVUPS (DX), Y12
 	VMOVUPS 32(DX), Y13
 	VBROADCASTSS (SI), Y14
@@ -201,10 +201,10 @@ loop4:
 	ADDQ $4, SI
 	ADDQ $4, R10
 	DECQ CX
-	JNZ loop4
+	JNZ loop_gemm4x16
 	MOVQ relu+56(FP), AX
 	TESTQ AX, AX
-	JZ store4
+	JZ store_gemm4x16
 	VXORPS Y15, Y15, Y15
 	VMAXPS Y15, Y0, Y0
 	VMAXPS Y15, Y1, Y1
@@ -214,7 +214,7 @@ loop4:
 	VMAXPS Y15, Y5, Y5
 	VMAXPS Y15, Y6, Y6
 	VMAXPS Y15, Y7, Y7
-store4:
+store_gemm4x16:
 	VMOVUPS Y0, (DI)
 	VMOVUPS Y1, 32(DI)
 	VMOVUPS Y2, (DI)(R8*1)
@@ -226,7 +226,7 @@ store4:
 	VZEROUPPER
 	RET
 
-// func gemm5x16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int)
+// func gemm5x16(dst, x *float32, panel *float32, bias *float32, in, dstStride, xStride, relu, panelStride int)
 TEXT ·gemm5x16(SB), NOSPLIT, $0-72
 	MOVQ dst+0(FP), DI
 	MOVQ x+8(FP), SI
@@ -253,7 +253,7 @@ TEXT ·gemm5x16(SB), NOSPLIT, $0-72
 	VMOVAPS Y1, Y7
 	VMOVAPS Y0, Y8
 	VMOVAPS Y1, Y9
-loop5:
+loop_gemm5x16:
 	VMOVUPS (DX), Y12
 	VMOVUPS 32(DX), Y13
 	VBROADCASTSS (SI), Y14
@@ -275,10 +275,10 @@ loop5:
 	ADDQ $4, SI
 	ADDQ $4, R10
 	DECQ CX
-	JNZ loop5
+	JNZ loop_gemm5x16
 	MOVQ relu+56(FP), AX
 	TESTQ AX, AX
-	JZ store5
+	JZ store_gemm5x16
 	VXORPS Y15, Y15, Y15
 	VMAXPS Y15, Y0, Y0
 	VMAXPS Y15, Y1, Y1
@@ -290,7 +290,7 @@ loop5:
 	VMAXPS Y15, Y7, Y7
 	VMAXPS Y15, Y8, Y8
 	VMAXPS Y15, Y9, Y9
-store5:
+store_gemm5x16:
 	VMOVUPS Y0, (DI)
 	VMOVUPS Y1, 32(DI)
 	VMOVUPS Y2, (DI)(R8*1)
@@ -304,7 +304,7 @@ store5:
 	VZEROUPPER
 	RET
 
-// func gemm6x16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int)
+// func gemm6x16(dst, x *float32, panel *float32, bias *float32, in, dstStride, xStride, relu, panelStride int)
 TEXT ·gemm6x16(SB), NOSPLIT, $0-72
 	MOVQ dst+0(FP), DI
 	MOVQ x+8(FP), SI
@@ -333,7 +333,7 @@ TEXT ·gemm6x16(SB), NOSPLIT, $0-72
 	VMOVAPS Y1, Y9
 	VMOVAPS Y0, Y10
 	VMOVAPS Y1, Y11
-loop6:
+loop_gemm6x16:
 	VMOVUPS (DX), Y12
 	VMOVUPS 32(DX), Y13
 	VBROADCASTSS (SI), Y14
@@ -358,10 +358,10 @@ loop6:
 	ADDQ $4, SI
 	ADDQ $4, R10
 	DECQ CX
-	JNZ loop6
+	JNZ loop_gemm6x16
 	MOVQ relu+56(FP), AX
 	TESTQ AX, AX
-	JZ store6
+	JZ store_gemm6x16
 	VXORPS Y15, Y15, Y15
 	VMAXPS Y15, Y0, Y0
 	VMAXPS Y15, Y1, Y1
@@ -375,7 +375,394 @@ loop6:
 	VMAXPS Y15, Y9, Y9
 	VMAXPS Y15, Y10, Y10
 	VMAXPS Y15, Y11, Y11
-store6:
+store_gemm6x16:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (DI)(R8*1)
+	VMOVUPS Y3, 32(DI)(R8*1)
+	VMOVUPS Y4, (DI)(R8*2)
+	VMOVUPS Y5, 32(DI)(R8*2)
+	VMOVUPS Y6, (R11)
+	VMOVUPS Y7, 32(R11)
+	VMOVUPS Y8, (R11)(R8*1)
+	VMOVUPS Y9, 32(R11)(R8*1)
+	VMOVUPS Y10, (R11)(R8*2)
+	VMOVUPS Y11, 32(R11)(R8*2)
+	VZEROUPPER
+	RET
+
+// func gemm1x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+TEXT ·gemm1x16h(SB), NOSPLIT, $0-72
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ panel+16(FP), DX
+	MOVQ bias+24(FP), AX
+	MOVQ in+32(FP), CX
+	MOVQ dstStride+40(FP), R8
+	MOVQ xStride+48(FP), R9
+	SHLQ $2, R8
+	SHLQ $2, R9
+	MOVQ panelStride+64(FP), BX
+	SHLQ $1, BX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	LEAQ (DI)(R8*2), R11
+	ADDQ R8, R11
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+loop_gemm1x16h:
+	VCVTPH2PS (DX), Y12
+	VCVTPH2PS 16(DX), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	ADDQ BX, DX
+	ADDQ $4, SI
+	ADDQ $4, R10
+	DECQ CX
+	JNZ loop_gemm1x16h
+	MOVQ relu+56(FP), AX
+	TESTQ AX, AX
+	JZ store_gemm1x16h
+	VXORPS Y15, Y15, Y15
+	VMAXPS Y15, Y0, Y0
+	VMAXPS Y15, Y1, Y1
+store_gemm1x16h:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VZEROUPPER
+	RET
+
+// func gemm2x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+TEXT ·gemm2x16h(SB), NOSPLIT, $0-72
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ panel+16(FP), DX
+	MOVQ bias+24(FP), AX
+	MOVQ in+32(FP), CX
+	MOVQ dstStride+40(FP), R8
+	MOVQ xStride+48(FP), R9
+	SHLQ $2, R8
+	SHLQ $2, R9
+	MOVQ panelStride+64(FP), BX
+	SHLQ $1, BX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	LEAQ (DI)(R8*2), R11
+	ADDQ R8, R11
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y1, Y3
+loop_gemm2x16h:
+	VCVTPH2PS (DX), Y12
+	VCVTPH2PS 16(DX), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS (SI)(R9*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	ADDQ BX, DX
+	ADDQ $4, SI
+	ADDQ $4, R10
+	DECQ CX
+	JNZ loop_gemm2x16h
+	MOVQ relu+56(FP), AX
+	TESTQ AX, AX
+	JZ store_gemm2x16h
+	VXORPS Y15, Y15, Y15
+	VMAXPS Y15, Y0, Y0
+	VMAXPS Y15, Y1, Y1
+	VMAXPS Y15, Y2, Y2
+	VMAXPS Y15, Y3, Y3
+store_gemm2x16h:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (DI)(R8*1)
+	VMOVUPS Y3, 32(DI)(R8*1)
+	VZEROUPPER
+	RET
+
+// func gemm3x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+TEXT ·gemm3x16h(SB), NOSPLIT, $0-72
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ panel+16(FP), DX
+	MOVQ bias+24(FP), AX
+	MOVQ in+32(FP), CX
+	MOVQ dstStride+40(FP), R8
+	MOVQ xStride+48(FP), R9
+	SHLQ $2, R8
+	SHLQ $2, R9
+	MOVQ panelStride+64(FP), BX
+	SHLQ $1, BX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	LEAQ (DI)(R8*2), R11
+	ADDQ R8, R11
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y1, Y3
+	VMOVAPS Y0, Y4
+	VMOVAPS Y1, Y5
+loop_gemm3x16h:
+	VCVTPH2PS (DX), Y12
+	VCVTPH2PS 16(DX), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS (SI)(R9*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	VBROADCASTSS (SI)(R9*2), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y5
+	ADDQ BX, DX
+	ADDQ $4, SI
+	ADDQ $4, R10
+	DECQ CX
+	JNZ loop_gemm3x16h
+	MOVQ relu+56(FP), AX
+	TESTQ AX, AX
+	JZ store_gemm3x16h
+	VXORPS Y15, Y15, Y15
+	VMAXPS Y15, Y0, Y0
+	VMAXPS Y15, Y1, Y1
+	VMAXPS Y15, Y2, Y2
+	VMAXPS Y15, Y3, Y3
+	VMAXPS Y15, Y4, Y4
+	VMAXPS Y15, Y5, Y5
+store_gemm3x16h:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (DI)(R8*1)
+	VMOVUPS Y3, 32(DI)(R8*1)
+	VMOVUPS Y4, (DI)(R8*2)
+	VMOVUPS Y5, 32(DI)(R8*2)
+	VZEROUPPER
+	RET
+
+// func gemm4x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+TEXT ·gemm4x16h(SB), NOSPLIT, $0-72
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ panel+16(FP), DX
+	MOVQ bias+24(FP), AX
+	MOVQ in+32(FP), CX
+	MOVQ dstStride+40(FP), R8
+	MOVQ xStride+48(FP), R9
+	SHLQ $2, R8
+	SHLQ $2, R9
+	MOVQ panelStride+64(FP), BX
+	SHLQ $1, BX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	LEAQ (DI)(R8*2), R11
+	ADDQ R8, R11
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y1, Y3
+	VMOVAPS Y0, Y4
+	VMOVAPS Y1, Y5
+	VMOVAPS Y0, Y6
+	VMOVAPS Y1, Y7
+loop_gemm4x16h:
+	VCVTPH2PS (DX), Y12
+	VCVTPH2PS 16(DX), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS (SI)(R9*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	VBROADCASTSS (SI)(R9*2), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y5
+	VBROADCASTSS (R10), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	ADDQ BX, DX
+	ADDQ $4, SI
+	ADDQ $4, R10
+	DECQ CX
+	JNZ loop_gemm4x16h
+	MOVQ relu+56(FP), AX
+	TESTQ AX, AX
+	JZ store_gemm4x16h
+	VXORPS Y15, Y15, Y15
+	VMAXPS Y15, Y0, Y0
+	VMAXPS Y15, Y1, Y1
+	VMAXPS Y15, Y2, Y2
+	VMAXPS Y15, Y3, Y3
+	VMAXPS Y15, Y4, Y4
+	VMAXPS Y15, Y5, Y5
+	VMAXPS Y15, Y6, Y6
+	VMAXPS Y15, Y7, Y7
+store_gemm4x16h:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (DI)(R8*1)
+	VMOVUPS Y3, 32(DI)(R8*1)
+	VMOVUPS Y4, (DI)(R8*2)
+	VMOVUPS Y5, 32(DI)(R8*2)
+	VMOVUPS Y6, (R11)
+	VMOVUPS Y7, 32(R11)
+	VZEROUPPER
+	RET
+
+// func gemm5x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+TEXT ·gemm5x16h(SB), NOSPLIT, $0-72
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ panel+16(FP), DX
+	MOVQ bias+24(FP), AX
+	MOVQ in+32(FP), CX
+	MOVQ dstStride+40(FP), R8
+	MOVQ xStride+48(FP), R9
+	SHLQ $2, R8
+	SHLQ $2, R9
+	MOVQ panelStride+64(FP), BX
+	SHLQ $1, BX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	LEAQ (DI)(R8*2), R11
+	ADDQ R8, R11
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y1, Y3
+	VMOVAPS Y0, Y4
+	VMOVAPS Y1, Y5
+	VMOVAPS Y0, Y6
+	VMOVAPS Y1, Y7
+	VMOVAPS Y0, Y8
+	VMOVAPS Y1, Y9
+loop_gemm5x16h:
+	VCVTPH2PS (DX), Y12
+	VCVTPH2PS 16(DX), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS (SI)(R9*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	VBROADCASTSS (SI)(R9*2), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y5
+	VBROADCASTSS (R10), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VBROADCASTSS (R10)(R9*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y9
+	ADDQ BX, DX
+	ADDQ $4, SI
+	ADDQ $4, R10
+	DECQ CX
+	JNZ loop_gemm5x16h
+	MOVQ relu+56(FP), AX
+	TESTQ AX, AX
+	JZ store_gemm5x16h
+	VXORPS Y15, Y15, Y15
+	VMAXPS Y15, Y0, Y0
+	VMAXPS Y15, Y1, Y1
+	VMAXPS Y15, Y2, Y2
+	VMAXPS Y15, Y3, Y3
+	VMAXPS Y15, Y4, Y4
+	VMAXPS Y15, Y5, Y5
+	VMAXPS Y15, Y6, Y6
+	VMAXPS Y15, Y7, Y7
+	VMAXPS Y15, Y8, Y8
+	VMAXPS Y15, Y9, Y9
+store_gemm5x16h:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (DI)(R8*1)
+	VMOVUPS Y3, 32(DI)(R8*1)
+	VMOVUPS Y4, (DI)(R8*2)
+	VMOVUPS Y5, 32(DI)(R8*2)
+	VMOVUPS Y6, (R11)
+	VMOVUPS Y7, 32(R11)
+	VMOVUPS Y8, (R11)(R8*1)
+	VMOVUPS Y9, 32(R11)(R8*1)
+	VZEROUPPER
+	RET
+
+// func gemm6x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+TEXT ·gemm6x16h(SB), NOSPLIT, $0-72
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ panel+16(FP), DX
+	MOVQ bias+24(FP), AX
+	MOVQ in+32(FP), CX
+	MOVQ dstStride+40(FP), R8
+	MOVQ xStride+48(FP), R9
+	SHLQ $2, R8
+	SHLQ $2, R9
+	MOVQ panelStride+64(FP), BX
+	SHLQ $1, BX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	LEAQ (DI)(R8*2), R11
+	ADDQ R8, R11
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y1, Y3
+	VMOVAPS Y0, Y4
+	VMOVAPS Y1, Y5
+	VMOVAPS Y0, Y6
+	VMOVAPS Y1, Y7
+	VMOVAPS Y0, Y8
+	VMOVAPS Y1, Y9
+	VMOVAPS Y0, Y10
+	VMOVAPS Y1, Y11
+loop_gemm6x16h:
+	VCVTPH2PS (DX), Y12
+	VCVTPH2PS 16(DX), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS (SI)(R9*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	VBROADCASTSS (SI)(R9*2), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y5
+	VBROADCASTSS (R10), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VBROADCASTSS (R10)(R9*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y9
+	VBROADCASTSS (R10)(R9*2), Y15
+	VFMADD231PS Y12, Y15, Y10
+	VFMADD231PS Y13, Y15, Y11
+	ADDQ BX, DX
+	ADDQ $4, SI
+	ADDQ $4, R10
+	DECQ CX
+	JNZ loop_gemm6x16h
+	MOVQ relu+56(FP), AX
+	TESTQ AX, AX
+	JZ store_gemm6x16h
+	VXORPS Y15, Y15, Y15
+	VMAXPS Y15, Y0, Y0
+	VMAXPS Y15, Y1, Y1
+	VMAXPS Y15, Y2, Y2
+	VMAXPS Y15, Y3, Y3
+	VMAXPS Y15, Y4, Y4
+	VMAXPS Y15, Y5, Y5
+	VMAXPS Y15, Y6, Y6
+	VMAXPS Y15, Y7, Y7
+	VMAXPS Y15, Y8, Y8
+	VMAXPS Y15, Y9, Y9
+	VMAXPS Y15, Y10, Y10
+	VMAXPS Y15, Y11, Y11
+store_gemm6x16h:
 	VMOVUPS Y0, (DI)
 	VMOVUPS Y1, 32(DI)
 	VMOVUPS Y2, (DI)(R8*1)

@@ -12,21 +12,36 @@ const panelWidth = 16
 const rowChunk = 48
 
 // matrix is a dense layer's weights W[in][out], packed as out/panelWidth
-// column panels of in x panelWidth floats, and its bias.
+// column panels of in x panelWidth values, and its bias. The values are fp16
+// (half) when the platform kernel converts them as it loads them, else fp32
+// (packed). The weights come from fp16 on disk, so both hold the same numbers.
 type matrix struct {
 	in, out int
 	packed  []float32
+	half    []uint16
 	bias    []float32
 }
 
 // packMatrix packs a row-major in x out matrix. out must be a multiple of
 // panelWidth.
 func packMatrix(w []float32, in, out int, bias []float32) matrix {
-	m := matrix{in: in, out: out, packed: make([]float32, in*out), bias: bias}
+	m := matrix{in: in, out: out, bias: bias}
+	if halfWeights {
+		m.half = make([]uint16, in*out)
+	} else {
+		m.packed = make([]float32, in*out)
+	}
 	for p := 0; p < out/panelWidth; p++ {
-		panel := m.packed[p*in*panelWidth : (p+1)*in*panelWidth]
+		off := p * in * panelWidth
 		for k := 0; k < in; k++ {
-			copy(panel[k*panelWidth:(k+1)*panelWidth], w[k*out+p*panelWidth:k*out+(p+1)*panelWidth])
+			row := w[k*out+p*panelWidth : k*out+(p+1)*panelWidth]
+			if m.half != nil {
+				for j, v := range row {
+					m.half[off+k*panelWidth+j] = float32ToHalf(v)
+				}
+			} else {
+				copy(m.packed[off+k*panelWidth:], row)
+			}
 		}
 	}
 	return m
@@ -43,11 +58,14 @@ func (m *matrix) apply(dst, x []float32, n int, relu bool) {
 	for r0 := 0; r0 < n; r0 += rowChunk {
 		r1 := min(r0+rowChunk, n)
 		for p := 0; p < m.out/panelWidth; p++ {
-			panel := m.packed[p*panelSize : (p+1)*panelSize]
 			bias := m.bias[p*panelWidth : (p+1)*panelWidth]
 			for r := r0; r < r1; {
 				rows := min(r1-r, maxKernelRows)
-				kernel(dst[r*m.out+p*panelWidth:], x[r*m.in:], panel, bias, rows, m.in, m.out, m.in, panelWidth, relu)
+				if m.half != nil {
+					kernelHalf(dst[r*m.out+p*panelWidth:], x[r*m.in:], m.half[p*panelSize:(p+1)*panelSize], bias, rows, m.in, m.out, m.in, panelWidth, relu)
+				} else {
+					kernel(dst[r*m.out+p*panelWidth:], x[r*m.in:], m.packed[p*panelSize:(p+1)*panelSize], bias, rows, m.in, m.out, m.in, panelWidth, relu)
+				}
 				r += rows
 			}
 		}
