@@ -98,40 +98,40 @@ func (c *Counter) CountChat(tokenizer, model string, req *llm.ChatRequest) (int,
 	rule := imageRuleFor(model)
 
 	text, images := 0, 0
-	var callNames map[string]string // tool_call_id → function name, built only if needed
+	var feats textFeatures // estimator inputs, gathered only for estimates
+	count := func(s string) int {
+		if estimated {
+			feats.add(s)
+		}
+		return c.countEnc(enc, s)
+	}
 	for i := range req.Messages {
 		m := &req.Messages[i]
-		text += f.perMessage + c.countEnc(enc, m.Role)
+		text += f.perMessage + count(m.Role)
 		if m.Content.Parts != nil {
 			for _, p := range m.Content.Parts {
 				switch {
 				case p.Type == "text":
-					text += c.countEnc(enc, p.Text)
+					text += count(p.Text)
 				case p.Type == "image_url" && p.ImageURL != nil:
 					images += rule.tokens(p.ImageURL.URL, p.ImageURL.Detail)
 				}
 			}
 		} else {
-			text += c.countEnc(enc, m.Content.Text)
+			text += count(m.Content.Text)
 		}
 		name := m.Name
 		if name == "" && m.Role == "tool" {
-			name = callNames[m.ToolCallID]
+			name = calledFunction(req.Messages[:i], m.ToolCallID)
 		}
 		if name != "" {
-			text += c.countEnc(enc, name) + f.perName
+			text += count(name) + f.perName
 		}
 		if m.Refusal != nil {
-			text += c.countEnc(enc, *m.Refusal)
+			text += count(*m.Refusal)
 		}
 		for _, tc := range m.ToolCalls {
-			text += toolCallOverhead + c.countEnc(enc, tc.Function.Name) + c.countEnc(enc, tc.Function.Arguments)
-			if tc.ID != "" {
-				if callNames == nil {
-					callNames = map[string]string{}
-				}
-				callNames[tc.ID] = tc.Function.Name
-			}
+			text += toolCallOverhead + count(tc.Function.Name) + count(tc.Function.Arguments)
 		}
 	}
 	text += f.priming
@@ -142,9 +142,26 @@ func (c *Counter) CountChat(tokenizer, model string, req *llm.ChatRequest) (int,
 		text += f.tools.funcEnd
 	}
 	if estimated {
-		text = est.scale(text, "")
+		text = est.estimate(text, feats)
 	}
 	return text + images, nil
+}
+
+// calledFunction is the name of the function whose call has the id, searched
+// backwards through the earlier messages (conversations are short; a map
+// would cost more than the scan).
+func calledFunction(earlier []llm.Message, id string) string {
+	if id == "" {
+		return ""
+	}
+	for i := len(earlier) - 1; i >= 0; i-- {
+		for _, tc := range earlier[i].ToolCalls {
+			if tc.ID == id {
+				return tc.Function.Name
+			}
+		}
+	}
+	return ""
 }
 
 // toolTokens counts one function definition the cookbook's way: a line

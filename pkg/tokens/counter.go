@@ -53,7 +53,9 @@ func (c *Counter) Count(tokenizer, text string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		return est.scale(n, text), nil
+		var f textFeatures
+		f.add(text)
+		return est.estimate(n, f), nil
 	}
 	return c.countBPE(tokenizer, text)
 }
