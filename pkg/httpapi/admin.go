@@ -125,7 +125,7 @@ func decodeStrict(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return llm.InvalidParam(typeErr.Field, "invalid type for '"+typeErr.Field+"': expected "+typeErr.Type.String())
+			return llm.InvalidParam(typeErr.Field, "invalid type for '"+typeErr.Field+"': expected "+llm.JSONType(typeErr.Type))
 		}
 		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Message: "invalid JSON body: " + err.Error()}
 	}

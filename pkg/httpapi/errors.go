@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -104,6 +105,9 @@ func errorBody(e *llm.Error) []byte {
 	if e.Code != "" {
 		body.Error.Code = &e.Code
 	}
-	b, _ := json.Marshal(body)
-	return b
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // messages quote <key> and code; keep them readable
+	_ = enc.Encode(body)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

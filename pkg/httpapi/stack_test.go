@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -33,6 +35,7 @@ type stackOptions struct {
 	models       []*gateway.Model // default: sim-small, sim-large, sim-embed on an instant sim
 	maxBodyBytes int64
 	timeout      time.Duration
+	log          io.Writer // access log destination; nil: no access log
 }
 
 func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -78,7 +81,11 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.maxBodyBytes == 0 {
 		o.maxBodyBytes = 4 << 20
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Gateway: gw, Keys: ks, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes}))
+	opts := httpapi.Options{Gateway: gw, Keys: ks, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes}
+	if o.log != nil {
+		opts.AccessLog, opts.Logger = true, slog.New(slog.NewJSONHandler(o.log, nil))
+	}
+	srv := httptest.NewServer(httpapi.New(opts))
 	t.Cleanup(srv.Close)
 	_, secret, err := ks.Create(context.Background(), keys.New{Name: "all"})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // ChatRequest is a parsed POST /v1/chat/completions body.
@@ -381,6 +382,26 @@ func (r *ChatRequest) validate() error {
 	return nil
 }
 
+// JSONType names a Go type the way a JSON user thinks of it.
+func JSONType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
 // decodeError turns a JSON error into a 400 that names the field.
 func decodeError(err error) error {
 	var typeErr *json.UnmarshalTypeError
@@ -391,7 +412,7 @@ func decodeError(err error) error {
 		if field == "" {
 			return &Error{Status: 400, Type: TypeInvalidRequest, Message: "the request body must be a JSON object", Err: err}
 		}
-		return InvalidParam(field, fmt.Sprintf("invalid type for '%s': expected %s, got %s", field, typeErr.Type.String(), typeErr.Value))
+		return InvalidParam(field, fmt.Sprintf("invalid type for '%s': expected %s, got %s", field, JSONType(typeErr.Type), typeErr.Value))
 	case errors.As(err, &syntaxErr):
 		return &Error{Status: 400, Type: TypeInvalidRequest, Message: fmt.Sprintf("we could not parse the JSON body of your request (%v at offset %d)", syntaxErr, syntaxErr.Offset), Err: err}
 	}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer collects run's stdout while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type running struct {
+	url    string
+	stdout *lockedBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
+
+// start runs the server in-process on a free port and waits until it listens.
+func start(t *testing.T, env map[string]string, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	getenv := func(k string) string { return env[k] }
+	go func() { r.done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), getenv, r.stdout, io.Discard) }()
+	deadline := time.Now().Add(30 * time.Second) // a hang guard
+	for time.Now().Before(deadline) {
+		if m := listenRE.FindStringSubmatch(r.stdout.String()); m != nil {
+			r.url = m[1]
+			t.Cleanup(func() { r.stop(t) })
+			return r
+		}
+		select {
+		case err := <-r.done:
+			t.Fatalf("run returned early: %v\n%s", err, r.stdout.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("server did not start")
+	return nil
+}
+
+func (r *running) stop(t *testing.T) error {
+	r.cancel()
+	select {
+	case err, ok := <-r.done:
+		if ok {
+			close(r.done)
+		}
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+		return nil
+	}
+}
+
+var devKeyRE = regexp.MustCompile(`\n    (tg-[A-Za-z0-9_-]+)\n`)
+
+func TestFirstStartPrintsDevKeyOnce(t *testing.T) {
+	data := t.TempDir()
+	r := start(t, nil, "-data", data)
+	m := devKeyRE.FindStringSubmatch(r.stdout.String())
+	if m == nil {
+		t.Fatalf("no development key printed:\n%s", r.stdout.String())
+	}
+	req, _ := http.NewRequest("POST", r.url+"/v1/chat/completions", strings.NewReader(`{"model":"sim-small","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+m[1])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "hi") {
+		t.Fatalf("quick start request: %d %s", resp.StatusCode, body)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "tollgate.db")); err != nil {
+		t.Fatal("no database in -data dir")
+	}
+
+	r2 := start(t, nil, "-data", data)
+	if devKeyRE.MatchString(r2.stdout.String()) {
+		t.Fatal("development key printed again on the second start")
+	}
+}
+
+func TestAdminKeyFromEnvCreatesKeys(t *testing.T) {
+	admin := "an-admin-key-of-enough-length"
+	r := start(t, map[string]string{"TOLLGATE_ADMIN_KEY": admin}, "-data", t.TempDir())
+	req, _ := http.NewRequest("POST", r.url+"/admin/keys", strings.NewReader(`{"name":"ci"}`))
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), `"key":"tg-`) || !strings.Contains(string(body), `"id":"key_`) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(r.url + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+}
+
+func TestBadStartupsFailClearly(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("providers:\n  - {name: x, type: openai, base_url: nope}\nlisten_port: 3\n"), 0o644)
+	invalid := filepath.Join(dir, "invalid.yaml")
+	os.WriteFile(invalid, []byte("providers:\n  - {name: x, type: openai, base_url: nope}\n"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown field", []string{"-config", bad}, "field listen_port not found"},
+		{"invalid value with path", []string{"-config", invalid}, "providers[0].base_url: not a URL"},
+		{"missing file", []string{"-config", filepath.Join(dir, "nope.yaml")}, "no such file"},
+		{"bad flag", []string{"-nope"}, "flag provided but not defined"},
+		{"stray argument", []string{"serve"}, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), append(tt.args, "-data", dir), func(string) string { return "" }, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestShutdownDrainsInFlightStream: SIGTERM (ctx cancel) while a stream is
+// being served lets the stream finish.
+func TestShutdownDrainsInFlightStream(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tollgate.yaml")
+	os.WriteFile(cfg, []byte(`
+admin_key: an-admin-key-of-enough-length
+drain_timeout: 30s
+providers:
+  - name: sim
+    type: sim
+    sim: {tokens_per_second: 40}
+`), 0o644)
+	r := start(t, nil, "-config", cfg, "-data", dir)
+	secret := devKeyRE.FindStringSubmatch(r.stdout.String())[1]
+	req, _ := http.NewRequest("POST", r.url+"/v1/chat/completions", strings.NewReader(
+		`{"model":"sim-large","stream":true,"messages":[{"role":"user","content":"`+strings.Repeat("tell me more ", 20)+`"}]}`))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() { // the stream has started
+		t.Fatal("no first event")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.stop(t) }()
+	// Shutdown closes the listener first: once a new connection is refused,
+	// the drain has begun while the stream is still being written.
+	for {
+		c, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
+		if err != nil {
+			break
+		}
+		c.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	var last string
+	after := 0
+	for sc.Scan() {
+		if sc.Text() != "" {
+			last = sc.Text()
+			after++
+		}
+	}
+	if after < 2 || last != "data: [DONE]" {
+		t.Fatalf("stream cut by shutdown: %d events after it began, last line %q", after, last)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("run after drain: %v", err)
+	}
+}
