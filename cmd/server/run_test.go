@@ -48,7 +48,9 @@ func start(t *testing.T, env map[string]string, args ...string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string { return env[k] }
-	go func() { r.done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), getenv, r.stdout, io.Discard) }()
+	go func() {
+		r.done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), getenv, r.stdout, io.Discard)
+	}()
 	deadline := time.Now().Add(30 * time.Second) // a hang guard
 	for time.Now().Before(deadline) {
 		if m := listenRE.FindStringSubmatch(r.stdout.String()); m != nil {
