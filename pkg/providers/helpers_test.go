@@ -1,0 +1,103 @@
+package providers
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/providers")
+
+// golden compares got with testdata/providers/name, rewriting it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("..", "..", "testdata", "providers", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (run with -update if the change is intended)\ngot:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+func mustChat(t testing.TB, body string) *llm.ChatRequest {
+	t.Helper()
+	c, err := llm.DecodeChatRequest([]byte(body))
+	if err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	return c
+}
+
+func mustEmbedding(t testing.TB, body string) *llm.EmbeddingRequest {
+	t.Helper()
+	e, err := llm.DecodeEmbeddingRequest([]byte(body))
+	if err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	return e
+}
+
+// fakeClock records the sleeps a Sim asks for and returns at once, so
+// tests see the simulated timing without waiting for it.
+type fakeClock struct {
+	mu     sync.Mutex
+	sleeps []time.Duration
+}
+
+func (f *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	f.mu.Lock()
+	f.sleeps = append(f.sleeps, d)
+	f.mu.Unlock()
+	return ctx.Err()
+}
+
+func (f *fakeClock) Sleeps() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.sleeps...)
+}
+
+var fixedNow = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+
+func newTestSim(t testing.TB, cfg SimConfig) (*Sim, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{}
+	if cfg.Sleep == nil {
+		cfg.Sleep = clock.Sleep
+	}
+	if cfg.Now == nil {
+		cfg.Now = fixedNow
+	}
+	s, err := NewSim(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, clock
+}
+
+func asLLMError(t *testing.T, err error) *llm.Error {
+	t.Helper()
+	if err == nil {
+		t.Fatal("expected an error, got nil")
+	}
+	e, ok := llm.AsError(err)
+	if !ok {
+		t.Fatalf("error %v (%T) is not an *llm.Error", err, err)
+	}
+	return e
+}
