@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"sync"
 )
 
@@ -47,6 +48,15 @@ type Model struct {
 	lnEps  float32
 	l2Eps  float32
 	work   sync.Pool // *workspace
+}
+
+// Open is what a server calls at start: Fetch (a no-op when dir already holds
+// a verified converted model), then Load.
+func Open(ctx context.Context, dir string, client *http.Client) (*Model, error) {
+	if err := Fetch(ctx, dir, client); err != nil {
+		return nil, err
+	}
+	return Load(dir)
 }
 
 // Load reads the converted model that Fetch wrote into dir.
@@ -271,8 +281,11 @@ func (m *Model) forward(w *workspace, out [][]float32) {
 
 	x := w.x0[:n*embDim]
 	h := w.h[:n*Dim]
+	b := len(w.segs)
+	pooled := w.pooled[:b*Dim]
 	for l := range m.layers {
 		ly := &m.layers[l]
+		last := l == len(m.layers)-1
 		d := ly.qkv.in
 		// Attention block: h = residual(x) + Out(Attn(LN(x))).
 		a := w.a[:n*d]
@@ -283,38 +296,37 @@ func (m *Model) forward(w *workspace, out [][]float32) {
 		m.attention(w, ly, ctxv, qkv, n, d)
 		if ly.res != nil {
 			ly.res.apply(h, x, n, false)
-			ly.out.apply(w.a[:n*Dim], ctxv, n, false)
-			addInto(h, w.a[:n*Dim])
-		} else {
-			ly.out.apply(w.a[:n*Dim], ctxv, n, false)
-			addInto(h, w.a[:n*Dim])
 		}
+		ly.out.apply(w.a[:n*Dim], ctxv, n, false)
+		addInto(h, w.a[:n*Dim])
 		// Feed-forward block: h += FFN(LN(h)).
 		a = w.a[:n*Dim]
 		layerNorm(a, h, n, Dim, ly.ln2g, ly.ln2b, m.lnEps)
 		ff := w.ff[:n*ffnDim]
 		ly.ffn1.apply(ff, a, n, true)
-		ly.ffn2.apply(a, ff, n, false)
-		addInto(h, a)
-		x = h
+		if !last {
+			ly.ffn2.apply(a, ff, n, false)
+			addInto(h, a)
+			x = h
+			continue
+		}
+		// Only the mean over tokens of the last layer's output is used, and
+		// its second FFN matmul is linear: mean(h + relu·W2 + b2) =
+		// mean(h) + mean(relu)·W2 + b2. Averaging first saves T-1 of the T
+		// rows of that matmul.
+		meanRows(pooled, h, w.segs, Dim)
+		meanFF := w.qkv[:b*ffnDim] // qkv is free by now and batchTokens*ffnDim long
+		meanRows(meanFF, ff, w.segs, ffnDim)
+		a = w.a[:b*Dim]
+		ly.ffn2.apply(a, meanFF, b, false)
+		for s, cnt := range w.segs {
+			if cnt > 0 { // a sentence with no tokens pools to zero, bias and all
+				addInto(pooled[s*Dim:(s+1)*Dim], a[s*Dim:(s+1)*Dim])
+			}
+		}
 	}
 
-	// Mean over each sentence's tokens, then tanh(dense) and L2 normalise.
-	b := len(w.segs)
-	pooled := w.pooled[:b*Dim]
-	clear(pooled)
-	r := 0
-	for s, cnt := range w.segs {
-		p := pooled[s*Dim : (s+1)*Dim]
-		for t := 0; t < cnt; t++ {
-			addInto(p, h[(r+t)*Dim:(r+t+1)*Dim])
-		}
-		r += cnt
-		inv := 1 / float32(max(cnt, 1))
-		for j := range p {
-			p[j] *= inv
-		}
-	}
+	// tanh(dense) and L2 normalise.
 	res := w.a[:b*Dim]
 	m.head.apply(res, pooled, b, false)
 	for s := range b {
@@ -329,6 +341,24 @@ func (m *Model) forward(w *workspace, out [][]float32) {
 		o := out[s]
 		for j, f := range v {
 			o[j] = f * scale
+		}
+	}
+}
+
+// meanRows sets dst[s] to the mean of the rows of src (width d) that belong
+// to sentence s (segs holds each sentence's row count), zero for none.
+func meanRows(dst, src []float32, segs []int, d int) {
+	r := 0
+	for s, cnt := range segs {
+		p := dst[s*d : (s+1)*d]
+		clear(p)
+		for t := 0; t < cnt; t++ {
+			addInto(p, src[(r+t)*d:(r+t+1)*d])
+		}
+		r += cnt
+		inv := 1 / float32(max(cnt, 1))
+		for j := range p {
+			p[j] *= inv
 		}
 	}
 }
@@ -430,4 +460,3 @@ func dot(a, b []float32) float32 {
 	}
 	return s0 + s1 + s2 + s3
 }
-

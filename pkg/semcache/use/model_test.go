@@ -2,6 +2,7 @@ package use
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -133,4 +134,50 @@ func TestEmbedProperties(t *testing.T) {
 			t.Error("want an error for a canceled context")
 		}
 	})
+}
+
+// embedder is the shape pkg/semcache consumes; both embedders must fit it.
+type embedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+	Dim() int
+	Name() string
+}
+
+var (
+	_ embedder = (*Model)(nil)
+	_ embedder = (*Hashed)(nil)
+)
+
+// TestEmbedConcurrent runs Embed from several goroutines (under -race it
+// checks the pooled workspaces) and compares with sequential results.
+func TestEmbedConcurrent(t *testing.T) {
+	m := testModel(t)
+	texts := []string{"What is the capital of France?", "HTTP 404 Not Found", "", "naïve café", "Set a timer for 10 minutes."}
+	want, err := m.Embed(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers = 4
+	errs := make(chan error, workers)
+	for g := range workers {
+		go func() {
+			for i := range 3 {
+				k := (g + i) % len(texts)
+				got, err := m.Embed(context.Background(), []string{texts[k]})
+				if err == nil && cosine(got[0], want[k]) < 0.99999 {
+					err = fmt.Errorf("text %d: concurrent result differs", k)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
