@@ -8,8 +8,10 @@ import (
 
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/gateway"
+	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/router"
+	"github.com/tollgate/tollgate/pkg/tokens"
 )
 
 // buildGateway connects the catalog, the providers and the request flow.
@@ -19,7 +21,8 @@ func buildGateway(cfg *config.Config, logger *slog.Logger) (*gateway.Gateway, er
 	if err != nil {
 		return nil, err
 	}
-	provs, err := buildProviders(cfg)
+	counter := tokens.NewCounter()
+	provs, err := buildProviders(cfg, counter)
 	if err != nil {
 		return nil, err
 	}
@@ -31,13 +34,14 @@ func buildGateway(cfg *config.Config, logger *slog.Logger) (*gateway.Gateway, er
 		}
 		models = append(models, &gateway.Model{
 			Name:        m.Name,
+			Spec:        m,
 			Embedding:   m.Mode == router.ModeEmbedding,
 			OwnedBy:     m.Provider,
 			Deployments: []gateway.Deployment{{Provider: p, Upstream: m.UpstreamModel}},
 		})
 	}
 	logger.Info("catalog ready", "models", len(catalog.Models()), "served", len(models), "providers", len(provs))
-	return gateway.New(gateway.Options{Models: models, RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger})
+	return gateway.New(gateway.Options{Models: models, Tokens: counter, RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger})
 }
 
 // buildCatalog layers the built-in table, the imported LiteLLM price list
@@ -100,8 +104,10 @@ func modelPatch(m config.Model) (router.ModelPatch, error) {
 	return p, nil
 }
 
-// buildProviders makes one client per configured upstream.
-func buildProviders(cfg *config.Config) (map[string]providers.Provider, error) {
+// buildProviders makes one client per configured upstream. Simulated
+// providers report usage counted by the real tokenizer, as a real upstream
+// would.
+func buildProviders(cfg *config.Config, counter *tokens.Counter) (map[string]providers.Provider, error) {
 	out := make(map[string]providers.Provider, len(cfg.Providers))
 	for i, p := range cfg.Providers {
 		var (
@@ -124,7 +130,10 @@ func buildProviders(cfg *config.Config) (map[string]providers.Provider, error) {
 			}
 			prov, err = providers.NewOpenAI(oc)
 		case "sim":
-			sc := providers.SimConfig{Name: p.Name}
+			sc := providers.SimConfig{Name: p.Name, CountPrompt: func(r *llm.ChatRequest) int {
+				n, _ := counter.CountChat(tokens.O200K, r.Model, r)
+				return n
+			}}
 			if s := p.Sim; s != nil {
 				sc.Seed = uint64(s.Seed)
 				sc.Latency = simDist(s.Latency)

@@ -36,6 +36,7 @@ func (s *server) chatCompletions(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	priced(c, meta)
 	out := resp.Raw
 	if out == nil {
 		if out, err = json.Marshal(resp); err != nil {
@@ -56,6 +57,22 @@ func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
 	h.Set(HeaderModel, meta.Model)
 	h.Set(HeaderProvider, meta.Provider)
 	h.Set(HeaderAttempts, strconv.Itoa(meta.Attempts))
+	h.Set(HeaderPromptTokens, strconv.Itoa(meta.PromptTokens))
+}
+
+// priced adds the cost headers of a finished, non-streamed call. (A
+// stream's headers leave before its cost is known: its cost is in the
+// usage chunk, when asked for, and in the access log.)
+func priced(c *gin.Context, meta *gateway.Meta) {
+	h := c.Writer.Header()
+	if meta.Cost.Unpriced {
+		h.Set(HeaderCost, "unknown")
+		return
+	}
+	h.Set(HeaderCost, meta.Cost.Micros.String())
+	if meta.Cost.Estimated {
+		h.Set(HeaderCostEstimated, "true")
+	}
 }
 
 var (
@@ -145,6 +162,7 @@ func (s *server) embeddings(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	priced(c, meta)
 	out := resp.Raw
 	if out == nil {
 		if out, err = json.Marshal(resp); err != nil {

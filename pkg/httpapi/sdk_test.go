@@ -327,7 +327,7 @@ func TestUpstreamSeesUnknownFieldsAndCancellation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStack(t, stackOptions{models: []*gateway.Model{{Name: "alias", Deployments: []gateway.Deployment{{Provider: up, Upstream: "up-model"}}}}})
+	s := newStack(t, stackOptions{models: []*gateway.Model{{Name: "alias", Spec: spec("gpt-4o-mini"), Deployments: []gateway.Deployment{{Provider: up, Upstream: "up-model"}}}}})
 	client := s.client(s.secret)
 
 	var raw []byte

@@ -53,7 +53,13 @@ const (
 	HeaderModel        = "x-tollgate-model"
 	HeaderProvider     = "x-tollgate-provider"
 	HeaderAttempts     = "x-tollgate-attempts"
-	headerAuthenticate = "WWW-Authenticate"
+	HeaderPromptTokens = "x-tollgate-prompt-tokens"
+	// HeaderCost is the call's cost in USD with six decimals ("unknown" when
+	// the model has no price); HeaderCostEstimated says it was counted by
+	// tollgate because the provider reported no usage.
+	HeaderCost          = "x-tollgate-cost-usd"
+	HeaderCostEstimated = "x-tollgate-cost-estimated"
+	headerAuthenticate  = "WWW-Authenticate"
 )
 
 type server struct {
@@ -137,8 +143,13 @@ func (s *server) begin(c *gin.Context) {
 	if v, ok := c.Get(ctxMeta); ok {
 		m := v.(*gateway.Meta)
 		attrs = append(attrs, slog.String("model", m.Model), slog.String("provider", m.Provider), slog.Int("attempts", m.Attempts))
+		prompt := m.PromptTokens
 		if m.Usage != nil {
-			attrs = append(attrs, slog.Int("prompt_tokens", m.Usage.PromptTokens), slog.Int("completion_tokens", m.Usage.CompletionTokens))
+			prompt = m.Usage.PromptTokens
+		}
+		attrs = append(attrs, slog.Int("prompt_tokens", prompt), slog.Int("completion_tokens", m.CompletionTokens))
+		if !m.Cost.Unpriced && (m.Usage != nil || m.CompletionTokens > 0) {
+			attrs = append(attrs, slog.String("cost_usd", m.Cost.Micros.String()), slog.Bool("cost_estimated", m.Cost.Estimated))
 		}
 	}
 	if v, ok := c.Get(ctxError); ok {

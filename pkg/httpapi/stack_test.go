@@ -17,7 +17,9 @@ import (
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/providers"
+	"github.com/tollgate/tollgate/pkg/router"
 	"github.com/tollgate/tollgate/pkg/sqlite"
+	"github.com/tollgate/tollgate/pkg/tokens"
 )
 
 const adminKey = "admin-key-for-tests-0123456789"
@@ -52,11 +54,28 @@ func newSim(t *testing.T, cfg providers.SimConfig) *providers.Sim {
 	return s
 }
 
+var catalog = func() *router.Catalog {
+	c, err := router.NewCatalog(router.Builtin())
+	if err != nil {
+		panic(err)
+	}
+	return c
+}()
+
+// spec is a built-in catalog entry.
+func spec(name string) *router.Model {
+	m, ok := catalog.Lookup(name)
+	if !ok {
+		panic("no catalog entry " + name)
+	}
+	return m
+}
+
 func simModels(p providers.Provider) []*gateway.Model {
 	return []*gateway.Model{
-		{Name: "sim-small", OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-small"}}},
-		{Name: "sim-large", OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-large"}}},
-		{Name: "sim-embed", OwnedBy: "sim", Embedding: true, Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-embed"}}},
+		{Name: "sim-small", Spec: spec("sim-small"), OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-small"}}},
+		{Name: "sim-large", Spec: spec("sim-large"), OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-large"}}},
+		{Name: "sim-embed", Spec: spec("sim-embed"), OwnedBy: "sim", Embedding: true, Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-embed"}}},
 	}
 }
 
@@ -74,7 +93,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.models == nil {
 		o.models = simModels(newSim(t, providers.SimConfig{}))
 	}
-	gw, err := gateway.New(gateway.Options{Models: o.models, RequestTimeout: o.timeout})
+	gw, err := gateway.New(gateway.Options{Models: o.models, Tokens: tokens.NewCounter(), RequestTimeout: o.timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
