@@ -25,7 +25,7 @@ const (
 // encoding is one BPE vocabulary with its pre-tokenizer.
 type encoding struct {
 	name  string
-	ranks map[string]uint32
+	ranks *rankTable
 	next  func(s string, i int) int // end of the piece starting at s[i]
 }
 
@@ -62,18 +62,16 @@ func getEncoding(name string) (*encoding, error) {
 	return l.enc, l.err
 }
 
-// loadRanks parses a .tiktoken file ("base64(token) rank" per line). All
-// keys are slices of one string, so the table costs one allocation for its
-// bytes instead of one per token.
-func loadRanks(file string) (map[string]uint32, error) {
+// loadRanks parses a .tiktoken file ("base64(token) rank" per line) into a
+// rank table whose keys all live in one string.
+func loadRanks(file string) (*rankTable, error) {
 	data, err := assets.Assets.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
 	lines := bytes.Count(data, []byte{'\n'}) + 1
 	arena := make([]byte, 0, len(data)*3/4)
-	type entry struct{ off, end, rank uint32 }
-	entries := make([]entry, 0, lines)
+	entries := make([]rankEntry, 0, lines)
 	for len(data) > 0 {
 		line := data
 		if k := bytes.IndexByte(data, '\n'); k >= 0 {
@@ -97,14 +95,9 @@ func loadRanks(file string) (map[string]uint32, error) {
 		if err != nil {
 			return nil, err
 		}
-		entries = append(entries, entry{uint32(off), uint32(len(arena)), uint32(rank)})
+		entries = append(entries, rankEntry{uint32(off), uint32(len(arena)), uint32(rank)})
 	}
-	all := string(arena)
-	ranks := make(map[string]uint32, len(entries))
-	for _, e := range entries {
-		ranks[all[e.off:e.end]] = e.rank
-	}
-	return ranks, nil
+	return newRankTable(string(arena), entries), nil
 }
 
 // count returns the number of tokens tiktoken would produce for s with no
@@ -128,7 +121,7 @@ func (e *encoding) pieceCount(p string) int {
 	if len(p) == 1 {
 		return 1 // every byte is a token
 	}
-	if _, ok := e.ranks[p]; ok {
+	if e.ranks.get(p) != noRank {
 		return 1
 	}
 	if len(p) <= maxSmallPiece {
@@ -143,10 +136,7 @@ const (
 )
 
 func (e *encoding) rank(p string) uint32 {
-	if r, ok := e.ranks[p]; ok {
-		return r
-	}
-	return noRank
+	return e.ranks.get(p)
 }
 
 // mergeSmall runs tiktoken's byte-pair merge (repeatedly merge the adjacent
