@@ -41,6 +41,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,6 +82,7 @@ type options struct {
 	keep           bool
 	maxInflight    int
 	timeout        time.Duration
+	print          string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -102,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, data)")
 	fs.IntVar(&o.maxInflight, "max-inflight", 256, "open loop: most requests in flight; later ones queue (and the wait counts)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.StringVar(&o.print, "print", "", "print the table of a report saved with -json, and measure nothing")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -162,6 +165,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.role != "" {
 		return runRole(ctx, args, stdout)
+	}
+	if o.print != "" {
+		b, err := os.ReadFile(o.print)
+		if err != nil {
+			return err
+		}
+		var r report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", o.print, err)
+		}
+		printReport(stdout, &r)
+		return nil
 	}
 	r, err := measureAll(ctx, o, stderr)
 	if err != nil {
@@ -360,7 +375,7 @@ func measureTarget(ctx context.Context, o *options, t target, mix []request, ups
 	}
 	var s summary
 	if o.warmup > 0 {
-		l.closedLoop(ctx, o.conns[len(o.conns)-1], o.warmup)
+		l.closedLoop(ctx, slices.Max(o.conns), o.warmup)
 	}
 	for _, c := range o.conns {
 		p, err := phase("closed", func() (*outcome, time.Duration) { return l.closedLoop(ctx, c, o.duration) })

@@ -216,12 +216,13 @@ func medianSummary(runs []summary) summary {
 		}
 		m.Open = append(m.Open, phaseResult{
 			Kind: "open", Rate: runs[0].Open[i].Rate, Errors: errs,
-			RPS:   at(func(p phaseResult) float64 { return p.RPS }),
-			P50us: at(func(p phaseResult) float64 { return p.P50us }),
-			P90us: at(func(p phaseResult) float64 { return p.P90us }),
-			P99us: at(func(p phaseResult) float64 { return p.P99us }),
-			MaxUs: at(func(p phaseResult) float64 { return p.MaxUs }),
-			CPUus: map[string]float64{"target": at(func(p phaseResult) float64 { return p.CPUus["target"] })},
+			RPS:        at(func(p phaseResult) float64 { return p.RPS }),
+			P50us:      at(func(p phaseResult) float64 { return p.P50us }),
+			P90us:      at(func(p phaseResult) float64 { return p.P90us }),
+			P99us:      at(func(p phaseResult) float64 { return p.P99us }),
+			MaxUs:      at(func(p phaseResult) float64 { return p.MaxUs }),
+			CPUus:      map[string]float64{"target": at(func(p phaseResult) float64 { return p.CPUus["target"] })},
+			OtherCores: at(func(p phaseResult) float64 { return p.OtherCores }),
 		})
 	}
 	return m
@@ -289,7 +290,7 @@ func printScenario(w io.Writer, s *scenarioReport) {
 
 	fmt.Fprintf(w, "\nopen loop (latency from each request's scheduled send time):\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\trate/s\tachieved/s\tp50 µs\tp90 µs\tp99 µs\tmax µs\tcpu µs/req\terrors\t")
+	fmt.Fprintln(tw, "target\trate/s\tachieved/s\tp50 µs\tp90 µs\tp99 µs\tmax µs\tcpu µs/req\terrors\tothers' cores\t")
 	for _, t := range s.Targets {
 		if t.Skipped != "" {
 			continue
@@ -299,7 +300,7 @@ func printScenario(w io.Writer, s *scenarioReport) {
 			if t.Name != "direct" {
 				cpu = fmt.Sprintf("%.0f", p.CPUus["target"])
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t%d\t\n", t.Name, p.Rate, p.RPS, p.P50us, p.P90us, p.P99us, p.MaxUs, cpu, p.Errors)
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t%d\t%.2f\t\n", t.Name, p.Rate, p.RPS, p.P50us, p.P90us, p.P99us, p.MaxUs, cpu, p.Errors, p.OtherCores)
 		}
 	}
 	tw.Flush()
@@ -332,7 +333,15 @@ func printScenario(w io.Writer, s *scenarioReport) {
 	}
 	if len(other) > 0 {
 		sort.Float64s(other)
-		fmt.Fprintf(w, "\nother processes on the machine used %.2f cores in the median phase, %.2f at most\n", other[len(other)/2], other[len(other)-1])
+		busy := 0
+		for _, o := range other {
+			if o > 0.5 {
+				busy++
+			}
+		}
+		fmt.Fprintf(w, "\nother processes on the machine used %.2f cores in the median phase, %.2f at most; %d of %d phases shared the\n"+
+			"machine with more than half a core of other work (figures from those are not the targets' alone)\n",
+			other[len(other)/2], other[len(other)-1], busy, len(other))
 	}
 }
 

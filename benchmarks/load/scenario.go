@@ -116,7 +116,9 @@ func gatewayVariant(name string, accessLog bool) variant {
 func gatewayConfig(upstreamAddr string) map[string]any {
 	return map[string]any{
 		"dev_key": false,
-		"log":     map[string]any{"level": "info", "format": "text", "access_log": false},
+		// Stopping at the end of a run has nothing in flight to drain.
+		"drain_timeout": "2s",
+		"log":           map[string]any{"level": "info", "format": "text", "access_log": false},
 		"providers": []any{map[string]any{
 			"name": "upstream", "type": "openai", "base_url": "http://" + upstreamAddr + "/v1", "api_key": upstreamAPIKey,
 		}},
