@@ -107,3 +107,23 @@ func TestHalfRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkMatrix measures the packed matmul alone; GMAC/s = in*out*rows/ns.
+func BenchmarkMatrix(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, s := range [][3]int{{10, 512, 1536}, {10, 1536, 512}, {30, 512, 1536}, {128, 512, 1536}} {
+		rows, in, out := s[0], s[1], s[2]
+		b.Run(fmt.Sprintf("%dx%dx%d", rows, in, out), func(b *testing.B) {
+			m := packMatrix(randSlice(rng, in*out), in, out, randSlice(rng, out))
+			x := randSlice(rng, rows*in)
+			dst := make([]float32, rows*out)
+			cpu0 := processCPU()
+			for b.Loop() {
+				m.apply(dst, x, rows, false)
+			}
+			if d := processCPU() - cpu0; d > 0 {
+				b.ReportMetric(float64(rows*in*out)*float64(b.N)/float64(d.Nanoseconds()), "GMAC/s-cpu")
+			}
+		})
+	}
+}

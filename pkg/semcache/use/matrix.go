@@ -57,10 +57,17 @@ func (m *matrix) apply(dst, x []float32, n int, relu bool) {
 	panelSize := m.in * panelWidth
 	for r0 := 0; r0 < n; r0 += rowChunk {
 		r1 := min(r0+rowChunk, n)
+		// Split the rows into even blocks (10 rows: 5+5, not 6+4): a kernel
+		// with fewer rows has fewer accumulators to hide FMA latency.
+		blocks := (r1 - r0 + maxKernelRows - 1) / maxKernelRows
+		base, extra := (r1-r0)/blocks, (r1-r0)%blocks
 		for p := 0; p < m.out/panelWidth; p++ {
 			bias := m.bias[p*panelWidth : (p+1)*panelWidth]
-			for r := r0; r < r1; {
-				rows := min(r1-r, maxKernelRows)
+			for r, blk := r0, 0; r < r1; blk++ {
+				rows := base
+				if blk < extra {
+					rows++
+				}
 				if m.half != nil {
 					kernelHalf(dst[r*m.out+p*panelWidth:], x[r*m.in:], m.half[p*panelSize:(p+1)*panelSize], bias, rows, m.in, m.out, m.in, panelWidth, relu)
 				} else {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/http"
 	"sync"
+
+	"github.com/viterin/vek/vek32"
 )
 
 const (
@@ -392,22 +394,11 @@ func (m *Model) attention(w *workspace, ly *layer, dst, qkv []float32, n, d int)
 			gemm(sc, pad, qkv[r0*stride+qo:], stride, kt, pad, cnt, dh, pad)
 			for t := 0; t < cnt; t++ {
 				row := sc[t*pad : t*pad+cnt]
-				maxv := float32(math.Inf(-1))
-				for i, v := range row {
-					v *= ly.qscale
-					row[i] = v
-					maxv = max(maxv, v)
-				}
-				var sum float32
-				for i, v := range row {
-					e := float32(math.Exp(float64(v - maxv)))
-					row[i] = e
-					sum += e
-				}
-				inv := 1 / sum
-				for i := range row {
-					row[i] *= inv
-				}
+				// softmax(scale·row), vectorised by vek (AVX2 when present).
+				vek32.MulNumber_Inplace(row, ly.qscale)
+				vek32.SubNumber_Inplace(row, vek32.Max(row))
+				vek32.Exp_Inplace(row)
+				vek32.MulNumber_Inplace(row, 1/vek32.Sum(row))
 			}
 			gemm(dst[r0*d+qo:], d, sc, pad, qkv[r0*stride+vo:], stride, cnt, cnt, dh)
 		}
@@ -420,29 +411,19 @@ func (m *Model) attention(w *workspace, ly *layer, dst, qkv []float32, n, d int)
 func layerNorm(dst, x []float32, n, d int, g, b []float32, eps float32) {
 	for r := range n {
 		row := x[r*d : (r+1)*d]
-		var mean float32
-		for _, v := range row {
-			mean += v
-		}
-		mean /= float32(d)
-		var variance float32
-		for _, v := range row {
-			variance += (v - mean) * (v - mean)
-		}
-		variance /= float32(d)
-		inv := float32(1 / math.Sqrt(float64(variance+eps)))
 		o := dst[r*d : (r+1)*d]
-		for j, v := range row {
-			o[j] = (v-mean)*(g[j]*inv) + b[j]
-		}
+		mean := vek32.Sum(row) / float32(d)
+		vek32.SubNumber_Into(o, row, mean)
+		variance := vek32.Dot(o, o) / float32(d)
+		inv := float32(1 / math.Sqrt(float64(variance+eps)))
+		vek32.Mul_Inplace(o, g)
+		vek32.MulNumber_Inplace(o, inv)
+		vek32.Add_Inplace(o, b)
 	}
 }
 
 func addInto(dst, x []float32) {
-	x = x[:len(dst)]
-	for i := range dst {
-		dst[i] += x[i]
-	}
+	vek32.Add_Inplace(dst, x[:len(dst)])
 }
 
 func dot(a, b []float32) float32 {
