@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,3 +103,5 @@ func asLLMError(t *testing.T, err error) *llm.Error {
 	}
 	return e
 }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }

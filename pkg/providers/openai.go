@@ -263,7 +263,7 @@ func (c *OpenAI) Chat(ctx context.Context, r *Request) (*llm.ChatResponse, error
 		return nil, err
 	}
 	resp := &llm.ChatResponse{}
-	if err := json.Unmarshal(raw, resp); err != nil {
+	if err := decodeJSON(raw, resp); err != nil {
 		return nil, badResponse(c.name, "upstream sent a malformed chat completion: "+snippet(string(raw)), err)
 	}
 	resp.Raw = raw
@@ -293,7 +293,7 @@ func (c *OpenAI) Embed(ctx context.Context, r *EmbedRequest) (*llm.EmbeddingResp
 		return nil, err
 	}
 	resp := &llm.EmbeddingResponse{}
-	if err := json.Unmarshal(raw, resp); err != nil {
+	if err := decodeJSON(raw, resp); err != nil {
 		return nil, badResponse(c.name, "upstream sent a malformed embeddings answer: "+snippet(string(raw)), err)
 	}
 	resp.Raw = raw

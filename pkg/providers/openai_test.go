@@ -557,7 +557,7 @@ func TestOpenAIStreamEvents(t *testing.T) {
 		body     string
 		ctype    string
 		wantRaw  []string
-		wantErr  error     // io.EOF for a clean end
+		wantErr  error      // io.EOF for a clean end
 		wantLLM  *llm.Error // Status, Retryable, Message compared
 		contains string
 	}{

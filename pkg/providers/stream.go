@@ -140,7 +140,7 @@ func (s *openAIStream) next() (*llm.ChatChunk, error) {
 		}
 		raw := bytes.Clone(data)
 		chunk := &llm.ChatChunk{}
-		if err := json.Unmarshal(raw, chunk); err != nil {
+		if err := decodeJSON(raw, chunk); err != nil {
 			return nil, badResponse(s.c.name, "upstream sent a malformed stream event: "+snippet(string(raw)), err)
 		}
 		// An OpenAI chunk always has an id; an event without one and
