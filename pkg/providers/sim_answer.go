@@ -69,7 +69,10 @@ func (s *Sim) answer(r *Request, rng *rand.Rand) *simAnswer {
 		prompt:  s.cfg.CountPrompt(chat),
 		choices: make([]simChoice, chat.Choices()),
 	}
-	last := chat.Messages[len(chat.Messages)-1]
+	var last llm.Message // a request built in code may skip DecodeChatRequest's checks
+	if len(chat.Messages) > 0 {
+		last = chat.Messages[len(chat.Messages)-1]
+	}
 	tool := pickTool(chat)
 	stops := chat.StopSequences()
 	limit := chat.OutputLimit()

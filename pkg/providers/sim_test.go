@@ -369,6 +369,18 @@ func TestSimFaults(t *testing.T) {
 	})
 }
 
+func TestSimCountPromptInjected(t *testing.T) {
+	s, _ := newTestSim(t, SimConfig{CountPrompt: func(*llm.ChatRequest) int { return 1234 }})
+	r := simChat(t, s, `{"model":"x","messages":[{"role":"user","content":"hi"}]}`)
+	if r.Usage.PromptTokens != 1234 || r.Usage.TotalTokens != 1234+r.Usage.CompletionTokens {
+		t.Errorf("%+v", r.Usage)
+	}
+	// A request built in code without messages must not panic.
+	if _, err := s.Chat(context.Background(), &Request{Chat: &llm.ChatRequest{Model: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSimTiming(t *testing.T) {
 	s, clock := newTestSim(t, SimConfig{
 		Latency: Dist{Value: 300 * time.Millisecond}, TTFT: Dist{Value: 150 * time.Millisecond},
