@@ -243,9 +243,8 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 		end := start
 		for end < len(texts) && len(w.segs) < batchTokens {
 			before := len(w.ids)
-			w.ids = m.tok.AppendEncode(w.ids, texts[end])
-			n := min(len(w.ids)-before, MaxTokens)
-			w.ids = w.ids[:before+n]
+			w.ids = m.tok.AppendEncodeLimit(w.ids, texts[end], MaxTokens)
+			n := len(w.ids) - before
 			if len(w.ids) > batchTokens && end > start {
 				w.ids = w.ids[:before]
 				break

@@ -76,6 +76,10 @@ func TestTokenizerMatchesReference(t *testing.T) {
 			if !slices.Equal(got, c.IDs) {
 				t.Errorf("Encode(%q)\n got %v\nwant %v", c.Text, got, c.IDs)
 			}
+			limited := m.Tokenizer().AppendEncodeLimit(nil, c.Text, MaxTokens)
+			if want := c.IDs[:min(len(c.IDs), MaxTokens)]; !slices.Equal(limited, want) {
+				t.Errorf("AppendEncodeLimit(%q)\n got %v\nwant %v", c.Text, limited, want)
+			}
 		})
 	}
 }

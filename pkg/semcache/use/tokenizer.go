@@ -18,6 +18,8 @@ const (
 	// unknownID is the id of the unknown piece; runs of unknown symbols
 	// collapse into one.
 	unknownID = 0
+	// cutBytesPerToken bounds the bytes AppendEncodeLimit reads per token.
+	cutBytesPerToken = 512
 )
 
 // Tokenizer is the SentencePiece unigram tokenizer of the TF.js USE lite
@@ -38,6 +40,9 @@ type Tokenizer struct {
 	ids     map[string]int32 // piece -> id, reserved pieces excluded
 	len16   []int32          // UTF-16 length of each piece (how the JS steps back)
 	maxLen  int              // longest piece, in code points
+	// cuttable: no piece has "▁" after its first symbol, so every "▁" starts
+	// a token and the text before it tokenises on its own.
+	cuttable bool
 	scratch sync.Pool        // *tokScratch
 }
 
@@ -76,6 +81,12 @@ func newTokenizer(pieces []string, scores []float64) (*Tokenizer, error) {
 			t.maxLen = n
 		}
 	}
+	t.cuttable = true
+	for _, p := range pieces[reservedPieces:] {
+		if i := strings.Index(p, wordBoundary); i > 0 {
+			t.cuttable = false
+		}
+	}
 	if t.len16[unknownID] == 0 {
 		return nil, fmt.Errorf("use: vocabulary's unknown piece is empty")
 	}
@@ -93,6 +104,41 @@ func (t *Tokenizer) Piece(id int) string { return t.pieces[id] }
 // only the first MaxTokens).
 func (t *Tokenizer) Encode(text string) []int32 {
 	return t.AppendEncode(nil, text)
+}
+
+// AppendEncodeLimit appends the first limit ids of text to dst: the same as
+// AppendEncode truncated, without tokenising the rest of a long text. Each
+// ASCII space becomes a "▁" that starts a token on its own, so the text
+// before the (limit+1)th space yields at least limit+1 tokens, the same as the
+// whole text's first ones.
+func (t *Tokenizer) AppendEncodeLimit(dst []int32, text string, limit int) []int32 {
+	if t.cuttable && len(text) > limit {
+		spaces := 0
+		for i := 0; i < len(text); i++ {
+			if text[i] == ' ' {
+				if spaces == limit {
+					text = text[:i]
+					break
+				}
+				spaces++
+			}
+		}
+	}
+	// A text with too few spaces (a base64 blob, minified code, Chinese) is
+	// cut at limit*512 bytes (64 KiB for MaxTokens) to bound the work. Its
+	// first limit tokens normally lie far inside (a piece is at most 16
+	// symbols), but a run of unknown symbols, which merges into one id, could
+	// cross the cut; only then can the ids differ from the reference.
+	if maxBytes := limit * cutBytesPerToken; len(text) > maxBytes {
+		cut := maxBytes
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut]
+	}
+	first := len(dst)
+	dst = t.AppendEncode(dst, text)
+	return dst[:min(len(dst), first+limit)]
 }
 
 // normalize applies the JS tokenizer's input processing.

@@ -60,7 +60,7 @@ func TestTokenizerSynthetic(t *testing.T) {
 // FuzzTokenizer checks that no input panics, ids stay in the vocabulary, and
 // a segmentation without unknowns spells the normalised input.
 func FuzzTokenizer(f *testing.F) {
-	for _, s := range []string{"", " ", "the ab", "ａｂ c", "a😀b", "\xff\xfe", "::)", strings.Repeat("ab ", 50), "e\u0301\u0301"} {
+	for _, s := range []string{"", " ", "the ab", "ａｂ c", "a😀b", "\xff\xfe", "::)", strings.Repeat("ab ", 50), "e\u0301\u0301", strings.Repeat("0", 200) + "a"} {
 		f.Add(s)
 	}
 	tok := testTokenizer(f)
@@ -78,6 +78,16 @@ func FuzzTokenizer(f *testing.F) {
 		}
 		if !unknown && b.String() != normalize(s) {
 			t.Errorf("pieces spell %q, normalised input is %q", b.String(), normalize(s))
+		}
+		for _, limit := range []int{1, 3, 128} {
+			if len(s) > limit*cutBytesPerToken {
+				continue // cut by size: documented as approximate
+			}
+			got := tok.AppendEncodeLimit(nil, s, limit)
+			want := ids[:min(len(ids), limit)]
+			if !slices.Equal(got, want) {
+				t.Errorf("AppendEncodeLimit(%q, %d) = %v, want %v", s, limit, got, want)
+			}
 		}
 		for _, id := range odd.Encode(s) {
 			if id < 0 || int(id) >= odd.VocabSize() {
