@@ -102,6 +102,20 @@ func TestFirstStartPrintsDevKeyOnce(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "hi") {
 		t.Fatalf("quick start request: %d %s", resp.StatusCode, body)
 	}
+	// The simulated chat models embed too, with no account.
+	for _, model := range []string{"sim-small", "sim-large", "sim-embed"} {
+		req, _ := http.NewRequest("POST", r.url+"/v1/embeddings", strings.NewReader(`{"model":"`+model+`","input":"hello"}`))
+		req.Header.Set("Authorization", "Bearer "+m[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"embedding"`) {
+			t.Fatalf("embeddings with %s: %d %s", model, resp.StatusCode, body)
+		}
+	}
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}

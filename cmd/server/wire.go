@@ -32,10 +32,14 @@ func buildGateway(cfg *config.Config, logger *slog.Logger) (*gateway.Gateway, er
 		if !ok || (m.Mode != router.ModeChat && m.Mode != router.ModeEmbedding) {
 			continue
 		}
+		_, simulated := p.(*providers.Sim)
 		models = append(models, &gateway.Model{
-			Name:        m.Name,
-			Spec:        m,
-			Embedding:   m.Mode == router.ModeEmbedding,
+			Name: m.Name,
+			Spec: m,
+			Chat: m.Mode == router.ModeChat,
+			// The simulator embeds with any model, so the quick start's
+			// sim-small and sim-large do embeddings too.
+			Embeddings:  m.Mode == router.ModeEmbedding || simulated,
 			OwnedBy:     m.Provider,
 			Deployments: []gateway.Deployment{{Provider: p, Upstream: m.UpstreamModel}},
 		})

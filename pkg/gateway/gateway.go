@@ -40,7 +40,8 @@ type Deployment struct {
 type Model struct {
 	Name        string
 	Spec        *router.Model // catalog entry: prices, context window, tokenizer
-	Embedding   bool          // an embeddings model, not a chat model
+	Chat        bool          // serves /v1/chat/completions
+	Embeddings  bool          // serves /v1/embeddings
 	OwnedBy     string
 	Deployments []Deployment
 }
@@ -372,13 +373,13 @@ func (g *Gateway) resolve(key *keys.Key, name string, embedding bool) (*Model, e
 		return nil, &llm.Error{Status: http.StatusForbidden, Type: llm.TypePermission, Code: "model_not_allowed", Param: "model",
 			Message: fmt.Sprintf("this API key may not use the model `%s`", name)}
 	}
-	if m.Embedding != embedding {
-		what := "a chat model"
-		if m.Embedding {
-			what = "an embeddings model"
-		}
+	if embedding && !m.Embeddings {
 		return nil, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "model_not_supported", Param: "model",
-			Message: fmt.Sprintf("the model `%s` is %s and cannot serve this endpoint", name, what)}
+			Message: fmt.Sprintf("the model `%s` is a chat model and does not serve embeddings", name)}
+	}
+	if !embedding && !m.Chat {
+		return nil, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "model_not_supported", Param: "model",
+			Message: fmt.Sprintf("the model `%s` is an embeddings model and does not serve chat completions", name)}
 	}
 	return m, nil
 }

@@ -64,7 +64,7 @@ func (f *fakeUpstream) stack(t *testing.T, logs io.Writer) *stack {
 		t.Fatal(err)
 	}
 	return newStack(t, stackOptions{log: logs, models: []*gateway.Model{
-		{Name: "gpt-4o-mini", Spec: spec("gpt-4o-mini"), Deployments: []gateway.Deployment{{Provider: up, Upstream: "gpt-4o-mini"}}},
+		{Name: "gpt-4o-mini", Spec: spec("gpt-4o-mini"), Chat: true, Deployments: []gateway.Deployment{{Provider: up, Upstream: "gpt-4o-mini"}}},
 	}})
 }
 

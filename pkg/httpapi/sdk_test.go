@@ -220,11 +220,15 @@ func TestSDKEmbeddings(t *testing.T) {
 			}
 		})
 	}
-	// A chat model cannot serve embeddings.
+	// A model without the capability refuses the endpoint.
 	_, err := client.Embeddings.New(context.Background(), openai.EmbeddingNewParams{
-		Model: "sim-small", Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("x")},
+		Model: "sim-large", Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("x")},
 	})
-	assertAPIError(t, err, 400, "is a chat model")
+	assertAPIError(t, err, 400, "does not serve embeddings")
+	_, err = client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "sim-embed", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
+	})
+	assertAPIError(t, err, 400, "does not serve chat completions")
 }
 
 func TestSDKModelsListsOnlyAllowed(t *testing.T) {
@@ -327,7 +331,7 @@ func TestUpstreamSeesUnknownFieldsAndCancellation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStack(t, stackOptions{models: []*gateway.Model{{Name: "alias", Spec: spec("gpt-4o-mini"), Deployments: []gateway.Deployment{{Provider: up, Upstream: "up-model"}}}}})
+	s := newStack(t, stackOptions{models: []*gateway.Model{{Name: "alias", Spec: spec("gpt-4o-mini"), Chat: true, Deployments: []gateway.Deployment{{Provider: up, Upstream: "up-model"}}}}})
 	client := s.client(s.secret)
 
 	var raw []byte

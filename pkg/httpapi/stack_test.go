@@ -73,9 +73,9 @@ func spec(name string) *router.Model {
 
 func simModels(p providers.Provider) []*gateway.Model {
 	return []*gateway.Model{
-		{Name: "sim-small", Spec: spec("sim-small"), OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-small"}}},
-		{Name: "sim-large", Spec: spec("sim-large"), OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-large"}}},
-		{Name: "sim-embed", Spec: spec("sim-embed"), OwnedBy: "sim", Embedding: true, Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-embed"}}},
+		{Name: "sim-small", Spec: spec("sim-small"), Chat: true, Embeddings: true, OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-small"}}},
+		{Name: "sim-large", Spec: spec("sim-large"), Chat: true, OwnedBy: "sim", Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-large"}}},
+		{Name: "sim-embed", Spec: spec("sim-embed"), OwnedBy: "sim", Embeddings: true, Deployments: []gateway.Deployment{{Provider: p, Upstream: "sim-embed"}}},
 	}
 }
 
