@@ -3,7 +3,11 @@ package use
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -103,4 +107,73 @@ func BenchmarkTokenize(b *testing.B) {
 	for b.Loop() {
 		ids = m.Tokenizer().AppendEncode(ids[:0], text)
 	}
+}
+
+// BenchmarkEmbedParallel runs 10-token prompts from 8 goroutines per
+// GOMAXPROCS, with concurrent calls coalesced into batched passes and
+// without. Run with -cpu 2 (the machine's cores); ns/op is wall time per
+// prompt at saturation, cpu-ns/op the CPU per prompt.
+func BenchmarkEmbedParallel(b *testing.B) {
+	m := testModel(b)
+	words := strings.Fields(benchProse)
+	for _, mode := range []string{"coalesced", "separate"} {
+		b.Run(mode, func(b *testing.B) {
+			m.co.off = mode == "separate"
+			defer func() { m.co.off = false }()
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			var next atomic.Int64
+			cpu0 := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := int(next.Add(1)) % (len(words) - 9)
+					if _, err := m.Embed(context.Background(), []string{strings.Join(words[i:i+9], " ")}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			reportCPU(b, cpu0)
+		})
+	}
+}
+
+// BenchmarkLoad is the start-up cost of Load (read, verify, unpack fp16,
+// pack panels). Run alone (-run XXX -bench Load -benchtime 1x) it also
+// reports the process's resident memory with one model loaded and warm.
+func BenchmarkLoad(b *testing.B) {
+	dir := testFetch(b)
+	var m *Model
+	for b.Loop() {
+		m = nil
+		var err error
+		if m, err = Load(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := m.Embed(context.Background(), []string{"warm up the workspace"}); err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	if rss := residentBytes(); rss > 0 {
+		b.ReportMetric(float64(rss)/(1<<20), "RSS-MB")
+	}
+	runtime.KeepAlive(m)
+}
+
+// residentBytes reads VmRSS from /proc (0 where there is none).
+func residentBytes() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }

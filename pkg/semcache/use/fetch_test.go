@@ -212,8 +212,7 @@ func TestDecodeBundleRoundTrip(t *testing.T) {
 // TestFetchIsIdempotent uses the real model: a second Fetch must not rewrite
 // the verified file.
 func TestFetchIsIdempotent(t *testing.T) {
-	testModel(t) // fetched (or skipped) here
-	dir := testCacheDir(t)
+	dir := testFetch(t)
 	path := filepath.Join(dir, FileName)
 	before, err := os.Stat(path)
 	if err != nil {

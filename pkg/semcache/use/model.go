@@ -21,7 +21,7 @@ const (
 	embDim = 256
 	ffnDim = 1536
 	// batchTokens bounds the tokens of one forward pass; Embed splits larger
-	// batches. It keeps a workspace near 5 MB.
+	// batches; a workspace of that size is about 5.6 MB.
 	batchTokens = 256
 )
 
@@ -43,13 +43,14 @@ type layer struct {
 // concurrent use; each call borrows a workspace from a pool.
 type Model struct {
 	tok    *Tokenizer
-	emb    []float32 // [vocab][embDim]
+	emb    []uint16  // [vocab][embDim], fp16 (only a few rows are read per pass)
 	timing []float32 // [MaxTokens][embDim] sinusoidal position signal
 	layers [2]layer
 	head   matrix
 	lnEps  float32
 	l2Eps  float32
 	work   sync.Pool // *workspace
+	co     coalescer
 }
 
 // Open is what a server calls at start: Fetch (a no-op when dir already holds
@@ -115,7 +116,12 @@ func newModel(b *bundle) (*Model, error) {
 	m := &Model{tok: tok}
 	vocab := len(b.pieces)
 	if t, ok := b.tensor("emb"); ok && len(t.shape) == 2 && t.shape[0] >= vocab {
-		m.emb = must("emb", t.shape[0], embDim)
+		if e := must("emb", t.shape[0], embDim); e != nil {
+			m.emb = make([]uint16, len(e))
+			for i, v := range e {
+				m.emb[i] = float32ToHalf(v) // exact: the file holds fp16
+			}
+		}
 	} else {
 		errs = append(errs, fmt.Errorf("use: embedding table missing or smaller than the vocabulary (%d)", vocab))
 	}
@@ -192,7 +198,9 @@ func (m *Model) Dim() int { return Dim }
 // Tokenizer returns the model's tokenizer.
 func (m *Model) Tokenizer() *Tokenizer { return m.tok }
 
-// workspace holds every buffer of a forward pass of up to batchTokens tokens.
+// workspace holds the buffers of a forward pass. They grow to the largest
+// pass seen (at most batchTokens tokens, about 5.6 MB), so a server that
+// embeds short prompts keeps small workspaces.
 type workspace struct {
 	ids    []int32
 	segs   []int // token count of each sentence in the pass
@@ -208,35 +216,50 @@ type workspace struct {
 }
 
 func newWorkspace() *workspace {
-	n := batchTokens
 	return &workspace{
-		ids:    make([]int32, 0, 4*n),
-		x0:     make([]float32, n*embDim),
-		a:      make([]float32, n*Dim),
-		qkv:    make([]float32, n*3*Dim),
-		ctxv:   make([]float32, n*Dim),
-		h:      make([]float32, n*Dim),
-		ff:     make([]float32, n*ffnDim),
+		ids:    make([]int32, 0, 4*MaxTokens),
 		scores: make([]float32, MaxTokens*MaxTokens),
 		keysT:  make([]float32, 128*MaxTokens),
-		pooled: make([]float32, n*Dim),
 	}
 }
 
-// Embed returns one unit-length 512-d vector per text. Texts are batched into
-// forward passes of up to 256 tokens, which costs less per text than one pass
-// each (the weights stream through the cache once per pass).
+// size makes room for n tokens in b sentences. Some buffers hold one row per
+// sentence at the end of the pass, so rows is the larger of the two.
+func (w *workspace) size(n, b int) {
+	rows := (max(n, b) + 31) &^ 31
+	w.x0 = grow(w.x0, rows*embDim)
+	w.a = grow(w.a, rows*Dim)
+	w.qkv = grow(w.qkv, rows*ffnDim) // also 3*Dim wide
+	w.ctxv = grow(w.ctxv, rows*Dim)
+	w.h = grow(w.h, rows*Dim)
+	w.ff = grow(w.ff, rows*ffnDim)
+	w.pooled = grow(w.pooled, rows*Dim)
+}
+
+// Embed returns one unit-length 512-d vector per text. The texts of one call
+// share forward passes of up to 256 tokens, which costs less per text than a
+// pass each; concurrent calls are coalesced the same way when every core is
+// already busy with a pass (see coalescer).
 func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	out := make([][]float32, len(texts))
 	backing := make([]float32, len(texts)*Dim)
 	for i := range out {
 		out[i] = backing[i*Dim : (i+1)*Dim : (i+1)*Dim]
 	}
+	if err := m.co.run(ctx, m, texts, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// embedInto embeds texts into out (len(out) == len(texts)), in passes of up
+// to batchTokens tokens.
+func (m *Model) embedInto(ctx context.Context, texts []string, out [][]float32) error {
 	w := m.work.Get().(*workspace)
 	defer m.work.Put(w)
 	for start := 0; start < len(texts); {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		// Tokenise texts until the pass is full.
 		w.ids, w.segs = w.ids[:0], w.segs[:0]
@@ -255,13 +278,14 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 		m.forward(w, out[start:end])
 		start = end
 	}
-	return out, nil
+	return nil
 }
 
 // forward runs the encoder over w.ids (sentences of lengths w.segs, stacked)
 // and writes one normalised vector per sentence to out.
 func (m *Model) forward(w *workspace, out [][]float32) {
 	n := len(w.ids)
+	w.size(n, len(w.segs))
 	// Embedding lookup plus timing signal (positions restart per sentence).
 	// The graph adds the embeddings twice: AddTimingSignal returns
 	// embedding + signal, and Layer_0/add adds that to the embedding again.
@@ -275,7 +299,7 @@ func (m *Model) forward(w *workspace, out [][]float32) {
 		e := m.emb[int(id)*embDim : (int(id)+1)*embDim]
 		t := m.timing[pos*embDim : (pos+1)*embDim]
 		for j := range row {
-			row[j] = 2*e[j] + t[j]
+			row[j] = 2*halfToFloat32(e[j]) + t[j]
 		}
 		pos++
 	}

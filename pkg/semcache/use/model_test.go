@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -184,4 +187,24 @@ func TestEmbedConcurrent(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// TestModelMemory logs what a loaded model keeps on the heap (no threshold:
+// it is a figure for the report, and other tests share the process).
+func TestModelMemory(t *testing.T) {
+	testFetch(t)
+	var before, after runtime.MemStats
+	runtime.GC() // twice: the first only moves sync.Pool contents aside
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m, err := Load(testCacheDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	info, _ := os.Stat(filepath.Join(testCacheDir(t), FileName))
+	t.Logf("model heap %.1f MB, converted file %.1f MB, kernel %s",
+		float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), float64(info.Size())/(1<<20), kernelName)
+	runtime.KeepAlive(m)
 }

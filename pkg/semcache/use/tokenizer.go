@@ -35,15 +35,15 @@ const (
 //
 // Symbols are Unicode code points. It is safe for concurrent use.
 type Tokenizer struct {
-	pieces  []string
-	scores  []float64
-	ids     map[string]int32 // piece -> id, reserved pieces excluded
-	len16   []int32          // UTF-16 length of each piece (how the JS steps back)
-	maxLen  int              // longest piece, in code points
+	pieces []string
+	scores []float64
+	ids    map[string]int32 // piece -> id, reserved pieces excluded
+	len16  []int32          // UTF-16 length of each piece (how the JS steps back)
+	maxLen int              // longest piece, in code points
 	// cuttable: no piece has "▁" after its first symbol, so every "▁" starts
 	// a token and the text before it tokenises on its own.
 	cuttable bool
-	scratch sync.Pool        // *tokScratch
+	scratch  sync.Pool // *tokScratch
 }
 
 type tokScratch struct {
