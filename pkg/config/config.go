@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -34,6 +35,46 @@ type Config struct {
 	Catalog   Catalog    `yaml:"catalog"`
 	Providers []Provider `yaml:"providers"`
 	Models    []Model    `yaml:"models"`
+	// Routes are aliases a client may send as its model, e.g. "auto".
+	Routes map[string]Route `yaml:"routes"`
+}
+
+// Route is a route alias: candidates and how to choose among them.
+type Route struct {
+	Strategy   string   `yaml:"strategy"` // cheapest (default) | priority | weighted
+	Candidates []string `yaml:"candidates"`
+	Weights    []int    `yaml:"weights"` // weighted: one per candidate
+	Sticky     bool     `yaml:"sticky"`  // weighted: the same key always gets the same candidate
+	MinTier    int      `yaml:"min_tier"`
+	// ExpectedOutputTokens estimates a completion's length for costing when
+	// the client sets no max_tokens, and caps max_tokens in the estimate.
+	ExpectedOutputTokens int      `yaml:"expected_output_tokens"`
+	Timeout              Duration `yaml:"timeout"`      // whole request, all attempts
+	TTFTTimeout          Duration `yaml:"ttft_timeout"` // streams: until the first chunk
+}
+
+// Breaker configures the circuit breaker of each deployment of a provider.
+type Breaker struct {
+	ConsecutiveFailures uint32   `yaml:"consecutive_failures"`
+	FailureRatio        float64  `yaml:"failure_ratio"`
+	MinRequests         uint32   `yaml:"min_requests"`
+	Window              Duration `yaml:"window"`
+	Cooldown            Duration `yaml:"cooldown"`
+	HalfOpenRequests    uint32   `yaml:"half_open_requests"`
+}
+
+// Retry configures retries of retryable upstream errors.
+type Retry struct {
+	MaxAttempts int      `yaml:"max_attempts"` // per deployment, first attempt included
+	Base        Duration `yaml:"base"`
+	Max         Duration `yaml:"max"`
+}
+
+// Deployment serves a model from a provider.
+type Deployment struct {
+	Provider      string `yaml:"provider"`
+	UpstreamModel string `yaml:"upstream_model"`
+	Weight        int    `yaml:"weight"`
 }
 
 // Log configures logging.
@@ -51,16 +92,21 @@ type Catalog struct {
 
 // Provider is one upstream.
 type Provider struct {
-	Name       string            `yaml:"name"`
-	Type       string            `yaml:"type"` // openai | azure | sim
-	BaseURL    string            `yaml:"base_url"`
-	APIKey     string            `yaml:"api_key"`
+	Name    string `yaml:"name"`
+	Type    string `yaml:"type"` // openai | azure | sim
+	BaseURL string `yaml:"base_url"`
+	APIKey  string `yaml:"api_key"`
+	// APIKeys are several keys of one account or of several: each is its own
+	// deployment, balanced by weight, so a 429 on one moves traffic to others.
+	APIKeys    []string          `yaml:"api_keys"`
 	APIVersion string            `yaml:"api_version"` // azure
 	Headers    map[string]string `yaml:"headers"`
 	Timeout    Duration          `yaml:"timeout"`
 	// NoStreamOptions is for upstreams that reject stream_options.
-	NoStreamOptions bool `yaml:"no_stream_options"`
-	Sim             *Sim `yaml:"sim"`
+	NoStreamOptions bool     `yaml:"no_stream_options"`
+	Breaker         *Breaker `yaml:"breaker"`
+	Retry           *Retry   `yaml:"retry"`
+	Sim             *Sim     `yaml:"sim"`
 }
 
 // Sim configures a simulated provider.
@@ -105,6 +151,9 @@ type Model struct {
 	Provider      string `yaml:"provider"`
 	UpstreamModel string `yaml:"upstream_model"`
 	Mode          string `yaml:"mode"` // chat | embedding
+	// Deployments serve the model from several providers or keys; without
+	// them the model is served by Provider (or its catalog provider).
+	Deployments []Deployment `yaml:"deployments"`
 
 	InputPerMTok       *float64 `yaml:"input_usd_per_mtok"`
 	OutputPerMTok      *float64 `yaml:"output_usd_per_mtok"`
@@ -286,6 +335,30 @@ func (c *Config) Validate() error {
 		if pr.Timeout < 0 {
 			p.add(path+".timeout", "must not be negative")
 		}
+		if pr.APIKey != "" && len(pr.APIKeys) > 0 {
+			p.add(path+".api_keys", "set either api_key or api_keys, not both")
+		}
+		for j, k := range pr.APIKeys {
+			if k == "" {
+				p.add(fmt.Sprintf("%s.api_keys[%d]", path, j), "must not be empty")
+			}
+		}
+		if b := pr.Breaker; b != nil {
+			if b.FailureRatio < 0 || b.FailureRatio > 1 {
+				p.add(path+".breaker.failure_ratio", "must be between 0 and 1")
+			}
+			if b.Window < 0 || b.Cooldown < 0 {
+				p.add(path+".breaker", "window and cooldown must not be negative")
+			}
+		}
+		if r := pr.Retry; r != nil {
+			if r.MaxAttempts < 0 || r.MaxAttempts > 10 {
+				p.add(path+".retry.max_attempts", "must be between 1 and 10 (0: default)")
+			}
+			if r.Base < 0 || r.Max < 0 || (r.Max > 0 && r.Max < r.Base) {
+				p.add(path+".retry", "base and max must be positive, max at least base")
+			}
+		}
 	}
 	names := map[string]bool{}
 	for i, m := range c.Models {
@@ -323,8 +396,61 @@ func (c *Config) Validate() error {
 		if m.Tier != nil && (*m.Tier < 1 || *m.Tier > 5) {
 			p.add(path+".tier", "must be between 1 and 5")
 		}
+		if len(m.Deployments) > 0 && (m.Provider != "" || m.UpstreamModel != "") {
+			p.add(path+".deployments", "set either provider/upstream_model or deployments, not both")
+		}
+		for j, d := range m.Deployments {
+			dp := fmt.Sprintf("%s.deployments[%d]", path, j)
+			if !providers[d.Provider] {
+				p.add(dp+".provider", "no provider named %q", d.Provider)
+			}
+			if d.Weight < 0 {
+				p.add(dp+".weight", "must not be negative")
+			}
+		}
+	}
+	for _, name := range sortedKeys(c.Routes) {
+		r := c.Routes[name]
+		path := "routes." + name
+		if names[name] {
+			p.add(path, "a route alias may not have the name of a configured model")
+		}
+		switch r.Strategy {
+		case "", "cheapest", "priority", "weighted":
+		default:
+			p.add(path+".strategy", "must be cheapest, priority or weighted, got %q", r.Strategy)
+		}
+		if len(r.Candidates) == 0 {
+			p.add(path+".candidates", "a route needs at least one candidate")
+		}
+		if r.Strategy == "weighted" && len(r.Weights) != len(r.Candidates) {
+			p.add(path+".weights", "weighted routes need one weight per candidate (%d candidates, %d weights)", len(r.Candidates), len(r.Weights))
+		}
+		if r.Strategy != "weighted" && (len(r.Weights) > 0 || r.Sticky) {
+			p.add(path+".weights", "weights and sticky apply only to the weighted strategy")
+		}
+		for i, w := range r.Weights {
+			if w < 0 {
+				p.add(fmt.Sprintf("%s.weights[%d]", path, i), "must not be negative")
+			}
+		}
+		if r.MinTier < 0 || r.MinTier > 5 {
+			p.add(path+".min_tier", "must be between 1 and 5 (0: any)")
+		}
+		if r.ExpectedOutputTokens < 0 || r.Timeout < 0 || r.TTFTTimeout < 0 {
+			p.add(path, "expected_output_tokens, timeout and ttft_timeout must not be negative")
+		}
 	}
 	return p.err()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *Sim) validate(path string, p *problems) {

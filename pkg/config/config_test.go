@@ -50,6 +50,14 @@ func TestParseErrors(t *testing.T) {
 		{"negative price", "models:\n  - {name: m, input_usd_per_mtok: -1}\n", nil, []string{"models[0].input_usd_per_mtok: price must not be negative"}},
 		{"sim error kind", "providers:\n  - {name: s, type: sim, sim: {errors: [418]}}\n", nil, []string{`providers[0].sim.errors[0]: unknown error kind "418"`}},
 		{"short admin key", "admin_key: short\n", nil, []string{"admin_key: must be at least 16 characters"}},
+		{"route problems", "routes:\n  canary: {strategy: weighted, candidates: [a, b], weights: [95]}\n  odd: {strategy: fastest, candidates: []}\n", nil,
+			[]string{"routes.canary.weights: weighted routes need one weight per candidate (2 candidates, 1 weights)", `routes.odd.strategy: must be cheapest, priority or weighted, got "fastest"`, "routes.odd.candidates: a route needs at least one candidate"}},
+		{"route shadows model", "providers:\n  - {name: s, type: sim}\nmodels:\n  - {name: auto, provider: s}\nroutes:\n  auto: {candidates: [x]}\n", nil, []string{"routes.auto: a route alias may not have the name of a configured model"}},
+		{"deployments", "providers:\n  - {name: s, type: sim}\nmodels:\n  - name: m\n    provider: s\n    deployments: [{provider: nope, weight: -1}]\n", nil,
+			[]string{"models[0].deployments: set either provider/upstream_model or deployments", `models[0].deployments[0].provider: no provider named "nope"`, "models[0].deployments[0].weight: must not be negative"}},
+		{"breaker and retry", "providers:\n  - {name: s, type: sim, breaker: {failure_ratio: 2}, retry: {max_attempts: 50, base: 2s, max: 1s}}\n", nil,
+			[]string{"providers[0].breaker.failure_ratio: must be between 0 and 1", "providers[0].retry.max_attempts", "providers[0].retry: base and max"}},
+		{"both key forms", "providers:\n  - {name: o, type: openai, base_url: 'http://h/v1', api_key: a, api_keys: [b]}\n", nil, []string{"providers[0].api_keys: set either api_key or api_keys"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +125,9 @@ func TestDefaultEnablesProvidersByEnv(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "sim,openai,groq" {
 		t.Fatalf("providers = %s", got)
+	}
+	if r := c.Routes["auto"]; r.Strategy != "cheapest" || len(r.Candidates) != 2 {
+		t.Fatalf("built-in auto route = %+v", r)
 	}
 	if c.Providers[1].APIKey != "sk-1" {
 		t.Fatal("key not set")

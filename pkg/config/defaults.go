@@ -62,6 +62,8 @@ func Default(getenv func(string) string) *Config {
 			TokensPerSecond: 200,
 		},
 	})
+	// The quick start shows cheapest-capable routing without an account.
+	cfg.Routes = map[string]Route{"auto": {Strategy: "cheapest", Candidates: []string{"sim-small", "sim-large"}}}
 	for _, kp := range KnownProviders {
 		if key := getenv(kp.EnvKey); key != "" {
 			cfg.Providers = append(cfg.Providers, Provider{Name: kp.Name, Type: "openai", BaseURL: kp.BaseURL, APIKey: key})
