@@ -206,11 +206,15 @@ func measureAll(ctx context.Context, o *options, progress io.Writer) (*report, e
 	if err != nil {
 		return nil, err
 	}
-	if o.keep {
+	keep := o.keep
+	if keep {
 		logf("keeping %s", dir)
-	} else {
-		defer os.RemoveAll(dir)
 	}
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
 	// Children get their own context: on Ctrl-C, ctx ends the phases, and
 	// the deferred stops below end the children in order.
 	up, err := startChild(ctx, dir, "upstream")
@@ -240,6 +244,18 @@ func measureAll(ctx context.Context, o *options, progress io.Writer) (*report, e
 			return nil, err
 		}
 		r.Scenarios = append(r.Scenarios, *sr)
+	}
+	// A failed request is explained in the logs of the process that
+	// failed it (the floor logs its proxy errors, the gateway its own).
+	for _, s := range r.Scenarios {
+		for _, t := range s.Targets {
+			for _, run := range t.Runs {
+				if run.Errors > 0 && !keep {
+					keep = true
+					logf("there were errors: keeping %s for the children's logs", dir)
+				}
+			}
+		}
 	}
 	r.Env.LoadEnd = loadavg()
 	r.Env.Elapsed = time.Since(t0).Round(time.Second).String()
