@@ -1,0 +1,348 @@
+package providers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// AnthropicConfig configures one upstream speaking Anthropic's Messages API
+// (POST {BaseURL}/v1/messages).
+type AnthropicConfig struct {
+	// Name identifies the upstream in errors, logs and metrics.
+	Name string
+	// BaseURL is the API root (default https://api.anthropic.com). A
+	// trailing /v1 is tolerated, so the URL of Anthropic's OpenAI-compatible
+	// surface works too.
+	BaseURL string
+	// APIKey is sent in x-api-key; Request.APIKey overrides it per call.
+	APIKey string
+	// Version is the anthropic-version header (default 2023-06-01).
+	Version string
+	// Headers are added to every request (anthropic-beta, ...).
+	Headers map[string]string
+	// HTTPClient replaces the shared tuned client (tests, proxies, mTLS).
+	HTTPClient *http.Client
+	// Timeout bounds a non-streamed call end to end and a stream until its
+	// response headers; 0 leaves it to the caller's context.
+	Timeout time.Duration
+	// StreamIdleTimeout bounds the silence between two stream events; 0: none.
+	StreamIdleTimeout time.Duration
+	// DefaultMaxTokens is sent as max_tokens when the client set neither
+	// max_tokens nor max_completion_tokens: Anthropic requires one, OpenAI
+	// does not. Default 4096. The gateway reserves budget for the model's
+	// own output limit when the client sets none, so a value at or below it
+	// never costs more than was reserved.
+	DefaultMaxTokens int
+	// MaxResponseBytes bounds a non-streamed answer (default 256 MiB).
+	MaxResponseBytes int64
+	// Now stamps "created" on responses and chunks (default time.Now).
+	Now func() time.Time
+}
+
+// Anthropic is a client for one upstream speaking Anthropic's Messages API.
+// It translates OpenAI chat completions to /v1/messages and the answers
+// back, JSON and streams alike (see anthropicBody for what maps to what).
+// It is safe for concurrent use. It is not an Embedder: Anthropic has no
+// embeddings endpoint.
+type Anthropic struct {
+	name       string
+	client     *http.Client
+	url        string
+	jsonHeader http.Header // template, cloned per request
+	sseHeader  http.Header
+	cfg        AnthropicConfig
+	// reader reuses the OpenAI client's bounded body reading.
+	reader *OpenAI
+	now    func() time.Time
+}
+
+var _ Provider = (*Anthropic)(nil)
+
+const (
+	defaultAnthropicURL       = "https://api.anthropic.com"
+	defaultAnthropicVersion   = "2023-06-01"
+	defaultAnthropicMaxTokens = 4096
+)
+
+// NewAnthropic checks cfg and builds the client. Every problem is reported.
+func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
+	var errs []error
+	if cfg.Name == "" {
+		errs = append(errs, errors.New("name: required"))
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = defaultAnthropicURL
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("base_url: %w", err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs = append(errs, fmt.Errorf("base_url: scheme must be http or https, got %q", u.Scheme))
+	case u.Host == "":
+		errs = append(errs, errors.New("base_url: missing host"))
+	case u.RawQuery != "" || u.Fragment != "":
+		errs = append(errs, errors.New("base_url: must not carry a query or fragment"))
+	}
+	for k := range cfg.Headers {
+		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+			errs = append(errs, fmt.Errorf("headers: invalid header name %q", k))
+		}
+	}
+	if cfg.Timeout < 0 || cfg.StreamIdleTimeout < 0 {
+		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	if cfg.DefaultMaxTokens < 0 {
+		errs = append(errs, errors.New("default_max_tokens: must not be negative"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("provider %q: %w", cfg.Name, errors.Join(errs...))
+	}
+	if cfg.Version == "" {
+		cfg.Version = defaultAnthropicVersion
+	}
+	if cfg.DefaultMaxTokens == 0 {
+		cfg.DefaultMaxTokens = defaultAnthropicMaxTokens
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = 256 << 20
+	}
+	a := &Anthropic{
+		name:   cfg.Name,
+		client: cfg.HTTPClient,
+		cfg:    cfg,
+		now:    cfg.Now,
+	}
+	if a.client == nil {
+		a.client = defaultClient
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	base := strings.TrimSuffix(strings.TrimRight(cfg.BaseURL, "/"), "/v1")
+	a.url = base + "/v1/messages"
+	h := make(http.Header, len(cfg.Headers)+4)
+	for k, v := range cfg.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Anthropic-Version", cfg.Version)
+	if cfg.APIKey != "" {
+		h.Set("X-Api-Key", cfg.APIKey)
+	}
+	a.jsonHeader = h
+	a.sseHeader = h.Clone()
+	a.jsonHeader.Set("Accept", "application/json")
+	a.sseHeader.Set("Accept", "text/event-stream")
+	a.sseHeader.Set("Cache-Control", "no-cache")
+	a.reader = &OpenAI{name: cfg.Name, maxResp: cfg.MaxResponseBytes}
+	return a, nil
+}
+
+// Name returns the configured upstream name.
+func (a *Anthropic) Name() string { return a.name }
+
+func (a *Anthropic) newRequest(ctx context.Context, apiKey string, body []byte, stream bool) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, badResponse(a.name, "building the upstream request failed", err)
+	}
+	if stream {
+		req.Header = a.sseHeader.Clone()
+	} else {
+		req.Header = a.jsonHeader.Clone()
+	}
+	if apiKey != "" {
+		req.Header["X-Api-Key"] = []string{apiKey}
+	}
+	return req, nil
+}
+
+// Chat sends a non-streamed chat completion as a Messages call and
+// translates the answer.
+func (a *Anthropic) Chat(ctx context.Context, r *Request) (*llm.ChatResponse, error) {
+	body, err := a.body(r, false)
+	if err != nil {
+		return nil, err
+	}
+	callCtx := ctx
+	if a.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(ctx, a.cfg.Timeout)
+		defer cancel()
+	}
+	req, err := a.newRequest(callCtx, r.APIKey, body, false)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, a.transportError(ctx, err, callCtx.Err() != nil && ctx.Err() == nil)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, a.statusError(resp)
+	}
+	raw, err := a.reader.readBody(resp)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return nil, badResponse(a.name, "upstream answer exceeds the size limit", err)
+		}
+		return nil, a.transportError(ctx, err, callCtx.Err() != nil && ctx.Err() == nil)
+	}
+	var msg antMessageResponse
+	if err := decodeJSON(raw, &msg); err != nil {
+		return nil, badResponse(a.name, "upstream sent a malformed message: "+snippet(string(raw)), err)
+	}
+	if msg.Type == "error" && msg.Error != nil {
+		return nil, anthropicEventError(a.name, msg.Error)
+	}
+	if msg.Type != "message" {
+		return nil, badResponse(a.name, "upstream sent something other than a message: "+snippet(string(raw)), nil)
+	}
+	return msg.toOpenAI(a.now()), nil
+}
+
+// body translates r to the Messages request body.
+func (a *Anthropic) body(r *Request, stream bool) ([]byte, error) {
+	if r.Chat == nil {
+		return nil, errors.New("providers: chat request without a parsed body")
+	}
+	model := r.Model
+	if model == "" {
+		model = r.Chat.Model
+	}
+	return anthropicBody(r.Chat, model, a.cfg.DefaultMaxTokens, stream)
+}
+
+// transportError maps a failure to reach or read the upstream; a client
+// cancel stays context.Canceled (see OpenAI.transportError).
+func (a *Anthropic) transportError(ctx context.Context, err error, timedOut bool) error {
+	if ctxErr := ctx.Err(); errors.Is(ctxErr, context.Canceled) && !timedOut {
+		return fmt.Errorf("upstream %s: %w", a.name, context.Canceled)
+	}
+	return connError(a.name, err, timedOut || errors.Is(ctx.Err(), context.DeadlineExceeded))
+}
+
+// statusError maps a non-2xx answer. Anthropic's envelope is
+// {"type":"error","error":{"type","message"},"request_id"}: its inner
+// object has the OpenAI envelope's shape, so fillFromBody reads it.
+func (a *Anthropic) statusError(resp *http.Response) *llm.Error {
+	body, _ := readLimited(resp, maxErrorBody)
+	e := &llm.Error{
+		Status:     resp.StatusCode,
+		Upstream:   true,
+		Provider:   a.name,
+		Retryable:  retryableStatus(resp.StatusCode),
+		RetryAfter: retryAfter(resp.Header, a.now()),
+		Header:     anthropicHeaders(resp.Header),
+	}
+	if !fillFromBody(e, body) {
+		e.Message = fmt.Sprintf("upstream answered %d %s", resp.StatusCode, statusText(resp.StatusCode))
+		if s := snippet(string(body)); s != "" {
+			e.Message += ": " + s
+		}
+	}
+	mapAnthropicError(e)
+	return e
+}
+
+func statusText(status int) string {
+	if status == statusOverloaded {
+		return "Overloaded"
+	}
+	return http.StatusText(status)
+}
+
+// statusOverloaded is Anthropic's "API temporarily overloaded" status. It is
+// not a registered HTTP status, so it is reported as 503, which every
+// HTTP-aware layer reads as "try again, maybe elsewhere".
+const statusOverloaded = 529
+
+// mapAnthropicError turns Anthropic's error type into OpenAI's vocabulary,
+// keeping the original type in Code so nothing is lost.
+func mapAnthropicError(e *llm.Error) {
+	ant := e.Type
+	if e.Code == "" && ant != "" {
+		e.Code = ant
+	}
+	switch ant {
+	case "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+		"rate_limit_error", "timeout_error":
+		// Same name in both vocabularies.
+	case "request_too_large":
+		e.Type = llm.TypeInvalidRequest
+	case "billing_error":
+		e.Type = llm.TypeQuota
+	case "api_error", "overloaded_error":
+		e.Type = llm.TypeServer
+	default:
+		e.Type = typeForStatus(e.Status)
+	}
+	if e.Status == statusOverloaded || ant == "overloaded_error" {
+		e.Status = http.StatusServiceUnavailable
+		e.Retryable = true
+	}
+}
+
+// anthropicHeaders keeps the headers a caller may act on: Anthropic's rate
+// limit state, retry advice and the request id support asks for.
+func anthropicHeaders(h http.Header) http.Header {
+	var out http.Header
+	for k, v := range h {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "anthropic-ratelimit-") || lk == "retry-after" || lk == "request-id" ||
+			lk == "x-request-id" || lk == "x-should-retry" {
+			if out == nil {
+				out = make(http.Header)
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// eventError maps an error delivered after a 200: a stream's error event,
+// or an error object in a 2xx body. Its status is inferred from the type.
+func anthropicEventError(provider string, obj *antError) *llm.Error {
+	e := &llm.Error{Upstream: true, Provider: provider, Type: obj.Type, Message: obj.Message}
+	switch obj.Type {
+	case "invalid_request_error":
+		e.Status = http.StatusBadRequest
+	case "authentication_error":
+		e.Status = http.StatusUnauthorized
+	case "permission_error":
+		e.Status = http.StatusForbidden
+	case "not_found_error":
+		e.Status = http.StatusNotFound
+	case "request_too_large":
+		e.Status = http.StatusRequestEntityTooLarge
+	case "rate_limit_error":
+		e.Status = http.StatusTooManyRequests
+	case "timeout_error":
+		e.Status = http.StatusGatewayTimeout
+	case "overloaded_error":
+		e.Status = statusOverloaded
+	case "api_error":
+		e.Status = http.StatusInternalServerError
+	default:
+		e.Status = http.StatusBadGateway
+	}
+	e.Retryable = retryableStatus(e.Status)
+	if e.Message == "" {
+		e.Message = "upstream sent an error event"
+		if obj.Type != "" {
+			e.Message += " (" + obj.Type + ")"
+		}
+	}
+	mapAnthropicError(e)
+	return e
+}

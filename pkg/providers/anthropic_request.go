@@ -1,0 +1,430 @@
+package providers
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// The Messages request, in the order Anthropic documents its fields, so the
+// bytes on the wire are stable (golden files pin them).
+type antRequest struct {
+	Model         string           `json:"model"`
+	MaxTokens     int              `json:"max_tokens"`
+	System        json.RawMessage  `json:"system,omitempty"` // string, or text blocks
+	Messages      []antMessage     `json:"messages"`
+	Tools         []antTool        `json:"tools,omitempty"`
+	ToolChoice    *antToolChoice   `json:"tool_choice,omitempty"`
+	StopSequences []string         `json:"stop_sequences,omitempty"`
+	Temperature   *float64         `json:"temperature,omitempty"`
+	TopP          *float64         `json:"top_p,omitempty"`
+	Metadata      *antMetadata     `json:"metadata,omitempty"`
+	OutputConfig  *antOutputConfig `json:"output_config,omitempty"`
+	Stream        bool             `json:"stream,omitempty"`
+}
+
+type antMessage struct {
+	Role    string     `json:"role"`
+	Content []antBlock `json:"content"`
+}
+
+// antBlock is one request content block: text, image, tool_use or
+// tool_result.
+type antBlock struct {
+	Type      string          `json:"type"`
+	Text      string          `json:"text,omitempty"`
+	Source    *antSource      `json:"source,omitempty"`
+	ID        string          `json:"id,omitempty"`
+	Name      string          `json:"name,omitempty"`
+	Input     json.RawMessage `json:"input,omitempty"`
+	ToolUseID string          `json:"tool_use_id,omitempty"`
+	Content   json.RawMessage `json:"content,omitempty"` // tool_result: string or text blocks
+}
+
+type antSource struct {
+	Type      string `json:"type"` // "base64" | "url"
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
+}
+
+type antTool struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	InputSchema json.RawMessage `json:"input_schema"`
+	Strict      *bool           `json:"strict,omitempty"`
+}
+
+type antToolChoice struct {
+	Type                   string `json:"type"` // auto | any | tool | none
+	Name                   string `json:"name,omitempty"`
+	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
+}
+
+type antMetadata struct {
+	UserID string `json:"user_id"`
+}
+
+type antOutputConfig struct {
+	Format antOutputFormat `json:"format"`
+}
+
+type antOutputFormat struct {
+	Type   string          `json:"type"` // "json_schema"
+	Schema json.RawMessage `json:"schema"`
+}
+
+// emptySchema is the input_schema of a function declared without
+// parameters: Anthropic requires one, OpenAI does not.
+var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
+
+// anthropicBody translates an OpenAI chat completion request into a
+// Messages request. The wire formats differ, so the client's bytes cannot
+// travel as they are: fields without an Anthropic equivalent are dropped
+// or rejected, as follows.
+//
+//   - system and developer messages, wherever they are, become the
+//     top-level system (a string when there is one plain-text message,
+//     else text blocks, in order).
+//   - user and assistant turns become messages of content blocks;
+//     consecutive turns of one role are merged, since Anthropic requires
+//     alternation. Empty text is skipped (Anthropic rejects empty text
+//     blocks), and a turn left with no blocks is dropped.
+//   - image_url parts: data: URLs become base64 image sources, http(s) URLs
+//     url sources; detail is dropped. input_audio, file and other parts are
+//     a 400.
+//   - assistant tool_calls become tool_use blocks whose input is the parsed
+//     arguments (an object; "" means {}; anything else is a 400 naming
+//     the call). tool messages become tool_result blocks in a user turn,
+//     consecutive results sharing one. The legacy function role is a 400.
+//   - message names are dropped (Anthropic has no per-message name).
+//     Assistant refusal parts are dropped.
+//   - tools become {name, description, input_schema, strict}; custom tools
+//     are a 400. tool_choice auto/none/required/function becomes
+//     auto/none/any/tool; parallel_tool_calls=false becomes
+//     disable_parallel_tool_use (on tool_choice, where Anthropic keeps it).
+//     tool_choice without tools is dropped.
+//   - max_completion_tokens (else max_tokens, else defaultMax) becomes
+//     max_tokens, which Anthropic requires.
+//   - temperature is clamped to Anthropic's 0..1: OpenAI's 0..2 scale is
+//     not the same scale doubled (0.7 means roughly the same on both), so
+//     values are kept and only those above 1 become 1. top_p is passed on.
+//   - stop (a string or an array) becomes stop_sequences; user becomes
+//     metadata.user_id.
+//   - response_format json_schema becomes output_config.format (Anthropic's
+//     structured outputs, constrained decoding; the answer is JSON text).
+//     json_object has no equivalent (Anthropic cannot promise "some JSON"
+//     without a schema) and is a 400 rather than a silent downgrade; text
+//     is the default and dropped.
+//   - n > 1 is a 400: Anthropic returns one completion per call.
+//   - Dropped, having no equivalent: seed, logprobs, top_logprobs,
+//     frequency_penalty, presence_penalty, logit_bias, store, metadata,
+//     service_tier, reasoning_effort, modalities, audio, prediction,
+//     web_search_options, stream_options (usage is always in the stream and
+//     the translator emits the usage chunk), and any field tollgate does
+//     not know.
+func anthropicBody(chat *llm.ChatRequest, model string, defaultMax int, stream bool) ([]byte, error) {
+	if chat.Choices() > 1 {
+		return nil, llm.InvalidParam("n", "n > 1 is not supported by this model's provider (Anthropic returns one completion per request)")
+	}
+	req := antRequest{Model: model, MaxTokens: chat.OutputLimit(), Stream: stream, TopP: chat.TopP}
+	if req.MaxTokens <= 0 {
+		req.MaxTokens = defaultMax
+	}
+	if t := chat.Temperature; t != nil {
+		v := min(max(*t, 0), 1)
+		req.Temperature = &v
+	}
+	req.StopSequences = chat.StopSequences()
+	if chat.User != "" {
+		req.Metadata = &antMetadata{UserID: chat.User}
+	}
+	if err := setResponseFormat(&req, chat.ResponseFormat); err != nil {
+		return nil, err
+	}
+	system, err := translateMessages(&req, chat.Messages)
+	if err != nil {
+		return nil, err
+	}
+	if len(system) > 0 {
+		if req.System, err = marshalSystem(system); err != nil {
+			return nil, err
+		}
+	}
+	if err := translateTools(&req, chat); err != nil {
+		return nil, err
+	}
+	body, err := marshalRaw(&req)
+	if err != nil {
+		return nil, fmt.Errorf("providers: encoding the anthropic request: %w", err)
+	}
+	return body, nil
+}
+
+// marshalRaw encodes v without HTML escaping: prompts are full of <, > and
+// &, and \u003c costs bytes and readability for nothing.
+func marshalRaw(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+func setResponseFormat(req *antRequest, rf *llm.ResponseFormat) error {
+	if rf == nil {
+		return nil
+	}
+	switch rf.Type {
+	case "", "text":
+		return nil
+	case "json_schema":
+		var js struct {
+			Schema json.RawMessage `json:"schema"`
+		}
+		if err := json.Unmarshal(rf.JSONSchema, &js); err != nil || len(bytes.TrimSpace(js.Schema)) == 0 || bytes.TrimSpace(js.Schema)[0] != '{' {
+			return llm.InvalidParam("response_format.json_schema.schema", "response_format json_schema needs a json_schema.schema object")
+		}
+		req.OutputConfig = &antOutputConfig{Format: antOutputFormat{Type: "json_schema", Schema: js.Schema}}
+		return nil
+	case "json_object":
+		return llm.InvalidParam("response_format", "response_format json_object is not supported by this model's provider (Anthropic); send a json_schema instead")
+	}
+	return llm.InvalidParam("response_format.type", fmt.Sprintf("response_format type %q is not supported by this model's provider (Anthropic)", rf.Type))
+}
+
+// systemPart is one system or developer message's text, kept apart so a
+// single plain message can travel as a plain string.
+type systemPart struct {
+	text  string
+	parts bool
+}
+
+func marshalSystem(sys []systemPart) (json.RawMessage, error) {
+	if len(sys) == 1 && !sys[0].parts {
+		return marshalRaw(sys[0].text)
+	}
+	blocks := make([]antBlock, 0, len(sys))
+	for _, s := range sys {
+		if s.text != "" {
+			blocks = append(blocks, antBlock{Type: "text", Text: s.text})
+		}
+	}
+	if len(blocks) == 0 {
+		return nil, nil
+	}
+	return marshalRaw(blocks)
+}
+
+// translateMessages fills req.Messages and returns the system prompt.
+func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error) {
+	var system []systemPart
+	add := func(role string, blocks []antBlock) {
+		if len(blocks) == 0 {
+			return
+		}
+		if n := len(req.Messages); n > 0 && req.Messages[n-1].Role == role {
+			req.Messages[n-1].Content = append(req.Messages[n-1].Content, blocks...)
+			return
+		}
+		req.Messages = append(req.Messages, antMessage{Role: role, Content: blocks})
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		param := fmt.Sprintf("messages[%d]", i)
+		switch m.Role {
+		case "system", "developer":
+			for j, p := range m.Content.Parts {
+				if p.Type != "text" {
+					return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].type", param, j), fmt.Sprintf("%s messages may only hold text parts, got %q", m.Role, p.Type))
+				}
+			}
+			system = append(system, systemPart{text: m.Content.String(), parts: m.Content.Parts != nil})
+		case "user":
+			blocks, err := contentBlocks(m.Content, param)
+			if err != nil {
+				return nil, err
+			}
+			add("user", blocks)
+		case "assistant":
+			blocks, err := contentBlocks(m.Content, param)
+			if err != nil {
+				return nil, err
+			}
+			for j, tc := range m.ToolCalls {
+				input, err := toolInput(tc.Function.Arguments)
+				if err != nil {
+					return nil, llm.InvalidParam(fmt.Sprintf("%s.tool_calls[%d].function.arguments", param, j),
+						"tool call arguments must be a JSON object to be sent to this model's provider (Anthropic): "+err.Error())
+				}
+				blocks = append(blocks, antBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
+			}
+			add("assistant", blocks)
+		case "tool":
+			b := antBlock{Type: "tool_result", ToolUseID: m.ToolCallID}
+			content, err := toolResultContent(m.Content, param)
+			if err != nil {
+				return nil, err
+			}
+			b.Content = content
+			add("user", []antBlock{b})
+		default: // "function": the deprecated form has no id to link a result to its call
+			return nil, llm.InvalidParam(param+".role", fmt.Sprintf("role %q is not supported by this model's provider (Anthropic); use tool messages", m.Role))
+		}
+	}
+	if req.Messages == nil {
+		req.Messages = []antMessage{}
+	}
+	return system, nil
+}
+
+// contentBlocks translates user or assistant content.
+func contentBlocks(c llm.Content, param string) ([]antBlock, error) {
+	if c.Parts == nil {
+		if c.Text == "" {
+			return nil, nil
+		}
+		return []antBlock{{Type: "text", Text: c.Text}}, nil
+	}
+	blocks := make([]antBlock, 0, len(c.Parts))
+	for j, p := range c.Parts {
+		switch p.Type {
+		case "text":
+			if p.Text != "" {
+				blocks = append(blocks, antBlock{Type: "text", Text: p.Text})
+			}
+		case "image_url":
+			src, err := imageSource(p.ImageURL)
+			if err != nil {
+				return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].image_url.url", param, j), err.Error())
+			}
+			blocks = append(blocks, antBlock{Type: "image", Source: src})
+		case "refusal":
+			// An earlier refusal: Anthropic has no such block, and
+			// replaying it as text would put words in the model's mouth.
+		default:
+			return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].type", param, j),
+				fmt.Sprintf("content part type %q is not supported by this model's provider (Anthropic)", p.Type))
+		}
+	}
+	return blocks, nil
+}
+
+// imageSource reads an image_url: a base64 data URL or an http(s) URL.
+func imageSource(img *llm.ImageURL) (*antSource, error) {
+	if img == nil {
+		return nil, fmt.Errorf("image_url parts need an image_url.url")
+	}
+	u := img.URL
+	if rest, ok := cutPrefixFold(u, "data:"); ok {
+		meta, data, ok := strings.Cut(rest, ",")
+		mediaType, enc, _ := strings.Cut(meta, ";")
+		if !ok || !strings.EqualFold(enc, "base64") || mediaType == "" {
+			return nil, fmt.Errorf("image data URLs must look like data:<media type>;base64,<data>")
+		}
+		return &antSource{Type: "base64", MediaType: strings.ToLower(mediaType), Data: data}, nil
+	}
+	if _, ok := cutPrefixFold(u, "https://"); ok {
+		return &antSource{Type: "url", URL: u}, nil
+	}
+	if _, ok := cutPrefixFold(u, "http://"); ok {
+		return &antSource{Type: "url", URL: u}, nil
+	}
+	return nil, fmt.Errorf("image URLs must be http(s) or base64 data URLs")
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+// toolInput parses a call's arguments into the object Anthropic wants.
+func toolInput(args string) (json.RawMessage, error) {
+	args = strings.TrimSpace(args)
+	if args == "" {
+		return json.RawMessage("{}"), nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(args), &obj); err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		return json.RawMessage("{}"), nil
+	}
+	return json.RawMessage(args), nil
+}
+
+// toolResultContent is a tool message's content: a string, or text blocks
+// when the client sent parts. Empty content is omitted.
+func toolResultContent(c llm.Content, param string) (json.RawMessage, error) {
+	if c.Parts == nil {
+		if c.Text == "" {
+			return nil, nil
+		}
+		return marshalRaw(c.Text)
+	}
+	blocks, err := contentBlocks(c, param)
+	if err != nil || len(blocks) == 0 {
+		return nil, err
+	}
+	return marshalRaw(blocks)
+}
+
+func translateTools(req *antRequest, chat *llm.ChatRequest) error {
+	for i, t := range chat.Tools {
+		if t.Type != "function" {
+			return llm.InvalidParam(fmt.Sprintf("tools[%d].type", i), fmt.Sprintf("tool type %q is not supported by this model's provider (Anthropic)", t.Type))
+		}
+		schema := t.Function.Parameters
+		if len(bytes.TrimSpace(schema)) == 0 || string(bytes.TrimSpace(schema)) == "null" {
+			schema = emptySchema
+		}
+		req.Tools = append(req.Tools, antTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema, Strict: t.Function.Strict})
+	}
+	if len(req.Tools) == 0 {
+		return nil // Anthropic rejects a tool_choice without tools
+	}
+	choice := &antToolChoice{Type: "auto"}
+	explicit := false
+	if raw := bytes.TrimSpace(chat.ToolChoice); len(raw) > 0 && string(raw) != "null" {
+		explicit = true
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			switch s {
+			case "auto":
+			case "none":
+				choice.Type = "none"
+			case "required":
+				choice.Type = "any"
+			default:
+				return llm.InvalidParam("tool_choice", fmt.Sprintf("invalid tool_choice %q: expected auto, none, required or an object", s))
+			}
+		} else {
+			var obj struct {
+				Type     string `json:"type"`
+				Function struct {
+					Name string `json:"name"`
+				} `json:"function"`
+			}
+			if err := json.Unmarshal(raw, &obj); err != nil || obj.Type != "function" || obj.Function.Name == "" {
+				return llm.InvalidParam("tool_choice", `tool_choice objects must be {"type":"function","function":{"name":...}} for this model's provider (Anthropic)`)
+			}
+			choice.Type, choice.Name = "tool", obj.Function.Name
+		}
+	}
+	if p := chat.ParallelToolCalls; p != nil && !*p && choice.Type != "none" {
+		choice.DisableParallelToolUse = true
+		explicit = true
+	}
+	if explicit {
+		req.ToolChoice = choice
+	}
+	return nil
+}

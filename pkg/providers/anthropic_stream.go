@@ -1,0 +1,328 @@
+package providers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// Stream sends a streamed Messages call and returns once the upstream
+// answered with its headers; errors before the first event come from Stream
+// itself, so the gateway can still fall back. Recv yields OpenAI chunks.
+func (a *Anthropic) Stream(ctx context.Context, r *Request) (Stream, error) {
+	body, err := a.body(r, true)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	s := &anthropicStream{a: a, parent: ctx, cancel: cancel}
+	s.tr = antTranslator{provider: a.name, created: a.now().Unix(),
+		includeUsage: r.IncludeUsage || (r.Chat.StreamOptions != nil && r.Chat.StreamOptions.IncludeUsage)}
+	if a.cfg.Timeout > 0 {
+		s.timer = time.AfterFunc(a.cfg.Timeout, s.expire)
+	}
+	req, err := a.newRequest(sctx, r.APIKey, body, true)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		err = a.transportError(ctx, err, s.timedOut.Load())
+		s.Close()
+		return nil, err
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.body = resp.Body
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		err := a.statusError(resp)
+		s.Close()
+		return nil, err
+	}
+	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
+		b, _ := readLimited(resp, maxErrorBody)
+		s.Close()
+		var env struct {
+			Error *antError `json:"error"`
+		}
+		if decodeJSON(b, &env) == nil && env.Error != nil {
+			return nil, anthropicEventError(a.name, env.Error)
+		}
+		e := badResponse(a.name, "upstream answered JSON to a streaming request: "+snippet(string(b)), nil)
+		e.Retryable = false
+		return nil, e
+	}
+	s.sse = newSSEReader(resp.Body)
+	if a.cfg.StreamIdleTimeout > 0 {
+		s.timer = time.AfterFunc(a.cfg.StreamIdleTimeout, s.expire)
+	}
+	return s, nil
+}
+
+// anthropicStream has the OpenAI stream's lifecycle (timers, Close from
+// another goroutine, drain for connection reuse) around a translator.
+type anthropicStream struct {
+	a        *Anthropic
+	parent   context.Context
+	cancel   context.CancelFunc
+	body     io.ReadCloser
+	sse      *sseReader
+	timer    *time.Timer
+	timedOut atomic.Bool
+	closed   atomic.Bool // Close may run on another goroutine than Recv
+	err      error       // sticky, owned by the Recv goroutine
+	once     sync.Once
+	tr       antTranslator
+	queue    []*llm.ChatChunk // translated, not yet returned
+	head     int
+	done     bool // message_stop seen
+}
+
+func (s *anthropicStream) expire() {
+	s.timedOut.Store(true)
+	s.cancel()
+}
+
+// Recv returns the next chunk, io.EOF after message_stop.
+func (s *anthropicStream) Recv() (*llm.ChatChunk, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.closed.Load() {
+		return nil, errStreamClosed
+	}
+	for s.head == len(s.queue) {
+		if s.done {
+			s.err = io.EOF
+			s.drain()
+			s.Close()
+			return nil, io.EOF
+		}
+		if s.timer != nil {
+			s.timer.Reset(s.a.cfg.StreamIdleTimeout)
+		}
+		if err := s.fill(); err != nil {
+			s.err = err
+			s.Close()
+			return nil, err
+		}
+	}
+	c := s.queue[s.head]
+	s.queue[s.head] = nil
+	s.head++
+	return c, nil
+}
+
+// fill reads one event and queues what it translates to.
+func (s *anthropicStream) fill() error {
+	data, event, err := s.sse.next()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return &llm.Error{Status: http.StatusBadGateway, Type: llm.TypeUpstream, Upstream: true,
+				Provider: s.a.name, Retryable: true, Message: "upstream stream ended without message_stop", Err: io.ErrUnexpectedEOF}
+		}
+		if s.closed.Load() {
+			return errStreamClosed
+		}
+		return s.a.transportError(s.parent, err, s.timedOut.Load())
+	}
+	s.queue, s.head = s.queue[:0], 0
+	s.queue, s.done, err = s.tr.event(data, event, s.queue)
+	return err
+}
+
+// drain reads what little follows message_stop so an HTTP/1.1 connection
+// goes back to the pool; the wait is bounded (see openAIStream.drain).
+func (s *anthropicStream) drain() {
+	if s.sse == nil {
+		return
+	}
+	t := time.AfterFunc(drainWait, s.cancel)
+	_, _ = io.CopyN(io.Discard, s.sse.br, 4<<10)
+	t.Stop()
+}
+
+// Close releases the upstream connection. Safe to call twice.
+func (s *anthropicStream) Close() error {
+	s.once.Do(func() {
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.closed.Store(true)
+		if s.body != nil {
+			s.body.Close()
+		}
+		s.cancel()
+	})
+	return nil
+}
+
+// antEvent is any Messages stream event; which fields are set depends on
+// Type.
+type antEvent struct {
+	Type         string              `json:"type"`
+	Message      *antMessageResponse `json:"message"`       // message_start
+	Index        int                 `json:"index"`         // content_block_*
+	ContentBlock *antRespBlock       `json:"content_block"` // content_block_start
+	Delta        *antDelta           `json:"delta"`         // content_block_delta, message_delta
+	Usage        *antDeltaUsage      `json:"usage"`         // message_delta
+	Error        *antError           `json:"error"`         // error
+}
+
+type antDelta struct {
+	Type        string `json:"type"` // text_delta | input_json_delta | thinking_delta | signature_delta | citations_delta
+	Text        string `json:"text"`
+	PartialJSON string `json:"partial_json"`
+	StopReason  string `json:"stop_reason"` // message_delta
+}
+
+// antDeltaUsage is message_delta's usage: output_tokens so far, and on
+// newer API versions the input counts too (all cumulative), which then
+// replace message_start's.
+type antDeltaUsage struct {
+	InputTokens              *int `json:"input_tokens"`
+	OutputTokens             *int `json:"output_tokens"`
+	CacheCreationInputTokens *int `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     *int `json:"cache_read_input_tokens"`
+}
+
+// antTranslator turns Messages stream events into OpenAI chunks:
+//
+//   - message_start: the first chunk (role assistant, empty content); its
+//     usage holds the input and cache counts.
+//   - content_block_start of tool_use: a tool call delta with the call's
+//     index among tool calls, id, name and empty arguments; of text: its
+//     text if any; other blocks (thinking, server tools) are skipped.
+//   - content_block_delta: text_delta becomes a content delta,
+//     input_json_delta an arguments fragment of its call; thinking,
+//     signature and citation deltas are skipped.
+//   - message_delta: a chunk with the finish_reason; its usage updates the
+//     counts.
+//   - message_stop: the end; with includeUsage, a final usage-only chunk
+//     (choices: []) first, as OpenAI sends with include_usage.
+//   - ping, content_block_stop and unknown events: nothing.
+//   - error: an *llm.Error.
+type antTranslator struct {
+	provider     string
+	includeUsage bool
+	id, model    string
+	created      int64
+	started      bool // message_start seen: usage is known
+	usage        antUsage
+	toolIndex    map[int]int // content block index → tool call index
+	ev           antEvent    // reused
+}
+
+func (t *antTranslator) chunk(d llm.Delta, finish *string) *llm.ChatChunk {
+	return &llm.ChatChunk{ID: t.id, Object: "chat.completion.chunk", Created: t.created, Model: t.model,
+		Choices: []llm.ChunkChoice{{Index: 0, Delta: d, FinishReason: finish}}}
+}
+
+// event translates one event, appending chunks to out. done reports
+// message_stop.
+func (t *antTranslator) event(data, name []byte, out []*llm.ChatChunk) (_ []*llm.ChatChunk, done bool, _ error) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return out, false, nil
+	}
+	t.ev = antEvent{}
+	ev := &t.ev
+	if err := decodeJSON(data, ev); err != nil {
+		if string(name) == "error" {
+			return out, false, anthropicEventError(t.provider, &antError{Message: snippet(string(data))})
+		}
+		return out, false, badResponse(t.provider, "upstream sent a malformed stream event: "+snippet(string(data)), err)
+	}
+	typ := ev.Type
+	if typ == "" {
+		typ = string(name)
+	}
+	switch typ {
+	case "message_start":
+		if m := ev.Message; m != nil {
+			t.id, t.model, t.usage = m.ID, m.Model, m.Usage
+		}
+		t.started = true
+		empty := ""
+		out = append(out, t.chunk(llm.Delta{Role: "assistant", Content: &empty}, nil))
+	case "content_block_start":
+		b := ev.ContentBlock
+		if b == nil {
+			break
+		}
+		switch b.Type {
+		case "text":
+			if b.Text != "" {
+				text := b.Text
+				out = append(out, t.chunk(llm.Delta{Content: &text}, nil))
+			}
+		case "tool_use":
+			if t.toolIndex == nil {
+				t.toolIndex = make(map[int]int, 2)
+			}
+			i := len(t.toolIndex)
+			t.toolIndex[ev.Index] = i
+			out = append(out, t.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: &i, ID: b.ID, Type: "function",
+				Function: llm.FunctionCall{Name: b.Name, Arguments: ""}}}}, nil))
+		}
+	case "content_block_delta":
+		d := ev.Delta
+		if d == nil {
+			break
+		}
+		switch d.Type {
+		case "text_delta":
+			if d.Text != "" {
+				text := d.Text
+				out = append(out, t.chunk(llm.Delta{Content: &text}, nil))
+			}
+		case "input_json_delta":
+			i, ok := t.toolIndex[ev.Index]
+			if ok && d.PartialJSON != "" {
+				out = append(out, t.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: &i,
+					Function: llm.FunctionCall{Arguments: d.PartialJSON}}}}, nil))
+			}
+		}
+	case "message_delta":
+		if u := ev.Usage; u != nil {
+			set := func(dst *int, src *int) {
+				if src != nil {
+					*dst = *src
+				}
+			}
+			set(&t.usage.InputTokens, u.InputTokens)
+			set(&t.usage.OutputTokens, u.OutputTokens)
+			set(&t.usage.CacheCreationInputTokens, u.CacheCreationInputTokens)
+			set(&t.usage.CacheReadInputTokens, u.CacheReadInputTokens)
+		}
+		if d := ev.Delta; d != nil && d.StopReason != "" {
+			finish := finishReason(d.StopReason)
+			out = append(out, t.chunk(llm.Delta{}, &finish))
+		}
+	case "message_stop":
+		if t.includeUsage && t.started {
+			c := &llm.ChatChunk{ID: t.id, Object: "chat.completion.chunk", Created: t.created, Model: t.model,
+				Choices: []llm.ChunkChoice{}, Usage: t.usage.toOpenAI()}
+			out = append(out, c)
+		}
+		return out, true, nil
+	case "error":
+		obj := ev.Error
+		if obj == nil {
+			obj = &antError{Message: "upstream sent an error event: " + snippet(string(data))}
+		}
+		return out, false, anthropicEventError(t.provider, obj)
+	}
+	return out, false, nil
+}
