@@ -42,97 +42,167 @@ func kernel(w func(string, ...any), r int, half bool) {
 		ptype = "*uint16"
 		shift = 1
 	}
-	{
-		// Row i of x lives at base + (i%3)*stride with base SI (rows 0-2) or
-		// R10 (rows 3-5); the same for dst with DI and R11.
-		xrow := func(i int) string {
-			base := "SI"
-			if i >= 3 {
-				base = "R10"
-			}
-			switch i % 3 {
-			case 0:
-				return "(" + base + ")"
-			case 1:
-				return "(" + base + ")(R9*1)"
-			default:
-				return "(" + base + ")(R9*2)"
-			}
+	// With 1 or 2 rows there are too few accumulators to hide the FMA
+	// latency, so those kernels unroll k by u into u accumulator sets and
+	// add them at the end.
+	u := 1
+	switch r {
+	case 1:
+		u = 4
+	case 2:
+		u = 2
+	}
+	acc := func(set, i, half int) string { return fmt.Sprintf("Y%d", 2*r*set+2*i+half) }
+
+	// Row i of x lives at base + (i%3)*stride with base SI (rows 0-2) or
+	// R10 (rows 3-5); the same for dst with DI and R11.
+	xrow := func(i, off int) string {
+		base := "SI"
+		if i >= 3 {
+			base = "R10"
 		}
-		drow := func(i, off int) string {
-			base := "DI"
-			if i >= 3 {
-				base = "R11"
-			}
-			o := ""
-			if off != 0 {
-				o = fmt.Sprint(off)
-			}
-			switch i % 3 {
-			case 0:
-				return o + "(" + base + ")"
-			case 1:
-				return o + "(" + base + ")(R8*1)"
-			default:
-				return o + "(" + base + ")(R8*2)"
-			}
+		o := ""
+		if off != 0 {
+			o = fmt.Sprint(off)
 		}
-		w("")
-		w("// func %s(dst, x *float32, panel %s, bias *float32, in, dstStride, xStride, relu, panelStride int)", name, ptype)
-		w("TEXT ·%s(SB), NOSPLIT, $0-72", name)
-		w("\tMOVQ dst+0(FP), DI")
-		w("\tMOVQ x+8(FP), SI")
-		w("\tMOVQ panel+16(FP), DX")
-		w("\tMOVQ bias+24(FP), AX")
-		w("\tMOVQ in+32(FP), CX")
-		w("\tMOVQ dstStride+40(FP), R8")
-		w("\tMOVQ xStride+48(FP), R9")
-		w("\tSHLQ $2, R8")
-		w("\tSHLQ $2, R9")
-		w("\tMOVQ panelStride+64(FP), BX")
-		w("\tSHLQ $%d, BX", shift)
-		w("\tLEAQ (SI)(R9*2), R10")
-		w("\tADDQ R9, R10")
-		w("\tLEAQ (DI)(R8*2), R11")
-		w("\tADDQ R8, R11")
-		w("\tVMOVUPS (AX), Y0")
-		w("\tVMOVUPS 32(AX), Y1")
-		for i := 1; i < r; i++ {
-			w("\tVMOVAPS Y0, Y%d", 2*i)
-			w("\tVMOVAPS Y1, Y%d", 2*i+1)
+		switch i % 3 {
+		case 0:
+			return o + "(" + base + ")"
+		case 1:
+			return o + "(" + base + ")(R9*1)"
+		default:
+			return o + "(" + base + ")(R9*2)"
 		}
-		w("loop_%s:", name)
+	}
+	drow := func(i, off int) string {
+		base := "DI"
+		if i >= 3 {
+			base = "R11"
+		}
+		o := ""
+		if off != 0 {
+			o = fmt.Sprint(off)
+		}
+		switch i % 3 {
+		case 0:
+			return o + "(" + base + ")"
+		case 1:
+			return o + "(" + base + ")(R8*1)"
+		default:
+			return o + "(" + base + ")(R8*2)"
+		}
+	}
+	// Panel row j of the current step: DX, DX+BX, DX+2BX, R12+BX (R12 = DX+2BX).
+	prow := func(j, off int) string {
+		o := ""
+		if off != 0 {
+			o = fmt.Sprint(off)
+		}
+		switch j {
+		case 0:
+			return o + "(DX)"
+		case 1:
+			return o + "(DX)(BX*1)"
+		case 2:
+			return o + "(DX)(BX*2)"
+		default:
+			return o + "(R12)(BX*1)"
+		}
+	}
+	step := func(j, set int) {
 		if half {
-			w("\tVCVTPH2PS (DX), Y12")
-			w("\tVCVTPH2PS 16(DX), Y13")
+			w("\tVCVTPH2PS %s, Y12", prow(j, 0))
+			w("\tVCVTPH2PS %s, Y13", prow(j, 16))
 		} else {
-			w("\tVMOVUPS (DX), Y12")
-			w("\tVMOVUPS 32(DX), Y13")
+			w("\tVMOVUPS %s, Y12", prow(j, 0))
+			w("\tVMOVUPS %s, Y13", prow(j, 32))
 		}
 		for i := 0; i < r; i++ {
 			bc := 14 + i%2
-			w("\tVBROADCASTSS %s, Y%d", xrow(i), bc)
-			w("\tVFMADD231PS Y12, Y%d, Y%d", bc, 2*i)
-			w("\tVFMADD231PS Y13, Y%d, Y%d", bc, 2*i+1)
+			w("\tVBROADCASTSS %s, Y%d", xrow(i, 4*j), bc)
+			w("\tVFMADD231PS Y12, Y%d, %s", bc, acc(set, i, 0))
+			w("\tVFMADD231PS Y13, Y%d, %s", bc, acc(set, i, 1))
 		}
-		w("\tADDQ BX, DX")
-		w("\tADDQ $4, SI")
-		w("\tADDQ $4, R10")
-		w("\tDECQ CX")
-		w("\tJNZ loop_%s", name)
-		w("\tMOVQ relu+56(FP), AX")
-		w("\tTESTQ AX, AX")
-		w("\tJZ store_%s", name)
-		w("\tVXORPS Y15, Y15, Y15")
-		for i := 0; i < 2*r; i++ {
-			w("\tVMAXPS Y15, Y%d, Y%d", i, i)
-		}
-		w("store_%s:", name)
-		for i := 0; i < r; i++ {
-			w("\tVMOVUPS Y%d, %s", 2*i, drow(i, 0))
-			w("\tVMOVUPS Y%d, %s", 2*i+1, drow(i, 32))
-		}
-		w("\tVZEROUPPER")
-		w("\tRET")
 	}
+
+	w("")
+	w("// func %s(dst, x *float32, panel %s, bias *float32, in, dstStride, xStride, relu, panelStride int)", name, ptype)
+	w("TEXT ·%s(SB), NOSPLIT, $0-72", name)
+	w("\tMOVQ dst+0(FP), DI")
+	w("\tMOVQ x+8(FP), SI")
+	w("\tMOVQ panel+16(FP), DX")
+	w("\tMOVQ bias+24(FP), AX")
+	w("\tMOVQ in+32(FP), CX")
+	w("\tMOVQ dstStride+40(FP), R8")
+	w("\tMOVQ xStride+48(FP), R9")
+	w("\tSHLQ $2, R8")
+	w("\tSHLQ $2, R9")
+	w("\tMOVQ panelStride+64(FP), BX")
+	w("\tSHLQ $%d, BX", shift)
+	w("\tLEAQ (SI)(R9*2), R10")
+	w("\tADDQ R9, R10")
+	w("\tLEAQ (DI)(R8*2), R11")
+	w("\tADDQ R8, R11")
+	w("\tVMOVUPS (AX), Y0")
+	w("\tVMOVUPS 32(AX), Y1")
+	for i := 1; i < r; i++ {
+		w("\tVMOVAPS Y0, %s", acc(0, i, 0))
+		w("\tVMOVAPS Y1, %s", acc(0, i, 1))
+	}
+	if u > 1 {
+		for set := 1; set < u; set++ {
+			for i := 0; i < r; i++ {
+				w("\tVXORPS %[1]s, %[1]s, %[1]s", acc(set, i, 0))
+				w("\tVXORPS %[1]s, %[1]s, %[1]s", acc(set, i, 1))
+			}
+		}
+		w("\tCMPQ CX, $%d", u)
+		w("\tJLT tail_%s", name)
+		w("unrolled_%s:", name)
+		if u > 3 {
+			w("\tLEAQ (DX)(BX*2), R12")
+		}
+		for j := 0; j < u; j++ {
+			step(j, j)
+		}
+		w("\tLEAQ (DX)(BX*%d), DX", u)
+		w("\tADDQ $%d, SI", 4*u)
+		w("\tADDQ $%d, R10", 4*u)
+		w("\tSUBQ $%d, CX", u)
+		w("\tCMPQ CX, $%d", u)
+		w("\tJGE unrolled_%s", name)
+		w("tail_%s:", name)
+		w("\tTESTQ CX, CX")
+		w("\tJZ sum_%s", name)
+	}
+	w("loop_%s:", name)
+	step(0, 0)
+	w("\tADDQ BX, DX")
+	w("\tADDQ $4, SI")
+	w("\tADDQ $4, R10")
+	w("\tDECQ CX")
+	w("\tJNZ loop_%s", name)
+	if u > 1 {
+		w("sum_%s:", name)
+		for set := 1; set < u; set++ {
+			for i := 0; i < r; i++ {
+				w("\tVADDPS %s, %s, %s", acc(set, i, 0), acc(0, i, 0), acc(0, i, 0))
+				w("\tVADDPS %s, %s, %s", acc(set, i, 1), acc(0, i, 1), acc(0, i, 1))
+			}
+		}
+	}
+	w("\tMOVQ relu+56(FP), AX")
+	w("\tTESTQ AX, AX")
+	w("\tJZ store_%s", name)
+	w("\tVXORPS Y15, Y15, Y15")
+	for i := 0; i < 2*r; i++ {
+		w("\tVMAXPS Y15, Y%d, Y%d", i, i)
+	}
+	w("store_%s:", name)
+	for i := 0; i < r; i++ {
+		w("\tVMOVUPS Y%d, %s", 2*i, drow(i, 0))
+		w("\tVMOVUPS Y%d, %s", 2*i+1, drow(i, 32))
+	}
+	w("\tVZEROUPPER")
+	w("\tRET")
 }

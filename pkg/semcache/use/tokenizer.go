@@ -47,6 +47,8 @@ type Tokenizer struct {
 }
 
 type tokScratch struct {
+	nfkc   []byte
+	norm   []byte
 	offs   []int // byte offset of each symbol, plus the end
 	best   []float64
 	words  []int32
@@ -143,25 +145,42 @@ func (t *Tokenizer) AppendEncodeLimit(dst []int32, text string, limit int) []int
 
 // normalize applies the JS tokenizer's input processing.
 func normalize(text string) string {
-	s := norm.NFKC.String(text)
-	if s == "" {
-		return s
+	return string(appendBoundaries(nil, norm.NFKC.AppendString(nil, text)))
+}
+
+// appendBoundaries appends the NFKC-normalised text nfkc to dst with a
+// leading "▁" and every ASCII space replaced by "▁" (nothing if it is empty).
+func appendBoundaries(dst, nfkc []byte) []byte {
+	if len(nfkc) == 0 {
+		return dst
 	}
-	return wordBoundary + strings.ReplaceAll(s, " ", wordBoundary)
+	dst = append(dst, wordBoundary...)
+	for _, c := range nfkc {
+		if c == ' ' {
+			dst = append(dst, wordBoundary...)
+		} else {
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // AppendEncode appends the ids of text to dst.
 func (t *Tokenizer) AppendEncode(dst []int32, text string) []int32 {
-	s := normalize(text)
-	if s == "" {
-		return dst
-	}
 	sc := t.scratch.Get().(*tokScratch)
 	defer t.scratch.Put(sc)
+	sc.nfkc = norm.NFKC.AppendString(sc.nfkc[:0], text)
+	sc.norm = appendBoundaries(sc.norm[:0], sc.nfkc)
+	s := sc.norm
+	if len(s) == 0 {
+		return dst
+	}
 
 	offs := sc.offs[:0]
-	for i := range s {
+	for i := 0; i < len(s); {
 		offs = append(offs, i)
+		_, size := utf8.DecodeRune(s[i:])
+		i += size
 	}
 	n := len(offs)
 	offs = append(offs, len(s))
@@ -176,7 +195,7 @@ func (t *Tokenizer) AppendEncode(dst []int32, text string) []int32 {
 	for i := range n {
 		starts[i] = false
 		for l := 1; l <= t.maxLen && i+l <= n; l++ {
-			if _, ok := t.ids[s[offs[i]:offs[i+l]]]; ok {
+			if _, ok := t.ids[string(s[offs[i]:offs[i+l]])]; ok {
 				starts[i] = true
 				break
 			}
@@ -189,7 +208,7 @@ func (t *Tokenizer) AppendEncode(dst []int32, text string) []int32 {
 		for start := lo; start < end; start++ {
 			var id int32
 			var score float64
-			if p, ok := t.ids[s[offs[start]:offs[end]]]; ok {
+			if p, ok := t.ids[string(s[offs[start]:offs[end]])]; ok {
 				id, score = p, t.scores[p]
 			} else if end == start+1 && !starts[start] {
 				id, score = unknownID, 0
