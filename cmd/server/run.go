@@ -54,7 +54,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.DataDir = *dataDir
 	}
 
-	logger := newLogger(cfg.Log, stderr)
+	sink := newLogSink(stderr, 100*time.Millisecond, 64<<10)
+	defer sink.Close()
+	logger := newLogger(cfg.Log, sink)
 	if path != "" {
 		logger.Info("configuration loaded", "file", path)
 	} else {
