@@ -25,6 +25,7 @@ type keyObject struct {
 	Hint          string            `json:"hint"`
 	AllowedModels []string          `json:"allowed_models"`
 	Metadata      map[string]string `json:"metadata"`
+	AllowBYOK     bool              `json:"allow_byok"`
 	CreatedAt     time.Time         `json:"created_at"`
 	Revoked       bool              `json:"revoked"`
 	RevokedAt     *time.Time        `json:"revoked_at,omitempty"`
@@ -36,13 +37,14 @@ func toKeyObject(k *keys.Key) keyObject {
 		allowed = []string{}
 	}
 	return keyObject{ID: k.ID, Object: "api_key", Name: k.Name, Hint: k.Hint + "…", AllowedModels: allowed, Metadata: k.Metadata,
-		CreatedAt: k.CreatedAt, Revoked: k.RevokedAt != nil, RevokedAt: k.RevokedAt}
+		AllowBYOK: k.AllowBYOK, CreatedAt: k.CreatedAt, Revoked: k.RevokedAt != nil, RevokedAt: k.RevokedAt}
 }
 
 type createKeyRequest struct {
 	Name          string            `json:"name"`
 	AllowedModels []string          `json:"allowed_models"`
 	Metadata      map[string]string `json:"metadata"`
+	AllowBYOK     bool              `json:"allow_byok"`
 }
 
 func (s *server) createKey(c *gin.Context) {
@@ -71,7 +73,7 @@ func (s *server) createKey(c *gin.Context) {
 			return
 		}
 	}
-	k, secret, err := s.Keys.Create(c.Request.Context(), keys.New{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata})
+	k, secret, err := s.Keys.Create(c.Request.Context(), keys.New{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK})
 	if err != nil {
 		writeError(c, err)
 		return

@@ -46,8 +46,11 @@ type Key struct {
 	Hint          string            `json:"hint"` // the secret's first characters, for recognising it
 	AllowedModels []string          `json:"allowed_models"`
 	Metadata      map[string]string `json:"metadata"`
-	CreatedAt     time.Time         `json:"created_at"`
-	RevokedAt     *time.Time        `json:"revoked_at,omitempty"`
+	// AllowBYOK lets requests of this key carry their own provider
+	// credentials, used for that call only.
+	AllowBYOK bool       `json:"allow_byok"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
 // Allows reports whether the key may use model (an empty list allows all).
@@ -71,6 +74,7 @@ type New struct {
 	Name          string
 	AllowedModels []string
 	Metadata      map[string]string
+	AllowBYOK     bool
 }
 
 // Store is the key store. Safe for concurrent use.
@@ -95,7 +99,9 @@ CREATE TABLE api_keys (
 	metadata    TEXT NOT NULL,
 	created_at  INTEGER NOT NULL,
 	revoked_at  INTEGER
-)`}
+)`,
+	`ALTER TABLE api_keys ADD COLUMN allow_byok INTEGER NOT NULL DEFAULT 0`,
+}
 
 // Open migrates the schema and loads every key. now and rnd may be nil
 // (time.Now, crypto/rand).
@@ -110,7 +116,7 @@ func Open(ctx context.Context, db *sql.DB, now func() time.Time, rnd io.Reader) 
 		return nil, err
 	}
 	s := &Store{db: db, now: now, rand: rnd, byID: map[string]*Key{}}
-	rows, err := db.QueryContext(ctx, `SELECT id, secret_hash, name, hint, allowed, metadata, created_at, revoked_at FROM api_keys`)
+	rows, err := db.QueryContext(ctx, `SELECT id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at, revoked_at FROM api_keys`)
 	if err != nil {
 		return nil, fmt.Errorf("keys: load: %w", err)
 	}
@@ -123,7 +129,7 @@ func Open(ctx context.Context, db *sql.DB, now func() time.Time, rnd io.Reader) 
 			created           int64
 			revoked           sql.NullInt64
 		)
-		if err := rows.Scan(&k.ID, &hash, &k.Name, &k.Hint, &allowed, &metadata, &created, &revoked); err != nil {
+		if err := rows.Scan(&k.ID, &hash, &k.Name, &k.Hint, &allowed, &metadata, &k.AllowBYOK, &created, &revoked); err != nil {
 			return nil, fmt.Errorf("keys: load: %w", err)
 		}
 		if err := json.Unmarshal([]byte(allowed), &k.AllowedModels); err != nil {
@@ -164,6 +170,7 @@ func (s *Store) Create(ctx context.Context, n New) (*Key, string, error) {
 		Hint:          secret[:len(SecretPrefix)+4],
 		AllowedModels: append([]string{}, n.AllowedModels...),
 		Metadata:      map[string]string{},
+		AllowBYOK:     n.AllowBYOK,
 		CreatedAt:     s.now().UTC().Truncate(time.Millisecond),
 	}
 	for mk, mv := range n.Metadata {
@@ -174,8 +181,8 @@ func (s *Store) Create(ctx context.Context, n New) (*Key, string, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (id, secret_hash, name, hint, allowed, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, hash[:], k.Name, k.Hint, string(allowed), string(metadata), k.CreatedAt.UnixMilli()); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, hash[:], k.Name, k.Hint, string(allowed), string(metadata), k.AllowBYOK, k.CreatedAt.UnixMilli()); err != nil {
 		return nil, "", fmt.Errorf("keys: create: %w", err)
 	}
 	s.byID[k.ID] = k

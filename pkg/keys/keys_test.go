@@ -35,7 +35,7 @@ func TestCreateAuthenticateRevokeSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, secret, err := s.Create(ctx, New{Name: "app", AllowedModels: []string{"sim-small"}, Metadata: map[string]string{"team": "a"}})
+	k, secret, err := s.Create(ctx, New{Name: "app", AllowedModels: []string{"sim-small"}, Metadata: map[string]string{"team": "a"}, AllowBYOK: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestCreateAuthenticateRevokeSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	got2, err := s2.Authenticate(secret)
-	if err != nil || got2.Name != "app" || got2.Metadata["team"] != "a" || !got2.Allows("sim-small") || got2.Allows("sim-large") {
+	if err != nil || got2.Name != "app" || got2.Metadata["team"] != "a" || !got2.Allows("sim-small") || got2.Allows("sim-large") || !got2.AllowBYOK {
 		t.Fatalf("after restart: %+v %v", got2, err)
 	}
 
