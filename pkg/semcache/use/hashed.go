@@ -14,7 +14,7 @@ import (
 // 3- to 5-grams of the lowercased, NFKC-normalised text, hashed with a sign
 // into Dim buckets, then L2-normalised. It needs no download and costs a few
 // microseconds, but it only sees shared surface text: it separates
-// paraphrases from unrelated prompts (AUC ~0.93 on the project's pairs) yet
+// paraphrases from unrelated prompts (AUC ~0.89 on shared/data's pairs) yet
 // scores reworded paraphrases near zero, where USE-lite reaches 0.999. It is
 // the explicit fallback when the USE-lite weights are unavailable.
 type Hashed struct {
@@ -73,21 +73,38 @@ func (h *Hashed) add(v []float32, kind byte, s string, weight float32) {
 	v[int(x%uint64(len(v)))] += sign * weight
 }
 
+// stopWords are frequent English function words: shared by unrelated
+// prompts, they would otherwise dominate short vectors.
+var stopWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields("a an the is are was be of to in on at by for with and or " +
+		"what how do does can should which who why when where i my me you your it this that") {
+		m[w] = true
+	}
+	return m
+}()
+
 func (h *Hashed) embed(v []float32, text string) {
 	s := strings.ToLower(norm.NFKC.String(text))
 	words := strings.FieldsFunc(s, func(r rune) bool {
 		return !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsSymbol(r))
 	})
+	// Weights tuned on shared/data/paraphrase-dev.tsv (paraphrase vs
+	// unrelated AUC 0.84 -> 0.89 from down-weighting function words).
 	for i, w := range words {
-		h.add(v, 'w', w, 1)
+		weight := float32(1)
+		if stopWords[w] {
+			weight = 0.2
+		}
+		h.add(v, 'w', w, weight)
 		if i > 0 {
-			h.add(v, 'b', words[i-1]+" "+w, 1)
+			h.add(v, 'b', words[i-1]+" "+w, 0.5)
 		}
 		// Character n-grams of " word " catch inflections and typos.
 		padded := []rune(" " + w + " ")
 		for n := 3; n <= 5; n++ {
 			for j := 0; j+n <= len(padded); j++ {
-				h.add(v, 'c', string(padded[j:j+n]), 0.5)
+				h.add(v, 'c', string(padded[j:j+n]), 0.5*weight)
 			}
 		}
 	}

@@ -58,3 +58,14 @@ func TestHashed(t *testing.T) {
 		}
 	})
 }
+
+func BenchmarkHashed(b *testing.B) {
+	h := NewHashed(512)
+	in := []string{"How do I sort a dictionary by value in Python?"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Embed(context.Background(), in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
