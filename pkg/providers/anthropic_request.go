@@ -198,22 +198,21 @@ func setResponseFormat(req *antRequest, rf *llm.ResponseFormat) error {
 	return llm.InvalidParam("response_format.type", fmt.Sprintf("response_format type %q is not supported by this model's provider (Anthropic)", rf.Type))
 }
 
-// systemPart is one system or developer message's text, kept apart so a
-// single plain message can travel as a plain string.
+// systemPart is one system or developer message: its text blocks, or a
+// string when it was sent as one (a lone plain message travels as the plain
+// string system).
 type systemPart struct {
-	text  string
-	parts bool
+	blocks []antBlock
+	plain  bool
 }
 
 func marshalSystem(sys []systemPart) (json.RawMessage, error) {
-	if len(sys) == 1 && !sys[0].parts {
-		return marshalRaw(sys[0].text)
+	if len(sys) == 1 && sys[0].plain {
+		return marshalRaw(sys[0].blocks[0].Text)
 	}
-	blocks := make([]antBlock, 0, len(sys))
+	var blocks []antBlock
 	for _, s := range sys {
-		if s.text != "" {
-			blocks = append(blocks, antBlock{Type: "text", Text: s.text})
-		}
+		blocks = append(blocks, s.blocks...)
 	}
 	if len(blocks) == 0 {
 		return nil, nil
@@ -244,7 +243,13 @@ func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error
 					return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].type", param, j), fmt.Sprintf("%s messages may only hold text parts, got %q", m.Role, p.Type))
 				}
 			}
-			system = append(system, systemPart{text: m.Content.String(), parts: m.Content.Parts != nil})
+			blocks, err := contentBlocks(m.Content, param)
+			if err != nil {
+				return nil, err
+			}
+			if len(blocks) > 0 {
+				system = append(system, systemPart{blocks: blocks, plain: m.Content.Parts == nil})
+			}
 		case "user":
 			blocks, err := contentBlocks(m.Content, param)
 			if err != nil {

@@ -11,14 +11,14 @@ import (
 
 // antMessageResponse is a Messages answer (also message_start's message).
 type antMessageResponse struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	Role       string          `json:"role"`
-	Model      string          `json:"model"`
-	Content    []antRespBlock  `json:"content"`
-	StopReason string          `json:"stop_reason"`
-	Usage      antUsage        `json:"usage"`
-	Error      *antError       `json:"error"`
+	ID         string         `json:"id"`
+	Type       string         `json:"type"`
+	Role       string         `json:"role"`
+	Model      string         `json:"model"`
+	Content    []antRespBlock `json:"content"`
+	StopReason string         `json:"stop_reason"`
+	Usage      antUsage       `json:"usage"`
+	Error      *antError      `json:"error"`
 }
 
 // antRespBlock is one response content block. Only text and tool_use reach

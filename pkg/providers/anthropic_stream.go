@@ -211,7 +211,9 @@ type antDeltaUsage struct {
 //     counts.
 //   - message_stop: the end; with includeUsage, a final usage-only chunk
 //     (choices: []) first, as OpenAI sends with include_usage.
-//   - ping, content_block_stop and unknown events: nothing.
+//   - content_block_stop of a tool_use that streamed no input: "{}" as its
+//     arguments, so clients that parse them get JSON.
+//   - ping, other content_block_stops and unknown events: nothing.
 //   - error: an *llm.Error.
 type antTranslator struct {
 	provider     string
@@ -221,6 +223,7 @@ type antTranslator struct {
 	started      bool // message_start seen: usage is known
 	usage        antUsage
 	toolIndex    map[int]int // content block index → tool call index
+	toolArgs     []bool      // by tool call index: some arguments were sent
 	ev           antEvent    // reused
 }
 
@@ -271,8 +274,9 @@ func (t *antTranslator) event(data, name []byte, out []*llm.ChatChunk) (_ []*llm
 			if t.toolIndex == nil {
 				t.toolIndex = make(map[int]int, 2)
 			}
-			i := len(t.toolIndex)
+			i := len(t.toolArgs)
 			t.toolIndex[ev.Index] = i
+			t.toolArgs = append(t.toolArgs, false)
 			out = append(out, t.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: &i, ID: b.ID, Type: "function",
 				Function: llm.FunctionCall{Name: b.Name, Arguments: ""}}}}, nil))
 		}
@@ -290,9 +294,18 @@ func (t *antTranslator) event(data, name []byte, out []*llm.ChatChunk) (_ []*llm
 		case "input_json_delta":
 			i, ok := t.toolIndex[ev.Index]
 			if ok && d.PartialJSON != "" {
+				t.toolArgs[i] = true
 				out = append(out, t.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: &i,
 					Function: llm.FunctionCall{Arguments: d.PartialJSON}}}}, nil))
 			}
+		}
+	case "content_block_stop":
+		// A call without input streams no fragment; OpenAI clients parse
+		// the arguments, and "" is not JSON.
+		if i, ok := t.toolIndex[ev.Index]; ok && !t.toolArgs[i] {
+			t.toolArgs[i] = true
+			out = append(out, t.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: &i,
+				Function: llm.FunctionCall{Arguments: "{}"}}}}, nil))
 		}
 	case "message_delta":
 		if u := ev.Usage; u != nil {
