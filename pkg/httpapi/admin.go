@@ -48,14 +48,10 @@ type createKeyRequest struct {
 }
 
 func (s *server) createKey(c *gin.Context) {
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	var req createKeyRequest
-	if err := decodeStrict(body, &req); err != nil {
-		writeError(c, err)
+	req, ok := decodeBody(s, c, func(body []byte) (req createKeyRequest, err error) {
+		return req, decodeStrict(body, &req)
+	})
+	if !ok {
 		return
 	}
 	req.Name = strings.TrimSpace(req.Name)

@@ -15,14 +15,8 @@ import (
 )
 
 func (s *server) chatCompletions(c *gin.Context) {
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	req, err := llm.DecodeChatRequest(body)
-	if err != nil {
-		writeError(c, err)
+	req, ok := decodeBody(s, c, llm.DecodeChatRequest)
+	if !ok {
 		return
 	}
 	key := c.MustGet(ctxKey).(*keys.Key)
@@ -31,15 +25,38 @@ func (s *server) chatCompletions(c *gin.Context) {
 		return
 	}
 	resp, meta, err := s.Gateway.Chat(c.Request.Context(), key, req)
+	s.answer(c, meta, err, func() ([]byte, any) { return resp.Raw, resp })
+}
+
+// decodeBody reads and decodes a request body, answering the error itself.
+func decodeBody[T any](s *server, c *gin.Context, decode func([]byte) (T, error)) (T, bool) {
+	var zero T
+	body, err := s.readBody(c)
+	if err != nil {
+		writeError(c, err)
+		return zero, false
+	}
+	v, err := decode(body)
+	if err != nil {
+		writeError(c, err)
+		return zero, false
+	}
+	return v, true
+}
+
+// answer writes a finished call: the routing and cost headers, then the
+// upstream's own bytes when it spoke OpenAI's format, else the typed answer
+// marshalled. body is called only on success.
+func (s *server) answer(c *gin.Context, meta *gateway.Meta, err error, body func() (raw []byte, typed any)) {
 	s.routed(c, meta)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
 	priced(c, meta)
-	out := resp.Raw
+	out, typed := body()
 	if out == nil {
-		if out, err = json.Marshal(resp); err != nil {
+		if out, err = json.Marshal(typed); err != nil {
 			writeError(c, err)
 			return
 		}
@@ -146,31 +163,12 @@ func writeEvent(w io.Writer, chunk *llm.ChatChunk) error {
 }
 
 func (s *server) embeddings(c *gin.Context) {
-	body, err := s.readBody(c)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	req, err := llm.DecodeEmbeddingRequest(body)
-	if err != nil {
-		writeError(c, err)
+	req, ok := decodeBody(s, c, llm.DecodeEmbeddingRequest)
+	if !ok {
 		return
 	}
 	resp, meta, err := s.Gateway.Embed(c.Request.Context(), c.MustGet(ctxKey).(*keys.Key), req)
-	s.routed(c, meta)
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	priced(c, meta)
-	out := resp.Raw
-	if out == nil {
-		if out, err = json.Marshal(resp); err != nil {
-			writeError(c, err)
-			return
-		}
-	}
-	c.Data(http.StatusOK, "application/json", out)
+	s.answer(c, meta, err, func() ([]byte, any) { return resp.Raw, resp })
 }
 
 type modelObject struct {
