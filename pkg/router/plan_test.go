@@ -358,6 +358,13 @@ func TestPlanNoCapableModel(t *testing.T) {
 			msg: "no model of route auto can serve this request: sim-small: context window 32768 < 200010 tokens; sim-large: context window 131072 < 200010 tokens",
 		},
 		{
+			name:   "different requirements name no param",
+			route:  "mixed",
+			in:     PlanInput{Needs: Needs{Tools: true, Stream: true, PromptTokens: prompt(40_000)}},
+			status: http.StatusBadRequest, code: "no_capable_model", param: "",
+			msg: "no model of route mixed can serve this request: batch-only lacks streaming; nano lacks tool calling; sim-small: context window 32768 < 40000 tokens",
+		},
+		{
 			name:   "max output",
 			route:  "auto",
 			in:     PlanInput{Needs: Needs{OutputTokens: 20_000}},
