@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestParity compares the Go forward pass with the TF.js reference vectors,
@@ -156,7 +157,9 @@ var (
 )
 
 // TestEmbedConcurrent runs Embed from several goroutines (under -race it
-// checks the pooled workspaces) and compares with sequential results.
+// checks the pooled workspaces and the coalescer's hand-offs) and compares
+// with sequential results. With GOMAXPROCS 1 every call beyond the first
+// queues and is served in a coalesced pass.
 func TestEmbedConcurrent(t *testing.T) {
 	m := testModel(t)
 	texts := []string{"What is the capital of France?", "HTTP 404 Not Found", "", "naïve café", "Set a timer for 10 minutes."}
@@ -164,28 +167,49 @@ func TestEmbedConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const workers = 4
-	errs := make(chan error, workers)
-	for g := range workers {
-		go func() {
-			for i := range 3 {
-				k := (g + i) % len(texts)
-				got, err := m.Embed(context.Background(), []string{texts[k]})
-				if err == nil && cosine(got[0], want[k]) < 0.99999 {
-					err = fmt.Errorf("text %d: concurrent result differs", k)
-				}
-				if err != nil {
-					errs <- err
-					return
+	for _, procs := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			const workers = 6
+			errs := make(chan error, workers)
+			for g := range workers {
+				go func() {
+					for i := range 4 {
+						k := (g + i) % len(texts)
+						batch := []string{texts[k], texts[(k+1)%len(texts)]}
+						got, err := m.Embed(context.Background(), batch)
+						if err == nil && (cosine(got[0], want[k]) < 0.99999 || cosine(got[1], want[(k+1)%len(texts)]) < 0.99999) {
+							err = fmt.Errorf("texts %d, %d: concurrent result differs", k, (k+1)%len(texts))
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range workers {
+				if err := <-errs; err != nil {
+					t.Error(err)
 				}
 			}
-			errs <- nil
-		}()
-	}
-	for range workers {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
+			// A serving goroutine gives its slot back just after it wakes
+			// its callers, so wait for that (bounded) before checking.
+			var active, queued int
+			for range 500 {
+				m.co.mu.Lock()
+				active, queued = m.co.active, len(m.co.queue)
+				m.co.mu.Unlock()
+				if active == 0 && queued == 0 {
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			if active != 0 || queued != 0 {
+				t.Errorf("after all calls: %d passes active, %d calls queued", active, queued)
+			}
+		})
 	}
 }
 
