@@ -54,10 +54,11 @@ func Fetch(ctx context.Context, dir string, client *http.Client) error {
 // FetchSource is Fetch from another source (a mirror, or a test server).
 func FetchSource(ctx context.Context, dir string, client *http.Client, src Source) error {
 	if file, err := os.ReadFile(filepath.Join(dir, FileName)); err == nil {
-		if _, err := verifyFile(file); err == nil {
+		if payload, err := verifyFile(file); err == nil && convertedFrom(payload) == src.Integrity {
 			return nil
 		}
-		// A corrupt file is replaced below.
+		// A corrupt file, or one converted from other weights (an older
+		// pin), is replaced below.
 	}
 	tgz, err := download(ctx, client, src)
 	if err != nil {
@@ -67,11 +68,23 @@ func FetchSource(ctx context.Context, dir string, client *http.Client, src Sourc
 	if err != nil {
 		return err
 	}
-	b.source = src.URL + " " + src.Integrity
+	b.source = src.Integrity
 	if err := writeFileAtomic(dir, FileName, encodeBundle(b)); err != nil {
 		return fmt.Errorf("use: write converted model: %w", err)
 	}
 	return nil
+}
+
+// convertedFrom returns the integrity of the tarball a verified payload was
+// converted from ("" if unreadable).
+func convertedFrom(payload []byte) string {
+	d := &decoder{b: payload}
+	d.u32() // format version
+	src := d.str()
+	if d.err != nil {
+		return ""
+	}
+	return src
 }
 
 func download(ctx context.Context, client *http.Client, src Source) ([]byte, error) {

@@ -99,10 +99,10 @@ func TestFetchFailures(t *testing.T) {
 	}
 }
 
-// validFile is a converted file whose checksum holds (its contents are not a
-// usable model).
+// validFile is a converted file whose checksum holds, converted from the
+// default source (its contents are not a usable model).
 func validFile() []byte {
-	return encodeBundle(&bundle{source: "test", pieces: []string{"a"}, scores: []float64{0}})
+	return encodeBundle(&bundle{source: DefaultSource.Integrity, pieces: []string{"a"}, scores: []float64{0}})
 }
 
 func TestFetchSkipsDownloadWhenFileVerifies(t *testing.T) {
@@ -116,6 +116,17 @@ func TestFetchSkipsDownloadWhenFileVerifies(t *testing.T) {
 	}
 	if n := hits.Load(); n != 0 {
 		t.Errorf("made %d requests, want none", n)
+	}
+}
+
+func TestFetchReplacesFileFromOtherWeights(t *testing.T) {
+	dir := t.TempDir()
+	old := encodeBundle(&bundle{source: "sha512-older", pieces: []string{"a"}, scores: []float64{0}})
+	os.WriteFile(filepath.Join(dir, FileName), old, 0o644)
+	srv, hits := serve(t, 404, nil)
+	err := FetchSource(context.Background(), dir, srv.Client(), Source{URL: srv.URL, Integrity: DefaultSource.Integrity})
+	if err == nil || hits.Load() != 1 {
+		t.Fatalf("want a download for the new pin, got %v after %d requests", err, hits.Load())
 	}
 }
 

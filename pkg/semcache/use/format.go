@@ -50,7 +50,7 @@ func (t tensor) size() int {
 
 // bundle is everything the converted file holds.
 type bundle struct {
-	source  string
+	source  string // integrity of the tarball it was converted from
 	pieces  []string
 	scores  []float64
 	tensors []tensor
