@@ -37,7 +37,8 @@ type Balancer struct {
 }
 
 // NewBalancer builds a balancer that consults breakers (nil: none) and
-// tells time with now (nil: time.Now).
+// tells time with now (nil: time.Now). Breakers run on time.Now, so now
+// should be time.Now in production (or a synctest bubble's, in tests).
 func NewBalancer(breakers *Breakers, now func() time.Time) *Balancer {
 	if now == nil {
 		now = time.Now
@@ -106,7 +107,7 @@ func (b *Balancer) health(id string, now int64) health {
 	if b.breakers == nil {
 		return healthy
 	}
-	switch b.breakers.State(id) {
+	switch b.breakers.quickState(id, now) {
 	case BreakerOpen:
 		return excluded
 	case BreakerHalfOpen:

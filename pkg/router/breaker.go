@@ -236,7 +236,8 @@ type breaker struct {
 	id, provider string
 	settings     BreakerSettings
 	cb           *gobreaker.TwoStepCircuitBreaker[struct{}]
-	openedAt     atomic.Int64 // unix nanos of the last transition to open
+	openedAt     atomic.Int64  // unix nanos of the last transition to open
+	state        atomic.Uint32 // BreakerState as of the last transition, for quick reads
 
 	mu          sync.Mutex // guards the fields below; taken only on faults and snapshots
 	lastError   string
@@ -298,6 +299,7 @@ func (b *Breakers) newBreaker(id, provider string) *breaker {
 			if to == gobreaker.StateOpen {
 				br.openedAt.Store(time.Now().UnixNano())
 			}
+			br.state.Store(uint32(stateOf(to)))
 			if hook != nil {
 				hook(id, provider, stateOf(from), stateOf(to))
 			}
@@ -378,6 +380,23 @@ func (b *Breakers) State(id string) BreakerState {
 		return BreakerClosed
 	}
 	return stateOf(v.(*breaker).cb.State())
+}
+
+// quickState is State without gobreaker's lock, for the balancer's hot
+// path: the state of the last transition, and an open breaker past its
+// cooldown reads half-open (gobreaker makes that transition lazily, on the
+// next Allow or State). Unknown IDs read closed.
+func (b *Breakers) quickState(id string, now int64) BreakerState {
+	v, ok := b.m.Load(id)
+	if !ok {
+		return BreakerClosed
+	}
+	br := v.(*breaker)
+	s := BreakerState(br.state.Load())
+	if s == BreakerOpen && now > br.openedAt.Load()+int64(br.settings.Cooldown) {
+		return BreakerHalfOpen
+	}
+	return s
 }
 
 // BreakerCounts are a breaker's counts in its current state: in closed,

@@ -214,7 +214,9 @@ func (s Skip) Detail() string {
 // passed: 400 no_capable_model (capabilities; Param names the request field
 // when every candidate failed the same one), 403 model_not_allowed, 402
 // budget_exceeded, or 503 no_healthy_model (a capable, allowed candidate is
-// unavailable).
+// unavailable). A plain model asked for more than its window or output
+// limit gets OpenAI's code context_length_exceeded instead of
+// no_capable_model.
 func (r *Route) Plan(in PlanInput) (*Plan, error) {
 	n := &in.Needs
 	choices := max(n.Choices, 1)
@@ -499,6 +501,9 @@ func (r *Route) noCapable(skipped []Skip) *llm.Error {
 	switch furthest {
 	case stageCapability:
 		e.Status, e.Type, e.Code, e.Param = http.StatusBadRequest, llm.TypeInvalidRequest, "no_capable_model", param
+		if !r.alias && len(skipped) == 1 && (skipped[0].Reason == ReasonContextWindow || skipped[0].Reason == ReasonMaxOutput) {
+			e.Code = "context_length_exceeded" // OpenAI's code for a model asked too much; SDKs know it
+		}
 	case stageAllowed:
 		e.Status, e.Type, e.Code, e.Param = http.StatusForbidden, llm.TypePermission, "model_not_allowed", "model"
 	case stageBudget:

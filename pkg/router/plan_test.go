@@ -379,6 +379,13 @@ func TestPlanNoCapableModel(t *testing.T) {
 			msg: "the model sim-small cannot serve this request: sim-small lacks vision",
 		},
 		{
+			name:   "a direct model over its window keeps OpenAI's code",
+			route:  "sim-small",
+			in:     PlanInput{Needs: Needs{OutputTokens: 100, PromptTokens: prompt(32_700)}},
+			status: http.StatusBadRequest, code: "context_length_exceeded", param: "messages",
+			msg: "the model sim-small cannot serve this request: sim-small: context window 32768 < 32800 tokens",
+		},
+		{
 			name:   "not allowed is a 403",
 			route:  "auto",
 			in:     PlanInput{Needs: Needs{Vision: true}, Allowed: none},
