@@ -1,0 +1,509 @@
+package budget
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// Alert events.
+const (
+	EventThreshold = "threshold_reached"    // spend reached a threshold of a limit
+	EventExhausted = "budget_exhausted"     // a request was refused: the limit has no room for it
+	EventProjected = "projected_exhaustion" // at the period's average burn rate the limit runs out before the period ends
+)
+
+// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>".
+const SignatureHeader = "x-tollgate-signature"
+
+// Event is the JSON body of an alert delivery.
+type Event struct {
+	// ID identifies the alert (key, period, period start, event,
+	// threshold, limit): deliveries are at least once, so receivers
+	// drop an ID they have seen.
+	ID          string      `json:"id"`
+	Event       string      `json:"event"`
+	KeyID       string      `json:"key_id"`
+	KeyName     string      `json:"key_name"`
+	Period      Period      `json:"period"`
+	PeriodStart *time.Time  `json:"period_start,omitempty"` // absent for total
+	ResetsAt    *time.Time  `json:"resets_at,omitempty"`    // absent for total
+	LimitUSD    json.Number `json:"limit_usd"`
+	SpentUSD    json.Number `json:"spent_usd"`
+	// Threshold is the fraction of the limit reached (1 for
+	// budget_exhausted; absent for projected_exhaustion).
+	Threshold float64 `json:"threshold,omitempty"`
+	// ProjectedUSD and ExhaustsAt: the spend projected at the period's
+	// end and when the limit would be reached (projected_exhaustion).
+	ProjectedUSD json.Number `json:"projected_usd,omitempty"`
+	ExhaustsAt   *time.Time  `json:"exhausts_at,omitempty"`
+	Time         time.Time   `json:"time"`
+}
+
+// alertKey identifies an alert: each fires once per period (and limit:
+// changing a limit re-arms its thresholds).
+type alertKey struct {
+	period Period
+	start  int64 // unix ms of the period's start, 0 for total
+	event  string
+	ppm    int64
+	limit  llm.Micros
+}
+
+// alert is an alert decided under a key's lock, before it is rendered.
+type alert struct {
+	key        alertKey
+	c          counter // the period's counter when it fired
+	projected  llm.Micros
+	exhaustsAt time.Time
+	at         time.Time
+}
+
+func msOf(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// share is ceil(amount × ppm / 1e6) without overflow.
+func share(amount llm.Micros, ppm int64) llm.Micros {
+	hi, lo := bits.Mul64(uint64(amount), uint64(ppm))
+	q, r := bits.Div64(hi, lo, 1e6)
+	if r > 0 {
+		q++
+	}
+	return llm.Micros(q)
+}
+
+// fire records k as fired and reports whether it was new.
+func (st *keyState) fire(k alertKey) bool {
+	if _, ok := st.fired[k]; ok {
+		return false
+	}
+	st.fired[k] = struct{}{}
+	return true
+}
+
+// crossedAlerts finds the alerts a charge at time at made due: thresholds
+// of the periods that contain at, and the projection of the current
+// period. Called with st.mu held, after the charge.
+//
+// The projection uses the period's average burn rate so far, spent /
+// elapsed: the projected spend at the period's end is spent × length /
+// elapsed. It is only made once minFrac of the period has passed, and
+// fires once per period when the projection reaches the limit.
+func (st *keyState) crossedAlerts(at, now time.Time, minFrac float64) []alert {
+	var out []alert
+	for _, lim := range st.policy.Limits {
+		i := lim.Period.index()
+		c := st.counterAt(i, at)
+		if c == nil {
+			continue
+		}
+		for _, th := range lim.thresholds() {
+			p := ppm(th)
+			k := alertKey{period: lim.Period, start: msOf(c.start), event: EventThreshold, ppm: p, limit: lim.Amount}
+			if c.spent >= share(lim.Amount, p) && st.fire(k) {
+				out = append(out, alert{key: k, c: *c, at: now})
+			}
+		}
+		if lim.Period == Total || c != &st.cur[i] || c.spent <= 0 || c.spent >= lim.Amount {
+			continue
+		}
+		elapsed, length := now.Sub(c.start), c.end.Sub(c.start)
+		if elapsed <= 0 || float64(elapsed) < minFrac*float64(length) {
+			continue
+		}
+		projected := float64(c.spent) * float64(length) / float64(elapsed)
+		if projected < float64(lim.Amount) {
+			continue
+		}
+		k := alertKey{period: lim.Period, start: msOf(c.start), event: EventProjected, limit: lim.Amount}
+		if st.fire(k) {
+			exhausts := c.start.Add(time.Duration(float64(elapsed) * float64(lim.Amount) / float64(c.spent)))
+			out = append(out, alert{key: k, c: *c, projected: llm.Micros(math.Round(projected)), exhaustsAt: exhausts, at: now})
+		}
+	}
+	return out
+}
+
+// exhaustedAlerts fires budget_exhausted for each limit that refused a
+// reservation, once per period. Called with st.mu held.
+func (st *keyState) exhaustedAlerts(ex *Exhausted, now time.Time) []alert {
+	var out []alert
+	for _, s := range ex.Limits {
+		k := alertKey{period: s.Period, start: msOf(s.Start), event: EventExhausted, ppm: 1e6, limit: s.Limit}
+		if st.fire(k) {
+			c := counter{start: s.Start, end: s.ResetsAt, spent: s.Spent, reserved: s.Reserved}
+			out = append(out, alert{key: k, c: c, at: now})
+		}
+	}
+	return out
+}
+
+// alertRow is an alert as the writer stores it, with its deliveries.
+type alertRow struct {
+	uid        string
+	keyID      string
+	key        alertKey
+	created    int64
+	payload    []byte
+	deliveries []delivery
+}
+
+type delivery struct {
+	url   string
+	slack bool
+	body  []byte
+}
+
+// insert stores the alert and its deliveries unless it is already
+// stored (a second instance of the same alert is dropped here).
+func (a *alertRow) insert(ctx context.Context, tx *sql.Tx) error {
+	var id int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO budget_alerts (uid, key_id, period, period_start, event, threshold, limit_micros, created_at, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING RETURNING id`,
+		a.uid, a.keyID, string(a.key.period), a.key.start, a.key.event, a.key.ppm, int64(a.key.limit), a.created, string(a.payload)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("budget: alert: %w", err)
+	}
+	for _, d := range a.deliveries {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO budget_outbox (alert_id, url, slack, body, next_at) VALUES (?, ?, ?, ?, ?)`,
+			id, d.url, d.slack, string(d.body), a.created); err != nil {
+			return fmt.Errorf("budget: outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+// alertRows renders alerts for storage and delivery to the global
+// webhooks and the key's own.
+func (l *Ledger) alertRows(keyID string, alerts []alert, keyHooks []Webhook, now time.Time) []alertRow {
+	if len(alerts) == 0 {
+		return nil
+	}
+	name := ""
+	if l.o.KeyName != nil {
+		name = l.o.KeyName(keyID)
+	}
+	hooks := append(append([]Webhook{}, l.o.Webhooks...), keyHooks...)
+	out := make([]alertRow, 0, len(alerts))
+	for _, a := range alerts {
+		ev := eventOf(keyID, name, a)
+		payload, _ := json.Marshal(ev)
+		row := alertRow{uid: ev.ID, keyID: keyID, key: a.key, created: now.UnixMilli(), payload: payload}
+		seen := map[Webhook]bool{}
+		for _, h := range hooks {
+			if seen[h] {
+				continue
+			}
+			seen[h] = true
+			body := payload
+			if h.Slack {
+				body, _ = json.Marshal(map[string]string{"text": slackText(ev)})
+			}
+			row.deliveries = append(row.deliveries, delivery{url: h.URL, slack: h.Slack, body: body})
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// enqueueAlerts stores alerts without waiting (Reserve must not wait for
+// the disk).
+func (l *Ledger) enqueueAlerts(keyID string, alerts []alert, keyHooks []Webhook) {
+	if rows := l.alertRows(keyID, alerts, keyHooks, l.now()); rows != nil {
+		l.w.add(nil, rows)
+	}
+}
+
+func eventOf(keyID, name string, a alert) Event {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%s\x00%d\x00%d", keyID, a.key.period, a.key.start, a.key.event, a.key.ppm, a.key.limit))
+	ev := Event{
+		ID: "alert_" + hex.EncodeToString(sum[:12]), Event: a.key.event, KeyID: keyID, KeyName: name, Period: a.key.period,
+		LimitUSD: usd(a.key.limit), SpentUSD: usd(a.c.spent), Threshold: float64(a.key.ppm) / 1e6, Time: a.at.UTC(),
+	}
+	if !a.c.start.IsZero() {
+		s, e := a.c.start.UTC(), a.c.end.UTC()
+		ev.PeriodStart, ev.ResetsAt = &s, &e
+	}
+	if a.key.event == EventProjected {
+		ev.ProjectedUSD = usd(a.projected)
+		t := a.exhaustsAt.UTC()
+		ev.ExhaustsAt = &t
+	}
+	return ev
+}
+
+// slackText is the alert as one line for Slack's incoming webhooks.
+func slackText(ev Event) string {
+	who := ev.KeyID
+	if ev.KeyName != "" {
+		who = fmt.Sprintf("%s (%s)", ev.KeyName, ev.KeyID)
+	}
+	resets := "never resets"
+	if ev.ResetsAt != nil {
+		resets = "resets " + ev.ResetsAt.Format(time.RFC3339)
+	}
+	switch ev.Event {
+	case EventExhausted:
+		return fmt.Sprintf(":no_entry: tollgate: API key %s has exhausted its %s budget: $%s of $%s spent; requests are refused until it %s.",
+			who, ev.Period, ev.SpentUSD, ev.LimitUSD, resets)
+	case EventProjected:
+		return fmt.Sprintf(":chart_with_upwards_trend: tollgate: at its current rate API key %s will exhaust its %s budget of $%s around %s ($%s spent so far, $%s projected; the period %s).",
+			who, ev.Period, ev.LimitUSD, ev.ExhaustsAt.Format(time.RFC3339), ev.SpentUSD, ev.ProjectedUSD, resets)
+	}
+	return fmt.Sprintf(":warning: tollgate: API key %s has spent $%s of its %s budget of $%s (%s%%); the period %s.",
+		who, ev.SpentUSD, ev.Period, ev.LimitUSD, strconv.FormatFloat(ev.Threshold*100, 'f', -1, 64), resets)
+}
+
+// Sign returns the signature header value of body sent at t.
+func Sign(secret string, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac(secret, ts, body))
+}
+
+func mac(secret, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// ErrSignature is returned by VerifySignature for a missing, malformed,
+// stale or wrong signature.
+var ErrSignature = errors.New("invalid webhook signature")
+
+// VerifySignature checks an x-tollgate-signature header against the raw
+// body: one of its v1 values must be the HMAC-SHA256 of "t.body" under
+// secret, and t must be within tolerance of now (replay protection).
+func VerifySignature(secret, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	var ts string
+	var sigs [][]byte
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return fmt.Errorf("%w: malformed header", ErrSignature)
+		}
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			if b, err := hex.DecodeString(v); err == nil {
+				sigs = append(sigs, b)
+			}
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(sigs) == 0 {
+		return fmt.Errorf("%w: no timestamp or no v1 signature", ErrSignature)
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("%w: timestamp %d is outside the tolerance", ErrSignature, sec)
+	}
+	want := mac(secret, ts, body)
+	for _, s := range sigs {
+		if hmac.Equal(s, want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no signature matches", ErrSignature)
+}
+
+// deliverer posts pending alerts from the outbox.
+type deliverer struct {
+	l    *Ledger
+	mu   sync.Mutex // one delivery round at a time
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newDeliverer(l *Ledger) *deliverer {
+	d := &deliverer{l: l, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if l.o.DeliveryInterval < 0 {
+		close(d.done)
+		return d
+	}
+	go d.run()
+	return d
+}
+
+func (d *deliverer) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *deliverer) close() {
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	<-d.done
+}
+
+// run delivers what is due, then sleeps until the next retry is due, new
+// alerts arrive, or DeliveryInterval passes.
+func (d *deliverer) run() {
+	defer close(d.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-d.stop
+		cancel() // abort an attempt in flight
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-d.kick:
+		case <-timer.C:
+		}
+		if _, err := d.l.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			d.l.log.Warn("budget: alert delivery", "err", err)
+		}
+		wait := d.l.o.DeliveryInterval
+		var next sql.NullInt64
+		if err := d.l.db.QueryRowContext(ctx, `SELECT MIN(next_at) FROM budget_outbox WHERE state = 'pending'`).Scan(&next); err == nil && next.Valid {
+			wait = min(wait, max(time.UnixMilli(next.Int64).Sub(d.l.now()), 0))
+		}
+		timer.Reset(wait)
+	}
+}
+
+// DeliverDue posts every pending alert delivery whose time has come (at
+// Options.Now), marks the successes delivered and schedules a retry for
+// the failures, with exponential backoff and jitter. It returns how many
+// were delivered. The background deliverer calls it; with
+// DeliveryInterval < 0, tests call it after moving their clock.
+func (l *Ledger) DeliverDue(ctx context.Context) (int, error) {
+	l.deliver.mu.Lock()
+	defer l.deliver.mu.Unlock()
+	type due struct {
+		id       int64
+		url      string
+		body     []byte
+		attempts int
+	}
+	delivered := 0
+	for {
+		now := l.now()
+		rows, err := l.db.QueryContext(ctx, `SELECT id, url, body, attempts FROM budget_outbox
+			WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT 100`, now.UnixMilli())
+		if err != nil {
+			return delivered, fmt.Errorf("budget: outbox: %w", err)
+		}
+		var batch []due
+		for rows.Next() {
+			var d due
+			var body string
+			if err := rows.Scan(&d.id, &d.url, &body, &d.attempts); err != nil {
+				rows.Close()
+				return delivered, fmt.Errorf("budget: outbox: %w", err)
+			}
+			d.body = []byte(body)
+			batch = append(batch, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return delivered, fmt.Errorf("budget: outbox: %w", err)
+		}
+		for _, d := range batch {
+			retryAfter, err := l.post(ctx, d.id, d.url, d.body)
+			if ctx.Err() != nil {
+				return delivered, ctx.Err()
+			}
+			now := l.now()
+			attempts := d.attempts + 1
+			switch {
+			case err == nil:
+				delivered++
+				_, err = l.db.ExecContext(ctx, `UPDATE budget_outbox SET state = 'delivered', attempts = ?, delivered_at = ?, last_error = '' WHERE id = ?`,
+					attempts, now.UnixMilli(), d.id)
+			case attempts >= l.o.MaxAttempts:
+				l.log.Error("budget: alert delivery abandoned", "url", d.url, "attempts", attempts, "err", err)
+				_, err = l.db.ExecContext(ctx, `UPDATE budget_outbox SET state = 'failed', attempts = ?, last_error = ? WHERE id = ?`,
+					attempts, err.Error(), d.id)
+			default:
+				wait := l.backoff(attempts, retryAfter)
+				_, err = l.db.ExecContext(ctx, `UPDATE budget_outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?`,
+					attempts, now.Add(wait).UnixMilli(), err.Error(), d.id)
+			}
+			if err != nil {
+				return delivered, fmt.Errorf("budget: outbox: %w", err)
+			}
+		}
+		if len(batch) < 100 {
+			return delivered, nil
+		}
+	}
+}
+
+// backoff is the wait before attempt n+1: RetryBase × 2^(n-1), capped at
+// RetryMax, of which the upper half is random ("equal jitter": never
+// less than half the nominal wait, so a receiver is not hammered, and
+// retries of many alerts spread out); a longer Retry-After of the
+// receiver wins, within RetryMax.
+func (l *Ledger) backoff(n int, retryAfter time.Duration) time.Duration {
+	d := l.o.RetryMax
+	if n-1 < 32 {
+		d = min(l.o.RetryBase<<(n-1), l.o.RetryMax)
+	}
+	d = d/2 + time.Duration(l.o.Rand()*float64(d/2))
+	return min(max(d, retryAfter), l.o.RetryMax)
+}
+
+// post makes one delivery attempt. Any 2xx is a success.
+func (l *Ledger) post(ctx context.Context, id int64, url string, body []byte) (retryAfter time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, l.o.DeliveryTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "tollgate-alerts/1")
+	req.Header.Set("x-tollgate-delivery", strconv.FormatInt(id, 10))
+	if l.o.WebhookSecret != "" {
+		req.Header.Set(SignatureHeader, Sign(l.o.WebhookSecret, l.now(), body))
+	}
+	resp, err := l.o.HTTPClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 == 2 {
+		return 0, nil
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		retryAfter = time.Duration(s) * time.Second
+	}
+	return retryAfter, fmt.Errorf("receiver answered %s", resp.Status)
+}

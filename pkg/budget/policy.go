@@ -1,0 +1,190 @@
+package budget
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"strings"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// OnExhausted says what a request that does not fit the budget gets.
+type OnExhausted string
+
+const (
+	// Reject answers 402 (the default).
+	Reject OnExhausted = "reject"
+	// Downgrade asks the router for the cheapest capable model whose
+	// reservation fits (Ledger.Fits); 402 only when none does.
+	Downgrade OnExhausted = "downgrade"
+)
+
+// DefaultThresholds are the alert thresholds of a limit that names none.
+var DefaultThresholds = []float64{0.5, 0.8, 1.0}
+
+// Limit is one budget of a key: at most Amount per Period.
+type Limit struct {
+	Period Period
+	Amount llm.Micros
+	// Thresholds are fractions of Amount, in (0, 1], at which an alert
+	// fires (once per period each). Nil means DefaultThresholds; an empty
+	// non-nil slice means no threshold alerts.
+	Thresholds []float64
+}
+
+// thresholds is the effective list.
+func (l Limit) thresholds() []float64 {
+	if l.Thresholds == nil {
+		return DefaultThresholds
+	}
+	return l.Thresholds
+}
+
+// limitJSON is the admin API's shape of a Limit.
+type limitJSON struct {
+	Period     Period      `json:"period"`
+	LimitUSD   json.Number `json:"limit_usd"`
+	Thresholds []float64   `json:"alert_thresholds,omitempty"`
+}
+
+// MarshalJSON writes {"period", "limit_usd", "alert_thresholds"}; the
+// amount is written as an exact decimal, never through a float.
+func (l Limit) MarshalJSON() ([]byte, error) {
+	return json.Marshal(limitJSON{Period: l.Period, LimitUSD: json.Number(l.Amount.String()), Thresholds: l.Thresholds})
+}
+
+// UnmarshalJSON reads the admin API's shape; limit_usd is parsed as an
+// exact decimal (at most six decimals).
+func (l *Limit) UnmarshalJSON(b []byte) error {
+	var j limitJSON
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.UseNumber()
+	d.DisallowUnknownFields()
+	if err := d.Decode(&j); err != nil {
+		return err
+	}
+	amount, err := ParseUSD(string(j.LimitUSD))
+	if err != nil {
+		return fmt.Errorf("limit_usd: %w", err)
+	}
+	*l = Limit{Period: j.Period, Amount: amount, Thresholds: j.Thresholds}
+	return nil
+}
+
+// ParseUSD parses a decimal dollar amount ("5", "0.25", "1e-3") exactly
+// into micro-dollars. More than six decimals is an error rather than a
+// silent rounding.
+func ParseUSD(s string) (llm.Micros, error) {
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, fmt.Errorf("bad amount %q", s)
+	}
+	r.Mul(r, big.NewRat(int64(llm.MicrosPerUSD), 1))
+	if !r.IsInt() {
+		return 0, fmt.Errorf("amount %q has more than six decimals", s)
+	}
+	if !r.Num().IsInt64() || r.Num().Int64() > 1<<53 || r.Num().Int64() < -(1<<53) {
+		return 0, fmt.Errorf("amount %q is out of range", s)
+	}
+	return llm.Micros(r.Num().Int64()), nil
+}
+
+// Webhook is an alert receiver.
+type Webhook struct {
+	URL string `json:"url"`
+	// Slack sends Slack's incoming-webhook shape {"text": ...} instead of
+	// tollgate's event JSON. Both are signed.
+	Slack bool `json:"slack,omitempty"`
+}
+
+// Policy is a key's budget policy. The zero Policy has no limit at all.
+type Policy struct {
+	Limits      []Limit     `json:"budgets"`
+	RPM         int         `json:"rpm,omitempty"` // requests per minute, 0: unlimited
+	TPM         int         `json:"tpm,omitempty"` // prompt tokens per minute, 0: unlimited
+	OnExhausted OnExhausted `json:"on_exhausted,omitempty"`
+	// Webhooks receive this key's alerts, besides the ledger's global ones.
+	Webhooks []Webhook `json:"alert_webhooks,omitempty"`
+}
+
+// Limit returns the key's limit for p, if it has one.
+func (p *Policy) Limit(period Period) (Limit, bool) {
+	for _, l := range p.Limits {
+		if l.Period == period {
+			return l, true
+		}
+	}
+	return Limit{}, false
+}
+
+// Validate reports every problem of the policy, each with its JSON path.
+func (p *Policy) Validate() error {
+	var errs []error
+	seen := map[Period]bool{}
+	for i, l := range p.Limits {
+		at := fmt.Sprintf("budgets[%d]", i)
+		switch {
+		case !l.Period.Valid():
+			errs = append(errs, fmt.Errorf("%s.period: unknown period %q (want daily, weekly, monthly or total)", at, l.Period))
+		case seen[l.Period]:
+			errs = append(errs, fmt.Errorf("%s.period: a second %s budget", at, l.Period))
+		}
+		seen[l.Period] = true
+		if l.Amount <= 0 {
+			errs = append(errs, fmt.Errorf("%s.limit_usd: must be positive", at))
+		}
+		for j, th := range l.Thresholds {
+			if !(th > 0 && th <= 1) {
+				errs = append(errs, fmt.Errorf("%s.alert_thresholds[%d]: %v is not in (0, 1]", at, j, th))
+			}
+		}
+	}
+	if p.RPM < 0 {
+		errs = append(errs, errors.New("rpm: must not be negative"))
+	}
+	if p.TPM < 0 {
+		errs = append(errs, errors.New("tpm: must not be negative"))
+	}
+	switch p.OnExhausted {
+	case "", Reject, Downgrade:
+	default:
+		errs = append(errs, fmt.Errorf("on_exhausted: %q is neither reject nor downgrade", p.OnExhausted))
+	}
+	for i, w := range p.Webhooks {
+		if err := validURL(w.URL); err != nil {
+			errs = append(errs, fmt.Errorf("alert_webhooks[%d].url: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}
+
+// clone copies the policy so the caller's slices are not shared.
+func (p Policy) clone() Policy {
+	q := p
+	q.Limits = make([]Limit, len(p.Limits))
+	for i, l := range p.Limits {
+		q.Limits[i] = l
+		if l.Thresholds != nil {
+			q.Limits[i].Thresholds = append([]float64{}, l.Thresholds...)
+		}
+	}
+	q.Webhooks = append([]Webhook(nil), p.Webhooks...)
+	return q
+}
+
+// ppm is a threshold in parts per million, the exact unit alerts are keyed by.
+func ppm(th float64) int64 { return int64(th*1e6 + 0.5) }

@@ -1,0 +1,127 @@
+package budget
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// rateWindow is the span rpm and tpm are counted over.
+const rateWindow = time.Minute
+
+// gcra is one rate limit as the generic cell rate algorithm keeps it: a
+// bucket of `limit` units that refills continuously, one unit every
+// rateWindow/limit, held as a single number, the theoretical arrival time
+// (tat): the instant the bucket will be full again. A request of n units
+// is allowed when, after adding n × rateWindow/limit to max(tat, now), tat
+// is at most rateWindow ahead of now. It is a token bucket without a
+// refill loop: bursts up to the limit, then a steady limit per minute.
+type gcra struct {
+	tat time.Time
+}
+
+// check checks n units against limit at now and applies them if allowed.
+// It returns the units left after the request (or now, when refused), the
+// time until the bucket is full again, and, when refused, how long until
+// the request would fit (-1: never, it is larger than the limit).
+func (g *gcra) check(now time.Time, limit, n int) (newTAT time.Time, ok bool, remaining int, reset, retry time.Duration) {
+	tat := g.tat
+	if tat.Before(now) {
+		tat = now
+	}
+	cost := time.Duration((int64(n)*int64(rateWindow) + int64(limit) - 1) / int64(limit))
+	newTAT = tat.Add(cost)
+	ahead := newTAT.Sub(now)
+	if ahead > rateWindow {
+		free := rateWindow - tat.Sub(now)
+		retry = ahead - rateWindow
+		if n > limit {
+			retry = -1
+		}
+		return tat, false, int(int64(free) * int64(limit) / int64(rateWindow)), tat.Sub(now), retry
+	}
+	return newTAT, true, int(int64(rateWindow-ahead) * int64(limit) / int64(rateWindow)), ahead, 0
+}
+
+// RateState is a key's rate limits after a request, in the terms of
+// OpenAI's x-ratelimit-* headers. A zero limit means none.
+type RateState struct {
+	LimitRequests     int
+	RemainingRequests int
+	ResetRequests     time.Duration // until the request budget is full again
+	LimitTokens       int
+	RemainingTokens   int
+	ResetTokens       time.Duration
+}
+
+// SetHeaders writes OpenAI's x-ratelimit-* headers for the limits the key
+// has. Reset durations are written like OpenAI's ("1s", "6m0s", "20ms").
+func (s RateState) SetHeaders(h http.Header) {
+	if s.LimitRequests > 0 {
+		h.Set("x-ratelimit-limit-requests", strconv.Itoa(s.LimitRequests))
+		h.Set("x-ratelimit-remaining-requests", strconv.Itoa(s.RemainingRequests))
+		h.Set("x-ratelimit-reset-requests", resetString(s.ResetRequests))
+	}
+	if s.LimitTokens > 0 {
+		h.Set("x-ratelimit-limit-tokens", strconv.Itoa(s.LimitTokens))
+		h.Set("x-ratelimit-remaining-tokens", strconv.Itoa(s.RemainingTokens))
+		h.Set("x-ratelimit-reset-tokens", resetString(s.ResetTokens))
+	}
+}
+
+func resetString(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+// Allow counts one request of the key with its prompt tokens against the
+// key's rpm and tpm (token buckets refilling over a minute, GCRA) and
+// returns the state for the response headers. Both limits are checked
+// before either is charged: a refused request costs nothing. A refusal is a
+// 429 *llm.Error (type rate_limit_error, code rate_limit_exceeded) with
+// ErrRateLimited in its chain, Retry-After set to when the request would
+// fit (none when the prompt alone exceeds tpm) and the headers set.
+func (l *Ledger) Allow(keyID string, promptTokens int) (RateState, error) {
+	st := l.state(keyID)
+	now := l.now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rpm, tpm := st.policy.RPM, st.policy.TPM
+	s := RateState{LimitRequests: rpm, LimitTokens: tpm}
+	var reqTAT, tokTAT time.Time
+	reqOK, tokOK := true, true
+	var reqRetry, tokRetry time.Duration
+	if rpm > 0 {
+		reqTAT, reqOK, s.RemainingRequests, s.ResetRequests, reqRetry = st.rpm.check(now, rpm, 1)
+	}
+	if tpm > 0 {
+		tokTAT, tokOK, s.RemainingTokens, s.ResetTokens, tokRetry = st.tpm.check(now, tpm, promptTokens)
+	}
+	if reqOK && tokOK {
+		if rpm > 0 {
+			st.rpm.tat = reqTAT
+		}
+		if tpm > 0 {
+			st.tpm.tat = tokTAT
+		}
+		return s, nil
+	}
+	h := http.Header{}
+	s.SetHeaders(h)
+	e := &llm.Error{Status: http.StatusTooManyRequests, Type: llm.TypeRateLimit, Code: "rate_limit_exceeded", Header: h}
+	switch {
+	case !tokOK && tokRetry < 0:
+		e.Message = fmt.Sprintf("Request too large: this API key is limited to %d tokens per minute and the prompt has %d.", tpm, promptTokens)
+	case !reqOK && (tokOK || reqRetry >= tokRetry):
+		e.Message = fmt.Sprintf("Rate limit reached: this API key is limited to %d requests per minute. Please try again in %s.", rpm, resetString(reqRetry))
+		e.RetryAfter = reqRetry
+	default:
+		e.Message = fmt.Sprintf("Rate limit reached: this API key is limited to %d tokens per minute and this request has %d. Please try again in %s.", tpm, promptTokens, resetString(tokRetry))
+		e.RetryAfter = tokRetry
+	}
+	if !reqOK && !tokOK && tokRetry >= 0 {
+		e.RetryAfter = max(reqRetry, tokRetry)
+	}
+	e.Err = ErrRateLimited
+	return s, e
+}

@@ -1,0 +1,286 @@
+package budget
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// GroupBy names the report dimensions: key id, served model, provider,
+// route, day (in the ledger's time zone, YYYY-MM-DD) and cache result.
+var GroupBy = []string{"key", "model", "provider", "route", "day", "cache"}
+
+var groupColumn = map[string]string{"key": "key_id", "model": "model", "provider": "provider", "route": "route", "cache": "cache"}
+
+// ReportRow is one group of a cost report. Sums are exact integers over
+// the ledger rows of the group.
+type ReportRow struct {
+	Group            []string // one value per group_by name, in its order
+	Requests         int64
+	PromptTokens     int64
+	CompletionTokens int64
+	Cost, Saved      llm.Micros
+}
+
+func (r *ReportRow) add(o ReportRow) {
+	r.Requests += o.Requests
+	r.PromptTokens += o.PromptTokens
+	r.CompletionTokens += o.CompletionTokens
+	r.Cost += o.Cost
+	r.Saved += o.Saved
+}
+
+// Report is a cost report: one row per group, and the totals.
+type Report struct {
+	GroupBy []string
+	Rows    []ReportRow
+	Totals  ReportRow
+}
+
+// MarshalJSON writes {"group_by": [...], "rows": [{"key": ..., "requests",
+// "prompt_tokens", "completion_tokens", "cost_usd", "saved_usd"}],
+// "totals": {...}}, amounts as exact decimals.
+func (r *Report) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	g, _ := json.Marshal(r.GroupBy)
+	fmt.Fprintf(&b, `{"group_by":%s,"rows":[`, g)
+	for i, row := range r.Rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('{')
+		for j, name := range r.GroupBy {
+			v, _ := json.Marshal(row.Group[j])
+			fmt.Fprintf(&b, `"%s":%s,`, name, v)
+		}
+		writeSums(&b, row)
+		b.WriteByte('}')
+	}
+	b.WriteString(`],"totals":{`)
+	writeSums(&b, r.Totals)
+	b.WriteString(`}}`)
+	return b.Bytes(), nil
+}
+
+func writeSums(b *bytes.Buffer, r ReportRow) {
+	fmt.Fprintf(b, `"requests":%d,"prompt_tokens":%d,"completion_tokens":%d,"cost_usd":%s,"saved_usd":%s`,
+		r.Requests, r.PromptTokens, r.CompletionTokens, r.Cost, r.Saved)
+}
+
+// validGroupBy checks the names, naming the first bad one.
+func validGroupBy(groupBy []string) error {
+	seen := map[string]bool{}
+	for _, g := range groupBy {
+		if _, ok := groupColumn[g]; !ok && g != "day" {
+			return fmt.Errorf("budget: unknown group_by %q (want %s)", g, strings.Join(GroupBy, ", "))
+		}
+		if seen[g] {
+			return fmt.Errorf("budget: group_by %q given twice", g)
+		}
+		seen[g] = true
+	}
+	return nil
+}
+
+// Report sums the ledger rows admitted in [from, to) by group. A zero from
+// or to leaves that side open.
+func (l *Ledger) Report(ctx context.Context, from, to time.Time, groupBy []string) (*Report, error) {
+	r := &Report{GroupBy: append([]string{}, groupBy...), Rows: []ReportRow{}}
+	total, err := l.ReportEach(ctx, from, to, groupBy, func(row ReportRow) error {
+		r.Rows = append(r.Rows, row)
+		return nil
+	})
+	r.Totals = total
+	return r, err
+}
+
+// ReportEach streams the report's rows to fn in order (by day first when
+// grouped by day, then by the other names' values) and returns the totals.
+// Only one day's groups are in memory at a time, so any range can be
+// reported.
+func (l *Ledger) ReportEach(ctx context.Context, from, to time.Time, groupBy []string, fn func(ReportRow) error) (ReportRow, error) {
+	var total ReportRow
+	if err := validGroupBy(groupBy); err != nil {
+		return total, err
+	}
+	lo, hi := int64(0), int64(1)<<62
+	if !from.IsZero() {
+		lo = from.UnixMilli()
+	}
+	if !to.IsZero() {
+		hi = to.UnixMilli()
+	}
+	var cols []string
+	day := -1
+	for i, g := range groupBy {
+		if g == "day" {
+			day = i
+			continue
+		}
+		cols = append(cols, groupColumn[g])
+	}
+	query := `SELECT `
+	for _, c := range cols {
+		query += c + `, `
+	}
+	query += `COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cost), 0), COALESCE(SUM(saved), 0)
+		FROM budget_ledger WHERE ts >= ? AND ts < ?`
+	if len(cols) > 0 {
+		list := strings.Join(cols, ", ")
+		query += ` GROUP BY ` + list + ` ORDER BY ` + list
+	}
+	emit := func(lo, hi int64, dayName string) error {
+		rows, err := l.db.QueryContext(ctx, query, lo, hi)
+		if err != nil {
+			return fmt.Errorf("budget: report: %w", err)
+		}
+		defer rows.Close()
+		vals := make([]string, len(cols))
+		dest := make([]any, 0, len(cols)+5)
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		var row ReportRow
+		dest = append(dest, &row.Requests, &row.PromptTokens, &row.CompletionTokens, &row.Cost, &row.Saved)
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return fmt.Errorf("budget: report: %w", err)
+			}
+			if row.Requests == 0 {
+				continue // no GROUP BY and no rows
+			}
+			out := row
+			out.Group = make([]string, 0, len(groupBy))
+			out.Group = append(out.Group, vals...)
+			if day >= 0 {
+				out.Group = append(out.Group[:day], append([]string{dayName}, out.Group[day:]...)...)
+			}
+			total.add(out)
+			if err := fn(out); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	if day < 0 {
+		return total, emit(lo, hi, "")
+	}
+	// One query per local day, from the first row's day to the last's.
+	var first, last sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, `SELECT MIN(ts), MAX(ts) FROM budget_ledger WHERE ts >= ? AND ts < ?`, lo, hi).Scan(&first, &last); err != nil {
+		return total, fmt.Errorf("budget: report: %w", err)
+	}
+	if !first.Valid {
+		return total, nil
+	}
+	for t := time.UnixMilli(first.Int64); t.UnixMilli() <= last.Int64; {
+		start, end := Daily.Window(t, l.loc)
+		if err := emit(max(lo, start.UnixMilli()), min(hi, end.UnixMilli()), start.In(l.loc).Format(time.DateOnly)); err != nil {
+			return total, err
+		}
+		t = end
+	}
+	return total, nil
+}
+
+// WriteReportCSV streams the report as CSV: a header (the group_by names,
+// requests, prompt_tokens, completion_tokens, cost_usd, saved_usd), one
+// line per group, and, when grouped, a last line of totals whose first
+// column is "total" and other group columns are empty. Amounts are exact
+// decimals in dollars.
+func (l *Ledger) WriteReportCSV(ctx context.Context, w io.Writer, from, to time.Time, groupBy []string) error {
+	if err := validGroupBy(groupBy); err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	header := append(append([]string{}, groupBy...), "requests", "prompt_tokens", "completion_tokens", "cost_usd", "saved_usd")
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	record := func(group []string, r ReportRow) error {
+		rec := append(append(make([]string, 0, len(header)), group...),
+			strconv.FormatInt(r.Requests, 10), strconv.FormatInt(r.PromptTokens, 10), strconv.FormatInt(r.CompletionTokens, 10),
+			r.Cost.String(), r.Saved.String())
+		return cw.Write(rec)
+	}
+	n := 0
+	total, err := l.ReportEach(ctx, from, to, groupBy, func(r ReportRow) error {
+		if err := record(r.Group, r); err != nil {
+			return err
+		}
+		if n++; n%256 == 0 {
+			cw.Flush() // hand the bytes on as they come
+			return cw.Error()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(groupBy) > 0 {
+		group := make([]string, len(groupBy))
+		group[0] = "total"
+		err = record(group, total)
+	} else if n == 0 {
+		err = record(nil, total)
+	}
+	if err != nil {
+		return err
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// Spend returns the key's ledger rows admitted in [from, to), oldest
+// first. A zero from or to leaves that side open.
+func (l *Ledger) Spend(ctx context.Context, keyID string, from, to time.Time) ([]Entry, error) {
+	out := []Entry{}
+	err := l.SpendEach(ctx, keyID, from, to, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// SpendEach streams the key's ledger rows admitted in [from, to) to fn,
+// oldest first.
+func (l *Ledger) SpendEach(ctx context.Context, keyID string, from, to time.Time, fn func(Entry) error) error {
+	lo, hi := int64(0), int64(1)<<62
+	if !from.IsZero() {
+		lo = from.UnixMilli()
+	}
+	if !to.IsZero() {
+		hi = to.UnixMilli()
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT ts, request_id, key_id, route, requested_model, model, provider,
+		prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts
+		FROM budget_ledger WHERE key_id = ? AND ts >= ? AND ts < ? ORDER BY ts, id`, keyID, lo, hi)
+	if err != nil {
+		return fmt.Errorf("budget: spend: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e Entry
+		var ts, latency int64
+		if err := rows.Scan(&ts, &e.RequestID, &e.KeyID, &e.Route, &e.RequestedModel, &e.Model, &e.Provider,
+			&e.PromptTokens, &e.CompletionTokens, &e.CachedTokens, &e.Cost, &e.Saved, &e.Estimated, &e.Unpriced,
+			&e.Cache, &e.Status, &latency, &e.Attempts); err != nil {
+			return fmt.Errorf("budget: spend: %w", err)
+		}
+		e.Time = time.UnixMilli(ts).In(l.loc)
+		e.Latency = time.Duration(latency) * time.Millisecond
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
