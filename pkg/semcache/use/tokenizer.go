@@ -2,6 +2,7 @@ package use
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -37,9 +38,8 @@ const (
 type Tokenizer struct {
 	pieces []string
 	scores []float64
-	ids    map[string]int32 // piece -> id, reserved pieces excluded
-	len16  []int32          // UTF-16 length of each piece (how the JS steps back)
-	maxLen int              // longest piece, in code points
+	trie   trie    // the pieces, reserved ones excluded
+	len16  []int32 // UTF-16 length of each piece (how the JS steps back)
 	// cuttable: no piece has "▁" after its first symbol, so every "▁" starts
 	// a token and the text before it tokenises on its own.
 	cuttable bool
@@ -47,13 +47,12 @@ type Tokenizer struct {
 }
 
 type tokScratch struct {
-	nfkc   []byte
-	norm   []byte
-	offs   []int // byte offset of each symbol, plus the end
-	best   []float64
-	words  []int32
-	starts []bool // some piece starts at this symbol
-	out    []int32
+	nfkc  []byte
+	norm  []byte
+	offs  []int // byte offset of each symbol, plus the end
+	best  []float64
+	words []int32
+	out   []int32
 }
 
 func newTokenizer(pieces []string, scores []float64) (*Tokenizer, error) {
@@ -63,9 +62,9 @@ func newTokenizer(pieces []string, scores []float64) (*Tokenizer, error) {
 	t := &Tokenizer{
 		pieces: pieces,
 		scores: scores,
-		ids:    make(map[string]int32, len(pieces)),
 		len16:  make([]int32, len(pieces)),
 	}
+	ids := make(map[string]int32, len(pieces))
 	for i, p := range pieces {
 		n16 := 0
 		for _, r := range p {
@@ -78,11 +77,9 @@ func newTokenizer(pieces []string, scores []float64) (*Tokenizer, error) {
 		if i < reservedPieces || p == "" {
 			continue
 		}
-		t.ids[p] = int32(i) // like the JS trie, a repeated piece keeps its last id
-		if n := utf8.RuneCountInString(p); n > t.maxLen {
-			t.maxLen = n
-		}
+		ids[p] = int32(i) // like the JS trie, a repeated piece keeps its last id
 	}
+	t.trie = buildTrie(ids)
 	t.cuttable = true
 	for _, p := range pieces[reservedPieces:] {
 		if i := strings.Index(p, wordBoundary); i > 0 {
@@ -188,38 +185,37 @@ func (t *Tokenizer) AppendEncode(dst []int32, text string) []int32 {
 
 	best := grow(sc.best, n+1)
 	words := grow(sc.words, n+1)
-	starts := grow(sc.starts, n)
-	sc.best, sc.words, sc.starts = best, words, starts
+	sc.best, sc.words = best, words
 	clear(best)
 	clear(words)
-	for i := range n {
-		starts[i] = false
-		for l := 1; l <= t.maxLen && i+l <= n; l++ {
-			if _, ok := t.ids[string(s[offs[i]:offs[i+l]])]; ok {
-				starts[i] = true
-				break
-			}
+	// Viterbi. The JS visits candidates by end position, then by start
+	// position ascending; pushing from each start in ascending order meets
+	// every end's candidates in that same order, after best[start] is final.
+	// best == 0 counts as unset, as in the JS.
+	relax := func(start, end int, id int32, score float64) {
+		total := score + best[start]
+		if best[end] == 0 || total >= best[end] {
+			best[end] = total
+			words[end] = id
 		}
 	}
-	// Forward Viterbi, in the order the JS visits candidates: by end
-	// position, then by start position ascending. best == 0 counts as unset.
-	for end := 1; end <= n; end++ {
-		lo := max(end-t.maxLen, 0)
-		for start := lo; start < end; start++ {
-			var id int32
-			var score float64
-			if p, ok := t.ids[string(s[offs[start]:offs[end]])]; ok {
-				id, score = p, t.scores[p]
-			} else if end == start+1 && !starts[start] {
-				id, score = unknownID, 0
-			} else {
-				continue
+	for start := 0; start < n; start++ {
+		node := int32(0)
+		matched := false
+	walk:
+		for end := start + 1; end <= n; end++ {
+			for b := offs[end-1]; b < offs[end]; b++ {
+				if node = t.trie.child(node, s[b]); node < 0 {
+					break walk
+				}
 			}
-			total := score + best[start]
-			if best[end] == 0 || total >= best[end] {
-				best[end] = total
-				words[end] = id
+			if id := t.trie.nodes[node].id; id >= 0 {
+				matched = true
+				relax(start, end, id, t.scores[id])
 			}
+		}
+		if !matched { // a symbol that starts no piece is unknown, score 0
+			relax(start, start+1, unknownID, 0)
 		}
 	}
 	// Walk back from the end, stepping by each piece's UTF-16 length as the
@@ -248,4 +244,77 @@ func grow[T any](s []T, n int) []T {
 		return s[:n]
 	}
 	return make([]T, n, n+n/2)
+}
+
+// trie is a byte trie of the pieces, flattened: node k's children are the
+// edges [lo, hi) of labels/next, sorted by label.
+type trie struct {
+	nodes  []trieNode
+	labels []byte
+	next   []int32
+}
+
+type trieNode struct {
+	id     int32 // the piece that ends here, -1 if none
+	lo, hi int32
+}
+
+func buildTrie(pieces map[string]int32) trie {
+	type node struct {
+		id   int32
+		kids map[byte]*node
+	}
+	root := &node{id: -1}
+	for p, id := range pieces {
+		n := root
+		for i := 0; i < len(p); i++ {
+			c := n.kids[p[i]]
+			if c == nil {
+				if n.kids == nil {
+					n.kids = map[byte]*node{}
+				}
+				c = &node{id: -1}
+				n.kids[p[i]] = c
+			}
+			n = c
+		}
+		n.id = id
+	}
+	// Breadth first, so that a node's index is its place in the queue.
+	t := trie{nodes: []trieNode{{id: root.id}}}
+	queue := []*node{root}
+	for qi := 0; qi < len(queue); qi++ {
+		b := queue[qi]
+		keys := make([]byte, 0, len(b.kids))
+		for k := range b.kids {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		t.nodes[qi].lo = int32(len(t.labels))
+		for _, k := range keys {
+			t.labels = append(t.labels, k)
+			t.next = append(t.next, int32(len(queue)))
+			queue = append(queue, b.kids[k])
+			t.nodes = append(t.nodes, trieNode{id: b.kids[k].id})
+		}
+		t.nodes[qi].hi = int32(len(t.labels))
+	}
+	return t
+}
+
+// child returns the child of node along byte c, or -1.
+func (t *trie) child(node int32, c byte) int32 {
+	lo, hi := int(t.nodes[node].lo), int(t.nodes[node].hi)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		switch l := t.labels[m]; {
+		case l == c:
+			return t.next[m]
+		case l < c:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return -1
 }
