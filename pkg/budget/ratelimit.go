@@ -23,27 +23,30 @@ type gcra struct {
 	tat time.Time
 }
 
-// check checks n units against limit at now and applies them if allowed.
-// It returns the units left after the request (or now, when refused), the
-// time until the bucket is full again, and, when refused, how long until
-// the request would fit (-1: never, it is larger than the limit).
-func (g *gcra) check(now time.Time, limit, n int) (newTAT time.Time, ok bool, remaining int, reset, retry time.Duration) {
+// state is the units left at now and the time until the bucket is full
+// again.
+func (g *gcra) state(now time.Time, limit int) (remaining int, reset time.Duration) {
+	ahead := max(g.tat.Sub(now), 0)
+	return int(int64(rateWindow-ahead) * int64(limit) / int64(rateWindow)), ahead
+}
+
+// check tries n units against limit at now. It returns the bucket's
+// new tat if the request is allowed, or how long until it would be
+// (-1: never, it is larger than the limit).
+func (g *gcra) check(now time.Time, limit, n int) (newTAT time.Time, ok bool, retry time.Duration) {
 	tat := g.tat
 	if tat.Before(now) {
 		tat = now
 	}
 	cost := time.Duration((int64(n)*int64(rateWindow) + int64(limit) - 1) / int64(limit))
 	newTAT = tat.Add(cost)
-	ahead := newTAT.Sub(now)
-	if ahead > rateWindow {
-		free := rateWindow - tat.Sub(now)
-		retry = ahead - rateWindow
+	if ahead := newTAT.Sub(now); ahead > rateWindow {
 		if n > limit {
-			retry = -1
+			return g.tat, false, -1
 		}
-		return tat, false, int(int64(free) * int64(limit) / int64(rateWindow)), tat.Sub(now), retry
+		return g.tat, false, ahead - rateWindow
 	}
-	return newTAT, true, int(int64(rateWindow-ahead) * int64(limit) / int64(rateWindow)), ahead, 0
+	return newTAT, true, 0
 }
 
 // RateState is a key's rate limits after a request, in the terms of
@@ -87,23 +90,26 @@ func (l *Ledger) Allow(keyID string, promptTokens int) (RateState, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rpm, tpm := st.policy.RPM, st.policy.TPM
-	s := RateState{LimitRequests: rpm, LimitTokens: tpm}
-	var reqTAT, tokTAT time.Time
+	reqTAT, tokTAT := st.rpm.tat, st.tpm.tat
 	reqOK, tokOK := true, true
 	var reqRetry, tokRetry time.Duration
 	if rpm > 0 {
-		reqTAT, reqOK, s.RemainingRequests, s.ResetRequests, reqRetry = st.rpm.check(now, rpm, 1)
+		reqTAT, reqOK, reqRetry = st.rpm.check(now, rpm, 1)
 	}
 	if tpm > 0 {
-		tokTAT, tokOK, s.RemainingTokens, s.ResetTokens, tokRetry = st.tpm.check(now, tpm, promptTokens)
+		tokTAT, tokOK, tokRetry = st.tpm.check(now, tpm, promptTokens)
+	}
+	if reqOK && tokOK { // charge both, or neither
+		st.rpm.tat, st.tpm.tat = reqTAT, tokTAT
+	}
+	s := RateState{LimitRequests: rpm, LimitTokens: tpm}
+	if rpm > 0 {
+		s.RemainingRequests, s.ResetRequests = st.rpm.state(now, rpm)
+	}
+	if tpm > 0 {
+		s.RemainingTokens, s.ResetTokens = st.tpm.state(now, tpm)
 	}
 	if reqOK && tokOK {
-		if rpm > 0 {
-			st.rpm.tat = reqTAT
-		}
-		if tpm > 0 {
-			st.tpm.tat = tokTAT
-		}
 		return s, nil
 	}
 	h := http.Header{}
