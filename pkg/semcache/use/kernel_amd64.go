@@ -70,7 +70,7 @@ var (
 )
 
 func kernel(dst, x, panel, bias []float32, rows, in, dstStride, xStride, panelStride int, relu bool) {
-	if !useAVX2 || in == 0 {
+	if !useAVX2 || in == 0 { // the assembly loops at least once
 		kernelGo(dst, x, panel, bias, rows, in, dstStride, xStride, panelStride, relu)
 		return
 	}
@@ -83,6 +83,10 @@ func kernel(dst, x, panel, bias []float32, rows, in, dstStride, xStride, panelSt
 }
 
 func kernelHalf(dst, x []float32, panel []uint16, bias []float32, rows, in, dstStride, xStride, panelStride int, relu bool) {
+	if in == 0 { // the assembly loops at least once
+		kernelGo(dst, x, nil, bias, rows, 0, dstStride, xStride, panelStride, relu)
+		return
+	}
 	_ = dst[(rows-1)*dstStride+panelWidth-1]
 	_ = x[(rows-1)*xStride+in-1]
 	_ = panel[(in-1)*panelStride+panelWidth-1]
