@@ -341,13 +341,16 @@ type deliverer struct {
 }
 
 func newDeliverer(l *Ledger) *deliverer {
-	d := &deliverer{l: l, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	if l.o.DeliveryInterval < 0 {
+	return &deliverer{l: l, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// start runs the background deliverer, unless DeliveryInterval < 0.
+func (d *deliverer) start() {
+	if d.l.o.DeliveryInterval < 0 {
 		close(d.done)
-		return d
+		return
 	}
 	go d.run()
-	return d
 }
 
 func (d *deliverer) wake() {

@@ -194,12 +194,13 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 	if err := l.load(ctx); err != nil {
 		return nil, err
 	}
+	l.deliver = newDeliverer(l)
 	w, err := newWriter(ctx, l)
 	if err != nil {
 		return nil, err
 	}
 	l.w = w
-	l.deliver = newDeliverer(l)
+	l.deliver.start()
 	return l, nil
 }
 
