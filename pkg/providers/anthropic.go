@@ -1,12 +1,10 @@
 package providers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -53,15 +51,9 @@ type AnthropicConfig struct {
 // It is safe for concurrent use. It is not an Embedder: Anthropic has no
 // embeddings endpoint.
 type Anthropic struct {
-	name       string
-	client     *http.Client
-	url        string
-	jsonHeader http.Header // template, cloned per request
-	sseHeader  http.Header
-	cfg        AnthropicConfig
-	// reader reuses the OpenAI client's bounded body reading.
-	reader *OpenAI
-	now    func() time.Time
+	upstream
+	url string
+	cfg AnthropicConfig
 }
 
 var _ Provider = (*Anthropic)(nil)
@@ -81,22 +73,10 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = defaultAnthropicURL
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	switch {
-	case err != nil:
-		errs = append(errs, fmt.Errorf("base_url: %w", err))
-	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, fmt.Errorf("base_url: scheme must be http or https, got %q", u.Scheme))
-	case u.Host == "":
-		errs = append(errs, errors.New("base_url: missing host"))
-	case u.RawQuery != "" || u.Fragment != "":
-		errs = append(errs, errors.New("base_url: must not carry a query or fragment"))
+	if err := checkBaseURL(cfg.BaseURL); err != nil {
+		errs = append(errs, err)
 	}
-	for k := range cfg.Headers {
-		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
-			errs = append(errs, fmt.Errorf("headers: invalid header name %q", k))
-		}
-	}
+	errs = append(errs, checkHeaders(cfg.Headers)...)
 	if cfg.Timeout < 0 || cfg.StreamIdleTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
@@ -112,21 +92,10 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 	if cfg.DefaultMaxTokens == 0 {
 		cfg.DefaultMaxTokens = defaultAnthropicMaxTokens
 	}
-	if cfg.MaxResponseBytes <= 0 {
-		cfg.MaxResponseBytes = 256 << 20
-	}
-	a := &Anthropic{
-		name:   cfg.Name,
-		client: cfg.HTTPClient,
-		cfg:    cfg,
-		now:    cfg.Now,
-	}
-	if a.client == nil {
-		a.client = defaultClient
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
+	a := &Anthropic{cfg: cfg}
+	a.upstream = upstream{name: cfg.Name, client: cfg.HTTPClient, timeout: cfg.Timeout, idleTimeout: cfg.StreamIdleTimeout,
+		maxResp: cfg.MaxResponseBytes, now: cfg.Now, format: a, keyHeader: "X-Api-Key"}
+	a.fillDefaults()
 	base := strings.TrimSuffix(strings.TrimRight(cfg.BaseURL, "/"), "/v1")
 	a.url = base + "/v1/messages"
 	h := make(http.Header, len(cfg.Headers)+4)
@@ -135,36 +104,12 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Anthropic-Version", cfg.Version)
-	if cfg.APIKey != "" {
-		h.Set("X-Api-Key", cfg.APIKey)
-	}
-	a.jsonHeader = h
-	a.sseHeader = h.Clone()
-	a.jsonHeader.Set("Accept", "application/json")
-	a.sseHeader.Set("Accept", "text/event-stream")
-	a.sseHeader.Set("Cache-Control", "no-cache")
-	a.reader = &OpenAI{name: cfg.Name, maxResp: cfg.MaxResponseBytes}
+	a.setHeaders(h, cfg.APIKey)
 	return a, nil
 }
 
 // Name returns the configured upstream name.
 func (a *Anthropic) Name() string { return a.name }
-
-func (a *Anthropic) newRequest(ctx context.Context, apiKey string, body []byte, stream bool) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
-	if err != nil {
-		return nil, badResponse(a.name, "building the upstream request failed", err)
-	}
-	if stream {
-		req.Header = a.sseHeader.Clone()
-	} else {
-		req.Header = a.jsonHeader.Clone()
-	}
-	if apiKey != "" {
-		req.Header["X-Api-Key"] = []string{apiKey}
-	}
-	return req, nil
-}
 
 // Chat sends a non-streamed chat completion as a Messages call and
 // translates the answer.
@@ -173,30 +118,9 @@ func (a *Anthropic) Chat(ctx context.Context, r *Request) (*llm.ChatResponse, er
 	if err != nil {
 		return nil, err
 	}
-	callCtx := ctx
-	if a.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		callCtx, cancel = context.WithTimeout(ctx, a.cfg.Timeout)
-		defer cancel()
-	}
-	req, err := a.newRequest(callCtx, r.APIKey, body, false)
+	raw, err := a.call(ctx, a.url, a.header(false, r.APIKey), body)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return nil, a.transportError(ctx, err, callCtx.Err() != nil && ctx.Err() == nil)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, a.statusError(resp)
-	}
-	raw, err := a.reader.readBody(resp)
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			return nil, badResponse(a.name, "upstream answer exceeds the size limit", err)
-		}
-		return nil, a.transportError(ctx, err, callCtx.Err() != nil && ctx.Err() == nil)
 	}
 	var msg antMessageResponse
 	if err := decodeJSON(raw, &msg); err != nil {
@@ -223,34 +147,11 @@ func (a *Anthropic) body(r *Request, stream bool) ([]byte, error) {
 	return anthropicBody(r.Chat, model, a.cfg.DefaultMaxTokens, stream)
 }
 
-// transportError maps a failure to reach or read the upstream; a client
-// cancel stays context.Canceled (see OpenAI.transportError).
-func (a *Anthropic) transportError(ctx context.Context, err error, timedOut bool) error {
-	if ctxErr := ctx.Err(); errors.Is(ctxErr, context.Canceled) && !timedOut {
-		return fmt.Errorf("upstream %s: %w", a.name, context.Canceled)
-	}
-	return connError(a.name, err, timedOut || errors.Is(ctx.Err(), context.DeadlineExceeded))
-}
-
 // statusError maps a non-2xx answer. Anthropic's envelope is
 // {"type":"error","error":{"type","message"},"request_id"}: its inner
 // object has the OpenAI envelope's shape, so fillFromBody reads it.
 func (a *Anthropic) statusError(resp *http.Response) *llm.Error {
-	body, _ := readLimited(resp, maxErrorBody)
-	e := &llm.Error{
-		Status:     resp.StatusCode,
-		Upstream:   true,
-		Provider:   a.name,
-		Retryable:  retryableStatus(resp.StatusCode),
-		RetryAfter: retryAfter(resp.Header, a.now()),
-		Header:     anthropicHeaders(resp.Header),
-	}
-	if !fillFromBody(e, body) {
-		e.Message = fmt.Sprintf("upstream answered %d %s", resp.StatusCode, statusText(resp.StatusCode))
-		if s := snippet(string(body)); s != "" {
-			e.Message += ": " + s
-		}
-	}
+	e := a.newStatusError(resp, anthropicHeader, statusText)
 	mapAnthropicError(e)
 	return e
 }
@@ -293,21 +194,11 @@ func mapAnthropicError(e *llm.Error) {
 	}
 }
 
-// anthropicHeaders keeps the headers a caller may act on: Anthropic's rate
-// limit state, retry advice and the request id support asks for.
-func anthropicHeaders(h http.Header) http.Header {
-	var out http.Header
-	for k, v := range h {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "anthropic-ratelimit-") || lk == "retry-after" || lk == "request-id" ||
-			lk == "x-request-id" || lk == "x-should-retry" {
-			if out == nil {
-				out = make(http.Header)
-			}
-			out[k] = v
-		}
-	}
-	return out
+// anthropicHeader is passHeader for Anthropic's names: its rate limit
+// state, retry advice and the request id support asks for.
+func anthropicHeader(lower string) bool {
+	return strings.HasPrefix(lower, "anthropic-ratelimit-") || lower == "retry-after" || lower == "request-id" ||
+		lower == "x-request-id" || lower == "x-should-retry"
 }
 
 // eventError maps an error delivered after a 200: a stream's error event,

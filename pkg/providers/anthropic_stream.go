@@ -3,13 +3,6 @@ package providers
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
-	"net/http"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -22,150 +15,23 @@ func (a *Anthropic) Stream(ctx context.Context, r *Request) (Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	s := &anthropicStream{a: a, parent: ctx, cancel: cancel}
-	s.tr = antTranslator{provider: a.name, created: a.now().Unix(),
+	tr := &antTranslator{created: a.now().Unix(),
 		includeUsage: r.IncludeUsage || (r.Chat.StreamOptions != nil && r.Chat.StreamOptions.IncludeUsage)}
-	if a.cfg.Timeout > 0 {
-		s.timer = time.AfterFunc(a.cfg.Timeout, s.expire)
-	}
-	req, err := a.newRequest(sctx, r.APIKey, body, true)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		err = a.transportError(ctx, err, s.timedOut.Load())
-		s.Close()
-		return nil, err
-	}
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
-	}
-	s.body = resp.Body
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		err := a.statusError(resp)
-		s.Close()
-		return nil, err
-	}
-	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
-		b, _ := readLimited(resp, maxErrorBody)
-		s.Close()
-		var env struct {
-			Error *antError `json:"error"`
-		}
-		if decodeJSON(b, &env) == nil && env.Error != nil {
-			return nil, anthropicEventError(a.name, env.Error)
-		}
-		e := badResponse(a.name, "upstream answered JSON to a streaming request: "+snippet(string(b)), nil)
-		e.Retryable = false
-		return nil, e
-	}
-	s.sse = newSSEReader(resp.Body)
-	if a.cfg.StreamIdleTimeout > 0 {
-		s.timer = time.AfterFunc(a.cfg.StreamIdleTimeout, s.expire)
-	}
-	return s, nil
+	return a.stream(ctx, a.url, a.header(true, r.APIKey), body, tr)
 }
 
-// anthropicStream has the OpenAI stream's lifecycle (timers, Close from
-// another goroutine, drain for connection reuse) around a translator.
-type anthropicStream struct {
-	a        *Anthropic
-	parent   context.Context
-	cancel   context.CancelFunc
-	body     io.ReadCloser
-	sse      *sseReader
-	timer    *time.Timer
-	timedOut atomic.Bool
-	closed   atomic.Bool // Close may run on another goroutine than Recv
-	err      error       // sticky, owned by the Recv goroutine
-	once     sync.Once
-	tr       antTranslator
-	queue    []*llm.ChatChunk // translated, not yet returned
-	head     int
-	done     bool // message_stop seen
-}
-
-func (s *anthropicStream) expire() {
-	s.timedOut.Store(true)
-	s.cancel()
-}
-
-// Recv returns the next chunk, io.EOF after message_stop.
-func (s *anthropicStream) Recv() (*llm.ChatChunk, error) {
-	if s.err != nil {
-		return nil, s.err
+// streamJSONError maps a JSON answer to a streaming request: an error
+// envelope, else a message that was not streamed.
+func (a *Anthropic) streamJSONError(body []byte) *llm.Error {
+	var env struct {
+		Error *antError `json:"error"`
 	}
-	if s.closed.Load() {
-		return nil, errStreamClosed
+	if decodeJSON(body, &env) == nil && env.Error != nil {
+		return anthropicEventError(a.name, env.Error)
 	}
-	for s.head == len(s.queue) {
-		if s.done {
-			s.err = io.EOF
-			s.drain()
-			s.Close()
-			return nil, io.EOF
-		}
-		if s.timer != nil {
-			s.timer.Reset(s.a.cfg.StreamIdleTimeout)
-		}
-		if err := s.fill(); err != nil {
-			s.err = err
-			s.Close()
-			return nil, err
-		}
-	}
-	c := s.queue[s.head]
-	s.queue[s.head] = nil
-	s.head++
-	return c, nil
-}
-
-// fill reads one event and queues what it translates to.
-func (s *anthropicStream) fill() error {
-	data, event, err := s.sse.next()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return &llm.Error{Status: http.StatusBadGateway, Type: llm.TypeUpstream, Upstream: true,
-				Provider: s.a.name, Retryable: true, Message: "upstream stream ended without message_stop", Err: io.ErrUnexpectedEOF}
-		}
-		if s.closed.Load() {
-			return errStreamClosed
-		}
-		return s.a.transportError(s.parent, err, s.timedOut.Load())
-	}
-	s.queue, s.head = s.queue[:0], 0
-	s.queue, s.done, err = s.tr.event(data, event, s.queue)
-	return err
-}
-
-// drain reads what little follows message_stop so an HTTP/1.1 connection
-// goes back to the pool; the wait is bounded (see openAIStream.drain).
-func (s *anthropicStream) drain() {
-	if s.sse == nil {
-		return
-	}
-	t := time.AfterFunc(drainWait, s.cancel)
-	_, _ = io.CopyN(io.Discard, s.sse.br, 4<<10)
-	t.Stop()
-}
-
-// Close releases the upstream connection. Safe to call twice.
-func (s *anthropicStream) Close() error {
-	s.once.Do(func() {
-		if s.timer != nil {
-			s.timer.Stop()
-		}
-		s.closed.Store(true)
-		if s.body != nil {
-			s.body.Close()
-		}
-		s.cancel()
-	})
-	return nil
+	e := badResponse(a.name, "upstream answered JSON to a streaming request: "+snippet(string(body)), nil)
+	e.Retryable = false
+	return e
 }
 
 // antEvent is any Messages stream event; which fields are set depends on
@@ -216,7 +82,6 @@ type antDeltaUsage struct {
 //   - ping, other content_block_stops and unknown events: nothing.
 //   - error: an *llm.Error.
 type antTranslator struct {
-	provider     string
 	includeUsage bool
 	id, model    string
 	created      int64
@@ -232,9 +97,11 @@ func (t *antTranslator) chunk(d llm.Delta, finish *string) *llm.ChatChunk {
 		Choices: []llm.ChunkChoice{{Index: 0, Delta: d, FinishReason: finish}}}
 }
 
-// event translates one event, appending chunks to out. done reports
+func (t *antTranslator) final() string { return "message_stop" }
+
+// decode translates one event, appending chunks to out. done reports
 // message_stop.
-func (t *antTranslator) event(data, name []byte, out []*llm.ChatChunk) (_ []*llm.ChatChunk, done bool, _ error) {
+func (t *antTranslator) decode(provider string, data, name []byte, out []*llm.ChatChunk) (_ []*llm.ChatChunk, done bool, _ error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return out, false, nil
@@ -243,9 +110,9 @@ func (t *antTranslator) event(data, name []byte, out []*llm.ChatChunk) (_ []*llm
 	ev := &t.ev
 	if err := decodeJSON(data, ev); err != nil {
 		if string(name) == "error" {
-			return out, false, anthropicEventError(t.provider, &antError{Message: snippet(string(data))})
+			return out, false, anthropicEventError(provider, &antError{Message: snippet(string(data))})
 		}
-		return out, false, badResponse(t.provider, "upstream sent a malformed stream event: "+snippet(string(data)), err)
+		return out, false, badResponse(provider, "upstream sent a malformed stream event: "+snippet(string(data)), err)
 	}
 	typ := ev.Type
 	if typ == "" {
@@ -335,7 +202,7 @@ func (t *antTranslator) event(data, name []byte, out []*llm.ChatChunk) (_ []*llm
 		if obj == nil {
 			obj = &antError{Message: "upstream sent an error event: " + snippet(string(data))}
 		}
-		return out, false, anthropicEventError(t.provider, obj)
+		return out, false, anthropicEventError(provider, obj)
 	}
 	return out, false, nil
 }

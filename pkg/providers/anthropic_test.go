@@ -700,11 +700,8 @@ func TestNewAnthropic(t *testing.T) {
 }
 
 // anthropicStreamOver runs the stream's translation over raw bytes.
-func anthropicStreamOver(data []byte, includeUsage bool) *anthropicStream {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &anthropicStream{a: &Anthropic{name: "fuzz"}, parent: ctx, cancel: cancel,
-		body: io.NopCloser(bytes.NewReader(data)), sse: newSSEReader(bytes.NewReader(data)),
-		tr: antTranslator{provider: "fuzz", includeUsage: includeUsage}}
+func anthropicStreamOver(data []byte, includeUsage bool) *sseStream {
+	return sseStreamOver(data, &antTranslator{includeUsage: includeUsage})
 }
 
 func FuzzAnthropicSSE(f *testing.F) {

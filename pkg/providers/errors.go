@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -115,21 +114,7 @@ func snippet(s string) string {
 
 // statusError maps a non-2xx upstream answer to *llm.Error.
 func (c *OpenAI) statusError(resp *http.Response) *llm.Error {
-	body, _ := readLimited(resp, maxErrorBody)
-	e := &llm.Error{
-		Status:     resp.StatusCode,
-		Upstream:   true,
-		Provider:   c.name,
-		Retryable:  retryableStatus(resp.StatusCode),
-		RetryAfter: retryAfter(resp.Header, c.now()),
-		Header:     passHeaders(resp.Header),
-	}
-	if !fillFromBody(e, body) {
-		e.Message = fmt.Sprintf("upstream answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
-		if s := snippet(string(body)); s != "" {
-			e.Message += ": " + s
-		}
-	}
+	e := c.newStatusError(resp, passHeader, http.StatusText)
 	if e.Type == "" {
 		e.Type = typeForStatus(resp.StatusCode)
 	}
@@ -160,14 +145,20 @@ func readLimited(resp *http.Response, n int64) ([]byte, error) {
 	return b.Bytes(), err
 }
 
-// passHeaders keeps the upstream headers a caller may act on (rate-limit
-// state, request ids for support tickets); nil when there are none.
-func passHeaders(h http.Header) http.Header {
+// passHeader reports, for a lowercase header name, whether a caller may
+// act on that header of an error answer: rate-limit state, retry advice,
+// request ids for support tickets.
+func passHeader(lower string) bool {
+	return strings.HasPrefix(lower, "x-ratelimit-") || lower == "retry-after" || lower == "retry-after-ms" ||
+		lower == "x-request-id" || lower == "apim-request-id"
+}
+
+// keepHeaders copies the headers keep accepts by lowercase name; nil when
+// there are none.
+func keepHeaders(h http.Header, keep func(lower string) bool) http.Header {
 	var out http.Header
 	for k, v := range h {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "x-ratelimit-") || lk == "retry-after" || lk == "retry-after-ms" ||
-			lk == "x-request-id" || lk == "apim-request-id" {
+		if keep(strings.ToLower(k)) {
 			if out == nil {
 				out = make(http.Header)
 			}
@@ -202,16 +193,6 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-// transportError maps a failure to reach or read the upstream. Client
-// cancellation stays a context error so the gateway neither retries it nor
-// holds it against the upstream.
-func (c *OpenAI) transportError(ctx context.Context, err error, timedOut bool) error {
-	if ctxErr := ctx.Err(); errors.Is(ctxErr, context.Canceled) && !timedOut {
-		return fmt.Errorf("upstream %s: %w", c.name, context.Canceled)
-	}
-	return connError(c.name, err, timedOut || errors.Is(ctx.Err(), context.DeadlineExceeded))
 }
 
 func connError(provider string, err error, timedOut bool) *llm.Error {

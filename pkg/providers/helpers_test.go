@@ -105,3 +105,11 @@ func asLLMError(t *testing.T, err error) *llm.Error {
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// sseStreamOver runs a stream's lifecycle and dec over raw bytes, as if an
+// upstream named "fuzz" had answered them.
+func sseStreamOver(data []byte, dec eventDecoder) *sseStream {
+	s, _ := newSSEStream(context.Background(), &upstream{name: "fuzz"}, dec)
+	s.body, s.sse = io.NopCloser(bytes.NewReader(data)), newSSEReader(bytes.NewReader(data))
+	return s
+}

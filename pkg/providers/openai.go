@@ -1,18 +1,14 @@
 package providers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -74,48 +70,13 @@ type OpenAIConfig struct {
 // OpenAI is a client for one OpenAI-compatible upstream. It is safe for
 // concurrent use.
 type OpenAI struct {
-	name       string
-	client     *http.Client
+	upstream
 	base       string // BaseURL without its trailing slash
 	azure      bool
 	apiVersion string
 	chatURL    string // "" for Azure, whose URL depends on the model
 	embedURL   string
-	authHeader string // canonical header name for the key
-	bearer     bool
-	jsonHeader http.Header // template, cloned per request
-	sseHeader  http.Header
 	cfg        OpenAIConfig
-	maxResp    int64
-	now        func() time.Time
-}
-
-// DefaultTransport is the transport every OpenAI client shares unless given
-// its own http.Client: one connection pool per process keeps TLS sessions
-// and HTTP/2 connections warm across deployments on the same host.
-var DefaultTransport = newTransport()
-
-var defaultClient = &http.Client{Transport: DefaultTransport}
-
-func newTransport() *http.Transport {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:             http.ProxyFromEnvironment,
-		DialContext:       dialer.DialContext,
-		ForceAttemptHTTP2: true, // a custom dialer turns automatic HTTP/2 off; ask for it back
-		// A gateway sends many concurrent requests to few hosts; the default
-		// of 2 idle connections per host would churn TCP and TLS handshakes.
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// No ResponseHeaderTimeout: a non-streamed completion sends its
-		// headers only when generation ends, which can take minutes; the
-		// per-call Timeout and the caller's context bound it instead.
-		ReadBufferSize:  32 << 10,
-		WriteBufferSize: 32 << 10,
-	}
 }
 
 // NewOpenAI checks cfg and builds the client. Every problem is reported.
@@ -124,18 +85,8 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.Name == "" {
 		errs = append(errs, errors.New("name: required"))
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	switch {
-	case cfg.BaseURL == "":
-		errs = append(errs, errors.New("base_url: required"))
-	case err != nil:
-		errs = append(errs, fmt.Errorf("base_url: %w", err))
-	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, fmt.Errorf("base_url: scheme must be http or https, got %q", u.Scheme))
-	case u.Host == "":
-		errs = append(errs, errors.New("base_url: missing host"))
-	case u.RawQuery != "" || u.Fragment != "":
-		errs = append(errs, errors.New("base_url: must not carry a query or fragment"))
+	if err := checkBaseURL(cfg.BaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	switch cfg.Flavor {
 	case "", FlavorOpenAI:
@@ -151,11 +102,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	default:
 		errs = append(errs, fmt.Errorf("max_tokens_field: must be max_tokens or max_completion_tokens, got %q", cfg.MaxTokensField))
 	}
-	for k := range cfg.Headers {
-		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
-			errs = append(errs, fmt.Errorf("headers: invalid header name %q", k))
-		}
-	}
+	errs = append(errs, checkHeaders(cfg.Headers)...)
 	if cfg.Timeout < 0 || cfg.StreamIdleTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
@@ -164,21 +111,14 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	}
 
 	c := &OpenAI{
-		name:       cfg.Name,
-		client:     cfg.HTTPClient,
 		base:       strings.TrimRight(cfg.BaseURL, "/"),
 		azure:      cfg.Flavor == FlavorAzure,
 		apiVersion: cfg.APIVersion,
 		cfg:        cfg,
-		maxResp:    cfg.MaxResponseBytes,
-		now:        time.Now,
 	}
-	if c.client == nil {
-		c.client = defaultClient
-	}
-	if c.maxResp <= 0 {
-		c.maxResp = 256 << 20
-	}
+	c.upstream = upstream{name: cfg.Name, client: cfg.HTTPClient, timeout: cfg.Timeout, idleTimeout: cfg.StreamIdleTimeout,
+		maxResp: cfg.MaxResponseBytes, format: c}
+	c.fillDefaults()
 	if c.azure {
 		c.base = strings.TrimSuffix(c.base, "/openai")
 	} else {
@@ -187,38 +127,23 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	}
 	switch {
 	case cfg.AuthHeader != "":
-		c.authHeader = http.CanonicalHeaderKey(cfg.AuthHeader)
+		c.keyHeader = http.CanonicalHeaderKey(cfg.AuthHeader)
 	case c.azure:
-		c.authHeader = "Api-Key"
+		c.keyHeader = "Api-Key"
 	default:
-		c.authHeader, c.bearer = "Authorization", true
+		c.keyHeader, c.keyPrefix = "Authorization", "Bearer "
 	}
 	h := make(http.Header, len(cfg.Headers)+3)
 	h.Set("Content-Type", "application/json")
 	for k, v := range cfg.Headers {
 		h.Set(k, v)
 	}
-	if cfg.APIKey != "" {
-		c.setAuth(h, cfg.APIKey)
-	}
-	c.jsonHeader = h
-	c.sseHeader = h.Clone()
-	c.jsonHeader.Set("Accept", "application/json")
-	c.sseHeader.Set("Accept", "text/event-stream")
-	c.sseHeader.Set("Cache-Control", "no-cache")
+	c.setHeaders(h, cfg.APIKey)
 	return c, nil
 }
 
 // Name returns the configured upstream name.
 func (c *OpenAI) Name() string { return c.name }
-
-func (c *OpenAI) setAuth(h http.Header, key string) {
-	if c.bearer {
-		h[c.authHeader] = []string{"Bearer " + key}
-	} else {
-		h[c.authHeader] = []string{key}
-	}
-}
 
 func (c *OpenAI) url(op, model string) string {
 	if !c.azure {
@@ -230,35 +155,13 @@ func (c *OpenAI) url(op, model string) string {
 	return c.base + "/openai/deployments/" + url.PathEscape(model) + "/" + op + "?api-version=" + url.QueryEscape(c.apiVersion)
 }
 
-func (c *OpenAI) newRequest(ctx context.Context, op, model, apiKey string, body []byte, stream bool) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(op, model), bytes.NewReader(body))
-	if err != nil {
-		return nil, badResponse(c.name, "building the upstream request failed", err)
-	}
-	if stream {
-		req.Header = c.sseHeader.Clone()
-	} else {
-		req.Header = c.jsonHeader.Clone()
-	}
-	if apiKey != "" {
-		c.setAuth(req.Header, apiKey)
-	}
-	return req, nil
-}
-
 // Chat sends a non-streamed chat completion.
 func (c *OpenAI) Chat(ctx context.Context, r *Request) (*llm.ChatResponse, error) {
 	body, err := c.chatBody(r, false)
 	if err != nil {
 		return nil, err
 	}
-	callCtx := ctx
-	if c.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		callCtx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
-		defer cancel()
-	}
-	raw, err := c.do(callCtx, ctx, "chat/completions", r.Model, r.APIKey, body)
+	raw, err := c.call(ctx, c.url("chat/completions", r.Model), c.header(false, r.APIKey), body)
 	if err != nil {
 		return nil, err
 	}
@@ -282,13 +185,7 @@ func (c *OpenAI) Embed(ctx context.Context, r *EmbedRequest) (*llm.EmbeddingResp
 			return nil, fmt.Errorf("providers: patching the embeddings body: %w", err)
 		}
 	}
-	callCtx := ctx
-	if c.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		callCtx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
-		defer cancel()
-	}
-	raw, err := c.do(callCtx, ctx, "embeddings", r.Model, r.APIKey, body)
+	raw, err := c.call(ctx, c.url("embeddings", r.Model), c.header(false, r.APIKey), body)
 	if err != nil {
 		return nil, err
 	}
@@ -298,68 +195,6 @@ func (c *OpenAI) Embed(ctx context.Context, r *EmbedRequest) (*llm.EmbeddingResp
 	}
 	resp.Raw = raw
 	return resp, nil
-}
-
-// do runs a JSON round trip and returns the 2xx body. callCtx may carry the
-// per-call timeout; parent is the caller's, to tell a client cancel from
-// our own deadline.
-func (c *OpenAI) do(callCtx, parent context.Context, op, model, apiKey string, body []byte) ([]byte, error) {
-	req, err := c.newRequest(callCtx, op, model, apiKey, body, false)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, c.transportError(parent, err, callCtx.Err() != nil && parent.Err() == nil)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, c.statusError(resp)
-	}
-	raw, err := c.readBody(resp)
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			return nil, badResponse(c.name, "upstream answer exceeds the size limit", err)
-		}
-		return nil, c.transportError(parent, err, callCtx.Err() != nil && parent.Err() == nil)
-	}
-	return raw, nil
-}
-
-var errTooLarge = errors.New("response too large")
-
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// readBody returns the whole body in a slice the caller owns. With a known
-// length it is read straight into an exact allocation; otherwise through a
-// pooled buffer, so unknown lengths cost one copy rather than a series of
-// growing allocations.
-func (c *OpenAI) readBody(resp *http.Response) ([]byte, error) {
-	if n := resp.ContentLength; n >= 0 {
-		if n > c.maxResp {
-			return nil, errTooLarge
-		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(resp.Body, buf); err != nil {
-			return nil, err
-		}
-		return buf, nil
-	}
-	b := bufPool.Get().(*bytes.Buffer)
-	defer func() {
-		if b.Cap() <= 1<<20 { // keep the pool from pinning huge buffers
-			b.Reset()
-			bufPool.Put(b)
-		}
-	}()
-	b.Reset()
-	if _, err := b.ReadFrom(io.LimitReader(resp.Body, c.maxResp+1)); err != nil {
-		return nil, err
-	}
-	if int64(b.Len()) > c.maxResp {
-		return nil, errTooLarge
-	}
-	return bytes.Clone(b.Bytes()), nil
 }
 
 func quote(s string) []byte {

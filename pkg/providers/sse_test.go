@@ -2,7 +2,6 @@ package providers
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"strings"
 	"testing"
@@ -59,10 +58,8 @@ func TestSSEReader(t *testing.T) {
 }
 
 // streamOver runs the OpenAI stream's event handling over raw bytes.
-func streamOver(data []byte) *openAIStream {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &openAIStream{c: &OpenAI{name: "fuzz"}, parent: ctx, cancel: cancel,
-		body: io.NopCloser(bytes.NewReader(data)), sse: newSSEReader(bytes.NewReader(data))}
+func streamOver(data []byte) *sseStream {
+	return sseStreamOver(data, openAIEvents{})
 }
 
 func FuzzSSE(f *testing.F) {

@@ -1,9 +1,7 @@
 package providers
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,31 +14,34 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
-var doneData = []byte("[DONE]")
+// eventDecoder turns one wire format's stream events into OpenAI chunks.
+type eventDecoder interface {
+	// decode appends what one event translates to (often one chunk, maybe
+	// none) to out; done reports the format's final event. provider names
+	// the upstream in errors.
+	decode(provider string, data, event []byte, out []*llm.ChatChunk) (_ []*llm.ChatChunk, done bool, _ error)
+	// final names the final event, for the error when a stream ends
+	// without it.
+	final() string
+}
 
-// Stream sends a streamed chat completion and returns once the upstream
-// answered with its headers. Errors before the first event (status, auth,
-// rate limits) come from Stream itself, so the gateway can still fall back.
-func (c *OpenAI) Stream(ctx context.Context, r *Request) (Stream, error) {
-	body, err := c.chatBody(r, true)
-	if err != nil {
-		return nil, err
+// stream sends a streaming request and returns once the upstream answered
+// with its headers. Errors before the first event (status, auth, rate
+// limits) come from here, so the gateway can still fall back; after that,
+// Recv yields what dec makes of each event.
+func (u *upstream) stream(ctx context.Context, url string, header http.Header, body []byte, dec eventDecoder) (Stream, error) {
+	s, sctx := newSSEStream(ctx, u, dec)
+	if u.timeout > 0 {
+		s.timer = time.AfterFunc(u.timeout, s.expire)
 	}
-	// The stream owns a cancel so Close aborts the body read and the
-	// timeouts below can interrupt it without a goroutine of our own.
-	sctx, cancel := context.WithCancel(ctx)
-	s := &openAIStream{c: c, parent: ctx, cancel: cancel}
-	if c.cfg.Timeout > 0 {
-		s.timer = time.AfterFunc(c.cfg.Timeout, s.expire)
-	}
-	req, err := c.newRequest(sctx, "chat/completions", r.Model, r.APIKey, body, true)
+	req, err := u.newRequest(sctx, url, header, body)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	resp, err := c.client.Do(req)
+	resp, err := u.client.Do(req)
 	if err != nil {
-		err = c.transportError(ctx, err, s.timedOut.Load())
+		err = u.transportError(ctx, err, s.timedOut.Load())
 		s.Close()
 		return nil, err
 	}
@@ -50,7 +51,7 @@ func (c *OpenAI) Stream(ctx context.Context, r *Request) (Stream, error) {
 	}
 	s.body = resp.Body
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		err := c.statusError(resp)
+		err := u.format.statusError(resp)
 		s.Close()
 		return nil, err
 	}
@@ -58,22 +59,21 @@ func (c *OpenAI) Stream(ctx context.Context, r *Request) (Stream, error) {
 		// Some servers answer an error, or ignore stream, with plain JSON.
 		b, _ := readLimited(resp, maxErrorBody)
 		s.Close()
-		e := badResponse(c.name, "upstream answered JSON to a streaming request", nil)
-		e.Retryable = false
-		if fillFromBody(e, b) {
-			e.Type = llm.TypeUpstream
-		}
-		return nil, e
+		return nil, u.format.streamJSONError(b)
 	}
 	s.sse = newSSEReader(resp.Body)
-	if c.cfg.StreamIdleTimeout > 0 {
-		s.timer = time.AfterFunc(c.cfg.StreamIdleTimeout, s.expire)
+	if u.idleTimeout > 0 {
+		s.timer = time.AfterFunc(u.idleTimeout, s.expire)
 	}
 	return s, nil
 }
 
-type openAIStream struct {
-	c        *OpenAI
+// sseStream is a stream's lifecycle, whatever its wire format: the idle
+// timer, Close from another goroutine, the drain that hands the connection
+// back, and a queue for events that translate to several chunks.
+type sseStream struct {
+	u        *upstream
+	dec      eventDecoder
 	parent   context.Context
 	cancel   context.CancelFunc
 	body     io.ReadCloser
@@ -83,117 +83,85 @@ type openAIStream struct {
 	closed   atomic.Bool // Close may run on another goroutine than Recv
 	err      error       // sticky, owned by the Recv goroutine
 	once     sync.Once
+	queue    []*llm.ChatChunk // decoded, not yet returned
+	head     int
+	done     bool              // the final event was seen
+	first    [1]*llm.ChatChunk // queue's backing until an event decodes to more than one chunk, so the usual one costs no allocation
+}
+
+// newSSEStream returns a stream of u's decoded by dec, and the context its
+// request must carry: the stream owns a cancel so Close aborts the body
+// read and the timeouts can interrupt it without a goroutine of our own.
+func newSSEStream(ctx context.Context, u *upstream, dec eventDecoder) (*sseStream, context.Context) {
+	sctx, cancel := context.WithCancel(ctx)
+	s := &sseStream{u: u, dec: dec, parent: ctx, cancel: cancel}
+	s.queue = s.first[:0]
+	return s, sctx
 }
 
 var errStreamClosed = fmt.Errorf("providers: stream closed: %w", io.ErrClosedPipe)
 
-func (s *openAIStream) expire() {
+func (s *sseStream) expire() {
 	s.timedOut.Store(true)
 	s.cancel()
 }
 
-// Recv returns the next chunk, io.EOF after [DONE].
-func (s *openAIStream) Recv() (*llm.ChatChunk, error) {
+// Recv returns the next chunk, io.EOF after the final event.
+func (s *sseStream) Recv() (*llm.ChatChunk, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
 	if s.closed.Load() {
 		return nil, errStreamClosed
 	}
-	if s.timer != nil {
-		s.timer.Reset(s.c.cfg.StreamIdleTimeout)
-	}
-	chunk, err := s.next()
-	if err != nil {
-		s.err = err
-		if err == io.EOF {
+	for s.head == len(s.queue) {
+		if s.done {
+			s.err = io.EOF
 			s.drain()
-		}
-		s.Close()
-		return nil, err
-	}
-	return chunk, nil
-}
-
-func (s *openAIStream) next() (*llm.ChatChunk, error) {
-	for {
-		data, event, err := s.sse.next()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, &llm.Error{Status: http.StatusBadGateway, Type: llm.TypeUpstream, Upstream: true,
-					Provider: s.c.name, Retryable: true, Message: "upstream stream ended without [DONE]", Err: io.ErrUnexpectedEOF}
-			}
-			if s.closed.Load() {
-				return nil, errStreamClosed
-			}
-			return nil, s.c.transportError(s.parent, err, s.timedOut.Load())
-		}
-		data = bytes.TrimSpace(data)
-		if len(data) == 0 {
-			continue
-		}
-		if bytes.Equal(data, doneData) {
+			s.Close()
 			return nil, io.EOF
 		}
-		if string(event) == "error" {
-			return nil, streamError(s.c.name, data)
+		if s.timer != nil {
+			s.timer.Reset(s.u.idleTimeout)
 		}
-		raw := bytes.Clone(data)
-		chunk := &llm.ChatChunk{}
-		if err := decodeJSON(raw, chunk); err != nil {
-			return nil, badResponse(s.c.name, "upstream sent a malformed stream event: "+snippet(string(raw)), err)
+		if err := s.fill(); err != nil {
+			s.err = err
+			s.Close()
+			return nil, err
 		}
-		// An OpenAI chunk always has an id; an event without one and
-		// without choices may be an {"error":...} sent mid-stream.
-		if chunk.ID == "" && len(chunk.Choices) == 0 && chunk.Usage == nil && bytes.Contains(raw, []byte(`"error"`)) {
-			return nil, streamError(s.c.name, raw)
-		}
-		chunk.Raw = raw
-		return chunk, nil
 	}
+	c := s.queue[s.head]
+	s.queue[s.head] = nil
+	s.head++
+	return c, nil
 }
 
-// streamError maps an error event. The HTTP status was already 200, so the
-// status is 502 unless the envelope says otherwise (429, 5xx).
-func streamError(provider string, data []byte) *llm.Error {
-	e := &llm.Error{Status: http.StatusBadGateway, Upstream: true, Provider: provider}
-	if !fillFromBody(e, data) {
-		e.Message = "upstream sent an error event: " + snippet(string(data))
-	}
-	var withStatus struct {
-		Error struct {
-			Code   json.RawMessage `json:"code"`
-			Status json.RawMessage `json:"status"`
-		} `json:"error"`
-	}
-	_ = json.Unmarshal(data, &withStatus)
-	for _, r := range []json.RawMessage{withStatus.Error.Status, withStatus.Error.Code} {
-		var n int
-		if json.Unmarshal(r, &n) == nil && n >= 400 && n <= 599 {
-			e.Status = n
-			break
+// fill reads one event and queues what it decodes to.
+func (s *sseStream) fill() error {
+	data, event, err := s.sse.next()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return &llm.Error{Status: http.StatusBadGateway, Type: llm.TypeUpstream, Upstream: true, Provider: s.u.name,
+				Retryable: true, Message: "upstream stream ended without " + s.dec.final(), Err: io.ErrUnexpectedEOF}
 		}
+		if s.closed.Load() {
+			return errStreamClosed
+		}
+		return s.u.transportError(s.parent, err, s.timedOut.Load())
 	}
-	switch e.Type {
-	case "", llm.TypeServer, llm.TypeRateLimit, llm.TypeTimeout, "overloaded_error", "api_error":
-		e.Retryable = true
-	default:
-		e.Retryable = retryableStatus(e.Status) && e.Status != http.StatusBadGateway
-	}
-	if e.Type == "" {
-		e.Type = llm.TypeUpstream
-	}
-	return e
+	s.queue, s.head = s.queue[:0], 0
+	s.queue, s.done, err = s.dec.decode(s.u.name, data, event, s.queue)
+	return err
 }
 
-// drainWait bounds the wait for the end of the body after [DONE].
+// drainWait bounds the wait for the end of the body after the final event.
 const drainWait = 100 * time.Millisecond
 
-// drain reads what little follows [DONE] (the chunked terminator) so an
-// HTTP/1.1 connection goes back to the pool instead of being torn down. The
-// wait is bounded: an upstream that keeps the body open costs a connection,
-// not a stuck Recv.
-func (s *openAIStream) drain() {
+// drain reads what little follows the final event (the chunked terminator)
+// so an HTTP/1.1 connection goes back to the pool instead of being torn
+// down. The wait is bounded: an upstream that keeps the body open costs a
+// connection, not a stuck Recv.
+func (s *sseStream) drain() {
 	if s.sse == nil {
 		return
 	}
@@ -203,7 +171,7 @@ func (s *openAIStream) drain() {
 }
 
 // Close releases the upstream connection. Safe to call twice.
-func (s *openAIStream) Close() error {
+func (s *sseStream) Close() error {
 	s.once.Do(func() {
 		if s.timer != nil {
 			s.timer.Stop()
