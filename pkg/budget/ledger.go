@@ -112,7 +112,7 @@ CREATE TABLE budget_ledger (
 	latency_ms        INTEGER NOT NULL,
 	attempts          INTEGER NOT NULL
 );
-CREATE INDEX budget_ledger_key_ts ON budget_ledger (key_id, ts, cost);
+
 CREATE INDEX budget_ledger_ts ON budget_ledger (ts);
 CREATE TABLE budget_alerts (
 	id           INTEGER PRIMARY KEY,

@@ -1,0 +1,88 @@
+package budget
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkReserveSettle measures reserve + settle (a durable ledger row
+// per request, group commit on a real SQLite file) from many goroutines
+// over many keys, each with a daily and a monthly limit. The figure to
+// read is settled/s.
+func BenchmarkReserveSettle(b *testing.B) {
+	for _, bc := range []struct {
+		name        string
+		parallelism int // goroutines per GOMAXPROCS
+		keys        int
+	}{
+		{"goroutines=16xP/keys=1000", 16, 1000},
+		{"goroutines=64xP/keys=1000", 64, 1000},
+		{"goroutines=64xP/keys=1", 64, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			l, _ := newTestDB(b).open(b, Options{Defaults: Policy{Limits: []Limit{
+				{Period: Daily, Amount: 1 << 50}, {Period: Monthly, Amount: 1 << 52}}}})
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(bc.parallelism)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := seq.Add(1)
+					key := "key-" + strconv.Itoa(int(i)%bc.keys)
+					id := "req-" + strconv.FormatInt(i, 10)
+					r, err := l.Reserve(ctx, key, id, 5_000)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if err := l.Settle(ctx, r, Entry{Route: "chat", RequestedModel: "gpt-4o-mini", Model: "gpt-4o-mini", Provider: "openai",
+						PromptTokens: 120, CompletionTokens: 80, Cost: 3_210, Cache: "miss", Status: 200, Latency: 800 * time.Millisecond, Attempts: 1}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "settled/s")
+		})
+	}
+}
+
+// BenchmarkOpenRebuild measures Open on a ledger of 1M rows over 1000
+// keys: the startup rebuild of every key's period spend is one scan of the
+// ledger.
+func BenchmarkOpenRebuild(b *testing.B) {
+	const rows, keys = 1_000_000, 1000
+	d := newTestDB(b)
+	l, closeL := d.open(b, Options{})
+	tx, err := l.db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stmt, err := tx.Prepare(insertEntry)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now().Add(-90 * 24 * time.Hour).UnixMilli()
+	for i := range rows {
+		if _, err := stmt.Exec(t0+int64(i)*7776, "req-"+strconv.Itoa(i), "key-"+strconv.Itoa(i%keys), "chat", "m", "m", "p",
+			100, 50, 0, 1000+i%777, 0, false, false, "miss", 200, 500, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	closeL()
+	b.ResetTimer()
+	for b.Loop() {
+		l, closeL := d.open(b, Options{})
+		if st := l.Status("key-7"); st.Periods[3].Spent == 0 {
+			b.Fatal("nothing rebuilt")
+		}
+		closeL()
+	}
+}
