@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -169,19 +168,7 @@ func TestAnthropicRequestGolden(t *testing.T) {
 			a := newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL, APIKey: "sk-ant-config"})
 			req := &Request{Chat: mustChat(t, tt.body), Model: tt.model, APIKey: tt.apiKey}
 			if tt.stream {
-				st, err := a.Stream(context.Background(), req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for {
-					if _, err := st.Recv(); err != nil {
-						if err != io.EOF {
-							t.Fatal(err)
-						}
-						break
-					}
-				}
-				st.Close()
+				streamToEnd(t, a, req)
 				if got := last().header.Get("Accept"); got != "text/event-stream" {
 					t.Errorf("stream Accept = %q", got)
 				}
@@ -569,85 +556,31 @@ func TestAnthropicCancel(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { <-started; cancel() }()
 		_, err := a.Chat(ctx, &Request{Chat: mustChat(t, chat), Model: "claude"})
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("got %v, want context.Canceled", err)
-		}
-		if _, ok := llm.AsError(err); ok {
-			t.Fatalf("client cancel became an llm.Error: %v", err)
-		}
+		wantClientCancel(t, err)
 		<-seen // the upstream saw its request cancelled
 	})
 
+	anthropicHolding := func(t *testing.T, events string, idle time.Duration) (*Anthropic, <-chan struct{}) {
+		h, seen := holdStream(events)
+		srv, _ := fakeAnthropic(t, "", h)
+		return newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL, StreamIdleTimeout: idle}), seen
+	}
+
 	t.Run("client cancel mid-stream", func(t *testing.T) {
-		seen := make(chan struct{}, 1)
-		srv, _ := fakeAnthropic(t, "", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			io.WriteString(w, antStart)
-			w.(http.Flusher).Flush()
-			<-r.Context().Done()
-			seen <- struct{}{}
-		})
-		a := newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL})
-		ctx, cancel := context.WithCancel(context.Background())
-		st, err := a.Stream(ctx, &Request{Chat: mustChat(t, chat), Model: "claude"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		if _, err := st.Recv(); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-		_, err = st.Recv()
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("got %v, want context.Canceled", err)
-		}
-		if _, ok := llm.AsError(err); ok {
-			t.Fatalf("client cancel became an llm.Error: %v", err)
-		}
+		a, seen := anthropicHolding(t, antStart, 0)
+		cancelMidStream(t, a, &Request{Chat: mustChat(t, chat), Model: "claude"})
 		<-seen
 	})
 
 	t.Run("close mid-stream releases the upstream", func(t *testing.T) {
-		seen := make(chan struct{}, 1)
-		srv, _ := fakeAnthropic(t, "", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			io.WriteString(w, antStart)
-			w.(http.Flusher).Flush()
-			<-r.Context().Done()
-			seen <- struct{}{}
-		})
-		a := newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL})
-		st, err := a.Stream(context.Background(), &Request{Chat: mustChat(t, chat), Model: "claude"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.Close()
-		st.Close()
-		if _, err := st.Recv(); err == nil || err == io.EOF {
-			t.Fatalf("Recv after Close: %v", err)
-		}
+		a, seen := anthropicHolding(t, antStart, 0)
+		closeMidStream(t, a, &Request{Chat: mustChat(t, chat), Model: "claude"})
 		<-seen
 	})
 
 	t.Run("stream idle timeout", func(t *testing.T) {
-		seen := make(chan struct{}, 1)
-		srv, _ := fakeAnthropic(t, "", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.(http.Flusher).Flush()
-			<-r.Context().Done()
-			seen <- struct{}{}
-		})
-		a := newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL, StreamIdleTimeout: 20 * time.Millisecond})
-		st, err := a.Stream(context.Background(), &Request{Chat: mustChat(t, chat), Model: "claude"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		_, err = st.Recv()
-		if e := asLLMError(t, err); e.Status != 504 || !e.Retryable {
-			t.Errorf("%+v", e)
-		}
+		a, seen := anthropicHolding(t, "", 20*time.Millisecond)
+		wantIdleTimeout(t, a, &Request{Chat: mustChat(t, chat), Model: "claude"})
 		<-seen
 	})
 }
@@ -687,14 +620,7 @@ func TestNewAnthropic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewAnthropic(tt.cfg)
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			wantRejected(t, err, tt.want)
 		})
 	}
 }

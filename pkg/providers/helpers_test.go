@@ -3,8 +3,10 @@ package providers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,4 +114,110 @@ func sseStreamOver(data []byte, dec eventDecoder) *sseStream {
 	s, _ := newSSEStream(context.Background(), &upstream{name: "fuzz"}, dec)
 	s.body, s.sse = io.NopCloser(bytes.NewReader(data)), newSSEReader(bytes.NewReader(data))
 	return s
+}
+
+// holdStream answers with an event stream of events, then holds it open
+// until the client leaves, which it reports on seen.
+func holdStream(events string) (h http.HandlerFunc, seen <-chan struct{}) {
+	left := make(chan struct{}, 1)
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, events)
+		w.(http.Flusher).Flush()
+		io.Copy(io.Discard, r.Body) // the server notices a disconnect only once the body is read
+		<-r.Context().Done()
+		left <- struct{}{}
+	}, left
+}
+
+// wantClientCancel checks that a client's cancel stayed context.Canceled,
+// which the gateway neither retries nor holds against the upstream.
+func wantClientCancel(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if _, ok := llm.AsError(err); ok {
+		t.Fatalf("client cancel became an llm.Error: %v", err)
+	}
+}
+
+// cancelMidStream reads the first chunk of p's stream, cancels the
+// caller's context and checks that the next Recv reports the cancel.
+func cancelMidStream(t *testing.T, p Provider, req *Request) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := p.Stream(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	_, err = st.Recv()
+	wantClientCancel(t, err)
+}
+
+// closeMidStream opens p's stream, closes it twice and checks that Recv
+// then fails.
+func closeMidStream(t *testing.T, p Provider, req *Request) {
+	t.Helper()
+	st, err := p.Stream(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st.Close()
+	if _, err := st.Recv(); err == nil || err == io.EOF {
+		t.Fatalf("Recv after Close: %v", err)
+	}
+}
+
+// wantIdleTimeout checks that the first Recv of p's stream, which the
+// upstream leaves silent, ends as a retryable 504.
+func wantIdleTimeout(t *testing.T, p Provider, req *Request) {
+	t.Helper()
+	st, err := p.Stream(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = st.Recv()
+	if e := asLLMError(t, err); e.Status != 504 || !e.Retryable {
+		t.Errorf("%+v", e)
+	}
+}
+
+// streamToEnd reads p's stream of req to its clean end.
+func streamToEnd(t *testing.T, p Provider, req *Request) {
+	t.Helper()
+	st, err := p.Stream(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := st.Recv(); err != nil {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	st.Close()
+}
+
+// wantRejected checks that a config was rejected with an error mentioning
+// each of want.
+func wantRejected(t *testing.T, err error, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
 }

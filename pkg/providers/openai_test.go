@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -282,14 +281,7 @@ func TestNewOpenAIValidates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewOpenAI(tt.cfg)
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			wantRejected(t, err, tt.want)
 		})
 	}
 }
@@ -459,91 +451,33 @@ func TestOpenAITransportErrors(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { <-started; cancel() }()
 		_, err := c.Chat(ctx, chat(t))
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("got %v, want context.Canceled", err)
-		}
-		if _, ok := llm.AsError(err); ok {
-			t.Fatalf("client cancel became an llm.Error: %v", err)
-		}
+		wantClientCancel(t, err)
 		<-seen // the upstream saw its request cancelled
 	})
 
+	openAIHolding := func(t *testing.T, events string, idle time.Duration) (*OpenAI, <-chan struct{}) {
+		h, seen := holdStream(events)
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		c, _ := NewOpenAI(OpenAIConfig{Name: "up", BaseURL: srv.URL, StreamIdleTimeout: idle})
+		return c, seen
+	}
+
 	t.Run("client cancel mid-stream", func(t *testing.T) {
-		seen := make(chan struct{}, 1)
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			io.WriteString(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n")
-			w.(http.Flusher).Flush()
-			io.Copy(io.Discard, r.Body) // the server notices a disconnect only once the body is read
-			<-r.Context().Done()
-			seen <- struct{}{}
-		}))
-		defer srv.Close()
-		c, _ := NewOpenAI(OpenAIConfig{Name: "up", BaseURL: srv.URL})
-		ctx, cancel := context.WithCancel(context.Background())
-		st, err := c.Stream(ctx, chat(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		if _, err := st.Recv(); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-		_, err = st.Recv()
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("got %v, want context.Canceled", err)
-		}
-		if _, ok := llm.AsError(err); ok {
-			t.Fatalf("client cancel became an llm.Error: %v", err)
-		}
+		c, seen := openAIHolding(t, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n", 0)
+		cancelMidStream(t, c, chat(t))
 		<-seen
 	})
 
 	t.Run("close mid-stream releases the upstream", func(t *testing.T) {
-		seen := make(chan struct{}, 1)
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			io.WriteString(w, "data: {\"id\":\"c1\",\"choices\":[]}\n\n")
-			w.(http.Flusher).Flush()
-			io.Copy(io.Discard, r.Body) // the server notices a disconnect only once the body is read
-			<-r.Context().Done()
-			seen <- struct{}{}
-		}))
-		defer srv.Close()
-		c, _ := NewOpenAI(OpenAIConfig{Name: "up", BaseURL: srv.URL})
-		st, err := c.Stream(context.Background(), chat(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.Close()
-		st.Close()
-		if _, err := st.Recv(); err == nil || err == io.EOF {
-			t.Fatalf("Recv after Close: %v", err)
-		}
+		c, seen := openAIHolding(t, "data: {\"id\":\"c1\",\"choices\":[]}\n\n", 0)
+		closeMidStream(t, c, chat(t))
 		<-seen
 	})
 
 	t.Run("stream idle timeout", func(t *testing.T) {
-		seen := make(chan struct{}, 1)
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.(http.Flusher).Flush()
-			io.Copy(io.Discard, r.Body) // the server notices a disconnect only once the body is read
-			<-r.Context().Done()
-			seen <- struct{}{}
-		}))
-		defer srv.Close()
-		c, _ := NewOpenAI(OpenAIConfig{Name: "up", BaseURL: srv.URL, StreamIdleTimeout: 20 * time.Millisecond})
-		st, err := c.Stream(context.Background(), chat(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		_, err = st.Recv()
-		if e := asLLMError(t, err); e.Status != 504 || !e.Retryable {
-			t.Errorf("%+v", e)
-		}
+		c, seen := openAIHolding(t, "", 20*time.Millisecond)
+		wantIdleTimeout(t, c, chat(t))
 		<-seen
 	})
 }
@@ -644,19 +578,7 @@ func TestOpenAIReusesConnections(t *testing.T) {
 	defer srv.Close()
 	c, _ := NewOpenAI(OpenAIConfig{Name: "up", BaseURL: srv.URL + "/v1", HTTPClient: &http.Client{Transport: newTransport()}})
 	for range 5 {
-		st, err := c.Stream(context.Background(), &Request{Chat: mustChat(t, `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := st.Recv(); err != nil {
-				if err != io.EOF {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-		st.Close()
+		streamToEnd(t, c, &Request{Chat: mustChat(t, `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)})
 	}
 	mu.Lock()
 	defer mu.Unlock()
