@@ -34,10 +34,11 @@ type AnthropicConfig struct {
 	// StreamIdleTimeout bounds the silence between two stream events; 0: none.
 	StreamIdleTimeout time.Duration
 	// DefaultMaxTokens is sent as max_tokens when the client set neither
-	// max_tokens nor max_completion_tokens: Anthropic requires one, OpenAI
-	// does not. Default 4096. The gateway reserves budget for the model's
-	// own output limit when the client sets none, so a value at or below it
-	// never costs more than was reserved.
+	// max_tokens nor max_completion_tokens and the request carries no
+	// MaxTokens: Anthropic requires one, OpenAI does not. Default 4096. The
+	// gateway reserves budget for the model's own output limit when the
+	// client sets none, so a value at or below it never costs more than was
+	// reserved.
 	DefaultMaxTokens int
 	// MaxResponseBytes bounds a non-streamed answer (default 256 MiB).
 	MaxResponseBytes int64
@@ -144,7 +145,11 @@ func (a *Anthropic) body(r *Request, stream bool) ([]byte, error) {
 	if model == "" {
 		model = r.Chat.Model
 	}
-	return anthropicBody(r.Chat, model, a.cfg.DefaultMaxTokens, stream)
+	fallbackMax := a.cfg.DefaultMaxTokens
+	if r.MaxTokens > 0 {
+		fallbackMax = r.MaxTokens
+	}
+	return anthropicBody(r.Chat, model, fallbackMax, stream)
 }
 
 // statusError maps a non-2xx answer. Anthropic's envelope is

@@ -180,6 +180,55 @@ func TestAnthropicRequestGolden(t *testing.T) {
 	}
 }
 
+// TestAnthropicMaxTokens: the client's cap wins; without one, the
+// request's MaxTokens (the model's output limit), else DefaultMaxTokens.
+func TestAnthropicMaxTokens(t *testing.T) {
+	tests := []struct {
+		name       string
+		body       string
+		maxTokens  int // Request.MaxTokens
+		defaultMax int // AnthropicConfig.DefaultMaxTokens
+		want       int
+	}{
+		{name: "request cap", body: `{"model":"m","messages":[{"role":"user","content":"x"}]}`, maxTokens: 64000, defaultMax: 1000, want: 64000},
+		{name: "configured default", body: `{"model":"m","messages":[{"role":"user","content":"x"}]}`, defaultMax: 1000, want: 1000},
+		{name: "built-in default", body: `{"model":"m","messages":[{"role":"user","content":"x"}]}`, want: 4096},
+		{name: "client max_tokens wins", body: `{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"x"}]}`, maxTokens: 64000, want: 50},
+		{name: "client max_completion_tokens wins", body: `{"model":"m","max_tokens":999,"max_completion_tokens":70,"messages":[{"role":"user","content":"x"}]}`, maxTokens: 64000, want: 70},
+	}
+	for _, tt := range tests {
+		for _, stream := range []bool{false, true} {
+			name := tt.name
+			if stream {
+				name += "/stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				reply := replyJSON(anthropicFixture(t, "upstream_text.json"))
+				if stream {
+					reply = replySSE(anthropicFixture(t, "upstream_stream_text.sse"))
+				}
+				srv, last := fakeAnthropic(t, "", reply)
+				a := newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL, DefaultMaxTokens: tt.defaultMax})
+				req := &Request{Chat: mustChat(t, tt.body), Model: "claude", MaxTokens: tt.maxTokens}
+				if stream {
+					streamToEnd(t, a, req)
+				} else if _, err := a.Chat(context.Background(), req); err != nil {
+					t.Fatal(err)
+				}
+				var sent struct {
+					MaxTokens int `json:"max_tokens"`
+				}
+				if err := json.Unmarshal(last().body, &sent); err != nil {
+					t.Fatal(err)
+				}
+				if sent.MaxTokens != tt.want {
+					t.Errorf("max_tokens = %d, want %d", sent.MaxTokens, tt.want)
+				}
+			})
+		}
+	}
+}
+
 func TestAnthropicRequestRejects(t *testing.T) {
 	tests := []struct {
 		name, body, param string

@@ -203,7 +203,8 @@ func quote(s string) []byte {
 
 // chatBody is the client's body with only what this call must change:
 // model, stream, stream_options and the configured quirks. Everything else
-// is passed on byte for byte.
+// is passed on byte for byte. r.MaxTokens is not sent: OpenAI requires no
+// cap, and one the client did not ask for would only cut answers short.
 func (c *OpenAI) chatBody(r *Request, stream bool) ([]byte, error) {
 	if r.Chat == nil || len(r.Chat.Raw) == 0 {
 		return nil, errors.New("providers: chat request without a raw body")

@@ -203,6 +203,38 @@ func TestOpenAIRequestShape(t *testing.T) {
 	}
 }
 
+// TestOpenAIIgnoresMaxTokens: Request.MaxTokens is for wire formats that
+// require a cap; an OpenAI upstream gets only the cap the client sent.
+func TestOpenAIIgnoresMaxTokens(t *testing.T) {
+	srv, last := recordingUpstream(t)
+	c, err := NewOpenAI(OpenAIConfig{Name: "up", BaseURL: srv.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		body   string
+		stream bool
+	}{
+		{"no cap", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, false},
+		{"no cap, stream", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`, true},
+		{"client cap", `{"model":"m","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := &Request{Chat: mustChat(t, tt.body), Model: "m", MaxTokens: 8192}
+			if tt.stream {
+				streamToEnd(t, c, req)
+			} else if _, err := c.Chat(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			if got := last().body; string(got) != tt.body {
+				t.Errorf("upstream got\n%s\nwant the client's body untouched\n%s", got, tt.body)
+			}
+		})
+	}
+}
+
 func TestOpenAIChatResponseKeepsRaw(t *testing.T) {
 	const answer = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hey"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"vendor_extra":{"x":1}}`
 	for _, chunked := range []bool{false, true} {
