@@ -394,7 +394,8 @@ func (d *deliverer) run() {
 		wait := d.l.o.DeliveryInterval
 		var next sql.NullInt64
 		if err := d.l.db.QueryRowContext(ctx, `SELECT MIN(next_at) FROM budget_outbox WHERE state = 'pending'`).Scan(&next); err == nil && next.Valid {
-			wait = min(wait, max(time.UnixMilli(next.Int64).Sub(d.l.now()), 0))
+			// A row still due after a round failed to be updated: do not spin.
+			wait = min(wait, max(time.UnixMilli(next.Int64).Sub(d.l.now()), 10*time.Millisecond))
 		}
 		timer.Reset(wait)
 	}

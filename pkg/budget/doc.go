@@ -2,5 +2,114 @@
 // limits, what happens when money runs out, alert receivers), the
 // in-memory period counters with reserve / settle / release, the SQLite
 // spend ledger written by group commit, alert thresholds with a durable
-// webhook outbox, and cost reports over the ledger.
+// webhook outbox, and cost reports over the ledger. Key ids are plain
+// strings: the gateway connects this package to the key store.
+//
+// # Request flow (what the gateway calls)
+//
+//	Allow(key, promptTokens)            rpm/tpm; 429 *llm.Error with x-ratelimit-* headers
+//	cache hit → Record(entry)           costs nothing, served even when the budget is spent
+//	Reserve(ctx, key, requestID, max)   max = prompt × input price + max_tokens × output price
+//	  ErrExhausted and policy Downgrade → Fits(key, cheaperMax) per candidate, Reserve the pick
+//	upstream call
+//	  ok     → Settle(ctx, r, entry)    actual cost; returns once the ledger row is on disk
+//	  failed → Release(r); Record(entry)
+//
+// # Periods and rollover
+//
+// Limits are daily, weekly (ISO: Monday 00:00), monthly (the 1st) or total
+// (never resets), aligned to the calendar of Options.Location (UTC by
+// default): see Period.Window, which handles 23- and 25-hour days and days
+// without a midnight. A request belongs to the periods that contain the
+// instant it was admitted (its reservation time, the ledger row's ts): a
+// request reserved at 23:59:59 and settled after midnight is charged to
+// the day it started in, since that is the day whose budget admitted it;
+// the new day starts with its whole budget. Retry-After of a 402 is the
+// time until every refusing period has reset (none when a total budget
+// refuses).
+//
+// # Exactness under concurrency
+//
+// Each key has its own state and mutex (a sync.Map of keys; requests of
+// different keys never contend). Reserve checks spent + reserved + amount
+// against every limit of the key under that mutex and holds the amount in
+// all of them or in none, so no interleaving can admit more than a limit.
+// Settle moves the hold to the actual cost. The cost is charged as given
+// even if it exceeds the reservation (only possible when the provider
+// counts more prompt tokens than tollgate did): the ledger records what was
+// spent. Reservation ids are request ids: reserving an id that holds a
+// reservation returns it; settling twice is a no-op; a settled id cannot
+// reserve again (ErrSettled; the last 4096 to 8192 settled ids of each key
+// are remembered); a released id can (a fallback to another model).
+//
+// # Durability
+//
+// The ledger row is the durable settle: there is no separate counter
+// table. A single writer goroutine commits rows in batches (group commit):
+// while one transaction commits, the next batch fills, so an idle gateway
+// writes each row at once and a busy one writes hundreds per transaction.
+// Settle waits until its batch has committed, so every request
+// acknowledged to a client is in the ledger; Record (cache hits, failures)
+// does not wait, its row goes with the next batch, and Close flushes.
+// Reservations live only in memory: a crash drops them, correctly, since
+// those requests were never acknowledged. At Open, each key's spend in the
+// current periods is rebuilt as the sum of its rows since each period's
+// start (one scan of the ledger: about 0.8 s for a million rows here), so
+// after kill -9 the spend is exactly the sum of the settled rows.
+// Threshold alerts are inserted in the same transaction as the row that
+// crossed them.
+//
+// The database is opened by package sqlite in WAL mode with
+// synchronous=NORMAL: a commit has been written to the WAL file (the
+// kernel's page cache) when it returns, so it survives the death of the
+// process, which is what this package promises. It does not survive a
+// power loss or kernel crash (the WAL is synced only at checkpoints);
+// synchronous=FULL would, at the price of one fsync per commit, which
+// group commit amortises over a batch. The ledger is indexed by time only:
+// an index by key, written at random places by many keys, cost half the
+// throughput; a key's history scans its time range.
+//
+// # Rate limits
+//
+// rpm and tpm (prompt tokens counted before the call) are in memory, per
+// key, each a GCRA (a token bucket of rpm or tpm units refilled
+// continuously over a minute, kept as one timestamp). A request is charged
+// to both or neither. RateState carries OpenAI's x-ratelimit-limit-,
+// -remaining- and -reset-requests/-tokens values; reset is the time until
+// the bucket is full again.
+//
+// # Alerts
+//
+// Events: threshold_reached (default thresholds 50%, 80%, 100% of each
+// limit, of settled spend), budget_exhausted (the first refused
+// reservation of a period: with reservations, spend may stop short of
+// 100%), and projected_exhaustion. Each fires at most once per key,
+// period, period start, threshold and limit amount (changing a limit
+// re-arms it), in memory and in budget_alerts, so a restart does not fire
+// it again. projected_exhaustion uses the period's average burn rate so
+// far (spent / elapsed, so the projection at the period's end is spent ×
+// length / elapsed); it is made only once ProjectionMinElapsed (10%) of
+// the period has passed, never for total, and fires when the projection
+// reaches the limit, with the estimated time of exhaustion.
+//
+// Every alert goes to the global webhooks and the key's own, through the
+// budget_outbox table: a deliverer goroutine posts the JSON Event (or
+// Slack's {"text"} for Slack webhooks), signed with x-tollgate-signature:
+// t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)> (VerifySignature
+// checks it), retries failures with exponential backoff and equal jitter
+// (RetryBase doubling to RetryMax, honouring a longer Retry-After) up to
+// MaxAttempts, and picks pending rows up again after a restart. Delivery
+// is at least once (a crash between the receiver's 200 and the update
+// resends); Event.ID lets receivers drop duplicates.
+//
+// # Reports
+//
+// Report, ReportEach and WriteReportCSV sum the ledger by any of key,
+// model, provider, route, day (local to Options.Location) and cache, with
+// requests, tokens, cost and saved money as exact integer sums; grouping by
+// day runs one query per day, so a CSV of any range streams with one day's
+// groups in memory. Spend and SpendEach return one key's rows.
+//
+// Budgets are exact per instance: replicas sharing keys need a shared
+// store (see ARCHITECTURE.md).
 package budget

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -78,6 +79,15 @@ func (l *Limit) UnmarshalJSON(b []byte) error {
 // into micro-dollars. More than six decimals is an error rather than a
 // silent rounding.
 func ParseUSD(s string) (llm.Micros, error) {
+	// big.Rat would compute 10^exponent for "1e999999999": bound it first.
+	if _, exp, found := strings.Cut(strings.ToLower(s), "e"); found {
+		if e, err := strconv.Atoi(exp); err != nil || e > 30 || e < -30 {
+			return 0, fmt.Errorf("bad amount %q", s)
+		}
+	}
+	if len(s) > 64 {
+		return 0, fmt.Errorf("amount %q is too long", s)
+	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return 0, fmt.Errorf("bad amount %q", s)
