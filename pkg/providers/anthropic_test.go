@@ -197,35 +197,29 @@ func TestAnthropicMaxTokens(t *testing.T) {
 		{name: "client max_completion_tokens wins", body: `{"model":"m","max_tokens":999,"max_completion_tokens":70,"messages":[{"role":"user","content":"x"}]}`, maxTokens: 64000, want: 70},
 	}
 	for _, tt := range tests {
-		for _, stream := range []bool{false, true} {
-			name := tt.name
+		runJSONAndStream(t, tt.name, func(t *testing.T, stream bool) {
+			reply := replyJSON(anthropicFixture(t, "upstream_text.json"))
 			if stream {
-				name += "/stream"
+				reply = replySSE(anthropicFixture(t, "upstream_stream_text.sse"))
 			}
-			t.Run(name, func(t *testing.T) {
-				reply := replyJSON(anthropicFixture(t, "upstream_text.json"))
-				if stream {
-					reply = replySSE(anthropicFixture(t, "upstream_stream_text.sse"))
-				}
-				srv, last := fakeAnthropic(t, "", reply)
-				a := newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL, DefaultMaxTokens: tt.defaultMax})
-				req := &Request{Chat: mustChat(t, tt.body), Model: "claude", MaxTokens: tt.maxTokens}
-				if stream {
-					streamToEnd(t, a, req)
-				} else if _, err := a.Chat(context.Background(), req); err != nil {
-					t.Fatal(err)
-				}
-				var sent struct {
-					MaxTokens int `json:"max_tokens"`
-				}
-				if err := json.Unmarshal(last().body, &sent); err != nil {
-					t.Fatal(err)
-				}
-				if sent.MaxTokens != tt.want {
-					t.Errorf("max_tokens = %d, want %d", sent.MaxTokens, tt.want)
-				}
-			})
-		}
+			srv, last := fakeAnthropic(t, "", reply)
+			a := newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL, DefaultMaxTokens: tt.defaultMax})
+			req := &Request{Chat: mustChat(t, tt.body), Model: "claude", MaxTokens: tt.maxTokens}
+			if stream {
+				streamToEnd(t, a, req)
+			} else if _, err := a.Chat(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			var sent struct {
+				MaxTokens int `json:"max_tokens"`
+			}
+			if err := json.Unmarshal(last().body, &sent); err != nil {
+				t.Fatal(err)
+			}
+			if sent.MaxTokens != tt.want {
+				t.Errorf("max_tokens = %d, want %d", sent.MaxTokens, tt.want)
+			}
+		})
 	}
 }
 
@@ -471,50 +465,44 @@ func TestAnthropicStatusErrors(t *testing.T) {
 			want: llm.Error{Status: 502, Type: llm.TypeServer, Message: "upstream answered 502 Bad Gateway: <html>Bad Gateway</html>", Retryable: true}},
 	}
 	for _, tt := range tests {
-		for _, stream := range []bool{false, true} {
-			name := tt.name
-			if stream {
-				name += "/stream"
-			}
-			t.Run(name, func(t *testing.T) {
-				srv, _ := fakeAnthropic(t, "sk-ant-secret", func(w http.ResponseWriter, r *http.Request) {
-					w.Header().Set("Request-Id", "req_018EeWyXxfu5pfWkrYcMdjWG")
-					w.Header().Set("Content-Type", "application/json")
-					for k, v := range tt.header {
-						w.Header().Set(k, v)
-					}
-					w.WriteHeader(tt.status)
-					io.WriteString(w, tt.body)
-				})
-				a := newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL, APIKey: "sk-ant-secret"})
-				chat := `{"model":"m","messages":[{"role":"user","content":"x"}]}`
-				var err error
-				if stream {
-					_, err = a.Stream(context.Background(), &Request{Chat: mustChat(t, chat), Model: "claude"})
-				} else {
-					_, err = a.Chat(context.Background(), &Request{Chat: mustChat(t, chat), Model: "claude"})
-				}
-				e := asLLMError(t, err)
-				if !e.Upstream || e.Provider != "claude" {
-					t.Errorf("upstream=%v provider=%q", e.Upstream, e.Provider)
-				}
-				got := llm.Error{Status: e.Status, Type: e.Type, Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter, Retryable: e.Retryable}
-				if !reflect.DeepEqual(got, tt.want) {
-					t.Errorf("got  %+v\nwant %+v", got, tt.want)
-				}
-				if e.Header.Get("Request-Id") != "req_018EeWyXxfu5pfWkrYcMdjWG" {
-					t.Errorf("request-id not kept: %v", e.Header)
-				}
+		runJSONAndStream(t, tt.name, func(t *testing.T, stream bool) {
+			srv, _ := fakeAnthropic(t, "sk-ant-secret", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Request-Id", "req_018EeWyXxfu5pfWkrYcMdjWG")
+				w.Header().Set("Content-Type", "application/json")
 				for k, v := range tt.header {
-					if e.Header.Get(k) != v {
-						t.Errorf("header %s = %q, want %q", k, e.Header.Get(k), v)
-					}
+					w.Header().Set(k, v)
 				}
-				if strings.Contains(e.Error(), "sk-ant-secret") {
-					t.Error("error leaks the API key")
-				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
 			})
-		}
+			a := newTestAnthropic(t, AnthropicConfig{BaseURL: srv.URL, APIKey: "sk-ant-secret"})
+			chat := `{"model":"m","messages":[{"role":"user","content":"x"}]}`
+			var err error
+			if stream {
+				_, err = a.Stream(context.Background(), &Request{Chat: mustChat(t, chat), Model: "claude"})
+			} else {
+				_, err = a.Chat(context.Background(), &Request{Chat: mustChat(t, chat), Model: "claude"})
+			}
+			e := asLLMError(t, err)
+			if !e.Upstream || e.Provider != "claude" {
+				t.Errorf("upstream=%v provider=%q", e.Upstream, e.Provider)
+			}
+			got := llm.Error{Status: e.Status, Type: e.Type, Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter, Retryable: e.Retryable}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+			if e.Header.Get("Request-Id") != "req_018EeWyXxfu5pfWkrYcMdjWG" {
+				t.Errorf("request-id not kept: %v", e.Header)
+			}
+			for k, v := range tt.header {
+				if e.Header.Get(k) != v {
+					t.Errorf("header %s = %q, want %q", k, e.Header.Get(k), v)
+				}
+			}
+			if strings.Contains(e.Error(), "sk-ant-secret") {
+				t.Error("error leaks the API key")
+			}
+		})
 	}
 }
 

@@ -221,3 +221,16 @@ func wantRejected(t *testing.T, err error, want []string) {
 		}
 	}
 }
+
+// runJSONAndStream runs f as two subtests: name for a JSON call, and
+// name/stream for a stream.
+func runJSONAndStream(t *testing.T, name string, f func(t *testing.T, stream bool)) {
+	t.Helper()
+	for _, stream := range []bool{false, true} {
+		sub := name
+		if stream {
+			sub += "/stream"
+		}
+		t.Run(sub, func(t *testing.T) { f(t, stream) })
+	}
+}

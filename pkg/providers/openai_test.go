@@ -364,48 +364,42 @@ func TestOpenAIStatusErrors(t *testing.T) {
 			want: llm.Error{Status: 503, Type: "server_error", Code: "503", Message: "The engine is currently overloaded", RetryAfter: 3 * time.Second, Retryable: true}},
 	}
 	for _, tt := range tests {
-		for _, stream := range []bool{false, true} {
-			name := tt.name
+		runJSONAndStream(t, tt.name, func(t *testing.T, stream bool) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			c, _ := NewOpenAI(OpenAIConfig{Name: "up", BaseURL: srv.URL + "/v1", APIKey: "sk-secret-key"})
+			c.now = func() time.Time { return now }
+			var err error
 			if stream {
-				name += "/stream"
+				_, err = c.Stream(context.Background(), &Request{Chat: mustChat(t, `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)})
+			} else {
+				_, err = c.Chat(context.Background(), &Request{Chat: mustChat(t, clientBody)})
 			}
-			t.Run(name, func(t *testing.T) {
-				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					for k, v := range tt.header {
-						w.Header().Set(k, v)
-					}
-					w.WriteHeader(tt.status)
-					io.WriteString(w, tt.body)
-				}))
-				defer srv.Close()
-				c, _ := NewOpenAI(OpenAIConfig{Name: "up", BaseURL: srv.URL + "/v1", APIKey: "sk-secret-key"})
-				c.now = func() time.Time { return now }
-				var err error
-				if stream {
-					_, err = c.Stream(context.Background(), &Request{Chat: mustChat(t, `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)})
-				} else {
-					_, err = c.Chat(context.Background(), &Request{Chat: mustChat(t, clientBody)})
+			e := asLLMError(t, err)
+			if !e.Upstream || e.Provider != "up" {
+				t.Errorf("upstream=%v provider=%q", e.Upstream, e.Provider)
+			}
+			got := llm.Error{Status: e.Status, Type: e.Type, Code: e.Code, Param: e.Param, Message: e.Message, RetryAfter: e.RetryAfter, Retryable: e.Retryable}
+			want := tt.want
+			if tt.msgSubstr != "" {
+				if !strings.HasPrefix(e.Message, tt.msgSubstr) || len(e.Message) > 400 {
+					t.Errorf("message %q (len %d) should start with %q and be bounded", e.Message, len(e.Message), tt.msgSubstr)
 				}
-				e := asLLMError(t, err)
-				if !e.Upstream || e.Provider != "up" {
-					t.Errorf("upstream=%v provider=%q", e.Upstream, e.Provider)
-				}
-				got := llm.Error{Status: e.Status, Type: e.Type, Code: e.Code, Param: e.Param, Message: e.Message, RetryAfter: e.RetryAfter, Retryable: e.Retryable}
-				want := tt.want
-				if tt.msgSubstr != "" {
-					if !strings.HasPrefix(e.Message, tt.msgSubstr) || len(e.Message) > 400 {
-						t.Errorf("message %q (len %d) should start with %q and be bounded", e.Message, len(e.Message), tt.msgSubstr)
-					}
-					want.Message = e.Message
-				}
-				if !reflect.DeepEqual(got, want) {
-					t.Errorf("got  %+v\nwant %+v", got, want)
-				}
-				if strings.Contains(e.Error(), "sk-secret-key") {
-					t.Error("error leaks the API key")
-				}
-			})
-		}
+				want.Message = e.Message
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+			if strings.Contains(e.Error(), "sk-secret-key") {
+				t.Error("error leaks the API key")
+			}
+		})
 	}
 }
 
