@@ -233,3 +233,25 @@ providers:
 		t.Fatalf("run after drain: %v", err)
 	}
 }
+
+// TestExampleConfigBootsAndRoutes: the documented example starts, and its
+// auto route picks the cheapest capable model (sim-small is cheaper than
+// gpt-4o-mini, so no request leaves the machine).
+func TestExampleConfigBootsAndRoutes(t *testing.T) {
+	r := start(t, map[string]string{"OPENAI_API_KEY": "sk-never-used"}, "-config", "../../tollgate.example.yaml", "-data", t.TempDir())
+	secret := devKeyRE.FindStringSubmatch(r.stdout.String())[1]
+	req, _ := http.NewRequest("POST", r.url+"/v1/chat/completions", strings.NewReader(`{"model":"auto","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("x-tollgate-model") != "sim-small" {
+		t.Fatalf("%d model %q route %q: %s", resp.StatusCode, resp.Header.Get("x-tollgate-model"), resp.Header.Get("x-tollgate-route"), body)
+	}
+	if !strings.Contains(resp.Header.Get("x-tollgate-route"), "cheapest of 3 capable: sim-small") {
+		t.Fatalf("route %q", resp.Header.Get("x-tollgate-route"))
+	}
+}

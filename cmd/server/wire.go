@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/tollgate/tollgate/pkg/config"
@@ -15,24 +16,59 @@ import (
 )
 
 // buildGateway connects the catalog, the providers and the request flow.
-// A catalog model is served when a provider of its name is configured.
+// A catalog model is served by the deployments the config gives it, or
+// else by every key of the provider its catalog entry names, when that
+// provider is configured.
 func buildGateway(cfg *config.Config, logger *slog.Logger) (*gateway.Gateway, error) {
 	catalog, err := buildCatalog(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
 	counter := tokens.NewCounter()
-	provs, err := buildProviders(cfg, counter)
+	clients, err := buildProviders(cfg, counter)
 	if err != nil {
 		return nil, err
 	}
+	byName := map[string]config.Provider{}
+	for _, p := range cfg.Providers {
+		byName[p.Name] = p
+	}
+	explicit := map[string][]config.Deployment{}
+	for _, m := range cfg.Models {
+		explicit[m.Name] = m.Deployments
+	}
 	var models []*gateway.Model
 	for _, m := range catalog.Models() {
-		p, ok := provs[m.Provider]
-		if !ok || (m.Mode != router.ModeChat && m.Mode != router.ModeEmbedding) {
+		if m.Mode != router.ModeChat && m.Mode != router.ModeEmbedding {
 			continue
 		}
-		_, simulated := p.(*providers.Sim)
+		wanted := explicit[m.Name]
+		if len(wanted) == 0 {
+			wanted = []config.Deployment{{Provider: m.Provider}}
+		}
+		var deps []gateway.Deployment
+		simulated := false
+		for _, w := range wanted {
+			upstream := w.UpstreamModel
+			if upstream == "" {
+				upstream = m.UpstreamModel
+			}
+			for i, client := range clients[w.Provider] {
+				_, isSim := client.(*providers.Sim)
+				simulated = simulated || isSim
+				id := w.Provider + "/" + upstream
+				if len(clients[w.Provider]) > 1 {
+					id = fmt.Sprintf("%s#%d/%s", w.Provider, i+1, upstream)
+				}
+				deps = append(deps, gateway.Deployment{
+					ID: id, Provider: client, ProviderName: w.Provider, Upstream: upstream, Weight: w.Weight,
+					Backoff: backoffOf(byName[w.Provider].Retry), AttemptTimeout: byName[w.Provider].Timeout.Std(),
+				})
+			}
+		}
+		if len(deps) == 0 {
+			continue
+		}
 		models = append(models, &gateway.Model{
 			Name: m.Name,
 			Spec: m,
@@ -41,11 +77,57 @@ func buildGateway(cfg *config.Config, logger *slog.Logger) (*gateway.Gateway, er
 			// sim-small and sim-large do embeddings too.
 			Embeddings:  m.Mode == router.ModeEmbedding || simulated,
 			OwnedBy:     m.Provider,
-			Deployments: []gateway.Deployment{{Provider: p, Upstream: m.UpstreamModel}},
+			Deployments: deps,
 		})
 	}
-	logger.Info("catalog ready", "models", len(catalog.Models()), "served", len(models), "providers", len(provs))
-	return gateway.New(gateway.Options{Models: models, Tokens: counter, RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger})
+	routes, err := router.NewRoutes(catalog, routesOf(cfg.Routes))
+	if err != nil {
+		return nil, err
+	}
+	breakers, err := router.NewBreakers(breakerConfig(cfg, logger))
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("catalog ready", "models", len(catalog.Models()), "served", len(models), "routes", len(cfg.Routes), "providers", len(clients))
+	return gateway.New(gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers,
+		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger})
+}
+
+func routesOf(in map[string]config.Route) []router.Route {
+	out := make([]router.Route, 0, len(in))
+	for name, r := range in {
+		out = append(out, router.Route{
+			Name: name, Strategy: router.Strategy(r.Strategy), Candidates: r.Candidates, Weights: r.Weights, Sticky: r.Sticky,
+			MinTier: r.MinTier, ExpectedOutput: r.ExpectedOutputTokens, Timeout: r.Timeout.Std(), TTFTTimeout: r.TTFTTimeout.Std(),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func breakerConfig(cfg *config.Config, logger *slog.Logger) router.BreakerConfig {
+	bc := router.BreakerConfig{
+		Providers: map[string]router.BreakerSettings{},
+		OnStateChange: func(id, provider string, from, to router.BreakerState) {
+			logger.Warn("circuit breaker", "deployment", id, "from", from.String(), "to", to.String())
+		},
+	}
+	for _, p := range cfg.Providers {
+		if b := p.Breaker; b != nil {
+			bc.Providers[p.Name] = router.BreakerSettings{
+				ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests,
+				Window: b.Window.Std(), Cooldown: b.Cooldown.Std(), HalfOpenRequests: b.HalfOpenRequests,
+			}
+		}
+	}
+	return bc
+}
+
+func backoffOf(r *config.Retry) router.Backoff {
+	if r == nil {
+		return router.Backoff{}
+	}
+	return router.Backoff{MaxAttempts: r.MaxAttempts, Base: r.Base.Std(), Max: r.Max.Std()}
 }
 
 // buildCatalog layers the built-in table, the imported LiteLLM price list
@@ -108,55 +190,62 @@ func modelPatch(m config.Model) (router.ModelPatch, error) {
 	return p, nil
 }
 
-// buildProviders makes one client per configured upstream. Simulated
-// providers report usage counted by the real tokenizer, as a real upstream
-// would.
-func buildProviders(cfg *config.Config, counter *tokens.Counter) (map[string]providers.Provider, error) {
-	out := make(map[string]providers.Provider, len(cfg.Providers))
+// buildProviders makes the clients of every configured upstream: one per
+// API key, each its own deployment. Simulated providers report usage
+// counted by the real tokenizer, as a real upstream would.
+func buildProviders(cfg *config.Config, counter *tokens.Counter) (map[string][]providers.Provider, error) {
+	out := make(map[string][]providers.Provider, len(cfg.Providers))
 	for i, p := range cfg.Providers {
-		var (
-			prov providers.Provider
-			err  error
-		)
-		switch p.Type {
-		case "openai", "azure":
-			oc := providers.OpenAIConfig{
-				Name:            p.Name,
-				BaseURL:         p.BaseURL,
-				APIKey:          p.APIKey,
-				Headers:         p.Headers,
-				APIVersion:      p.APIVersion,
-				Timeout:         p.Timeout.Std(),
-				NoStreamOptions: p.NoStreamOptions,
-			}
-			if p.Type == "azure" {
-				oc.Flavor = providers.FlavorAzure
-			}
-			prov, err = providers.NewOpenAI(oc)
-		case "sim":
-			sc := providers.SimConfig{Name: p.Name, CountPrompt: func(r *llm.ChatRequest) int {
-				n, _ := counter.CountChat(tokens.O200K, r.Model, r)
-				return n
-			}}
-			if s := p.Sim; s != nil {
-				sc.Seed = uint64(s.Seed)
-				sc.Latency = simDist(s.Latency)
-				sc.TTFT = simDist(s.TTFT)
-				sc.TokensPerSecond = s.TokensPerSecond
-				sc.ErrorRate = s.ErrorRate
-				sc.ErrorKinds = s.Errors
-				sc.RetryAfter = s.RetryAfter.Std()
-			}
-			prov, err = providers.NewSim(sc)
-		default:
-			err = fmt.Errorf("unknown type %q", p.Type)
+		apiKeys := p.APIKeys
+		if len(apiKeys) == 0 {
+			apiKeys = []string{p.APIKey}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("providers[%d] (%s): %w", i, p.Name, err)
+		for _, key := range apiKeys {
+			prov, err := buildProvider(p, key, counter)
+			if err != nil {
+				return nil, fmt.Errorf("providers[%d] (%s): %w", i, p.Name, err)
+			}
+			out[p.Name] = append(out[p.Name], prov)
 		}
-		out[p.Name] = prov
 	}
 	return out, nil
+}
+
+func buildProvider(p config.Provider, key string, counter *tokens.Counter) (providers.Provider, error) {
+	switch p.Type {
+	case "openai", "azure":
+		oc := providers.OpenAIConfig{
+			Name:            p.Name,
+			BaseURL:         p.BaseURL,
+			APIKey:          key,
+			Headers:         p.Headers,
+			APIVersion:      p.APIVersion,
+			Timeout:         p.Timeout.Std(),
+			NoStreamOptions: p.NoStreamOptions,
+		}
+		if p.Type == "azure" {
+			oc.Flavor = providers.FlavorAzure
+		}
+		return providers.NewOpenAI(oc)
+	case "anthropic":
+		return providers.NewAnthropic(providers.AnthropicConfig{Name: p.Name, BaseURL: p.BaseURL, APIKey: key, Headers: p.Headers, Timeout: p.Timeout.Std()})
+	case "sim":
+		sc := providers.SimConfig{Name: p.Name, CountPrompt: func(r *llm.ChatRequest) int {
+			n, _ := counter.CountChat(tokens.O200K, r.Model, r)
+			return n
+		}}
+		if s := p.Sim; s != nil {
+			sc.Seed = uint64(s.Seed)
+			sc.Latency = simDist(s.Latency)
+			sc.TTFT = simDist(s.TTFT)
+			sc.TokensPerSecond = s.TokensPerSecond
+			sc.ErrorRate = s.ErrorRate
+			sc.ErrorKinds = s.Errors
+			sc.RetryAfter = s.RetryAfter.Std()
+		}
+		return providers.NewSim(sc)
+	}
+	return nil, fmt.Errorf("unknown type %q", p.Type)
 }
 
 // simDist maps the config's latency to the simulator's distribution: a

@@ -310,7 +310,10 @@ func (c *Config) Validate() error {
 		}
 		providers[pr.Name] = true
 		switch pr.Type {
-		case "openai", "azure":
+		case "openai", "azure", "anthropic":
+			if pr.Type == "anthropic" && pr.BaseURL == "" {
+				break // Anthropic's own API
+			}
 			if u, err := url.Parse(pr.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				p.add(path+".base_url", "not a URL: %q", pr.BaseURL)
 			}
@@ -328,9 +331,9 @@ func (c *Config) Validate() error {
 				pr.Sim.validate(path+".sim", &p)
 			}
 		case "":
-			p.add(path+".type", "must not be empty (openai, azure or sim)")
+			p.add(path+".type", "must not be empty (openai, azure, anthropic or sim)")
 		default:
-			p.add(path+".type", "unknown provider type %q (openai, azure or sim)", pr.Type)
+			p.add(path+".type", "unknown provider type %q (openai, azure, anthropic or sim)", pr.Type)
 		}
 		if pr.Timeout < 0 {
 			p.add(path+".timeout", "must not be negative")

@@ -31,25 +31,25 @@ func base() *Config {
 // KnownProvider is an OpenAI-compatible upstream enabled by its key variable
 // in the built-in defaults.
 type KnownProvider struct {
-	Name, EnvKey, BaseURL string
+	Name, Type, EnvKey, BaseURL string
 }
 
 // KnownProviders are the upstreams the built-in defaults enable when their
 // key variable is set. Each speaks OpenAI's wire format at BaseURL.
 var KnownProviders = []KnownProvider{
-	{"openai", "OPENAI_API_KEY", "https://api.openai.com/v1"},
-	{"anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com/v1"}, // Anthropic's OpenAI-compatible endpoint
-	{"gemini", "GEMINI_API_KEY", "https://generativelanguage.googleapis.com/v1beta/openai"},
-	{"groq", "GROQ_API_KEY", "https://api.groq.com/openai/v1"},
-	{"mistral", "MISTRAL_API_KEY", "https://api.mistral.ai/v1"},
-	{"deepseek", "DEEPSEEK_API_KEY", "https://api.deepseek.com/v1"},
-	{"openrouter", "OPENROUTER_API_KEY", "https://openrouter.ai/api/v1"},
-	{"together", "TOGETHER_API_KEY", "https://api.together.xyz/v1"},
+	{"openai", "openai", "OPENAI_API_KEY", "https://api.openai.com/v1"},
+	{"anthropic", "anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com"}, // native Messages API
+	{"gemini", "openai", "GEMINI_API_KEY", "https://generativelanguage.googleapis.com/v1beta/openai"},
+	{"groq", "openai", "GROQ_API_KEY", "https://api.groq.com/openai/v1"},
+	{"mistral", "openai", "MISTRAL_API_KEY", "https://api.mistral.ai/v1"},
+	{"deepseek", "openai", "DEEPSEEK_API_KEY", "https://api.deepseek.com/v1"},
+	{"openrouter", "openai", "OPENROUTER_API_KEY", "https://openrouter.ai/api/v1"},
+	{"together", "openai", "TOGETHER_API_KEY", "https://api.together.xyz/v1"},
 }
 
 // Default is the configuration used without a file: the simulated provider
 // (serving sim-small, sim-large and sim-embed from the catalog) plus every
-// known provider whose key variable is set.
+// known provider whose key variable is set, and an auto route.
 func Default(getenv func(string) string) *Config {
 	cfg := base()
 	cfg.AdminKey = getenv(AdminKeyEnv)
@@ -66,7 +66,7 @@ func Default(getenv func(string) string) *Config {
 	cfg.Routes = map[string]Route{"auto": {Strategy: "cheapest", Candidates: []string{"sim-small", "sim-large"}}}
 	for _, kp := range KnownProviders {
 		if key := getenv(kp.EnvKey); key != "" {
-			cfg.Providers = append(cfg.Providers, Provider{Name: kp.Name, Type: "openai", BaseURL: kp.BaseURL, APIKey: key})
+			cfg.Providers = append(cfg.Providers, Provider{Name: kp.Name, Type: kp.Type, BaseURL: kp.BaseURL, APIKey: key})
 		}
 	}
 	return cfg

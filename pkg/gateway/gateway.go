@@ -1,16 +1,17 @@
 // Package gateway is tollgate's request flow and nothing else: given an
-// authenticated key and a parsed request, it resolves the model, calls the
-// upstream and reports what happened (Meta). It reads top to bottom in Chat,
-// Stream and Embed; the leaf packages do the work.
+// authenticated caller and a parsed request, it plans which models may serve
+// it (cheapest capable first), calls their deployments through circuit
+// breakers with bounded retries and fallbacks, and reports what happened
+// (Meta). Chat, Stream and Embed read top to bottom; the attempt loop is in
+// attempt.go; the leaf packages do the work.
 package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sort"
 	"strings"
@@ -29,11 +30,20 @@ type TokenCounter interface {
 	CountText(tokenizer, text string) int
 }
 
-// Deployment is one way to serve a model: an upstream and the name it knows
-// the model by.
+// Deployment is one way to serve a model: an upstream (with one API key)
+// and the name it knows the model by.
 type Deployment struct {
+	ID       string // unique across the gateway; names the breaker
 	Provider providers.Provider
 	Upstream string
+	Weight   int
+	// ProviderName is the provider's configured name (for per-request
+	// credentials); defaults to Provider.Name().
+	ProviderName string
+	Backoff      router.Backoff
+	// AttemptTimeout bounds one call to this deployment (0: only the
+	// request's deadline).
+	AttemptTimeout time.Duration
 }
 
 // Model is a model the gateway serves.
@@ -44,26 +54,45 @@ type Model struct {
 	Embeddings  bool          // serves /v1/embeddings
 	OwnedBy     string
 	Deployments []Deployment
+
+	refs []router.Deployment // the balancer's view of Deployments
+	byID map[string]*Deployment
 }
 
 // Options wires a Gateway.
 type Options struct {
 	Models []*Model
 	Tokens TokenCounter
-	// RequestTimeout bounds one request end to end; 0 means none.
+	// Routes resolves a request's model: route aliases and catalog chat
+	// models. nil: every served chat model as itself.
+	Routes *router.Routes
+	// Breakers guards every deployment (nil: default settings).
+	Breakers *router.Breakers
+	// RequestTimeout bounds one request end to end unless its route sets a
+	// timeout; 0 means none.
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// Rand draws in [0,1) for load balancing, weighted routes and jitter.
+	Rand func() float64
+	// Sleep waits between retries (tests inject one that records and returns).
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Gateway serves chat, stream and embedding requests. Safe for concurrent use.
 type Gateway struct {
-	tokens  TokenCounter
-	models  map[string]*Model
-	names   []string
-	timeout time.Duration
-	log     *slog.Logger
-	now     func() time.Time
+	tokens    TokenCounter
+	routes    *router.Routes
+	models    map[string]*Model
+	names     []string
+	breakers  *router.Breakers
+	balancer  *router.Balancer
+	latencies router.Latencies
+	timeout   time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+	rand      func() float64
+	sleep     func(ctx context.Context, d time.Duration) error
 }
 
 // New builds a Gateway.
@@ -71,13 +100,29 @@ func New(o Options) (*Gateway, error) {
 	if o.Tokens == nil {
 		return nil, errors.New("gateway: a token counter is required")
 	}
-	g := &Gateway{tokens: o.Tokens, models: map[string]*Model{}, timeout: o.RequestTimeout, log: o.Logger, now: o.Now}
+	g := &Gateway{tokens: o.Tokens, routes: o.Routes, models: map[string]*Model{}, breakers: o.Breakers, timeout: o.RequestTimeout,
+		log: o.Logger, now: o.Now, rand: o.Rand, sleep: o.Sleep}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	if g.now == nil {
 		g.now = time.Now
 	}
+	if g.rand == nil {
+		g.rand = rand.Float64
+	}
+	if g.sleep == nil {
+		g.sleep = sleepCtx
+	}
+	if g.breakers == nil {
+		b, err := router.NewBreakers(router.BreakerConfig{})
+		if err != nil {
+			return nil, err
+		}
+		g.breakers = b
+	}
+	g.balancer = router.NewBalancer(g.breakers, g.now)
+	var specs []router.Model
 	for _, m := range o.Models {
 		if len(m.Deployments) == 0 {
 			return nil, fmt.Errorf("gateway: model %s has no deployment", m.Name)
@@ -88,19 +133,63 @@ func New(o Options) (*Gateway, error) {
 		if _, dup := g.models[m.Name]; dup {
 			return nil, fmt.Errorf("gateway: model %s defined twice", m.Name)
 		}
+		m.byID = make(map[string]*Deployment, len(m.Deployments))
+		m.refs = make([]router.Deployment, len(m.Deployments))
+		for i := range m.Deployments {
+			d := &m.Deployments[i]
+			if d.ID == "" {
+				d.ID = fmt.Sprintf("%s/%s#%d", d.Provider.Name(), m.Name, i)
+			}
+			if d.ProviderName == "" {
+				d.ProviderName = d.Provider.Name()
+			}
+			if _, dup := m.byID[d.ID]; dup {
+				return nil, fmt.Errorf("gateway: deployment id %s used twice", d.ID)
+			}
+			m.byID[d.ID] = d
+			m.refs[i] = router.Deployment{ID: d.ID, Weight: d.Weight}
+			g.breakers.Add(d.ID, d.ProviderName)
+		}
 		g.models[m.Name] = m
 		g.names = append(g.names, m.Name)
+		if m.Chat {
+			sp := *m.Spec
+			sp.Name = m.Name // served under its own name, whatever its catalog entry is called
+			specs = append(specs, sp)
+		}
 	}
 	sort.Strings(g.names)
+	if g.routes == nil {
+		c, err := router.NewCatalog(specs)
+		if err != nil {
+			return nil, err
+		}
+		if g.routes, err = router.NewRoutes(c, nil); err != nil {
+			return nil, err
+		}
+	}
 	return g, nil
+}
+
+// Caller is who is asking: the authenticated key and any provider
+// credentials the request carried for this call only (never logged or
+// stored).
+type Caller struct {
+	Key         *keys.Key
+	Credentials map[string]string // provider name → API key
 }
 
 // Meta is what happened to one request: the access log and the x-tollgate-*
 // response headers are made from it.
 type Meta struct {
-	Model        string // the model that served the request
-	Provider     string
-	Attempts     int
+	Requested string // the model or route the client asked for
+	Model     string // the model that served the request
+	Provider  string
+	Attempts  int
+	// Route explains the plan (x-tollgate-route); Fallback says why earlier
+	// candidates or deployments did not serve (x-tollgate-fallback).
+	Route        string
+	Fallback     string
 	PromptTokens int        // counted by tollgate before the call
 	Usage        *llm.Usage // as the provider reported it; nil when it reported none
 	// CompletionTokens is the provider's count, or tollgate's when the
@@ -110,52 +199,138 @@ type Meta struct {
 }
 
 // Chat serves a non-streamed chat completion.
-func (g *Gateway) Chat(ctx context.Context, key *keys.Key, req *llm.ChatRequest) (*llm.ChatResponse, *Meta, error) {
-	m, err := g.resolve(key, req.Model, false)
+func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (*llm.ChatResponse, *Meta, error) {
+	route, allowed, err := g.resolveRoute(c, req.Model)
 	if err != nil {
 		return nil, nil, err
 	}
-	prompt, err := g.countPrompt(m, req)
-	if err != nil {
-		return nil, nil, err
-	}
-	ctx, cancel := g.withTimeout(ctx)
+	ctx, cancel := g.withTimeout(ctx, route.Timeout)
 	defer cancel()
-
-	d := m.Deployments[0]
-	meta := &Meta{Model: m.Name, Provider: d.Provider.Name(), Attempts: 1, PromptTokens: prompt}
-	resp, err := d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: d.Upstream})
+	plan, meta, err := g.plan(c, route, allowed, req)
 	if err != nil {
-		return nil, meta, g.upstreamErr(ctx, err)
+		return nil, meta, err
 	}
-	g.settle(m, meta, resp.Usage, func() string { return completionText(resp) })
+	var resp *llm.ChatResponse
+	err = g.try(ctx, c, meta, plan.Steps, false, func(ctx context.Context, a attempt) error {
+		var err error
+		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputCap(req, a.step.Model)})
+		return err
+	})
+	if err != nil {
+		return nil, meta, err
+	}
+	g.settle(meta, resp.Usage, func() string { return completionText(resp) })
 	return resp, meta, nil
 }
 
-// countPrompt counts the prompt with the model's tokenizer and refuses a
-// request that cannot fit the model's context window, before paying for
-// the upstream's error.
-func (g *Gateway) countPrompt(m *Model, req *llm.ChatRequest) (int, error) {
-	n, err := g.tokens.CountChat(m.Spec.Tokenizer, m.Spec.UpstreamModel, req)
+// resolveRoute finds the route for a request's model and decides which of
+// its candidates the key may use: a key allowed the alias may use all its
+// candidates; otherwise only the candidates it is allowed.
+func (g *Gateway) resolveRoute(c Caller, name string) (*router.Route, func(string) bool, error) {
+	route, ok := g.routes.Lookup(name)
+	if !ok || (!route.Alias() && g.models[name] == nil) {
+		if m := g.models[name]; m != nil && !m.Chat {
+			return nil, nil, notServed(name, "an embeddings model and does not serve chat completions")
+		}
+		return nil, nil, modelNotFound(name)
+	}
+	if c.Key.Allows(name) {
+		return route, nil, nil
+	}
+	if route.Alias() {
+		for _, m := range route.Models() {
+			if c.Key.Allows(m.Name) {
+				return route, c.Key.Allows, nil
+			}
+		}
+	}
+	return nil, nil, notAllowed(name)
+}
+
+// plan counts the prompt with each candidate's tokenizer and orders the
+// candidates that can serve it.
+func (g *Gateway) plan(c Caller, route *router.Route, allowed func(string) bool, req *llm.ChatRequest) (*router.Plan, *Meta, error) {
+	needs := router.NeedsOf(req)
+	var countErr error
+	counted := map[string]int{} // per tokenizer: candidates often share one
+	needs.PromptTokens = func(m *router.Model) int {
+		if n, ok := counted[m.Tokenizer]; ok {
+			return n
+		}
+		n, err := g.tokens.CountChat(m.Tokenizer, m.UpstreamModel, req)
+		if err != nil && countErr == nil {
+			countErr = fmt.Errorf("gateway: counting tokens for %s: %w", m.Name, err)
+		}
+		counted[m.Tokenizer] = n
+		return n
+	}
+	meta := &Meta{Requested: req.Model}
+	if !route.Alias() {
+		// A model asked for by name answers in OpenAI's own words.
+		if err := g.fits(route.Models()[0], needs); err != nil {
+			return nil, meta, err
+		}
+	}
+	in := router.PlanInput{
+		Needs:     needs,
+		Allowed:   allowed,
+		Available: g.available,
+		Latency:   g.latencies.Get,
+		Pick:      g.rand(),
+	}
+	if route.Sticky {
+		in.StickyKey = c.Key.ID
+	}
+	plan, err := route.Plan(in)
+	if countErr != nil {
+		return nil, meta, countErr
+	}
 	if err != nil {
-		return 0, fmt.Errorf("gateway: counting tokens for %s: %w", m.Name, err)
+		return nil, meta, err
 	}
-	out := req.OutputLimit()
-	if max := m.Spec.MaxOutputTokens; max > 0 && out > max {
-		return n, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: "max_tokens",
-			Message: fmt.Sprintf("max_tokens is too large: %d. This model supports at most %d completion tokens.", out, max)}
+	meta.Route = plan.Explanation
+	return plan, meta, nil
+}
+
+// fits refuses a request that cannot fit the model's context window or
+// output limit, before any upstream is paid for its error.
+func (g *Gateway) fits(m *router.Model, needs router.Needs) error {
+	out := needs.OutputTokens
+	if limit := m.MaxOutputTokens; limit > 0 && out > limit {
+		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: "max_tokens",
+			Message: fmt.Sprintf("max_tokens is too large: %d. This model supports at most %d completion tokens.", out, limit)}
 	}
-	if window := m.Spec.MaxInputTokens; window > 0 && n+out > window {
-		return n, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: "messages",
+	n := needs.PromptTokens(m)
+	if window := m.MaxInputTokens; window > 0 && n+out > window {
+		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: "messages",
 			Message: fmt.Sprintf("This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
 				window, n+out, n, out)}
 	}
-	return n, nil
+	return nil
+}
+
+// available reports whether a model has a deployment that can take a call.
+func (g *Gateway) available(name string) (bool, string) {
+	m := g.models[name]
+	if m == nil {
+		return false, "not configured"
+	}
+	return g.balancer.Available(m.refs)
+}
+
+// outputCap is the completion cap to send to wire formats that require one
+// when the client set none: the model's own limit.
+func outputCap(req *llm.ChatRequest, m *router.Model) int {
+	if req.OutputLimit() > 0 {
+		return 0
+	}
+	return m.MaxOutputTokens
 }
 
 // settle prices the call: from the usage the provider reported, or, when
 // it reported none, from tokens counted here (marked estimated).
-func (g *Gateway) settle(m *Model, meta *Meta, usage *llm.Usage, completion func() string) {
+func (g *Gateway) settle(meta *Meta, usage *llm.Usage, completion func() string) {
+	m := g.models[meta.Model]
 	meta.Usage = usage
 	if usage != nil {
 		meta.CompletionTokens = usage.CompletionTokens
@@ -180,160 +355,48 @@ func completionText(resp *llm.ChatResponse) string {
 	return b.String()
 }
 
-// Stream is a streamed completion as the client should see it. Meta is
-// complete once Recv has returned io.EOF.
-type Stream struct {
-	Meta *Meta
-
-	up        providers.Stream
-	cancel    context.CancelFunc
-	ctx       context.Context
-	g         *Gateway
-	model     *Model
-	wantUsage bool            // the client asked for the usage chunk
-	text      strings.Builder // generated text, counted if no usage comes
-	settled   bool
-}
-
-// Stream opens a streamed chat completion. The upstream is always asked for
-// usage (so the cost is exact); the usage chunk is passed on only when the
-// client asked for it.
-func (g *Gateway) Stream(ctx context.Context, key *keys.Key, req *llm.ChatRequest) (*Stream, error) {
-	m, err := g.resolve(key, req.Model, false)
-	if err != nil {
-		return nil, err
-	}
-	prompt, err := g.countPrompt(m, req)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := g.withTimeout(ctx)
-	d := m.Deployments[0]
-	meta := &Meta{Model: m.Name, Provider: d.Provider.Name(), Attempts: 1, PromptTokens: prompt}
-	up, err := d.Provider.Stream(ctx, &providers.Request{Chat: req, Model: d.Upstream, IncludeUsage: true})
-	if err != nil {
-		cancel()
-		return nil, g.upstreamErr(ctx, err)
-	}
-	wantUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	return &Stream{Meta: meta, up: up, cancel: cancel, ctx: ctx, g: g, model: m, wantUsage: wantUsage}, nil
-}
-
-// Recv returns the next chunk for the client, io.EOF at the end. The usage
-// chunk, when the client asked for it, also carries the cost (cost_usd).
-func (s *Stream) Recv() (*llm.ChatChunk, error) {
-	for {
-		c, err := s.up.Recv()
-		if err != nil {
-			s.finish()
-			if err == io.EOF {
-				return nil, io.EOF
-			}
-			return nil, s.g.upstreamErr(s.ctx, err)
-		}
-		for i := range c.Choices {
-			d := &c.Choices[i].Delta
-			if d.Content != nil {
-				s.text.WriteString(*d.Content)
-			}
-			for _, tc := range d.ToolCalls {
-				s.text.WriteString(tc.Function.Name)
-				s.text.WriteString(tc.Function.Arguments)
-			}
-		}
-		if c.Usage == nil {
-			return c, nil
-		}
-		s.Meta.Usage = c.Usage
-		s.finish()
-		if !s.wantUsage {
-			if len(c.Choices) == 0 {
-				continue // the usage-only chunk the client did not ask for
-			}
-			stripped := *c
-			stripped.Usage, stripped.Raw = nil, nil
-			return &stripped, nil
-		}
-		return withCost(c, s.Meta.Cost), nil
-	}
-}
-
-// finish prices the stream once: from its usage, or from the text counted
-// when the upstream sent none (a stream cut midway, an upstream that ignores
-// stream_options).
-func (s *Stream) finish() {
-	if s.settled {
-		return
-	}
-	s.settled = true
-	s.g.settle(s.model, s.Meta, s.Meta.Usage, s.text.String)
-}
-
-// withCost adds the cost to a usage chunk without touching its other bytes.
-func withCost(c *llm.ChatChunk, cost router.Cost) *llm.ChatChunk {
-	if c.Raw == nil || cost.Unpriced {
-		return c
-	}
-	var parts struct {
-		Usage json.RawMessage `json:"usage"`
-	}
-	if json.Unmarshal(c.Raw, &parts) != nil || len(parts.Usage) == 0 || parts.Usage[0] != '{' {
-		return c
-	}
-	usage, err := llm.SetField(parts.Usage, "cost_usd", []byte(cost.Micros.String()))
-	if err != nil {
-		return c
-	}
-	raw, err := llm.SetField(c.Raw, "usage", usage)
-	if err != nil {
-		return c
-	}
-	out := *c
-	out.Raw = raw
-	return &out
-}
-
-// Close releases the upstream stream. A stream closed before its end (the
-// client left) is priced from what was generated so far.
-func (s *Stream) Close() error {
-	err := s.up.Close()
-	s.cancel()
-	s.finish()
-	return err
-}
-
 // Embed serves an embeddings request.
-func (g *Gateway) Embed(ctx context.Context, key *keys.Key, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, *Meta, error) {
-	m, err := g.resolve(key, req.Model, true)
-	if err != nil {
-		return nil, nil, err
+func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, *Meta, error) {
+	m, ok := g.models[req.Model]
+	switch {
+	case !ok:
+		return nil, nil, modelNotFound(req.Model)
+	case !c.Key.Allows(req.Model):
+		return nil, nil, notAllowed(req.Model)
+	case !m.Embeddings:
+		return nil, nil, notServed(req.Model, "a chat model and does not serve embeddings")
 	}
-	meta := &Meta{Model: m.Name, Attempts: 1}
+	meta := &Meta{Requested: req.Model}
+	prompt := 0
 	for i, text := range req.Input.Texts {
 		n := g.tokens.CountText(m.Spec.Tokenizer, text)
 		if window := m.Spec.MaxInputTokens; window > 0 && n > window {
-			return nil, nil, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: fmt.Sprintf("input[%d]", i),
+			return nil, meta, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: fmt.Sprintf("input[%d]", i),
 				Message: fmt.Sprintf("This model's maximum context length is %d tokens, however you requested %d tokens in input[%d].", window, n, i)}
 		}
-		meta.PromptTokens += n
+		prompt += n
 	}
 	for _, toks := range req.Input.Tokens {
-		meta.PromptTokens += len(toks)
+		prompt += len(toks)
 	}
-	ctx, cancel := g.withTimeout(ctx)
+	ctx, cancel := g.withTimeout(ctx, 0)
 	defer cancel()
-	d := m.Deployments[0]
-	meta.Provider = d.Provider.Name()
-	emb, ok := d.Provider.(providers.Embedder)
-	if !ok {
-		return nil, meta, llm.Errorf(http.StatusBadRequest, llm.TypeInvalidRequest, "model_not_supported",
-			"provider %s of model %s does not serve embeddings", d.Provider.Name(), m.Name)
-	}
-	resp, err := emb.Embed(ctx, &providers.EmbedRequest{Embedding: req, Model: d.Upstream})
+	step := router.Step{Model: m.Spec, PromptTokens: prompt}
+	var resp *llm.EmbeddingResponse
+	err := g.try(ctx, c, meta, []router.Step{step}, false, func(ctx context.Context, a attempt) error {
+		emb, ok := a.d.Provider.(providers.Embedder)
+		if !ok {
+			return llm.Errorf(http.StatusBadRequest, llm.TypeInvalidRequest, "model_not_supported",
+				"provider %s of model %s does not serve embeddings", a.d.ProviderName, m.Name)
+		}
+		var err error
+		resp, err = emb.Embed(ctx, &providers.EmbedRequest{Embedding: req, Model: a.d.Upstream, APIKey: a.credentials})
+		return err
+	})
 	if err != nil {
-		return nil, meta, g.upstreamErr(ctx, err)
+		return nil, meta, err
 	}
-	g.settle(m, meta, resp.Usage, func() string { return "" })
+	g.settle(meta, resp.Usage, func() string { return "" })
 	return resp, meta, nil
 }
 
@@ -343,45 +406,62 @@ type ModelInfo struct {
 	OwnedBy string
 }
 
-// Models lists the models key may use, sorted by name.
+// Models lists the models and route aliases key may use, sorted by name.
 func (g *Gateway) Models(key *keys.Key) []ModelInfo {
 	out := make([]ModelInfo, 0, len(g.names))
 	for _, name := range g.names {
 		if key.Allows(name) {
-			m := g.models[name]
-			out = append(out, ModelInfo{ID: name, OwnedBy: m.OwnedBy})
+			out = append(out, ModelInfo{ID: name, OwnedBy: g.models[name].OwnedBy})
 		}
 	}
+	for _, r := range g.routes.Aliases() {
+		if _, _, err := g.resolveRoute(Caller{Key: key}, r.Name); err == nil {
+			out = append(out, ModelInfo{ID: r.Name, OwnedBy: "tollgate"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
-// Model returns one model the key may use.
+// Model returns one model or alias the key may use.
 func (g *Gateway) Model(key *keys.Key, name string) (ModelInfo, error) {
-	m, ok := g.models[name]
-	if !ok || !key.Allows(name) {
-		return ModelInfo{}, modelNotFound(name)
+	if m, ok := g.models[name]; ok && key.Allows(name) {
+		return ModelInfo{ID: name, OwnedBy: m.OwnedBy}, nil
 	}
-	return ModelInfo{ID: name, OwnedBy: m.OwnedBy}, nil
+	if r, ok := g.routes.Lookup(name); ok && r.Alias() {
+		if _, _, err := g.resolveRoute(Caller{Key: key}, name); err == nil {
+			return ModelInfo{ID: name, OwnedBy: "tollgate"}, nil
+		}
+	}
+	return ModelInfo{}, modelNotFound(name)
 }
 
-func (g *Gateway) resolve(key *keys.Key, name string, embedding bool) (*Model, error) {
-	m, ok := g.models[name]
-	if !ok {
-		return nil, modelNotFound(name)
+// DeploymentStatus is one deployment's health for GET /admin/providers.
+type DeploymentStatus struct {
+	router.BreakerStatus
+	Model        string     `json:"model"`
+	Upstream     string     `json:"upstream_model"`
+	CoolingUntil *time.Time `json:"rate_limited_until,omitempty"`
+}
+
+// Health lists every deployment's breaker and rate-limit state.
+func (g *Gateway) Health() []DeploymentStatus {
+	byID := map[string]router.BreakerStatus{}
+	for _, s := range g.breakers.Snapshot() {
+		byID[s.ID] = s
 	}
-	if !key.Allows(name) {
-		return nil, &llm.Error{Status: http.StatusForbidden, Type: llm.TypePermission, Code: "model_not_allowed", Param: "model",
-			Message: fmt.Sprintf("this API key may not use the model `%s`", name)}
+	var out []DeploymentStatus
+	for _, name := range g.names {
+		m := g.models[name]
+		for _, d := range m.Deployments {
+			st := DeploymentStatus{BreakerStatus: byID[d.ID], Model: name, Upstream: d.Upstream}
+			if until, cooling := g.balancer.CoolingUntil(d.ID); cooling {
+				st.CoolingUntil = &until
+			}
+			out = append(out, st)
+		}
 	}
-	if embedding && !m.Embeddings {
-		return nil, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "model_not_supported", Param: "model",
-			Message: fmt.Sprintf("the model `%s` is a chat model and does not serve embeddings", name)}
-	}
-	if !embedding && !m.Chat {
-		return nil, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "model_not_supported", Param: "model",
-			Message: fmt.Sprintf("the model `%s` is an embeddings model and does not serve chat completions", name)}
-	}
-	return m, nil
+	return out
 }
 
 func modelNotFound(name string) error {
@@ -389,19 +469,35 @@ func modelNotFound(name string) error {
 		Message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", name)}
 }
 
-func (g *Gateway) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if g.timeout > 0 {
-		return context.WithTimeout(ctx, g.timeout)
+func notAllowed(name string) error {
+	return &llm.Error{Status: http.StatusForbidden, Type: llm.TypePermission, Code: "model_not_allowed", Param: "model",
+		Message: fmt.Sprintf("this API key may not use the model `%s`", name)}
+}
+
+func notServed(name, what string) error {
+	return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "model_not_supported", Param: "model",
+		Message: fmt.Sprintf("the model `%s` is %s", name, what)}
+}
+
+// withTimeout bounds the request by the route's timeout, else the
+// gateway's.
+func (g *Gateway) withTimeout(ctx context.Context, route time.Duration) (context.Context, context.CancelFunc) {
+	if route <= 0 {
+		route = g.timeout
+	}
+	if route > 0 {
+		return context.WithTimeout(ctx, route)
 	}
 	return context.WithCancel(ctx)
 }
 
-// upstreamErr turns our own deadline into a 504; a client that went away
-// stays context.Canceled (logged as 499, never held against the upstream).
-func (g *Gateway) upstreamErr(ctx context.Context, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || (ctx.Err() == context.DeadlineExceeded && !errors.Is(err, context.Canceled)) {
-		return &llm.Error{Status: http.StatusGatewayTimeout, Type: llm.TypeTimeout, Code: "upstream_timeout",
-			Message: fmt.Sprintf("the upstream did not answer within the request timeout (%s)", g.timeout), Err: err}
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return err
 }

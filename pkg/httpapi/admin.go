@@ -134,3 +134,9 @@ func decodeStrict(body []byte, v any) error {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// providersHealth shows every deployment's breaker: state, counts, last
+// error (status and code only) and when an open breaker half-opens.
+func (s *server) providersHealth(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": s.Gateway.Health()})
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -19,13 +20,58 @@ func (s *server) chatCompletions(c *gin.Context) {
 	if !ok {
 		return
 	}
-	key := c.MustGet(ctxKey).(*keys.Key)
-	if req.Stream {
-		s.stream(c, key, req)
+	caller, err := callerOf(c, req)
+	if err != nil {
+		writeError(c, err)
 		return
 	}
-	resp, meta, err := s.Gateway.Chat(c.Request.Context(), key, req)
+	if req.Stream {
+		s.stream(c, caller, req)
+		return
+	}
+	resp, meta, err := s.Gateway.Chat(c.Request.Context(), caller, req)
 	s.answer(c, meta, err, func() ([]byte, any) { return resp.Raw, resp })
+}
+
+// headerProviderKey prefixes a per-request provider credential header:
+// x-tollgate-provider-key-openai: sk-...
+const headerProviderKey = "X-Tollgate-Provider-Key-"
+
+// callerOf collects the key and any provider credentials the request
+// carries (headers, or a customer_credentials body field, which is removed
+// from the body so it never reaches an upstream). They are used for this
+// call only and never logged or stored.
+func callerOf(c *gin.Context, req *llm.ChatRequest) (gateway.Caller, error) {
+	caller := gateway.Caller{Key: c.MustGet(ctxKey).(*keys.Key)}
+	for name, vs := range c.Request.Header {
+		if len(name) > len(headerProviderKey) && strings.EqualFold(name[:len(headerProviderKey)], headerProviderKey) && len(vs) > 0 {
+			if caller.Credentials == nil {
+				caller.Credentials = map[string]string{}
+			}
+			caller.Credentials[strings.ToLower(name[len(headerProviderKey):])] = vs[0]
+		}
+	}
+	if req == nil || !bytes.Contains(req.Raw, []byte(`"customer_credentials"`)) {
+		return caller, nil
+	}
+	var body struct {
+		Credentials map[string]string `json:"customer_credentials"`
+	}
+	if err := json.Unmarshal(req.Raw, &body); err != nil {
+		return caller, llm.InvalidParam("customer_credentials", "customer_credentials must map provider names to API keys")
+	}
+	raw, err := llm.SetField(req.Raw, "customer_credentials", nil)
+	if err != nil {
+		return caller, err
+	}
+	req.Raw = raw
+	for p, k := range body.Credentials {
+		if caller.Credentials == nil {
+			caller.Credentials = map[string]string{}
+		}
+		caller.Credentials[strings.ToLower(p)] = k
+	}
+	return caller, nil
 }
 
 // decodeBody reads and decodes a request body, answering the error itself.
@@ -66,7 +112,10 @@ func (s *server) answer(c *gin.Context, meta *gateway.Meta, err error, body func
 
 // routed records the routing outcome for the headers and the access log.
 func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
-	if meta == nil {
+	if meta == nil || meta.Model == "" {
+		if meta != nil && meta.Route != "" {
+			c.Writer.Header().Set(HeaderRoute, meta.Route)
+		}
 		return
 	}
 	c.Set(ctxMeta, meta)
@@ -75,6 +124,12 @@ func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
 	h.Set(HeaderProvider, meta.Provider)
 	h.Set(HeaderAttempts, strconv.Itoa(meta.Attempts))
 	h.Set(HeaderPromptTokens, strconv.Itoa(meta.PromptTokens))
+	if meta.Route != "" {
+		h.Set(HeaderRoute, meta.Route)
+	}
+	if meta.Fallback != "" {
+		h.Set(HeaderFallback, meta.Fallback)
+	}
 }
 
 // priced adds the cost headers of a finished, non-streamed call. (A
@@ -101,8 +156,8 @@ var (
 // stream relays a streamed completion as server-sent events, flushing every
 // event. The first chunk is pulled before anything is written, so a failure
 // before the first byte still gets a proper status code.
-func (s *server) stream(c *gin.Context, key *keys.Key, req *llm.ChatRequest) {
-	st, err := s.Gateway.Stream(c.Request.Context(), key, req)
+func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest) {
+	st, err := s.Gateway.Stream(c.Request.Context(), caller, req)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -167,7 +222,12 @@ func (s *server) embeddings(c *gin.Context) {
 	if !ok {
 		return
 	}
-	resp, meta, err := s.Gateway.Embed(c.Request.Context(), c.MustGet(ctxKey).(*keys.Key), req)
+	caller, err := callerOf(c, nil)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	resp, meta, err := s.Gateway.Embed(c.Request.Context(), caller, req)
 	s.answer(c, meta, err, func() ([]byte, any) { return resp.Raw, resp })
 }
 

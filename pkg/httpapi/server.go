@@ -54,6 +54,8 @@ const (
 	HeaderProvider     = "x-tollgate-provider"
 	HeaderAttempts     = "x-tollgate-attempts"
 	HeaderPromptTokens = "x-tollgate-prompt-tokens"
+	HeaderRoute        = "x-tollgate-route"    // why this model: the plan's explanation
+	HeaderFallback     = "x-tollgate-fallback" // why earlier candidates did not serve
 	// HeaderCost is the call's cost in USD with six decimals ("unknown" when
 	// the model has no price); HeaderCostEstimated says it was counted by
 	// tollgate because the provider reported no usage.
@@ -112,6 +114,7 @@ func New(o Options) http.Handler {
 	admin.GET("/keys", s.listKeys)
 	admin.GET("/keys/:id", s.getKey)
 	admin.DELETE("/keys/:id", s.revokeKey)
+	admin.GET("/providers", s.providersHealth)
 	return r
 }
 

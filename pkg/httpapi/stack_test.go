@@ -31,6 +31,7 @@ type stack struct {
 	srv    *httptest.Server
 	keys   *keys.Store
 	secret string // a key allowed every model
+	gw     *gateway.Gateway
 }
 
 type stackOptions struct {
@@ -38,6 +39,11 @@ type stackOptions struct {
 	maxBodyBytes int64
 	timeout      time.Duration
 	log          io.Writer // access log destination; nil: no access log
+	// gateway overrides: routes, breakers, sleep, rand
+	routes   *router.Routes
+	breakers *router.Breakers
+	sleep    func(ctx context.Context, d time.Duration) error
+	rand     func() float64
 }
 
 func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -93,7 +99,11 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.models == nil {
 		o.models = simModels(newSim(t, providers.SimConfig{}))
 	}
-	gw, err := gateway.New(gateway.Options{Models: o.models, Tokens: tokens.NewCounter(), RequestTimeout: o.timeout})
+	if o.sleep == nil {
+		o.sleep = instant // retries never wait in tests
+	}
+	gw, err := gateway.New(gateway.Options{Models: o.models, Tokens: tokens.NewCounter(), RequestTimeout: o.timeout,
+		Routes: o.routes, Breakers: o.breakers, Sleep: o.sleep, Rand: o.rand})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +120,29 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{t: t, srv: srv, keys: ks, secret: secret}
+	return &stack{t: t, srv: srv, keys: ks, secret: secret, gw: gw}
+}
+
+// renamed is a copy of a catalog entry under another name, for tests that
+// need several models served by different upstreams.
+func renamed(name string, from string) router.Model {
+	m := *spec(from)
+	m.Name, m.UpstreamModel = name, name
+	return m
+}
+
+// routesOver builds a route table over the given models.
+func routesOver(t *testing.T, models []router.Model, routes ...router.Route) *router.Routes {
+	t.Helper()
+	c, err := router.NewCatalog(models)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := router.NewRoutes(c, routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // client is the official OpenAI SDK pointed at the gateway, with its own

@@ -1,0 +1,187 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+	"github.com/tollgate/tollgate/pkg/providers"
+	"github.com/tollgate/tollgate/pkg/router"
+)
+
+// Stream is a streamed completion as the client should see it. Meta is
+// complete once Recv has returned io.EOF (or Close was called).
+type Stream struct {
+	Meta *Meta
+
+	g            *Gateway
+	ctx          context.Context // the request's; its deadline bounds the stream
+	cancel       context.CancelFunc
+	up           providers.Stream
+	first        *llm.ChatChunk     // pulled while the attempt could still fall back
+	closeAttempt context.CancelFunc // releases the attempt's context
+	wantUsage    bool               // the client asked for the usage chunk
+	text         strings.Builder    // generated text, counted if no usage comes
+	settled      bool
+}
+
+// Stream opens a streamed chat completion. Candidates are tried until one
+// has produced its first chunk (within the route's time-to-first-token
+// bound); after that nothing is retried: the first byte is about to reach
+// the client. The upstream is always asked for usage so the cost is exact;
+// the usage chunk is passed on only when the client asked for it.
+func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (*Stream, error) {
+	route, allowed, err := g.resolveRoute(c, req.Model)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := g.withTimeout(ctx, route.Timeout)
+	plan, meta, err := g.plan(c, route, allowed, req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	st := &Stream{Meta: meta, g: g, ctx: ctx, cancel: cancel, wantUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
+	err = g.try(ctx, c, meta, plan.Steps, true, func(ctx context.Context, a attempt) error {
+		return st.open(ctx, a, req, route.TTFTTimeout)
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return st, nil
+}
+
+// open starts one upstream stream and waits for its first chunk, bounded by
+// the attempt's limit and the route's time-to-first-token. The attempt's
+// context then lives on with the stream.
+func (s *Stream) open(ctx context.Context, a attempt, req *llm.ChatRequest, ttft time.Duration) error {
+	if a.limit > 0 && (ttft == 0 || a.limit < ttft) {
+		ttft = a.limit
+	}
+	actx, cancel := context.WithCancel(ctx)
+	var timer *time.Timer
+	if ttft > 0 {
+		timer = time.AfterFunc(ttft, cancel)
+	}
+	up, err := a.d.Provider.Stream(actx, &providers.Request{Chat: req, Model: a.d.Upstream, IncludeUsage: true, APIKey: a.credentials,
+		MaxTokens: outputCap(req, a.step.Model)})
+	var first *llm.ChatChunk
+	if err == nil {
+		first, err = up.Recv()
+		if err == io.EOF {
+			err = &llm.Error{Status: http.StatusBadGateway, Type: llm.TypeUpstream, Code: "upstream_error", Upstream: true, Retryable: true,
+				Provider: a.d.ProviderName, Message: "the upstream ended the stream before its first chunk"}
+		}
+	}
+	if timer != nil && !timer.Stop() && err == nil {
+		err = context.DeadlineExceeded // the bound fired as the first chunk came: the stream is cut
+	}
+	if err != nil {
+		if up != nil {
+			up.Close()
+		}
+		cancel()
+		return err
+	}
+	s.up, s.first, s.closeAttempt = up, first, cancel
+	return nil
+}
+
+// Recv returns the next chunk for the client, io.EOF at the end. The usage
+// chunk, when the client asked for it, also carries the cost (cost_usd).
+func (s *Stream) Recv() (*llm.ChatChunk, error) {
+	for {
+		c := s.first
+		s.first = nil
+		if c == nil {
+			var err error
+			if c, err = s.up.Recv(); err != nil {
+				s.finish()
+				if err == io.EOF {
+					return nil, io.EOF
+				}
+				return nil, s.g.deadlineErr(s.ctx, err)
+			}
+		}
+		for i := range c.Choices {
+			d := &c.Choices[i].Delta
+			if d.Content != nil {
+				s.text.WriteString(*d.Content)
+			}
+			for _, tc := range d.ToolCalls {
+				s.text.WriteString(tc.Function.Name)
+				s.text.WriteString(tc.Function.Arguments)
+			}
+		}
+		if c.Usage == nil {
+			return c, nil
+		}
+		s.Meta.Usage = c.Usage
+		s.finish()
+		if !s.wantUsage {
+			if len(c.Choices) == 0 {
+				continue // the usage-only chunk the client did not ask for
+			}
+			stripped := *c
+			stripped.Usage, stripped.Raw = nil, nil
+			return &stripped, nil
+		}
+		return withCost(c, s.Meta.Cost), nil
+	}
+}
+
+// finish prices the stream once: from its usage, or from the text counted
+// when the upstream sent none (a stream cut midway, an upstream that ignores
+// stream_options).
+func (s *Stream) finish() {
+	if s.settled {
+		return
+	}
+	s.settled = true
+	s.g.settle(s.Meta, s.Meta.Usage, s.text.String)
+}
+
+// withCost adds the cost to a usage chunk without touching its other bytes.
+func withCost(c *llm.ChatChunk, cost router.Cost) *llm.ChatChunk {
+	if cost.Unpriced {
+		return c
+	}
+	raw := c.Raw
+	if raw == nil {
+		var err error
+		if raw, err = json.Marshal(c); err != nil {
+			return c
+		}
+	}
+	var parts struct {
+		Usage json.RawMessage `json:"usage"`
+	}
+	if json.Unmarshal(raw, &parts) != nil || len(parts.Usage) == 0 || parts.Usage[0] != '{' {
+		return c
+	}
+	usage, err := llm.SetField(parts.Usage, "cost_usd", []byte(cost.Micros.String()))
+	if err != nil {
+		return c
+	}
+	if raw, err = llm.SetField(raw, "usage", usage); err != nil {
+		return c
+	}
+	out := *c
+	out.Raw = raw
+	return &out
+}
+
+// Close releases the upstream stream. A stream closed before its end (the
+// client left) is priced from what was generated so far.
+func (s *Stream) Close() error {
+	err := s.up.Close()
+	s.closeAttempt()
+	s.cancel()
+	s.finish()
+	return err
+}
