@@ -2,9 +2,11 @@
 // Provider interface the gateway calls (chat, streams and, as an optional
 // capability, embeddings), one OpenAI-compatible HTTP client configured per
 // upstream (OpenAI, Azure OpenAI, OpenRouter, Groq, Together, Mistral,
-// DeepSeek, Ollama, vLLM, ...), the mapping of upstream failures to
-// *llm.Error, and Sim, a deterministic simulated provider for demos, tests
-// and benchmarks (also servable over HTTP with SimHandler).
+// DeepSeek, Ollama, vLLM, ...), a translator for Anthropic's Messages API
+// that shares its HTTP exchange and stream lifecycle (upstream, sseStream),
+// the mapping of upstream failures to *llm.Error, and Sim, a deterministic
+// simulated provider for demos, tests and benchmarks (also servable over
+// HTTP with SimHandler).
 //
 // Requests travel as the client's exact bytes with only the fields the
 // gateway must change patched in, so parameters tollgate does not know reach
@@ -58,4 +60,9 @@ var (
 	_ Embedder = (*OpenAI)(nil)
 	_ Provider = (*Sim)(nil)
 	_ Embedder = (*Sim)(nil)
+	_ format   = (*OpenAI)(nil)
+	_ format   = (*Anthropic)(nil)
+
+	_ eventDecoder = openAIEvents{}
+	_ eventDecoder = (*antTranslator)(nil)
 )
