@@ -185,7 +185,7 @@ func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequ
 	if err != io.EOF {
 		// Too late for a status code: end the stream with an error event, as
 		// OpenAI does, and no [DONE] so the client knows it is incomplete.
-		e := toHTTP(err)
+		e := llm.ForClient(err)
 		c.Set(ctxError, e)
 		if e.Status != llm.StatusClientClosed {
 			_, _ = w.Write(sseData)

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -74,4 +75,48 @@ func InvalidParam(param, msg string) *Error {
 // Errorf builds an *Error with a formatted message.
 func Errorf(status int, typ, code, format string, args ...any) *Error {
 	return &Error{Status: status, Type: typ, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ForClient is the one place where an error becomes what the client sees
+// (the HTTP layer renders it; the ledger records its status).
+// Upstream errors are translated: the client's gateway key was fine, so an
+// upstream 401 is our problem (502), not theirs.
+func ForClient(err error) *Error {
+	if errors.Is(err, context.Canceled) {
+		return &Error{Status: StatusClientClosed, Type: TypeInvalidRequest, Message: "client closed the request", Err: err}
+	}
+	e, ok := AsError(err)
+	if !ok {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &Error{Status: http.StatusGatewayTimeout, Type: TypeTimeout, Code: "upstream_timeout", Message: "the request timed out", Err: err}
+		}
+		return &Error{Status: http.StatusInternalServerError, Type: TypeServer, Code: "internal_error",
+			Message: "tollgate failed to handle the request; the error is in its log", Err: err}
+	}
+	if !e.Upstream {
+		return e
+	}
+	out := *e
+	from := fmt.Sprintf("upstream %s answered %d: %s", e.Provider, e.Status, e.Message)
+	switch {
+	case e.Status == http.StatusTooManyRequests:
+		out.Type, out.Message = TypeRateLimit, from
+	case e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity || e.Status == http.StatusRequestEntityTooLarge:
+		// The upstream judged the request itself invalid: the client can fix it.
+		out.Status, out.Type, out.Message = http.StatusBadRequest, TypeInvalidRequest, from
+	case e.Status == http.StatusRequestTimeout || e.Status == http.StatusGatewayTimeout:
+		out.Status, out.Type, out.Message = http.StatusGatewayTimeout, TypeTimeout, from
+		if out.Code == "" {
+			out.Code = "upstream_timeout"
+		}
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		out.Status, out.Type, out.Code = http.StatusBadGateway, TypeUpstream, "upstream_auth_failed"
+		out.Message = fmt.Sprintf("upstream %s rejected tollgate's credentials (%d); the gateway's provider configuration needs attention", e.Provider, e.Status)
+	default:
+		out.Status, out.Type, out.Message = http.StatusBadGateway, TypeUpstream, from
+		if out.Code == "" {
+			out.Code = "upstream_error"
+		}
+	}
+	return &out
 }
