@@ -50,4 +50,3 @@ func TestForClient(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
