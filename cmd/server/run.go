@@ -76,7 +76,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	gw, err := buildGateway(cfg, logger)
+	ledger, err := openLedger(ctx, cfg, db, keyStore, logger)
+	if err != nil {
+		return err
+	}
+	// Closed after the server has drained: every in-flight settle is written.
+	defer ledger.Close()
+	gw, err := buildGateway(cfg, ledger, logger)
 	if err != nil {
 		return err
 	}
@@ -86,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := httpapi.New(httpapi.Options{
 		Gateway:      gw,
 		Keys:         keyStore,
+		Budget:       ledger,
 		AdminKey:     cfg.AdminKey,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Logger:       logger,

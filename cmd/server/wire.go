@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"os"
 	"sort"
 	"time"
 
+	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/gateway"
+	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/router"
@@ -19,7 +23,7 @@ import (
 // A catalog model is served by the deployments the config gives it, or
 // else by every key of the provider its catalog entry names, when that
 // provider is configured.
-func buildGateway(cfg *config.Config, logger *slog.Logger) (*gateway.Gateway, error) {
+func buildGateway(cfg *config.Config, ledger *budget.Ledger, logger *slog.Logger) (*gateway.Gateway, error) {
 	catalog, err := buildCatalog(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -89,7 +93,7 @@ func buildGateway(cfg *config.Config, logger *slog.Logger) (*gateway.Gateway, er
 		return nil, err
 	}
 	logger.Info("catalog ready", "models", len(catalog.Models()), "served", len(models), "routes", len(cfg.Routes), "providers", len(clients))
-	return gateway.New(gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers,
+	return gateway.New(gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers, Ledger: ledger,
 		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger})
 }
 
@@ -261,4 +265,48 @@ func simDist(l config.Latency) providers.Dist {
 		return providers.Dist{Kind: "lognormal", P50: l.P50.Std(), P99: l.P99.Std(), Max: l.Max.Std()}
 	}
 	return providers.Dist{Kind: "fixed", Value: l.P50.Std()}
+}
+
+// openLedger opens the budget ledger: keys' policies, period spend rebuilt
+// from the ledger rows, the alert outbox and its deliverer.
+func openLedger(ctx context.Context, cfg *config.Config, db *sql.DB, ks *keys.Store, logger *slog.Logger) (*budget.Ledger, error) {
+	loc := time.UTC
+	if tz := cfg.Budget.Timezone; tz != "" {
+		var err error
+		if loc, err = time.LoadLocation(tz); err != nil {
+			return nil, fmt.Errorf("budget.timezone: %w", err)
+		}
+	}
+	defaults, err := policyOf(cfg.Budget.Defaults)
+	if err != nil {
+		return nil, fmt.Errorf("budget.defaults.%w", err)
+	}
+	if err := defaults.Validate(); err != nil {
+		return nil, fmt.Errorf("budget.defaults: %w", err)
+	}
+	var hooks []budget.Webhook
+	for _, w := range cfg.Budget.Webhooks {
+		hooks = append(hooks, budget.Webhook{URL: w.URL, Slack: w.Slack})
+	}
+	return budget.Open(ctx, db, budget.Options{
+		Location: loc, Defaults: defaults, Webhooks: hooks, WebhookSecret: cfg.Budget.WebhookSecret, Logger: logger,
+		KeyName: func(id string) string {
+			if k, ok := ks.Get(id); ok {
+				return k.Name
+			}
+			return ""
+		},
+	})
+}
+
+func policyOf(p config.KeyPolicy) (budget.Policy, error) {
+	out := budget.Policy{RPM: p.RPM, TPM: p.TPM, OnExhausted: budget.OnExhausted(p.OnExhausted)}
+	for i, l := range p.Budgets {
+		amount, err := budget.ParseUSD(l.LimitUSD)
+		if err != nil {
+			return out, fmt.Errorf("budgets[%d].limit_usd: %w", i, err)
+		}
+		out.Limits = append(out.Limits, budget.Limit{Period: budget.Period(l.Period), Amount: amount, Thresholds: l.AlertThresholds})
+	}
+	return out, nil
 }

@@ -37,6 +37,41 @@ type Config struct {
 	Models    []Model    `yaml:"models"`
 	// Routes are aliases a client may send as its model, e.g. "auto".
 	Routes map[string]Route `yaml:"routes"`
+	Budget Budget           `yaml:"budget"`
+}
+
+// Budget configures budgets, rate limits and alerts.
+type Budget struct {
+	// Timezone aligns daily, weekly (Monday) and monthly periods, e.g.
+	// "Europe/Paris" (default UTC).
+	Timezone string `yaml:"timezone"`
+	// Defaults apply to keys that have no policy of their own.
+	Defaults KeyPolicy `yaml:"defaults"`
+	// Webhooks receive every key's alerts.
+	Webhooks []Webhook `yaml:"webhooks"`
+	// WebhookSecret signs alerts (x-tollgate-signature: t=<unix>,v1=<hex>).
+	WebhookSecret string `yaml:"webhook_secret"`
+}
+
+// KeyPolicy is a key's budget policy, as the admin API takes it.
+type KeyPolicy struct {
+	Budgets     []BudgetLimit `yaml:"budgets"`
+	RPM         int           `yaml:"rpm"`
+	TPM         int           `yaml:"tpm"`
+	OnExhausted string        `yaml:"on_exhausted"` // reject (default) | downgrade
+}
+
+// BudgetLimit is one limit: at most LimitUSD per Period.
+type BudgetLimit struct {
+	Period          string    `yaml:"period"` // daily | weekly | monthly | total
+	LimitUSD        string    `yaml:"limit_usd"`
+	AlertThresholds []float64 `yaml:"alert_thresholds"`
+}
+
+// Webhook is an alert receiver.
+type Webhook struct {
+	URL   string `yaml:"url"`
+	Slack bool   `yaml:"slack"` // Slack's incoming-webhook format
 }
 
 // Route is a route alias: candidates and how to choose among them.
@@ -444,6 +479,18 @@ func (c *Config) Validate() error {
 			p.add(path, "expected_output_tokens, timeout and ttft_timeout must not be negative")
 		}
 	}
+	if c.Budget.Timezone != "" {
+		if _, err := time.LoadLocation(c.Budget.Timezone); err != nil {
+			p.add("budget.timezone", "unknown time zone %q", c.Budget.Timezone)
+		}
+	}
+	for i, w := range c.Budget.Webhooks {
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add(fmt.Sprintf("budget.webhooks[%d].url", i), "not a URL: %q", w.URL)
+		}
+	}
+	// Amounts, periods and thresholds are checked where they are parsed
+	// (budget.Policy.Validate), with the same paths.
 	return p.err()
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/router"
 )
@@ -37,10 +38,14 @@ const maxFallbackNotes = 6
 // after a 429 or spent retries, to the next model after that. It never
 // waits past the deadline and returns at once when the client leaves.
 //
+// Before a model is called, its maximum cost is reserved against the key's
+// budget (sp); a key whose budget cannot hold it gets the 402, unless its
+// policy downgrades (see tryWithin).
+//
 // An error that is the request's own fault (an upstream 400) ends the loop:
 // another model would refuse it too. A translator that cannot express the
 // request for its wire format (a local 400) moves on to the next model.
-func (g *Gateway) try(ctx context.Context, c Caller, meta *Meta, steps []router.Step, stream bool, do call) error {
+func (g *Gateway) try(ctx context.Context, c Caller, meta *Meta, steps []router.Step, sp *spender, stream bool, do call) error {
 	var (
 		lastErr error
 		notes   []string
@@ -54,6 +59,14 @@ func (g *Gateway) try(ctx context.Context, c Caller, meta *Meta, steps []router.
 	for si := range steps {
 		step := &steps[si]
 		m := g.models[step.Model.Name]
+		if err := sp.hold(ctx, step); err != nil {
+			if errors.Is(err, budget.ErrExhausted) && sp.downgrade {
+				note("%s: budget", m.Name)
+				lastErr = err
+				continue // a cheaper candidate may still fit
+			}
+			return err
+		}
 		order := g.balancer.Order(m.refs, g.rand(), buf[:0])
 		if len(order) == 0 {
 			_, why := g.balancer.Available(m.refs)

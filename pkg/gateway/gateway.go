@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
@@ -28,6 +29,18 @@ import (
 type TokenCounter interface {
 	CountChat(tokenizer, model string, req *llm.ChatRequest) (int, error)
 	CountText(tokenizer, text string) int
+}
+
+// Ledger holds keys' budgets and rate limits and records every request
+// (budget.Ledger). nil: no budgets, no rate limits, no ledger.
+type Ledger interface {
+	Allow(keyID string, promptTokens int) (budget.RateState, error)
+	Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (budget.Reservation, error)
+	Settle(ctx context.Context, r budget.Reservation, e budget.Entry) error
+	Release(r budget.Reservation)
+	Record(e budget.Entry)
+	Remaining(keyID string) (llm.Micros, bool)
+	Policy(keyID string) (budget.Policy, bool)
 }
 
 // Deployment is one way to serve a model: an upstream (with one API key)
@@ -63,6 +76,7 @@ type Model struct {
 type Options struct {
 	Models []*Model
 	Tokens TokenCounter
+	Ledger Ledger
 	// Routes resolves a request's model: route aliases and catalog chat
 	// models. nil: every served chat model as itself.
 	Routes *router.Routes
@@ -82,7 +96,9 @@ type Options struct {
 // Gateway serves chat, stream and embedding requests. Safe for concurrent use.
 type Gateway struct {
 	tokens    TokenCounter
+	ledger    Ledger
 	routes    *router.Routes
+	downgrade *router.Route // cheapest over every served chat model, for budget downgrades
 	models    map[string]*Model
 	names     []string
 	breakers  *router.Breakers
@@ -100,7 +116,7 @@ func New(o Options) (*Gateway, error) {
 	if o.Tokens == nil {
 		return nil, errors.New("gateway: a token counter is required")
 	}
-	g := &Gateway{tokens: o.Tokens, routes: o.Routes, models: map[string]*Model{}, breakers: o.Breakers, timeout: o.RequestTimeout,
+	g := &Gateway{tokens: o.Tokens, ledger: o.Ledger, routes: o.Routes, models: map[string]*Model{}, breakers: o.Breakers, timeout: o.RequestTimeout,
 		log: o.Logger, now: o.Now, rand: o.Rand, sleep: o.Sleep}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -159,14 +175,25 @@ func New(o Options) (*Gateway, error) {
 		}
 	}
 	sort.Strings(g.names)
+	c, err := router.NewCatalog(specs)
+	if err != nil {
+		return nil, err
+	}
 	if g.routes == nil {
-		c, err := router.NewCatalog(specs)
-		if err != nil {
-			return nil, err
-		}
 		if g.routes, err = router.NewRoutes(c, nil); err != nil {
 			return nil, err
 		}
+	}
+	if len(specs) > 0 {
+		var names []string
+		for _, sp := range specs {
+			names = append(names, sp.Name)
+		}
+		down, err := router.NewRoutes(c, []router.Route{{Name: "tollgate:downgrade", Strategy: router.StrategyCheapest, Candidates: names}})
+		if err != nil {
+			return nil, err
+		}
+		g.downgrade, _ = down.Lookup("tollgate:downgrade")
 	}
 	return g, nil
 }
@@ -176,6 +203,7 @@ func New(o Options) (*Gateway, error) {
 // stored).
 type Caller struct {
 	Key         *keys.Key
+	RequestID   string            // makes budget reservations idempotent
 	Credentials map[string]string // provider name → API key
 }
 
@@ -196,30 +224,40 @@ type Meta struct {
 	// provider reported none (then Cost.Estimated is set).
 	CompletionTokens int
 	Cost             router.Cost
+	// Saved is what a downgrade saved against the requested model.
+	Saved      llm.Micros
+	Downgraded bool
+	requested  *router.Model // the model a downgrade replaced
+	// Header holds response headers the flow sets: x-ratelimit-*,
+	// x-tollgate-budget-remaining-usd.
+	Header http.Header
 }
 
-// Chat serves a non-streamed chat completion.
+// Chat serves a non-streamed chat completion: resolve the route, plan,
+// check rate limits, then try the planned models in order, each with its
+// budget reserved first; settle the cost before answering.
 func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (*llm.ChatResponse, *Meta, error) {
-	route, allowed, err := g.resolveRoute(c, req.Model)
+	start := g.now()
+	meta, plan, err := g.prepare(c, req)
 	if err != nil {
-		return nil, nil, err
+		return nil, meta, g.fail(c, meta, err, start, nil)
 	}
-	ctx, cancel := g.withTimeout(ctx, route.Timeout)
+	ctx, cancel := g.withTimeout(ctx, plan.Route.Timeout)
 	defer cancel()
-	plan, meta, err := g.plan(c, route, allowed, req)
-	if err != nil {
-		return nil, meta, err
-	}
+	sp := g.spender(c, req)
 	var resp *llm.ChatResponse
-	err = g.try(ctx, c, meta, plan.Steps, false, func(ctx context.Context, a attempt) error {
+	err = g.tryWithin(ctx, c, meta, plan, req, sp, false, func(ctx context.Context, a attempt) error {
 		var err error
 		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputCap(req, a.step.Model)})
 		return err
 	})
 	if err != nil {
-		return nil, meta, err
+		return nil, meta, g.fail(c, meta, err, start, sp)
 	}
 	g.settle(meta, resp.Usage, func() string { return completionText(resp) })
+	if err := g.commit(ctx, c, meta, start, sp, http.StatusOK); err != nil {
+		return nil, meta, err
+	}
 	return resp, meta, nil
 }
 
@@ -247,9 +285,28 @@ func (g *Gateway) resolveRoute(c Caller, name string) (*router.Route, func(strin
 	return nil, nil, notAllowed(name)
 }
 
-// plan counts the prompt with each candidate's tokenizer and orders the
-// candidates that can serve it.
-func (g *Gateway) plan(c Caller, route *router.Route, allowed func(string) bool, req *llm.ChatRequest) (*router.Plan, *Meta, error) {
+// prepare resolves the request's route, plans it and charges the key's
+// rate limits.
+func (g *Gateway) prepare(c Caller, req *llm.ChatRequest) (*Meta, *router.Plan, error) {
+	meta := &Meta{Requested: req.Model}
+	route, allowed, err := g.resolveRoute(c, req.Model)
+	if err != nil {
+		return meta, nil, err
+	}
+	plan, err := g.makePlan(c, route, allowed, req, 0)
+	if err != nil {
+		return meta, nil, err
+	}
+	meta.Route = plan.Explanation
+	if err := g.rateLimit(c, meta, plan); err != nil {
+		return meta, nil, err
+	}
+	return meta, plan, nil
+}
+
+// makePlan counts the prompt with each candidate's tokenizer and orders the
+// candidates that can serve it (within maxCost when positive).
+func (g *Gateway) makePlan(c Caller, route *router.Route, allowed func(string) bool, req *llm.ChatRequest, maxCost llm.Micros) (*router.Plan, error) {
 	needs := router.NeedsOf(req)
 	var countErr error
 	counted := map[string]int{} // per tokenizer: candidates often share one
@@ -264,11 +321,10 @@ func (g *Gateway) plan(c Caller, route *router.Route, allowed func(string) bool,
 		counted[m.Tokenizer] = n
 		return n
 	}
-	meta := &Meta{Requested: req.Model}
 	if !route.Alias() {
 		// A model asked for by name answers in OpenAI's own words.
 		if err := g.fits(route.Models()[0], needs); err != nil {
-			return nil, meta, err
+			return nil, err
 		}
 	}
 	in := router.PlanInput{
@@ -277,19 +333,16 @@ func (g *Gateway) plan(c Caller, route *router.Route, allowed func(string) bool,
 		Available: g.available,
 		Latency:   g.latencies.Get,
 		Pick:      g.rand(),
+		MaxCost:   maxCost,
 	}
 	if route.Sticky {
 		in.StickyKey = c.Key.ID
 	}
 	plan, err := route.Plan(in)
 	if countErr != nil {
-		return nil, meta, countErr
+		return nil, countErr
 	}
-	if err != nil {
-		return nil, meta, err
-	}
-	meta.Route = plan.Explanation
-	return plan, meta, nil
+	return plan, err
 }
 
 // fits refuses a request that cannot fit the model's context window or
@@ -357,22 +410,23 @@ func completionText(resp *llm.ChatResponse) string {
 
 // Embed serves an embeddings request.
 func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, *Meta, error) {
+	start := g.now()
+	meta := &Meta{Requested: req.Model}
 	m, ok := g.models[req.Model]
 	switch {
 	case !ok:
-		return nil, nil, modelNotFound(req.Model)
+		return nil, nil, g.fail(c, meta, modelNotFound(req.Model), start, nil)
 	case !c.Key.Allows(req.Model):
-		return nil, nil, notAllowed(req.Model)
+		return nil, nil, g.fail(c, meta, notAllowed(req.Model), start, nil)
 	case !m.Embeddings:
-		return nil, nil, notServed(req.Model, "a chat model and does not serve embeddings")
+		return nil, nil, g.fail(c, meta, notServed(req.Model, "a chat model and does not serve embeddings"), start, nil)
 	}
-	meta := &Meta{Requested: req.Model}
 	prompt := 0
 	for i, text := range req.Input.Texts {
 		n := g.tokens.CountText(m.Spec.Tokenizer, text)
 		if window := m.Spec.MaxInputTokens; window > 0 && n > window {
-			return nil, meta, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: fmt.Sprintf("input[%d]", i),
-				Message: fmt.Sprintf("This model's maximum context length is %d tokens, however you requested %d tokens in input[%d].", window, n, i)}
+			return nil, meta, g.fail(c, meta, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: fmt.Sprintf("input[%d]", i),
+				Message: fmt.Sprintf("This model's maximum context length is %d tokens, however you requested %d tokens in input[%d].", window, n, i)}, start, nil)
 		}
 		prompt += n
 	}
@@ -381,9 +435,14 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 	}
 	ctx, cancel := g.withTimeout(ctx, 0)
 	defer cancel()
+	meta.PromptTokens = prompt
 	step := router.Step{Model: m.Spec, PromptTokens: prompt}
+	if err := g.rateLimit(c, meta, &router.Plan{Steps: []router.Step{step}}); err != nil {
+		return nil, meta, g.fail(c, meta, err, start, nil)
+	}
+	sp := g.spender(c, nil)
 	var resp *llm.EmbeddingResponse
-	err := g.try(ctx, c, meta, []router.Step{step}, false, func(ctx context.Context, a attempt) error {
+	err := g.try(ctx, c, meta, []router.Step{step}, sp, false, func(ctx context.Context, a attempt) error {
 		emb, ok := a.d.Provider.(providers.Embedder)
 		if !ok {
 			return llm.Errorf(http.StatusBadRequest, llm.TypeInvalidRequest, "model_not_supported",
@@ -394,9 +453,12 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 		return err
 	})
 	if err != nil {
-		return nil, meta, err
+		return nil, meta, g.fail(c, meta, err, start, sp)
 	}
 	g.settle(meta, resp.Usage, func() string { return "" })
+	if err := g.commit(ctx, c, meta, start, sp, http.StatusOK); err != nil {
+		return nil, meta, err
+	}
 	return resp, meta, nil
 }
 

@@ -27,6 +27,10 @@ type Stream struct {
 	wantUsage    bool               // the client asked for the usage chunk
 	text         strings.Builder    // generated text, counted if no usage comes
 	settled      bool
+	caller       Caller
+	spend        *spender
+	start        time.Time
+	failed       error // how the stream ended, if not well
 }
 
 // Stream opens a streamed chat completion. Candidates are tried until one
@@ -35,23 +39,21 @@ type Stream struct {
 // the client. The upstream is always asked for usage so the cost is exact;
 // the usage chunk is passed on only when the client asked for it.
 func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (*Stream, error) {
-	route, allowed, err := g.resolveRoute(c, req.Model)
+	start := g.now()
+	meta, plan, err := g.prepare(c, req)
 	if err != nil {
-		return nil, err
+		return nil, g.fail(c, meta, err, start, nil)
 	}
-	ctx, cancel := g.withTimeout(ctx, route.Timeout)
-	plan, meta, err := g.plan(c, route, allowed, req)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	st := &Stream{Meta: meta, g: g, ctx: ctx, cancel: cancel, wantUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
-	err = g.try(ctx, c, meta, plan.Steps, true, func(ctx context.Context, a attempt) error {
-		return st.open(ctx, a, req, route.TTFTTimeout)
+	ctx, cancel := g.withTimeout(ctx, plan.Route.Timeout)
+	sp := g.spender(c, req)
+	st := &Stream{Meta: meta, g: g, ctx: ctx, cancel: cancel, caller: c, spend: sp, start: start,
+		wantUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
+	err = g.tryWithin(ctx, c, meta, plan, req, sp, true, func(ctx context.Context, a attempt) error {
+		return st.open(ctx, a, req, plan.Route.TTFTTimeout)
 	})
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, g.fail(c, meta, err, start, sp)
 	}
 	return st, nil
 }
@@ -101,11 +103,16 @@ func (s *Stream) Recv() (*llm.ChatChunk, error) {
 		if c == nil {
 			var err error
 			if c, err = s.up.Recv(); err != nil {
-				s.finish()
+				if err != io.EOF {
+					s.failed = s.g.deadlineErr(s.ctx, err)
+				}
+				if cerr := s.finish(); cerr != nil && err == io.EOF {
+					return nil, cerr
+				}
 				if err == io.EOF {
 					return nil, io.EOF
 				}
-				return nil, s.g.deadlineErr(s.ctx, err)
+				return nil, s.failed
 			}
 		}
 		for i := range c.Choices {
@@ -122,7 +129,7 @@ func (s *Stream) Recv() (*llm.ChatChunk, error) {
 			return c, nil
 		}
 		s.Meta.Usage = c.Usage
-		s.finish()
+		s.price()
 		if !s.wantUsage {
 			if len(c.Choices) == 0 {
 				continue // the usage-only chunk the client did not ask for
@@ -135,15 +142,27 @@ func (s *Stream) Recv() (*llm.ChatChunk, error) {
 	}
 }
 
-// finish prices the stream once: from its usage, or from the text counted
-// when the upstream sent none (a stream cut midway, an upstream that ignores
-// stream_options).
-func (s *Stream) finish() {
+// price computes the stream's cost once its usage chunk arrives (so the
+// chunk can carry it).
+func (s *Stream) price() {
+	s.g.settle(s.Meta, s.Meta.Usage, s.text.String)
+}
+
+// finish settles the stream once: priced from its usage, or from the text
+// counted when the upstream sent none (a stream cut midway, an upstream
+// that ignores stream_options), and written to the ledger before the
+// client is told the stream is complete.
+func (s *Stream) finish() error {
 	if s.settled {
-		return
+		return nil
 	}
 	s.settled = true
-	s.g.settle(s.Meta, s.Meta.Usage, s.text.String)
+	s.price()
+	status := http.StatusOK
+	if s.failed != nil {
+		status = llm.ForClient(s.failed).Status
+	}
+	return s.g.commit(s.ctx, s.caller, s.Meta, s.start, s.spend, status)
 }
 
 // withCost adds the cost to a usage chunk without touching its other bytes.
@@ -180,8 +199,11 @@ func withCost(c *llm.ChatChunk, cost router.Cost) *llm.ChatChunk {
 // client left) is priced from what was generated so far.
 func (s *Stream) Close() error {
 	err := s.up.Close()
+	if !s.settled && s.failed == nil && s.ctx.Err() != nil {
+		s.failed = context.Canceled // the client left mid-stream
+	}
+	s.finish()
 	s.closeAttempt()
 	s.cancel()
-	s.finish()
 	return err
 }

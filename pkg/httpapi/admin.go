@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -45,14 +46,28 @@ type createKeyRequest struct {
 	AllowedModels []string          `json:"allowed_models"`
 	Metadata      map[string]string `json:"metadata"`
 	AllowBYOK     bool              `json:"allow_byok"`
+	budget.Policy                   // budgets, rpm, tpm, on_exhausted, alert_webhooks
+	raw           []byte
 }
 
 func (s *server) createKey(c *gin.Context) {
 	req, ok := decodeBody(s, c, func(body []byte) (req createKeyRequest, err error) {
+		req.raw = body
 		return req, decodeStrict(body, &req)
 	})
 	if !ok {
 		return
+	}
+	withPolicy := hasPolicy(req.raw)
+	if withPolicy {
+		if s.Budget == nil {
+			writeError(c, llm.InvalidParam("budgets", "budgets are not enabled on this gateway"))
+			return
+		}
+		if err := req.Policy.Validate(); err != nil {
+			writeError(c, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "invalid_budget", Message: err.Error(), Err: err})
+			return
+		}
 	}
 	req.Name = strings.TrimSpace(req.Name)
 	switch {
@@ -74,10 +89,17 @@ func (s *server) createKey(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	obj := toKeyObject(k)
-	obj.Key = secret
+	if withPolicy {
+		if err := s.storePolicy(c, k.ID, req.Policy); err != nil {
+			// The key must not outlive a policy that failed to store.
+			_, _ = s.Keys.Revoke(c.Request.Context(), k.ID)
+			writeError(c, err)
+			return
+		}
+	}
+	detail := s.keyDetail(k)
 	c.Header("Cache-Control", "no-store") // the only time the secret is shown
-	c.JSON(http.StatusCreated, obj)
+	c.JSON(http.StatusCreated, withSecret{detail, secret})
 }
 
 func (s *server) listKeys(c *gin.Context) {
@@ -95,7 +117,22 @@ func (s *server) getKey(c *gin.Context) {
 		writeError(c, keyNotFound(c.Param("id")))
 		return
 	}
-	c.JSON(http.StatusOK, toKeyObject(k))
+	c.JSON(http.StatusOK, s.keyDetail(k))
+}
+
+// withSecret adds the secret to a key's JSON, once, in the creation answer.
+type withSecret struct {
+	detail any
+	secret string
+}
+
+func (w withSecret) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(w.detail)
+	if err != nil {
+		return nil, err
+	}
+	sec, _ := json.Marshal(w.secret)
+	return llm.SetField(b, "key", sec)
 }
 
 func (s *server) revokeKey(c *gin.Context) {

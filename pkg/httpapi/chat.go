@@ -42,7 +42,7 @@ const headerProviderKey = "X-Tollgate-Provider-Key-"
 // from the body so it never reaches an upstream). They are used for this
 // call only and never logged or stored.
 func callerOf(c *gin.Context, req *llm.ChatRequest) (gateway.Caller, error) {
-	caller := gateway.Caller{Key: c.MustGet(ctxKey).(*keys.Key)}
+	caller := gateway.Caller{Key: c.MustGet(ctxKey).(*keys.Key), RequestID: c.Writer.Header().Get(HeaderRequestID)}
 	for name, vs := range c.Request.Header {
 		if len(name) > len(headerProviderKey) && strings.EqualFold(name[:len(headerProviderKey)], headerProviderKey) && len(vs) > 0 {
 			if caller.Credentials == nil {
@@ -120,6 +120,9 @@ func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
 	}
 	c.Set(ctxMeta, meta)
 	h := c.Writer.Header()
+	for k, vs := range meta.Header {
+		h[k] = vs
+	}
 	h.Set(HeaderModel, meta.Model)
 	h.Set(HeaderProvider, meta.Provider)
 	h.Set(HeaderAttempts, strconv.Itoa(meta.Attempts))
@@ -132,11 +135,15 @@ func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
 	}
 }
 
-// priced adds the cost headers of a finished, non-streamed call. (A
+// priced adds the cost headers of a finished, non-streamed call, and the
+// budget left after it. (A
 // stream's headers leave before its cost is known: its cost is in the
 // usage chunk, when asked for, and in the access log.)
 func priced(c *gin.Context, meta *gateway.Meta) {
 	h := c.Writer.Header()
+	if v := meta.Header.Get(gateway.HeaderBudgetRemaining); v != "" {
+		h.Set(gateway.HeaderBudgetRemaining, v)
+	}
 	if meta.Cost.Unpriced {
 		h.Set(HeaderCost, "unknown")
 		return

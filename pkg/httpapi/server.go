@@ -22,6 +22,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -31,7 +32,8 @@ import (
 type Options struct {
 	Gateway      *gateway.Gateway
 	Keys         *keys.Store
-	AdminKey     string // empty: the admin API is disabled
+	Budget       *budget.Ledger // nil: budgets disabled
+	AdminKey     string         // empty: the admin API is disabled
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 	AccessLog    bool
@@ -115,6 +117,9 @@ func New(o Options) http.Handler {
 	admin.GET("/keys/:id", s.getKey)
 	admin.DELETE("/keys/:id", s.revokeKey)
 	admin.GET("/providers", s.providersHealth)
+	admin.PUT("/keys/:id/budget", s.setBudget)
+	admin.GET("/keys/:id/spend", s.keySpend)
+	admin.GET("/reports/cost", s.costReport)
 	return r
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
@@ -32,6 +33,7 @@ type stack struct {
 	keys   *keys.Store
 	secret string // a key allowed every model
 	gw     *gateway.Gateway
+	ledger *budget.Ledger
 }
 
 type stackOptions struct {
@@ -44,6 +46,7 @@ type stackOptions struct {
 	breakers *router.Breakers
 	sleep    func(ctx context.Context, d time.Duration) error
 	rand     func() float64
+	budgets  bool // open a budget ledger on the stack's database
 }
 
 func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -102,15 +105,24 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.sleep == nil {
 		o.sleep = instant // retries never wait in tests
 	}
-	gw, err := gateway.New(gateway.Options{Models: o.models, Tokens: tokens.NewCounter(), RequestTimeout: o.timeout,
-		Routes: o.routes, Breakers: o.breakers, Sleep: o.sleep, Rand: o.rand})
+	var ledger *budget.Ledger
+	gwOpts := gateway.Options{Models: o.models, Tokens: tokens.NewCounter(), RequestTimeout: o.timeout,
+		Routes: o.routes, Breakers: o.breakers, Sleep: o.sleep, Rand: o.rand}
+	if o.budgets {
+		if ledger, err = budget.Open(context.Background(), db, budget.Options{DeliveryInterval: -1}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ledger.Close() })
+		gwOpts.Ledger = ledger
+	}
+	gw, err := gateway.New(gwOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.maxBodyBytes == 0 {
 		o.maxBodyBytes = 4 << 20
 	}
-	opts := httpapi.Options{Gateway: gw, Keys: ks, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes}
+	opts := httpapi.Options{Gateway: gw, Keys: ks, Budget: ledger, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes}
 	if o.log != nil {
 		opts.AccessLog, opts.Logger = true, slog.New(slog.NewJSONHandler(o.log, nil))
 	}
@@ -120,7 +132,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{t: t, srv: srv, keys: ks, secret: secret, gw: gw}
+	return &stack{t: t, srv: srv, keys: ks, secret: secret, gw: gw, ledger: ledger}
 }
 
 // renamed is a copy of a catalog entry under another name, for tests that

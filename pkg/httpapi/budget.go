@@ -1,0 +1,224 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate/tollgate/pkg/budget"
+	"github.com/tollgate/tollgate/pkg/keys"
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// keyDetail is GET /admin/keys/{id}: the key, its policy and its money in
+// the current periods.
+type keyDetail struct {
+	keyObject
+	RPM         int                   `json:"rpm"`
+	TPM         int                   `json:"tpm"`
+	OnExhausted budget.OnExhausted    `json:"on_exhausted"`
+	Webhooks    []budget.Webhook      `json:"alert_webhooks"`
+	OwnPolicy   bool                  `json:"own_policy"` // false: the configured defaults apply
+	Budgets     []budget.PeriodStatus `json:"budgets"`
+	Periods     []budget.PeriodStatus `json:"periods"`
+}
+
+func (s *server) keyDetail(k *keys.Key) any {
+	if s.Budget == nil {
+		return toKeyObject(k)
+	}
+	st := s.Budget.Status(k.ID)
+	d := keyDetail{keyObject: toKeyObject(k), RPM: st.Policy.RPM, TPM: st.Policy.TPM, OnExhausted: st.Policy.OnExhausted,
+		Webhooks: st.Policy.Webhooks, OwnPolicy: st.OwnPolicy, Budgets: st.Budgets, Periods: st.Periods}
+	if d.OnExhausted == "" {
+		d.OnExhausted = budget.Reject
+	}
+	if d.Budgets == nil {
+		d.Budgets = []budget.PeriodStatus{}
+	}
+	if d.Webhooks == nil {
+		d.Webhooks = []budget.Webhook{}
+	}
+	return d
+}
+
+// hasPolicy reports whether a key-creation body set any budget field.
+func hasPolicy(raw []byte) bool {
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &fields)
+	for _, f := range []string{"budgets", "rpm", "tpm", "on_exhausted", "alert_webhooks"} {
+		if _, ok := fields[f]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *server) setBudget(c *gin.Context) {
+	k, ok := s.Keys.Get(c.Param("id"))
+	if !ok {
+		writeError(c, keyNotFound(c.Param("id")))
+		return
+	}
+	if !s.budgetsOn(c) {
+		return
+	}
+	policy, ok := decodeBody(s, c, func(body []byte) (p budget.Policy, err error) {
+		return p, decodeStrict(body, &p)
+	})
+	if !ok {
+		return
+	}
+	if err := s.storePolicy(c, k.ID, policy); err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.keyDetail(k))
+}
+
+// storePolicy validates and stores a key's policy; validation problems are
+// 400s naming the field.
+func (s *server) storePolicy(c *gin.Context, keyID string, p budget.Policy) error {
+	if err := p.Validate(); err != nil {
+		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "invalid_budget", Message: err.Error(), Err: err}
+	}
+	return s.Budget.SetPolicy(c.Request.Context(), keyID, p)
+}
+
+func (s *server) budgetsOn(c *gin.Context) bool {
+	if s.Budget == nil {
+		writeError(c, &llm.Error{Status: http.StatusNotFound, Type: llm.TypeNotFound, Code: "budgets_disabled", Message: "budgets are not enabled on this gateway"})
+		return false
+	}
+	return true
+}
+
+// spendRow is one ledger row in a key's history.
+type spendRow struct {
+	Time             time.Time `json:"time"`
+	RequestID        string    `json:"request_id"`
+	Route            string    `json:"route"`
+	RequestedModel   string    `json:"requested_model"`
+	Model            string    `json:"model"`
+	Provider         string    `json:"provider"`
+	PromptTokens     int       `json:"prompt_tokens"`
+	CompletionTokens int       `json:"completion_tokens"`
+	CachedTokens     int       `json:"cached_tokens"`
+	CostUSD          string    `json:"cost_usd"`
+	SavedUSD         string    `json:"saved_usd"`
+	Estimated        bool      `json:"cost_estimated"`
+	Unpriced         bool      `json:"unpriced"`
+	Cache            string    `json:"cache"`
+	Status           int       `json:"status"`
+	LatencyMS        float64   `json:"latency_ms"`
+	Attempts         int       `json:"attempts"`
+}
+
+func (s *server) keySpend(c *gin.Context) {
+	k, ok := s.Keys.Get(c.Param("id"))
+	if !ok {
+		writeError(c, keyNotFound(c.Param("id")))
+		return
+	}
+	if !s.budgetsOn(c) {
+		return
+	}
+	from, to, err := s.timeRange(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	rows, err := s.Budget.Spend(c.Request.Context(), k.ID, from, to)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := make([]spendRow, len(rows))
+	for i, e := range rows {
+		out[i] = spendRow{Time: e.Time, RequestID: e.RequestID, Route: e.Route, RequestedModel: e.RequestedModel, Model: e.Model,
+			Provider: e.Provider, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens, CachedTokens: e.CachedTokens,
+			CostUSD: e.Cost.String(), SavedUSD: e.Saved.String(), Estimated: e.Estimated, Unpriced: e.Unpriced, Cache: e.Cache,
+			Status: e.Status, LatencyMS: float64(e.Latency.Microseconds()) / 1000, Attempts: e.Attempts}
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "key_id": k.ID, "data": out})
+}
+
+// costReport is GET /admin/reports/cost: JSON, or CSV streamed row by row
+// for large ranges.
+func (s *server) costReport(c *gin.Context) {
+	if !s.budgetsOn(c) {
+		return
+	}
+	from, to, err := s.timeRange(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	var groupBy []string
+	if g := strings.TrimSpace(c.Query("group_by")); g != "" {
+		for _, f := range strings.Split(g, ",") {
+			groupBy = append(groupBy, strings.TrimSpace(f))
+		}
+	}
+	switch format := c.DefaultQuery("format", "json"); format {
+	case "json":
+		rep, err := s.Budget.Report(c.Request.Context(), from, to, groupBy)
+		if err != nil {
+			writeError(c, badReport(err))
+			return
+		}
+		c.JSON(http.StatusOK, rep)
+	case "csv":
+		// Validate before the first byte, so a bad group_by is still a 400.
+		if _, err := s.Budget.Report(c.Request.Context(), time.Unix(0, 0), time.Unix(0, 1), groupBy); err != nil {
+			writeError(c, badReport(err))
+			return
+		}
+		c.Header("Content-Type", "text/csv; charset=utf-8")
+		c.Header("Content-Disposition", `attachment; filename="tollgate-cost.csv"`)
+		c.Status(http.StatusOK)
+		if err := s.Budget.WriteReportCSV(c.Request.Context(), c.Writer, from, to, groupBy); err != nil {
+			s.Logger.Warn("cost report: CSV cut short", "err", err)
+		}
+	default:
+		writeError(c, llm.InvalidParam("format", "format must be json or csv, got "+format))
+	}
+}
+
+func badReport(err error) error {
+	if _, ok := llm.AsError(err); ok {
+		return err
+	}
+	return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Param: "group_by", Message: err.Error(), Err: err}
+}
+
+// timeRange reads from= and to= as RFC 3339 times or dates (midnight in the
+// ledger's time zone); either may be absent.
+func (s *server) timeRange(c *gin.Context) (from, to time.Time, err error) {
+	parse := func(name string) (time.Time, error) {
+		v := strings.TrimSpace(c.Query(name))
+		if v == "" {
+			return time.Time{}, nil
+		}
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			return t, nil
+		}
+		if t, err := time.ParseInLocation(time.DateOnly, v, s.Budget.Location()); err == nil {
+			return t, nil
+		}
+		return time.Time{}, llm.InvalidParam(name, name+" must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)")
+	}
+	if from, err = parse("from"); err != nil {
+		return
+	}
+	if to, err = parse("to"); err != nil {
+		return
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		err = llm.InvalidParam("to", "to must be after from")
+	}
+	return
+}
