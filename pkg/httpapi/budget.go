@@ -98,23 +98,23 @@ func (s *server) budgetsOn(c *gin.Context) bool {
 
 // spendRow is one ledger row in a key's history.
 type spendRow struct {
-	Time             time.Time `json:"time"`
-	RequestID        string    `json:"request_id"`
-	Route            string    `json:"route"`
-	RequestedModel   string    `json:"requested_model"`
-	Model            string    `json:"model"`
-	Provider         string    `json:"provider"`
-	PromptTokens     int       `json:"prompt_tokens"`
-	CompletionTokens int       `json:"completion_tokens"`
-	CachedTokens     int       `json:"cached_tokens"`
-	CostUSD          string    `json:"cost_usd"`
-	SavedUSD         string    `json:"saved_usd"`
-	Estimated        bool      `json:"cost_estimated"`
-	Unpriced         bool      `json:"unpriced"`
-	Cache            string    `json:"cache"`
-	Status           int       `json:"status"`
-	LatencyMS        float64   `json:"latency_ms"`
-	Attempts         int       `json:"attempts"`
+	Time             time.Time   `json:"time"`
+	RequestID        string      `json:"request_id"`
+	Route            string      `json:"route"`
+	RequestedModel   string      `json:"requested_model"`
+	Model            string      `json:"model"`
+	Provider         string      `json:"provider"`
+	PromptTokens     int         `json:"prompt_tokens"`
+	CompletionTokens int         `json:"completion_tokens"`
+	CachedTokens     int         `json:"cached_tokens"`
+	CostUSD          json.Number `json:"cost_usd"` // exact: six decimals
+	SavedUSD         json.Number `json:"saved_usd"`
+	Estimated        bool        `json:"cost_estimated"`
+	Unpriced         bool        `json:"unpriced"`
+	Cache            string      `json:"cache"`
+	Status           int         `json:"status"`
+	LatencyMS        float64     `json:"latency_ms"`
+	Attempts         int         `json:"attempts"`
 }
 
 func (s *server) keySpend(c *gin.Context) {
@@ -140,7 +140,7 @@ func (s *server) keySpend(c *gin.Context) {
 	for i, e := range rows {
 		out[i] = spendRow{Time: e.Time, RequestID: e.RequestID, Route: e.Route, RequestedModel: e.RequestedModel, Model: e.Model,
 			Provider: e.Provider, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens, CachedTokens: e.CachedTokens,
-			CostUSD: e.Cost.String(), SavedUSD: e.Saved.String(), Estimated: e.Estimated, Unpriced: e.Unpriced, Cache: e.Cache,
+			CostUSD: json.Number(e.Cost.String()), SavedUSD: json.Number(e.Saved.String()), Estimated: e.Estimated, Unpriced: e.Unpriced, Cache: e.Cache,
 			Status: e.Status, LatencyMS: float64(e.Latency.Microseconds()) / 1000, Attempts: e.Attempts}
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "key_id": k.ID, "data": out})
