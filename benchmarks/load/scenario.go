@@ -69,6 +69,18 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		name:     "budget",
+		doc:      "the proxy path for a key with a daily budget and rpm/tpm limits: reserve, durable settle (group commit), rate limits",
+		mix:      chatMix,
+		variants: []variant{gatewayVariant("gateway", false)},
+		keyBody: map[string]any{"name": "bench", "rpm": 100_000_000, "tpm": 1_000_000_000,
+			"budgets": []any{map[string]any{"period": "daily", "limit_usd": 1_000_000}}},
+		checks: []check{
+			// The budget layer may cost at most 10% of the proxy path's 0.8x.
+			throughputAtLeast("gateway", 0.72),
+		},
+	},
+	{
 		name:     "embeddings",
 		doc:      "embeddings through the gateway (256-dimension vectors)",
 		mix:      embeddingsMix,
@@ -127,6 +139,8 @@ func gatewayConfig(upstreamAddr string) map[string]any {
 				"name": "bench-model", "provider": "upstream", "upstream_model": "bench-model",
 				"input_usd_per_mtok": 1, "output_usd_per_mtok": 2,
 				"max_input_tokens": 128000, "max_output_tokens": 16384,
+				// The mix uses tools; the router refuses a model that lacks them.
+				"tools": true, "json_schema": true, "streaming": true,
 			},
 		},
 	}

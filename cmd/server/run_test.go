@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/pkg/budget"
 )
 
 // lockedBuffer collects run's stdout while the test reads it.
@@ -253,5 +257,64 @@ func TestExampleConfigBootsAndRoutes(t *testing.T) {
 	}
 	if !strings.Contains(resp.Header.Get("x-tollgate-route"), "cheapest of 3 capable: sim-small") {
 		t.Fatalf("route %q", resp.Header.Get("x-tollgate-route"))
+	}
+}
+
+// TestBudgetAlertsReachConfiguredWebhook: the configured webhook receives a
+// signed threshold alert when a key's spend crosses it.
+func TestBudgetAlertsReachConfiguredWebhook(t *testing.T) {
+	const secret = "whsec-test-secret"
+	got := make(chan string, 16)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := budget.VerifySignature(secret, r.Header.Get(budget.SignatureHeader), body, time.Now(), time.Minute); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			got <- "bad signature: " + err.Error()
+			return
+		}
+		got <- string(body)
+	}))
+	defer receiver.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tollgate.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+admin_key: an-admin-key-of-enough-length
+dev_key: false
+providers:
+  - {name: sim, type: sim}
+budget:
+  webhooks: [{url: %q}]
+  webhook_secret: %s
+`, receiver.URL, secret)), 0o644)
+	r := start(t, nil, "-config", cfg, "-data", dir)
+	var key struct{ ID, Key string }
+	if st := adminCall(t, r.url, "POST", "/admin/keys", `{"name":"alerted","budgets":[{"period":"daily","limit_usd":0.0001,"alert_thresholds":[0.5]}]}`, &key); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	for i := 0; i < 20; i++ { // each call reserves and costs under $0.00001: the 50% threshold is crossed
+		req, _ := http.NewRequest("POST", r.url+"/v1/chat/completions", strings.NewReader(`{"model":"sim-small","max_tokens":20,"messages":[{"role":"user","content":"hello there"}]}`))
+		req.Header.Set("Authorization", "Bearer "+key.Key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	deadline := time.After(30 * time.Second) // a hang guard
+	for {
+		select {
+		case body := <-got:
+			if strings.HasPrefix(body, "bad signature") {
+				t.Fatal(body)
+			}
+			if strings.Contains(body, `"threshold_reached"`) {
+				if !strings.Contains(body, key.ID) || !strings.Contains(body, `"alerted"`) || !strings.Contains(body, `"threshold":0.5`) {
+					t.Fatalf("alert body: %s", body)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no threshold alert delivered")
+		}
 	}
 }
