@@ -1,0 +1,68 @@
+// Package semcache owns tollgate's response caches: the exact-match cache
+// (ristretto), the semantic cache (an embedder, a vector index and a guard
+// that refuses near-misses embeddings cannot tell apart), their scoping
+// (nothing is ever served across tenants, models, system prompts, tools or
+// sampling settings), TTLs and persistence. Sub-packages hold the offline
+// embedder (use), the embedded vector index (vecindex) and the Qdrant
+// adapter (qdrant); they implement the small interfaces declared here.
+package semcache
+
+import (
+	"context"
+	"time"
+)
+
+// Embedder turns texts into unit-length vectors of Dim dimensions.
+type Embedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+	Dim() int
+	Name() string
+}
+
+// Point is one cached answer's vector in an index.
+type Point struct {
+	// ID is the cache entry's id (unique, never reused).
+	ID uint64
+	// Scope isolates entries: a search only ever sees points of its own
+	// scope. It hashes the tenant, the model or route asked for, the system
+	// prompt, the tools, the response format and the sampling bucket.
+	Scope string
+	// Tenant and Model are kept for bulk deletion (DELETE /admin/cache).
+	Tenant, Model string
+	// Vector has the index's dimension and unit length.
+	Vector []float32
+	// ExpiresAt: a point is never returned at or after this time.
+	ExpiresAt time.Time
+}
+
+// Hit is the best match of a search.
+type Hit struct {
+	ID    uint64
+	Score float32 // cosine similarity
+}
+
+// Filter selects points for bulk deletion; empty fields match everything.
+type Filter struct {
+	Tenant, Model string
+}
+
+// Index is a vector index scoped by Point.Scope. Implementations: the
+// embedded index (vecindex, the default) and Qdrant (qdrant, for
+// scale-out). Safe for concurrent use.
+type Index interface {
+	// Search returns the point of scope most similar to vec whose score is
+	// at least threshold and which has not expired at now; ok is false when
+	// there is none. The answer must equal an exact scan's.
+	Search(ctx context.Context, scope string, vec []float32, threshold float32, now time.Time) (hit Hit, ok bool, err error)
+	// Upsert adds or replaces points.
+	Upsert(ctx context.Context, points ...Point) error
+	// Delete removes points by id; unknown ids are ignored.
+	Delete(ctx context.Context, ids ...uint64) error
+	// DeleteWhere removes every point the filter matches and says how many.
+	DeleteWhere(ctx context.Context, f Filter) (int, error)
+	// DeleteExpired removes points expired at now and says how many.
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+	// Len is the number of points held (expired ones not yet swept included).
+	Len() int
+	Close() error
+}
