@@ -58,12 +58,8 @@ func hasPolicy(raw []byte) bool {
 }
 
 func (s *server) setBudget(c *gin.Context) {
-	k, ok := s.Keys.Get(c.Param("id"))
+	k, ok := s.budgetedKey(c)
 	if !ok {
-		writeError(c, keyNotFound(c.Param("id")))
-		return
-	}
-	if !s.budgetsOn(c) {
 		return
 	}
 	policy, ok := decodeBody(s, c, func(body []byte) (p budget.Policy, err error) {
@@ -86,6 +82,17 @@ func (s *server) storePolicy(c *gin.Context, keyID string, p budget.Policy) erro
 		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "invalid_budget", Message: err.Error(), Err: err}
 	}
 	return s.Budget.SetPolicy(c.Request.Context(), keyID, p)
+}
+
+// budgetedKey is the key named in the path, when budgets are enabled; it
+// answers the error itself otherwise.
+func (s *server) budgetedKey(c *gin.Context) (*keys.Key, bool) {
+	k, ok := s.Keys.Get(c.Param("id"))
+	if !ok {
+		writeError(c, keyNotFound(c.Param("id")))
+		return nil, false
+	}
+	return k, s.budgetsOn(c)
 }
 
 func (s *server) budgetsOn(c *gin.Context) bool {
@@ -118,12 +125,8 @@ type spendRow struct {
 }
 
 func (s *server) keySpend(c *gin.Context) {
-	k, ok := s.Keys.Get(c.Param("id"))
+	k, ok := s.budgetedKey(c)
 	if !ok {
-		writeError(c, keyNotFound(c.Param("id")))
-		return
-	}
-	if !s.budgetsOn(c) {
 		return
 	}
 	from, to, err := s.timeRange(c)
