@@ -3,11 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/bytedance/sonic"
 	"github.com/gin-gonic/gin"
 
 	"github.com/tollgate/tollgate/pkg/gateway"
@@ -16,7 +18,7 @@ import (
 )
 
 func (s *server) chatCompletions(c *gin.Context) {
-	req, ok := decodeBody(s, c, llm.DecodeChatRequest)
+	req, ok := decodeBody(s, c, decodeChat)
 	if !ok {
 		return
 	}
@@ -269,4 +271,23 @@ func (s *server) getModel(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, toModelObject(m))
+}
+
+// fastJSON decodes request bodies with sonic in its encoding/json-compatible
+// mode. sonic skips the fields it does not decode without checking them
+// (and sonic.Valid accepts bad escapes), so the body is validated first by
+// encoding/json: tollgate never forwards a body encoding/json would reject. Anything it refuses is decoded again by encoding/json for a
+// precise error (see llm.DecodeChatRequestWith); FuzzDecodeChatMatchesEncodingJSON
+// holds the two to the same answers.
+func fastJSON(data []byte, v any) error {
+	if !json.Valid(data) {
+		return errNotJSON
+	}
+	return sonic.ConfigStd.Unmarshal(data, v)
+}
+
+var errNotJSON = errors.New("not valid JSON")
+
+func decodeChat(body []byte) (*llm.ChatRequest, error) {
+	return llm.DecodeChatRequestWith(body, fastJSON)
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"unicode/utf8"
 )
 
 // ChatRequest is a parsed POST /v1/chat/completions body.
@@ -147,6 +148,13 @@ func (c *Content) UnmarshalJSON(data []byte) error {
 		return nil
 	case data[0] == '"':
 		*c = Content{}
+		// Most content is a plain string: take it without a second parse.
+		if len(data) >= 2 && data[len(data)-1] == '"' {
+			if inner := data[1 : len(data)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+				c.Text = string(inner)
+				return nil
+			}
+		}
 		return json.Unmarshal(data, &c.Text)
 	case data[0] == '[':
 		var parts []ContentPart
@@ -304,9 +312,20 @@ func (u *Usage) CachedTokens() int {
 // DecodeChatRequest parses and validates a chat completion body. Every
 // problem is an *Error with status 400 naming the offending parameter.
 func DecodeChatRequest(body []byte) (*ChatRequest, error) {
+	return DecodeChatRequestWith(body, json.Unmarshal)
+}
+
+// DecodeChatRequestWith is DecodeChatRequest with a faster unmarshaller
+// that behaves like encoding/json on valid input (the HTTP layer passes
+// one). When it fails, the body is decoded again with encoding/json, so
+// error messages are always encoding/json's, naming the field.
+func DecodeChatRequestWith(body []byte, unmarshal func([]byte, any) error) (*ChatRequest, error) {
 	var req ChatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, decodeError(err)
+	if err := unmarshal(body, &req); err != nil {
+		req = ChatRequest{}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, decodeError(err)
+		}
 	}
 	req.Raw = body
 	if err := req.validate(); err != nil {
