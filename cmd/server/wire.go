@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -103,6 +104,7 @@ func routesOf(in map[string]config.Route) []router.Route {
 		out = append(out, router.Route{
 			Name: name, Strategy: router.Strategy(r.Strategy), Candidates: r.Candidates, Weights: r.Weights, Sticky: r.Sticky,
 			MinTier: r.MinTier, ExpectedOutput: r.ExpectedOutputTokens, Timeout: r.Timeout.Std(), TTFTTimeout: r.TTFTTimeout.Std(),
+			Downgrade: r.OnExhausted == "downgrade",
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -290,6 +292,7 @@ func openLedger(ctx context.Context, cfg *config.Config, db *sql.DB, ks *keys.St
 	}
 	return budget.Open(ctx, db, budget.Options{
 		Location: loc, Defaults: defaults, Webhooks: hooks, WebhookSecret: cfg.Budget.WebhookSecret, Logger: logger,
+		JournalPath: filepath.Join(cfg.DataDir, "ledger.journal"),
 		KeyName: func(id string) string {
 			if k, ok := ks.Get(id); ok {
 				return k.Name

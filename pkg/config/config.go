@@ -86,6 +86,9 @@ type Route struct {
 	ExpectedOutputTokens int      `yaml:"expected_output_tokens"`
 	Timeout              Duration `yaml:"timeout"`      // whole request, all attempts
 	TTFTTimeout          Duration `yaml:"ttft_timeout"` // streams: until the first chunk
+	// OnExhausted: downgrade serves requests the key's budget cannot afford
+	// with the cheapest capable model that fits, for every key on this route.
+	OnExhausted string `yaml:"on_exhausted"` // reject (default) | downgrade
 }
 
 // Breaker configures the circuit breaker of each deployment of a provider.
@@ -474,6 +477,9 @@ func (c *Config) Validate() error {
 		}
 		if r.MinTier < 0 || r.MinTier > 5 {
 			p.add(path+".min_tier", "must be between 1 and 5 (0: any)")
+		}
+		if r.OnExhausted != "" && r.OnExhausted != "reject" && r.OnExhausted != "downgrade" {
+			p.add(path+".on_exhausted", "must be reject or downgrade, got %q", r.OnExhausted)
 		}
 		if r.ExpectedOutputTokens < 0 || r.Timeout < 0 || r.TTFTTimeout < 0 {
 			p.add(path, "expected_output_tokens, timeout and ttft_timeout must not be negative")

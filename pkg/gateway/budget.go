@@ -27,13 +27,13 @@ type spender struct {
 	c         Caller
 	output    int // the client's completion cap, 0: the model's own
 	choices   int
-	downgrade bool // the key's policy: on_exhausted downgrade
+	downgrade bool // on_exhausted downgrade, from the key's policy or the route
 	limited   bool // the key has at least one limit
 	res       budget.Reservation
 	held      bool
 }
 
-func (g *Gateway) spender(c Caller, req *llm.ChatRequest) *spender {
+func (g *Gateway) spender(c Caller, req *llm.ChatRequest, route *router.Route) *spender {
 	if g.ledger == nil {
 		return nil
 	}
@@ -42,7 +42,7 @@ func (g *Gateway) spender(c Caller, req *llm.ChatRequest) *spender {
 		sp.output, sp.choices = req.OutputLimit(), req.Choices()
 	}
 	p, _ := g.ledger.Policy(c.Key.ID)
-	sp.downgrade = p.OnExhausted == budget.Downgrade
+	sp.downgrade = p.OnExhausted == budget.Downgrade || (route != nil && route.Downgrade)
 	sp.limited = len(p.Limits) > 0
 	return sp
 }

@@ -244,7 +244,7 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (*ll
 	}
 	ctx, cancel := g.withTimeout(ctx, plan.Route.Timeout)
 	defer cancel()
-	sp := g.spender(c, req)
+	sp := g.spender(c, req, plan.Route)
 	var resp *llm.ChatResponse
 	err = g.tryWithin(ctx, c, meta, plan, req, sp, false, func(ctx context.Context, a attempt) error {
 		var err error
@@ -440,7 +440,7 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 	if err := g.rateLimit(c, meta, &router.Plan{Steps: []router.Step{step}}); err != nil {
 		return nil, meta, g.fail(c, meta, err, start, nil)
 	}
-	sp := g.spender(c, nil)
+	sp := g.spender(c, nil, nil)
 	var resp *llm.EmbeddingResponse
 	err := g.try(ctx, c, meta, []router.Step{step}, sp, false, func(ctx context.Context, a attempt) error {
 		emb, ok := a.d.Provider.(providers.Embedder)

@@ -45,7 +45,7 @@ func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (*
 		return nil, g.fail(c, meta, err, start, nil)
 	}
 	ctx, cancel := g.withTimeout(ctx, plan.Route.Timeout)
-	sp := g.spender(c, req)
+	sp := g.spender(c, req, plan.Route)
 	st := &Stream{Meta: meta, g: g, ctx: ctx, cancel: cancel, caller: c, spend: sp, start: start,
 		wantUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
 	err = g.tryWithin(ctx, c, meta, plan, req, sp, true, func(ctx context.Context, a attempt) error {

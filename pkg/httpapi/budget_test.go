@@ -285,3 +285,28 @@ func TestBudgetAdminAPIAndReports(t *testing.T) {
 	}
 	_ = option.WithHeader
 }
+
+func TestRouteLevelDowngrade(t *testing.T) {
+	sim := exactSim(t)
+	routes := routesOver(t, []router.Model{*spec("sim-small"), *spec("sim-large")},
+		router.Route{Name: "big", Strategy: router.StrategyPriority, Candidates: []string{"sim-large"}, Downgrade: true})
+	s := newStack(t, stackOptions{budgets: true, models: simModels(sim), routes: routes})
+	// The key itself rejects; the route downgrades.
+	status, created, raw := adminDo(t, s, "POST", "/admin/keys", `{"name":"strict","budgets":[{"period":"total","limit_usd":0.0005}]}`)
+	if status != 201 {
+		t.Fatalf("%d %s", status, raw)
+	}
+	var h http.Header
+	params := openai.ChatCompletionNewParams{Model: "big", MaxTokens: openai.Int(200),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Summarise the plot of Hamlet.")}}
+	if _, err := s.client(created["key"].(string), headerCapture(&h)).Chat.Completions.New(context.Background(), params); err != nil {
+		t.Fatal(err)
+	}
+	if h.Get("x-tollgate-model") != "sim-small" || !strings.HasPrefix(h.Get("x-tollgate-route"), "downgraded from sim-large") {
+		t.Fatalf("model %q route %q", h.Get("x-tollgate-model"), h.Get("x-tollgate-route"))
+	}
+	// The same key asking for sim-large directly is refused.
+	params.Model = "sim-large"
+	_, err := s.client(created["key"].(string)).Chat.Completions.New(context.Background(), params)
+	assertAPIError(t, err, 402, "")
+}

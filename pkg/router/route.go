@@ -61,6 +61,10 @@ type Route struct {
 	// router only carries them.
 	Timeout     time.Duration
 	TTFTTimeout time.Duration
+	// Downgrade: a request of this route that the key's budget cannot
+	// afford is served by the cheapest capable model that fits (the key's
+	// own policy may also say so).
+	Downgrade bool
 
 	models []*Model // Candidates resolved in the catalog
 	alias  bool
