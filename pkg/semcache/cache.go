@@ -1,0 +1,695 @@
+package semcache
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// Defaults for the zero values of Options.
+const (
+	defaultTTL            = 24 * time.Hour
+	defaultMaxBytes       = 64 << 20
+	defaultMaxTemperature = 1.0
+	// defaultSemanticThreshold is a cosine similarity: high, because a
+	// threshold alone cannot tell near-misses from paraphrases and the
+	// guard only catches some of them.
+	defaultSemanticThreshold = 0.92
+	vectorCacheBytes         = 8 << 20
+	rebuildBatch             = 256
+)
+
+// Result kinds, as reported in x-tollgate-cache.
+const (
+	KindHit         = "hit"
+	KindSemanticHit = "semantic-hit"
+	KindMiss        = "miss"
+	KindBypass      = "bypass"
+)
+
+// Options configure a Cache. Zero values take the documented defaults.
+type Options struct {
+	// DB holds the entries (table semcache_entries); required. The cache
+	// does not close it.
+	DB *sql.DB
+	// Embedder and Index enable the semantic cache; either nil disables it.
+	// The cache does not close the Index: its owner does.
+	Embedder Embedder
+	Index    Index
+	// Checker is the guard a semantic candidate must pass; nil: none.
+	Checker Checker
+	// Threshold is the default semantic threshold (cosine; default 0.92).
+	Threshold float32
+	// Turns is how many user turns are embedded (default 1: the last).
+	Turns int
+	// TTL is an entry's lifetime (default 24h).
+	TTL time.Duration
+	// MaxBytes bounds the memory of the exact cache (default 64 MiB).
+	// Entries evicted from memory are still served from SQLite.
+	MaxBytes int64
+	// MaxTemperature: requests with a higher temperature are not cached
+	// (default 1.0, the providers' default temperature, so only requests
+	// asking for extra variety skip the cache; 0 means the default, a
+	// negative bound caches only requests that set no temperature).
+	MaxTemperature float64
+	// RouteMaxTemperature overrides MaxTemperature per model or route
+	// asked for.
+	RouteMaxTemperature map[string]float64
+	// SideEffectTools are tool names whose results make a conversation
+	// uncacheable.
+	SideEffectTools []string
+	// SweepInterval, when positive, runs SweepExpired that often until
+	// Close. Zero: the owner calls SweepExpired.
+	SweepInterval time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Checker is the guard: it refuses a semantic candidate whose cached query
+// differs from the asked one in a way embeddings miss (numbers, names,
+// negation). *Guard implements it.
+type Checker interface {
+	Allow(query, cached string) (ok bool, reason string)
+}
+
+// Request is what the cache needs of a chat request.
+type Request struct {
+	// Tenant owns the entries: the gateway key, or the shared tenant the
+	// key belongs to in config. Nothing is served across tenants.
+	Tenant string
+	// Model is the model or route the client asked for.
+	Model string
+	Chat  *llm.ChatRequest
+}
+
+// Result says how a lookup went.
+type Result struct {
+	// Kind is KindHit, KindSemanticHit, KindMiss or KindBypass.
+	Kind string
+	// Similarity is the semantic candidate's cosine (semantic hits, and
+	// misses whose candidate was refused).
+	Similarity float32
+	// Reason says why the cache was bypassed or a candidate refused.
+	Reason string
+}
+
+// Entry is a cached answer. Entries are shared by every request they serve:
+// never modify one.
+type Entry struct {
+	// ID names the entry (x-tollgate-cache-id); never reused.
+	ID uint64
+	// Response is the original answer, byte for byte in Response.Raw (the
+	// original id and created included: a hit is the same completion,
+	// served again) and decoded in the typed fields.
+	Response *llm.ChatResponse
+	// Model is the model that answered.
+	Model string
+	// Cost is what the original call cost: the money a hit saves.
+	Cost                 llm.Micros
+	Usage                *llm.Usage
+	CreatedAt, ExpiresAt time.Time
+}
+
+// entryMeta is what is held in memory for every live entry: enough to find
+// it by exact key, check its scope and expiry, and delete it by filter,
+// without its answer (which ristretto or SQLite holds).
+type entryMeta struct {
+	exactKey, tenant, model, scope, query string
+	size                                  int64
+	created, expires                      time.Time
+}
+
+// Stats is the report of GET /admin/cache. Counters run since Open; the
+// ledger is the durable record of money saved.
+type Stats struct {
+	Entries       int        `json:"entries"`
+	Bytes         int64      `json:"bytes"`
+	IndexPoints   int        `json:"index_points"`
+	Hits          int64      `json:"hits"`
+	SemanticHits  int64      `json:"semantic_hits"`
+	Misses        int64      `json:"misses"`
+	Bypasses      int64      `json:"bypasses"`
+	GuardRefusals int64      `json:"guard_refusals"`
+	SavedMicros   llm.Micros `json:"saved_micros"`
+	SavedUSD      float64    `json:"saved_usd"`
+}
+
+// Cache is the exact and semantic response cache. Safe for concurrent use.
+type Cache struct {
+	opts        Options
+	now         func() time.Time
+	log         *slog.Logger
+	turns       int
+	threshold   float32
+	ttl         time.Duration
+	sideEffects map[string]bool
+	semantic    bool
+
+	hot    *ristretto.Cache[uint64, *Entry]    // decoded answers by id, bounded by bytes
+	vecs   *ristretto.Cache[string, []float32] // query text → vector: Lookup embeds, Store reuses
+	flight singleflight.Group
+
+	mu    sync.RWMutex // guards byKey and meta; held for map operations only
+	byKey map[string]uint64
+	meta  map[uint64]*entryMeta
+
+	// wmu serialises writers (Store, Delete, SweepExpired) so SQLite, the
+	// maps and the index change in the same order.
+	wmu sync.Mutex
+
+	hits, semHits, misses, bypasses, refusals, saved atomic.Int64
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// Open migrates the schema, loads the live entries' keys and rebuilds the
+// Index from the stored vectors of live entries made by the same embedder.
+func Open(ctx context.Context, o Options) (*Cache, error) {
+	if o.DB == nil {
+		return nil, errors.New("semcache: Options.DB is required")
+	}
+	c := &Cache{
+		opts:        o,
+		now:         o.Now,
+		log:         o.Logger,
+		turns:       o.Turns,
+		threshold:   o.Threshold,
+		ttl:         o.TTL,
+		sideEffects: map[string]bool{},
+		semantic:    o.Embedder != nil && o.Index != nil,
+		byKey:       map[string]uint64{},
+		meta:        map[uint64]*entryMeta{},
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.turns < 1 {
+		c.turns = 1
+	}
+	if c.threshold <= 0 {
+		c.threshold = defaultSemanticThreshold
+	}
+	if c.ttl <= 0 {
+		c.ttl = defaultTTL
+	}
+	if c.opts.MaxTemperature == 0 {
+		c.opts.MaxTemperature = defaultMaxTemperature
+	}
+	if c.opts.MaxBytes <= 0 {
+		c.opts.MaxBytes = defaultMaxBytes
+	}
+	for _, t := range o.SideEffectTools {
+		c.sideEffects[t] = true
+	}
+	if err := migrate(ctx, o.DB); err != nil {
+		return nil, err
+	}
+	var err error
+	c.hot, err = ristretto.NewCache(&ristretto.Config[uint64, *Entry]{
+		NumCounters: max(c.opts.MaxBytes/256, 1000), // ~10 counters per entry of a few KB
+		MaxCost:     c.opts.MaxBytes,
+		BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("semcache: %w", err)
+	}
+	c.vecs, err = ristretto.NewCache(&ristretto.Config[string, []float32]{
+		NumCounters: 20000,
+		MaxCost:     vectorCacheBytes,
+		BufferItems: 64,
+	})
+	if err != nil {
+		c.hot.Close()
+		return nil, fmt.Errorf("semcache: %w", err)
+	}
+	if err := c.load(ctx); err != nil {
+		c.hot.Close()
+		c.vecs.Close()
+		return nil, err
+	}
+	if o.SweepInterval > 0 {
+		c.stop, c.done = make(chan struct{}), make(chan struct{})
+		go c.sweepLoop(o.SweepInterval)
+	}
+	return c, nil
+}
+
+func (c *Cache) load(ctx context.Context) error {
+	var name string
+	var dim int
+	if c.semantic {
+		name, dim = c.opts.Embedder.Name(), c.opts.Embedder.Dim()
+	}
+	var batch []Point
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := c.opts.Index.Upsert(ctx, batch...)
+		batch = batch[:0]
+		if err != nil {
+			return fmt.Errorf("semcache: rebuild index: %w", err)
+		}
+		return nil
+	}
+	err := loadLive(ctx, c.opts.DB, c.now(), func(r *row) error {
+		c.putMeta(r)
+		// Vectors of another embedder are not comparable: such entries
+		// are served exactly only.
+		if c.semantic && r.vector != nil && r.embedder == name && len(r.vector) == dim {
+			batch = append(batch, Point{ID: r.id, Scope: r.scope, Tenant: r.tenant, Model: r.model, Vector: r.vector, ExpiresAt: r.expires})
+			if len(batch) == rebuildBatch {
+				return flush()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+func (c *Cache) putMeta(r *row) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byKey[r.exactKey] = r.id
+	c.meta[r.id] = &entryMeta{
+		exactKey: r.exactKey, tenant: r.tenant, model: r.model, scope: r.scope, query: r.query,
+		size: r.size, created: r.created, expires: r.expires,
+	}
+}
+
+// forget drops entries from memory (not from SQLite or the index).
+func (c *Cache) forget(ids []uint64) {
+	if len(ids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for _, id := range ids {
+		if m := c.meta[id]; m != nil {
+			if c.byKey[m.exactKey] == id {
+				delete(c.byKey, m.exactKey)
+			}
+			delete(c.meta, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range ids {
+		c.hot.Del(id)
+	}
+}
+
+func (c *Cache) sweepLoop(every time.Duration) {
+	defer close(c.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			if _, err := c.SweepExpired(ctx); err != nil {
+				c.log.Warn("semcache: sweep", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Close stops the sweeper and frees the in-memory caches. It closes
+// neither the DB nor the Index.
+func (c *Cache) Close() error {
+	c.closeOnce.Do(func() {
+		if c.stop != nil {
+			close(c.stop)
+			<-c.done
+		}
+		c.hot.Close()
+		c.vecs.Close()
+	})
+	return nil
+}
+
+// Flight collapses identical concurrent misses: the gateway calls upstream
+// through Flight().Do(ExactKey(r), ...), so one call serves them all.
+func (c *Cache) Flight() *singleflight.Group { return &c.flight }
+
+// Lookup finds an answer for r: first by exact key, then, when the semantic
+// cache is on and r's last user turns are text, by similarity within r's
+// scope, subject to the threshold (the higher of the configured one and
+// ctl.Threshold) and the guard. Hits, misses and bypasses are counted here,
+// and a hit's Entry.Cost is counted as saved. A failing embedder or index
+// degrades to a miss (logged); err is non-nil only when ctx ended, and the
+// Result is then a usable miss.
+func (c *Cache) Lookup(ctx context.Context, r Request, ctl Controls) (*Entry, Result, error) {
+	if ok, why := c.Cacheable(r); !ok {
+		return c.bypass(why)
+	}
+	if ctl.NoCache {
+		return c.bypass("cache-control: no-cache")
+	}
+	k, err := computeKeys(r, c.turns)
+	if err != nil {
+		return c.bypass("request cannot be canonicalised")
+	}
+	now := c.now()
+	if e := c.exact(ctx, k.exact, ctl, now); e != nil {
+		c.hits.Add(1)
+		c.saved.Add(int64(e.Cost))
+		return e, Result{Kind: KindHit, Similarity: 1}, nil
+	}
+	e, res := c.similar(ctx, k, ctl, now)
+	switch res.Kind {
+	case KindSemanticHit:
+		c.semHits.Add(1)
+		c.saved.Add(int64(e.Cost))
+		return e, res, nil
+	}
+	c.misses.Add(1)
+	return nil, res, ctx.Err()
+}
+
+func (c *Cache) bypass(reason string) (*Entry, Result, error) {
+	c.bypasses.Add(1)
+	return nil, Result{Kind: KindBypass, Reason: reason}, nil
+}
+
+// live reports whether an entry may be served at now under ctl.
+func live(m *entryMeta, ctl Controls, now time.Time) bool {
+	if m == nil || !now.Before(m.expires) {
+		return false
+	}
+	return ctl.MaxAge <= 0 || now.Sub(m.created) <= ctl.MaxAge
+}
+
+func (c *Cache) exact(ctx context.Context, key string, ctl Controls, now time.Time) *Entry {
+	c.mu.RLock()
+	id, ok := c.byKey[key]
+	m := c.meta[id]
+	c.mu.RUnlock()
+	if !ok || !live(m, ctl, now) {
+		return nil
+	}
+	e, err := c.entry(ctx, id)
+	if err != nil {
+		c.log.Warn("semcache: exact entry", "id", id, "err", err)
+		return nil
+	}
+	return e
+}
+
+// entry returns an entry's answer from memory, or from SQLite into memory.
+func (c *Cache) entry(ctx context.Context, id uint64) (*Entry, error) {
+	if e, ok := c.hot.Get(id); ok {
+		return e, nil
+	}
+	e, err := loadEntry(ctx, c.opts.DB, id)
+	if err != nil {
+		return nil, err
+	}
+	c.hot.Set(id, e, entryCost(e))
+	return e, nil
+}
+
+// entryCost approximates an entry's memory: the raw answer and its decoded
+// copy.
+func entryCost(e *Entry) int64 { return 2*int64(len(e.Response.Raw)) + 512 }
+
+func (c *Cache) similar(ctx context.Context, k requestKeys, ctl Controls, now time.Time) (*Entry, Result) {
+	miss := Result{Kind: KindMiss}
+	if !c.semantic {
+		return nil, miss
+	}
+	if k.noSemantic != "" {
+		miss.Reason = "no semantic lookup: " + k.noSemantic
+		return nil, miss
+	}
+	vec, err := c.embed(ctx, k.query)
+	if err != nil {
+		c.log.Warn("semcache: embed", "err", err)
+		miss.Reason = "semantic lookup failed"
+		return nil, miss
+	}
+	threshold := max(c.threshold, ctl.Threshold)
+	hit, ok, err := c.opts.Index.Search(ctx, k.scope, vec, threshold, now)
+	if err != nil {
+		c.log.Warn("semcache: search", "err", err)
+		miss.Reason = "semantic lookup failed"
+		return nil, miss
+	}
+	if !ok {
+		return nil, miss
+	}
+	miss.Similarity = hit.Score
+	c.mu.RLock()
+	m := c.meta[hit.ID]
+	c.mu.RUnlock()
+	switch {
+	case m == nil:
+		miss.Reason = "candidate no longer cached"
+		return nil, miss
+	case m.scope != k.scope:
+		// The index broke its contract: never serve across scopes.
+		c.log.Error("semcache: index returned a point of another scope", "id", hit.ID)
+		miss.Reason = "candidate out of scope"
+		return nil, miss
+	case !live(m, ctl, now):
+		miss.Reason = "candidate expired or older than max-age"
+		return nil, miss
+	}
+	if g := c.opts.Checker; g != nil {
+		if ok, why := g.Allow(k.query, m.query); !ok {
+			c.refusals.Add(1)
+			miss.Reason = "guard: " + why
+			return nil, miss
+		}
+	}
+	e, err := c.entry(ctx, hit.ID)
+	if err != nil {
+		c.log.Warn("semcache: semantic entry", "id", hit.ID, "err", err)
+		miss.Reason = "semantic lookup failed"
+		return nil, miss
+	}
+	for _, ch := range e.Response.Choices {
+		if ch.FinishReason == "length" {
+			// Cut at the original request's limit, which this one need
+			// not share: only an exact hit may serve it.
+			miss.Reason = "candidate was cut at its length limit"
+			return nil, miss
+		}
+	}
+	return e, Result{Kind: KindSemanticHit, Similarity: hit.Score}
+}
+
+// embed returns the vector of a query, reusing the one a recent lookup made.
+func (c *Cache) embed(ctx context.Context, query string) ([]float32, error) {
+	if v, ok := c.vecs.Get(query); ok {
+		return v, nil
+	}
+	vs, err := c.opts.Embedder.Embed(ctx, []string{query})
+	if err != nil {
+		return nil, err
+	}
+	if len(vs) != 1 || len(vs[0]) != c.opts.Embedder.Dim() {
+		return nil, fmt.Errorf("semcache: embedder %s returned a vector of the wrong shape", c.opts.Embedder.Name())
+	}
+	c.vecs.Set(query, vs[0], int64(4*len(vs[0])+len(query)+64))
+	return vs[0], nil
+}
+
+// storable reports whether every choice ended normally: answers cut by a
+// content filter or an error are not kept.
+func storable(resp *llm.ChatResponse) bool {
+	if resp == nil || len(resp.Choices) == 0 {
+		return false
+	}
+	for _, ch := range resp.Choices {
+		switch ch.FinishReason {
+		case "stop", "tool_calls", "function_call", "length":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Store keeps resp, the answer model gave to r at the given cost, for TTL:
+// in SQLite, in the exact cache and (when r's last user turns are text) in
+// the index. It replaces an entry of the same exact key. It does nothing
+// when ctl.NoStore, when r is not Cacheable, or when an answer did not end
+// normally (finish_reason other than stop, tool_calls or length).
+func (c *Cache) Store(ctx context.Context, r Request, ctl Controls, resp *llm.ChatResponse, model string, cost llm.Micros) error {
+	if ctl.NoStore || !storable(resp) {
+		return nil
+	}
+	if ok, _ := c.Cacheable(r); !ok {
+		return nil
+	}
+	k, err := computeKeys(r, c.turns)
+	if err != nil {
+		return fmt.Errorf("semcache: store: %w", err)
+	}
+	body := []byte(resp.Raw)
+	if len(body) == 0 || !json.Valid(body) {
+		if body, err = json.Marshal(resp); err != nil {
+			return fmt.Errorf("semcache: store: %w", err)
+		}
+	}
+	var usage []byte
+	if resp.Usage != nil {
+		usage, _ = json.Marshal(resp.Usage)
+	}
+	now := c.now()
+	rw := &row{
+		tenant: r.Tenant, model: r.Model, scope: k.scope, exactKey: k.exact,
+		response: body, size: int64(len(body)), answeredBy: model, cost: cost, usage: usage,
+		created: now.UTC().Truncate(time.Millisecond), expires: now.Add(c.ttl).UTC().Truncate(time.Millisecond),
+	}
+	if c.semantic && k.noSemantic == "" {
+		rw.query = k.query
+		if rw.vector, err = c.embed(ctx, k.query); err != nil {
+			c.log.Warn("semcache: embed for store: served exactly only", "err", err)
+			rw.vector = nil
+		} else {
+			rw.embedder = c.opts.Embedder.Name()
+		}
+	}
+	e, err := decodeEntry(0, body, model, cost, usage, rw.created, rw.expires)
+	if err != nil {
+		return err
+	}
+
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	id, old, err := insertRow(ctx, c.opts.DB, rw)
+	if err != nil {
+		return err
+	}
+	rw.id, e.ID = id, id
+	c.forget(old)
+	c.putMeta(rw)
+	c.hot.Set(id, e, entryCost(e))
+	if c.semantic {
+		if len(old) > 0 {
+			if err := c.opts.Index.Delete(ctx, old...); err != nil {
+				return fmt.Errorf("semcache: store: index: %w", err)
+			}
+		}
+		if rw.vector != nil {
+			p := Point{ID: id, Scope: k.scope, Tenant: r.Tenant, Model: r.Model, Vector: rw.vector, ExpiresAt: rw.expires}
+			if err := c.opts.Index.Upsert(ctx, p); err != nil {
+				return fmt.Errorf("semcache: store: index: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Delete removes every entry the filter matches (empty fields match all;
+// Model is the model or route asked for) from SQLite, memory and the index,
+// and says how many entries SQLite held.
+func (c *Cache) Delete(ctx context.Context, f Filter) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	res, err := c.opts.DB.ExecContext(ctx, `DELETE FROM semcache_entries WHERE (?1 = '' OR tenant = ?1) AND (?2 = '' OR model = ?2)`, f.Tenant, f.Model)
+	if err != nil {
+		return 0, fmt.Errorf("semcache: delete: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	var ids []uint64
+	c.mu.RLock()
+	for id, m := range c.meta {
+		if (f.Tenant == "" || m.tenant == f.Tenant) && (f.Model == "" || m.model == f.Model) {
+			ids = append(ids, id)
+		}
+	}
+	c.mu.RUnlock()
+	c.forget(ids)
+	if c.semantic {
+		if _, err := c.opts.Index.DeleteWhere(ctx, f); err != nil {
+			return int(n), fmt.Errorf("semcache: delete: index: %w", err)
+		}
+	}
+	return int(n), nil
+}
+
+// SweepExpired removes the entries expired now from SQLite, memory and the
+// index, and says how many SQLite held. Lookups never serve an expired
+// entry whether or not it was swept.
+func (c *Cache) SweepExpired(ctx context.Context) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	now := c.now()
+	ids, err := queryIDs(ctx, c.opts.DB, `SELECT id FROM semcache_entries WHERE expires_at <= ?`, now.UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) > 0 {
+		if _, err := c.opts.DB.ExecContext(ctx, `DELETE FROM semcache_entries WHERE expires_at <= ?`, now.UnixMilli()); err != nil {
+			return 0, fmt.Errorf("semcache: sweep: %w", err)
+		}
+	}
+	c.forget(ids)
+	// Entries expired in memory but already gone from SQLite (none, unless
+	// the clock went back) are dropped too.
+	var stale []uint64
+	c.mu.RLock()
+	for id, m := range c.meta {
+		if !now.Before(m.expires) {
+			stale = append(stale, id)
+		}
+	}
+	c.mu.RUnlock()
+	c.forget(stale)
+	if c.semantic {
+		if _, err := c.opts.Index.DeleteExpired(ctx, now); err != nil {
+			return len(ids), fmt.Errorf("semcache: sweep: index: %w", err)
+		}
+	}
+	return len(ids), nil
+}
+
+// Stats reports the live entries and the counters since Open.
+func (c *Cache) Stats() Stats {
+	now := c.now()
+	s := Stats{
+		Hits:          c.hits.Load(),
+		SemanticHits:  c.semHits.Load(),
+		Misses:        c.misses.Load(),
+		Bypasses:      c.bypasses.Load(),
+		GuardRefusals: c.refusals.Load(),
+		SavedMicros:   llm.Micros(c.saved.Load()),
+	}
+	s.SavedUSD = s.SavedMicros.Dollars()
+	c.mu.RLock()
+	for _, m := range c.meta {
+		if now.Before(m.expires) {
+			s.Entries++
+			s.Bytes += m.size
+		}
+	}
+	c.mu.RUnlock()
+	if c.semantic {
+		s.IndexPoints = c.opts.Index.Len()
+	}
+	return s
+}

@@ -1,0 +1,196 @@
+package semcache
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+	"github.com/tollgate/tollgate/pkg/sqlite"
+)
+
+// schema is the cache's SQLite schema. SQLite is the truth: the exact cache
+// (ristretto) holds decoded entries in front of it and the vector index is
+// rebuilt from its vectors at Open.
+var schema = []string{`
+CREATE TABLE semcache_entries (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: index points name entries by id
+	tenant      TEXT NOT NULL,
+	model       TEXT NOT NULL,    -- the model or route asked for
+	scope       TEXT NOT NULL,
+	exact_key   TEXT NOT NULL,
+	query       TEXT NOT NULL,    -- the embedded text, for the guard; '' when not semantic
+	vector      BLOB,             -- float32 little-endian; NULL when not semantic
+	embedder    TEXT NOT NULL,    -- Embedder.Name() of vector
+	response    BLOB NOT NULL,    -- the answer as OpenAI JSON
+	answered_by TEXT NOT NULL,    -- the model that answered
+	cost        INTEGER NOT NULL, -- micro-dollars the original call cost
+	usage       BLOB,             -- JSON; NULL when the provider reported none
+	created_at  INTEGER NOT NULL, -- unix milliseconds
+	expires_at  INTEGER NOT NULL
+);
+CREATE INDEX semcache_entries_exact ON semcache_entries (exact_key, expires_at);
+CREATE INDEX semcache_entries_expires ON semcache_entries (expires_at);
+CREATE INDEX semcache_entries_tenant_model ON semcache_entries (tenant, model);`,
+}
+
+// row is one persisted entry.
+type row struct {
+	id                                    uint64
+	tenant, model, scope, exactKey, query string
+	vector                                []float32
+	embedder                              string
+	response                              []byte
+	size                                  int64 // of response, which loadLive does not read
+	answeredBy                            string
+	cost                                  llm.Micros
+	usage                                 []byte
+	created, expires                      time.Time
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	return sqlite.Migrate(ctx, db, "semcache", schema)
+}
+
+// insertRow stores r, replacing the entries of the same exact key, and
+// returns the new id and the ids it replaced.
+func insertRow(ctx context.Context, db *sql.DB, r *row) (uint64, []uint64, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("semcache: store: %w", err)
+	}
+	defer tx.Rollback()
+	old, err := queryIDs(ctx, tx, `SELECT id FROM semcache_entries WHERE exact_key = ?`, r.exactKey)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(old) > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM semcache_entries WHERE exact_key = ?`, r.exactKey); err != nil {
+			return 0, nil, fmt.Errorf("semcache: store: %w", err)
+		}
+	}
+	var vec []byte
+	if r.vector != nil {
+		vec = encodeVector(r.vector)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO semcache_entries
+		(tenant, model, scope, exact_key, query, vector, embedder, response, answered_by, cost, usage, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.tenant, r.model, r.scope, r.exactKey, r.query, vec, r.embedder, r.response, r.answeredBy,
+		int64(r.cost), r.usage, r.created.UnixMilli(), r.expires.UnixMilli())
+	if err != nil {
+		return 0, nil, fmt.Errorf("semcache: store: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, nil, fmt.Errorf("semcache: store: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, nil, fmt.Errorf("semcache: store: %w", err)
+	}
+	return uint64(id), old, nil
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryIDs(ctx context.Context, q queryer, query string, args ...any) ([]uint64, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("semcache: %w", err)
+	}
+	defer rows.Close()
+	var ids []uint64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("semcache: %w", err)
+		}
+		ids = append(ids, uint64(id))
+	}
+	return ids, rows.Err()
+}
+
+// loadEntry reads one entry's answer.
+func loadEntry(ctx context.Context, db *sql.DB, id uint64) (*Entry, error) {
+	var (
+		resp, usage       []byte
+		model             string
+		cost, created, ex int64
+	)
+	err := db.QueryRowContext(ctx, `SELECT response, answered_by, cost, usage, created_at, expires_at FROM semcache_entries WHERE id = ?`, int64(id)).
+		Scan(&resp, &model, &cost, &usage, &created, &ex)
+	if err != nil {
+		return nil, fmt.Errorf("semcache: load entry %d: %w", id, err)
+	}
+	return decodeEntry(id, resp, model, llm.Micros(cost), usage, time.UnixMilli(created), time.UnixMilli(ex))
+}
+
+func decodeEntry(id uint64, resp []byte, model string, cost llm.Micros, usage []byte, created, expires time.Time) (*Entry, error) {
+	e := &Entry{ID: id, Model: model, Cost: cost, CreatedAt: created.UTC(), ExpiresAt: expires.UTC()}
+	var r llm.ChatResponse
+	if err := json.Unmarshal(resp, &r); err != nil {
+		return nil, fmt.Errorf("semcache: entry %d: response: %w", id, err)
+	}
+	r.Raw = resp
+	e.Response = &r
+	if usage != nil {
+		e.Usage = new(llm.Usage)
+		if err := json.Unmarshal(usage, e.Usage); err != nil {
+			return nil, fmt.Errorf("semcache: entry %d: usage: %w", id, err)
+		}
+	}
+	return e, nil
+}
+
+// loadLive calls fn for every entry not expired at now, without its answer.
+func loadLive(ctx context.Context, db *sql.DB, now time.Time, fn func(*row) error) error {
+	rows, err := db.QueryContext(ctx, `SELECT id, tenant, model, scope, exact_key, query, vector, embedder, length(response), created_at, expires_at
+		FROM semcache_entries WHERE expires_at > ? ORDER BY id`, now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("semcache: load: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			r                row
+			id, size, cr, ex int64
+			vec              []byte
+		)
+		if err := rows.Scan(&id, &r.tenant, &r.model, &r.scope, &r.exactKey, &r.query, &vec, &r.embedder, &size, &cr, &ex); err != nil {
+			return fmt.Errorf("semcache: load: %w", err)
+		}
+		r.id = uint64(id)
+		r.vector = decodeVector(vec)
+		r.size = size
+		r.created, r.expires = time.UnixMilli(cr).UTC(), time.UnixMilli(ex).UTC()
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func encodeVector(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+func decodeVector(b []byte) []float32 {
+	if len(b) == 0 || len(b)%4 != 0 {
+		return nil
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
