@@ -282,7 +282,7 @@ func (f *features) tokens(s string) {
 			f.negated = true
 		}
 		st := stem(base)
-		content := !stopWords[base] && !neg && st != "" && hasLetter(base)
+		content := !stopWords[base] && !neg && !negations[base] && st != "" && hasLetter(base)
 		f.words = append(f.words, word{base: base, stem: st, content: content})
 		if !allCaps && isEntity(tok, initial, titleCase) && !stopWords[base] {
 			f.entities = append(f.entities, len(f.words)-1)
@@ -558,6 +558,9 @@ func trimToken(r string) (tok string, end bool) {
 	tok = trimLeft(r)
 	for tok != "" {
 		c, size := utf8.DecodeLastRuneInString(tok)
+		if c == ')' && strings.HasSuffix(tok, "()") {
+			break // a call: flush()
+		}
 		if !strings.ContainsRune(")]}\"'”’`,.;:!?>…*", c) {
 			break
 		}

@@ -21,7 +21,7 @@ var stopWords = setOf(
 	"onto", "as", "and", "or", "but", "if", "so", "than", "then", "some", "any",
 	"just", "also", "very", "really", "much", "many", "like", "please", "tell",
 	"give", "show", "let", "want", "need", "know", "help", "hi", "hello", "hey",
-	"thanks", "thank", "ok", "okay", "s", "re", "ve", "ll", "d", "m", "t",
+	"thanks", "thank", "ok", "okay", "one", "s", "re", "ve", "ll", "d", "m", "t",
 	"not", "no", "never", "don", "doesn", "didn", "isn", "aren", "wasn", "weren",
 	"can't", "cannot", "won", "wouldn", "shouldn", "couldn", "haven", "hasn", "hadn",
 )
