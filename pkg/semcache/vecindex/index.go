@@ -1,0 +1,367 @@
+package vecindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/semcache"
+)
+
+// ErrClosed is returned by every method of a closed index.
+var ErrClosed = errors.New("vecindex: closed")
+
+var _ semcache.Index = (*Index)(nil)
+
+const (
+	defaultSegmentSize = 4096
+	minSegmentSize     = 64
+	// A scope is re-centred each time its live count doubles, up to this
+	// size; past it the mean of the first points is a good enough centre
+	// and re-encoding would only cost writers time.
+	recentreLimit = 1 << 14
+	// Compaction waits for at least this many tombstones in a scope.
+	minCompactDead = 64
+)
+
+// Option configures an Index.
+type Option func(*Index)
+
+// WithSegmentSize sets how many points a full segment holds (default 4096).
+func WithSegmentSize(n int) Option {
+	return func(x *Index) {
+		if n >= minSegmentSize {
+			x.segSize = n
+		}
+	}
+}
+
+// Index is the embedded vector index. Safe for concurrent use: searches take
+// no lock; writers serialise on one mutex and never wait for a search.
+type Index struct {
+	dim     int
+	words   int // uint64 words of a point's sign code
+	segSize int
+
+	scopes sync.Map // string -> *scope
+	count  atomic.Int64
+	closed atomic.Bool
+	pool   sync.Pool // *scratch
+
+	// mu serialises writers (Upsert, Delete*, Close) and guards locs and
+	// every scope's writer-side counters. Searches never take it.
+	mu   sync.Mutex
+	locs map[uint64]loc
+}
+
+// loc is where a live point sits, plus what bulk deletion filters on.
+type loc struct {
+	sc            *scope
+	seg           *segment
+	slot          int32
+	tenant, model string
+	exp           int64
+}
+
+type scope struct {
+	name string
+	view atomic.Pointer[view]
+
+	// Guarded by Index.mu.
+	live, dead int
+	centredAt  int // live count when the centre was last computed
+}
+
+// view is an immutable snapshot of a scope's segments and the centre their
+// codes were computed against.
+type view struct {
+	centre []float32 // unit length
+	segs   []*segment
+}
+
+// segment is append-only: slots below n are immutable except for their
+// tombstone bit.
+type segment struct {
+	n     atomic.Int32
+	ids   []uint64
+	exp   []int64 // UnixNano; the point is dead at or after it
+	alpha []float32
+	rho   []float32
+	codes []uint64
+	vecs  []float32
+	dead  []atomic.Uint64
+}
+
+// New returns an empty index of vectors of dim dimensions.
+func New(dim int, opts ...Option) *Index {
+	if dim <= 0 {
+		panic(fmt.Sprintf("vecindex: dimension %d", dim))
+	}
+	x := &Index{
+		dim:     dim,
+		words:   (dim + 63) / 64,
+		segSize: defaultSegmentSize,
+		locs:    make(map[uint64]loc),
+	}
+	for _, o := range opts {
+		o(x)
+	}
+	x.pool.New = func() any {
+		return &scratch{tables: make([]float32, x.words*8*256), w: make([]float32, x.words*64)}
+	}
+	return x
+}
+
+func (x *Index) newSegment(size int) *segment {
+	return &segment{
+		ids:   make([]uint64, size),
+		exp:   make([]int64, size),
+		alpha: make([]float32, size),
+		rho:   make([]float32, size),
+		codes: make([]uint64, size*x.words),
+		vecs:  make([]float32, size*x.dim),
+		dead:  make([]atomic.Uint64, (size+63)/64),
+	}
+}
+
+func (s *segment) isDead(i int) bool { return s.dead[i>>6].Load()&(1<<(uint(i)&63)) != 0 }
+
+// nanos turns an expiry into UnixNano, saturating outside UnixNano's range.
+// The zero time is long past: a point without an expiry is already expired,
+// as the contract reads.
+func nanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// Len is the number of points held, expired ones not yet swept included.
+func (x *Index) Len() int { return int(x.count.Load()) }
+
+// Close drops every point; later calls fail with ErrClosed.
+func (x *Index) Close() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.closed.Store(true)
+	x.scopes.Clear()
+	x.locs = nil
+	x.count.Store(0)
+	return nil
+}
+
+// Upsert adds points, replacing any held under the same id. Vectors are
+// copied. Every point is checked before any is applied.
+func (x *Index) Upsert(ctx context.Context, points ...semcache.Point) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i := range points {
+		if len(points[i].Vector) != x.dim {
+			return fmt.Errorf("vecindex: point %d has %d dimensions, want %d", points[i].ID, len(points[i].Vector), x.dim)
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed.Load() {
+		return ErrClosed
+	}
+	touched := make(map[*scope]struct{})
+	for i := range points {
+		p := &points[i]
+		if old, ok := x.locs[p.ID]; ok {
+			x.kill(p.ID, old)
+			touched[old.sc] = struct{}{}
+		}
+		sc := x.scopeFor(p.Scope)
+		x.locs[p.ID] = x.appendPoint(sc, p.ID, p.Vector, nanos(p.ExpiresAt), p.Tenant, p.Model)
+		sc.live++
+		x.count.Add(1)
+		touched[sc] = struct{}{}
+	}
+	for sc := range touched {
+		x.maintain(sc)
+	}
+	return nil
+}
+
+// scopeFor returns the scope named name, creating it. Callers hold mu.
+func (x *Index) scopeFor(name string) *scope {
+	if v, ok := x.scopes.Load(name); ok {
+		return v.(*scope)
+	}
+	sc := &scope{name: name}
+	x.scopes.Store(name, sc)
+	return sc
+}
+
+// appendPoint writes a point into the scope's last segment (a new one when
+// full) and publishes it. Callers hold mu.
+func (x *Index) appendPoint(sc *scope, id uint64, vec []float32, exp int64, tenant, model string) loc {
+	v := sc.view.Load()
+	if v == nil {
+		v = &view{centre: unit(vec, nil)}
+		sc.centredAt = 1
+		sc.view.Store(v)
+	}
+	var seg *segment
+	if k := len(v.segs); k > 0 && int(v.segs[k-1].n.Load()) < len(v.segs[k-1].ids) {
+		seg = v.segs[k-1]
+	} else {
+		// Segments grow with the scope so that the many small scopes of a
+		// busy gateway do not each reserve a full segment.
+		size := min(x.segSize, max(minSegmentSize, sc.live+sc.dead))
+		seg = x.newSegment(size)
+		segs := make([]*segment, len(v.segs), len(v.segs)+1)
+		copy(segs, v.segs)
+		v = &view{centre: v.centre, segs: append(segs, seg)}
+		sc.view.Store(v)
+	}
+	i := int(seg.n.Load())
+	seg.ids[i] = id
+	seg.exp[i] = exp
+	copy(seg.vecs[i*x.dim:(i+1)*x.dim], vec)
+	seg.alpha[i], seg.rho[i] = encode(seg.codes[i*x.words:(i+1)*x.words], vec, v.centre)
+	seg.n.Store(int32(i + 1)) // publishes the slot to searches
+	return loc{sc: sc, seg: seg, slot: int32(i), tenant: tenant, model: model, exp: exp}
+}
+
+// kill tombstones a live point. Callers hold mu.
+func (x *Index) kill(id uint64, l loc) {
+	l.seg.dead[l.slot>>6].Or(1 << (uint(l.slot) & 63))
+	delete(x.locs, id)
+	l.sc.live--
+	l.sc.dead++
+	x.count.Add(-1)
+}
+
+// maintain re-centres a growing scope, compacts one full of tombstones and
+// forgets an empty one. Callers hold mu.
+func (x *Index) maintain(sc *scope) {
+	switch {
+	case sc.live == 0:
+		x.scopes.CompareAndDelete(sc.name, sc)
+		sc.view.Store(nil)
+		sc.dead = 0
+	case sc.centredAt < recentreLimit && sc.live >= 2*sc.centredAt,
+		sc.dead >= minCompactDead && sc.dead > sc.live:
+		x.rebuild(sc)
+	}
+}
+
+// rebuild copies a scope's live points into fresh segments encoded against
+// their mean, and publishes them in one store. Searches still scanning the
+// old view finish on it; the garbage collector then reclaims it.
+func (x *Index) rebuild(sc *scope) {
+	old := sc.view.Load()
+	mean := make([]float64, x.dim)
+	for _, seg := range old.segs {
+		for i := range int(seg.n.Load()) {
+			if seg.isDead(i) {
+				continue
+			}
+			for j, f := range seg.vecs[i*x.dim : (i+1)*x.dim] {
+				mean[j] += float64(f)
+			}
+		}
+	}
+	centre := unit64(mean)
+	if centre == nil {
+		centre = old.centre
+	}
+	nv := &view{centre: centre}
+	var seg *segment
+	for _, os := range old.segs {
+		for i := range int(os.n.Load()) {
+			if os.isDead(i) {
+				continue
+			}
+			if seg == nil || int(seg.n.Load()) == len(seg.ids) {
+				seg = x.newSegment(min(x.segSize, max(minSegmentSize, sc.live)))
+				nv.segs = append(nv.segs, seg)
+			}
+			id := os.ids[i]
+			k := int(seg.n.Load())
+			vec := os.vecs[i*x.dim : (i+1)*x.dim]
+			seg.ids[k] = id
+			seg.exp[k] = os.exp[i]
+			copy(seg.vecs[k*x.dim:(k+1)*x.dim], vec)
+			seg.alpha[k], seg.rho[k] = encode(seg.codes[k*x.words:(k+1)*x.words], vec, centre)
+			seg.n.Store(int32(k + 1))
+			l := x.locs[id]
+			l.seg, l.slot = seg, int32(k)
+			x.locs[id] = l
+		}
+	}
+	sc.view.Store(nv)
+	sc.dead = 0
+	if sc.centredAt < recentreLimit {
+		sc.centredAt = sc.live
+	}
+}
+
+// Delete removes points by id; unknown ids are ignored.
+func (x *Index) Delete(ctx context.Context, ids ...uint64) error {
+	if len(ids) == 0 {
+		return ctx.Err()
+	}
+	_, err := x.deleteIf(ctx, func(l loc) bool { return true }, ids)
+	return err
+}
+
+// DeleteWhere removes every point the filter matches and says how many.
+func (x *Index) DeleteWhere(ctx context.Context, f semcache.Filter) (int, error) {
+	return x.deleteIf(ctx, func(l loc) bool {
+		return (f.Tenant == "" || l.tenant == f.Tenant) && (f.Model == "" || l.model == f.Model)
+	}, nil)
+}
+
+// DeleteExpired removes points expired at now and says how many.
+func (x *Index) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	t := nanos(now)
+	return x.deleteIf(ctx, func(l loc) bool { return l.exp <= t }, nil)
+}
+
+// deleteIf removes the points among ids (every point when ids is nil) that
+// match.
+func (x *Index) deleteIf(ctx context.Context, match func(loc) bool, ids []uint64) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed.Load() {
+		return 0, ErrClosed
+	}
+	touched := make(map[*scope]struct{})
+	n := 0
+	del := func(id uint64, l loc) {
+		if match(l) {
+			x.kill(id, l)
+			touched[l.sc] = struct{}{}
+			n++
+		}
+	}
+	if ids != nil {
+		for _, id := range ids {
+			if l, ok := x.locs[id]; ok {
+				del(id, l)
+			}
+		}
+	} else {
+		for id, l := range x.locs {
+			del(id, l)
+		}
+	}
+	for sc := range touched {
+		x.maintain(sc)
+	}
+	return n, nil
+}

@@ -1,0 +1,160 @@
+package vecindex
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/viterin/vek/vek32"
+
+	"github.com/tollgate/tollgate/pkg/semcache"
+)
+
+// better reports whether (score, id) beats the best so far: a higher score,
+// or the same score and a lower id.
+func better(score float32, id uint64, best float32, bestID uint64, found bool) bool {
+	return !found || score > best || (score == best && id < bestID)
+}
+
+func (x *Index) check(ctx context.Context, vec []float32) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if x.closed.Load() {
+		return ErrClosed
+	}
+	if len(vec) != x.dim {
+		return fmt.Errorf("vecindex: query has %d dimensions, want %d", len(vec), x.dim)
+	}
+	return nil
+}
+
+func (x *Index) load(name string) *view {
+	v, ok := x.scopes.Load(name)
+	if !ok {
+		return nil
+	}
+	return v.(*scope).view.Load()
+}
+
+// ExactSearch is the reference Search is held to: a float32 dot product with
+// every live, unexpired point of the scope.
+func (x *Index) ExactSearch(ctx context.Context, scope string, vec []float32, threshold float32, now time.Time) (semcache.Hit, bool, error) {
+	if err := x.check(ctx, vec); err != nil {
+		return semcache.Hit{}, false, err
+	}
+	v := x.load(scope)
+	if v == nil {
+		return semcache.Hit{}, false, nil
+	}
+	t := nanos(now)
+	var hit semcache.Hit
+	found := false
+	for _, seg := range v.segs {
+		for i := range int(seg.n.Load()) {
+			if seg.exp[i] <= t || seg.isDead(i) {
+				continue
+			}
+			s := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
+			if s >= threshold && better(s, seg.ids[i], hit.Score, hit.ID, found) {
+				hit, found = semcache.Hit{ID: seg.ids[i], Score: s}, true
+			}
+		}
+	}
+	return hit, found, nil
+}
+
+// Search returns the point of scope most similar to vec whose score is at
+// least threshold and which has not expired at now, exactly as ExactSearch
+// would, reading a 64-byte code per point and only the vectors whose bound
+// could still win (see bound.go).
+func (x *Index) Search(ctx context.Context, scope string, vec []float32, threshold float32, now time.Time) (semcache.Hit, bool, error) {
+	if err := x.check(ctx, vec); err != nil {
+		return semcache.Hit{}, false, err
+	}
+	v := x.load(scope)
+	if v == nil {
+		return semcache.Hit{}, false, nil
+	}
+	s := x.pool.Get().(*scratch)
+	defer x.pool.Put(s)
+	beta := s.prepare(vec, v.centre)
+	qn := vek32.Norm(vec) * (1 + 1e-6)
+	t := nanos(now)
+
+	// Pass 1: a bound for every live point; keep those that could reach
+	// the threshold.
+	cands := s.cands[:0]
+	for si, seg := range v.segs {
+		n := int(seg.n.Load())
+		for i := range n {
+			if seg.exp[i] <= t || seg.isDead(i) {
+				continue
+			}
+			a, r := seg.alpha[i], seg.rho[i]
+			w := agree(s.tables, seg.codes[i*x.words:(i+1)*x.words])
+			ub := a*beta + r*float32(math.Sqrt(float64(w))) + slack*qn*(abs(a)+r)
+			if ub >= threshold {
+				cands = append(cands, cand{ub: ub, seg: int32(si), slot: int32(i)})
+			}
+		}
+	}
+	s.cands = cands
+
+	// Pass 2: rescore exactly, highest bound first, until no remaining
+	// bound reaches the best exact score.
+	heapify(cands)
+	var hit semcache.Hit
+	found := false
+	for len(cands) > 0 {
+		c := cands[0]
+		if found && c.ub < hit.Score {
+			break
+		}
+		cands = pop(cands)
+		seg := v.segs[c.seg]
+		i := int(c.slot)
+		sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
+		if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
+			hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
+		}
+	}
+	return hit, found, nil
+}
+
+func abs(f float32) float32 { return math.Float32frombits(math.Float32bits(f) &^ (1 << 31)) }
+
+// heapify orders c as a max-heap on ub.
+func heapify(c []cand) {
+	for i := len(c)/2 - 1; i >= 0; i-- {
+		down(c, i)
+	}
+}
+
+// pop removes the maximum (c[0]) and returns the shortened heap.
+func pop(c []cand) []cand {
+	n := len(c) - 1
+	c[0] = c[n]
+	c = c[:n]
+	down(c, 0)
+	return c
+}
+
+func down(c []cand, i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(c) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(c) && c[r].ub > c[l].ub {
+			m = r
+		}
+		if c[m].ub <= c[i].ub {
+			return
+		}
+		c[i], c[m] = c[m], c[i]
+		i = m
+	}
+}
