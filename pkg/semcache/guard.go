@@ -145,11 +145,8 @@ func (g *Guard) Allow(query, cached string) (ok bool, reason string) {
 		}
 		return false, "negation: only in cached"
 	}
-	for _, p := range antonymPairs {
-		ax, ay, bx, by := a.has(p[0]), a.has(p[1]), b.has(p[0]), b.has(p[1])
-		if (ax && !ay && by && !bx) || (ay && !ax && bx && !by) {
-			return false, "antonym: " + p[0] + "/" + p[1]
-		}
+	if x, y, ok := antonym(&a, &b); ok {
+		return false, "antonym: " + strconv.Quote(x) + " vs " + strconv.Quote(y)
 	}
 	share := g.FrameShare
 	if share <= 0 {
@@ -685,6 +682,20 @@ func show(xs []string) string {
 	return strings.Join(out, ",")
 }
 
+// antonym finds a word x of a whose opposite y is in b while a lacks y and
+// b lacks x. Looking the opposites up from a's words covers both directions
+// of every pair, so the answer is symmetric.
+func antonym(a, b *features) (string, string, bool) {
+	for _, w := range a.words {
+		for _, o := range antonyms[w.stem] {
+			if b.has(o) && !b.has(w.stem) && !a.has(o) {
+				return w.base, o, true
+			}
+		}
+	}
+	return "", "", false
+}
+
 // missingEntity returns an entity of a that is no word of b.
 func missingEntity(a, b *features) (string, bool) {
 	for _, i := range a.entities {
@@ -739,10 +750,11 @@ func onlyIn(a, b *features) string {
 // language guesses the language of a Latin-script prompt from its
 // function words; "" when unsure.
 func language(words []word) string {
-	var hits [len(langWords)]int
+	var hits [len(langNames)]int
 	for _, w := range words {
-		for i := range langWords {
-			if langWords[i].words[w.base] {
+		m := langWords[w.base]
+		for i := range hits {
+			if m&(1<<i) != 0 {
 				hits[i]++
 			}
 		}
@@ -761,7 +773,7 @@ func language(words []word) string {
 	if hits[best] < 2 || hits[best] == second {
 		return ""
 	}
-	return langWords[best].lang
+	return langNames[best]
 }
 
 type script uint8

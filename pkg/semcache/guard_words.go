@@ -35,11 +35,11 @@ var negations = setOf(
 	"havent", "hasnt", "hadnt",
 )
 
-// antonymPairs are opposites common in questions. A prompt holding one side
+// antonyms are opposites common in questions, by stem, both ways. A prompt holding one side
 // of a pair and not the other, against a prompt holding the other side and
 // not the first, is refused. Compared by stem, so inflections match
 // ("increasing" against "decreases").
-var antonymPairs = stemPairs(
+var antonyms = stemPairs(
 	"increase", "decrease", "add", "remove", "enable", "disable",
 	"encrypt", "decrypt", "compress", "decompress", "install", "uninstall",
 	"min", "max", "minimum", "maximum", "before", "after", "above", "below",
@@ -64,10 +64,12 @@ var antonymPairs = stemPairs(
 	"benefits", "risks", "love", "hate", "success", "failure", "pass", "fail",
 )
 
-func stemPairs(words ...string) [][2]string {
-	out := make([][2]string, 0, len(words)/2)
+func stemPairs(words ...string) map[string][]string {
+	out := make(map[string][]string, len(words))
 	for i := 0; i+1 < len(words); i += 2 {
-		out = append(out, [2]string{stem(words[i]), stem(words[i+1])})
+		x, y := stem(words[i]), stem(words[i+1])
+		out[x] = append(out[x], y)
+		out[y] = append(out[y], x)
 	}
 	return out
 }
@@ -124,21 +126,29 @@ var units = map[string]string{
 }
 
 // langWords are frequent function words of a few languages written in the
-// Latin script; a prompt's language is the one with the most hits (at least
-// two, and strictly more than any other). Words shared by several languages
-// count for each.
-var langWords = [...]struct {
-	lang  string
-	words map[string]bool
-}{
-	{"en", setOf("the", "is", "are", "and", "of", "to", "in", "what", "how", "i", "you", "a", "for", "with", "my", "do", "does", "can", "it", "this", "that", "why", "which", "who", "should", "me", "on", "be")},
-	{"es", setOf("el", "la", "los", "las", "es", "y", "de", "que", "en", "por", "para", "cómo", "como", "qué", "un", "una", "mi", "con", "se", "del", "al", "puedo", "cuál", "está")},
-	{"fr", setOf("le", "la", "les", "est", "et", "de", "des", "que", "un", "une", "pour", "dans", "comment", "je", "mon", "avec", "ce", "du", "au", "quel", "quelle", "qu'est-ce", "pourquoi", "sur")},
-	{"de", setOf("der", "die", "das", "ist", "und", "ich", "wie", "was", "ein", "eine", "nicht", "mit", "für", "mein", "zu", "den", "dem", "auf", "kann", "warum", "welche", "sind", "im")},
-	{"it", setOf("il", "lo", "la", "è", "e", "di", "che", "come", "un", "una", "per", "con", "mio", "sono", "gli", "del", "della", "posso", "perché", "qual")},
-	{"pt", setOf("o", "os", "é", "e", "de", "que", "como", "um", "uma", "para", "com", "meu", "não", "em", "do", "da", "posso", "qual", "por", "quê")},
-	{"nl", setOf("de", "het", "een", "is", "en", "van", "ik", "hoe", "wat", "niet", "met", "voor", "mijn", "op", "zijn", "waarom", "welke", "kan")},
-}
+// Latin script, each with the bit set of the languages (langNames) it
+// belongs to; a prompt's language is the one with the most hits (at least
+// two, and strictly more than any other).
+var langNames = [...]string{"en", "es", "fr", "de", "it", "pt", "nl"}
+
+var langWords = func() map[string]uint8 {
+	lists := [len(langNames)][]string{
+		{"the", "is", "are", "and", "of", "to", "in", "what", "how", "i", "you", "a", "for", "with", "my", "do", "does", "can", "it", "this", "that", "why", "which", "who", "should", "me", "on", "be"},
+		{"el", "la", "los", "las", "es", "y", "de", "que", "en", "por", "para", "cómo", "como", "qué", "un", "una", "mi", "con", "se", "del", "al", "puedo", "cuál", "está"},
+		{"le", "la", "les", "est", "et", "de", "des", "que", "un", "une", "pour", "dans", "comment", "je", "mon", "avec", "ce", "du", "au", "quel", "quelle", "qu'est-ce", "pourquoi", "sur"},
+		{"der", "die", "das", "ist", "und", "ich", "wie", "was", "ein", "eine", "nicht", "mit", "für", "mein", "zu", "den", "dem", "auf", "kann", "warum", "welche", "sind", "im"},
+		{"il", "lo", "la", "è", "e", "di", "che", "come", "un", "una", "per", "con", "mio", "sono", "gli", "del", "della", "posso", "perché", "qual"},
+		{"o", "os", "é", "e", "de", "que", "como", "um", "uma", "para", "com", "meu", "não", "em", "do", "da", "posso", "qual", "por", "quê"},
+		{"de", "het", "een", "is", "en", "van", "ik", "hoe", "wat", "niet", "met", "voor", "mijn", "op", "zijn", "waarom", "welke", "kan"},
+	}
+	m := map[string]uint8{}
+	for i, l := range lists {
+		for _, w := range l {
+			m[w] |= 1 << i
+		}
+	}
+	return m
+}()
 
 func setOf(words ...string) map[string]bool {
 	m := make(map[string]bool, len(words))
