@@ -48,6 +48,23 @@ func (x *Index) ExactSearch(ctx context.Context, scope string, vec []float32, th
 	if v == nil {
 		return semcache.Hit{}, false, nil
 	}
+	return x.scan(v, vec, threshold, now)
+}
+
+// smallScope is the size below which Search scans exactly: building the
+// per-query tables costs about as much as scanning this many vectors.
+const smallScope = 2048
+
+func (v *view) len() int {
+	n := 0
+	for _, seg := range v.segs {
+		n += int(seg.n.Load())
+	}
+	return n
+}
+
+// scan is the exact scan.
+func (x *Index) scan(v *view, vec []float32, threshold float32, now time.Time) (semcache.Hit, bool, error) {
 	t := nanos(now)
 	var hit semcache.Hit
 	found := false
@@ -77,6 +94,9 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 	if v == nil {
 		return semcache.Hit{}, false, nil
 	}
+	if v.len() < smallScope {
+		return x.scan(v, vec, threshold, now)
+	}
 	s := x.pool.Get().(*scratch)
 	defer x.pool.Put(s)
 	beta := s.prepare(vec, v.centre)
@@ -102,11 +122,29 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 	}
 	s.cands = cands
 
+	var hit semcache.Hit
+	found := false
+	if len(cands) > len(cands)/4+v.len()/4 {
+		// The bound pruned little (vectors crowded around the threshold):
+		// rescore in memory order, which streams, skipping what the best so
+		// far already beats.
+		for _, c := range cands {
+			if found && c.ub < hit.Score {
+				continue
+			}
+			seg := v.segs[c.seg]
+			i := int(c.slot)
+			sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
+			if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
+				hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
+			}
+		}
+		return hit, found, nil
+	}
+
 	// Pass 2: rescore exactly, highest bound first, until no remaining
 	// bound reaches the best exact score.
 	heapify(cands)
-	var hit semcache.Hit
-	found := false
 	for len(cands) > 0 {
 		c := cands[0]
 		if found && c.ub < hit.Score {
