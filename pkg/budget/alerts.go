@@ -407,6 +407,10 @@ func (d *deliverer) run() {
 // were delivered. The background deliverer calls it; with
 // DeliveryInterval < 0, tests call it after moving their clock.
 func (l *Ledger) DeliverDue(ctx context.Context) (int, error) {
+	// Alerts journaled but not applied are not in the outbox yet.
+	if err := l.applyJournal(ctx); err != nil {
+		return 0, err
+	}
 	l.deliver.mu.Lock()
 	defer l.deliver.mu.Unlock()
 	type due struct {

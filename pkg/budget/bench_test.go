@@ -10,7 +10,8 @@ import (
 // BenchmarkReserveSettle measures reserve + settle (a durable ledger row
 // per request, group commit on a real SQLite file) from many goroutines
 // over many keys, each with a daily and a monthly limit. The figure to
-// read is settled/s.
+// read is settled/s. TOLLGATE_BUDGET_JOURNAL=1 measures the journal (the
+// gateway's mode) instead of a transaction per batch.
 func BenchmarkReserveSettle(b *testing.B) {
 	for _, bc := range []struct {
 		name        string

@@ -17,7 +17,10 @@ import (
 	"github.com/tollgate/tollgate/pkg/sqlite"
 )
 
-const crashEnv = "TOLLGATE_BUDGET_CRASH_DB"
+const (
+	crashEnv        = "TOLLGATE_BUDGET_CRASH_DB"
+	crashJournalEnv = "TOLLGATE_BUDGET_CRASH_JOURNAL" // the child's JournalPath
+)
 
 // TestCrashHelper is the child process of TestCrashDurability: it settles
 // requests as fast as it can from several goroutines and prints
@@ -32,7 +35,7 @@ func TestCrashHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Open(context.Background(), db, Options{DeliveryInterval: -1,
+	l, err := Open(context.Background(), db, Options{DeliveryInterval: -1, JournalPath: os.Getenv(crashJournalEnv),
 		Defaults: Policy{Limits: []Limit{{Period: Daily, Amount: 1_000_000_000_000}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -69,17 +72,27 @@ func TestCrashHelper(t *testing.T) {
 // reopens the database: each key's spend in the current periods must be
 // exactly the sum of its ledger rows, every request the child
 // acknowledged must be in the ledger with its cost, and no reservation of
-// the dead processes may survive.
+// the dead processes may survive. With a journal, the reopen replays what
+// the dead processes journaled but had not applied.
 func TestCrashDurability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
+	t.Run("sqlite", func(t *testing.T) { testCrashDurability(t, false) })
+	t.Run("journal", func(t *testing.T) { testCrashDurability(t, true) })
+}
+
+func testCrashDurability(t *testing.T, journaled bool) {
 	path := newTestDB(t).path
+	journal := ""
+	if journaled {
+		journal = path + ".journal"
+	}
 	acked := map[string]llm.Micros{} // request id → cost
 	keyOf := map[string]string{}
 	for round := range 2 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
-		cmd.Env = append(os.Environ(), crashEnv+"="+path)
+		cmd.Env = append(os.Environ(), crashEnv+"="+path, crashJournalEnv+"="+journal)
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -111,9 +124,16 @@ func TestCrashDurability(t *testing.T) {
 		t.Logf("round %d: %d acknowledged (%d read after the kill)", round, n, n-2000)
 	}
 
+	if journaled {
+		fi, err := os.Stat(journal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d journaled bytes to replay", fi.Size())
+	}
 	clk := time.Now
 	d := &testDB{path: path}
-	l, _ := d.open(t, Options{Now: clk})
+	l, _ := d.open(t, Options{Now: clk, JournalPath: journal})
 	raw := d.raw(t)
 	keys := map[string]bool{}
 	for _, k := range keyOf {

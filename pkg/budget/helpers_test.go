@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -45,6 +46,11 @@ func (c *fakeClock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
+// journalEnv set runs every test that opens a Ledger through testDB with
+// a journal next to the database (the gateway's mode); unset, rows are
+// committed to SQLite directly. CI runs both.
+const journalEnv = "TOLLGATE_BUDGET_JOURNAL"
+
 // testDB is a real SQLite file that outlives Ledgers opened on it.
 type testDB struct {
 	path string
@@ -64,6 +70,9 @@ func (d *testDB) open(t testing.TB, o Options) (*Ledger, func()) {
 	}
 	if o.DeliveryInterval == 0 {
 		o.DeliveryInterval = -1 // tests deliver explicitly
+	}
+	if o.JournalPath == "" && os.Getenv(journalEnv) != "" {
+		o.JournalPath = d.path + ".journal"
 	}
 	l, err := Open(context.Background(), db, o)
 	if err != nil {

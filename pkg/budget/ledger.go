@@ -61,6 +61,15 @@ type Options struct {
 	// passed before projected_exhaustion may fire (default 0.1), so a
 	// burst in the first minutes of a month does not cry wolf.
 	ProjectionMinElapsed float64
+	// JournalPath, when set, makes an append to this file the durable
+	// point of a settle (see the package doc's Durability): one write per
+	// group-commit batch instead of one SQLite transaction, with rows moved
+	// into SQLite in large transactions every ApplyInterval (default
+	// 50 ms) or once ApplyRows (default 1000) are pending. Empty: each
+	// batch is an SQLite transaction.
+	JournalPath   string
+	ApplyInterval time.Duration
+	ApplyRows     int
 	// Now and Rand (a float in [0, 1), for backoff jitter) are injected
 	// for tests; nil means the real clock and math/rand/v2.
 	Now    func() time.Time
@@ -139,6 +148,11 @@ CREATE TABLE budget_outbox (
 	last_error   TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX budget_outbox_due ON budget_outbox (next_at) WHERE state = 'pending';
+`, `
+CREATE TABLE budget_journal (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	applied INTEGER NOT NULL -- journal offset whose records are all in budget_ledger / budget_alerts
+);
 `}
 
 // Open migrates the budget tables, loads every policy and rebuilds each
@@ -186,35 +200,78 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 	if o.ProjectionMinElapsed <= 0 {
 		o.ProjectionMinElapsed = 0.1
 	}
+	if o.ApplyInterval <= 0 {
+		o.ApplyInterval = 50 * time.Millisecond
+	}
+	if o.ApplyRows <= 0 {
+		o.ApplyRows = 1000
+	}
 	o.Defaults = o.Defaults.clone()
 	if err := sqlite.Migrate(ctx, db, "budget", schema); err != nil {
 		return nil, err
 	}
 	l := &Ledger{db: db, o: o, loc: o.Location, now: o.Now, log: o.Logger}
-	if err := l.load(ctx); err != nil {
-		return nil, err
-	}
 	l.deliver = newDeliverer(l)
 	w, err := newWriter(ctx, l)
 	if err != nil {
 		return nil, err
 	}
 	l.w = w
+	if o.JournalPath != "" {
+		// Replay before the rebuild, so that the spend counts what was
+		// journaled but not yet applied when the last process died.
+		if w.j, err = openJournal(ctx, l, o.JournalPath); err != nil {
+			w.insert.Close()
+			return nil, err
+		}
+	}
+	if err := l.load(ctx); err != nil {
+		if w.j != nil {
+			w.j.f.Close()
+		}
+		w.insert.Close()
+		return nil, err
+	}
+	w.start()
+	if w.j != nil {
+		go w.j.run()
+	}
 	l.deliver.start()
 	return l, nil
 }
 
-// Close flushes every pending ledger row and alert, and stops the
-// background goroutines. The Ledger must not be used afterwards.
+// Close flushes every pending ledger row and alert into SQLite, and stops
+// the background goroutines. The Ledger must not be used afterwards.
 func (l *Ledger) Close() error {
 	err := l.w.close()
+	if l.w.j != nil {
+		if jerr := l.w.j.close(); err == nil {
+			err = jerr
+		}
+	}
+	l.w.insert.Close()
 	l.deliver.close()
 	return err
 }
 
 // Flush waits until every row handed to Record or Settle so far is
-// committed.
-func (l *Ledger) Flush(ctx context.Context) error { return l.w.add(nil, nil).wait(ctx) }
+// committed to SQLite (with a journal: journaled, then applied).
+func (l *Ledger) Flush(ctx context.Context) error {
+	if err := l.w.add(nil, nil).wait(ctx); err != nil {
+		return err
+	}
+	return l.applyJournal(ctx)
+}
+
+// applyJournal moves what is journaled into SQLite, so that a reader of
+// the ledger tables sees every row whose Settle has returned. Without a
+// journal, Settle has committed already.
+func (l *Ledger) applyJournal(ctx context.Context) error {
+	if l.w.j == nil {
+		return nil
+	}
+	return l.w.j.apply(ctx)
+}
 
 // load reads the policies, the spend of the current periods and the alerts
 // already fired in them.
@@ -476,8 +533,8 @@ func (l *Ledger) Release(r Reservation) {
 
 // Settle turns the request's reservation into its actual cost e.Cost,
 // releasing the rest, and writes e as the request's ledger row. It returns
-// once the row is committed (group commit: concurrent settles share one
-// transaction), so a response acknowledged after Settle returned is never
+// once the row is committed or journaled (group commit: concurrent settles
+// share one transaction or one append), so a response acknowledged after Settle returned is never
 // missing from the ledger after a crash. e's KeyID, RequestID and Time are
 // taken from r.
 //

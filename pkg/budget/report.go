@@ -112,6 +112,9 @@ func (l *Ledger) ReportEach(ctx context.Context, from, to time.Time, groupBy []s
 	if err := validGroupBy(groupBy); err != nil {
 		return total, err
 	}
+	if err := l.applyJournal(ctx); err != nil {
+		return total, err
+	}
 	lo, hi := int64(0), int64(1)<<62
 	if !from.IsZero() {
 		lo = from.UnixMilli()
@@ -254,6 +257,9 @@ func (l *Ledger) Spend(ctx context.Context, keyID string, from, to time.Time) ([
 // SpendEach streams the key's ledger rows admitted in [from, to) to fn,
 // oldest first.
 func (l *Ledger) SpendEach(ctx context.Context, keyID string, from, to time.Time, fn func(Entry) error) error {
+	if err := l.applyJournal(ctx); err != nil {
+		return err
+	}
 	lo, hi := int64(0), int64(1)<<62
 	if !from.IsZero() {
 		lo = from.UnixMilli()

@@ -22,8 +22,8 @@ type batch struct {
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
 
-// wait returns once the batch is committed (nil) or failed, or when ctx
-// ends first (the row is committed all the same).
+// wait returns once the batch is committed or journaled (nil) or failed,
+// or when ctx ends first (the row is written all the same).
 func (b *batch) wait(ctx context.Context) error {
 	select {
 	case <-b.done:
@@ -34,13 +34,14 @@ func (b *batch) wait(ctx context.Context) error {
 }
 
 // writer is the ledger's group commit: one goroutine writes batches, each
-// in one transaction. While a batch commits, the next one fills up, so the
+// in one transaction or, with a journal, one append. While a batch commits, the next one fills up, so the
 // batch size follows the load by itself: one row when idle (no added
 // latency), hundreds under a burst (one commit for all of them).
 type writer struct {
 	db     *sql.DB
 	l      *Ledger
 	insert *sql.Stmt
+	j      *journal // nil: each batch is an SQLite transaction
 
 	mu     sync.Mutex // guards cur and closed; held only to append
 	cur    *batch
@@ -60,11 +61,11 @@ func newWriter(ctx context.Context, l *Ledger) (*writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("budget: prepare: %w", err)
 	}
-	w := &writer{db: l.db, l: l, insert: insert, cur: newBatch(),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{})}
-	go w.run()
-	return w, nil
+	return &writer{db: l.db, l: l, insert: insert, cur: newBatch(),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{})}, nil
 }
+
+func (w *writer) start() { go w.run() }
 
 // add puts a row (may be nil) and alerts into the next batch and returns
 // that batch, to wait on or not.
@@ -110,12 +111,13 @@ func (w *writer) flush() {
 	w.cur = newBatch()
 	w.mu.Unlock()
 	if len(b.entries) > 0 || len(b.alerts) > 0 {
-		b.err = w.commit(b)
+		if w.j != nil {
+			b.err = w.j.append(b) // the applier wakes the deliverer once the alerts are in SQLite
+		} else if b.err = w.commit(b); b.err == nil && len(b.alerts) > 0 {
+			w.l.deliver.wake()
+		}
 		if b.err != nil {
 			w.l.log.Error("budget: ledger write failed", "rows", len(b.entries), "alerts", len(b.alerts), "err", b.err)
-		}
-		if len(b.alerts) > 0 && b.err == nil {
-			w.l.deliver.wake()
 		}
 	}
 	close(b.done)
@@ -128,21 +130,30 @@ func (w *writer) commit(b *batch) error {
 		return fmt.Errorf("budget: ledger: %w", err)
 	}
 	defer tx.Rollback()
-	ins := tx.StmtContext(ctx, w.insert)
-	for _, e := range b.entries {
+	if err := insertRows(ctx, tx, w.insert, b.entries, b.alerts); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("budget: ledger: %w", err)
+	}
+	return nil
+}
+
+// insertRows inserts ledger rows and alerts (with their outbox rows) in
+// tx: the commit of a batch and the journal's applier share it.
+func insertRows(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, entries []*Entry, alerts []alertRow) error {
+	ins := tx.StmtContext(ctx, insert)
+	for _, e := range entries {
 		if _, err := ins.ExecContext(ctx, e.Time.UnixMilli(), e.RequestID, e.KeyID, e.Route, e.RequestedModel, e.Model, e.Provider,
 			e.PromptTokens, e.CompletionTokens, e.CachedTokens, int64(e.Cost), int64(e.Saved), e.Estimated, e.Unpriced,
 			e.Cache, e.Status, e.Latency.Milliseconds(), e.Attempts); err != nil {
 			return fmt.Errorf("budget: ledger: %w", err)
 		}
 	}
-	for _, a := range b.alerts {
-		if err := a.insert(ctx, tx); err != nil {
+	for i := range alerts {
+		if err := alerts[i].insert(ctx, tx); err != nil {
 			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("budget: ledger: %w", err)
 	}
 	return nil
 }
@@ -159,6 +170,5 @@ func (w *writer) close() error {
 	w.mu.Unlock()
 	close(w.stop)
 	<-w.exited
-	w.insert.Close()
 	return last.err
 }
