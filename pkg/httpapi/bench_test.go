@@ -55,7 +55,8 @@ func BenchmarkChatHandler(b *testing.B) {
 				Deployments: []gateway.Deployment{{Provider: sim, Upstream: "sim-small"}}}}, Tokens: tokens.NewCounter()}
 			var ledger *budget.Ledger
 			if tc.ledger {
-				if ledger, err = budget.Open(context.Background(), db, budget.Options{DeliveryInterval: -1}); err != nil {
+				journal := filepath.Join(b.TempDir(), "ledger.journal") // as the gateway runs it
+				if ledger, err = budget.Open(context.Background(), db, budget.Options{DeliveryInterval: -1, JournalPath: journal}); err != nil {
 					b.Fatal(err)
 				}
 				defer ledger.Close()
