@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -99,7 +100,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AccessLog:    cfg.Log.AccessLog,
 		Ready:        func(ctx context.Context) error { return ready(ctx, db) },
 	})
+	if addr := getenv("TOLLGATE_PPROF"); addr != "" {
+		stop, err := servePprof(addr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return serve(ctx, cfg, handler, logger, stdout)
+}
+
+// servePprof exposes Go's profiler on its own listener, only when asked
+// (TOLLGATE_PPROF=127.0.0.1:6060): profiles reveal internals, so it is never
+// on the API port.
+func servePprof(addr string, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("TOLLGATE_PPROF: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	logger.Warn("profiler listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 func ready(ctx context.Context, db *sql.DB) error {
