@@ -254,7 +254,7 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (*ll
 	if err != nil {
 		return nil, meta, g.fail(c, meta, err, start, sp)
 	}
-	g.settle(meta, resp.Usage, func() string { return completionText(resp) })
+	g.price(meta, resp.Usage, func() string { return completionText(resp) })
 	if err := g.commit(ctx, c, meta, start, sp, http.StatusOK); err != nil {
 		return nil, meta, err
 	}
@@ -380,9 +380,9 @@ func outputCap(req *llm.ChatRequest, m *router.Model) int {
 	return m.MaxOutputTokens
 }
 
-// settle prices the call: from the usage the provider reported, or, when
+// price computes the call's cost: from the usage the provider reported, or, when
 // it reported none, from tokens counted here (marked estimated).
-func (g *Gateway) settle(meta *Meta, usage *llm.Usage, completion func() string) {
+func (g *Gateway) price(meta *Meta, usage *llm.Usage, completion func() string) {
 	m := g.models[meta.Model]
 	meta.Usage = usage
 	if usage != nil {
@@ -455,7 +455,7 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 	if err != nil {
 		return nil, meta, g.fail(c, meta, err, start, sp)
 	}
-	g.settle(meta, resp.Usage, func() string { return "" })
+	g.price(meta, resp.Usage, func() string { return "" })
 	if err := g.commit(ctx, c, meta, start, sp, http.StatusOK); err != nil {
 		return nil, meta, err
 	}

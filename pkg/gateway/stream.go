@@ -145,7 +145,7 @@ func (s *Stream) Recv() (*llm.ChatChunk, error) {
 // price computes the stream's cost once its usage chunk arrives (so the
 // chunk can carry it).
 func (s *Stream) price() {
-	s.g.settle(s.Meta, s.Meta.Usage, s.text.String)
+	s.g.price(s.Meta, s.Meta.Usage, s.text.String)
 }
 
 // finish settles the stream once: priced from its usage, or from the text
