@@ -1,10 +1,15 @@
 package semcache
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // requestKeys is what one parse of a request yields for the cache.
@@ -20,17 +25,69 @@ type requestKeys struct {
 	noSemantic string
 }
 
-// toolFields are the members that describe the tools a model may call and
-// how; together they make the scope's tools hash.
-var toolFields = []string{"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"}
+// The top-level members the scope reads, by how.
+const (
+	fieldTool     = iota + 1 // tools, tool_choice, parallel_tool_calls, functions, function_call: the tools hash
+	fieldSampling            // temperature, top_p, frequency_penalty, presence_penalty: bucketed (rounded to 0.1)
+	fieldSeed                // seed: only whether it is set
+	fieldExact               // stop, logit_bias, ...: kept whole
+)
 
-// samplingFields are bucketed (rounded to 0.1) in the scope: close values
-// share a scope, so the semantic path can match across them. The exact key
-// still holds their precise values.
-var samplingFields = []string{"temperature", "top_p", "frequency_penalty", "presence_penalty"}
+// scopeFields are the members of the tools hash and of the sampling bucket,
+// each in its hash's canonical (sorted) order. Bucketed sampling values let
+// the semantic path match across close values; the exact key still holds
+// their precise values.
+var scopeFields = func() []struct {
+	name string
+	kind int
+} {
+	tools := []string{"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"}
+	bucketed := []string{"temperature", "top_p", "frequency_penalty", "presence_penalty"}
+	exact := []string{"stop", "logit_bias", "reasoning_effort", "verbosity", "modalities", "audio", "prediction", "web_search_options"}
+	var fs []struct {
+		name string
+		kind int
+	}
+	add := func(kind int, names ...string) {
+		for _, n := range names {
+			fs = append(fs, struct {
+				name string
+				kind int
+			}{n, kind})
+		}
+	}
+	add(fieldTool, tools...)
+	add(fieldSampling, bucketed...)
+	add(fieldSeed, "seed")
+	add(fieldExact, exact...)
+	slices.SortFunc(fs, func(a, b struct {
+		name string
+		kind int
+	}) int {
+		return strings.Compare(a.name, b.name)
+	})
+	return fs
+}()
 
-// samplingExact are output-changing parameters the scope keeps whole.
-var samplingExact = []string{"stop", "logit_bias", "reasoning_effort", "verbosity", "modalities", "audio", "prediction", "web_search_options"}
+// scopeField is the index in scopeFields of a top-level member, or -1.
+func scopeField(key []byte) int {
+	i, ok := slices.BinarySearchFunc(scopeFields, key, func(f struct {
+		name string
+		kind int
+	}, k []byte) int {
+		return strings.Compare(f.name, string(k))
+	})
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+var canonPool = sync.Pool{New: func() any { return new(canon) }}
+
+// maxPooled bounds the scratch a pooled canon keeps: one huge request must
+// not pin its buffers for good.
+const maxPooled = 64 << 10
 
 // computeKeys parses r once and derives its keys. The scope hashes:
 //
@@ -47,135 +104,296 @@ var samplingExact = []string{"stop", "logit_bias", "reasoning_effort", "verbosit
 //     turns the semantic path embeds. A paraphrased follow-up question only
 //     matches an entry whose earlier conversation was identical.
 //
-// The exact key hashes the scope and the whole canonical request.
+// The exact key hashes the scope and the whole canonical request. Both are
+// computed in one pass over the raw body into pooled buffers: no decoded
+// tree is built (see canon).
 func computeKeys(r Request, turns int) (requestKeys, error) {
-	body, err := decodeRequest(r)
-	if err != nil {
-		return requestKeys{}, err
+	if r.Chat == nil {
+		return requestKeys{}, errNoRequest
 	}
-	canonicalBody(body, r.Model)
-	msgs, _ := body["messages"].([]any)
+	raw := []byte(r.Chat.Raw)
+	if len(raw) == 0 {
+		var err error
+		if raw, err = json.Marshal(r.Chat); err != nil {
+			return requestKeys{}, err
+		}
+	}
+	c := canonPool.Get().(*canon)
+	defer func() {
+		c.in = nil
+		clear(c.texts)
+		if cap(c.out) <= maxPooled && cap(c.body) <= maxPooled && cap(c.scope) <= maxPooled {
+			canonPool.Put(c)
+		}
+	}()
+	return c.keysOf(raw, r.Tenant, r.Model, turns)
+}
+
+func (c *canon) keysOf(raw []byte, tenant, model string, turns int) (requestKeys, error) {
+	c.reset(raw)
+	i := c.skipSpace(0)
+	if i >= len(raw) || raw[i] != '{' || c.object(i, modeTop) < 0 {
+		return requestKeys{}, errNotObject // trailing bytes are ignored, as encoding/json's Decoder did
+	}
+	// model is replaced by the asked model: a last member of that name wins.
+	ks, kv := len(c.keys), len(c.out)
+	c.keys = append(c.keys, "model"...)
+	c.out = append(c.out, `"model":`...)
+	vs := len(c.out)
+	c.out = strconv.AppendQuote(c.out, model)
+	c.mems = append(c.mems, member{key: span{ks, len(c.keys)}, kv: span{kv, len(c.out)}, val: span{vs, len(c.out)}})
+
+	// The canonical request, after the exact key's digest header.
+	const header = 8 + 32 + 8
+	c.body = append(c.body[:0], make([]byte, header)...)
+	c.body = append(c.body, '{')
+	var fields [32]member // by scopeFields index; val absent when the member is
+	ms := c.mems
+	c.sortMembers(ms)
+	for j, m := range ms {
+		key := c.key(m)
+		if j+1 < len(ms) && string(key) == string(c.key(ms[j+1])) || ignored(key) {
+			continue
+		}
+		if len(c.body) > header+1 {
+			c.body = append(c.body, ',')
+		}
+		c.body = append(c.body, c.out[m.kv.start:m.kv.end]...)
+		if f := scopeField(key); f >= 0 {
+			fields[f] = m
+		}
+	}
+	c.body = append(c.body, '}')
 
 	var k requestKeys
-	var window map[int]bool // indexes of the embedded user turns
-	k.query, window, k.noSemantic = semanticWindow(msgs, turns)
+	k.query, k.noSemantic = c.window(turns)
 
-	var system, context []any
-	for i, m := range msgs {
-		switch role(m) {
-		case "system", "developer":
-			system = append(system, m)
-		default:
-			if !window[i] {
-				context = append(context, m)
-			}
-		}
+	c.scope = c.scope[:0]
+	c.scope = appendPart(c.scope, []byte(tenant))
+	c.scope = appendPart(c.scope, []byte(model))
+	c.scope = c.appendMessages(c.scope, true)
+	p := beginPart(&c.scope)
+	c.scope = c.appendFields(c.scope, fields[:], fieldTool)
+	endPart(c.scope, p)
+	p = beginPart(&c.scope)
+	if rf := c.topValue(ms, "response_format"); rf != nil {
+		c.scope = append(c.scope, rf...)
+	} else {
+		c.scope = append(c.scope, "null"...)
 	}
-	tools := map[string]any{}
-	for _, f := range toolFields {
-		if v, ok := body[f]; ok {
-			tools[f] = v
-		}
-	}
-	buf := make([]byte, 0, 512)
-	canon := func(v any) []byte {
-		start := len(buf)
-		buf = appendCanonical(buf, v)
-		return buf[start:len(buf):len(buf)]
-	}
-	k.scope = digest(
-		[]byte(r.Tenant),
-		[]byte(r.Model),
-		canon(system),
-		canon(tools),
-		canon(body["response_format"]),
-		canon(samplingBucket(body)),
-		canon(context),
-	)
-	k.exact = digest([]byte(k.scope), appendCanonical(nil, body))
+	endPart(c.scope, p)
+	p = beginPart(&c.scope)
+	c.scope = c.appendFields(c.scope, fields[:], fieldSampling, fieldSeed, fieldExact)
+	endPart(c.scope, p)
+	c.scope = c.appendMessages(c.scope, false)
+	sum := sha256.Sum256(c.scope)
+	hex.Encode(c.body[8:40], sum[:16])
+	k.scope = string(c.body[8:40])
+
+	binary.LittleEndian.PutUint64(c.body[0:8], 32)
+	binary.LittleEndian.PutUint64(c.body[40:48], uint64(len(c.body)-header))
+	sum = sha256.Sum256(c.body)
+	var exact [32]byte
+	hex.Encode(exact[:], sum[:16])
+	k.exact = string(exact[:])
 	return k, nil
 }
 
-// samplingBucket is the scope's view of the sampling parameters.
-func samplingBucket(body map[string]any) map[string]any {
-	b := map[string]any{}
-	for _, f := range samplingFields {
-		if n, ok := body[f].(json.Number); ok {
-			if v, err := n.Float64(); err == nil {
-				b[f] = strconv.FormatFloat(math.Round(v*10)/10, 'f', 1, 64)
-			}
-		} else if v, ok := body[f]; ok && v != nil {
-			b[f] = v
+// topValue is the canonical value of the request's last member named key,
+// or nil. ms are sorted.
+func (c *canon) topValue(ms []member, key string) []byte {
+	var v []byte
+	for _, m := range ms {
+		if string(c.key(m)) == key {
+			v = c.out[m.val.start:m.val.end]
 		}
 	}
-	if v, ok := body["seed"]; ok && v != nil {
-		b["seed"] = true
-	}
-	for _, f := range samplingExact {
-		if v, ok := body[f]; ok {
-			b[f] = v
+	return v
+}
+
+// The digest framing: each part is prefixed by its length (8 bytes, little
+// endian), so that no two different lists of parts collide by
+// concatenation; a key is the first 16 bytes of the SHA-256, in hex.
+// SHA-256 rather than a faster keyed hash: it keeps every key ever
+// persisted valid, and with SHA-NI it costs well under a microsecond here.
+
+func beginPart(b *[]byte) int {
+	*b = append(*b, make([]byte, 8)...)
+	return len(*b)
+}
+
+func endPart(b []byte, p int) { binary.LittleEndian.PutUint64(b[p-8:p], uint64(len(b)-p)) }
+
+func appendPart(b, part []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(part)))
+	return append(b, part...)
+}
+
+// appendMessages writes as one part the system prompt (system true: the
+// system and developer messages) or the conversation context (the other
+// messages but the embedded user turns).
+func (c *canon) appendMessages(b []byte, system bool) []byte {
+	p := beginPart(&b)
+	b = append(b, '[')
+	n := 0
+	for _, m := range c.msgs {
+		if (m.role == roleSystem) != system || m.window {
+			continue
 		}
+		if n++; n > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, c.out[m.elem.start:m.elem.end]...)
 	}
+	b = append(b, ']')
+	endPart(b, p)
 	return b
 }
 
-// semanticWindow picks the user turns the semantic path embeds: the last
-// turns user messages, provided the conversation ends with a user message
-// and they hold only text. It returns the text, the indexes of those
-// messages and, when the semantic path does not apply, why.
-func semanticWindow(msgs []any, turns int) (string, map[int]bool, string) {
+// appendFields writes the object of the present scope fields of the given
+// kinds, as the scope sees them.
+func (c *canon) appendFields(b []byte, fields []member, kinds ...int) []byte {
+	b = append(b, '{')
+	first := true
+	for i, f := range scopeFields {
+		m := fields[i]
+		if !slices.Contains(kinds, f.kind) || !m.kv.present() {
+			continue
+		}
+		v := c.out[m.val.start:m.val.end]
+		switch f.kind {
+		case fieldSampling:
+			if raw := c.in[m.raw.start:m.raw.end]; raw[0] == '-' || isDigit(raw[0]) {
+				x, err := strconv.ParseFloat(string(raw), 64)
+				if err != nil {
+					continue
+				}
+				b = appendMember(b, &first, f.name)
+				b = append(b, '"')
+				b = strconv.AppendFloat(b, math.Round(x*10)/10, 'f', 1, 64)
+				b = append(b, '"')
+				continue
+			}
+			if string(v) == "null" {
+				continue
+			}
+		case fieldSeed:
+			if string(v) == "null" {
+				continue
+			}
+			v = []byte("true")
+		}
+		b = appendMember(b, &first, f.name)
+		b = append(b, v...)
+	}
+	return append(b, '}')
+}
+
+func appendMember(b []byte, first *bool, name string) []byte {
+	if !*first {
+		b = append(b, ',')
+	}
+	*first = false
+	b = append(b, '"')
+	b = append(b, name...)
+	return append(b, '"', ':')
+}
+
+// window picks the user turns the semantic path embeds: the last turns
+// user messages, provided the conversation ends with a user message and
+// they hold only text. It marks those messages and returns their text or,
+// when the semantic path does not apply, why.
+func (c *canon) window(turns int) (query, noSemantic string) {
 	if turns < 1 {
 		turns = 1
 	}
-	if len(msgs) == 0 || role(msgs[len(msgs)-1]) != "user" {
-		return "", nil, "the conversation does not end with a user turn"
+	msgs := c.msgs
+	if len(msgs) == 0 || msgs[len(msgs)-1].role != roleUser {
+		return "", "the conversation does not end with a user turn"
 	}
-	var texts []string
-	window := map[int]bool{}
+	texts := c.texts[:0]
 	for i := len(msgs) - 1; i >= 0 && len(texts) < turns; i-- {
-		if role(msgs[i]) != "user" {
+		if msgs[i].role != roleUser {
 			continue
 		}
-		text, ok := textOf(msgs[i])
+		text, ok := c.textOf(msgs[i])
 		if !ok {
-			return "", nil, "a user turn holds more than text"
+			c.clearWindow()
+			return "", "a user turn holds more than text"
 		}
 		texts = append(texts, text)
-		window[i] = true
+		msgs[i].window = true
 	}
-	for i, j := 0, len(texts)-1; i < j; i, j = i+1, j-1 {
-		texts[i], texts[j] = texts[j], texts[i]
-	}
-	query := strings.Join(texts, "\n")
+	c.texts = texts
+	slices.Reverse(texts)
+	query = strings.Join(texts, "\n")
 	if strings.TrimSpace(query) == "" {
-		return "", nil, "the user turn is empty"
+		c.clearWindow()
+		return "", "the user turn is empty"
 	}
-	return query, window, ""
+	return query, ""
 }
 
-func role(m any) string {
-	mm, _ := m.(map[string]any)
-	s, _ := mm["role"].(string)
-	return s
+func (c *canon) clearWindow() {
+	for i := range c.msgs {
+		c.msgs[i].window = false
+	}
 }
 
-// textOf returns a message's text when its content is only text.
-func textOf(m any) (string, bool) {
-	mm, _ := m.(map[string]any)
-	switch c := mm["content"].(type) {
-	case string:
-		return c, true
-	case []any:
+// textOf returns a message's text when its content is only text: a string
+// or text parts (joined by newlines).
+func (c *canon) textOf(m message) (string, bool) {
+	if !m.content.present() {
+		return "", false
+	}
+	v := c.out[m.content.start:m.content.end]
+	switch v[0] {
+	case '"':
+		return unquote(v), true
+	case '[':
 		var parts []string
-		for _, p := range c {
-			pm, _ := p.(map[string]any)
-			if pm["type"] != "text" {
+		for i := 1; v[i] != ']'; i++ {
+			e := canonEnd(v, i)
+			part := v[i:e]
+			if part[0] != '{' || string(canonField(part, `"type"`)) != `"text"` {
 				return "", false
 			}
-			s, _ := pm["text"].(string)
+			s := ""
+			if t := canonField(part, `"text"`); len(t) > 0 && t[0] == '"' {
+				s = unquote(t)
+			}
 			parts = append(parts, s)
+			if i = e; v[i] == ']' {
+				break
+			}
 		}
 		return strings.Join(parts, "\n"), true
 	}
 	return "", false
+}
+
+// canonField is the value of the member named (quoted) name in the
+// canonical object obj, or nil.
+func canonField(obj []byte, name string) []byte {
+	for i := 1; i < len(obj) && obj[i] == '"'; {
+		ke := canonEnd(obj, i)
+		ve := canonEnd(obj, ke+1)
+		if string(obj[i:ke]) == name {
+			return obj[ke+1 : ve]
+		}
+		i = ve + 1
+	}
+	return nil
+}
+
+// unquote decodes a canonical (strconv.Quote) string.
+func unquote(q []byte) string {
+	if !slices.Contains(q, '\\') {
+		return string(q[1 : len(q)-1])
+	}
+	s, err := strconv.Unquote(string(q))
+	if err != nil {
+		panic("semcache: canonical string does not unquote: " + err.Error())
+	}
+	return s
 }
