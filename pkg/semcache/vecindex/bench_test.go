@@ -132,8 +132,15 @@ func TestSameAnswersOnBenchData(t *testing.T) {
 		t.Skip("builds 10k-point indexes")
 	}
 	for _, dist := range []string{"random", "realistic"} {
-		s := loadBench(nil, 10_000, dist, 1)
-		for _, q := range s.queries {
+		n, queries := 10_000, 1000
+		if raceEnabled {
+			// The race detector slows this test about tenfold (80 s);
+			// a smaller index still takes the bounded path (smallScope),
+			// and TestMatchesExactScan still runs in full.
+			n, queries = 3000, 200
+		}
+		s := loadBench(nil, n, dist, 1)
+		for _, q := range s.queries[:queries] {
 			for _, th := range []float32{0.7, 0.85, 0.95} {
 				mustSearch(t, s.x, s.scopes[0], q, th, t0)
 			}
