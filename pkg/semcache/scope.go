@@ -70,17 +70,14 @@ var scopeFields = func() []struct {
 }()
 
 // scopeField is the index in scopeFields of a top-level member, or -1.
+// (A comparison with string(key) does not allocate; a comparator would.)
 func scopeField(key []byte) int {
-	i, ok := slices.BinarySearchFunc(scopeFields, key, func(f struct {
-		name string
-		kind int
-	}, k []byte) int {
-		return strings.Compare(f.name, string(k))
-	})
-	if !ok {
-		return -1
+	for i, f := range scopeFields {
+		if f.name == string(key) {
+			return i
+		}
 	}
-	return i
+	return -1
 }
 
 var canonPool = sync.Pool{New: func() any { return new(canon) }}
