@@ -96,6 +96,8 @@ type scratch struct {
 	tables []float32 // codeBytes × 256: W contribution of each code byte
 	w      []float32 // p_i², padded to whole words
 	cands  []cand
+	g      []float32 // the query's head coordinates
+	u      []float64
 }
 
 type cand struct {

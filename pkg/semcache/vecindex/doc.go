@@ -18,9 +18,16 @@
 // Search returns exactly what an exact float32 scan ([Index.ExactSearch])
 // returns: the highest dot product (cosine for unit vectors) at or above the
 // threshold among the scope's live, unexpired points, ties to the lower id.
-// Every point carries a 1-bit code and two scalars from which Search derives
-// a proven upper bound on its score (see bound.go); a point is only skipped
-// when that bound is below both the threshold and the best exact score
-// found so far, and the survivors are rescored exactly with the same dot
-// product the exact scan uses, best bound first.
+// Every point carries two proven upper bounds on its score: its first 32
+// coordinates in the scope's principal basis (the centre, then the top
+// principal directions of a sample, learnt at rebuilds) with a
+// Cauchy–Schwarz bound on the rest, and a 1-bit code with two scalars (see
+// bound.go and pca.go). Pass 1 reads only the head; the survivors get the
+// sign-code bound and are rescored exactly with the same dot product the
+// exact scan uses, best bound first. A point is only skipped when a bound
+// is below both the threshold and the best exact score found so far. The
+// head bound prunes when embeddings are low-rank, as USE-lite's are (the
+// top 32 directions hold about 80% of the residual energy); on isotropic
+// vectors it cannot, and Search falls back to the sign code after the
+// first segment.
 package vecindex

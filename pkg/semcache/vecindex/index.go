@@ -26,6 +26,14 @@ const (
 	recentreLimit = 1 << 14
 	// Compaction waits for at least this many tombstones in a scope.
 	minCompactDead = 64
+	// headDims is how many coordinates of a point, in the scope's
+	// principal basis (its centre first), Search reads before the rest.
+	headDims = 32
+	// A rebuild learns the basis once the scope holds this many live
+	// points (smaller scopes are scanned exactly), from at most
+	// basisSample of them.
+	basisMin    = 1024
+	basisSample = 1024
 )
 
 // Option configures an Index.
@@ -46,6 +54,13 @@ type Index struct {
 	dim     int
 	words   int // uint64 words of a point's sign code
 	segSize int
+	head    int     // headDims, at most dim
+	hslack  float32 // headSlack(dim)
+	// small and basisMin are smallScope and basisMin; tests lower them to
+	// take the bounded path on small scopes.
+	small, basisMin int
+	// noHead turns the head bound off (benchmarks compare with it).
+	noHead bool
 
 	scopes sync.Map // string -> *scope
 	count  atomic.Int64
@@ -80,6 +95,7 @@ type scope struct {
 // codes were computed against.
 type view struct {
 	centre []float32 // unit length
+	basis  []float32 // head×dim, row-major; row 0 is centre
 	segs   []*segment
 }
 
@@ -92,6 +108,9 @@ type segment struct {
 	alpha []float32
 	rho   []float32
 	codes []uint64
+	head  []float32 // head coordinates (see bound.go)
+	tau   []float32
+	sig   []float32
 	vecs  []float32
 	dead  []atomic.Uint64
 }
@@ -105,13 +124,17 @@ func New(dim int, opts ...Option) *Index {
 		dim:     dim,
 		words:   (dim + 63) / 64,
 		segSize: defaultSegmentSize,
+		head:    min(headDims, dim),
+		hslack:  float32(headSlack(dim)),
+		small:   smallScope,
 		locs:    make(map[uint64]loc),
 	}
+	x.basisMin = basisMin
 	for _, o := range opts {
 		o(x)
 	}
 	x.pool.New = func() any {
-		return &scratch{tables: make([]float32, x.words*8*256), w: make([]float32, x.words*64)}
+		return &scratch{tables: make([]float32, x.words*8*256), w: make([]float32, x.words*64), g: make([]float32, x.head), u: make([]float64, dim)}
 	}
 	return x
 }
@@ -123,6 +146,9 @@ func (x *Index) newSegment(size int) *segment {
 		alpha: make([]float32, size),
 		rho:   make([]float32, size),
 		codes: make([]uint64, size*x.words),
+		head:  make([]float32, size*x.head),
+		tau:   make([]float32, size),
+		sig:   make([]float32, size),
 		vecs:  make([]float32, size*x.dim),
 		dead:  make([]atomic.Uint64, (size+63)/64),
 	}
@@ -207,7 +233,8 @@ func (x *Index) scopeFor(name string) *scope {
 func (x *Index) appendPoint(sc *scope, id uint64, vec []float32, exp int64, tenant, model string) loc {
 	v := sc.view.Load()
 	if v == nil {
-		v = &view{centre: unit(vec, nil)}
+		c := unit(vec, nil)
+		v = &view{centre: c, basis: basisRows([][]float64{f64(c)}, x.head, x.dim)}
 		sc.centredAt = 1
 		sc.view.Store(v)
 	}
@@ -221,7 +248,7 @@ func (x *Index) appendPoint(sc *scope, id uint64, vec []float32, exp int64, tena
 		seg = x.newSegment(size)
 		segs := make([]*segment, len(v.segs), len(v.segs)+1)
 		copy(segs, v.segs)
-		v = &view{centre: v.centre, segs: append(segs, seg)}
+		v = &view{centre: v.centre, basis: v.basis, segs: append(segs, seg)}
 		sc.view.Store(v)
 	}
 	i := int(seg.n.Load())
@@ -229,6 +256,7 @@ func (x *Index) appendPoint(sc *scope, id uint64, vec []float32, exp int64, tena
 	seg.exp[i] = exp
 	copy(seg.vecs[i*x.dim:(i+1)*x.dim], vec)
 	seg.alpha[i], seg.rho[i] = encode(seg.codes[i*x.words:(i+1)*x.words], vec, v.centre)
+	seg.tau[i], seg.sig[i] = encodeHead(seg.head[i*x.head:(i+1)*x.head], vec, v.basis, float64(x.hslack))
 	seg.n.Store(int32(i + 1)) // publishes the slot to searches
 	return loc{sc: sc, seg: seg, slot: int32(i), tenant: tenant, model: model, exp: exp}
 }
@@ -276,7 +304,24 @@ func (x *Index) rebuild(sc *scope) {
 	if centre == nil {
 		centre = old.centre
 	}
-	nv := &view{centre: centre}
+	rows := [][]float64{f64(centre)}
+	if sc.live >= x.basisMin {
+		var sample [][]float32
+		stride := max(1, sc.live/basisSample)
+		k := 0
+		for _, seg := range old.segs {
+			for i := range int(seg.n.Load()) {
+				if !seg.isDead(i) {
+					if k%stride == 0 && len(sample) < basisSample {
+						sample = append(sample, seg.vecs[i*x.dim:(i+1)*x.dim])
+					}
+					k++
+				}
+			}
+		}
+		rows = principal(sample, centre, x.head)
+	}
+	nv := &view{centre: centre, basis: basisRows(rows, x.head, x.dim)}
 	var seg *segment
 	for _, os := range old.segs {
 		for i := range int(os.n.Load()) {
@@ -294,6 +339,7 @@ func (x *Index) rebuild(sc *scope) {
 			seg.exp[k] = os.exp[i]
 			copy(seg.vecs[k*x.dim:(k+1)*x.dim], vec)
 			seg.alpha[k], seg.rho[k] = encode(seg.codes[k*x.words:(k+1)*x.words], vec, centre)
+			seg.tau[k], seg.sig[k] = encodeHead(seg.head[k*x.head:(k+1)*x.head], vec, nv.basis, float64(x.hslack))
 			seg.n.Store(int32(k + 1))
 			l := x.locs[id]
 			l.seg, l.slot = seg, int32(k)
@@ -364,4 +410,12 @@ func (x *Index) deleteIf(ctx context.Context, match func(loc) bool, ids []uint64
 		x.maintain(sc)
 	}
 	return n, nil
+}
+
+func f64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, f := range v {
+		out[i] = float64(f)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package vecindex
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -223,6 +224,7 @@ func TestMatchesExactScan(t *testing.T) {
 	}{
 		{"random 512", 512, func(r *rand.Rand, dim int) func() []float32 { return func() []float32 { return randomUnit(r, dim) } }},
 		{"realistic 512", 512, func(r *rand.Rand, dim int) func() []float32 { return newRealistic(r, dim).next }},
+		{"lowrank 512", 512, func(r *rand.Rand, dim int) func() []float32 { return newLowRank(r, dim, 0.7).next }},
 		{"realistic 100", 100, func(r *rand.Rand, dim int) func() []float32 { return newRealistic(r, dim).next }},
 		{"clustered 64", 64, func(r *rand.Rand, dim int) func() []float32 {
 			g := newRealistic(r, dim)
@@ -236,91 +238,108 @@ func TestMatchesExactScan(t *testing.T) {
 	thresholds := []float32{-1, 0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99}
 	scopes := []string{"A", "B", "C"}
 	for _, g := range gens {
-		t.Run(g.name, func(t *testing.T) {
-			ctx := context.Background()
-			r := rand.New(rand.NewPCG(7, uint64(g.dim)))
-			next := g.gen(r, g.dim)
-			x := New(g.dim, WithSegmentSize(64))
-			m := ref{}
-			var stored []semcache.Point
-			id := uint64(0)
-			for round := range 6 {
-				// Writes: new points, near-duplicates, replacements.
-				var batch []semcache.Point
-				for range 300 {
-					var v []float32
-					switch {
-					case len(stored) > 0 && r.IntN(3) == 0:
-						v = near(r, stored[r.IntN(len(stored))].Vector, 0.9+0.099*r.Float64())
-					case len(stored) > 0 && r.IntN(20) == 0:
-						v = append([]float32(nil), stored[r.IntN(len(stored))].Vector...) // exact tie
-					default:
-						v = next()
+		for _, bounded := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/bounded=%v", g.name, bounded), func(t *testing.T) {
+				ctx := context.Background()
+				r := rand.New(rand.NewPCG(7, uint64(g.dim)))
+				next := g.gen(r, g.dim)
+				x := New(g.dim, WithSegmentSize(64))
+				queries := 150
+				if bounded {
+					// Every search takes the bounded path, and scopes
+					// learn a principal basis from 64 points on.
+					x.small, x.basisMin = 0, 64
+					if raceEnabled {
+						// Ten times slower under the race detector:
+						// every path still runs, on fewer queries and
+						// one 512-d shape.
+						if g.dim == 512 && g.name != "lowrank 512" {
+							t.Skip("race detector: lowrank 512 covers the 512-d bounded path")
+						}
+						queries = 20
 					}
-					pid := id
-					if len(stored) > 0 && r.IntN(10) == 0 {
-						pid = stored[r.IntN(len(stored))].ID // replace
-					} else {
-						id++
+				}
+				m := ref{}
+				var stored []semcache.Point
+				id := uint64(0)
+				for round := range 6 {
+					// Writes: new points, near-duplicates, replacements.
+					var batch []semcache.Point
+					for range 300 {
+						var v []float32
+						switch {
+						case len(stored) > 0 && r.IntN(3) == 0:
+							v = near(r, stored[r.IntN(len(stored))].Vector, 0.9+0.099*r.Float64())
+						case len(stored) > 0 && r.IntN(20) == 0:
+							v = append([]float32(nil), stored[r.IntN(len(stored))].Vector...) // exact tie
+						default:
+							v = next()
+						}
+						pid := id
+						if len(stored) > 0 && r.IntN(10) == 0 {
+							pid = stored[r.IntN(len(stored))].ID // replace
+						} else {
+							id++
+						}
+						p := point(pid, scopes[r.IntN(len(scopes))], v, t0.Add(time.Duration(r.IntN(100))*time.Minute))
+						batch = append(batch, p)
+						m[pid] = p
+						stored = append(stored, p)
 					}
-					p := point(pid, scopes[r.IntN(len(scopes))], v, t0.Add(time.Duration(r.IntN(100))*time.Minute))
-					batch = append(batch, p)
-					m[pid] = p
-					stored = append(stored, p)
-				}
-				if err := x.Upsert(ctx, batch...); err != nil {
-					t.Fatal(err)
-				}
-				// Deletes.
-				var del []uint64
-				for range 60 {
-					d := stored[r.IntN(len(stored))].ID
-					del = append(del, d)
-					delete(m, d)
-				}
-				if err := x.Delete(ctx, del...); err != nil {
-					t.Fatal(err)
-				}
-				if round == 3 {
-					now := t0.Add(10 * time.Minute)
-					n, err := x.DeleteExpired(ctx, now)
-					if err != nil {
+					if err := x.Upsert(ctx, batch...); err != nil {
 						t.Fatal(err)
 					}
-					want := 0
-					for k, p := range m {
-						if !now.Before(p.ExpiresAt) {
-							delete(m, k)
-							want++
+					// Deletes.
+					var del []uint64
+					for range 60 {
+						d := stored[r.IntN(len(stored))].ID
+						del = append(del, d)
+						delete(m, d)
+					}
+					if err := x.Delete(ctx, del...); err != nil {
+						t.Fatal(err)
+					}
+					if round == 3 {
+						now := t0.Add(10 * time.Minute)
+						n, err := x.DeleteExpired(ctx, now)
+						if err != nil {
+							t.Fatal(err)
+						}
+						want := 0
+						for k, p := range m {
+							if !now.Before(p.ExpiresAt) {
+								delete(m, k)
+								want++
+							}
+						}
+						if n != want {
+							t.Fatalf("DeleteExpired = %d, want %d", n, want)
 						}
 					}
-					if n != want {
-						t.Fatalf("DeleteExpired = %d, want %d", n, want)
+					if x.Len() != len(m) {
+						t.Fatalf("Len = %d, want %d", x.Len(), len(m))
 					}
-				}
-				if x.Len() != len(m) {
-					t.Fatalf("Len = %d, want %d", x.Len(), len(m))
-				}
-				// Searches: near-duplicates of stored points, fresh vectors.
-				for qi := range 150 {
-					var q []float32
-					if qi%2 == 0 {
-						q = near(r, stored[r.IntN(len(stored))].Vector, 0.85+0.15*r.Float64())
-					} else {
-						q = next()
-					}
-					scope := scopes[r.IntN(len(scopes))]
-					now := t0.Add(time.Duration(r.IntN(60)) * time.Minute)
-					for _, th := range thresholds {
-						want, wok := m.search(scope, q, th, now)
-						got, ok := mustSearch(t, x, scope, q, th, now)
-						if got != want || ok != wok {
-							t.Fatalf("round %d query %d threshold %v: got %v %v, want %v %v", round, qi, th, got, ok, want, wok)
+					// Searches: near-duplicates of stored points, fresh vectors.
+					for qi := range queries {
+						var q []float32
+						if qi%2 == 0 {
+							q = near(r, stored[r.IntN(len(stored))].Vector, 0.85+0.15*r.Float64())
+						} else {
+							q = next()
+						}
+						scope := scopes[r.IntN(len(scopes))]
+						now := t0.Add(time.Duration(r.IntN(60)) * time.Minute)
+						for _, th := range thresholds {
+							want, wok := m.search(scope, q, th, now)
+							got, ok := mustSearch(t, x, scope, q, th, now)
+							if got != want || ok != wok {
+								t.Fatalf("round %d query %d threshold %v: got %v %v, want %v %v", round, qi, th, got, ok, want, wok)
+							}
 						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

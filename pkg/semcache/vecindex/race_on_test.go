@@ -3,5 +3,6 @@
 package vecindex
 
 // raceEnabled is true under the race detector, which slows the 10k-point
-// agreement test about tenfold; that test then runs fewer queries.
+// agreement test and the bounded property tests about tenfold; they then
+// run fewer queries.
 const raceEnabled = true

@@ -94,27 +94,46 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 	if v == nil {
 		return semcache.Hit{}, false, nil
 	}
-	if v.len() < smallScope {
+	if v.len() < x.small {
 		return x.scan(v, vec, threshold, now)
 	}
 	s := x.pool.Get().(*scratch)
 	defer x.pool.Put(s)
 	beta := s.prepare(vec, v.centre)
+	un := prepareHead(s.g, s.u, vec, v.basis)
 	qn := vek32.Norm(vec) * (1 + 1e-6)
+	k := x.head
 	t := nanos(now)
 
 	// Pass 1: a bound for every live point; keep those that could reach
 	// the threshold.
+	// Segments below headSegs are bounded by the head alone (their
+	// candidates get the sign-code bound in pass 2); the rest by the sign
+	// code. When the head prunes less than half the first segment (no
+	// low-rank structure to exploit), the rest use the sign code.
+	headSegs := len(v.segs)
+	if x.noHead {
+		headSegs = 0
+	}
 	cands := s.cands[:0]
 	for si, seg := range v.segs {
+		if si == 1 && headSegs > 1 && 2*len(cands) > int(seg.n.Load()) {
+			headSegs = 1
+		}
 		n := int(seg.n.Load())
 		for i := range n {
 			if seg.exp[i] <= t || seg.isDead(i) {
 				continue
 			}
-			a, r := seg.alpha[i], seg.rho[i]
-			w := agree(s.tables, seg.codes[i*x.words:(i+1)*x.words])
-			ub := a*beta + r*float32(math.Sqrt(float64(w))) + slack*qn*(abs(a)+r)
+			// The head bound first: one 64-byte read.
+			var ub float32
+			if si >= headSegs {
+				ub = codeBound(s, seg, i, x.words, beta, qn)
+			} else {
+				// The head bound: one contiguous read of head floats. The
+				// sign-code bound waits for pass 2.
+				ub = vek32.Dot(s.g, seg.head[i*k:(i+1)*k]) + un*seg.tau[i] + qn*seg.sig[i]
+			}
 			if ub >= threshold {
 				cands = append(cands, cand{ub: ub, seg: int32(si), slot: int32(i)})
 			}
@@ -134,6 +153,9 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 			}
 			seg := v.segs[c.seg]
 			i := int(c.slot)
+			if int(c.seg) < headSegs && codeBound(s, seg, i, x.words, beta, qn) < max(threshold, hit.Score) {
+				continue
+			}
 			sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
 			if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
 				hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
@@ -153,6 +175,9 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 		cands = pop(cands)
 		seg := v.segs[c.seg]
 		i := int(c.slot)
+		if int(c.seg) < headSegs && codeBound(s, seg, i, x.words, beta, qn) < max(threshold, hit.Score) {
+			continue
+		}
 		sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
 		if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
 			hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
@@ -195,4 +220,11 @@ func down(c []cand, i int) {
 		c[i], c[m] = c[m], c[i]
 		i = m
 	}
+}
+
+// codeBound is the sign-code bound on the score of slot i (see bound.go).
+func codeBound(s *scratch, seg *segment, i, words int, beta, qn float32) float32 {
+	a, r := seg.alpha[i], seg.rho[i]
+	w := agree(s.tables, seg.codes[i*words:(i+1)*words])
+	return a*beta + r*float32(math.Sqrt(float64(w))) + slack*qn*(abs(a)+r)
 }
