@@ -97,7 +97,7 @@ type scratch struct {
 	w      []float32 // p_i², padded to whole words
 	cands  []cand
 	g      []float32 // the query's head coordinates
-	u      []float64
+	y      []float64
 }
 
 type cand struct {

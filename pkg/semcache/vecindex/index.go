@@ -33,7 +33,7 @@ const (
 	// points (smaller scopes are scanned exactly), from at most
 	// basisSample of them.
 	basisMin    = 1024
-	basisSample = 1024
+	basisSample = 512
 )
 
 // Option configures an Index.
@@ -94,8 +94,8 @@ type scope struct {
 // view is an immutable snapshot of a scope's segments and the centre their
 // codes were computed against.
 type view struct {
-	centre []float32 // unit length
-	basis  []float32 // head×dim, row-major; row 0 is centre
+	centre []float32  // unit length
+	basis  *headBasis // row 0 is centre
 	segs   []*segment
 }
 
@@ -134,7 +134,7 @@ func New(dim int, opts ...Option) *Index {
 		o(x)
 	}
 	x.pool.New = func() any {
-		return &scratch{tables: make([]float32, x.words*8*256), w: make([]float32, x.words*64), g: make([]float32, x.head), u: make([]float64, dim)}
+		return &scratch{tables: make([]float32, x.words*8*256), w: make([]float32, x.words*64), g: make([]float32, x.head), y: make([]float64, x.head)}
 	}
 	return x
 }
@@ -234,7 +234,7 @@ func (x *Index) appendPoint(sc *scope, id uint64, vec []float32, exp int64, tena
 	v := sc.view.Load()
 	if v == nil {
 		c := unit(vec, nil)
-		v = &view{centre: c, basis: basisRows([][]float64{f64(c)}, x.head, x.dim)}
+		v = &view{centre: c, basis: newHeadBasis([][]float64{f64(c)}, x.head, x.dim)}
 		sc.centredAt = 1
 		sc.view.Store(v)
 	}
@@ -321,7 +321,7 @@ func (x *Index) rebuild(sc *scope) {
 		}
 		rows = principal(sample, centre, x.head)
 	}
-	nv := &view{centre: centre, basis: basisRows(rows, x.head, x.dim)}
+	nv := &view{centre: centre, basis: newHeadBasis(rows, x.head, x.dim)}
 	var seg *segment
 	for _, os := range old.segs {
 		for i := range int(os.n.Load()) {

@@ -54,16 +54,11 @@ func principal(sample [][]float32, centre []float32, k int) [][]float64 {
 	}
 	orthonormalise(basis)
 	tmp := make([]float64, d)
-	for range 12 {
+	for range 8 {
 		for j := 1; j < k; j++ {
 			v := basis[j]
 			for i := range d {
-				row := cov[i*d : i*d+d]
-				var s float64
-				for l, f := range row {
-					s += f * v[l]
-				}
-				tmp[i] = s
+				tmp[i] = dot64(cov[i*d:i*d+d], v)
 			}
 			copy(v, tmp)
 		}
@@ -112,9 +107,9 @@ func orthonormalise(rows [][]float64) {
 //	    <= g·h + |Bq - g|·|h| + |g|·|Bt| + |u|·|t|
 //
 // tau >= |t| and eps >= |Bt| (tiny: t is orthogonal to the rows up to
-// rounding) are computed per point in float64 and rounded up with a
-// relative and an absolute nudge far above float64 error; un >= |u| per
-// query likewise. |g| <= |q|·(1+1e-3) for any B of near-unit rows, so
+// rounding) are computed per point in float64 (see project) and rounded up
+// with a relative and an absolute nudge far above float64 error; un >= |u|
+// per query likewise. |g| <= |q|·(1+1e-3) for any B of near-unit rows, so
 // |g|·eps <= qn·eps·(1+1e-3). What remains is rounding, all relative to
 // |q|·|x|: |Bq - g|·|h| (2⁻²⁴), the float32 sum g·h (k·2⁻²³), the float32
 // evaluation of the bound itself, and the float32 rounding of the rescore
@@ -129,91 +124,121 @@ func orthonormalise(rows [][]float64) {
 // sum and of the query's rounded head coordinates, with room to spare.
 func headSlack(dim int) float64 { return 1e-4 + 4*float64(dim)/(1<<24) }
 
-// basisRows turns float64 rows into the k×dim float32 matrix a view keeps;
-// missing rows stay zero (a zero row only loosens the bound).
-func basisRows(rows [][]float64, k, dim int) []float32 {
-	b := make([]float32, k*dim)
-	for j, row := range rows[:min(k, len(rows))] {
-		for i, f := range row {
-			b[j*dim+i] = float32(f)
-		}
-	}
-	return b
+// headBasis is a view's basis B (k rows of dim, row-major) as stored, the
+// same values in float64, and their Gram matrix G = BBᵀ (k×k, float64).
+type headBasis struct {
+	b    []float32
+	b64  []float64
+	gram []float64
+	k    int
 }
 
-// encodeHead writes x's head coordinates h = float32(Bx) and returns tau
-// and sig (see bound.go) for the basis B (k rows of dim).
-func encodeHead(h []float32, x, basis []float32, slack float64) (tau, sig float32) {
-	dim, k := len(x), len(h)
+// newHeadBasis rounds rows to float32 into a k×dim basis; missing rows stay
+// zero (a zero row only loosens the bound).
+func newHeadBasis(rows [][]float64, k, dim int) *headBasis {
+	hb := &headBasis{b: make([]float32, k*dim), b64: make([]float64, k*dim), gram: make([]float64, k*k), k: k}
+	for j, row := range rows[:min(k, len(rows))] {
+		for i, f := range row {
+			hb.b[j*dim+i] = float32(f)
+			hb.b64[j*dim+i] = float64(float32(f))
+		}
+	}
+	for j := range k {
+		for l := range k {
+			hb.gram[j*k+l] = dot64(hb.b64[j*dim:(j+1)*dim], hb.b64[l*dim:(l+1)*dim])
+		}
+	}
+	return hb
+}
+
+func dot64(a, b []float64) float64 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func dot64f(a []float32, b []float64) float64 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += float64(a[i]) * b[i]
+		s1 += float64(a[i+1]) * b[i+1]
+		s2 += float64(a[i+2]) * b[i+2]
+		s3 += float64(a[i+3]) * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += float64(a[i]) * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// project computes y = Bv (float64, into y), h = float32(y) (into h), and
+// returns tau >= |v - Bᵀh| and eps >= |B(v - Bᵀh)|, from the identities
+//
+//	B(v - Bᵀh) = y - Gh,   |v - Bᵀh|² = |v|² - 2h·y + hᵀGh.
+//
+// Every sum is float64 with at most dim+k terms each bounded by |v|² or
+// |v|·|h|: their rounding is below 1e-13·|v|², which the absolute nudges
+// (1e-12·|v|² inside tau's square root, 1e-9·(1+|v|) on eps) cover.
+func (hb *headBasis) project(h []float32, y []float64, v []float32, vv float64) (tau, eps float64) {
+	dim, k := len(v), hb.k
+	for j := range k {
+		y[j] = dot64f(v, hb.b64[j*dim:(j+1)*dim])
+		h[j] = float32(y[j])
+	}
+	var hy, hgh, ee float64
+	for j := range k {
+		var gh float64
+		for l := range k {
+			gh += hb.gram[j*k+l] * float64(h[l])
+		}
+		hy += float64(h[j]) * y[j]
+		hgh += float64(h[j]) * gh
+		e := y[j] - gh
+		ee += e * e
+	}
+	tt := max(0, vv-2*hy+hgh) + 1e-12*vv
+	return math.Sqrt(tt) * (1 + 1e-6), math.Sqrt(ee)*(1+1e-6) + 1e-9*(1+math.Sqrt(vv))
+}
+
+// encodeHead writes x's head coordinates h and returns tau and sig (see
+// the head bound above).
+func encodeHead(h []float32, x []float32, hb *headBasis, slack float64) (tau, sig float32) {
 	var xx float64
 	for _, f := range x {
 		xx += float64(f) * float64(f)
 	}
-	for j := range k {
-		row := basis[j*dim : (j+1)*dim]
-		var s float64
-		for i, f := range x {
-			s += float64(f) * float64(row[i])
-		}
-		h[j] = float32(s)
+	var buf [64]float64
+	y := buf[:0]
+	if hb.k > len(buf) {
+		y = make([]float64, hb.k)
+	} else {
+		y = buf[:hb.k]
 	}
-	// t = x - Bᵀh, in float64 (its error is far below the absolute nudge).
-	t := make([]float64, dim)
-	for i, f := range x {
-		t[i] = float64(f)
-	}
-	for j := range k {
-		hj := float64(h[j])
-		if hj == 0 {
-			continue
-		}
-		row := basis[j*dim : (j+1)*dim]
-		for i := range t {
-			t[i] -= hj * float64(row[i])
-		}
-	}
-	var tt, ww float64
-	for _, f := range t {
-		tt += f * f
-	}
-	for j := range k {
-		row := basis[j*dim : (j+1)*dim]
-		var s float64
-		for i, f := range t {
-			s += f * float64(row[i])
-		}
-		ww += s * s
-	}
-	tau = up(math.Sqrt(tt)*(1+1e-6) + 1e-9)
-	eps := math.Sqrt(ww)*(1+1e-6) + 1e-9
+	t, eps := hb.project(h, y, x, xx)
 	xn := math.Sqrt(xx) * (1 + 1e-6)
-	sig = up(eps*(1+1e-3) + slack*xn)
-	return tau, sig
+	return up(t), up(eps*(1+1e-3) + slack*xn)
 }
 
 // prepareHead fills g = float32(Bq) and returns un >= |q - Bᵀg|.
-func prepareHead(g []float32, u []float64, q, basis []float32) (un float32) {
-	dim, k := len(q), len(g)
-	for i, f := range q {
-		u[i] = float64(f)
+func prepareHead(g []float32, y []float64, q []float32, hb *headBasis) (un float32) {
+	var qq float64
+	for _, f := range q {
+		qq += float64(f) * float64(f)
 	}
-	for j := range k {
-		row := basis[j*dim : (j+1)*dim]
-		var s float64
-		for i, f := range q {
-			s += float64(f) * float64(row[i])
-		}
-		g[j] = float32(s)
-		gj := float64(g[j])
-		for i := range u {
-			u[i] -= gj * float64(row[i])
-		}
-	}
-	var uu float64
-	for _, f := range u {
-		uu += f * f
-	}
-	return up(math.Sqrt(uu)*(1+1e-6) + 1e-9)
+	t, _ := hb.project(g, y, q, qq)
+	return up(t)
 }
 
 // up rounds f up to a float32.

@@ -100,7 +100,7 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 	s := x.pool.Get().(*scratch)
 	defer x.pool.Put(s)
 	beta := s.prepare(vec, v.centre)
-	un := prepareHead(s.g, s.u, vec, v.basis)
+	un := prepareHead(s.g, s.y, vec, v.basis)
 	qn := vek32.Norm(vec) * (1 + 1e-6)
 	k := x.head
 	t := nanos(now)
