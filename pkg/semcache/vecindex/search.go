@@ -109,15 +109,15 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 	// the threshold.
 	// Segments below headSegs are bounded by the head alone (their
 	// candidates get the sign-code bound in pass 2); the rest by the sign
-	// code. When the head prunes less than half the first segment (no
-	// low-rank structure to exploit), the rest use the sign code.
+	// code. When the head prunes less than an eighth of the first segment
+	// (no low-rank structure to exploit), the rest use the sign code.
 	headSegs := len(v.segs)
 	if x.noHead {
 		headSegs = 0
 	}
 	cands := s.cands[:0]
 	for si, seg := range v.segs {
-		if si == 1 && headSegs > 1 && 2*len(cands) > int(seg.n.Load()) {
+		if si == 1 && headSegs > 1 && 8*len(cands) > 7*int(v.segs[0].n.Load()) {
 			headSegs = 1
 		}
 		n := int(seg.n.Load())
