@@ -46,7 +46,11 @@ func TestHeadBoundHolds(t *testing.T) {
 				pts = append(pts, randomUnit(r, dim))
 			}
 		}
-		head := make([]float32, k)
+		heads := make([]float32, len(pts)*k)
+		taus, sigs := make([]float32, len(pts)), make([]float32, len(pts))
+		for i, p := range pts {
+			taus[i], sigs[i] = encodeHead(heads[i*k:(i+1)*k], p, hb, slack)
+		}
 		gq := make([]float32, k)
 		y := make([]float64, k)
 		for qi := range 100 {
@@ -59,9 +63,8 @@ func TestHeadBoundHolds(t *testing.T) {
 			}
 			un := prepareHead(gq, y, q, hb)
 			qn := vek32.Norm(q) * (1 + 1e-6)
-			for _, p := range pts {
-				tau, sig := encodeHead(head, p, hb, slack)
-				ub := vek32.Dot(gq, head) + un*tau + qn*sig
+			for i, p := range pts {
+				ub := vek32.Dot(gq, heads[i*k:(i+1)*k]) + un*taus[i] + qn*sigs[i]
 				if s := vek32.Dot(q, p); s > ub {
 					t.Fatalf("dim %d: score %v above its head bound %v", dim, s, ub)
 				}
