@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -157,9 +156,8 @@ type Cache struct {
 	sideEffects map[string]bool
 	semantic    bool
 
-	hot    *ristretto.Cache[uint64, *Entry]    // decoded answers by id, bounded by bytes
-	vecs   *ristretto.Cache[string, []float32] // query text → vector: Lookup embeds, Store reuses
-	flight singleflight.Group
+	hot  *ristretto.Cache[uint64, *Entry]    // decoded answers by id, bounded by bytes
+	vecs *ristretto.Cache[string, []float32] // query text → vector: Lookup embeds, Store reuses
 
 	mu    sync.RWMutex // guards byKey and meta; held for map operations only
 	byKey map[string]uint64
@@ -349,43 +347,79 @@ func (c *Cache) Close() error {
 	return nil
 }
 
-// Flight collapses identical concurrent misses: the gateway calls upstream
-// through Flight().Do(ExactKey(r), ...), so one call serves them all.
-func (c *Cache) Flight() *singleflight.Group { return &c.flight }
+// Query is one request prepared for the cache: its policy decision and
+// its keys, computed once (a parse of the raw body) and shared by Lookup,
+// the gateway's collapsing of identical misses and Store.
+type Query struct {
+	Request
+	Controls Controls
+	keys     requestKeys
+	// bypass says why the request skips the cache entirely ("" when it
+	// does not).
+	bypass string
+}
 
-// Lookup finds an answer for r: first by exact key, then, when the semantic
-// cache is on and r's last user turns are text, by similarity within r's
-// scope, subject to the threshold (the higher of the configured one and
-// ctl.Threshold) and the guard. Hits, misses and bypasses are counted here,
-// and a hit's Entry.Cost is counted as saved. A failing embedder or index
-// degrades to a miss (logged); err is non-nil only when ctx ended, and the
-// Result is then a usable miss.
-func (c *Cache) Lookup(ctx context.Context, r Request, ctl Controls) (*Entry, Result, error) {
+// Prepare decides whether r may use the cache (Cacheable) and computes its
+// keys. A request that cannot be canonicalised bypasses the cache.
+func (c *Cache) Prepare(r Request, ctl Controls) *Query {
+	q := &Query{Request: r, Controls: ctl}
 	if ok, why := c.Cacheable(r); !ok {
-		return c.bypass(why)
-	}
-	if ctl.NoCache {
-		return c.bypass("cache-control: no-cache")
+		q.bypass = why
+		return q
 	}
 	k, err := computeKeys(r, c.turns)
 	if err != nil {
-		return c.bypass("request cannot be canonicalised")
+		q.bypass = "request cannot be canonicalised"
+		return q
+	}
+	q.keys = k
+	return q
+}
+
+// Key is the exact cache key ("" when the query bypasses the cache): equal
+// keys would be served the same exact entry, so the gateway collapses
+// identical concurrent misses on it.
+func (q *Query) Key() string { return q.keys.exact }
+
+// Bypass says why the query skips the cache ("" when it does not).
+func (q *Query) Bypass() string { return q.bypass }
+
+// Lookup finds an answer for q: first by exact key, then, when the
+// semantic cache is on and q's last user turns are text, by similarity
+// within q's scope, subject to the threshold (the higher of the configured
+// one and the request's) and the guard. Hits, misses and bypasses are
+// counted here, and a hit's Entry.Cost is counted as saved. A failing
+// embedder or index degrades to a miss (logged); err is non-nil only when
+// ctx ended, and the Result is then a usable miss.
+func (c *Cache) Lookup(ctx context.Context, q *Query) (*Entry, Result, error) {
+	if q.bypass != "" {
+		return c.bypass(q.bypass)
+	}
+	if q.Controls.NoCache {
+		return c.bypass("cache-control: no-cache")
 	}
 	now := c.now()
-	if e := c.exact(ctx, k.exact, ctl, now); e != nil {
+	if e := c.exact(ctx, q.keys.exact, q.Controls, now); e != nil {
 		c.hits.Add(1)
 		c.saved.Add(int64(e.Cost))
 		return e, Result{Kind: KindHit, Similarity: 1}, nil
 	}
-	e, res := c.similar(ctx, k, ctl, now)
-	switch res.Kind {
-	case KindSemanticHit:
+	e, res := c.similar(ctx, q.keys, q.Controls, now)
+	if res.Kind == KindSemanticHit {
 		c.semHits.Add(1)
 		c.saved.Add(int64(e.Cost))
 		return e, res, nil
 	}
 	c.misses.Add(1)
 	return nil, res, ctx.Err()
+}
+
+// Shared counts a miss that was served by an identical request's upstream
+// call (the gateway collapses identical concurrent misses) as the hit it was: it saved that call's cost.
+func (c *Cache) Shared(saved llm.Micros) {
+	c.misses.Add(-1)
+	c.hits.Add(1)
+	c.saved.Add(int64(saved))
 }
 
 func (c *Cache) bypass(reason string) (*Entry, Result, error) {
@@ -532,22 +566,18 @@ func storable(resp *llm.ChatResponse) bool {
 	return true
 }
 
-// Store keeps resp, the answer model gave to r at the given cost, for TTL:
-// in SQLite, in the exact cache and (when r's last user turns are text) in
+// Store keeps resp, the answer model gave to q at the given cost, for TTL:
+// in SQLite, in the exact cache and (when q's last user turns are text) in
 // the index. It replaces an entry of the same exact key. It does nothing
-// when ctl.NoStore, when r is not Cacheable, or when an answer did not end
-// normally (finish_reason other than stop, tool_calls or length).
-func (c *Cache) Store(ctx context.Context, r Request, ctl Controls, resp *llm.ChatResponse, model string, cost llm.Micros) error {
-	if ctl.NoStore || !storable(resp) {
+// when q bypasses the cache, when q.Controls.NoStore, or when an answer
+// did not end normally (finish_reason other than stop, tool_calls or
+// length).
+func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, model string, cost llm.Micros) error {
+	if q.bypass != "" || q.Controls.NoStore || !storable(resp) {
 		return nil
 	}
-	if ok, _ := c.Cacheable(r); !ok {
-		return nil
-	}
-	k, err := computeKeys(r, c.turns)
-	if err != nil {
-		return fmt.Errorf("semcache: store: %w", err)
-	}
+	r, k := q.Request, q.keys
+	var err error
 	body := []byte(resp.Raw)
 	if len(body) == 0 || !json.Valid(body) {
 		if body, err = json.Marshal(resp); err != nil {

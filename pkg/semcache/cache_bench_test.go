@@ -28,7 +28,7 @@ func BenchmarkLookupExactHit(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, res, _ := c.Lookup(ctx, r, Controls{}); res.Kind != KindHit {
+		if _, res, _ := c.Lookup(ctx, c.Prepare(r, Controls{})); res.Kind != KindHit {
 			b.Fatal(res)
 		}
 	}

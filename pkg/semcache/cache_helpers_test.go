@@ -237,14 +237,14 @@ func answer(text string) *llm.ChatResponse {
 
 func mustStore(t testing.TB, c *Cache, r Request, ctl Controls, resp *llm.ChatResponse) {
 	t.Helper()
-	if err := c.Store(context.Background(), r, ctl, resp, "gpt-4o-mini-2024-07-18", 150); err != nil {
+	if err := c.Store(context.Background(), c.Prepare(r, ctl), resp, "gpt-4o-mini-2024-07-18", 150); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func lookup(t testing.TB, c *Cache, r Request, ctl Controls) (*Entry, Result) {
 	t.Helper()
-	e, res, err := c.Lookup(context.Background(), r, ctl)
+	e, res, err := c.Lookup(context.Background(), c.Prepare(r, ctl))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,7 +181,7 @@ func TestRestartPersistence(t *testing.T) {
 			FinishReason: "tool_calls"}}}
 	mustStore(t, c, req(t, "t1", userBody("weather in Paris today")), Controls{}, toolAnswer)
 	short := req(t, "t1", userBody("short lived"))
-	if err := c.Store(context.Background(), short, Controls{}, answer("soon gone"), "m", 1); err != nil {
+	if err := c.Store(context.Background(), c.Prepare(short, Controls{}), answer("soon gone"), "m", 1); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()

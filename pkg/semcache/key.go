@@ -567,9 +567,8 @@ func canonEnd(b []byte, i int) int {
 
 // ExactKey is the exact cache key of r: a hash of its scope and of the
 // canonical request (see ignored). Two requests have the same key exactly
-// when they would be served the same exact entry, so the gateway collapses
-// identical concurrent misses on it (Flight). It is "" when the request
-// cannot be parsed.
+// when they would be served the same exact entry. It is "" when the
+// request cannot be parsed. (Prepare computes it with the other keys.)
 func (c *Cache) ExactKey(r Request) string {
 	k, err := computeKeys(r, c.turns)
 	if err != nil {
