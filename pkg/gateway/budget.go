@@ -9,6 +9,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/router"
+	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
 // HeaderBudgetRemaining is the key's smallest remaining budget after the call.
@@ -189,7 +190,10 @@ func (g *Gateway) entry(c Caller, meta *Meta, start time.Time, status int) budge
 		Model: meta.Model, Provider: meta.Provider,
 		PromptTokens: meta.PromptTokens, CompletionTokens: meta.CompletionTokens,
 		Cost: meta.Cost.Micros, Saved: meta.Saved, Estimated: meta.Cost.Estimated, Unpriced: meta.Cost.Unpriced,
-		Cache: "bypass", Status: status, Latency: g.now().Sub(start), Attempts: meta.Attempts,
+		Cache: meta.Cache, Status: status, Latency: g.now().Sub(start), Attempts: meta.Attempts,
+	}
+	if e.Cache == "" {
+		e.Cache = semcache.KindBypass
 	}
 	if meta.Usage != nil {
 		e.PromptTokens = meta.Usage.PromptTokens

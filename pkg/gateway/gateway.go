@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/router"
+	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
 // TokenCounter counts tokens the way a model's provider bills them
@@ -91,6 +92,11 @@ type Options struct {
 	Rand func() float64
 	// Sleep waits between retries (tests inject one that records and returns).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Cache answers repeated and paraphrased requests (nil: no cache).
+	Cache Cache
+	// Tenants maps key ids to the shared cache tenant they belong to; other
+	// keys are each their own tenant.
+	Tenants map[string]string
 }
 
 // Gateway serves chat, stream and embedding requests. Safe for concurrent use.
@@ -109,6 +115,9 @@ type Gateway struct {
 	now       func() time.Time
 	rand      func() float64
 	sleep     func(ctx context.Context, d time.Duration) error
+	cache     Cache
+	tenants   map[string]string
+	flights   flights
 }
 
 // New builds a Gateway.
@@ -117,7 +126,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, errors.New("gateway: a token counter is required")
 	}
 	g := &Gateway{tokens: o.Tokens, ledger: o.Ledger, routes: o.Routes, models: map[string]*Model{}, breakers: o.Breakers, timeout: o.RequestTimeout,
-		log: o.Logger, now: o.Now, rand: o.Rand, sleep: o.Sleep}
+		log: o.Logger, now: o.Now, rand: o.Rand, sleep: o.Sleep, cache: o.Cache, tenants: o.Tenants}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -205,6 +214,9 @@ type Caller struct {
 	Key         *keys.Key
 	RequestID   string            // makes budget reservations idempotent
 	Credentials map[string]string // provider name → API key
+	// Cache holds the request's cache directives (Cache-Control,
+	// x-tollgate-cache-threshold).
+	Cache semcache.Controls
 }
 
 // Meta is what happened to one request: the access log and the x-tollgate-*
@@ -228,35 +240,76 @@ type Meta struct {
 	Saved      llm.Micros
 	Downgraded bool
 	requested  *router.Model // the model a downgrade replaced
+	// Cache is how the cache answered: hit, semantic-hit, miss or bypass
+	// ("" when the request did not get that far). A hit has the cached
+	// entry's id, a semantic hit its similarity; Reason says why the cache
+	// was bypassed or a candidate refused.
+	Cache           string
+	CacheSimilarity float32
+	CacheEntry      uint64
+	CacheReason     string
 	// Header holds response headers the flow sets: x-ratelimit-*,
 	// x-tollgate-budget-remaining-usd.
 	Header http.Header
 }
 
-// Chat serves a non-streamed chat completion: resolve the route, plan,
-// check rate limits, then try the planned models in order, each with its
-// budget reserved first; settle the cost before answering.
+// Chat serves a non-streamed chat completion: resolve the route, answer
+// from the cache when it can (exact, then semantic); otherwise plan, check
+// rate limits, then try the planned models in order, each with its budget
+// reserved first; settle the cost and store the answer before answering.
+// Identical concurrent misses share one upstream call (collapse).
 func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (*llm.ChatResponse, *Meta, error) {
 	start := g.now()
-	meta, plan, err := g.prepare(c, req)
+	meta := &Meta{Requested: req.Model}
+	route, allowed, err := g.resolveRoute(c, req.Model)
 	if err != nil {
 		return nil, meta, g.fail(c, meta, err, start, nil)
 	}
-	ctx, cancel := g.withTimeout(ctx, plan.Route.Timeout)
-	defer cancel()
-	sp := g.spender(c, req, plan.Route)
-	var resp *llm.ChatResponse
-	err = g.tryWithin(ctx, c, meta, plan, req, sp, false, func(ctx context.Context, a attempt) error {
-		var err error
-		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputCap(req, a.step.Model)})
-		return err
-	})
+	q := g.cacheQuery(c, req)
+	hit, err := g.lookup(ctx, c, meta, route, req, q)
 	if err != nil {
-		return nil, meta, g.fail(c, meta, err, start, sp)
+		return nil, meta, g.fail(c, meta, err, start, nil)
 	}
-	g.price(meta, resp.Usage, func() string { return completionText(resp) })
-	if err := g.commit(ctx, c, meta, start, sp, http.StatusOK); err != nil {
-		return nil, meta, err
+	if hit != nil {
+		g.commit(ctx, c, meta, start, nil, http.StatusOK)
+		return hit.Response, meta, nil
+	}
+	var (
+		sp        *spender
+		committed bool
+	)
+	resp, err := g.collapse(ctx, c, meta, q, req, func() (*llm.ChatResponse, error) {
+		plan, err := g.plan(c, meta, route, allowed, req)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := g.withTimeout(ctx, plan.Route.Timeout)
+		defer cancel()
+		sp = g.spender(c, req, plan.Route)
+		var resp *llm.ChatResponse
+		err = g.tryWithin(ctx, c, meta, plan, req, sp, false, func(ctx context.Context, a attempt) error {
+			var err error
+			resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputCap(req, a.step.Model)})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		g.price(meta, resp.Usage, func() string { return completionText(resp) })
+		committed = true
+		if err := g.commit(ctx, c, meta, start, sp, http.StatusOK); err != nil {
+			return nil, err
+		}
+		g.store(ctx, q, meta, resp)
+		return resp, nil
+	})
+	switch {
+	case err != nil && committed:
+		return nil, meta, err // the ledger refused the settle: already logged
+	case err != nil:
+		return nil, meta, g.fail(c, meta, err, start, sp)
+	case meta.Provider == CacheProvider: // served by an identical request's call
+		g.commit(ctx, c, meta, start, nil, http.StatusOK)
 	}
 	return resp, meta, nil
 }
@@ -285,23 +338,17 @@ func (g *Gateway) resolveRoute(c Caller, name string) (*router.Route, func(strin
 	return nil, nil, notAllowed(name)
 }
 
-// prepare resolves the request's route, plans it and charges the key's
-// rate limits.
-func (g *Gateway) prepare(c Caller, req *llm.ChatRequest) (*Meta, *router.Plan, error) {
-	meta := &Meta{Requested: req.Model}
-	route, allowed, err := g.resolveRoute(c, req.Model)
-	if err != nil {
-		return meta, nil, err
-	}
+// plan plans the request's route and charges the key's rate limits.
+func (g *Gateway) plan(c Caller, meta *Meta, route *router.Route, allowed func(string) bool, req *llm.ChatRequest) (*router.Plan, error) {
 	plan, err := g.makePlan(c, route, allowed, req, 0)
 	if err != nil {
-		return meta, nil, err
+		return nil, err
 	}
 	meta.Route = plan.Explanation
 	if err := g.rateLimit(c, meta, plan); err != nil {
-		return meta, nil, err
+		return nil, err
 	}
-	return meta, plan, nil
+	return plan, nil
 }
 
 // makePlan counts the prompt with each candidate's tokenizer and orders the

@@ -11,6 +11,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/router"
+	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
 // Stream is a streamed completion as the client should see it. Meta is
@@ -31,23 +32,51 @@ type Stream struct {
 	spend        *spender
 	start        time.Time
 	failed       error // how the stream ended, if not well
+	hit          bool  // replaying a cached answer: nothing to price
+	// query, when set, stores the stream's answer once it completes;
+	// chunks collects it.
+	query  *semcache.Query
+	chunks []llm.ChatChunk
 }
 
-// Stream opens a streamed chat completion. Candidates are tried until one
-// has produced its first chunk (within the route's time-to-first-token
-// bound); after that nothing is retried: the first byte is about to reach
-// the client. The upstream is always asked for usage so the cost is exact;
-// the usage chunk is passed on only when the client asked for it.
+// Stream opens a streamed chat completion. A cache hit is replayed as a
+// stream (whatever shape the cached answer came in). Otherwise candidates
+// are tried until one has produced its first chunk (within the route's
+// time-to-first-token bound); after that nothing is retried: the first
+// byte is about to reach the client. The upstream is always asked for
+// usage so the cost is exact; the usage chunk is passed on only when the
+// client asked for it. A stream that completes is stored in the cache
+// before the client is told it has ended. Identical concurrent streams are
+// not collapsed: a follower would wait for the whole answer before its
+// first token.
 func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (*Stream, error) {
 	start := g.now()
-	meta, plan, err := g.prepare(c, req)
+	meta := &Meta{Requested: req.Model}
+	route, allowed, err := g.resolveRoute(c, req.Model)
+	if err != nil {
+		return nil, g.fail(c, meta, err, start, nil)
+	}
+	q := g.cacheQuery(c, req)
+	hit, err := g.lookup(ctx, c, meta, route, req, q)
+	if err != nil {
+		return nil, g.fail(c, meta, err, start, nil)
+	}
+	wantUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	if hit != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		return &Stream{Meta: meta, g: g, ctx: ctx, cancel: cancel, caller: c, start: start, wantUsage: wantUsage,
+			up: &replay{chunks: semcache.Replay(hit.Response)}, hit: true}, nil
+	}
+	plan, err := g.plan(c, meta, route, allowed, req)
 	if err != nil {
 		return nil, g.fail(c, meta, err, start, nil)
 	}
 	ctx, cancel := g.withTimeout(ctx, plan.Route.Timeout)
 	sp := g.spender(c, req, plan.Route)
-	st := &Stream{Meta: meta, g: g, ctx: ctx, cancel: cancel, caller: c, spend: sp, start: start,
-		wantUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
+	st := &Stream{Meta: meta, g: g, ctx: ctx, cancel: cancel, caller: c, spend: sp, start: start, wantUsage: wantUsage}
+	if q != nil && q.Bypass() == "" && !q.Controls.NoStore {
+		st.query = q
+	}
 	err = g.tryWithin(ctx, c, meta, plan, req, sp, true, func(ctx context.Context, a attempt) error {
 		return st.open(ctx, a, req, plan.Route.TTFTTimeout)
 	})
@@ -115,6 +144,9 @@ func (s *Stream) Recv() (*llm.ChatChunk, error) {
 				return nil, s.failed
 			}
 		}
+		if s.query != nil {
+			s.chunks = append(s.chunks, *c)
+		}
 		for i := range c.Choices {
 			d := &c.Choices[i].Delta
 			if d.Content != nil {
@@ -128,8 +160,10 @@ func (s *Stream) Recv() (*llm.ChatChunk, error) {
 		if c.Usage == nil {
 			return c, nil
 		}
-		s.Meta.Usage = c.Usage
-		s.price()
+		if !s.hit {
+			s.Meta.Usage = c.Usage
+			s.price()
+		}
 		if !s.wantUsage {
 			if len(c.Choices) == 0 {
 				continue // the usage-only chunk the client did not ask for
@@ -151,18 +185,36 @@ func (s *Stream) price() {
 // finish settles the stream once: priced from its usage, or from the text
 // counted when the upstream sent none (a stream cut midway, an upstream
 // that ignores stream_options), and written to the ledger before the
-// client is told the stream is complete.
+// client is told the stream is complete; a complete answer is then stored
+// in the cache. A replayed hit is recorded at no cost.
 func (s *Stream) finish() error {
 	if s.settled {
 		return nil
 	}
 	s.settled = true
-	s.price()
+	if !s.hit {
+		s.price()
+	}
 	status := http.StatusOK
 	if s.failed != nil {
 		status = llm.ForClient(s.failed).Status
 	}
-	return s.g.commit(s.ctx, s.caller, s.Meta, s.start, s.spend, status)
+	if err := s.g.commit(s.ctx, s.caller, s.Meta, s.start, s.spend, status); err != nil {
+		return err
+	}
+	if s.query != nil && s.failed == nil {
+		resp, err := semcache.Assemble(s.chunks)
+		if err != nil {
+			s.g.log.Warn("cache: assemble stream", "err", err)
+			return nil
+		}
+		if resp.Usage == nil {
+			resp.Usage = s.Meta.Usage
+		}
+		s.g.store(s.ctx, s.query, s.Meta, resp)
+	}
+	s.chunks = nil
+	return nil
 }
 
 // withCost adds the cost to a usage chunk without touching its other bytes.
@@ -203,7 +255,9 @@ func (s *Stream) Close() error {
 		s.failed = context.Canceled // the client left mid-stream
 	}
 	s.finish()
-	s.closeAttempt()
+	if s.closeAttempt != nil {
+		s.closeAttempt()
+	}
 	s.cancel()
 	return err
 }

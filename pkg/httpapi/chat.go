@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
+	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
 func (s *server) chatCompletions(c *gin.Context) {
@@ -45,6 +46,13 @@ const headerProviderKey = "X-Tollgate-Provider-Key-"
 // call only and never logged or stored.
 func callerOf(c *gin.Context, req *llm.ChatRequest) (gateway.Caller, error) {
 	caller := gateway.Caller{Key: c.MustGet(ctxKey).(*keys.Key), RequestID: c.Writer.Header().Get(HeaderRequestID)}
+	if req != nil {
+		ctl, err := semcache.ParseControls(c.Request.Header)
+		if err != nil {
+			return caller, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "invalid_header", Message: err.Error()}
+		}
+		caller.Cache = ctl
+	}
 	for name, vs := range c.Request.Header {
 		if len(name) > len(headerProviderKey) && strings.EqualFold(name[:len(headerProviderKey)], headerProviderKey) && len(vs) > 0 {
 			if caller.Credentials == nil {
@@ -135,6 +143,45 @@ func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
 	if meta.Fallback != "" {
 		h.Set(HeaderFallback, meta.Fallback)
 	}
+	cached(h, meta)
+}
+
+// cached adds the cache headers.
+func cached(h http.Header, meta *gateway.Meta) {
+	if meta.Cache == "" {
+		return
+	}
+	h.Set(HeaderCache, meta.Cache)
+	if meta.Cache == semcache.KindHit || meta.Cache == semcache.KindSemanticHit {
+		if meta.CacheEntry != 0 { // 0: served by an identical request's call, not an entry
+			h.Set(HeaderCacheID, strconv.FormatUint(meta.CacheEntry, 10))
+		}
+		h.Set(HeaderCacheSaved, meta.Saved.String())
+	}
+	if meta.CacheSimilarity > 0 {
+		h.Set(HeaderCacheSimilarity, strconv.FormatFloat(float64(meta.CacheSimilarity), 'f', 4, 32))
+	}
+	if r := meta.CacheReason; r != "" {
+		// A guard's reason quotes the prompts' words: the header names
+		// only its rule.
+		if rest, ok := strings.CutPrefix(r, "guard: "); ok {
+			rule, _, _ := strings.Cut(rest, ":")
+			r = "guard: " + rule
+		}
+		h.Set(HeaderCacheReason, asciiHeader(r))
+	}
+}
+
+// asciiHeader replaces what a header value may not carry (controls and
+// non-ASCII bytes) with '?'.
+func asciiHeader(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }
 
 // priced adds the cost headers of a finished, non-streamed call, and the

@@ -26,14 +26,16 @@ import (
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
+	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
 // Options wires the HTTP API.
 type Options struct {
 	Gateway      *gateway.Gateway
 	Keys         *keys.Store
-	Budget       *budget.Ledger // nil: budgets disabled
-	AdminKey     string         // empty: the admin API is disabled
+	Budget       *budget.Ledger  // nil: budgets disabled
+	Cache        *semcache.Cache // nil: no response cache (GET/DELETE /admin/cache answer 404)
+	AdminKey     string          // empty: the admin API is disabled
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 	AccessLog    bool
@@ -63,7 +65,17 @@ const (
 	// tollgate because the provider reported no usage.
 	HeaderCost          = "x-tollgate-cost-usd"
 	HeaderCostEstimated = "x-tollgate-cost-estimated"
-	headerAuthenticate  = "WWW-Authenticate"
+	// HeaderCache is hit, semantic-hit, miss or bypass on every completion;
+	// a hit also has the cached entry's id and its similarity (1 for an
+	// exact hit), and what the original call cost (the money it saved).
+	HeaderCache           = "x-tollgate-cache"
+	HeaderCacheSimilarity = "x-tollgate-cache-similarity"
+	HeaderCacheID         = "x-tollgate-cache-id"
+	HeaderCacheSaved      = "x-tollgate-cache-saved-usd"
+	// HeaderCacheReason says why the cache was bypassed or a semantic
+	// candidate refused.
+	HeaderCacheReason  = "x-tollgate-cache-reason"
+	headerAuthenticate = "WWW-Authenticate"
 )
 
 type server struct {
@@ -120,6 +132,8 @@ func New(o Options) http.Handler {
 	admin.PUT("/keys/:id/budget", s.setBudget)
 	admin.GET("/keys/:id/spend", s.keySpend)
 	admin.GET("/reports/cost", s.costReport)
+	admin.GET("/cache", s.cacheStats)
+	admin.DELETE("/cache", s.cacheDelete)
 	return r
 }
 
@@ -151,6 +165,9 @@ func (s *server) begin(c *gin.Context) {
 	if v, ok := c.Get(ctxMeta); ok {
 		m := v.(*gateway.Meta)
 		attrs = append(attrs, slog.String("model", m.Model), slog.String("provider", m.Provider), slog.Int("attempts", m.Attempts))
+		if m.Cache != "" {
+			attrs = append(attrs, slog.String("cache", m.Cache))
+		}
 		prompt := m.PromptTokens
 		if m.Usage != nil {
 			prompt = m.Usage.PromptTokens
