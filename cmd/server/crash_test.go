@@ -46,7 +46,7 @@ func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
 	argv, _ := json.Marshal(append([]string{"-listen", "127.0.0.1:0"}, args...))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(argv))
+	cmd.Env = append(os.Environ(), childEnv+"="+string(argv), modelDirEnv+"="+testModelDir(t))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -19,10 +19,16 @@ import (
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/sqlite"
+	"github.com/tollgate/tollgate/pkg/tokens"
 )
 
 // defaultConfigFile is read when -config is not given and it exists.
 const defaultConfigFile = "tollgate.yaml"
+
+// modelDirEnv overrides cache.semantic.model_dir: where the USE-lite
+// weights are fetched to and loaded from (e.g. a volume shared by
+// containers).
+const modelDirEnv = "TOLLGATE_MODEL_DIR"
 
 // run is the whole program: tests call it in-process. It returns when ctx is
 // cancelled (after draining in-flight requests) or on a start-up error.
@@ -54,6 +60,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
+	if dir := getenv(modelDirEnv); dir != "" {
+		cfg.Cache.Semantic.ModelDir = dir
+	}
 
 	sink := newLogSink(stderr, 100*time.Millisecond, 64<<10)
 	defer sink.Close()
@@ -83,7 +92,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// Closed after the server has drained: every in-flight settle is written.
 	defer ledger.Close()
-	gw, err := buildGateway(cfg, ledger, logger)
+	counter := tokens.NewCounter()
+	clients, err := buildProviders(cfg, counter)
+	if err != nil {
+		return err
+	}
+	cache, err := openCache(ctx, cfg, db, clients, logger)
+	if err != nil {
+		return err
+	}
+	// Closed after the server has drained (deferred calls run last first).
+	defer cache.close()
+	gw, err := buildGateway(cfg, counter, clients, ledger, cache, logger)
 	if err != nil {
 		return err
 	}
@@ -94,6 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Gateway:      gw,
 		Keys:         keyStore,
 		Budget:       ledger,
+		Cache:        cache.cache,
 		AdminKey:     cfg.AdminKey,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Logger:       logger,

@@ -44,6 +44,19 @@ type running struct {
 	done   chan error
 }
 
+// testModelDir is where tests keep the USE-lite model, so that one fetch
+// serves every test and run (TOLLGATE_TEST_CACHE overrides it).
+func testModelDir(t testing.TB) string {
+	if d := os.Getenv("TOLLGATE_TEST_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "tollgate-test-cache")
+	}
+	return filepath.Join(d, "tollgate-test")
+}
+
 var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
 
 // start runs the server in-process on a free port and waits until it listens.
@@ -51,7 +64,15 @@ func start(t *testing.T, env map[string]string, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	getenv := func(k string) string { return env[k] }
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		if k == modelDirEnv {
+			return testModelDir(t)
+		}
+		return ""
+	}
 	go func() {
 		r.done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), getenv, r.stdout, io.Discard)
 	}()
@@ -292,7 +313,8 @@ budget:
 		t.Fatalf("create: %d", st)
 	}
 	for i := 0; i < 20; i++ { // each call reserves and costs under $0.00001: the 50% threshold is crossed
-		req, _ := http.NewRequest("POST", r.url+"/v1/chat/completions", strings.NewReader(`{"model":"sim-small","max_tokens":20,"messages":[{"role":"user","content":"hello there"}]}`))
+		// Distinct questions: a cached answer would cost nothing.
+		req, _ := http.NewRequest("POST", r.url+"/v1/chat/completions", strings.NewReader(fmt.Sprintf(`{"model":"sim-small","max_tokens":20,"messages":[{"role":"user","content":"hello there, question %d"}]}`, i)))
 		req.Header.Set("Authorization", "Bearer "+key.Key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -24,13 +24,8 @@ import (
 // A catalog model is served by the deployments the config gives it, or
 // else by every key of the provider its catalog entry names, when that
 // provider is configured.
-func buildGateway(cfg *config.Config, ledger *budget.Ledger, logger *slog.Logger) (*gateway.Gateway, error) {
+func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[string][]providers.Provider, ledger *budget.Ledger, cache *cacheParts, logger *slog.Logger) (*gateway.Gateway, error) {
 	catalog, err := buildCatalog(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	counter := tokens.NewCounter()
-	clients, err := buildProviders(cfg, counter)
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +89,12 @@ func buildGateway(cfg *config.Config, ledger *budget.Ledger, logger *slog.Logger
 		return nil, err
 	}
 	logger.Info("catalog ready", "models", len(catalog.Models()), "served", len(models), "routes", len(cfg.Routes), "providers", len(clients))
-	return gateway.New(gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers, Ledger: ledger,
-		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger})
+	opts := gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers, Ledger: ledger,
+		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger, Tenants: cache.tenants}
+	if cache.cache != nil { // a nil *semcache.Cache must not become a non-nil interface
+		opts.Cache = cache.cache
+	}
+	return gateway.New(opts)
 }
 
 func routesOf(in map[string]config.Route) []router.Route {

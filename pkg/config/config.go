@@ -38,6 +38,7 @@ type Config struct {
 	// Routes are aliases a client may send as its model, e.g. "auto".
 	Routes map[string]Route `yaml:"routes"`
 	Budget Budget           `yaml:"budget"`
+	Cache  Cache            `yaml:"cache"`
 }
 
 // Budget configures budgets, rate limits and alerts.
@@ -497,6 +498,7 @@ func (c *Config) Validate() error {
 	}
 	// Amounts, periods and thresholds are checked where they are parsed
 	// (budget.Policy.Validate), with the same paths.
+	c.Cache.validate(&p)
 	return p.err()
 }
 

@@ -12,6 +12,16 @@ const (
 	DefaultMaxBodyBytes   = 4 << 20
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultRequestTimeout = 10 * time.Minute
+
+	DefaultCacheTTL           = 24 * time.Hour
+	DefaultCacheMaxBytes      = 64 << 20
+	DefaultCacheSweepInterval = time.Minute
+	// DefaultMaxTemperature is the providers' own default: only requests
+	// asking for extra variety skip the cache.
+	DefaultMaxTemperature = 1.0
+	// DefaultSemanticThreshold is semcache.DefaultThreshold (the guard
+	// does the rest); a test holds the two equal.
+	DefaultSemanticThreshold = 0.70
 )
 
 // base is the configuration a YAML file is decoded over: every scalar
@@ -25,6 +35,20 @@ func base() *Config {
 		RequestTimeout: Duration(DefaultRequestTimeout),
 		DevKey:         true,
 		Log:            Log{Level: "info", Format: "text", AccessLog: true},
+		Cache: Cache{
+			Enabled:        true,
+			TTL:            Duration(DefaultCacheTTL),
+			MaxBytes:       DefaultCacheMaxBytes,
+			MaxTemperature: DefaultMaxTemperature,
+			SweepInterval:  Duration(DefaultCacheSweepInterval),
+			Semantic: Semantic{
+				Enabled:   true,
+				Threshold: DefaultSemanticThreshold,
+				Turns:     1,
+				Embedder:  "use",
+				Index:     "embedded",
+			},
+		},
 	}
 }
 

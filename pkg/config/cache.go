@@ -1,0 +1,148 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Cache configures the response caches: the exact cache (always on when
+// the cache is) and the semantic cache.
+type Cache struct {
+	Enabled bool     `yaml:"enabled"`
+	TTL     Duration `yaml:"ttl"`
+	// MaxBytes bounds the answers held in memory; older ones are read back
+	// from SQLite when asked for.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxTemperature: requests asking for a higher temperature are not
+	// cached; RouteMaxTemperature overrides it per model or route asked for.
+	MaxTemperature      float64            `yaml:"max_temperature"`
+	RouteMaxTemperature map[string]float64 `yaml:"route_max_temperature"`
+	// SideEffectTools: conversations carrying a result of these tools are
+	// not cached (the world they read has changed).
+	SideEffectTools []string `yaml:"side_effect_tools"`
+	// Tenants groups keys (by id) into shared tenants whose keys share
+	// entries; every other key is its own tenant.
+	Tenants       map[string][]string `yaml:"tenants"`
+	SweepInterval Duration            `yaml:"sweep_interval"`
+	Semantic      Semantic            `yaml:"semantic"`
+}
+
+// Semantic configures the semantic cache.
+type Semantic struct {
+	Enabled bool `yaml:"enabled"`
+	// Threshold is the cosine similarity a match needs (clients may only
+	// raise it, with x-tollgate-cache-threshold).
+	Threshold float64 `yaml:"threshold"`
+	// Turns is how many of the last user turns are embedded.
+	Turns int `yaml:"turns"`
+	// Embedder: use (Universal Sentence Encoder lite, offline, default),
+	// provider (an embeddings model this gateway serves: EmbeddingModel),
+	// or hashed (weight-free n-grams; a fallback, far weaker).
+	Embedder       string `yaml:"embedder"`
+	EmbeddingModel string `yaml:"embedding_model"`
+	// Dimensions: of the hashed embedder, or what the provider's model
+	// returns (0: asked at start).
+	Dimensions int `yaml:"dimensions"`
+	// ModelDir holds the USE weights, fetched on first start (default
+	// <data_dir>/models).
+	ModelDir string `yaml:"model_dir"`
+	// Index: embedded (in memory, rebuilt from SQLite at start) or qdrant.
+	Index  string `yaml:"index"`
+	Qdrant Qdrant `yaml:"qdrant"`
+}
+
+// Qdrant configures the Qdrant index (gRPC).
+type Qdrant struct {
+	URL        string `yaml:"url"` // e.g. http://qdrant:6334
+	APIKey     string `yaml:"api_key"`
+	Collection string `yaml:"collection"` // default tollgate_<embedder>_<dim>
+	// Quantization of a collection tollgate creates: scalar (default),
+	// binary or none.
+	Quantization string   `yaml:"quantization"`
+	ExactSearch  bool     `yaml:"exact_search"`
+	Timeout      Duration `yaml:"timeout"`
+}
+
+func (c *Cache) validate(p *problems) {
+	if !c.Enabled {
+		return
+	}
+	if c.TTL <= 0 {
+		p.add("cache.ttl", "must be positive")
+	}
+	if c.MaxBytes < 0 {
+		p.add("cache.max_bytes", "must not be negative")
+	}
+	if c.MaxTemperature < 0 || c.MaxTemperature > 2 {
+		p.add("cache.max_temperature", "must be between 0 and 2, got %v", c.MaxTemperature)
+	}
+	for _, name := range sortedKeys(c.RouteMaxTemperature) {
+		if t := c.RouteMaxTemperature[name]; t < 0 || t > 2 {
+			p.add("cache.route_max_temperature."+name, "must be between 0 and 2, got %v", t)
+		}
+	}
+	if c.SweepInterval < 0 {
+		p.add("cache.sweep_interval", "must not be negative")
+	}
+	owner := map[string]string{}
+	for _, name := range sortedKeys(c.Tenants) {
+		path := "cache.tenants." + name
+		if strings.TrimSpace(name) == "" {
+			p.add("cache.tenants", "a tenant needs a name")
+		}
+		if len(c.Tenants[name]) == 0 {
+			p.add(path, "lists no key ids")
+		}
+		for i, id := range c.Tenants[name] {
+			switch {
+			case id == "":
+				p.add(fmt.Sprintf("%s[%d]", path, i), "empty key id")
+			case owner[id] != "":
+				p.add(fmt.Sprintf("%s[%d]", path, i), "key %s is already in tenant %s: a key belongs to one tenant", id, owner[id])
+			default:
+				owner[id] = name
+			}
+		}
+	}
+	s := &c.Semantic
+	if !s.Enabled {
+		return
+	}
+	if s.Threshold <= 0 || s.Threshold > 1 {
+		p.add("cache.semantic.threshold", "must be greater than 0 and at most 1, got %v", s.Threshold)
+	}
+	if s.Turns < 1 {
+		p.add("cache.semantic.turns", "must be at least 1")
+	}
+	if s.Dimensions < 0 {
+		p.add("cache.semantic.dimensions", "must not be negative")
+	}
+	switch s.Embedder {
+	case "use", "hashed":
+	case "provider":
+		if s.EmbeddingModel == "" {
+			p.add("cache.semantic.embedding_model", "the provider embedder needs an embeddings model this gateway serves")
+		}
+	default:
+		p.add("cache.semantic.embedder", "must be use, provider or hashed, got %q", s.Embedder)
+	}
+	switch s.Index {
+	case "embedded":
+	case "qdrant":
+		q := s.Qdrant
+		if u, err := url.Parse(q.URL); q.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add("cache.semantic.qdrant.url", "the qdrant index needs its gRPC URL, e.g. http://qdrant:6334, got %q", q.URL)
+		}
+		switch q.Quantization {
+		case "", "scalar", "binary", "none":
+		default:
+			p.add("cache.semantic.qdrant.quantization", "must be scalar, binary or none, got %q", q.Quantization)
+		}
+		if q.Timeout < 0 {
+			p.add("cache.semantic.qdrant.timeout", "must not be negative")
+		}
+	default:
+		p.add("cache.semantic.index", "must be embedded or qdrant, got %q", s.Index)
+	}
+}
