@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/router"
+	"github.com/tollgate/tollgate/pkg/semcache"
+	"github.com/tollgate/tollgate/pkg/semcache/vecindex"
 	"github.com/tollgate/tollgate/pkg/sqlite"
 	"github.com/tollgate/tollgate/pkg/tokens"
 )
@@ -34,6 +37,8 @@ type stack struct {
 	secret string // a key allowed every model
 	gw     *gateway.Gateway
 	ledger *budget.Ledger
+	cache  *semcache.Cache
+	db     *sql.DB
 }
 
 type stackOptions struct {
@@ -47,6 +52,12 @@ type stackOptions struct {
 	sleep    func(ctx context.Context, d time.Duration) error
 	rand     func() float64
 	budgets  bool // open a budget ledger on the stack's database
+	// cache opens a response cache on the stack's database (exact only
+	// unless embedder is set); tenants groups key ids.
+	cache    bool
+	embedder semcache.Embedder
+	tenants  map[string]string
+	clock    func() time.Time
 }
 
 func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -115,6 +126,19 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		t.Cleanup(func() { ledger.Close() })
 		gwOpts.Ledger = ledger
 	}
+	var cache *semcache.Cache
+	if o.cache {
+		co := semcache.Options{DB: db, Now: o.clock}
+		if o.embedder != nil {
+			co.Embedder, co.Index, co.Checker = o.embedder, vecindex.New(o.embedder.Dim()), semcache.NewGuard()
+			co.Threshold = semcache.DefaultThreshold
+		}
+		if cache, err = semcache.Open(context.Background(), co); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cache.Close() })
+		gwOpts.Cache, gwOpts.Tenants = cache, o.tenants
+	}
 	gw, err := gateway.New(gwOpts)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +146,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.maxBodyBytes == 0 {
 		o.maxBodyBytes = 4 << 20
 	}
-	opts := httpapi.Options{Gateway: gw, Keys: ks, Budget: ledger, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes}
+	opts := httpapi.Options{Gateway: gw, Keys: ks, Budget: ledger, Cache: cache, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes}
 	if o.log != nil {
 		opts.AccessLog, opts.Logger = true, slog.New(slog.NewJSONHandler(o.log, nil))
 	}
@@ -132,7 +156,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{t: t, srv: srv, keys: ks, secret: secret, gw: gw, ledger: ledger}
+	return &stack{t: t, srv: srv, keys: ks, secret: secret, gw: gw, ledger: ledger, cache: cache, db: db}
 }
 
 // renamed is a copy of a catalog entry under another name, for tests that
