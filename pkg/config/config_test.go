@@ -58,6 +58,15 @@ func TestParseErrors(t *testing.T) {
 		{"breaker and retry", "providers:\n  - {name: s, type: sim, breaker: {failure_ratio: 2}, retry: {max_attempts: 50, base: 2s, max: 1s}}\n", nil,
 			[]string{"providers[0].breaker.failure_ratio: must be between 0 and 1", "providers[0].retry.max_attempts", "providers[0].retry: base and max"}},
 		{"both key forms", "providers:\n  - {name: o, type: openai, base_url: 'http://h/v1', api_key: a, api_keys: [b]}\n", nil, []string{"providers[0].api_keys: set either api_key or api_keys"}},
+		{"cache bounds", "cache: {ttl: 0s, max_bytes: -1, max_temperature: 3, route_max_temperature: {auto: -1}, sweep_interval: -1s}\n", nil,
+			[]string{"cache.ttl: must be positive", "cache.max_bytes: must not be negative", "cache.max_temperature: must be between 0 and 2", "cache.route_max_temperature.auto", "cache.sweep_interval"}},
+		{"cache tenants", "cache:\n  tenants: {team: [key_a, key_b], other: [key_a], empty: []}\n", nil,
+			[]string{"cache.tenants.empty: lists no key ids", "is already in tenant"}},
+		{"semantic settings", "cache:\n  semantic: {threshold: 1.2, turns: 0, embedder: bert, index: faiss}\n", nil,
+			[]string{"cache.semantic.threshold", "cache.semantic.turns: must be at least 1", `cache.semantic.embedder: must be use, provider or hashed, got "bert"`, `cache.semantic.index: must be embedded or qdrant, got "faiss"`}},
+		{"provider embedder needs a model", "cache:\n  semantic: {embedder: provider}\n", nil, []string{"cache.semantic.embedding_model"}},
+		{"qdrant needs a URL", "cache:\n  semantic: {index: qdrant, qdrant: {quantization: pq}}\n", nil,
+			[]string{"cache.semantic.qdrant.url: the qdrant index needs its gRPC URL", `cache.semantic.qdrant.quantization: must be scalar, binary or none, got "pq"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +93,23 @@ func TestParseValid(t *testing.T) {
 		{"empty file gives defaults", "", nil, func(t *testing.T, c *Config) {
 			if c.Listen != DefaultListen || c.MaxBodyBytes != DefaultMaxBodyBytes || !c.DevKey || len(c.Providers) != 0 {
 				t.Fatalf("%+v", c)
+			}
+		}},
+		{"caches on by default", "", nil, func(t *testing.T, c *Config) {
+			cc := c.Cache
+			if !cc.Enabled || !cc.Semantic.Enabled || cc.TTL.Std() != DefaultCacheTTL || cc.Semantic.Threshold != DefaultSemanticThreshold ||
+				cc.Semantic.Embedder != "use" || cc.Semantic.Index != "embedded" || cc.Semantic.Turns != 1 {
+				t.Fatalf("%+v", cc)
+			}
+		}},
+		{"a disabled cache is not checked", "cache: {enabled: false, ttl: 0s}\n", nil, func(t *testing.T, c *Config) {
+			if c.Cache.Enabled {
+				t.Fatal("enabled")
+			}
+		}},
+		{"qdrant index", "cache:\n  semantic: {index: qdrant, qdrant: {url: 'http://qdrant:6334', api_key: env:QK}}\n", map[string]string{"QK": "secret"}, func(t *testing.T, c *Config) {
+			if q := c.Cache.Semantic.Qdrant; q.URL != "http://qdrant:6334" || q.APIKey != "secret" || !c.Cache.Semantic.Enabled {
+				t.Fatalf("%+v", c.Cache.Semantic)
 			}
 		}},
 		{"admin key from env wins", "admin_key: from-file-0123456789\n", map[string]string{AdminKeyEnv: "from-env-0123456789"}, func(t *testing.T, c *Config) {

@@ -133,6 +133,8 @@ type entryMeta struct {
 // Stats is the report of GET /admin/cache. Counters run since Open; the
 // ledger is the durable record of money saved.
 type Stats struct {
+	// Embedder names the semantic cache's embedder ("" when it is off).
+	Embedder      string     `json:"embedder,omitempty"`
 	Entries       int        `json:"entries"`
 	Bytes         int64      `json:"bytes"`
 	IndexPoints   int        `json:"index_points"`
@@ -720,6 +722,7 @@ func (c *Cache) Stats() Stats {
 	c.mu.RUnlock()
 	if c.semantic {
 		s.IndexPoints = c.opts.Index.Len()
+		s.Embedder = c.opts.Embedder.Name()
 	}
 	return s
 }
