@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func env(m map[string]string) func(string) string {
@@ -26,6 +28,32 @@ func TestExampleFileIsValid(t *testing.T) {
 	}
 	if cfg.Providers[1].Sim.Latency.P50.Std() != 150*time.Millisecond {
 		t.Fatalf("sim latency = %v", cfg.Providers[1].Sim.Latency)
+	}
+}
+
+// TestComposeConfigIsValid: the config docker-compose.yml mounts is one the
+// gateway accepts, with the Qdrant index switched on.
+func TestComposeConfigIsValid(t *testing.T) {
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Configs map[string]struct{ Content string }
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatal(err)
+	}
+	content := compose.Configs["tollgate-config"].Content
+	if content == "" {
+		t.Fatal("docker-compose.yml has no tollgate-config content")
+	}
+	cfg, err := Parse(strings.NewReader(content), env(map[string]string{"OPENAI_API_KEY": "sk-test"}))
+	if err != nil {
+		t.Fatalf("the compose config does not parse: %v", err)
+	}
+	if s := cfg.Cache.Semantic; !cfg.Cache.Enabled || !s.Enabled || s.Index != "qdrant" || s.Qdrant.URL != "http://qdrant:6334" {
+		t.Fatalf("compose cache config: %+v", cfg.Cache)
 	}
 }
 
