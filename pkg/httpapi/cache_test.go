@@ -607,3 +607,34 @@ func TestCacheSemanticHitThroughSDK(t *testing.T) {
 		t.Fatalf("upstream calls %d, want 4 (the original and three misses)", n)
 	}
 }
+
+// failing answers until down is set, then fails every call with a 503.
+type failing struct {
+	providers.Provider
+	down atomic.Bool
+}
+
+func (f *failing) Chat(ctx context.Context, r *providers.Request) (*llm.ChatResponse, error) {
+	if f.down.Load() {
+		return nil, &llm.Error{Status: 503, Type: llm.TypeServer, Upstream: true, Retryable: true, Provider: "sim", Message: "overloaded"}
+	}
+	return f.Provider.Chat(ctx, r)
+}
+
+// TestCacheServesWhileUpstreamsAreDown: a hit needs no upstream.
+func TestCacheServesWhileUpstreamsAreDown(t *testing.T) {
+	up := &failing{Provider: exactSim(t)}
+	s := newStack(t, stackOptions{models: simModels(up), cache: true})
+	body := `{"model":"sim-small","messages":[{"role":"user","content":"zeta"}]}`
+	if resp, _ := postChat(t, s, s.secret, body); resp.StatusCode != 200 {
+		t.Fatalf("while up: %d", resp.StatusCode)
+	}
+	up.down.Store(true)
+	for i := 0; i < 10; i++ { // enough failures to open the breaker too
+		postChat(t, s, s.secret, fmt.Sprintf(`{"model":"sim-small","messages":[{"role":"user","content":"new %d"}]}`, i))
+	}
+	resp, out := postChat(t, s, s.secret, body)
+	if resp.StatusCode != 200 || resp.Header.Get(httpapi.HeaderCache) != semcache.KindHit {
+		t.Fatalf("cached answer while down: %d %q %s", resp.StatusCode, resp.Header.Get(httpapi.HeaderCache), out)
+	}
+}
