@@ -72,8 +72,12 @@ type Options struct {
 	// SweepInterval, when positive, runs SweepExpired that often until
 	// Close. Zero: the owner calls SweepExpired.
 	SweepInterval time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// NewID draws entry ids (default: crypto/rand). The low 63 bits are
+	// kept; 0 and ids already taken are drawn again. Random ids let
+	// replicas with their own SQLite files share one index. Tests inject it.
+	NewID  func() uint64
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Checker is the guard: it refuses a semantic candidate whose cached query
@@ -197,6 +201,9 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	if c.opts.NewID == nil {
+		c.opts.NewID = randomID
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -269,12 +276,16 @@ func (c *Cache) load(ctx context.Context) error {
 		}
 		return nil
 	}
-	err := loadLive(ctx, c.opts.DB, c.now(), func(r *row) error {
+	err := loadLive(ctx, c.opts.DB, c.now(), c.semantic, func(r *row) error {
 		c.putMeta(r)
 		// Vectors of another embedder are not comparable: such entries
 		// are served exactly only.
 		if c.semantic && r.vector != nil && r.embedder == name && len(r.vector) == dim {
-			batch = append(batch, Point{ID: r.id, Scope: r.scope, Tenant: r.tenant, Model: r.model, Vector: r.vector, ExpiresAt: r.expires})
+			entry, err := encodeShared(r)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, Point{ID: r.id, Scope: r.scope, Tenant: r.tenant, Model: r.model, Vector: r.vector, ExpiresAt: r.expires, Entry: entry})
 			if len(batch) == rebuildBatch {
 				return flush()
 			}
@@ -406,7 +417,7 @@ func (c *Cache) Lookup(ctx context.Context, q *Query) (*Entry, Result, error) {
 		c.saved.Add(int64(e.Cost))
 		return e, Result{Kind: KindHit, Similarity: 1}, nil
 	}
-	e, res := c.similar(ctx, q.keys, q.Controls, now)
+	e, res := c.similar(ctx, q.Tenant, q.keys, q.Controls, now)
 	if res.Kind == KindSemanticHit {
 		c.semHits.Add(1)
 		c.saved.Add(int64(e.Cost))
@@ -470,7 +481,12 @@ func (c *Cache) entry(ctx context.Context, id uint64) (*Entry, error) {
 // copy.
 func entryCost(e *Entry) int64 { return 2*int64(len(e.Response.Raw)) + 512 }
 
-func (c *Cache) similar(ctx context.Context, k requestKeys, ctl Controls, now time.Time) (*Entry, Result) {
+// similar finds a semantic candidate in k's scope and serves it if it is
+// live, passes the guard and was not cut at its length limit. The
+// candidate is this replica's entry (its meta) or, in an index shared
+// between replicas, the entry the hit carries (Hit.Entry), held to the
+// same rules.
+func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl Controls, now time.Time) (*Entry, Result) {
 	miss := Result{Kind: KindMiss}
 	if !c.semantic {
 		return nil, miss
@@ -499,13 +515,30 @@ func (c *Cache) similar(ctx context.Context, k requestKeys, ctl Controls, now ti
 	c.mu.RLock()
 	m := c.meta[hit.ID]
 	c.mu.RUnlock()
+	// shared is the hit's own entry when it is not this replica's entry m:
+	// stored by another replica, or an id that names another entry here.
+	var shared *sharedEntry
+	if hit.Entry != nil {
+		s, err := decodeShared(hit.Entry)
+		if err == nil && s.ID != hit.ID {
+			err = fmt.Errorf("semcache: point %d carries entry %d", hit.ID, s.ID)
+		}
+		if err != nil {
+			c.log.Warn("semcache: shared candidate", "id", hit.ID, "err", err)
+			miss.Reason = "shared candidate cannot be decoded"
+			return nil, miss
+		}
+		if !s.describes(m) {
+			shared, m = s, s.meta()
+		}
+	}
 	switch {
 	case m == nil:
 		miss.Reason = "candidate no longer cached"
 		return nil, miss
-	case m.scope != k.scope:
+	case m.scope != k.scope || (shared != nil && shared.Tenant != tenant):
 		// The index broke its contract: never serve across scopes.
-		c.log.Error("semcache: index returned a point of another scope", "id", hit.ID)
+		c.log.Error("semcache: index returned a point of another scope", "id", hit.ID, "shared", shared != nil)
 		miss.Reason = "candidate out of scope"
 		return nil, miss
 	case !live(m, ctl, now):
@@ -519,9 +552,14 @@ func (c *Cache) similar(ctx context.Context, k requestKeys, ctl Controls, now ti
 			return nil, miss
 		}
 	}
-	e, err := c.entry(ctx, hit.ID)
+	var e *Entry
+	if shared != nil {
+		e, err = shared.entry()
+	} else {
+		e, err = c.entry(ctx, hit.ID)
+	}
 	if err != nil {
-		c.log.Warn("semcache: semantic entry", "id", hit.ID, "err", err)
+		c.log.Warn("semcache: semantic entry", "id", hit.ID, "shared", shared != nil, "err", err)
 		miss.Reason = "semantic lookup failed"
 		return nil, miss
 	}
@@ -612,7 +650,7 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	id, old, err := insertRow(ctx, c.opts.DB, rw)
+	id, old, err := insertRow(ctx, c.opts.DB, rw, c.opts.NewID)
 	if err != nil {
 		return err
 	}
@@ -627,7 +665,11 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 			}
 		}
 		if rw.vector != nil {
-			p := Point{ID: id, Scope: k.scope, Tenant: r.Tenant, Model: r.Model, Vector: rw.vector, ExpiresAt: rw.expires}
+			entry, err := encodeShared(rw)
+			if err != nil {
+				return err
+			}
+			p := Point{ID: id, Scope: k.scope, Tenant: r.Tenant, Model: r.Model, Vector: rw.vector, ExpiresAt: rw.expires, Entry: entry}
 			if err := c.opts.Index.Upsert(ctx, p); err != nil {
 				return fmt.Errorf("semcache: store: index: %w", err)
 			}

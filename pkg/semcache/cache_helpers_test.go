@@ -47,9 +47,12 @@ func (wordsEmbedder) Embed(_ context.Context, texts []string) ([][]float32, erro
 }
 
 // scanIndex is an exact-scan Index: the reference any index must equal.
+// Like Qdrant it keeps Point.Entry and returns it in Hit.Entry, unless
+// dropEntries (like vecindex).
 type scanIndex struct {
-	mu     sync.Mutex
-	points map[uint64]Point
+	mu          sync.Mutex
+	points      map[uint64]Point
+	dropEntries bool
 }
 
 func newScanIndex() *scanIndex { return &scanIndex{points: map[uint64]Point{}} }
@@ -68,7 +71,7 @@ func (x *scanIndex) Search(_ context.Context, scope string, vec []float32, thres
 			s += vec[i] * p.Vector[i]
 		}
 		if s >= threshold && (!found || s > best.Score) {
-			best, found = Hit{ID: p.ID, Score: s}, true
+			best, found = Hit{ID: p.ID, Score: s, Entry: p.Entry}, true
 		}
 	}
 	return best, found, nil
@@ -78,6 +81,9 @@ func (x *scanIndex) Upsert(_ context.Context, points ...Point) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, p := range points {
+		if x.dropEntries {
+			p.Entry = nil
+		}
 		x.points[p.ID] = p
 	}
 	return nil

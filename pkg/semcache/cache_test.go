@@ -342,7 +342,7 @@ func TestStats(t *testing.T) {
 	lookup(t, c, req(t, "t1", userBody("what is the capital of france")), Controls{}) // semantic hit
 	lookup(t, c, r, Controls{NoCache: true})                                          // bypass
 	s := c.Stats()
-	want := Stats{Entries: 1, IndexPoints: 1, Hits: 1, SemanticHits: 1, Misses: 1, Bypasses: 1, SavedMicros: 300, SavedUSD: 0.0003}
+	want := Stats{Embedder: "test-words-64", Entries: 1, IndexPoints: 1, Hits: 1, SemanticHits: 1, Misses: 1, Bypasses: 1, SavedMicros: 300, SavedUSD: 0.0003}
 	want.Bytes = s.Bytes
 	if s != want || s.Bytes <= 0 {
 		t.Errorf("stats %+v, want %+v", s, want)

@@ -21,7 +21,8 @@ type Embedder interface {
 
 // Point is one cached answer's vector in an index.
 type Point struct {
-	// ID is the cache entry's id (unique, never reused).
+	// ID is the cache entry's id: 63 random bits, so unique across the
+	// replicas sharing one index (each with its own SQLite), never reused.
 	ID uint64
 	// Scope isolates entries: a search only ever sees points of its own
 	// scope. It hashes the tenant, the model or route asked for, the system
@@ -33,12 +34,21 @@ type Point struct {
 	Vector []float32
 	// ExpiresAt: a point is never returned at or after this time.
 	ExpiresAt time.Time
+	// Entry is the entry itself in an opaque, versioned encoding: what a
+	// replica that does not hold the entry in its own SQLite needs to serve
+	// and guard it (query, scope, answer, expiry...). The Cache always sets
+	// it; an index shared between replicas (qdrant) keeps it and returns it
+	// in Hit.Entry, an embedded one (vecindex) may ignore it.
+	Entry []byte
 }
 
 // Hit is the best match of a search.
 type Hit struct {
 	ID    uint64
 	Score float32 // cosine similarity
+	// Entry is the Point.Entry the point was stored with; nil when the
+	// index does not keep entries.
+	Entry []byte
 }
 
 // Filter selects points for bulk deletion; empty fields match everything.

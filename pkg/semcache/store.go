@@ -16,6 +16,15 @@ import (
 // schema is the cache's SQLite schema. SQLite is the truth: the exact cache
 // (ristretto) holds decoded entries in front of it and the vector index is
 // rebuilt from its vectors at Open.
+//
+// Entry ids are not AUTOINCREMENT's: insertRow gives each entry 63 random
+// bits (Options.NewID), explicitly, retrying on the unlikely id already
+// taken, so that replicas with their own SQLite files sharing one index
+// (Qdrant) never name different entries by the same point id. The column
+// keeps AUTOINCREMENT (steps are never edited), which accepts explicit ids;
+// databases written before keep their small ids, which stay valid locally
+// (a shared index's entry payload tells them apart from another replica's
+// entry of the same id: see sharedEntry.describes).
 var schema = []string{`
 CREATE TABLE semcache_entries (
 	id          INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: index points name entries by id
@@ -45,7 +54,7 @@ type row struct {
 	vector                                []float32
 	embedder                              string
 	response                              []byte
-	size                                  int64 // of response, which loadLive does not read
+	size                                  int64 // of response, which loadLive reads only withAnswer
 	answeredBy                            string
 	cost                                  llm.Micros
 	usage                                 []byte
@@ -56,9 +65,10 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return sqlite.Migrate(ctx, db, "semcache", schema)
 }
 
-// insertRow stores r, replacing the entries of the same exact key, and
-// returns the new id and the ids it replaced.
-func insertRow(ctx context.Context, db *sql.DB, r *row) (uint64, []uint64, error) {
+// insertRow stores r under an id drawn from newID (63 bits kept, 0 and ids
+// taken skipped, at most maxIDAttempts draws), replacing the entries of the
+// same exact key, and returns the new id and the ids it replaced.
+func insertRow(ctx context.Context, db *sql.DB, r *row, newID func() uint64) (uint64, []uint64, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("semcache: store: %w", err)
@@ -77,22 +87,34 @@ func insertRow(ctx context.Context, db *sql.DB, r *row) (uint64, []uint64, error
 	if r.vector != nil {
 		vec = encodeVector(r.vector)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO semcache_entries
-		(tenant, model, scope, exact_key, query, vector, embedder, response, answered_by, cost, usage, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.tenant, r.model, r.scope, r.exactKey, r.query, vec, r.embedder, r.response, r.answeredBy,
-		int64(r.cost), r.usage, r.created.UnixMilli(), r.expires.UnixMilli())
-	if err != nil {
-		return 0, nil, fmt.Errorf("semcache: store: %w", err)
+	for attempt := 0; attempt < maxIDAttempts; attempt++ {
+		id := newID() & idMask
+		if id == 0 {
+			continue
+		}
+		// DO NOTHING on a taken id only: any other constraint still fails.
+		res, err := tx.ExecContext(ctx, `INSERT INTO semcache_entries
+			(id, tenant, model, scope, exact_key, query, vector, embedder, response, answered_by, cost, usage, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(id) DO NOTHING`,
+			int64(id), r.tenant, r.model, r.scope, r.exactKey, r.query, vec, r.embedder, r.response, r.answeredBy,
+			int64(r.cost), r.usage, r.created.UnixMilli(), r.expires.UnixMilli())
+		if err != nil {
+			return 0, nil, fmt.Errorf("semcache: store: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, nil, fmt.Errorf("semcache: store: %w", err)
+		}
+		if n == 0 {
+			continue // id taken
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, nil, fmt.Errorf("semcache: store: %w", err)
+		}
+		return id, old, nil
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return 0, nil, fmt.Errorf("semcache: store: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, nil, fmt.Errorf("semcache: store: %w", err)
-	}
-	return uint64(id), old, nil
+	return 0, nil, fmt.Errorf("semcache: store: no free entry id in %d draws", maxIDAttempts)
 }
 
 type queryer interface {
@@ -148,9 +170,14 @@ func decodeEntry(id uint64, resp []byte, model string, cost llm.Micros, usage []
 	return e, nil
 }
 
-// loadLive calls fn for every entry not expired at now, without its answer.
-func loadLive(ctx context.Context, db *sql.DB, now time.Time, fn func(*row) error) error {
-	rows, err := db.QueryContext(ctx, `SELECT id, tenant, model, scope, exact_key, query, vector, embedder, length(response), created_at, expires_at
+// loadLive calls fn for every entry not expired at now; with its answer
+// (response, answered_by, cost, usage) only when withAnswer.
+func loadLive(ctx context.Context, db *sql.DB, now time.Time, withAnswer bool, fn func(*row) error) error {
+	answer := `NULL, '', 0, NULL`
+	if withAnswer {
+		answer = `response, answered_by, cost, usage`
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, tenant, model, scope, exact_key, query, vector, embedder, length(response), created_at, expires_at, `+answer+`
 		FROM semcache_entries WHERE expires_at > ? ORDER BY id`, now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("semcache: load: %w", err)
@@ -158,16 +185,18 @@ func loadLive(ctx context.Context, db *sql.DB, now time.Time, fn func(*row) erro
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			r                row
-			id, size, cr, ex int64
-			vec              []byte
+			r                      row
+			id, size, cr, ex, cost int64
+			vec                    []byte
 		)
-		if err := rows.Scan(&id, &r.tenant, &r.model, &r.scope, &r.exactKey, &r.query, &vec, &r.embedder, &size, &cr, &ex); err != nil {
+		if err := rows.Scan(&id, &r.tenant, &r.model, &r.scope, &r.exactKey, &r.query, &vec, &r.embedder, &size, &cr, &ex,
+			&r.response, &r.answeredBy, &cost, &r.usage); err != nil {
 			return fmt.Errorf("semcache: load: %w", err)
 		}
 		r.id = uint64(id)
 		r.vector = decodeVector(vec)
 		r.size = size
+		r.cost = llm.Micros(cost)
 		r.created, r.expires = time.UnixMilli(cr).UTC(), time.UnixMilli(ex).UTC()
 		if err := fn(&r); err != nil {
 			return err
