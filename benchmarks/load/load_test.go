@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tollgate/tollgate/pkg/config"
 )
 
 // TestMain lets the test binary play the harness's children: startChild
@@ -91,5 +95,29 @@ func TestHarnessEndToEnd(t *testing.T) {
 	printReport(&table, &r)
 	if !strings.Contains(table.String(), "floor") {
 		t.Errorf("table:\n%s", table.String())
+	}
+}
+
+// TestScenarioConfigsParse: every variant of every scenario generates a
+// config the gateway accepts, without starting anything.
+func TestScenarioConfigsParse(t *testing.T) {
+	for _, sc := range scenarios {
+		for _, v := range sc.variants {
+			t.Run(sc.name+"/"+v.Name, func(t *testing.T) {
+				cfg := gatewayConfig("127.0.0.1:1")
+				v.tweak(cfg)
+				y, err := yaml.Marshal(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := config.Parse(bytes.NewReader(y), func(string) string { return "" })
+				if err != nil {
+					t.Fatalf("%v\n%s", err, y)
+				}
+				if wantCache := strings.HasSuffix(v.Name, "-cache"); c.Cache.Enabled != wantCache {
+					t.Fatalf("cache enabled %v: only -cache variants measure the cache", c.Cache.Enabled)
+				}
+			})
+		}
 	}
 }

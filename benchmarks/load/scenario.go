@@ -81,12 +81,38 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		name: "cache",
+		doc:  "exact-cache hits: the chat mix repeats its bodies, so after the warm-up every request (JSON or stream) is answered from the cache",
+		mix:  chatMix,
+		variants: []variant{withCache(variant{Name: "gateway-cache", Doc: "caches on (exact, and semantic with the hashed embedder), access log off",
+			tweak: func(map[string]any) {}})},
+		keyBody: map[string]any{"name": "bench"},
+		checks: []check{
+			// The target: an exact hit is served faster than the
+			// floor proxy serves a miss.
+			p50Below("gateway-cache", "floor"),
+			throughputAtLeast("gateway-cache", 1.0),
+		},
+	},
+	{
 		name:     "embeddings",
 		doc:      "embeddings through the gateway (256-dimension vectors)",
 		mix:      embeddingsMix,
 		variants: []variant{withEmbeddingModel(gatewayVariant("gateway", false))},
 		keyBody:  map[string]any{"name": "bench"},
 	},
+}
+
+// withCache turns the response cache on. The semantic side uses the hashed
+// embedder so the harness never downloads a model; exact hits, which this
+// measures, never reach it.
+func withCache(v variant) variant {
+	base := v.tweak
+	v.tweak = func(cfg map[string]any) {
+		base(cfg)
+		cfg["cache"] = map[string]any{"enabled": true, "semantic": map[string]any{"enabled": true, "embedder": "hashed"}}
+	}
+	return v
 }
 
 // withEmbeddingModel adds the model the embeddings mix asks for.
@@ -118,7 +144,7 @@ func gatewayVariant(name string, accessLog bool) variant {
 	if accessLog {
 		doc = "access log on (to a file)"
 	}
-	return variant{Name: name, Doc: doc, tweak: func(cfg map[string]any) {
+	return variant{Name: name, Doc: doc + ", caches off", tweak: func(cfg map[string]any) {
 		cfg["log"].(map[string]any)["access_log"] = accessLog
 	}}
 }
@@ -131,6 +157,10 @@ func gatewayConfig(upstreamAddr string) map[string]any {
 		// Stopping at the end of a run has nothing in flight to drain.
 		"drain_timeout": "2s",
 		"log":           map[string]any{"level": "info", "format": "text", "access_log": false},
+		// The mixes repeat their bodies: with the cache on (its default)
+		// the proxy path would not be measured. The cache scenario turns
+		// it on.
+		"cache": map[string]any{"enabled": false},
 		"providers": []any{map[string]any{
 			"name": "upstream", "type": "openai", "base_url": "http://" + upstreamAddr + "/v1", "api_key": upstreamAPIKey,
 		}},
@@ -277,6 +307,19 @@ func addedP50AtMost(v string, over time.Duration) check {
 			}
 			d := g.Median.SeqP50us - f.Median.SeqP50us
 			return d <= float64(over.Microseconds()), fmt.Sprintf("%.0f µs vs %.0f µs: %+.0f µs", g.Median.SeqP50us, f.Median.SeqP50us, d), ""
+		},
+	}
+}
+
+func p50Below(v, than string) check {
+	return check{
+		name: fmt.Sprintf("%s p50 at 1 connection < %s p50", v, than),
+		eval: func(r *scenarioReport) (bool, string, string) {
+			g, f := r.target(v), r.target(than)
+			if g == nil || g.Skipped != "" || f == nil {
+				return false, "", v + " not measured"
+			}
+			return g.Median.SeqP50us < f.Median.SeqP50us, fmt.Sprintf("%.0f µs vs %.0f µs (%.2fx)", g.Median.SeqP50us, f.Median.SeqP50us, g.Median.SeqP50us/f.Median.SeqP50us), ""
 		},
 	}
 }
