@@ -518,8 +518,8 @@ func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl C
 	// shared is the hit's own entry when it is not this replica's entry m:
 	// stored by another replica, or an id that names another entry here.
 	var shared *sharedEntry
-	if hit.Entry != nil {
-		s, err := decodeShared(hit.Entry)
+	if hit.Entry != "" {
+		s, err := decodeShared([]byte(hit.Entry))
 		if err == nil && s.ID != hit.ID {
 			err = fmt.Errorf("semcache: point %d carries entry %d", hit.ID, s.ID)
 		}

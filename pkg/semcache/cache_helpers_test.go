@@ -71,7 +71,7 @@ func (x *scanIndex) Search(_ context.Context, scope string, vec []float32, thres
 			s += vec[i] * p.Vector[i]
 		}
 		if s >= threshold && (!found || s > best.Score) {
-			best, found = Hit{ID: p.ID, Score: s, Entry: p.Entry}, true
+			best, found = Hit{ID: p.ID, Score: s, Entry: string(p.Entry)}, true
 		}
 	}
 	return best, found, nil

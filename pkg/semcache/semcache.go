@@ -46,9 +46,10 @@ type Point struct {
 type Hit struct {
 	ID    uint64
 	Score float32 // cosine similarity
-	// Entry is the Point.Entry the point was stored with; nil when the
-	// index does not keep entries.
-	Entry []byte
+	// Entry is the Point.Entry the point was stored with; "" when the
+	// index does not keep entries. A string, not bytes, so that Hit stays
+	// comparable (and immutable).
+	Entry string
 }
 
 // Filter selects points for bulk deletion; empty fields match everything.

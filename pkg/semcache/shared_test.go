@@ -308,24 +308,26 @@ func TestSharedEntriesAcrossReplicas(t *testing.T) {
 		{name: "guard refuses a near miss", query: strings.Replace(stored, "Python 3", "Python 2", 1), kind: KindMiss, reason: "guard", refusals: 1},
 		{name: "cut at its length limit", finish: "length", query: paraphrase, kind: KindMiss, reason: "length limit"},
 		{name: "undecodable entry is a miss", index: func(x *scanIndex) Index {
-			return alterIndex{scanIndex: x, alter: func(h Hit) Hit { h.Entry = []byte(`{"v":1,`); return h }}
+			return alterIndex{scanIndex: x, alter: func(h Hit) Hit { h.Entry = `{"v":1,`; return h }}
 		}, query: paraphrase, kind: KindMiss, reason: "cannot be decoded"},
 		{name: "entry of another id is a miss", index: func(x *scanIndex) Index {
 			return alterIndex{scanIndex: x, alter: func(h Hit) Hit { h.ID++; return h }}
 		}, query: paraphrase, kind: KindMiss, reason: "cannot be decoded"},
 		{name: "entry of another scope is never served", index: func(x *scanIndex) Index {
 			return alterIndex{scanIndex: x, alter: func(h Hit) Hit {
-				s, _ := decodeShared(h.Entry)
+				s, _ := decodeShared([]byte(h.Entry))
 				s.Scope = "another scope"
-				h.Entry, _ = json.Marshal(s)
+				b, _ := json.Marshal(s)
+				h.Entry = string(b)
 				return h
 			}}
 		}, query: paraphrase, kind: KindMiss, reason: "out of scope"},
 		{name: "entry of another tenant is never served", index: func(x *scanIndex) Index {
 			return alterIndex{scanIndex: x, alter: func(h Hit) Hit {
-				s, _ := decodeShared(h.Entry)
+				s, _ := decodeShared([]byte(h.Entry))
 				s.Tenant = "t2"
-				h.Entry, _ = json.Marshal(s)
+				b, _ := json.Marshal(s)
+				h.Entry = string(b)
 				return h
 			}}
 		}, query: paraphrase, kind: KindMiss, reason: "out of scope"},
