@@ -54,6 +54,7 @@ func (g *Gateway) cacheQuery(c Caller, req *llm.ChatRequest) *semcache.Query {
 // counted for the route's first model).
 func (g *Gateway) lookup(ctx context.Context, c Caller, meta *Meta, route *router.Route, req *llm.ChatRequest, q *semcache.Query) (*semcache.Entry, error) {
 	if q == nil {
+		meta.Cache = semcache.KindBypass // no cache configured
 		return nil, nil
 	}
 	e, res, err := g.cache.Lookup(ctx, q)
