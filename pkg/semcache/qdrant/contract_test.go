@@ -3,6 +3,7 @@ package qdrant
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +81,52 @@ func runContract(t *testing.T, newIndex func(t *testing.T) *Index) {
 				}
 				if ok && (hit.Score < tt.threshold || hit.Score > 1.0001) {
 					t.Errorf("score %v outside [%v, 1]", hit.Score, tt.threshold)
+				}
+			})
+		}
+	})
+
+	t.Run("entry payload", func(t *testing.T) {
+		later := t0.Add(time.Hour)
+		with := func(p semcache.Point, entry string) semcache.Point {
+			p.Entry = []byte(entry)
+			return p
+		}
+		// Entries as the cache encodes them: JSON, quotes, escapes, unicode.
+		entry1 := `{"v":1,"id":1,"query":"what's \"new\"? caf\u00e9 ✓","response":"eyJpZCI6ImMifQ=="}`
+		entry2 := `{"v":1,"id":1,"query":"replaced"}`
+		tests := []struct {
+			name   string
+			points []semcache.Point
+			want   string
+		}{
+			{name: "returned by search", points: []semcache.Point{with(pt(1, "s", "t", "m", vx, later), entry1)}, want: entry1},
+			{name: "none kept, none returned", points: []semcache.Point{pt(1, "s", "t", "m", vx, later)}, want: ""},
+			{name: "upsert replaces entry", points: []semcache.Point{
+				with(pt(1, "s", "t", "m", vx, later), entry1), with(pt(1, "s", "t", "m", vx, later), entry2),
+			}, want: entry2},
+			{name: "upsert without entry drops it", points: []semcache.Point{
+				with(pt(1, "s", "t", "m", vx, later), entry1), pt(1, "s", "t", "m", vx, later),
+			}, want: ""},
+			{name: "large entry", points: []semcache.Point{
+				with(pt(1, "s", "t", "m", vx, later), `{"v":1,"response":"`+strings.Repeat("QUJD", 50_000)+`"}`),
+			}, want: `{"v":1,"response":"` + strings.Repeat("QUJD", 50_000) + `"}`},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ix := newIndex(t)
+				ctx := t.Context()
+				for _, p := range tt.points {
+					if err := ix.Upsert(ctx, p); err != nil {
+						t.Fatal(err)
+					}
+				}
+				hit, ok, err := ix.Search(ctx, "s", vx, 0.9, t0)
+				if err != nil || !ok || hit.ID != 1 {
+					t.Fatalf("Search = %+v, %v, %v", hit, ok, err)
+				}
+				if hit.Entry != tt.want {
+					t.Errorf("entry = %.200q, want %.200q", hit.Entry, tt.want)
 				}
 			})
 		}

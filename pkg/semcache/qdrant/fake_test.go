@@ -279,7 +279,7 @@ func (f fakePoints) Query(ctx context.Context, req *qc.QueryPoints) (*qc.QueryRe
 		if req.ScoreThreshold != nil && score < req.GetScoreThreshold() {
 			continue
 		}
-		out = append(out, &qc.ScoredPoint{Id: qc.NewIDNum(id), Score: score})
+		out = append(out, &qc.ScoredPoint{Id: qc.NewIDNum(id), Score: score, Payload: selectPayload(req.GetWithPayload(), p.payload)})
 	}
 	slices.SortFunc(out, func(a, b *qc.ScoredPoint) int {
 		if c := cmp.Compare(b.Score, a.Score); c != 0 {
@@ -295,6 +295,32 @@ func (f fakePoints) Query(ctx context.Context, req *qc.QueryPoints) (*qc.QueryRe
 		out = out[:limit]
 	}
 	return &qc.QueryResponse{Result: out}, nil
+}
+
+// selectPayload returns the payload fields a search asked for, as Qdrant
+// does: none by default, all for enable, the listed ones for include, the
+// others for exclude.
+func selectPayload(sel *qc.WithPayloadSelector, payload map[string]*qc.Value) map[string]*qc.Value {
+	pick := func(keep func(string) bool) map[string]*qc.Value {
+		out := map[string]*qc.Value{}
+		for k, v := range payload {
+			if keep(k) {
+				out[k] = proto.Clone(v).(*qc.Value)
+			}
+		}
+		return out
+	}
+	switch s := sel.GetSelectorOptions().(type) {
+	case *qc.WithPayloadSelector_Enable:
+		if s.Enable {
+			return pick(func(string) bool { return true })
+		}
+	case *qc.WithPayloadSelector_Include:
+		return pick(func(k string) bool { return slices.Contains(s.Include.GetFields(), k) })
+	case *qc.WithPayloadSelector_Exclude:
+		return pick(func(k string) bool { return !slices.Contains(s.Exclude.GetFields(), k) })
+	}
+	return nil
 }
 
 // matches evaluates a Qdrant filter against a payload: every must, at least

@@ -4,6 +4,9 @@
 // on scope, tenant and model, tenant marked is_tenant), expire through an
 // integer range index on expires_at that every search filters on, and are
 // removed by a sweeper deleting by filter, since Qdrant has no per-point TTL.
+// Each point also carries its cache entry (semcache.Point.Entry, unindexed
+// payload), which searches return, so that gateway replicas sharing the
+// collection serve each other's answers.
 package qdrant
 
 import (
@@ -13,6 +16,7 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	qc "github.com/qdrant/go-client/qdrant"
 
@@ -27,6 +31,9 @@ const (
 	fieldTenant    = "tenant"
 	fieldModel     = "model"
 	fieldExpiresAt = "expires_at" // unix milliseconds
+	// fieldEntry holds semcache.Point.Entry as a string, when set. It is
+	// not indexed and is the only payload a search returns.
+	fieldEntry = "entry"
 )
 
 // Index is a semcache.Index backed by a Qdrant collection. Safe for
@@ -206,7 +213,7 @@ func (ix *Index) Search(ctx context.Context, scope string, vec []float32, thresh
 		}},
 		ScoreThreshold: qc.PtrOf(threshold),
 		Limit:          qc.PtrOf(uint64(1)),
-		WithPayload:    qc.NewWithPayload(false),
+		WithPayload:    qc.NewWithPayloadInclude(fieldEntry),
 		Params:         ix.searchParams(),
 	}
 	res, err := ix.client.Query(ctx, req)
@@ -220,7 +227,11 @@ func (ix *Index) Search(ctx context.Context, scope string, vec []float32, thresh
 	if best.GetId().GetUuid() != "" {
 		return semcache.Hit{}, false, fmt.Errorf("qdrant: search %s: point id %q is not one of ours", ix.collection, best.GetId().GetUuid())
 	}
-	return semcache.Hit{ID: best.GetId().GetNum(), Score: best.GetScore()}, true, nil
+	hit := semcache.Hit{ID: best.GetId().GetNum(), Score: best.GetScore()}
+	if v, ok := best.GetPayload()[fieldEntry]; ok {
+		hit.Entry = v.GetStringValue()
+	}
+	return hit, true, nil
 }
 
 func (ix *Index) searchParams() *qc.SearchParams {
@@ -249,15 +260,23 @@ func (ix *Index) Upsert(ctx context.Context, points ...semcache.Point) error {
 		if len(p.Vector) != ix.cfg.Dim {
 			return fmt.Errorf("qdrant: upsert point %d: vector has %d dimensions, index has %d", p.ID, len(p.Vector), ix.cfg.Dim)
 		}
+		payload := map[string]*qc.Value{
+			fieldScope:     qc.NewValueString(p.Scope),
+			fieldTenant:    qc.NewValueString(p.Tenant),
+			fieldModel:     qc.NewValueString(p.Model),
+			fieldExpiresAt: qc.NewValueInt(p.ExpiresAt.UnixMilli()),
+		}
+		if len(p.Entry) > 0 {
+			// A protobuf string must be UTF-8; the cache's entries are JSON.
+			if !utf8.Valid(p.Entry) {
+				return fmt.Errorf("qdrant: upsert point %d: entry is not UTF-8", p.ID)
+			}
+			payload[fieldEntry] = qc.NewValueString(string(p.Entry))
+		}
 		structs[i] = &qc.PointStruct{
 			Id:      qc.NewIDNum(p.ID),
 			Vectors: qc.NewVectorsDense(p.Vector),
-			Payload: map[string]*qc.Value{
-				fieldScope:     qc.NewValueString(p.Scope),
-				fieldTenant:    qc.NewValueString(p.Tenant),
-				fieldModel:     qc.NewValueString(p.Model),
-				fieldExpiresAt: qc.NewValueInt(p.ExpiresAt.UnixMilli()),
-			},
+			Payload: payload,
 		}
 	}
 	ctx, cancel := ix.callCtx(ctx)

@@ -236,7 +236,7 @@ func TestSearchRequest(t *testing.T) {
 					}},
 					ScoreThreshold: qc.PtrOf(float32(0.87)),
 					Limit:          qc.PtrOf(uint64(1)),
-					WithPayload:    qc.NewWithPayload(false),
+					WithPayload:    qc.NewWithPayloadInclude("entry"),
 					Params:         tt.wantParams,
 				}
 				if !proto.Equal(q, want) {
@@ -248,25 +248,56 @@ func TestSearchRequest(t *testing.T) {
 }
 
 func TestUpsertRequest(t *testing.T) {
-	ix, f := newFakeIndex(t, nil)
 	exp := time.UnixMilli(1_772_000_000_999)
-	if err := ix.Upsert(t.Context(), pt(1<<63+7, "scope", "acme", "gpt-4o", vx, exp)); err != nil {
-		t.Fatal(err)
+	withEntry := func(entry string) semcache.Point {
+		p := pt(1<<63+7, "scope", "acme", "gpt-4o", vx, exp)
+		if entry != "" {
+			p.Entry = []byte(entry)
+		}
+		return p
 	}
-	ups := requests[*qc.UpsertPoints](f, "Upsert")
-	want := &qc.UpsertPoints{
-		CollectionName: "tollgate_test_3",
-		Wait:           qc.PtrOf(true),
-		Points: []*qc.PointStruct{{
-			Id:      qc.NewIDNum(1<<63 + 7),
-			Vectors: qc.NewVectorsDense(vx),
-			Payload: qc.NewValueMap(map[string]any{
-				"scope": "scope", "tenant": "acme", "model": "gpt-4o", "expires_at": int64(1_772_000_000_999),
-			}),
+	tests := []struct {
+		name    string
+		point   semcache.Point
+		payload map[string]any
+		wantErr string
+	}{
+		{name: "without entry", point: withEntry(""), payload: map[string]any{
+			"scope": "scope", "tenant": "acme", "model": "gpt-4o", "expires_at": int64(1_772_000_000_999),
 		}},
+		{name: "with entry", point: withEntry(`{"v":1,"query":"caf\u00e9 ✓"}`), payload: map[string]any{
+			"scope": "scope", "tenant": "acme", "model": "gpt-4o", "expires_at": int64(1_772_000_000_999),
+			"entry": `{"v":1,"query":"caf\u00e9 ✓"}`,
+		}},
+		{name: "entry not UTF-8", point: withEntry("\xff\xfe"), wantErr: "not UTF-8"},
 	}
-	if len(ups) != 1 || !proto.Equal(ups[0], want) {
-		t.Errorf("Upsert = %v\nwant %v", ups, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ix, f := newFakeIndex(t, nil)
+			err := ix.Upsert(t.Context(), tt.point)
+			ups := requests[*qc.UpsertPoints](f, "Upsert")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || len(ups) != 0 {
+					t.Fatalf("Upsert = %v with %d requests, want %q and none", err, len(ups), tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &qc.UpsertPoints{
+				CollectionName: "tollgate_test_3",
+				Wait:           qc.PtrOf(true),
+				Points: []*qc.PointStruct{{
+					Id:      qc.NewIDNum(1<<63 + 7),
+					Vectors: qc.NewVectorsDense(vx),
+					Payload: qc.NewValueMap(tt.payload),
+				}},
+			}
+			if len(ups) != 1 || !proto.Equal(ups[0], want) {
+				t.Errorf("Upsert = %v\nwant %v", ups, want)
+			}
+		})
 	}
 }
 

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	qc "github.com/qdrant/go-client/qdrant"
+
+	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
 // Tests against a real Qdrant run only when QDRANT_URL names its gRPC
@@ -19,7 +22,9 @@ import (
 //	QDRANT_URL=http://localhost:6334 go test ./pkg/semcache/qdrant/ -run Real
 //
 // QDRANT_API_KEY is sent when set. Each test uses its own collection,
-// tollgate_test_<random>_3, and drops it afterwards.
+// tollgate_test_<random>_3 (_64 for the replica test), and drops it
+// afterwards. The contract, and so these tests, include the entry payload
+// (semcache.Point.Entry) round trip.
 
 func realConfig(t *testing.T) Config {
 	t.Helper()
@@ -123,5 +128,37 @@ func TestRealConcurrentFirstUse(t *testing.T) {
 	wg.Wait()
 	if n := a.Len(); n != 4 {
 		t.Errorf("Len = %d, want 4", n)
+	}
+}
+
+// TestRealReplicasShareEntries: two replicas with their own SQLite files
+// share a real collection; entries travel in the payload.
+func TestRealReplicasShareEntries(t *testing.T) {
+	ix := newRealIndex(t, func(c *Config) {
+		c.Dim = wordsDim
+		c.Collection = strings.TrimSuffix(c.Collection, "_3") + "_64"
+	})
+	clock := &manualClock{t: time.Now().UTC().Truncate(time.Millisecond)}
+	a := openReplica(t, openDB(t), ix, clock, 1)
+	b := openReplica(t, openDB(t), ix, clock, 2)
+	if err := a.Store(t.Context(), a.Prepare(chatReq(t, "acme", "gpt-4o-mini", storedQ), semcache.Controls{}), answerA(t, "stop"), "m", 250); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, tenant, kind string
+	}{
+		{"same tenant gets A's answer", "acme", semcache.KindSemanticHit},
+		{"another tenant never", "globex", semcache.KindMiss},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, res, err := b.Lookup(t.Context(), b.Prepare(chatReq(t, tt.tenant, "gpt-4o-mini", storedQ), semcache.Controls{}))
+			if err != nil || res.Kind != tt.kind {
+				t.Fatalf("%+v, %v; want %s", res, err, tt.kind)
+			}
+			if e != nil && (string(e.Response.Raw) != rawA || e.Cost != 250) {
+				t.Errorf("B served %+v", e)
+			}
+		})
 	}
 }
