@@ -417,7 +417,7 @@ func (c *Cache) Lookup(ctx context.Context, q *Query) (*Entry, Result, error) {
 		c.saved.Add(int64(e.Cost))
 		return e, Result{Kind: KindHit, Similarity: 1}, nil
 	}
-	e, res := c.similar(ctx, q.Tenant, q.keys, q.Controls, now)
+	e, res := c.similar(ctx, q.Tenant, q.keys, q.Controls, now, q.Chat.OutputLimit())
 	if res.Kind == KindSemanticHit {
 		c.semHits.Add(1)
 		c.saved.Add(int64(e.Cost))
@@ -482,11 +482,12 @@ func (c *Cache) entry(ctx context.Context, id uint64) (*Entry, error) {
 func entryCost(e *Entry) int64 { return 2*int64(len(e.Response.Raw)) + 512 }
 
 // similar finds a semantic candidate in k's scope and serves it if it is
-// live, passes the guard and was not cut at its length limit. The
+// live, passes the guard, was not cut at its length limit and is no longer
+// than the request's own output limit (when the answer reported usage). The
 // candidate is this replica's entry (its meta) or, in an index shared
 // between replicas, the entry the hit carries (Hit.Entry), held to the
 // same rules.
-func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl Controls, now time.Time) (*Entry, Result) {
+func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl Controls, now time.Time, outputLimit int) (*Entry, Result) {
 	miss := Result{Kind: KindMiss}
 	if !c.semantic {
 		return nil, miss
@@ -570,6 +571,11 @@ func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl C
 			miss.Reason = "candidate was cut at its length limit"
 			return nil, miss
 		}
+	}
+	if outputLimit > 0 && e.Usage != nil && e.Usage.CompletionTokens > outputLimit {
+		// Longer than this request allows its answer to be.
+		miss.Reason = "candidate is longer than max_tokens"
+		return nil, miss
 	}
 	return e, Result{Kind: KindSemanticHit, Similarity: hit.Score}
 }

@@ -102,6 +102,30 @@ func TestSemanticHit(t *testing.T) {
 	}
 }
 
+// TestSemanticRespectsOutputLimit: a paraphrase asking for a shorter answer
+// than the cached one (5 completion tokens) is not served it.
+func TestSemanticRespectsOutputLimit(t *testing.T) {
+	env := newTestEnv(t)
+	c := env.open(t, nil)
+	mustStore(t, c, req(t, "t1", userBody("Tell me the history of Rome")), Controls{}, answer("Rome was founded long ago."))
+	tests := []struct {
+		name, limit, kind string
+	}{
+		{"no limit", "", KindSemanticHit},
+		{"limit above the answer", `,"max_tokens":5`, KindSemanticHit},
+		{"limit below the answer", `,"max_tokens":4`, KindMiss},
+		{"max_completion_tokens too", `,"max_completion_tokens":2`, KindMiss},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"model":"gpt-4o-mini"` + tt.limit + `,"messages":[{"role":"user","content":"tell me the history of rome"}]}`
+			if _, res := lookup(t, c, req(t, "t1", body), Controls{}); res.Kind != tt.kind {
+				t.Fatalf("%+v, want %s", res, tt.kind)
+			}
+		})
+	}
+}
+
 func TestSemanticRefusesTruncatedAnswer(t *testing.T) {
 	env := newTestEnv(t)
 	c := env.open(t, nil)
