@@ -161,6 +161,7 @@ type Cache struct {
 	ttl         time.Duration
 	sideEffects map[string]bool
 	semantic    bool
+	share       bool // the index keeps entries (EntryKeeper): encode them
 
 	hot  *ristretto.Cache[uint64, *Entry]    // decoded answers by id, bounded by bytes
 	vecs *ristretto.Cache[string, []float32] // query text → vector: Lookup embeds, Store reuses
@@ -197,6 +198,9 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 		semantic:    o.Embedder != nil && o.Index != nil,
 		byKey:       map[string]uint64{},
 		meta:        map[uint64]*entryMeta{},
+	}
+	if k, ok := o.Index.(EntryKeeper); ok && c.semantic {
+		c.share = k.KeepsEntries()
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -276,16 +280,19 @@ func (c *Cache) load(ctx context.Context) error {
 		}
 		return nil
 	}
-	err := loadLive(ctx, c.opts.DB, c.now(), c.semantic, func(r *row) error {
+	err := loadLive(ctx, c.opts.DB, c.now(), c.share, func(r *row) error {
 		c.putMeta(r)
 		// Vectors of another embedder are not comparable: such entries
 		// are served exactly only.
 		if c.semantic && r.vector != nil && r.embedder == name && len(r.vector) == dim {
-			entry, err := encodeShared(r)
-			if err != nil {
-				return err
+			p := Point{ID: r.id, Scope: r.scope, Tenant: r.tenant, Model: r.model, Vector: r.vector, ExpiresAt: r.expires}
+			if c.share {
+				var err error
+				if p.Entry, err = encodeShared(r); err != nil {
+					return err
+				}
 			}
-			batch = append(batch, Point{ID: r.id, Scope: r.scope, Tenant: r.tenant, Model: r.model, Vector: r.vector, ExpiresAt: r.expires, Entry: entry})
+			batch = append(batch, p)
 			if len(batch) == rebuildBatch {
 				return flush()
 			}
@@ -671,11 +678,12 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 			}
 		}
 		if rw.vector != nil {
-			entry, err := encodeShared(rw)
-			if err != nil {
-				return err
+			p := Point{ID: id, Scope: k.scope, Tenant: r.Tenant, Model: r.Model, Vector: rw.vector, ExpiresAt: rw.expires}
+			if c.share {
+				if p.Entry, err = encodeShared(rw); err != nil {
+					return err
+				}
 			}
-			p := Point{ID: id, Scope: k.scope, Tenant: r.Tenant, Model: r.Model, Vector: rw.vector, ExpiresAt: rw.expires, Entry: entry}
 			if err := c.opts.Index.Upsert(ctx, p); err != nil {
 				return fmt.Errorf("semcache: store: index: %w", err)
 			}

@@ -57,6 +57,8 @@ type scanIndex struct {
 
 func newScanIndex() *scanIndex { return &scanIndex{points: map[uint64]Point{}} }
 
+func (x *scanIndex) KeepsEntries() bool { return !x.dropEntries }
+
 func (x *scanIndex) Search(_ context.Context, scope string, vec []float32, threshold float32, now time.Time) (Hit, bool, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -52,6 +52,14 @@ type Hit struct {
 	Entry string
 }
 
+// EntryKeeper is implemented by an Index that keeps Point.Entry and
+// returns it in Hit.Entry (Qdrant, shared by replicas). The cache encodes
+// entries only for such an index: the embedded one would drop them, and
+// encoding every live answer at start would only slow the rebuild.
+type EntryKeeper interface {
+	KeepsEntries() bool
+}
+
 // Filter selects points for bulk deletion; empty fields match everything.
 type Filter struct {
 	Tenant, Model string

@@ -250,6 +250,10 @@ func (ix *Index) searchParams() *qc.SearchParams {
 	return p
 }
 
+// KeepsEntries implements semcache.EntryKeeper: points carry their cache
+// entry, so replicas sharing the collection serve each other's answers.
+func (ix *Index) KeepsEntries() bool { return true }
+
 // Upsert implements semcache.Index.
 func (ix *Index) Upsert(ctx context.Context, points ...semcache.Point) error {
 	if len(points) == 0 {
