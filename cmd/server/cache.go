@@ -21,6 +21,9 @@ import (
 	"github.com/tollgate/tollgate/pkg/semcache/vecindex"
 )
 
+// providerBatch bounds the texts of one batched /v1/embeddings request.
+const providerBatch = 256
+
 // fetchTimeout bounds fetching the USE weights (26 MB) on first start.
 const fetchTimeout = 5 * time.Minute
 
@@ -101,7 +104,13 @@ func openEmbedder(ctx context.Context, cfg *config.Config, clients map[string][]
 	case "hashed":
 		return hashed(s), nil
 	case "provider":
-		return newProviderEmbedder(ctx, cfg, clients)
+		e, err := newProviderEmbedder(ctx, cfg, clients)
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("semantic cache embedder ready", "embedder", e.Name(), "dim", e.Dim())
+		// Concurrent lookups share requests (at most 256 texts each).
+		return semcache.Batched(e, providerBatch), nil
 	}
 	dir := s.ModelDir
 	if dir == "" {

@@ -1,15 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/semcache"
 	"github.com/tollgate/tollgate/pkg/semcache/use"
+	"github.com/tollgate/tollgate/pkg/tokens"
 )
 
 func TestDefaultThresholdsAgree(t *testing.T) {
@@ -73,5 +79,59 @@ func TestCacheSurvivesRestart(t *testing.T) {
 	}
 	if kind, again := ask(r2, "Which city is France's capital?"); kind != semcache.KindSemanticHit || again != answer {
 		t.Fatalf("paraphrase after restart: %q %q", kind, again)
+	}
+}
+
+// TestProviderEmbedder: the cache can embed with a configured provider's
+// /v1/embeddings: one request per batch, the model's upstream name, the
+// dimension asked at start, vectors made unit length.
+func TestProviderEmbedder(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.URL.Path+" "+r.Header.Get("Authorization")+" "+string(body))
+		mu.Unlock()
+		var req struct{ Input []string }
+		json.Unmarshal(body, &req)
+		var data []string
+		for i := range req.Input {
+			data = append(data, fmt.Sprintf(`{"object":"embedding","index":%d,"embedding":[3,4]}`, i))
+		}
+		fmt.Fprintf(w, `{"object":"list","model":"text-embedding-3-small","data":[%s],"usage":{"prompt_tokens":2,"total_tokens":2}}`, strings.Join(data, ","))
+	}))
+	defer up.Close()
+	cfg := config.Default(func(string) string { return "" })
+	cfg.Providers = append(cfg.Providers, config.Provider{Name: "emb", Type: "openai", BaseURL: up.URL + "/v1", APIKey: "sk-emb"})
+	cfg.Models = append(cfg.Models, config.Model{Name: "cache-embedder", Provider: "emb", UpstreamModel: "text-embedding-3-small", Mode: "embedding"})
+	cfg.Cache.Semantic.Embedder, cfg.Cache.Semantic.EmbeddingModel = "provider", "cache-embedder"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	clients, err := buildProviders(cfg, tokens.NewCounter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := openEmbedder(context.Background(), cfg, clients, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if emb.Dim() != 2 || emb.Name() != "provider:emb/text-embedding-3-small-2" {
+		t.Fatalf("dim %d name %q", emb.Dim(), emb.Name())
+	}
+	vs, err := emb.Embed(context.Background(), []string{"hello", "world"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 2 || vs[1][0] != 0.6 || vs[1][1] != 0.8 {
+		t.Fatalf("vectors %v", vs)
+	}
+	want := []string{
+		`/v1/embeddings Bearer sk-emb {"model":"text-embedding-3-small","input":["dimension probe"]}`,
+		`/v1/embeddings Bearer sk-emb {"model":"text-embedding-3-small","input":["hello","world"]}`,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("upstream received\n%v\nwant\n%v", got, want)
 	}
 }

@@ -1,0 +1,130 @@
+package semcache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Batched wraps an embedder reached over the network (a provider's
+// /v1/embeddings) so that concurrent calls share requests: a call made
+// while none is in flight goes at once, alone, so an idle gateway adds no
+// wait; calls made while one is in flight queue, and when it returns they
+// go together as one request of at most maxTexts texts. Under load this
+// turns N round trips into about one per round-trip time.
+func Batched(e Embedder, maxTexts int) Embedder {
+	if maxTexts < 1 {
+		maxTexts = 1
+	}
+	return &batched{Embedder: e, max: maxTexts}
+}
+
+type batched struct {
+	Embedder
+	max int
+
+	mu       sync.Mutex
+	inFlight bool
+	queue    []*waiting
+}
+
+type waiting struct {
+	ctx   context.Context
+	texts []string
+	out   [][]float32
+	err   error
+	done  chan struct{}
+}
+
+func (b *batched) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	w := &waiting{ctx: ctx, texts: texts, done: make(chan struct{})}
+	b.mu.Lock()
+	b.queue = append(b.queue, w)
+	if !b.inFlight {
+		b.inFlight = true
+		b.mu.Unlock()
+		go b.drain()
+	} else {
+		b.mu.Unlock()
+	}
+	select {
+	case <-w.done:
+		return w.out, w.err
+	case <-ctx.Done():
+		return nil, ctx.Err() // the batch may still embed its texts; nobody reads them
+	}
+}
+
+// drain sends the queue in batches until it is empty.
+func (b *batched) drain() {
+	for {
+		b.mu.Lock()
+		var batch []*waiting
+		n := 0
+		for len(b.queue) > 0 && (len(batch) == 0 || n+len(b.queue[0].texts) <= b.max) {
+			w := b.queue[0]
+			b.queue = b.queue[1:]
+			if w.ctx.Err() != nil {
+				w.err = w.ctx.Err()
+				close(w.done)
+				continue
+			}
+			batch = append(batch, w)
+			n += len(w.texts)
+		}
+		if len(batch) == 0 {
+			b.inFlight = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		b.send(batch, n)
+	}
+}
+
+func (b *batched) send(batch []*waiting, n int) {
+	texts := make([]string, 0, n)
+	for _, w := range batch {
+		texts = append(texts, w.texts...)
+	}
+	// The batch serves several requests: it is not cut by the first
+	// caller to leave, only when all have.
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	vs, err := b.Embedder.Embed(ctx, texts)
+	if err == nil && len(vs) != len(texts) {
+		err = fmt.Errorf("semcache: embedder %s returned %d vectors for %d texts", b.Name(), len(vs), len(texts))
+	}
+	for _, w := range batch {
+		if err != nil {
+			w.err = err
+		} else {
+			w.out, vs = vs[:len(w.texts):len(w.texts)], vs[len(w.texts):]
+		}
+		close(w.done)
+	}
+}
+
+// batchContext is cancelled once every caller of the batch has left (or
+// by the returned release, when the batch is done). Each caller's deadline
+// still bounds its own wait.
+func batchContext(batch []*waiting) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var left atomic.Int32
+	left.Store(int32(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, w := range batch {
+		stops[i] = context.AfterFunc(w.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
