@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -119,7 +120,7 @@ func openEmbedder(ctx context.Context, cfg *config.Config, clients map[string][]
 	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	start := time.Now()
-	m, err := use.Open(fctx, dir, &http.Client{Timeout: fetchTimeout})
+	m, err := use.Open(fctx, dir, fetchClient())
 	if err != nil {
 		h := hashed(s)
 		logger.Error("semantic cache: the USE-lite embedder could not be loaded; FALLING BACK to the hashed n-gram embedder, which serves far fewer paraphrases. "+
@@ -129,6 +130,17 @@ func openEmbedder(ctx context.Context, cfg *config.Config, clients map[string][]
 	}
 	logger.Info("semantic cache embedder ready", "embedder", m.Name(), "dim", m.Dim(), "model_dir", dir, "took", time.Since(start).Round(time.Millisecond))
 	return m, nil
+}
+
+// fetchClient gives up quickly on an unreachable registry (a start without
+// network falls back at once rather than after minutes) but lets a slow
+// download finish.
+func fetchClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ResponseHeaderTimeout = 30 * time.Second
+	return &http.Client{Transport: t, Timeout: fetchTimeout}
 }
 
 func hashed(s config.Semantic) *use.Hashed {
