@@ -147,7 +147,7 @@ func TestSameAnswersOnBenchData(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 10k-point indexes")
 	}
-	for _, dist := range []string{"random", "realistic", "lowrank"} {
+	for _, dist := range []string{"random", "realistic", "lowrank", "uselike"} {
 		n, queries := 10_000, 1000
 		if raceEnabled {
 			if dist != "lowrank" {

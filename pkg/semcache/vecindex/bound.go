@@ -97,12 +97,12 @@ type scratch struct {
 	w      []float32 // p_i², padded to whole words
 	cands  []cand
 	g      []float32 // the query's head coordinates
-	y      []float64
+	gs     []float32 // pass 1's scaled head coordinates
+	mask   []uint8   // pass 1's survivors in one segment, a bit each
 }
 
 type cand struct {
 	ub   float32
-	seg  int32
 	slot int32
 }
 

@@ -18,16 +18,33 @@
 // Search returns exactly what an exact float32 scan ([Index.ExactSearch])
 // returns: the highest dot product (cosine for unit vectors) at or above the
 // threshold among the scope's live, unexpired points, ties to the lower id.
-// Every point carries two proven upper bounds on its score: its first 32
-// coordinates in the scope's principal basis (the centre, then the top
-// principal directions of a sample, learnt at rebuilds) with a
-// Cauchy–Schwarz bound on the rest, and a 1-bit code with two scalars (see
-// bound.go and pca.go). Pass 1 reads only the head; the survivors get the
-// sign-code bound and are rescored exactly with the same dot product the
-// exact scan uses, best bound first. A point is only skipped when a bound
-// is below both the threshold and the best exact score found so far. The
-// head bound prunes when embeddings are low-rank, as USE-lite's are (the
-// top 32 directions hold about 80% of the residual energy); on isotropic
-// vectors it cannot, and Search falls back to the sign code after the
-// first segment.
+// A point is only skipped when a proven upper bound on its score (rounding
+// included) is below both the threshold and the best exact score found so
+// far.
+//
+// # Search
+//
+// Each scope keeps a basis: its centre, then the top principal directions
+// of a sample of its points (learnt when a rebuild finds at least 1024
+// live points). A point's first 120 coordinates in that basis are stored
+// quantised to int8 (per-coordinate offset and step, fitted to the
+// sample), with two per-point scalars that bound the rest (a
+// Cauchy–Schwarz tail) and every rounding and quantisation error (see
+// pca.go). Search goes segment by segment:
+//
+//   - pass 1 reads the first 32 quantised coordinates of every point, laid
+//     out in blocks of 32 points so that an AVX2 kernel (scan_amd64.s;
+//     portable Go elsewhere) streams them, and keeps the points whose bound
+//     reaches the bar (the threshold, or the best score found so far);
+//   - pass 2 reads the survivors' 128-byte records (all 120 coordinates and
+//     the tail terms) and keeps those whose tighter bound reaches the bar;
+//   - those are rescored exactly, best bound first, until no remaining
+//     bound reaches the best score, which then raises the bar for the
+//     segments after.
+//
+// On USE-like embeddings (unrelated prompts at cosine 0.26, a decaying
+// spectrum) pass 1 keeps about 3% of the points at threshold 0.70 and pass 2
+// about 0.1%. On vectors without low-rank structure the head bound cannot
+// prune; when pass 1 keeps more than seven eighths of the first segment,
+// later segments are bounded by a 1-bit sign code instead (bound.go).
 package vecindex

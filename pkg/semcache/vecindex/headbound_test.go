@@ -19,9 +19,10 @@ func TestHeadBoundHolds(t *testing.T) {
 		for range 300 {
 			sample = append(sample, g.next())
 		}
-		k := min(headDims, dim)
+		k, k1 := min(headDims, dim), min(head1Dims, dim)
 		centre := unit(sample[0], nil)
-		hb := newHeadBasis(principal(sample, centre, k), k, dim)
+		hb := newHeadBasis(principal(sample, centre, k), k, k1, dim)
+		hb.fitQuant(sample[:50]) // a narrow fit: some points are clamped
 		slack := headSlack(dim)
 		inSpan := func(scale float32) []float32 {
 			v := make([]float32, dim)
@@ -46,13 +47,18 @@ func TestHeadBoundHolds(t *testing.T) {
 				pts = append(pts, randomUnit(r, dim))
 			}
 		}
-		heads := make([]float32, len(pts)*k)
-		taus, sigs := make([]float32, len(pts)), make([]float32, len(pts))
+		n := len(pts)
+		np := (n + 31) &^ 31 // whole blocks of 32, zero-padded
+		kp := (k + 7) &^ 7
+		heads := make([]int8, n*kp)
+		hq1 := make([]int8, np*k1)
+		taus, ws, tau1s, w1s := make([]float32, n), make([]float32, n), make([]float32, np), make([]float32, np)
 		for i, p := range pts {
-			taus[i], sigs[i] = encodeHead(heads[i*k:(i+1)*k], p, hb, slack)
+			taus[i], ws[i], tau1s[i], w1s[i] = encodeHead(heads[i*kp:(i+1)*kp], hq1[blockOff(i, k1):], p, hb, slack)
 		}
 		gq := make([]float32, k)
-		y := make([]float64, k)
+		gs := make([]float32, kp)
+		mask := make([]uint8, 4)
 		for qi := range 100 {
 			q := pts[r.IntN(len(pts))]
 			switch qi % 3 {
@@ -61,13 +67,28 @@ func TestHeadBoundHolds(t *testing.T) {
 			case 2:
 				q = near(r, q, 0.95)
 			}
-			un := prepareHead(gq, y, q, hb)
-			qn := vek32.Norm(q) * (1 + 1e-6)
+			var qq float64
+			for _, f := range q {
+				qq += float64(f) * float64(f)
+			}
+			qh := prepareHead(gq, gs, q, qq, hb)
 			for i, p := range pts {
-				ub := vek32.Dot(gq, heads[i*k:(i+1)*k]) + un*taus[i] + qn*sigs[i]
-				if s := vek32.Dot(q, p); s > ub {
-					t.Fatalf("dim %d: score %v above its head bound %v", dim, s, ub)
+				s := vek32.Dot(q, p)
+				// Pass 2 and pass 1, at a bar equal to the score, must keep
+				// the point, with either kernel.
+				for _, avx := range []bool{false, true} {
+					useAVX2 = avx && hasAVX2
+					if ub := dotI8(qh.gs, heads[i*kp:(i+1)*kp]) + qh.un*taus[i] + qh.qm*ws[i]; ub < qh.bar(s, false) {
+						t.Fatalf("dim %d avx %v: score %v above its head bound %v + %v", dim, avx, s, ub, qh.c)
+					}
+					par := [4]float32{qh.un1, qh.qm, qh.bar(s, true)}
+					b := i &^ 31
+					scanHead(hq1[b*k1:], qh.gs[:k1], tau1s[b:], w1s[b:], &par, mask, 32)
+					if mask[(i-b)/8]&(1<<(i&7)) == 0 {
+						t.Fatalf("dim %d avx %v: pass 1 drops a point scoring %v", dim, avx, s)
+					}
 				}
+				useAVX2 = hasAVX2
 			}
 		}
 	}

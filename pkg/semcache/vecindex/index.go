@@ -26,9 +26,11 @@ const (
 	recentreLimit = 1 << 14
 	// Compaction waits for at least this many tombstones in a scope.
 	minCompactDead = 64
-	// headDims is how many coordinates of a point, in the scope's
-	// principal basis (its centre first), Search reads before the rest.
-	headDims = 32
+	// head1Dims is how many coordinates of a point, in the scope's
+	// principal basis (its centre first), pass 1 of Search reads, as int8;
+	// headDims how many (float32) the survivors' second bound reads.
+	head1Dims = 32
+	headDims  = 120
 	// A rebuild learns the basis once the scope holds this many live
 	// points (smaller scopes are scanned exactly), from at most
 	// basisSample of them.
@@ -55,6 +57,8 @@ type Index struct {
 	words   int // uint64 words of a point's sign code
 	segSize int
 	head    int     // headDims, at most dim
+	head1   int     // head1Dims, at most head
+	headP   int     // head rounded up to a multiple of 8: bytes a point
 	hslack  float32 // headSlack(dim)
 	// small and basisMin are smallScope and basisMin; tests lower them to
 	// take the bounded path on small scopes.
@@ -99,6 +103,13 @@ type view struct {
 	segs   []*segment
 }
 
+// headRec is what pass 2 reads of a point: its quantised head and the two
+// terms of its bound, two cache lines.
+type headRec struct {
+	q      [headDims]int8
+	tau, w float32
+}
+
 // segment is append-only: slots below n are immutable except for their
 // tombstone bit.
 type segment struct {
@@ -108,11 +119,15 @@ type segment struct {
 	alpha []float32
 	rho   []float32
 	codes []uint64
-	head  []float32 // head coordinates (see bound.go)
-	tau   []float32
-	sig   []float32
-	vecs  []float32
-	dead  []atomic.Uint64
+	// The quantised head (see pca.go): one record a point for pass 2,
+	// and its first head1 coordinates again in blocks of 32 points for
+	// pass 1 (see scan.go) with pass 1's two per-point terms.
+	recs []headRec
+	hq1  []int8
+	tau1 []float32
+	w1   []float32
+	vecs []float32
+	dead []atomic.Uint64
 }
 
 // New returns an empty index of vectors of dim dimensions.
@@ -125,6 +140,8 @@ func New(dim int, opts ...Option) *Index {
 		words:   (dim + 63) / 64,
 		segSize: defaultSegmentSize,
 		head:    min(headDims, dim),
+		head1:   min(head1Dims, dim),
+		headP:   (min(headDims, dim) + 7) &^ 7,
 		hslack:  float32(headSlack(dim)),
 		small:   smallScope,
 		locs:    make(map[uint64]loc),
@@ -134,7 +151,7 @@ func New(dim int, opts ...Option) *Index {
 		o(x)
 	}
 	x.pool.New = func() any {
-		return &scratch{tables: make([]float32, x.words*8*256), w: make([]float32, x.words*64), g: make([]float32, x.head), y: make([]float64, x.head)}
+		return &scratch{tables: make([]float32, x.words*8*256), w: make([]float32, x.words*64), g: make([]float32, x.head), gs: make([]float32, x.headP)}
 	}
 	return x
 }
@@ -146,9 +163,10 @@ func (x *Index) newSegment(size int) *segment {
 		alpha: make([]float32, size),
 		rho:   make([]float32, size),
 		codes: make([]uint64, size*x.words),
-		head:  make([]float32, size*x.head),
-		tau:   make([]float32, size),
-		sig:   make([]float32, size),
+		recs:  make([]headRec, size),
+		hq1:   make([]int8, (size+31)&^31*x.head1),
+		tau1:  make([]float32, size),
+		w1:    make([]float32, size),
 		vecs:  make([]float32, size*x.dim),
 		dead:  make([]atomic.Uint64, (size+63)/64),
 	}
@@ -234,7 +252,7 @@ func (x *Index) appendPoint(sc *scope, id uint64, vec []float32, exp int64, tena
 	v := sc.view.Load()
 	if v == nil {
 		c := unit(vec, nil)
-		v = &view{centre: c, basis: newHeadBasis([][]float64{f64(c)}, x.head, x.dim)}
+		v = &view{centre: c, basis: newHeadBasis([][]float64{f64(c)}, x.head, x.head1, x.dim)}
 		sc.centredAt = 1
 		sc.view.Store(v)
 	}
@@ -251,14 +269,22 @@ func (x *Index) appendPoint(sc *scope, id uint64, vec []float32, exp int64, tena
 		v = &view{centre: v.centre, basis: v.basis, segs: append(segs, seg)}
 		sc.view.Store(v)
 	}
+	i := x.put(seg, v, id, vec, exp)
+	return loc{sc: sc, seg: seg, slot: int32(i), tenant: tenant, model: model, exp: exp}
+}
+
+// put encodes a point into seg's next slot against v and publishes it.
+// Callers hold mu.
+func (x *Index) put(seg *segment, v *view, id uint64, vec []float32, exp int64) int {
 	i := int(seg.n.Load())
 	seg.ids[i] = id
 	seg.exp[i] = exp
 	copy(seg.vecs[i*x.dim:(i+1)*x.dim], vec)
 	seg.alpha[i], seg.rho[i] = encode(seg.codes[i*x.words:(i+1)*x.words], vec, v.centre)
-	seg.tau[i], seg.sig[i] = encodeHead(seg.head[i*x.head:(i+1)*x.head], vec, v.basis, float64(x.hslack))
+	r := &seg.recs[i]
+	r.tau, r.w, seg.tau1[i], seg.w1[i] = encodeHead(r.q[:x.headP], seg.hq1[blockOff(i, x.head1):], vec, v.basis, float64(x.hslack))
 	seg.n.Store(int32(i + 1)) // publishes the slot to searches
-	return loc{sc: sc, seg: seg, slot: int32(i), tenant: tenant, model: model, exp: exp}
+	return i
 }
 
 // kill tombstones a live point. Callers hold mu.
@@ -304,24 +330,25 @@ func (x *Index) rebuild(sc *scope) {
 	if centre == nil {
 		centre = old.centre
 	}
-	rows := [][]float64{f64(centre)}
-	if sc.live >= x.basisMin {
-		var sample [][]float32
-		stride := max(1, sc.live/basisSample)
-		k := 0
-		for _, seg := range old.segs {
-			for i := range int(seg.n.Load()) {
-				if !seg.isDead(i) {
-					if k%stride == 0 && len(sample) < basisSample {
-						sample = append(sample, seg.vecs[i*x.dim:(i+1)*x.dim])
-					}
-					k++
+	var sample [][]float32
+	stride := max(1, sc.live/basisSample)
+	k := 0
+	for _, seg := range old.segs {
+		for i := range int(seg.n.Load()) {
+			if !seg.isDead(i) {
+				if k%stride == 0 && len(sample) < basisSample {
+					sample = append(sample, seg.vecs[i*x.dim:(i+1)*x.dim])
 				}
+				k++
 			}
 		}
+	}
+	rows := [][]float64{f64(centre)}
+	if sc.live >= x.basisMin {
 		rows = principal(sample, centre, x.head)
 	}
-	nv := &view{centre: centre, basis: newHeadBasis(rows, x.head, x.dim)}
+	nv := &view{centre: centre, basis: newHeadBasis(rows, x.head, x.head1, x.dim)}
+	nv.basis.fitQuant(sample)
 	var seg *segment
 	for _, os := range old.segs {
 		for i := range int(os.n.Load()) {
@@ -333,14 +360,7 @@ func (x *Index) rebuild(sc *scope) {
 				nv.segs = append(nv.segs, seg)
 			}
 			id := os.ids[i]
-			k := int(seg.n.Load())
-			vec := os.vecs[i*x.dim : (i+1)*x.dim]
-			seg.ids[k] = id
-			seg.exp[k] = os.exp[i]
-			copy(seg.vecs[k*x.dim:(k+1)*x.dim], vec)
-			seg.alpha[k], seg.rho[k] = encode(seg.codes[k*x.words:(k+1)*x.words], vec, centre)
-			seg.tau[k], seg.sig[k] = encodeHead(seg.head[k*x.head:(k+1)*x.head], vec, nv.basis, float64(x.hslack))
-			seg.n.Store(int32(k + 1))
+			k := x.put(seg, nv, id, os.vecs[i*x.dim:(i+1)*x.dim], os.exp[i])
 			l := x.locs[id]
 			l.seg, l.slot = seg, int32(k)
 			x.locs[id] = l

@@ -3,68 +3,75 @@ package vecindex
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/viterin/vek/vek32"
 )
 
 // principal returns k orthonormal rows (float64): the first is centre, the
 // others approximate the top principal directions of the sample's residuals
-// off centre, found by subspace iteration on their covariance. Exactness
-// never depends on how good the directions are, only speed does.
+// off centre, found by subspace iteration on their covariance, in float32
+// (vek32's kernels). Exactness never depends on how good the directions
+// are, only speed does.
 func principal(sample [][]float32, centre []float32, k int) [][]float64 {
 	d := len(centre)
 	k = min(k, d)
-	c := make([]float64, d)
-	for i, f := range centre {
-		c[i] = float64(f)
-	}
-	// Covariance of the residuals r = x - (x·c)c.
-	cov := make([]float64, d*d)
-	r := make([]float64, d)
-	for _, x := range sample {
-		var a float64
+	ns := len(sample)
+	// Residuals r = x - (x·c)c, stored transposed: rt[i*ns+s].
+	rt := make([]float32, d*ns)
+	for s, x := range sample {
+		a := vek32.Dot(x, centre)
 		for i, f := range x {
-			a += float64(f) * c[i]
-		}
-		for i, f := range x {
-			r[i] = float64(f) - a*c[i]
-		}
-		for i := range d {
-			ri := r[i]
-			if ri == 0 {
-				continue
-			}
-			row := cov[i*d : i*d+d]
-			for j := i; j < d; j++ {
-				row[j] += ri * r[j]
-			}
+			rt[i*ns+s] = f - a*centre[i]
 		}
 	}
+	cov := make([]float32, d*d)
 	for i := range d {
-		for j := i + 1; j < d; j++ {
-			cov[j*d+i] = cov[i*d+j]
+		for j := i; j < d; j++ {
+			v := vek32.Dot(rt[i*ns:(i+1)*ns], rt[j*ns:(j+1)*ns])
+			cov[i*d+j], cov[j*d+i] = v, v
 		}
 	}
-	basis := make([][]float64, k)
-	basis[0] = c
+	b32 := make([][]float32, k)
+	b32[0] = append([]float32(nil), centre...)
 	rng := rand.New(rand.NewPCG(1, uint64(d)))
 	for j := 1; j < k; j++ {
-		basis[j] = make([]float64, d)
+		b32[j] = make([]float32, d)
 		for i := range d {
-			basis[j][i] = rng.NormFloat64()
+			b32[j][i] = float32(rng.NormFloat64())
 		}
 	}
-	orthonormalise(basis)
-	tmp := make([]float64, d)
+	orthonormalise32(b32)
+	tmp := make([]float32, d)
 	for range 8 {
-		for j := 1; j < k; j++ {
-			v := basis[j]
+		for _, v := range b32[1:] {
 			for i := range d {
-				tmp[i] = dot64(cov[i*d:i*d+d], v)
+				tmp[i] = vek32.Dot(cov[i*d:i*d+d], v)
 			}
 			copy(v, tmp)
 		}
-		orthonormalise(basis)
+		orthonormalise32(b32)
 	}
+	basis := make([][]float64, k)
+	for j, v := range b32 {
+		basis[j] = f64(v)
+	}
+	orthonormalise(basis)
 	return basis
+}
+
+// orthonormalise32 is orthonormalise in float32, for the iterations.
+func orthonormalise32(rows [][]float32) {
+	tmp := make([]float32, len(rows[0]))
+	for range 2 {
+		for j, v := range rows {
+			for _, u := range rows[:j] {
+				vek32.Sub_Inplace(v, vek32.MulNumber_Into(tmp, u, vek32.Dot(v, u)))
+			}
+			if n := vek32.Norm(v); n > 0 {
+				vek32.MulNumber_Inplace(v, 1/n)
+			}
+		}
+	}
 }
 
 // orthonormalise runs modified Gram-Schmidt twice over rows; the first row
@@ -99,56 +106,296 @@ func orthonormalise(rows [][]float64) {
 
 // The head bound. Let B be the view's basis exactly as stored (k float32
 // rows, orthonormal up to float32 rounding; row 0 the centre). For a point
-// x, h = float32(Bx) is stored and t = x - Bᵀh (in reals) is its tail, so
-// x = Bᵀh + t exactly whatever rounding made h and B. For a query q, with
-// g = float32(Bq) and u = q - Bᵀg (in reals):
+// x, h = fl(Bx) (float32 dot products) and t = x - Bᵀh (in reals) is its
+// tail, so x = Bᵀh + t exactly whatever rounding made h and B. For a query
+// q, with g = fl(Bq) and u = q - Bᵀg (in reals):
 //
 //	q·x = (Bq)·h + q·t = (Bq)·h + g·(Bt) + u·t
-//	    <= g·h + |Bq - g|·|h| + |g|·|Bt| + |u|·|t|
+//	    <= g·h + |Bq - g|·|h| + |g|·|Bt| + |u|·|t|.
 //
-// tau >= |t| and eps >= |Bt| (tiny: t is orthogonal to the rows up to
-// rounding) are computed per point in float64 (see project) and rounded up
-// with a relative and an absolute nudge far above float64 error; un >= |u|
-// per query likewise. |g| <= |q|·(1+1e-3) for any B of near-unit rows, so
-// |g|·eps <= qn·eps·(1+1e-3). What remains is rounding, all relative to
-// |q|·|x|: |Bq - g|·|h| (2⁻²⁴), the float32 sum g·h (k·2⁻²³), the float32
-// evaluation of the bound itself, and the float32 rounding of the rescore
-// that the exact scan also computes (at most dim·2⁻²⁴ above the real dot).
-// headSlack(dim)·|x| covers them all several times over, so with
-// sig = eps·(1+1e-3) + headSlack·|x|:
+// A float32 dot product of dim terms, in any order, fused or not, is within
+// γ·|a|·|b| of the real one (γ = dim·2⁻²⁴/(1-dim·2⁻²⁴)), so each coordinate
+// of Bx - h is within δ = γ·rmax·|x| (rmax the largest row norm) and
+// |Bq - g| <= √k·γ·rmax·|q|. With ν >= |G - J| (G = BBᵀ, J the identity on
+// the non-zero rows, whose h coordinates are the only non-zero ones):
 //
-//	fl(q·x) <= g·h + un·tau + qn·sig.
+//	|t|² = |x|² - 2h·Bx + hᵀGh <= |x|² - |h|² + ν|h|² + 2δ·Σ|h_j|,
+//	|Bt| = |(Bx - h) - (G - J)h| <= √k·δ + ν|h|,
+//
+// evaluated in float64 (see project) with a relative and an absolute nudge
+// far above float64 error; un >= |u| per query likewise. What remains is
+// float32 rounding, all relative to |q|·|x|: the sum g·h, the evaluation of
+// the bound itself, and the rescore that the exact scan also computes (at
+// most dim·2⁻²⁴ above the real dot); headSlack(dim)·|x| covers them all
+// several times over. Restricting B to its first m rows gives the same
+// bound with m for k.
 
 // headSlack covers, relative to |q|·|x|, the float32 rounding of the exact
-// dot product a rescore computes (at most dim·2⁻²⁴), of the head's float32
-// sum and of the query's rounded head coordinates, with room to spare.
+// dot product a rescore computes (at most dim·2⁻²⁴) and of the bound's own
+// sums, with room to spare.
 func headSlack(dim int) float64 { return 1e-4 + 4*float64(dim)/(1<<24) }
 
-// headBasis is a view's basis B (k rows of dim, row-major) as stored, the
-// same values in float64, and their Gram matrix G = BBᵀ (k×k, float64).
+// headBasis is a view's basis B (k rows of dim, row-major) as stored, with
+// the constants of the head bound for its first k1 rows (pass 1) and for
+// all k (pass 2). A point's head is stored quantised to int8: coordinate j
+// as off[j] + step[j]·q with q in [-127, 127] (see the quantised head bound
+// below).
 type headBasis struct {
-	b    []float32
-	b64  []float64
-	gram []float64
-	k    int
+	b           []float32
+	k, k1       int
+	gamma       float64   // γ·rmax (see the head bound)
+	nu1, nu     float64   // ν over the first k1 rows, over all k
+	off, step   []float32 // k each
+	off1N, offN float64   // |off| over the first k1, over all k
 }
 
 // newHeadBasis rounds rows to float32 into a k×dim basis; missing rows stay
-// zero (a zero row only loosens the bound).
-func newHeadBasis(rows [][]float64, k, dim int) *headBasis {
-	hb := &headBasis{b: make([]float32, k*dim), b64: make([]float64, k*dim), gram: make([]float64, k*k), k: k}
+// zero (a zero row only loosens the bound). Every coordinate is quantised
+// over [-1, 1] until fitQuant sees a sample.
+func newHeadBasis(rows [][]float64, k, k1, dim int) *headBasis {
+	hb := &headBasis{b: make([]float32, k*dim), k: k, k1: k1, off: make([]float32, k), step: make([]float32, k)}
 	for j, row := range rows[:min(k, len(rows))] {
 		for i, f := range row {
 			hb.b[j*dim+i] = float32(f)
-			hb.b64[j*dim+i] = float64(float32(f))
+		}
+	}
+	// G in float64 (exact products of float32 values; the sums' rounding,
+	// under 1e-13, is covered by the nudge on ν).
+	gram := make([]float64, k*k)
+	var rr float64
+	for j := range k {
+		for l := range k {
+			var g float64
+			for i, f := range hb.b[j*dim : (j+1)*dim] {
+				g += float64(f) * float64(hb.b[l*dim+i])
+			}
+			gram[j*k+l] = g
+		}
+		rr = max(rr, gram[j*k+j])
+	}
+	var ss float64
+	for j := range k {
+		for l := range k {
+			d := gram[j*k+l]
+			if j == l && d != 0 {
+				d -= 1
+			}
+			ss += d * d
+		}
+		if j == k1-1 {
+			hb.nu1 = math.Sqrt(ss)*(1+1e-6) + 1e-12
+		}
+	}
+	hb.nu = math.Sqrt(ss)*(1+1e-6) + 1e-12
+	u := float64(dim) / (1 << 24)
+	hb.gamma = u / (1 - u) * math.Sqrt(rr) * (1 + 1e-6)
+	for j := range k {
+		hb.step[j] = 1.0 / 127
+	}
+	return hb
+}
+
+// fitQuant sets each quantised coordinate's range to the sample's, with a
+// fifth to spare on either side. Points outside are clamped; exactness does
+// not depend on the ranges, only speed does.
+func (hb *headBasis) fitQuant(sample [][]float32) {
+	if len(sample) == 0 {
+		return
+	}
+	dim := len(hb.b) / hb.k
+	lo, hi := make([]float64, hb.k), make([]float64, hb.k)
+	for n, x := range sample {
+		for j := range hb.k {
+			y := float64(vek32.Dot(x, hb.b[j*dim:(j+1)*dim]))
+			if n == 0 || y < lo[j] {
+				lo[j] = y
+			}
+			if n == 0 || y > hi[j] {
+				hi[j] = y
+			}
+		}
+	}
+	var oo float64
+	for j := range hb.k {
+		hb.off[j] = float32((lo[j] + hi[j]) / 2)
+		s := float32((hi[j] - lo[j]) / 2 * 1.2 / 127)
+		if !(s >= 1e-30) || math.IsInf(float64(s), 0) {
+			s = 1.0 / 127
+		}
+		hb.step[j] = s
+		oo += float64(hb.off[j]) * float64(hb.off[j])
+		if j == hb.k1-1 {
+			hb.off1N = math.Sqrt(oo)
+		}
+	}
+	hb.offN = math.Sqrt(oo)
+}
+
+// headPart is the head bound's per-vector terms for the first m rows.
+type headPart struct {
+	tau float64 // >= |t|
+	eps float64 // >= |Bt| + √m·γ·rmax·|h|: with |q| it bounds |g||Bt| + |Bq-g||h|
+}
+
+// project sets h = fl(Bv) and returns the head bound's terms for the first
+// k1 rows and for all k (see the head bound); vv is |v|² in float64. The
+// float64 sums (at most dim+k terms bounded by |v|²) round by under
+// 1e-13·|v|², which the absolute nudges (1e-12·|v|² inside tau's square
+// root, 1e-9·(1+|v|) on eps) cover.
+func (hb *headBasis) project(h []float32, v []float32, vv float64) (p1, p headPart) {
+	dim, k := len(v), hb.k
+	for j := range k {
+		h[j] = vek32.Dot(v, hb.b[j*dim:(j+1)*dim])
+	}
+	vn := math.Sqrt(vv)
+	delta := hb.gamma * vn
+	var hh, h1 float64
+	fin := func(m int, nu float64) headPart {
+		hn := math.Sqrt(hh)
+		tt := max(0, vv-hh+nu*hh+2*delta*h1) + 1e-12*vv
+		sm := math.Sqrt(float64(m))
+		return headPart{
+			tau: math.Sqrt(tt) * (1 + 1e-6),
+			eps: (sm*delta+nu*hn+sm*hb.gamma*hn)*(1+1e-6) + 1e-9*(1+vn),
 		}
 	}
 	for j := range k {
-		for l := range k {
-			hb.gram[j*k+l] = dot64(hb.b64[j*dim:(j+1)*dim], hb.b64[l*dim:(l+1)*dim])
+		f := float64(h[j])
+		hh += f * f
+		h1 += math.Abs(f)
+		if j == hb.k1-1 {
+			p1 = fin(hb.k1, hb.nu1)
 		}
 	}
-	return hb
+	return p1, fin(k, hb.nu)
+}
+
+// The quantised head bound. For m = k1 (pass 1) or m = k (pass 2), the
+// head bound restricted to the first m rows Bₘ reads
+//
+//	fl(q·x) <= gₘ·hₘ + unₘ·tauₘ + qn·sigₘ
+//
+// with tauₘ, sigₘ and unₘ those of Bₘ. Let ĥ be hₘ quantised
+// (ĥ_j = off_j + step_j·q_j, in reals) and e >= |hₘ - ĥ|; then
+// gₘ·hₘ <= gₘ·ĥ + |gₘ|·e, and gₘ·ĥ = C + Σ_j (g_j·step_j)·q_j with the
+// per-query constant C = Σ_j g_j·off_j. Search computes the sum in float32
+// with g_j·step_j rounded to float32 (relative error at most (m+1)·2⁻²⁴ of
+// Σ|g_j·step_j·q_j| <= |gₘ|·|step∘q|, in any order, fused or not) and
+// compares
+//
+//	F = fl(Σ_j fl(g_j·step_j)·q_j + unₘ·tauₘ + qm·w)  >=  fl↓(s - C)
+//
+// for a bar s, with qm = max(qn, |g|) and, per point,
+//
+//	w = (sigₘ + e·(1+1e-4) + 1e-5·(|step∘q| + |off|))·(1+1e-5),
+//
+// whose 1e-5 terms cover the float32 sum's rounding, C's (float64, against
+// |gₘ|·|offₘ|), and the rounding of the three-term float32 evaluation (at
+// most 2⁻²³ of its terms' magnitudes: sigₘ's headSlack covers unₘ·tauₘ's).
+// So fl(q·x) <= F + C, and a point whose exact score reaches s is never
+// dropped.
+
+// encodeHead writes x's quantised head: all k coordinates into q (padded
+// with zeros to its length) and the first k1 into q1[32·j]; it returns tau
+// and w of pass 2 and of pass 1.
+func encodeHead(q, q1 []int8, x []float32, hb *headBasis, slack float64) (tau, w, tau1, w1 float32) {
+	var xx float64
+	for _, f := range x {
+		xx += float64(f) * float64(f)
+	}
+	clear(q)
+	if math.IsInf(xx, 0) || math.IsNaN(xx) {
+		// No bound: the point is always rescored.
+		inf := float32(math.Inf(1))
+		return 0, inf, 0, inf
+	}
+	var hbuf [headDims]float32
+	h := hbuf[:0]
+	if hb.k > len(hbuf) {
+		h = make([]float32, hb.k)
+	} else {
+		h = hbuf[:hb.k]
+	}
+	p1, p := hb.project(h, x, xx)
+	xn := math.Sqrt(xx) * (1 + 1e-6)
+	var ee, sq, ee1, sq1 float64
+	for j := range hb.k {
+		o, s := float64(hb.off[j]), float64(hb.step[j])
+		c := math.Round((float64(h[j]) - o) / s)
+		if !(c >= -127) { // NaN too
+			c = -127
+		}
+		c = min(c, 127)
+		q[j] = int8(c)
+		d := float64(h[j]) - (o + s*c)
+		ee += d * d
+		sq += s * c * s * c
+		if j < hb.k1 {
+			q1[32*j] = int8(c)
+			ee1, sq1 = ee, sq
+		}
+	}
+	wOf := func(eps, ee, sq, offN float64) float32 {
+		sig := eps*(1+1e-3) + slack*xn
+		e := math.Sqrt(ee) * (1 + 1e-6)
+		return up((sig + e*(1+1e-4) + 1e-5*(math.Sqrt(sq)+offN)) * (1 + 1e-5))
+	}
+	return up(p.tau), wOf(p.eps, ee, sq, hb.offN), up(p1.tau), wOf(p1.eps, ee1, sq1, hb.off1N)
+}
+
+// queryHead is what the quantised head bounds need of a query.
+type queryHead struct {
+	un, un1, qn, qm float32
+	c, c1           float64   // C over all k coordinates, over the first k1
+	gs              []float32 // fl(g_j·step_j), zero-padded
+}
+
+// bar is fl↓(s - C): a point of pass 2 (pass 1 when first) can score s
+// only if its F reaches it.
+func (qh *queryHead) bar(s float32, first bool) float32 {
+	if first {
+		return lower(float64(s) - qh.c1)
+	}
+	return lower(float64(s) - qh.c)
+}
+
+// prepareHead fills g = fl(Bq) (k of them) and the constants of both
+// passes, for a query q of finite norm² qq; gs must have room for every
+// stored head coordinate.
+func prepareHead(g []float32, gs []float32, q []float32, qq float64, hb *headBasis) queryHead {
+	p1, p := hb.project(g, q, qq)
+	qh := queryHead{un: up(p.tau), un1: up(p1.tau), qn: up(math.Sqrt(qq) * (1 + 1e-6)), gs: gs}
+	clear(gs)
+	var gg float64
+	for j := range hb.k {
+		gj := float64(g[j])
+		gg += gj * gj
+		qh.c += gj * float64(hb.off[j])
+		if j == hb.k1-1 {
+			qh.c1 = qh.c
+		}
+		gs[j] = float32(gj * float64(hb.step[j]))
+	}
+	qh.qm = max(qh.qn, up(math.Sqrt(gg)*(1+1e-6)))
+	return qh
+}
+
+// lower rounds f down to a float32.
+func lower(f float64) float32 {
+	r := float32(f)
+	if float64(r) > f {
+		r = math.Nextafter32(r, float32(math.Inf(-1)))
+	}
+	return r
+}
+
+// up rounds f up to a float32.
+func up(f float64) float32 {
+	r := float32(f)
+	if float64(r) < f {
+		r = math.Nextafter32(r, float32(math.Inf(1)))
+	}
+	return r
 }
 
 func dot64(a, b []float64) float64 {
@@ -165,87 +412,4 @@ func dot64(a, b []float64) float64 {
 		s0 += a[i] * b[i]
 	}
 	return (s0 + s1) + (s2 + s3)
-}
-
-func dot64f(a []float32, b []float64) float64 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += float64(a[i]) * b[i]
-		s1 += float64(a[i+1]) * b[i+1]
-		s2 += float64(a[i+2]) * b[i+2]
-		s3 += float64(a[i+3]) * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += float64(a[i]) * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-// project computes y = Bv (float64, into y), h = float32(y) (into h), and
-// returns tau >= |v - Bᵀh| and eps >= |B(v - Bᵀh)|, from the identities
-//
-//	B(v - Bᵀh) = y - Gh,   |v - Bᵀh|² = |v|² - 2h·y + hᵀGh.
-//
-// Every sum is float64 with at most dim+k terms each bounded by |v|² or
-// |v|·|h|: their rounding is below 1e-13·|v|², which the absolute nudges
-// (1e-12·|v|² inside tau's square root, 1e-9·(1+|v|) on eps) cover.
-func (hb *headBasis) project(h []float32, y []float64, v []float32, vv float64) (tau, eps float64) {
-	dim, k := len(v), hb.k
-	for j := range k {
-		y[j] = dot64f(v, hb.b64[j*dim:(j+1)*dim])
-		h[j] = float32(y[j])
-	}
-	var hy, hgh, ee float64
-	for j := range k {
-		var gh float64
-		for l := range k {
-			gh += hb.gram[j*k+l] * float64(h[l])
-		}
-		hy += float64(h[j]) * y[j]
-		hgh += float64(h[j]) * gh
-		e := y[j] - gh
-		ee += e * e
-	}
-	tt := max(0, vv-2*hy+hgh) + 1e-12*vv
-	return math.Sqrt(tt) * (1 + 1e-6), math.Sqrt(ee)*(1+1e-6) + 1e-9*(1+math.Sqrt(vv))
-}
-
-// encodeHead writes x's head coordinates h and returns tau and sig (see
-// the head bound above).
-func encodeHead(h []float32, x []float32, hb *headBasis, slack float64) (tau, sig float32) {
-	var xx float64
-	for _, f := range x {
-		xx += float64(f) * float64(f)
-	}
-	var buf [64]float64
-	y := buf[:0]
-	if hb.k > len(buf) {
-		y = make([]float64, hb.k)
-	} else {
-		y = buf[:hb.k]
-	}
-	t, eps := hb.project(h, y, x, xx)
-	xn := math.Sqrt(xx) * (1 + 1e-6)
-	return up(t), up(eps*(1+1e-3) + slack*xn)
-}
-
-// prepareHead fills g = float32(Bq) and returns un >= |q - Bᵀg|.
-func prepareHead(g []float32, y []float64, q []float32, hb *headBasis) (un float32) {
-	var qq float64
-	for _, f := range q {
-		qq += float64(f) * float64(f)
-	}
-	t, _ := hb.project(g, y, q, qq)
-	return up(t)
-}
-
-// up rounds f up to a float32.
-func up(f float64) float32 {
-	r := float32(f)
-	if float64(r) < f {
-		r = math.Nextafter32(r, float32(math.Inf(1)))
-	}
-	return r
 }

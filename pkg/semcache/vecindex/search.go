@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/viterin/vek/vek32"
@@ -84,8 +85,11 @@ func (x *Index) scan(v *view, vec []float32, threshold float32, now time.Time) (
 
 // Search returns the point of scope most similar to vec whose score is at
 // least threshold and which has not expired at now, exactly as ExactSearch
-// would, reading a 64-byte code per point and only the vectors whose bound
-// could still win (see bound.go).
+// would. Segment by segment: pass 1 bounds every point from its quantised
+// 16-coordinate head (pca.go), the survivors get the 64-coordinate head
+// bound, and those still able to win are rescored exactly, best bound
+// first, until no bound reaches the best score found; that score then
+// raises the bar for the segments after.
 func (x *Index) Search(ctx context.Context, scope string, vec []float32, threshold float32, now time.Time) (semcache.Hit, bool, error) {
 	if err := x.check(ctx, vec); err != nil {
 		return semcache.Hit{}, false, err
@@ -94,93 +98,123 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 	if v == nil {
 		return semcache.Hit{}, false, nil
 	}
-	if v.len() < x.small {
+	var qq float64
+	for _, f := range vec {
+		qq += float64(f) * float64(f)
+	}
+	if v.len() < x.small || math.IsInf(qq, 0) || math.IsNaN(qq) {
 		return x.scan(v, vec, threshold, now)
 	}
 	s := x.pool.Get().(*scratch)
 	defer x.pool.Put(s)
-	beta := s.prepare(vec, v.centre)
-	un := prepareHead(s.g, s.y, vec, v.basis)
-	qn := vek32.Norm(vec) * (1 + 1e-6)
-	k := x.head
+	qh := prepareHead(s.g, s.gs, vec, qq, v.basis)
+	k := x.headP
 	t := nanos(now)
-
-	// Pass 1: a bound for every live point; keep those that could reach
-	// the threshold.
-	// Segments below headSegs are bounded by the head alone (their
-	// candidates get the sign-code bound in pass 2); the rest by the sign
-	// code. When the head prunes less than an eighth of the first segment
-	// (no low-rank structure to exploit), the rest use the sign code.
-	headSegs := len(v.segs)
-	if x.noHead {
-		headSegs = 0
-	}
-	cands := s.cands[:0]
-	for si, seg := range v.segs {
-		if si == 1 && headSegs > 1 && 8*len(cands) > 7*int(v.segs[0].n.Load()) {
-			headSegs = 1
+	var beta float32
+	prepared := false
+	codeOf := func(seg *segment, i int) float32 {
+		if !prepared {
+			beta, prepared = s.prepare(vec, v.centre), true
 		}
-		n := int(seg.n.Load())
-		for i := range n {
-			if seg.exp[i] <= t || seg.isDead(i) {
-				continue
-			}
-			// The head bound first: one 64-byte read.
-			var ub float32
-			if si >= headSegs {
-				ub = codeBound(s, seg, i, x.words, beta, qn)
-			} else {
-				// The head bound: one contiguous read of head floats. The
-				// sign-code bound waits for pass 2.
-				ub = vek32.Dot(s.g, seg.head[i*k:(i+1)*k]) + un*seg.tau[i] + qn*seg.sig[i]
-			}
-			if ub >= threshold {
-				cands = append(cands, cand{ub: ub, seg: int32(si), slot: int32(i)})
-			}
-		}
+		return codeBound(s, seg, i, x.words, beta, qh.qn)
 	}
-	s.cands = cands
 
+	// When pass 1 keeps more than seven eighths of the first segment
+	// (vectors without low-rank structure), later segments are bounded by
+	// the sign code alone.
+	useHead := !x.noHead
 	var hit semcache.Hit
 	found := false
-	if len(cands) > len(cands)/4+v.len()/4 {
-		// The bound pruned little (vectors crowded around the threshold):
-		// rescore in memory order, which streams, skipping what the best so
-		// far already beats.
-		for _, c := range cands {
-			if found && c.ub < hit.Score {
-				continue
+	for si, seg := range v.segs {
+		n := int(seg.n.Load())
+		thr := threshold
+		if found && hit.Score > thr {
+			thr = hit.Score
+		}
+		cands := s.cands[:0]
+		// Candidates' bounds are F (pass 2, before adding C) when the
+		// head bounds them, scores otherwise; cut converts a score.
+		headed := useHead
+		cut := func(score float32) float32 {
+			if headed {
+				return qh.bar(score, false)
 			}
-			seg := v.segs[c.seg]
+			return score
+		}
+		if useHead {
+			if cap(s.mask) < (n+7)/8 {
+				s.mask = make([]uint8, (n+7)/8)
+			}
+			mask := s.mask[:(n+7)/8]
+			par := [4]float32{qh.un1, qh.qm, qh.bar(thr, true)}
+			scanHead(seg.hq1, qh.gs[:x.head1], seg.tau1, seg.w1, &par, mask, n)
+			bar := cut(thr)
+			kept := 0
+			for b, m := range mask {
+				kept += bits.OnesCount8(m)
+				for ; m != 0; m &= m - 1 {
+					i := b*8 + bits.TrailingZeros8(m)
+					r := &seg.recs[i]
+					ub := dotI8(qh.gs, r.q[:k]) + qh.un*r.tau + qh.qm*r.w
+					if ub >= bar && seg.exp[i] > t && !seg.isDead(i) {
+						cands = append(cands, cand{ub: ub, slot: int32(i)})
+					}
+				}
+			}
+			if si == 0 && 8*kept > 7*n {
+				useHead = false
+			}
+		} else {
+			for i := range n {
+				if seg.exp[i] <= t || seg.isDead(i) {
+					continue
+				}
+				if ub := codeOf(seg, i); ub >= thr {
+					cands = append(cands, cand{ub: ub, slot: int32(i)})
+				}
+			}
+		}
+		s.cands = cands
+		if len(cands) > n/4 {
+			// The bound pruned little (vectors crowded around the
+			// threshold): rescore in memory order, which streams, skipping
+			// what the best so far already beats.
+			var skip float32
+			if found {
+				skip = cut(hit.Score)
+			}
+			for _, c := range cands {
+				if found && c.ub < skip {
+					continue
+				}
+				i := int(c.slot)
+				sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
+				if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
+					hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
+					skip = cut(sc)
+				}
+			}
+			continue
+		}
+		// Rescore exactly, highest bound first, until no remaining bound
+		// reaches the best exact score.
+		heapify(cands)
+		var stop float32
+		if found {
+			stop = cut(hit.Score)
+		}
+		for len(cands) > 0 {
+			c := cands[0]
+			if found && c.ub < stop {
+				break
+			}
+			cands = pop(cands)
 			i := int(c.slot)
-			if int(c.seg) < headSegs && codeBound(s, seg, i, x.words, beta, qn) < max(threshold, hit.Score) {
-				continue
-			}
 			sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
 			if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
 				hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
+				stop = cut(sc)
 			}
-		}
-		return hit, found, nil
-	}
-
-	// Pass 2: rescore exactly, highest bound first, until no remaining
-	// bound reaches the best exact score.
-	heapify(cands)
-	for len(cands) > 0 {
-		c := cands[0]
-		if found && c.ub < hit.Score {
-			break
-		}
-		cands = pop(cands)
-		seg := v.segs[c.seg]
-		i := int(c.slot)
-		if int(c.seg) < headSegs && codeBound(s, seg, i, x.words, beta, qn) < max(threshold, hit.Score) {
-			continue
-		}
-		sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
-		if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
-			hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
 		}
 	}
 	return hit, found, nil
