@@ -99,6 +99,8 @@ type scratch struct {
 	g      []float32 // the query's head coordinates
 	gs     []float32 // pass 1's scaled head coordinates
 	mask   []uint8   // pass 1's survivors in one segment, a bit each
+	idx    []int32   // the same as slots
+	out    []float32 // their pass-2 bounds
 }
 
 type cand struct {

@@ -50,11 +50,11 @@ func TestHeadBoundHolds(t *testing.T) {
 		n := len(pts)
 		np := (n + 31) &^ 31 // whole blocks of 32, zero-padded
 		kp := (k + 7) &^ 7
-		heads := make([]int8, n*kp)
+		recs := make([]headRec, n)
 		hq1 := make([]int8, np*k1)
-		taus, ws, tau1s, w1s := make([]float32, n), make([]float32, n), make([]float32, np), make([]float32, np)
+		tau1s, w1s := make([]float32, np), make([]float32, np)
 		for i, p := range pts {
-			taus[i], ws[i], tau1s[i], w1s[i] = encodeHead(heads[i*kp:(i+1)*kp], hq1[blockOff(i, k1):], p, hb, slack)
+			recs[i].tau, recs[i].w, tau1s[i], w1s[i] = encodeHead(recs[i].q[:kp], hq1[blockOff(i, k1):], p, hb, slack)
 		}
 		gq := make([]float32, k)
 		gs := make([]float32, kp)
@@ -78,8 +78,10 @@ func TestHeadBoundHolds(t *testing.T) {
 				// the point, with either kernel.
 				for _, avx := range []bool{false, true} {
 					useAVX2 = avx && hasAVX2
-					if ub := dotI8(qh.gs, heads[i*kp:(i+1)*kp]) + qh.un*taus[i] + qh.qm*ws[i]; ub < qh.bar(s, false) {
-						t.Fatalf("dim %d avx %v: score %v above its head bound %v + %v", dim, avx, s, ub, qh.c)
+					var ub [1]float32
+					pass2(recs, []int32{int32(i)}, qh.gs[:kp], &[4]float32{qh.un, qh.qm}, ub[:])
+					if ub[0] < qh.bar(s, false) {
+						t.Fatalf("dim %d avx %v: score %v above its head bound %v + %v", dim, avx, s, ub[0], qh.c)
 					}
 					par := [4]float32{qh.un1, qh.qm, qh.bar(s, true)}
 					b := i &^ 31

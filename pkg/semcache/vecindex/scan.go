@@ -41,3 +41,13 @@ func dotI8Go(g []float32, q []int8) float32 {
 	}
 	return acc
 }
+
+// pass2Go sets out[j], for each j, to pass 2's F for record idx[j]:
+// Σ_l gs[l]·q_l + un·tau + qm·w in float32 (par holds un, qm).
+func pass2Go(recs []headRec, idx []int32, gs []float32, par *[4]float32, out []float32) {
+	un, qm := par[0], par[1]
+	for j, i := range idx {
+		r := &recs[i]
+		out[j] = dotI8Go(gs, r.q[:len(gs)]) + un*r.tau + qm*r.w
+	}
+}

@@ -1,6 +1,18 @@
 package vecindex
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// pass2AVX2 reads records of 128 bytes with tau at 120 and w at 124.
+var (
+	_ [unsafe.Sizeof(headRec{}) - 128]byte
+	_ [128 - unsafe.Sizeof(headRec{})]byte
+	_ [unsafe.Offsetof(headRec{}.tau) - 120]byte
+	_ [120 - unsafe.Offsetof(headRec{}.tau)]byte
+)
 
 // useAVX2 selects the assembly kernels; tests turn it off to check the
 // portable ones.
@@ -11,10 +23,23 @@ var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //go:noescape
 func scanHeadAVX2(hq *int8, gq *float32, k int, tau, w *float32, par *[4]float32, mask *uint8, n int)
 
-// dotI8AVX2 is dotI8 for len(q) a positive multiple of 8.
+// pass2AVX2 is pass2Go for k a positive multiple of 8.
 //
 //go:noescape
-func dotI8AVX2(gv *float32, q *int8, k int) float32
+func pass2AVX2(recs *headRec, idx *int32, n int, gs *float32, k int, par *[4]float32, out *float32)
+
+func pass2(recs []headRec, idx []int32, gs []float32, par *[4]float32, out []float32) {
+	k := len(gs)
+	if useAVX2 && len(idx) > 0 && k > 0 && k%8 == 0 && k <= headDims {
+		_ = out[len(idx)-1]
+		for _, i := range idx {
+			_ = recs[i] // the kernel does not check
+		}
+		pass2AVX2(&recs[0], &idx[0], len(idx), &gs[0], k, par, &out[0])
+		return
+	}
+	pass2Go(recs, idx, gs, par, out)
+}
 
 func scanHead(hq []int8, g []float32, tau, w []float32, par *[4]float32, mask []uint8, n int) {
 	m := n &^ 31
@@ -26,14 +51,6 @@ func scanHead(hq []int8, g []float32, tau, w []float32, par *[4]float32, mask []
 		m = 0
 	}
 	scanHeadGo(hq, g, tau, w, par, mask, m, n)
-}
-
-func dotI8(g []float32, q []int8) float32 {
-	if useAVX2 && len(q) > 0 && len(q)%8 == 0 {
-		_ = g[len(q)-1]
-		return dotI8AVX2(&g[0], &q[0], len(q))
-	}
-	return dotI8Go(g, q)
 }
 
 var hasAVX2 = useAVX2

@@ -78,37 +78,65 @@ done:
 	VZEROUPPER
 	RET
 
-// func dotI8AVX2(gv *float32, q *int8, k int) float32
+// func pass2AVX2(recs *headRec, idx *int32, n int, gs *float32, k int, par *[4]float32, out *float32)
 //
-// Σ_j g[j]·float(q[j]) for k a positive multiple of 8.
-TEXT ·dotI8AVX2(SB), NOSPLIT, $0-28
-	MOVQ gv+0(FP), DX
-	MOVQ q+8(FP), SI
-	MOVQ k+16(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	CMPQ CX, $16
-	JLT  tail8
+// For j < n, with r = recs[idx[j]]: out[j] = Σ_l gs[l]·float(r.q[l]) +
+// un·r.tau + qm·r.w (k a positive multiple of 8, records of 128 bytes with
+// tau at 120 and w at 124). The records are read in index order, so the
+// one eight ahead is prefetched.
+TEXT ·pass2AVX2(SB), NOSPLIT, $0-56
+	MOVQ   recs+0(FP), SI
+	MOVQ   idx+8(FP), R8
+	MOVQ   n+16(FP), R9
+	MOVQ   gs+24(FP), DX
+	MOVQ   k+32(FP), CX
+	MOVQ   par+40(FP), R10
+	MOVQ   out+48(FP), DI
+	VMOVSS 0(R10), X12
+	VMOVSS 4(R10), X13
+	XORQ   R11, R11
 
-loop16:
-	VPMOVSXBD   0(SI), Y4
-	VPMOVSXBD   8(SI), Y5
+loop:
+	CMPQ R11, R9
+	JGE  done
+	LEAQ 8(R11), AX
+	CMPQ AX, R9
+	JGE  fetched
+	MOVLQSX    (R8)(AX*4), BX
+	SHLQ       $7, BX
+	PREFETCHT0 (SI)(BX*1)
+	PREFETCHT0 64(SI)(BX*1)
+
+fetched:
+	MOVLQSX (R8)(R11*4), BX
+	SHLQ    $7, BX
+	LEAQ    (SI)(BX*1), AX
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+	MOVQ    DX, R12
+	MOVQ    AX, R13
+	MOVQ    CX, R10
+
+inner:
+	CMPQ        R10, $16
+	JLT         tail
+	VPMOVSXBD   0(R13), Y4
+	VPMOVSXBD   8(R13), Y5
 	VCVTDQ2PS   Y4, Y4
 	VCVTDQ2PS   Y5, Y5
-	VFMADD231PS 0(DX), Y4, Y0
-	VFMADD231PS 32(DX), Y5, Y1
-	ADDQ        $16, SI
-	ADDQ        $64, DX
-	SUBQ        $16, CX
-	CMPQ        CX, $16
-	JGE         loop16
+	VFMADD231PS 0(R12), Y4, Y0
+	VFMADD231PS 32(R12), Y5, Y1
+	ADDQ        $16, R13
+	ADDQ        $64, R12
+	SUBQ        $16, R10
+	JMP         inner
 
-tail8:
-	CMPQ CX, $8
-	JLT  sum
-	VPMOVSXBD   0(SI), Y4
+tail:
+	CMPQ        R10, $8
+	JLT         sum
+	VPMOVSXBD   0(R13), Y4
 	VCVTDQ2PS   Y4, Y4
-	VFMADD231PS 0(DX), Y4, Y0
+	VFMADD231PS 0(R12), Y4, Y0
 
 sum:
 	VADDPS       Y1, Y0, Y0
@@ -116,6 +144,12 @@ sum:
 	VADDPS       X1, X0, X0
 	VHADDPS      X0, X0, X0
 	VHADDPS      X0, X0, X0
-	MOVSS        X0, ret+24(FP)
+	VFMADD231SS  120(AX), X12, X0
+	VFMADD231SS  124(AX), X13, X0
+	VMOVSS       X0, (DI)(R11*4)
+	INCQ         R11
+	JMP          loop
+
+done:
 	VZEROUPPER
 	RET

@@ -8,6 +8,8 @@ func scanHead(hq []int8, g []float32, tau, w []float32, par *[4]float32, mask []
 	scanHeadGo(hq, g, tau, w, par, mask, 0, n)
 }
 
-func dotI8(g []float32, q []int8) float32 { return dotI8Go(g, q) }
-
 const hasAVX2 = false
+
+func pass2(recs []headRec, idx []int32, gs []float32, par *[4]float32, out []float32) {
+	pass2Go(recs, idx, gs, par, out)
+}

@@ -35,13 +35,32 @@ func TestScanKernels(t *testing.T) {
 			}
 		}
 	}
-	for k := 8; k <= 128; k += 8 {
-		g, q := make([]float32, k), make([]int8, k)
-		for i := range k {
-			g[i], q[i] = float32(r.IntN(9)-4), int8(r.IntN(255)-127)
+	recs := make([]headRec, 50)
+	for i := range recs {
+		for j := range recs[i].q {
+			recs[i].q[j] = int8(r.IntN(255) - 127)
 		}
-		if a, b := dotI8(g, q), dotI8Go(g, q); a != b {
-			t.Fatalf("k %d: dotI8 %v, portable %v", k, a, b)
+		recs[i].tau, recs[i].w = float32(r.IntN(64)), float32(r.IntN(64))
+	}
+	for k := 8; k <= headDims; k += 8 {
+		gs := make([]float32, k)
+		for i := range gs {
+			gs[i] = float32(r.IntN(9) - 4)
+		}
+		for n := range 30 {
+			idx := make([]int32, n)
+			for j := range idx {
+				idx[j] = int32(r.IntN(len(recs)))
+			}
+			par := [4]float32{float32(r.IntN(3)), float32(r.IntN(3))}
+			a, b := make([]float32, n), make([]float32, n)
+			pass2(recs, idx, gs, &par, a)
+			pass2Go(recs, idx, gs, &par, b)
+			for j := range a {
+				if a[j] != b[j] {
+					t.Fatalf("k %d n %d: pass 2 kernel %v, portable %v", k, n, a[j], b[j])
+				}
+			}
 		}
 	}
 }

@@ -148,20 +148,26 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 			mask := s.mask[:(n+7)/8]
 			par := [4]float32{qh.un1, qh.qm, qh.bar(thr, true)}
 			scanHead(seg.hq1, qh.gs[:x.head1], seg.tau1, seg.w1, &par, mask, n)
-			bar := cut(thr)
-			kept := 0
+			par = [4]float32{qh.un, qh.qm}
+			idx := s.idx[:0]
 			for b, m := range mask {
-				kept += bits.OnesCount8(m)
 				for ; m != 0; m &= m - 1 {
-					i := b*8 + bits.TrailingZeros8(m)
-					r := &seg.recs[i]
-					ub := dotI8(qh.gs, r.q[:k]) + qh.un*r.tau + qh.qm*r.w
-					if ub >= bar && seg.exp[i] > t && !seg.isDead(i) {
-						cands = append(cands, cand{ub: ub, slot: int32(i)})
-					}
+					idx = append(idx, int32(b*8+bits.TrailingZeros8(m)))
 				}
 			}
-			if si == 0 && 8*kept > 7*n {
+			s.idx = idx
+			if cap(s.out) < len(idx) {
+				s.out = make([]float32, cap(idx))
+			}
+			out := s.out[:len(idx)]
+			pass2(seg.recs, idx, qh.gs[:k], &par, out)
+			bar := cut(thr)
+			for j, ub := range out {
+				if i := int(idx[j]); ub >= bar && seg.exp[i] > t && !seg.isDead(i) {
+					cands = append(cands, cand{ub: ub, slot: int32(i)})
+				}
+			}
+			if si == 0 && 8*len(idx) > 7*n {
 				useHead = false
 			}
 		} else {
