@@ -98,6 +98,7 @@ type scratch struct {
 	cands  []cand
 	g      []float32 // the query's head coordinates
 	gs     []float32 // pass 1's scaled head coordinates
+	gp     []int32   // pass 1's integer query
 	mask   []uint8   // pass 1's survivors in one segment, a bit each
 	idx    []int32   // the same as slots
 	out    []float32 // their pass-2 bounds

@@ -58,6 +58,7 @@ type Index struct {
 	segSize int
 	head    int     // headDims, at most dim
 	head1   int     // head1Dims, at most head
+	head1P  int     // head1 rounded up to even: pass-1 bytes a point
 	headP   int     // head rounded up to a multiple of 8: bytes a point
 	hslack  float32 // headSlack(dim)
 	// small and basisMin are smallScope and basisMin; tests lower them to
@@ -141,6 +142,7 @@ func New(dim int, opts ...Option) *Index {
 		segSize: defaultSegmentSize,
 		head:    min(headDims, dim),
 		head1:   min(head1Dims, dim),
+		head1P:  (min(head1Dims, dim) + 1) &^ 1,
 		headP:   (min(headDims, dim) + 7) &^ 7,
 		hslack:  float32(headSlack(dim)),
 		small:   smallScope,
@@ -151,7 +153,7 @@ func New(dim int, opts ...Option) *Index {
 		o(x)
 	}
 	x.pool.New = func() any {
-		return &scratch{tables: make([]float32, x.words*8*256), w: make([]float32, x.words*64), g: make([]float32, x.head), gs: make([]float32, x.headP)}
+		return &scratch{tables: make([]float32, x.words*8*256), w: make([]float32, x.words*64), g: make([]float32, x.head), gs: make([]float32, x.headP), gp: make([]int32, (x.head1+1)/2)}
 	}
 	return x
 }
@@ -164,7 +166,7 @@ func (x *Index) newSegment(size int) *segment {
 		rho:   make([]float32, size),
 		codes: make([]uint64, size*x.words),
 		recs:  make([]headRec, size),
-		hq1:   make([]int8, (size+31)&^31*x.head1),
+		hq1:   make([]int8, (size+31)&^31*x.head1P),
 		tau1:  make([]float32, size),
 		w1:    make([]float32, size),
 		vecs:  make([]float32, size*x.dim),
@@ -282,7 +284,7 @@ func (x *Index) put(seg *segment, v *view, id uint64, vec []float32, exp int64) 
 	copy(seg.vecs[i*x.dim:(i+1)*x.dim], vec)
 	seg.alpha[i], seg.rho[i] = encode(seg.codes[i*x.words:(i+1)*x.words], vec, v.centre)
 	r := &seg.recs[i]
-	r.tau, r.w, seg.tau1[i], seg.w1[i] = encodeHead(r.q[:x.headP], seg.hq1[blockOff(i, x.head1):], vec, v.basis, float64(x.hslack))
+	r.tau, r.w, seg.tau1[i], seg.w1[i] = encodeHead(r.q[:x.headP], seg.hq1[blockOff(i, x.head1P):], vec, v.basis, float64(x.hslack))
 	seg.n.Store(int32(i + 1)) // publishes the slot to searches
 	return i
 }

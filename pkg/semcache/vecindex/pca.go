@@ -294,20 +294,28 @@ func (hb *headBasis) project(h []float32, v []float32, vv float64) (p1, p headPa
 // most 2⁻²³ of its terms' magnitudes: sigₘ's headSlack covers unₘ·tauₘ's).
 // So fl(q·x) <= F + C, and a point whose exact score reaches s is never
 // dropped.
+//
+// Pass 1 computes its sum exactly in integers instead: g_j·step_j = a_j is
+// rounded to λ·G_j with G_j an int16 (λ = max|a_j|/32767), and Σ_j G_j·q_j
+// is summed in int32; it compares fl(λ·acc + un₁·tau₁ + qm·w₁) with
+// fl↓(s - C₁ - E₁), where E₁ = 127·Σ_j |a_j - λ·G_j| (rounded up) bounds
+// the query's rounding. The float32 conversion and product round by at most
+// 2⁻²³ of |λ·acc| <= |g₁|·|step∘q| + E₁, which w₁'s 1e-5 term and E₁'s
+// nudge cover.
 
 // encodeHead writes x's quantised head: all k coordinates into q (padded
-// with zeros to its length) and the first k1 into q1[32·j]; it returns tau
-// and w of pass 2 and of pass 1.
+// with zeros to its length) and the first k1 into q1[pairOff(j)]; it
+// returns tau and w of pass 2 and of pass 1. A point of huge or non-finite
+// norm gets infinite bounds: it is always rescored.
 func encodeHead(q, q1 []int8, x []float32, hb *headBasis, slack float64) (tau, w, tau1, w1 float32) {
 	var xx float64
 	for _, f := range x {
 		xx += float64(f) * float64(f)
 	}
 	clear(q)
-	if math.IsInf(xx, 0) || math.IsNaN(xx) {
-		// No bound: the point is always rescored.
+	if !(xx <= maxNorm2) {
 		inf := float32(math.Inf(1))
-		return 0, inf, 0, inf
+		return inf, inf, inf, inf
 	}
 	var hbuf [headDims]float32
 	h := hbuf[:0]
@@ -331,7 +339,7 @@ func encodeHead(q, q1 []int8, x []float32, hb *headBasis, slack float64) (tau, w
 		ee += d * d
 		sq += s * c * s * c
 		if j < hb.k1 {
-			q1[32*j] = int8(c)
+			q1[pairOff(j)] = int8(c)
 			ee1, sq1 = ee, sq
 		}
 	}
@@ -348,21 +356,28 @@ type queryHead struct {
 	un, un1, qn, qm float32
 	c, c1           float64   // C over all k coordinates, over the first k1
 	gs              []float32 // fl(g_j·step_j), zero-padded
+	gp              []int32   // pass 1's G_j, two a word (see scanHeadGo)
+	lam             float32   // λ
+	e1              float64   // E₁
 }
+
+// maxNorm2 is the largest squared norm the head bounds take: below it no
+// float32 dot product of a query and a point overflows.
+const maxNorm2 = 1e30
 
 // bar is fl↓(s - C): a point of pass 2 (pass 1 when first) can score s
 // only if its F reaches it.
 func (qh *queryHead) bar(s float32, first bool) float32 {
 	if first {
-		return lower(float64(s) - qh.c1)
+		return lower(float64(s) - qh.c1 - qh.e1)
 	}
 	return lower(float64(s) - qh.c)
 }
 
 // prepareHead fills g = fl(Bq) (k of them) and the constants of both
-// passes, for a query q of finite norm² qq; gs must have room for every
-// stored head coordinate.
-func prepareHead(g []float32, gs []float32, q []float32, qq float64, hb *headBasis) queryHead {
+// passes, for a query q of norm² qq <= maxNorm2; gs must have room for
+// every stored head coordinate, gp for half the first k1, rounded up.
+func prepareHead(g, gs []float32, gp []int32, q []float32, qq float64, hb *headBasis) queryHead {
 	p1, p := hb.project(g, q, qq)
 	qh := queryHead{un: up(p.tau), un1: up(p1.tau), qn: up(math.Sqrt(qq) * (1 + 1e-6)), gs: gs}
 	clear(gs)
@@ -376,7 +391,28 @@ func prepareHead(g []float32, gs []float32, q []float32, qq float64, hb *headBas
 		}
 		gs[j] = float32(gj * float64(hb.step[j]))
 	}
-	qh.qm = max(qh.qn, up(math.Sqrt(gg)*(1+1e-6)))
+	// qm > 0, so that a point without bounds is never 0·∞ = NaN.
+	qh.qm = max(qh.qn, up(math.Sqrt(gg)*(1+1e-6)), 1e-30)
+
+	// Pass 1's integer query.
+	var amax float64
+	for j := range hb.k1 {
+		amax = max(amax, math.Abs(float64(g[j])*float64(hb.step[j])))
+	}
+	qh.lam = 1
+	if amax > 0 {
+		qh.lam = up(amax / 32767)
+	}
+	qh.gp = gp[:(hb.k1+1)/2]
+	clear(qh.gp)
+	var e float64
+	for j := range hb.k1 {
+		a := float64(g[j]) * float64(hb.step[j])
+		G := min(max(math.Round(a/float64(qh.lam)), -32767), 32767)
+		e += math.Abs(a - float64(qh.lam)*G)
+		qh.gp[j>>1] |= int32(uint32(uint16(int16(G))) << (16 * (j & 1)))
+	}
+	qh.e1 = 127*e*(1+1e-5) + 1e-30
 	return qh
 }
 

@@ -1,30 +1,34 @@
 package vecindex
 
 // Pass 1 reads a segment's quantised heads in blocks of 32 points, each
-// block coordinate-major: coordinate j of point i is at
-// blockOff(i, k) + 32·j, k coordinates a point. A block is 32·k bytes read
-// front to back.
-func blockOff(i, k int) int { return (i>>5)*(k<<5) + i&31 }
+// block pair-major: coordinates 2p and 2p+1 of point i sit side by side at
+// blockOff(i, kp) + pairOff(2p), kp (even) bytes a point. A block is 32·kp
+// bytes read front to back.
+func blockOff(i, kp int) int { return (i>>5)*(kp<<5) + (i&31)<<1 }
+
+func pairOff(j int) int { return (j>>1)<<6 + j&1 }
 
 // scanHeadGo sets bit i&7 of mask[i/8], for lo <= i < n (lo a multiple of
 // 32), when the pass-1 bound of point i,
 //
-//	Σ_j g[j]·q_j + un·tau[i] + qm·w[i],
+//	λ·Σ_j G_j·q_j + un·tau[i] + qm·w[i],
 //
-// evaluated in float32, is at least thr (par holds un, qm, thr). The
-// assembly kernel computes the same sums in another order, with fused
-// multiply-adds; the bound's slack covers either's rounding.
-func scanHeadGo(hq []int8, g []float32, tau, w []float32, par *[4]float32, mask []uint8, lo, n int) {
-	un, qm, thr := par[0], par[1], par[2]
+// is at least thr; the sum is exact (int32), the rest float32. gp packs
+// G_2p and G_2p+1 (int16) into its p-th element; par holds un, qm, thr
+// and λ. The assembly kernel computes the same, fusing the multiply-adds;
+// the bound's slack covers either's rounding.
+func scanHeadGo(hq []int8, gp []int32, tau, w []float32, par *[4]float32, mask []uint8, lo, n int) {
+	un, qm, thr, lam := par[0], par[1], par[2], par[3]
+	kp := 2 * len(gp)
 	for b := lo; b < n; b += 8 {
 		var m uint8
 		for i := b; i < min(b+8, n); i++ {
-			var acc float32
-			o := blockOff(i, len(g))
-			for j, gj := range g {
-				acc += gj * float32(hq[o+32*j])
+			var acc int32
+			o := blockOff(i, kp)
+			for p, g := range gp {
+				acc += int32(hq[o+p<<6])*int32(int16(g)) + int32(hq[o+p<<6+1])*int32(int16(g>>16))
 			}
-			if acc+un*tau[i]+qm*w[i] >= thr {
+			if float32(acc)*lam+un*tau[i]+qm*w[i] >= thr {
 				m |= 1 << (i - b)
 			}
 		}

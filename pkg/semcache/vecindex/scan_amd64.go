@@ -21,7 +21,7 @@ var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 // scanHeadAVX2 is scanHeadGo over whole blocks of 32 points.
 //
 //go:noescape
-func scanHeadAVX2(hq *int8, gq *float32, k int, tau, w *float32, par *[4]float32, mask *uint8, n int)
+func scanHeadAVX2(hq *int8, gp *int32, pairs int, tau, w *float32, par *[4]float32, mask *uint8, n int)
 
 // pass2AVX2 is pass2Go for k a positive multiple of 8.
 //
@@ -41,16 +41,16 @@ func pass2(recs []headRec, idx []int32, gs []float32, par *[4]float32, out []flo
 	pass2Go(recs, idx, gs, par, out)
 }
 
-func scanHead(hq []int8, g []float32, tau, w []float32, par *[4]float32, mask []uint8, n int) {
+func scanHead(hq []int8, gp []int32, tau, w []float32, par *[4]float32, mask []uint8, n int) {
 	m := n &^ 31
-	if useAVX2 && m > 0 && len(g) > 0 {
-		_ = hq[m*len(g)-1]
+	if useAVX2 && m > 0 && len(gp) > 0 {
+		_ = hq[m*2*len(gp)-1]
 		_, _, _ = tau[m-1], w[m-1], mask[m/8-1]
-		scanHeadAVX2(&hq[0], &g[0], len(g), &tau[0], &w[0], par, &mask[0], m)
+		scanHeadAVX2(&hq[0], &gp[0], len(gp), &tau[0], &w[0], par, &mask[0], m)
 	} else {
 		m = 0
 	}
-	scanHeadGo(hq, g, tau, w, par, mask, m, n)
+	scanHeadGo(hq, gp, tau, w, par, mask, m, n)
 }
 
 var hasAVX2 = useAVX2

@@ -1,14 +1,15 @@
 #include "textflag.h"
 
-// func scanHeadAVX2(hq *int8, gq *float32, k int, tau, w *float32, par *[4]float32, mask *uint8, n int)
+// func scanHeadAVX2(hq *int8, gp *int32, pairs int, tau, w *float32, par *[4]float32, mask *uint8, n int)
 //
-// Pass 1 over n points (n a multiple of 32, k >= 1) stored in blocks of 32
-// (see scanHeadGo): per point acc = Σ_j gq[j]·float(q_j), ub = acc +
-// un·tau + qm·w, and a mask bit set when ub >= thr; four 8-point lanes.
+// Pass 1 over n points (n a multiple of 32, pairs >= 1) stored in blocks
+// of 32 (see scanHeadGo): per point the exact int32 sum acc of q_j·G_j two
+// coordinates an instruction (VPMADDWD), then ub = λ·acc + un·tau + qm·w
+// and a mask bit set when ub >= thr; four 8-point lanes.
 TEXT ·scanHeadAVX2(SB), NOSPLIT, $0-64
 	MOVQ hq+0(FP), SI
-	MOVQ gq+8(FP), DX
-	MOVQ k+16(FP), CX
+	MOVQ gp+8(FP), DX
+	MOVQ pairs+16(FP), CX
 	MOVQ tau+24(FP), R8
 	MOVQ w+32(FP), R9
 	MOVQ par+40(FP), R10
@@ -17,36 +18,45 @@ TEXT ·scanHeadAVX2(SB), NOSPLIT, $0-64
 	VBROADCASTSS 0(R10), Y12
 	VBROADCASTSS 4(R10), Y13
 	VBROADCASTSS 8(R10), Y14
+	VBROADCASTSS 12(R10), Y11
 
 loop32:
 	CMPQ R11, $32
 	JLT  done
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	MOVQ DX, R12
-	MOVQ CX, R13
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	MOVQ  DX, R12
+	MOVQ  CX, R13
 
 inner32:
-	VBROADCASTSS (R12), Y15
-	VPMOVSXBD    0(SI), Y4
-	VPMOVSXBD    8(SI), Y5
-	VPMOVSXBD    16(SI), Y6
-	VPMOVSXBD    24(SI), Y7
-	VCVTDQ2PS    Y4, Y4
-	VCVTDQ2PS    Y5, Y5
-	VCVTDQ2PS    Y6, Y6
-	VCVTDQ2PS    Y7, Y7
-	VFMADD231PS  Y15, Y4, Y0
-	VFMADD231PS  Y15, Y5, Y1
-	VFMADD231PS  Y15, Y6, Y2
-	VFMADD231PS  Y15, Y7, Y3
-	ADDQ         $32, SI
+	VPBROADCASTD (R12), Y15
+	VPMOVSXBW    0(SI), Y4
+	VPMOVSXBW    16(SI), Y5
+	VPMOVSXBW    32(SI), Y6
+	VPMOVSXBW    48(SI), Y7
+	VPMADDWD     Y15, Y4, Y4
+	VPMADDWD     Y15, Y5, Y5
+	VPMADDWD     Y15, Y6, Y6
+	VPMADDWD     Y15, Y7, Y7
+	VPADDD       Y4, Y0, Y0
+	VPADDD       Y5, Y1, Y1
+	VPADDD       Y6, Y2, Y2
+	VPADDD       Y7, Y3, Y3
+	ADDQ         $64, SI
 	ADDQ         $4, R12
 	DECQ         R13
 	JNZ          inner32
 
+	VCVTDQ2PS   Y0, Y0
+	VCVTDQ2PS   Y1, Y1
+	VCVTDQ2PS   Y2, Y2
+	VCVTDQ2PS   Y3, Y3
+	VMULPS      Y11, Y0, Y0
+	VMULPS      Y11, Y1, Y1
+	VMULPS      Y11, Y2, Y2
+	VMULPS      Y11, Y3, Y3
 	VFMADD231PS 0(R8), Y12, Y0
 	VFMADD231PS 32(R8), Y12, Y1
 	VFMADD231PS 64(R8), Y12, Y2

@@ -4,8 +4,8 @@ package vecindex
 
 var useAVX2 = false
 
-func scanHead(hq []int8, g []float32, tau, w []float32, par *[4]float32, mask []uint8, n int) {
-	scanHeadGo(hq, g, tau, w, par, mask, 0, n)
+func scanHead(hq []int8, gp []int32, tau, w []float32, par *[4]float32, mask []uint8, n int) {
+	scanHeadGo(hq, gp, tau, w, par, mask, 0, n)
 }
 
 const hasAVX2 = false

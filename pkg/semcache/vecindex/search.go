@@ -102,12 +102,12 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 	for _, f := range vec {
 		qq += float64(f) * float64(f)
 	}
-	if v.len() < x.small || math.IsInf(qq, 0) || math.IsNaN(qq) {
+	if v.len() < x.small || !(qq <= maxNorm2) {
 		return x.scan(v, vec, threshold, now)
 	}
 	s := x.pool.Get().(*scratch)
 	defer x.pool.Put(s)
-	qh := prepareHead(s.g, s.gs, vec, qq, v.basis)
+	qh := prepareHead(s.g, s.gs, s.gp, vec, qq, v.basis)
 	k := x.headP
 	t := nanos(now)
 	var beta float32
@@ -146,8 +146,8 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 				s.mask = make([]uint8, (n+7)/8)
 			}
 			mask := s.mask[:(n+7)/8]
-			par := [4]float32{qh.un1, qh.qm, qh.bar(thr, true)}
-			scanHead(seg.hq1, qh.gs[:x.head1], seg.tau1, seg.w1, &par, mask, n)
+			par := [4]float32{qh.un1, qh.qm, qh.bar(thr, true), qh.lam}
+			scanHead(seg.hq1, qh.gp, seg.tau1, seg.w1, &par, mask, n)
 			par = [4]float32{qh.un, qh.qm}
 			idx := s.idx[:0]
 			for b, m := range mask {
