@@ -101,6 +101,9 @@ func BenchmarkSearch(b *testing.B) {
 								search = s.x.ExactSearch
 							}
 							ctx := context.Background()
+							st := &searchStats{}
+							s.x.stats = st
+							defer func() { s.x.stats = nil }()
 							lat := make([]time.Duration, 0, b.N)
 							b.ReportAllocs()
 							b.ResetTimer()
@@ -114,6 +117,11 @@ func BenchmarkSearch(b *testing.B) {
 							slices.Sort(lat)
 							b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 							b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+							if method != "exact" {
+								b.ReportMetric(float64(st.pass1)/float64(len(lat)), "pass1/op")
+								b.ReportMetric(float64(st.pass2)/float64(len(lat)), "pass2/op")
+								b.ReportMetric(float64(st.rescored)/float64(len(lat)), "rescored/op")
+							}
 						})
 					}
 				}

@@ -35,7 +35,7 @@ const (
 	// points (smaller scopes are scanned exactly), from at most
 	// basisSample of them.
 	basisMin    = 1024
-	basisSample = 512
+	basisSample = 2048
 )
 
 // Option configures an Index.
@@ -66,6 +66,9 @@ type Index struct {
 	small, basisMin int
 	// noHead turns the head bound off (benchmarks compare with it).
 	noHead bool
+	// stats, when set (by single-goroutine benchmarks), counts the points
+	// each stage of Search keeps.
+	stats *searchStats
 
 	scopes sync.Map // string -> *scope
 	count  atomic.Int64
@@ -77,6 +80,9 @@ type Index struct {
 	mu   sync.Mutex
 	locs map[uint64]loc
 }
+
+// searchStats counts points kept by pass 1, by pass 2, and rescored.
+type searchStats struct{ pass1, pass2, rescored int }
 
 // loc is where a live point sits, plus what bulk deletion filters on.
 type loc struct {

@@ -167,6 +167,10 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 					cands = append(cands, cand{ub: ub, slot: int32(i)})
 				}
 			}
+			if x.stats != nil {
+				x.stats.pass1 += len(idx)
+				x.stats.pass2 += len(cands)
+			}
 			if si == 0 && 8*len(idx) > 7*n {
 				useHead = false
 			}
@@ -193,6 +197,9 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 				if found && c.ub < skip {
 					continue
 				}
+				if x.stats != nil {
+					x.stats.rescored++
+				}
 				i := int(c.slot)
 				sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
 				if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
@@ -215,6 +222,9 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 				break
 			}
 			cands = pop(cands)
+			if x.stats != nil {
+				x.stats.rescored++
+			}
 			i := int(c.slot)
 			sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
 			if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
