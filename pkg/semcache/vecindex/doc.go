@@ -24,27 +24,34 @@
 //
 // # Search
 //
-// Each scope keeps a basis: its centre, then the top principal directions
-// of a sample of its points (learnt when a rebuild finds at least 1024
-// live points). A point's first 120 coordinates in that basis are stored
-// quantised to int8 (per-coordinate offset and step, fitted to the
-// sample), with two per-point scalars that bound the rest (a
-// Cauchy–Schwarz tail) and every rounding and quantisation error (see
-// pca.go). Search goes segment by segment:
+// Each scope keeps a basis: its centre, then the top 119 principal
+// directions of a sample of up to 2048 of its points (learnt when a rebuild
+// finds at least 1024 live points; rebuilds happen as the scope doubles, up
+// to 16k points, and when tombstones outnumber live points). A point's
+// first 120 coordinates in that basis are stored quantised to int8
+// (per-coordinate offset and step fitted to the sample), with per-point
+// scalars that bound the rest (a Cauchy–Schwarz tail) and every
+// quantisation and float32 rounding error (see pca.go). Search goes segment
+// by segment:
 //
 //   - pass 1 reads the first 32 quantised coordinates of every point, laid
-//     out in blocks of 32 points so that an AVX2 kernel (scan_amd64.s;
-//     portable Go elsewhere) streams them, and keeps the points whose bound
+//     out in blocks of 32 points, with the query's coefficients rounded to
+//     int16 (their error charged once per query), so that an AVX2 kernel
+//     (scan_amd64.s; portable Go elsewhere) sums them exactly in int32, two
+//     coordinates an instruction, and sets a bit for each point whose bound
 //     reaches the bar (the threshold, or the best score found so far);
 //   - pass 2 reads the survivors' 128-byte records (all 120 coordinates and
-//     the tail terms) and keeps those whose tighter bound reaches the bar;
+//     the tail terms), prefetching ahead, and keeps those whose tighter
+//     bound reaches the bar;
 //   - those are rescored exactly, best bound first, until no remaining
 //     bound reaches the best score, which then raises the bar for the
 //     segments after.
 //
 // On USE-like embeddings (unrelated prompts at cosine 0.26, a decaying
-// spectrum) pass 1 keeps about 3% of the points at threshold 0.70 and pass 2
-// about 0.1%. On vectors without low-rank structure the head bound cannot
-// prune; when pass 1 keeps more than seven eighths of the first segment,
-// later segments are bounded by a 1-bit sign code instead (bound.go).
+// spectrum) at threshold 0.70 and 100k points, pass 1 keeps about 2% of the
+// points, pass 2 about 0.06%, and some 60 are rescored. On vectors without
+// low-rank structure the head bound cannot prune: when pass 1 keeps more
+// than seven eighths of the first segment, later segments are bounded by a
+// 1-bit sign code instead (bound.go), and once a segment has had more than
+// half its points rescored the rest are scanned exactly.
 package vecindex

@@ -149,27 +149,30 @@ type headBasis struct {
 	off1N, offN float64   // |off| over the first k1, over all k
 }
 
-// newHeadBasis rounds rows to float32 into a k×dim basis; missing rows stay
-// zero (a zero row only loosens the bound). Every coordinate is quantised
-// over [-1, 1] until fitQuant sees a sample.
+// newHeadBasis rounds rows to float32 into a k×dim basis; missing rows are
+// zero (not stored: a new scope's basis is its centre alone) and their
+// coordinates always 0. Every coordinate is quantised over [-1, 1] until
+// fitQuant sees a sample.
 func newHeadBasis(rows [][]float64, k, k1, dim int) *headBasis {
-	hb := &headBasis{b: make([]float32, k*dim), k: k, k1: k1, off: make([]float32, k), step: make([]float32, k)}
-	for j, row := range rows[:min(k, len(rows))] {
+	r := min(k, len(rows))
+	hb := &headBasis{b: make([]float32, r*dim), k: k, k1: k1, off: make([]float32, k), step: make([]float32, k)}
+	for j, row := range rows[:r] {
 		for i, f := range row {
 			hb.b[j*dim+i] = float32(f)
 		}
 	}
 	// G in float64 (exact products of float32 values; the sums' rounding,
-	// under 1e-13, is covered by the nudge on ν).
+	// under 1e-13, is covered by the nudge on ν). Missing rows' entries
+	// are 0.
 	gram := make([]float64, k*k)
 	var rr float64
-	for j := range k {
-		for l := range k {
+	for j := range r {
+		for l := j; l < r; l++ {
 			var g float64
 			for i, f := range hb.b[j*dim : (j+1)*dim] {
 				g += float64(f) * float64(hb.b[l*dim+i])
 			}
-			gram[j*k+l] = g
+			gram[j*k+l], gram[l*k+j] = g, g
 		}
 		rr = max(rr, gram[j*k+j])
 	}
@@ -202,11 +205,15 @@ func (hb *headBasis) fitQuant(sample [][]float32) {
 	if len(sample) == 0 {
 		return
 	}
-	dim := len(hb.b) / hb.k
+	dim := len(sample[0])
+	r := len(hb.b) / dim
 	lo, hi := make([]float64, hb.k), make([]float64, hb.k)
 	for n, x := range sample {
 		for j := range hb.k {
-			y := float64(vek32.Dot(x, hb.b[j*dim:(j+1)*dim]))
+			var y float64
+			if j < r {
+				y = float64(vek32.Dot(x, hb.b[j*dim:(j+1)*dim]))
+			}
 			if n == 0 || y < lo[j] {
 				lo[j] = y
 			}
@@ -244,8 +251,12 @@ type headPart struct {
 // root, 1e-9·(1+|v|) on eps) cover.
 func (hb *headBasis) project(h []float32, v []float32, vv float64) (p1, p headPart) {
 	dim, k := len(v), hb.k
+	r := len(hb.b) / dim
 	for j := range k {
-		h[j] = vek32.Dot(v, hb.b[j*dim:(j+1)*dim])
+		h[j] = 0
+		if j < r {
+			h[j] = vek32.Dot(v, hb.b[j*dim:(j+1)*dim])
+		}
 	}
 	vn := math.Sqrt(vv)
 	delta := hb.gamma * vn

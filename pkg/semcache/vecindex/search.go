@@ -2,6 +2,7 @@ package vecindex
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/bits"
@@ -121,16 +122,32 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 
 	// When pass 1 keeps more than seven eighths of the first segment
 	// (vectors without low-rank structure), later segments are bounded by
-	// the sign code alone.
+	// the sign code alone; once a segment has had more than half its points
+	// rescored anyway (vectors crowded around the threshold), the rest are
+	// scanned exactly, which is then cheaper than bounding them.
 	useHead := !x.noHead
+	exactRest := false
 	var hit semcache.Hit
 	found := false
 	for si, seg := range v.segs {
 		n := int(seg.n.Load())
+		if exactRest {
+			for i := range n {
+				if seg.exp[i] <= t || seg.isDead(i) {
+					continue
+				}
+				sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
+				if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
+					hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
+				}
+			}
+			continue
+		}
 		thr := threshold
 		if found && hit.Score > thr {
 			thr = hit.Score
 		}
+		rescored := 0
 		cands := s.cands[:0]
 		// Candidates' bounds are F (pass 2, before adding C) when the
 		// head bounds them, scores otherwise; cut converts a score.
@@ -150,8 +167,14 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 			scanHead(seg.hq1, qh.gp, seg.tau1, seg.w1, &par, mask, n)
 			par = [4]float32{qh.un, qh.qm}
 			idx := s.idx[:0]
-			for b, m := range mask {
-				for ; m != 0; m &= m - 1 {
+			b := 0
+			for ; b+8 <= len(mask); b += 8 {
+				for m := binary.LittleEndian.Uint64(mask[b:]); m != 0; m &= m - 1 {
+					idx = append(idx, int32(b*8+bits.TrailingZeros64(m)))
+				}
+			}
+			for ; b < len(mask); b++ {
+				for m := mask[b]; m != 0; m &= m - 1 {
 					idx = append(idx, int32(b*8+bits.TrailingZeros8(m)))
 				}
 			}
@@ -188,7 +211,9 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 		if len(cands) > n/4 {
 			// The bound pruned little (vectors crowded around the
 			// threshold): rescore in memory order, which streams, skipping
-			// what the best so far already beats.
+			// what the best so far already beats, and, after the head
+			// bound, what the sign code rules out (it is the tighter of
+			// the two on vectors without low-rank structure).
 			var skip float32
 			if found {
 				skip = cut(hit.Score)
@@ -197,9 +222,12 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 				if found && c.ub < skip {
 					continue
 				}
-				if x.stats != nil {
-					x.stats.rescored++
+				if headed {
+					if cb := codeOf(seg, int(c.slot)); cb < thr || found && cb < hit.Score {
+						continue
+					}
 				}
+				rescored++
 				i := int(c.slot)
 				sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
 				if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
@@ -207,30 +235,34 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 					skip = cut(sc)
 				}
 			}
-			continue
+		} else {
+			// Rescore exactly, highest bound first, until no remaining bound
+			// reaches the best exact score.
+			heapify(cands)
+			var stop float32
+			if found {
+				stop = cut(hit.Score)
+			}
+			for len(cands) > 0 {
+				c := cands[0]
+				if found && c.ub < stop {
+					break
+				}
+				cands = pop(cands)
+				rescored++
+				i := int(c.slot)
+				sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
+				if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
+					hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
+					stop = cut(sc)
+				}
+			}
 		}
-		// Rescore exactly, highest bound first, until no remaining bound
-		// reaches the best exact score.
-		heapify(cands)
-		var stop float32
-		if found {
-			stop = cut(hit.Score)
+		if x.stats != nil {
+			x.stats.rescored += rescored
 		}
-		for len(cands) > 0 {
-			c := cands[0]
-			if found && c.ub < stop {
-				break
-			}
-			cands = pop(cands)
-			if x.stats != nil {
-				x.stats.rescored++
-			}
-			i := int(c.slot)
-			sc := vek32.Dot(vec, seg.vecs[i*x.dim:(i+1)*x.dim])
-			if sc >= threshold && better(sc, seg.ids[i], hit.Score, hit.ID, found) {
-				hit, found = semcache.Hit{ID: seg.ids[i], Score: sc}, true
-				stop = cut(sc)
-			}
+		if 2*rescored > n {
+			exactRest = true
 		}
 	}
 	return hit, found, nil
