@@ -1,8 +1,12 @@
 package vecindex
 
 import (
+	"context"
 	"math/rand/v2"
 	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
 // TestScanKernels checks the assembly kernels against the portable ones
@@ -62,6 +66,39 @@ func TestScanKernels(t *testing.T) {
 				if a[j] != b[j] {
 					t.Fatalf("k %d n %d: pass 2 kernel %v, portable %v", k, n, a[j], b[j])
 				}
+			}
+		}
+	}
+}
+
+// TestPortableSearch runs bounded searches with the portable kernels (as
+// on a machine without AVX2) against the exact scan.
+func TestPortableSearch(t *testing.T) {
+	defer func() { useAVX2 = hasAVX2 }()
+	for _, avx := range []bool{false, true} {
+		useAVX2 = avx && hasAVX2
+		r := rand.New(rand.NewPCG(21, 1))
+		g := newLowRank(r, 512, 0.27)
+		x := New(512, WithSegmentSize(100))
+		x.small, x.basisMin = 0, 64
+		var pts []semcache.Point
+		for i := range 700 {
+			v := g.next()
+			if i%3 == 0 && i > 0 {
+				v = near(r, pts[r.IntN(len(pts))].Vector, 0.9+0.09*r.Float64())
+			}
+			pts = append(pts, point(uint64(i+1), "A", v, t0.Add(time.Hour)))
+		}
+		if err := x.Upsert(context.Background(), pts...); err != nil {
+			t.Fatal(err)
+		}
+		for qi := range 60 {
+			q := g.next()
+			if qi%2 == 0 {
+				q = near(r, pts[r.IntN(len(pts))].Vector, 0.85+0.15*r.Float64())
+			}
+			for _, th := range []float32{-1, 0.5, 0.7, 0.85, 0.95} {
+				mustSearch(t, x, "A", q, th, t0)
 			}
 		}
 	}
