@@ -63,6 +63,7 @@ func loadBench(b *testing.B, n int, dist string, nScopes int) *benchSet {
 	if err := s.x.Upsert(context.Background(), batch...); err != nil {
 		b.Fatal(err)
 	}
+	s.x.builds.Wait()
 	for i := range 1000 {
 		if i%2 == 0 {
 			s.queries = append(s.queries, near(r, kept[r.IntN(len(kept))], 0.9+0.1*r.Float64()))

@@ -20,10 +20,9 @@ var _ semcache.Index = (*Index)(nil)
 const (
 	defaultSegmentSize = 4096
 	minSegmentSize     = 64
-	// A scope is re-centred each time its live count doubles, up to this
-	// size; past it the mean of the first points is a good enough centre
-	// and re-encoding would only cost writers time.
-	recentreLimit = 1 << 14
+	// A scope relearns its centre and basis each time its live count
+	// doubles; from this size on in the background (see rebuildLater).
+	asyncRebuild = 1024
 	// Compaction waits for at least this many tombstones in a scope.
 	minCompactDead = 64
 	// head1Dims is how many coordinates of a point, in the scope's
@@ -64,6 +63,12 @@ type Index struct {
 	// small and basisMin are smallScope and basisMin; tests lower them to
 	// take the bounded path on small scopes.
 	small, basisMin int
+	// asyncMin is asyncRebuild; tests lower it.
+	asyncMin int
+	// builds counts background rebuilds under way; onBuilt, when set (by
+	// tests), runs after one has built and before it installs.
+	builds  sync.WaitGroup
+	onBuilt func()
 	// noHead turns the head bound off (benchmarks compare with it).
 	noHead bool
 	// stats, when set (by single-goroutine benchmarks), counts the points
@@ -99,7 +104,8 @@ type scope struct {
 
 	// Guarded by Index.mu.
 	live, dead int
-	centredAt  int // live count when the centre was last computed
+	centredAt  int  // live count when the basis was last learnt
+	building   bool // a background rebuild is under way
 }
 
 // view is an immutable snapshot of a scope's segments and the centre their
@@ -155,6 +161,7 @@ func New(dim int, opts ...Option) *Index {
 		locs:    make(map[uint64]loc),
 	}
 	x.basisMin = basisMin
+	x.asyncMin = asyncRebuild
 	for _, o := range opts {
 		o(x)
 	}
@@ -304,28 +311,37 @@ func (x *Index) kill(id uint64, l loc) {
 	x.count.Add(-1)
 }
 
-// maintain re-centres a growing scope, compacts one full of tombstones and
-// forgets an empty one. Callers hold mu.
+// maintain compacts a scope full of tombstones, relearns the basis of one
+// that has doubled since it was last learnt, and forgets an empty one.
+// Callers hold mu.
 func (x *Index) maintain(sc *scope) {
 	switch {
 	case sc.live == 0:
 		x.scopes.CompareAndDelete(sc.name, sc)
 		sc.view.Store(nil)
 		sc.dead = 0
-	case sc.centredAt < recentreLimit && sc.live >= 2*sc.centredAt,
-		sc.dead >= minCompactDead && sc.dead > sc.live:
+	case sc.dead >= minCompactDead && sc.dead > sc.live:
 		x.rebuild(sc)
+	case sc.live >= 2*sc.centredAt && sc.live < x.asyncMin:
+		x.rebuild(sc)
+	case sc.live >= 2*sc.centredAt && !sc.building:
+		x.rebuildLater(sc)
 	}
 }
 
-// rebuild copies a scope's live points into fresh segments encoded against
-// their mean, and publishes them in one store. Searches still scanning the
-// old view finish on it; the garbage collector then reclaims it.
-func (x *Index) rebuild(sc *scope) {
-	old := sc.view.Load()
+// slotRef is where a rebuilt point came from: segment and slot of the old
+// view.
+type slotRef struct{ seg, slot int32 }
+
+// build learns a centre and basis from old's live points among the first
+// counts[s] slots of each segment s and encodes those points into fresh
+// segments against them. It only reads old (whose published slots are
+// immutable but for tombstones), so it may run without mu; from[j] is
+// where the j-th copied point came from.
+func (x *Index) build(old *view, counts []int, live int) (*view, []slotRef) {
 	mean := make([]float64, x.dim)
-	for _, seg := range old.segs {
-		for i := range int(seg.n.Load()) {
+	for s, seg := range old.segs {
+		for i := range counts[s] {
 			if seg.isDead(i) {
 				continue
 			}
@@ -339,10 +355,10 @@ func (x *Index) rebuild(sc *scope) {
 		centre = old.centre
 	}
 	var sample [][]float32
-	stride := max(1, sc.live/basisSample)
+	stride := max(1, live/basisSample)
 	k := 0
-	for _, seg := range old.segs {
-		for i := range int(seg.n.Load()) {
+	for s, seg := range old.segs {
+		for i := range counts[s] {
 			if !seg.isDead(i) {
 				if k%stride == 0 && len(sample) < basisSample {
 					sample = append(sample, seg.vecs[i*x.dim:(i+1)*x.dim])
@@ -352,33 +368,168 @@ func (x *Index) rebuild(sc *scope) {
 		}
 	}
 	rows := [][]float64{f64(centre)}
-	if sc.live >= x.basisMin {
+	if len(sample) > 0 && live >= x.basisMin {
 		rows = principal(sample, centre, x.head)
 	}
 	nv := &view{centre: centre, basis: newHeadBasis(rows, x.head, x.head1, x.dim)}
 	nv.basis.fitQuant(sample)
-	var seg *segment
-	for _, os := range old.segs {
-		for i := range int(os.n.Load()) {
+	from := make([]slotRef, 0, live)
+	for s, os := range old.segs {
+		for i := range counts[s] {
 			if os.isDead(i) {
 				continue
 			}
-			if seg == nil || int(seg.n.Load()) == len(seg.ids) {
-				seg = x.newSegment(min(x.segSize, max(minSegmentSize, sc.live)))
-				nv.segs = append(nv.segs, seg)
+			x.putNew(nv, live, os.ids[i], os.vecs[i*x.dim:(i+1)*x.dim], os.exp[i])
+			from = append(from, slotRef{int32(s), int32(i)})
+		}
+	}
+	return nv, from
+}
+
+// putNew appends a point to a view not yet published.
+func (x *Index) putNew(nv *view, live int, id uint64, vec []float32, exp int64) (*segment, int) {
+	var seg *segment
+	if k := len(nv.segs); k > 0 && int(nv.segs[k-1].n.Load()) < len(nv.segs[k-1].ids) {
+		seg = nv.segs[k-1]
+	} else {
+		seg = x.newSegment(min(x.segSize, max(minSegmentSize, live)))
+		nv.segs = append(nv.segs, seg)
+	}
+	return seg, x.put(seg, nv, id, vec, exp)
+}
+
+// install publishes nv, holding copies of ref's live points among the first
+// counts[s] slots of each segment s (from[j] is the j-th copy's origin), as
+// sc's view: points deleted since keep their tombstones and every live
+// point's loc moves. Callers hold mu, and ref is sc's view.
+func (x *Index) install(sc *scope, ref *view, nv *view, from []slotRef) {
+	dead := 0
+	j := 0
+	for _, seg := range nv.segs {
+		for k := range int(seg.n.Load()) {
+			r := from[j]
+			j++
+			if ref.segs[r.seg].isDead(int(r.slot)) {
+				seg.dead[k>>6].Or(1 << (uint(k) & 63))
+				dead++
+				continue
 			}
-			id := os.ids[i]
-			k := x.put(seg, nv, id, os.vecs[i*x.dim:(i+1)*x.dim], os.exp[i])
-			l := x.locs[id]
+			l := x.locs[seg.ids[k]]
 			l.seg, l.slot = seg, int32(k)
-			x.locs[id] = l
+			x.locs[seg.ids[k]] = l
 		}
 	}
 	sc.view.Store(nv)
-	sc.dead = 0
-	if sc.centredAt < recentreLimit {
-		sc.centredAt = sc.live
+	sc.dead = dead
+	sc.centredAt = sc.live
+}
+
+// catchUp copies into nv the live points of cur past counts (cur extends
+// the view counts describe), and extends from and counts. It reads only
+// published slots, so it may run without mu.
+func (x *Index) catchUp(nv, cur *view, counts []int, from []slotRef, live int) ([]int, []slotRef) {
+	for s, os := range cur.segs {
+		if s == len(counts) {
+			counts = append(counts, 0)
+		}
+		end := int(os.n.Load())
+		for i := counts[s]; i < end; i++ {
+			if os.isDead(i) {
+				continue
+			}
+			x.putNew(nv, live, os.ids[i], os.vecs[i*x.dim:(i+1)*x.dim], os.exp[i])
+			from = append(from, slotRef{int32(s), int32(i)})
+		}
+		counts[s] = end
 	}
+	return counts, from
+}
+
+// snapshot is old's published counts. Callers hold mu.
+func snapshot(old *view) []int {
+	counts := make([]int, len(old.segs))
+	for s, seg := range old.segs {
+		counts[s] = int(seg.n.Load())
+	}
+	return counts
+}
+
+// rebuild relearns and re-encodes a scope while holding mu (small scopes,
+// and compaction). Searches still scanning the old view finish on it; the
+// garbage collector then reclaims it.
+func (x *Index) rebuild(sc *scope) {
+	old := sc.view.Load()
+	counts := snapshot(old)
+	nv, from := x.build(old, counts, sc.live)
+	x.install(sc, old, nv, from)
+}
+
+// rebuildLater relearns and re-encodes a grown scope in the background,
+// then encodes the points added meanwhile, in rounds, until few enough are
+// left to encode while holding mu; writers wait only for that and for
+// install (moving locs), searches not at all. The result is dropped if the
+// scope was rebuilt, emptied or closed in between. Callers hold mu.
+func (x *Index) rebuildLater(sc *scope) {
+	old := sc.view.Load()
+	counts := snapshot(old)
+	live := sc.live
+	sc.building = true
+	x.builds.Add(1)
+	go func() {
+		defer x.builds.Done()
+		nv, from := x.build(old, counts, live)
+		if x.onBuilt != nil {
+			x.onBuilt()
+		}
+		for round := 0; ; round++ {
+			x.mu.Lock()
+			cur := sc.view.Load()
+			if x.closed.Load() || !extends(cur, old) {
+				sc.building = false
+				x.mu.Unlock()
+				return
+			}
+			if round == 8 || pending(cur, counts) <= catchUpLocked {
+				counts, from = x.catchUp(nv, cur, counts, from, sc.live)
+				x.install(sc, cur, nv, from)
+				sc.building = false
+				x.mu.Unlock()
+				return
+			}
+			x.mu.Unlock()
+			counts, from = x.catchUp(nv, cur, counts, from, live)
+		}
+	}()
+}
+
+// catchUpLocked is how many added points a background rebuild encodes
+// while holding mu (about 5 ms).
+const catchUpLocked = 512
+
+// pending counts cur's slots past counts.
+func pending(cur *view, counts []int) int {
+	n := 0
+	for s, seg := range cur.segs {
+		n += int(seg.n.Load())
+		if s < len(counts) {
+			n -= counts[s]
+		}
+	}
+	return n
+}
+
+// extends reports whether cur is old plus appends: the same basis and
+// old's segments first.
+func extends(cur, old *view) bool {
+	if cur == nil || cur.basis != old.basis || len(cur.segs) < len(old.segs) {
+		return false
+	}
+	for s, seg := range old.segs {
+		if cur.segs[s] != seg {
+			return false
+		}
+	}
+	return true
 }
 
 // Delete removes points by id; unknown ids are ignored.

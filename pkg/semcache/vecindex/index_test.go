@@ -248,7 +248,7 @@ func TestMatchesExactScan(t *testing.T) {
 				if bounded {
 					// Every search takes the bounded path, and scopes
 					// learn a principal basis from 64 points on.
-					x.small, x.basisMin = 0, 64
+					x.small, x.basisMin, x.asyncMin = 0, 64, 256
 					if raceEnabled {
 						// Ten times slower under the race detector:
 						// every path still runs, on fewer queries and
@@ -347,6 +347,9 @@ func TestConcurrentUpsertSearch(t *testing.T) {
 	const dim = 64
 	ctx := context.Background()
 	x := New(dim, WithSegmentSize(64))
+	// Bounded searches, bases learnt from 64 points and rebuilt in the
+	// background from 128, all while writers write.
+	x.small, x.basisMin, x.asyncMin = 0, 64, 128
 	later := t0.Add(time.Hour)
 	var wg sync.WaitGroup
 	for w := range 2 {
