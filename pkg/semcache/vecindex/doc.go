@@ -25,14 +25,17 @@
 // # Search
 //
 // Each scope keeps a basis: its centre, then the top 119 principal
-// directions of a sample of up to 2048 of its points (learnt when a rebuild
-// finds at least 1024 live points; rebuilds happen as the scope doubles, up
-// to 16k points, and when tombstones outnumber live points). A point's
-// first 120 coordinates in that basis are stored quantised to int8
-// (per-coordinate offset and step fitted to the sample), with per-point
-// scalars that bound the rest (a Cauchy–Schwarz tail) and every
-// quantisation and float32 rounding error (see pca.go). Search goes segment
-// by segment:
+// directions of a sample of up to 2048 of its points, learnt by a rebuild
+// each time the scope's live count doubles (from 1024 points on) and when
+// tombstones outnumber live points. A rebuild re-encodes every point into
+// fresh segments; growth rebuilds of scopes past 1024 points run in the
+// background, catching up with the points added meanwhile, and hold the
+// writers' mutex only to encode the last few hundred and move the points'
+// locations (milliseconds). A point's first 120 coordinates in that basis
+// are stored quantised to int8 (per-coordinate offset and step fitted to
+// the sample), with per-point scalars that bound the rest (a Cauchy–Schwarz
+// tail) and every quantisation and float32 rounding error (see pca.go).
+// Search goes segment by segment:
 //
 //   - pass 1 reads the first 32 quantised coordinates of every point, laid
 //     out in blocks of 32 points, with the query's coefficients rounded to
