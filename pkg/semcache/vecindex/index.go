@@ -361,7 +361,11 @@ func (x *Index) build(old *view, counts []int, live int) (*view, []slotRef) {
 		for i := range counts[s] {
 			if !seg.isDead(i) {
 				if k%stride == 0 && len(sample) < basisSample {
-					sample = append(sample, seg.vecs[i*x.dim:(i+1)*x.dim])
+					// Points of huge norm have no head bound; they
+					// would only skew the basis and the quantiser.
+					if vec := seg.vecs[i*x.dim : (i+1)*x.dim]; norm2(vec) <= maxNorm2 {
+						sample = append(sample, vec)
+					}
 				}
 				k++
 			}

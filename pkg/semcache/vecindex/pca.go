@@ -16,9 +16,13 @@ func principal(sample [][]float32, centre []float32, k int) [][]float64 {
 	d := len(centre)
 	k = min(k, d)
 	ns := len(sample)
-	// Residuals r = x - (x·c)c, stored transposed: rt[i*ns+s].
+	// Residuals r = x - (x·c)c of the sample scaled to unit length (only
+	// directions matter, and float32 sums of squares overflow past 1e19),
+	// stored transposed: rt[i*ns+s].
 	rt := make([]float32, d*ns)
+	xu := make([]float32, d)
 	for s, x := range sample {
+		x = unit(x, xu)
 		a := vek32.Dot(x, centre)
 		for i, f := range x {
 			rt[i*ns+s] = f - a*centre[i]
@@ -54,6 +58,11 @@ func principal(sample [][]float32, centre []float32, k int) [][]float64 {
 	basis := make([][]float64, k)
 	for j, v := range b32 {
 		basis[j] = f64(v)
+		for _, f := range basis[j] {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return [][]float64{f64(centre)}
+			}
+		}
 	}
 	orthonormalise(basis)
 	return basis
@@ -226,8 +235,8 @@ func (hb *headBasis) fitQuant(sample [][]float32) {
 	for j := range hb.k {
 		hb.off[j] = float32((lo[j] + hi[j]) / 2)
 		s := float32((hi[j] - lo[j]) / 2 * 1.2 / 127)
-		if !(s >= 1e-30) || math.IsInf(float64(s), 0) {
-			s = 1.0 / 127
+		if !(s >= 1e-30) || math.IsInf(float64(s), 0) || math.IsNaN(float64(hb.off[j])) || math.IsInf(float64(hb.off[j]), 0) {
+			hb.off[j], s = 0, 1.0/127
 		}
 		hb.step[j] = s
 		oo += float64(hb.off[j]) * float64(hb.off[j])
@@ -325,8 +334,9 @@ func encodeHead(q, q1 []int8, x []float32, hb *headBasis, slack float64) (tau, w
 	}
 	clear(q)
 	if !(xx <= maxNorm2) {
+		// tau 0, not ∞: un may be 0 (a zero query), and 0·∞ is NaN.
 		inf := float32(math.Inf(1))
-		return inf, inf, inf, inf
+		return 0, inf, 0, inf
 	}
 	var hbuf [headDims]float32
 	h := hbuf[:0]
@@ -443,4 +453,13 @@ func up(f float64) float32 {
 		r = math.Nextafter32(r, float32(math.Inf(1)))
 	}
 	return r
+}
+
+// norm2 is |v|² in float64.
+func norm2(v []float32) float64 {
+	var ss float64
+	for _, f := range v {
+		ss += float64(f) * float64(f)
+	}
+	return ss
 }

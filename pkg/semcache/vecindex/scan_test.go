@@ -103,3 +103,36 @@ func TestPortableSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestExtremeVectors mixes points of huge norm (no head bound: always
+// rescored; kept out of the basis's sample) into a bounded scope and
+// searches with a zero query, huge queries and ordinary ones.
+func TestExtremeVectors(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	const dim = 64
+	g := newLowRank(r, dim, 0.5)
+	x := New(dim, WithSegmentSize(64))
+	x.small, x.basisMin = 0, 64
+	var pts []semcache.Point
+	for i := range 300 {
+		v := g.next()
+		if i%50 == 7 {
+			for j := range v {
+				v[j] *= 1e17 // |v|² > maxNorm2
+			}
+		}
+		pts = append(pts, point(uint64(i+1), "A", v, t0.Add(time.Hour)))
+	}
+	if err := x.Upsert(context.Background(), pts...); err != nil {
+		t.Fatal(err)
+	}
+	huge := g.next()
+	for j := range huge {
+		huge[j] *= 1e16
+	}
+	for _, q := range [][]float32{make([]float32, dim), huge, g.next(), pts[7].Vector} {
+		for _, th := range []float32{-1, 0, 0.5, 0.9} {
+			mustSearch(t, x, "A", q, th, t0)
+		}
+	}
+}
