@@ -151,8 +151,7 @@ func (fs *flights) land(key string, f *flight) {
 // of its own (its budget, its rate limit, its client leaving), a follower
 // makes its own call; an upstream failure or a refusal of the request
 // itself is shared.
-func (g *Gateway) collapse(ctx context.Context, c Caller, meta *Meta, q *semcache.Query, req *llm.ChatRequest,
-	miss func() (*llm.ChatResponse, error)) (*llm.ChatResponse, error) {
+func (g *Gateway) collapse(ctx context.Context, meta *Meta, q *semcache.Query, miss func() (*llm.ChatResponse, error)) (*llm.ChatResponse, error) {
 	if q == nil || q.Key() == "" || q.Controls.NoCache {
 		return miss()
 	}
@@ -160,10 +159,7 @@ func (g *Gateway) collapse(ctx context.Context, c Caller, meta *Meta, q *semcach
 	if lead {
 		defer g.flights.land(q.Key(), f)
 		resp, err := miss()
-		f.resp, f.err, f.model, f.saved = resp, err, meta.Model, meta.Cost.Micros
-		if meta.Usage != nil {
-			f.usage = meta.Usage
-		}
+		f.resp, f.err, f.model, f.saved, f.usage = resp, err, meta.Model, meta.Cost.Micros, meta.Usage
 		return resp, err
 	}
 	select {

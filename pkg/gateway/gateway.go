@@ -278,7 +278,7 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (*ll
 		sp        *spender
 		committed bool
 	)
-	resp, err := g.collapse(ctx, c, meta, q, req, func() (*llm.ChatResponse, error) {
+	resp, err := g.collapse(ctx, meta, q, func() (*llm.ChatResponse, error) {
 		plan, err := g.plan(c, meta, route, allowed, req)
 		if err != nil {
 			return nil, err
