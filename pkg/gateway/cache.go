@@ -51,7 +51,8 @@ func (g *Gateway) cacheQuery(c Caller, req *llm.ChatRequest) *semcache.Query {
 // lookup asks the cache for an answer and notes the outcome in meta. A hit
 // is served whatever the key's budget and the upstreams' health: it costs
 // nothing. Only the key's rate limits apply (charged here, with the prompt
-// counted for the route's first model).
+// as the provider counted it for an exact hit, else counted for the
+// route's first model).
 func (g *Gateway) lookup(ctx context.Context, c Caller, meta *Meta, route *router.Route, req *llm.ChatRequest, q *semcache.Query) (*semcache.Entry, error) {
 	if q == nil {
 		meta.Cache = semcache.KindBypass // no cache configured
@@ -66,8 +67,11 @@ func (g *Gateway) lookup(ctx context.Context, c Caller, meta *Meta, route *route
 		return nil, nil
 	}
 	first := route.Models()[0]
-	prompt, err := g.tokens.CountChat(first.Tokenizer, first.UpstreamModel, req)
-	if err != nil {
+	var prompt int
+	if res.Kind == semcache.KindHit && e.Usage != nil {
+		// The same request, as its provider counted it: no need to count.
+		prompt = e.Usage.PromptTokens
+	} else if prompt, err = g.tokens.CountChat(first.Tokenizer, first.UpstreamModel, req); err != nil {
 		return nil, err
 	}
 	if err := g.rateLimit(c, meta, &router.Plan{Steps: []router.Step{{Model: first, PromptTokens: prompt}}}); err != nil {
