@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
@@ -67,6 +68,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sink := newLogSink(stderr, 100*time.Millisecond, 64<<10)
 	defer sink.Close()
 	logger := newLogger(cfg.Log, sink)
+	// sup runs every background goroutine: a panic there is logged with its
+	// stack and the worker restarted, or /readyz turns red.
+	sup := safe.New(safe.Options{Logger: logger})
 	if path != "" {
 		logger.Info("configuration loaded", "file", path)
 	} else {
@@ -119,7 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Logger:       logger,
 		AccessLog:    cfg.Log.AccessLog,
-		Ready:        func(ctx context.Context) error { return ready(ctx, db) },
+		Ready:        func(ctx context.Context) error { return ready(ctx, db, sup) },
 	})
 	if addr := getenv("TOLLGATE_PPROF"); addr != "" {
 		stop, err := servePprof(addr, logger)
@@ -149,7 +153,10 @@ func servePprof(addr string, logger *slog.Logger) (func(), error) {
 	return func() { srv.Close() }, nil
 }
 
-func ready(ctx context.Context, db *sql.DB) error {
+func ready(ctx context.Context, db *sql.DB, sup *safe.Supervisor) error {
+	if err := sup.Err(); err != nil {
+		return err
+	}
 	return db.PingContext(ctx)
 }
 
