@@ -92,18 +92,9 @@ func BenchmarkOpenRebuild(b *testing.B) {
 // tpm of the key's policy, in memory) over many keys from many goroutines.
 func BenchmarkAllow(b *testing.B) {
 	l, _ := newTestDB(b).open(b, Options{Defaults: Policy{RPM: 1 << 30, TPM: 1 << 30}})
-	var seq atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := seq.Add(1)
-			if _, err := l.Allow("key-"+strconv.Itoa(int(i)%1000), 120); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	overKeys(b, func(key, _ string) error {
+		_, err := l.Allow(key, 120)
+		return err
 	})
 }
 
@@ -113,6 +104,18 @@ func BenchmarkAllow(b *testing.B) {
 func BenchmarkReserveRelease(b *testing.B) {
 	l, _ := newTestDB(b).open(b, Options{Defaults: Policy{Limits: []Limit{
 		{Period: Daily, Amount: 1 << 50}, {Period: Monthly, Amount: 1 << 52}}}})
+	overKeys(b, func(key, id string) error {
+		r, err := l.Reserve(ctx, key, id, 5_000)
+		if err == nil {
+			l.Release(r)
+		}
+		return err
+	})
+}
+
+// overKeys runs fn from 16 goroutines per GOMAXPROCS, each call with one of
+// 1000 keys and a new request id.
+func overKeys(b *testing.B, fn func(key, requestID string) error) {
 	var seq atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(16)
@@ -120,12 +123,10 @@ func BenchmarkReserveRelease(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := seq.Add(1)
-			r, err := l.Reserve(ctx, "key-"+strconv.Itoa(int(i)%1000), "req-"+strconv.FormatInt(i, 10), 5_000)
-			if err != nil {
+			if err := fn("key-"+strconv.Itoa(int(i)%1000), "req-"+strconv.FormatInt(i, 10)); err != nil {
 				b.Error(err)
 				return
 			}
-			l.Release(r)
 		}
 	})
 }
