@@ -576,7 +576,11 @@ func trimToken(r string) (tok string, end bool) {
 		}
 		if c == '\'' || c == '’' {
 			// Keep the plural possessive "dogs'" but drop a closing quote.
-			if strings.Count(tok, "'")+strings.Count(tok, "’") == 1 && len(tok) > 2 && (tok[len(tok)-size-1] == 's') {
+			// The apostrophe may be 3 bytes (’): read the runes before it,
+			// not the bytes.
+			before := tok[:len(tok)-size]
+			p, _ := utf8.DecodeLastRuneInString(before)
+			if strings.Count(tok, "'")+strings.Count(tok, "’") == 1 && utf8.RuneCountInString(before) >= 2 && p == 's' {
 				break
 			}
 		}

@@ -175,6 +175,10 @@ func TestGuardEdgeCases(t *testing.T) {
 		{"identical", "How do I bake bread?", "How do I bake bread?", true, ""},
 		{"punctuation only", "?!", "...", true, ""},
 		{"emoji", "🍕 recipe", "🍕 recipe please", true, ""},
+		// FuzzGuardAllow: a lone ’ (3 bytes) was read byte-wise before
+		// the apostrophe, at index -1.
+		{"lone typographic apostrophe", "’", "0", false, "number:"},
+		{"typographic plural possessive", "Where do the dogs’ bowls go?", "Where do the dogs' bowls go?", true, ""},
 	})
 }
 
