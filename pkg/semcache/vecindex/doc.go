@@ -31,7 +31,10 @@
 // fresh segments; growth rebuilds of scopes past 1024 points run in the
 // background, catching up with the points added meanwhile, and hold the
 // writers' mutex only to encode the last few hundred and move the points'
-// locations (milliseconds). A point's first 120 coordinates in that basis
+// locations (milliseconds). A rebuild that panics (a bug) is logged, under the
+// supervisor given by [WithSupervisor], and abandoned: the scope keeps the
+// basis it had, its points' locations are checked back against it, and it
+// is not rebuilt again before it has doubled. A point's first 120 coordinates in that basis
 // are stored quantised to int8 (per-coordinate offset and step fitted to
 // the sample), with per-point scalars that bound the rest (a Cauchy–Schwarz
 // tail) and every quantisation and float32 rounding error (see pca.go).

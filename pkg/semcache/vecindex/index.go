@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
@@ -49,6 +50,14 @@ func WithSegmentSize(n int) Option {
 	}
 }
 
+// WithSupervisor runs background rebuilds under sup: a panic in one is
+// recovered and logged there, and the scope keeps the basis it had (see
+// abandon). Without it a rebuild's panic is still recovered, and logged to
+// slog.Default.
+func WithSupervisor(sup *safe.Supervisor) Option {
+	return func(x *Index) { x.sup = sup }
+}
+
 // Index is the embedded vector index. Safe for concurrent use: searches take
 // no lock; writers serialise on one mutex and never wait for a search.
 type Index struct {
@@ -66,9 +75,12 @@ type Index struct {
 	// asyncMin is asyncRebuild; tests lower it.
 	asyncMin int
 	// builds counts background rebuilds under way; onBuilt, when set (by
-	// tests), runs after one has built and before it installs.
+	// tests), runs after one has built and before it installs; onMove, when
+	// set (by tests), runs as install moves the j-th point.
 	builds  sync.WaitGroup
 	onBuilt func()
+	onMove  func(j int)
+	sup     *safe.Supervisor
 	// noHead turns the head bound off (benchmarks compare with it).
 	noHead bool
 	// stats, when set (by single-goroutine benchmarks), counts the points
@@ -106,6 +118,9 @@ type scope struct {
 	live, dead int
 	centredAt  int  // live count when the basis was last learnt
 	building   bool // a background rebuild is under way
+	// retryAt: a rebuild of this scope panicked; none is tried again
+	// before it holds this many slots (live and dead), twice as many.
+	retryAt int
 }
 
 // view is an immutable snapshot of a scope's segments and the centre their
@@ -320,6 +335,7 @@ func (x *Index) maintain(sc *scope) {
 		x.scopes.CompareAndDelete(sc.name, sc)
 		sc.view.Store(nil)
 		sc.dead = 0
+	case sc.live+sc.dead < sc.retryAt:
 	case sc.dead >= minCompactDead && sc.dead > sc.live:
 		x.rebuild(sc)
 	case sc.live >= 2*sc.centredAt && sc.live < x.asyncMin:
@@ -418,6 +434,9 @@ func (x *Index) install(sc *scope, ref *view, nv *view, from []slotRef) {
 				dead++
 				continue
 			}
+			if x.onMove != nil {
+				x.onMove(j - 1)
+			}
 			l := x.locs[seg.ids[k]]
 			l.seg, l.slot = seg, int32(k)
 			x.locs[seg.ids[k]] = l
@@ -460,8 +479,14 @@ func snapshot(old *view) []int {
 
 // rebuild relearns and re-encodes a scope while holding mu (small scopes,
 // and compaction). Searches still scanning the old view finish on it; the
-// garbage collector then reclaims it.
+// garbage collector then reclaims it. A panic is the scope's to absorb
+// (abandon): the writer that triggered the rebuild has its points added.
 func (x *Index) rebuild(sc *scope) {
+	defer func() {
+		if v := recover(); v != nil {
+			x.abandon(sc, v)
+		}
+	}()
 	old := sc.view.Load()
 	counts := snapshot(old)
 	nv, from := x.build(old, counts, sc.live)
@@ -479,31 +504,73 @@ func (x *Index) rebuildLater(sc *scope) {
 	live := sc.live
 	sc.building = true
 	x.builds.Add(1)
-	go func() {
+	x.sup.Go(rebuildWorker, func() {
 		defer x.builds.Done()
+		locked := false // whether this goroutine holds mu
+		defer func() {
+			if v := recover(); v != nil {
+				if !locked {
+					x.mu.Lock()
+				}
+				x.abandon(sc, v)
+				x.mu.Unlock()
+			}
+		}()
 		nv, from := x.build(old, counts, live)
 		if x.onBuilt != nil {
 			x.onBuilt()
 		}
 		for round := 0; ; round++ {
 			x.mu.Lock()
+			locked = true
 			cur := sc.view.Load()
-			if x.closed.Load() || !extends(cur, old) {
-				sc.building = false
-				x.mu.Unlock()
-				return
-			}
-			if round == 8 || pending(cur, counts) <= catchUpLocked {
+			switch {
+			case x.closed.Load() || !extends(cur, old):
+			case round == 8 || pending(cur, counts) <= catchUpLocked:
 				counts, from = x.catchUp(nv, cur, counts, from, sc.live)
 				x.install(sc, cur, nv, from)
-				sc.building = false
+			default:
 				x.mu.Unlock()
-				return
+				locked = false
+				counts, from = x.catchUp(nv, cur, counts, from, live)
+				continue
 			}
+			sc.building = false
 			x.mu.Unlock()
-			counts, from = x.catchUp(nv, cur, counts, from, live)
+			locked = false
+			return
 		}
-	}()
+	})
+}
+
+// rebuildWorker names background rebuilds to the supervisor.
+const rebuildWorker = "vecindex rebuild"
+
+// abandon absorbs a rebuild of sc that panicked with v (a bug; the
+// rebuild is an optimisation): it logs v, keeps sc's published view (the
+// basis it had, or the centre alone, against which searches stay exact),
+// points every live point's location back at that view (a panic inside
+// install may have moved some to the unpublished one), and puts off the
+// next rebuild of sc until it has doubled. Callers hold mu.
+func (x *Index) abandon(sc *scope, v any) {
+	x.sup.Recovered(rebuildWorker, v)
+	sc.building = false
+	sc.retryAt = 2 * (sc.live + sc.dead)
+	cur := sc.view.Load()
+	if x.closed.Load() || cur == nil {
+		return
+	}
+	for _, seg := range cur.segs {
+		for i := range int(seg.n.Load()) {
+			if seg.isDead(i) {
+				continue
+			}
+			if l, ok := x.locs[seg.ids[i]]; ok {
+				l.seg, l.slot = seg, int32(i)
+				x.locs[seg.ids[i]] = l
+			}
+		}
+	}
 }
 
 // catchUpLocked is how many added points a background rebuild encodes
