@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -12,6 +13,10 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/router"
 )
+
+// This file is the attempt loop: for each planned model in order, reserve
+// its cost, then for each of its deployments call it through its breaker,
+// and after a failure do what next (a pure function of the failure) says.
 
 // attempt is one call to one deployment.
 type attempt struct {
@@ -30,22 +35,13 @@ type call func(ctx context.Context, a attempt) error
 // maxFallbackNotes bounds x-tollgate-fallback.
 const maxFallbackNotes = 6
 
-// try is the one retry and fallback loop. For each planned model in order,
-// for each of its deployments in balancer order (open breakers and
-// rate-limited keys left out), it calls the deployment through its breaker,
-// retrying retryable errors with the deployment's backoff while the
-// request's deadline allows, then moves on: to the model's next deployment
-// after a 429 or spent retries, to the next model after that. It never
-// waits past the deadline and returns at once when the client leaves.
-//
-// Before a model is called, its maximum cost is reserved against the key's
-// budget (sp); a key whose budget cannot hold it gets the 402, unless its
-// policy downgrades (see tryWithin).
-//
-// An error that is the request's own fault (an upstream 400) ends the loop:
-// another model would refuse it too. A translator that cannot express the
-// request for its wire format (a local 400) moves on to the next model.
-func (g *Gateway) try(ctx context.Context, c Caller, meta *Meta, steps []router.Step, sp *spender, stream bool, do call) error {
+// try runs the steps in order until one deployment answers. Before a model
+// is called its maximum cost is reserved; a key whose budget cannot hold it
+// gets the 402, unless it downgrades (a cheaper candidate may still fit).
+// It never waits past the deadline and returns at once when the client
+// leaves.
+func (x *exchange) try(ctx context.Context, steps []router.Step, out output, stream bool, do call) error {
+	g, meta := x.g, x.meta
 	var (
 		lastErr error
 		notes   []string
@@ -56,14 +52,15 @@ func (g *Gateway) try(ctx context.Context, c Caller, meta *Meta, steps []router.
 			notes = append(notes, fmt.Sprintf(format, args...))
 		}
 	}
+	defer func() { meta.Fallback = strings.Join(notes, "; ") }()
 	for si := range steps {
 		step := &steps[si]
 		m := g.models[step.Model.Name]
-		if err := sp.hold(ctx, step); err != nil {
-			if errors.Is(err, budget.ErrExhausted) && sp.downgrade {
+		if err := x.reserve(ctx, step, out); err != nil {
+			if errors.Is(err, budget.ErrExhausted) && x.downgrades(nil) {
 				note("%s: budget", m.Name)
 				lastErr = err
-				continue // a cheaper candidate may still fit
+				continue
 			}
 			return err
 		}
@@ -76,7 +73,7 @@ func (g *Gateway) try(ctx context.Context, c Caller, meta *Meta, steps []router.
 	deployments:
 		for _, ref := range order {
 			d := m.byID[ref.ID]
-			creds, err := g.credentials(c, d)
+			creds, err := g.credentials(x.c, d)
 			if err != nil {
 				return err
 			}
@@ -90,56 +87,122 @@ func (g *Gateway) try(ctx context.Context, c Caller, meta *Meta, steps []router.
 				meta.Model, meta.Provider, meta.PromptTokens = m.Name, d.ProviderName, step.PromptTokens
 				start := g.now()
 				a := attempt{step: step, d: d, credentials: creds, limit: g.attemptLimit(ctx, d, moreSteps)}
-				err = g.bounded(ctx, a, stream, do)
-				permit.Done(router.OutcomeOf(err), failureNote(err))
+				err = g.bounded(ctx, a, stream, permit, do)
 				if err == nil {
 					g.latencies.Observe(m.Name, g.now().Sub(start))
-					meta.Fallback = strings.Join(notes, "; ")
+					x.charged = true
 					return nil
 				}
 				lastErr = err
-				if ctx.Err() != nil {
-					return g.deadlineErr(ctx, err)
+				next := decide(err, failure{
+					attempt: n, deployments: len(order), backoff: d.Backoff,
+					remaining: remaining(ctx, g.now()), ctxErr: ctx.Err(), rand: g.rand,
+				})
+				if next.cooldown {
+					g.balancer.RateLimited(d.ID, retryAfterOf(err))
 				}
-				e, ok := llm.AsError(err)
-				switch {
-				case ok && !e.Upstream && e.Status < 500:
-					note("%s: %s", m.Name, shortErr(e))
-					break deployments // this wire format cannot serve it: next model
-				case !ok || !(e.Retryable || e.Status == http.StatusTooManyRequests || e.Status >= 500):
-					if ok && e.Upstream && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden) {
-						note("%s: %s", d.ID, shortErr(e)) // our credential: try another key or model
-						continue deployments
+				switch next.act {
+				case actReturn:
+					if ctx.Err() != nil {
+						return g.deadlineErr(ctx, err)
 					}
-					meta.Fallback = strings.Join(notes, "; ")
 					return err
-				case e.Code == "upstream_timeout":
-					note("%s: %s", d.ID, shortErr(e))
-					continue deployments // a hanging deployment is not retried: the time is better spent elsewhere
-				case e.Status == http.StatusTooManyRequests:
-					g.balancer.RateLimited(d.ID, e.RetryAfter)
-					if len(order) > 1 {
-						note("%s: 429", d.ID)
-						continue deployments // traffic moves to the other keys
-					}
-				}
-				wait, again := d.Backoff.Next(n, retryAfter(e), remaining(ctx, g.now()), g.rand)
-				if !again {
-					note("%s: %s after %d attempt(s)", d.ID, shortErr(e), n)
+				case actNextModel:
+					note("%s: %s", m.Name, next.why)
+					break deployments
+				case actNextDeployment:
+					note("%s: %s", d.ID, next.why)
 					continue deployments
-				}
-				if err := g.sleep(ctx, wait); err != nil {
-					return g.deadlineErr(ctx, lastErr)
+				case actRetry:
+					if err := g.sleep(ctx, next.wait); err != nil {
+						return g.deadlineErr(ctx, lastErr)
+					}
 				}
 			}
 		}
 	}
-	meta.Fallback = strings.Join(notes, "; ")
 	if lastErr == nil {
 		return &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeUpstream, Code: "no_healthy_model",
-			Message: "no deployment can take the request now: " + meta.Fallback}
+			Message: "no deployment can take the request now: " + strings.Join(notes, "; ")}
 	}
 	return lastErr
+}
+
+// act is what the attempt loop does after a failed attempt.
+type act int
+
+const (
+	actReturn         act = iota // give the error to the client
+	actRetry                     // call the same deployment again after wait
+	actNextDeployment            // the model's next deployment (another key, region…)
+	actNextModel                 // the plan's next model
+)
+
+func (a act) String() string {
+	return [...]string{"return", "retry", "next deployment", "next model"}[a]
+}
+
+// failure is what decide knows of a failed attempt.
+type failure struct {
+	attempt     int // attempts made on this deployment so far (1 for the first)
+	deployments int // deployments of this model in the balancer's order
+	backoff     router.Backoff
+	remaining   time.Duration // until the request's deadline
+	ctxErr      error         // the request's own context error, if it ended
+	rand        func() float64
+}
+
+// decision is what to do next, and the note for x-tollgate-fallback.
+type decision struct {
+	act      act
+	wait     time.Duration // before actRetry
+	cooldown bool          // the deployment said 429: take it out of rotation for a while
+	why      string
+}
+
+// decide is the retry and fallback policy, a pure function of the error
+// and the attempt's situation:
+//
+//   - the request ended (client gone, deadline): return;
+//   - a refusal by tollgate itself that only this model's wire format makes
+//     (a translator's 400): next model;
+//   - an upstream 401/403: the deployment's credential is at fault: next
+//     deployment;
+//   - any other error that is not retryable (an upstream 400: the request's
+//     own fault, another model would refuse it too): return;
+//   - an upstream timeout: next deployment, never the same hanging one;
+//   - a 429 with other deployments left: cool this one down, next
+//     deployment;
+//   - otherwise (5xx, retryable, a lone deployment's 429): retry after the
+//     deployment's backoff (honouring Retry-After) while attempts and time
+//     remain, else next deployment.
+func decide(err error, f failure) decision {
+	if f.ctxErr != nil {
+		return decision{act: actReturn}
+	}
+	e, ok := llm.AsError(err)
+	switch {
+	case ok && !e.Upstream && e.Status < 500:
+		return decision{act: actNextModel, why: shortErr(e)}
+	case ok && e.Upstream && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden):
+		return decision{act: actNextDeployment, why: shortErr(e)}
+	case !ok || !(e.Retryable || e.Status == http.StatusTooManyRequests || e.Status >= 500):
+		return decision{act: actReturn}
+	case e.Code == "upstream_timeout":
+		return decision{act: actNextDeployment, why: shortErr(e)}
+	}
+	d := decision{cooldown: e.Status == http.StatusTooManyRequests}
+	if d.cooldown && f.deployments > 1 {
+		d.act, d.why = actNextDeployment, "429"
+		return d
+	}
+	wait, again := f.backoff.Next(f.attempt, e.RetryAfter, f.remaining, f.rand)
+	if !again {
+		d.act, d.why = actNextDeployment, fmt.Sprintf("%s after %d attempt(s)", shortErr(e), f.attempt)
+		return d
+	}
+	d.act, d.wait = actRetry, wait
+	return d
 }
 
 // attemptLimit bounds one attempt: by the deployment's timeout, and, when
@@ -155,17 +218,36 @@ func (g *Gateway) attemptLimit(ctx context.Context, d *Deployment, moreSteps boo
 	return limit
 }
 
-// bounded runs one attempt within its limit. Since the request's own
-// context is still alive when this is checked, a context error can only
-// come from the attempt's bound: it is a retryable upstream timeout.
-func (g *Gateway) bounded(ctx context.Context, a attempt, stream bool, do call) error {
+// attemptPanic carries a panic out of an attempt with the stack where it
+// happened, once the attempt's breaker permit has been given back.
+type attemptPanic struct {
+	value any
+	stack []byte
+}
+
+// bounded runs one attempt within its limit and reports its outcome to the
+// breaker, a panic included (as a failure, then the panic goes on). Since
+// the request's own context is still alive when this is checked, a context
+// error can only come from the attempt's bound: it is a retryable upstream
+// timeout.
+func (g *Gateway) bounded(ctx context.Context, a attempt, stream bool, permit router.Permit, do call) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			permit.Done(router.OutcomeOf(errInternal), "panic")
+			if _, ok := v.(*attemptPanic); !ok {
+				v = &attemptPanic{value: v, stack: debug.Stack()}
+			}
+			panic(v)
+		}
+		permit.Done(router.OutcomeOf(err), failureNote(err))
+	}()
 	actx := ctx
 	if a.limit > 0 && !stream {
 		var cancel context.CancelFunc
 		actx, cancel = context.WithTimeout(ctx, a.limit)
 		defer cancel()
 	}
-	err := do(actx, a)
+	err = do(actx, a)
 	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return &llm.Error{Status: http.StatusGatewayTimeout, Type: llm.TypeTimeout, Code: "upstream_timeout", Retryable: true,
 			Upstream: true, Provider: a.d.ProviderName, Message: fmt.Sprintf("no answer within %s", a.limit.Round(time.Millisecond)), Err: err}
@@ -204,11 +286,11 @@ func remaining(ctx context.Context, now time.Time) time.Duration {
 	return time.Hour
 }
 
-func retryAfter(e *llm.Error) time.Duration {
-	if e == nil {
-		return 0
+func retryAfterOf(err error) time.Duration {
+	if e, ok := llm.AsError(err); ok {
+		return e.RetryAfter
 	}
-	return e.RetryAfter
+	return 0
 }
 
 // shortErr is a short, secret-free description of an error for headers.

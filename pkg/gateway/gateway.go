@@ -1,19 +1,24 @@
-// Package gateway is tollgate's request flow and nothing else: given an
-// authenticated caller and a parsed request, it plans which models may serve
-// it (cheapest capable first), calls their deployments through circuit
-// breakers with bounded retries and fallbacks, and reports what happened
-// (Meta). Chat, Stream and Embed read top to bottom; the attempt loop is in
-// attempt.go; the leaf packages do the work.
+// Package gateway is tollgate's request flow and nothing else. Each request
+// is one exchange: it owns the caller, the route, what happened (Meta), the
+// start time, the cache query and the budget reservation, and its steps are
+// its methods, in the order they run:
+//
+//	resolve → admit → lookup → collapse → plan → reserve → attempt → store → finish
+//
+// Chat, Stream and Embed differ only in their middle step. finish runs
+// deferred, exactly once, panics included: it settles or releases the
+// reservation and writes the request's one ledger row. This file is the
+// flow, top to bottom; attempt.go is the retry and fallback loop, stream.go
+// a streamed answer, cache.go the cache's side of it, setup.go the
+// Gateway's construction.
 package gateway
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"sort"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -24,188 +29,6 @@ import (
 	"github.com/tollgate/tollgate/pkg/router"
 	"github.com/tollgate/tollgate/pkg/semcache"
 )
-
-// TokenCounter counts tokens the way a model's provider bills them
-// (tokens.Counter).
-type TokenCounter interface {
-	CountChat(tokenizer, model string, req *llm.ChatRequest) (int, error)
-	CountText(tokenizer, text string) int
-}
-
-// Ledger holds keys' budgets and rate limits and records every request
-// (budget.Ledger). nil: no budgets, no rate limits, no ledger.
-type Ledger interface {
-	Allow(keyID string, promptTokens int) (budget.RateState, error)
-	Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (budget.Reservation, error)
-	Settle(ctx context.Context, r budget.Reservation, e budget.Entry) error
-	Release(r budget.Reservation)
-	Record(e budget.Entry)
-	Remaining(keyID string) (llm.Micros, bool)
-	Policy(keyID string) (budget.Policy, bool)
-}
-
-// Deployment is one way to serve a model: an upstream (with one API key)
-// and the name it knows the model by.
-type Deployment struct {
-	ID       string // unique across the gateway; names the breaker
-	Provider providers.Provider
-	Upstream string
-	Weight   int
-	// ProviderName is the provider's configured name (for per-request
-	// credentials); defaults to Provider.Name().
-	ProviderName string
-	Backoff      router.Backoff
-	// AttemptTimeout bounds one call to this deployment (0: only the
-	// request's deadline).
-	AttemptTimeout time.Duration
-}
-
-// Model is a model the gateway serves.
-type Model struct {
-	Name        string
-	Spec        *router.Model // catalog entry: prices, context window, tokenizer
-	Chat        bool          // serves /v1/chat/completions
-	Embeddings  bool          // serves /v1/embeddings
-	OwnedBy     string
-	Deployments []Deployment
-
-	refs []router.Deployment // the balancer's view of Deployments
-	byID map[string]*Deployment
-}
-
-// Options wires a Gateway.
-type Options struct {
-	Models []*Model
-	Tokens TokenCounter
-	Ledger Ledger
-	// Routes resolves a request's model: route aliases and catalog chat
-	// models. nil: every served chat model as itself.
-	Routes *router.Routes
-	// Breakers guards every deployment (nil: default settings).
-	Breakers *router.Breakers
-	// RequestTimeout bounds one request end to end unless its route sets a
-	// timeout; 0 means none.
-	RequestTimeout time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
-	// Rand draws in [0,1) for load balancing, weighted routes and jitter.
-	Rand func() float64
-	// Sleep waits between retries (tests inject one that records and returns).
-	Sleep func(ctx context.Context, d time.Duration) error
-	// Cache answers repeated and paraphrased requests (nil: no cache).
-	Cache Cache
-	// Tenants maps key ids to the shared cache tenant they belong to; other
-	// keys are each their own tenant.
-	Tenants map[string]string
-}
-
-// Gateway serves chat, stream and embedding requests. Safe for concurrent use.
-type Gateway struct {
-	tokens    TokenCounter
-	ledger    Ledger
-	routes    *router.Routes
-	downgrade *router.Route // cheapest over every served chat model, for budget downgrades
-	models    map[string]*Model
-	names     []string
-	breakers  *router.Breakers
-	balancer  *router.Balancer
-	latencies router.Latencies
-	timeout   time.Duration
-	log       *slog.Logger
-	now       func() time.Time
-	rand      func() float64
-	sleep     func(ctx context.Context, d time.Duration) error
-	cache     Cache
-	tenants   map[string]string
-	flights   flights
-}
-
-// New builds a Gateway.
-func New(o Options) (*Gateway, error) {
-	if o.Tokens == nil {
-		return nil, errors.New("gateway: a token counter is required")
-	}
-	g := &Gateway{tokens: o.Tokens, ledger: o.Ledger, routes: o.Routes, models: map[string]*Model{}, breakers: o.Breakers, timeout: o.RequestTimeout,
-		log: o.Logger, now: o.Now, rand: o.Rand, sleep: o.Sleep, cache: o.Cache, tenants: o.Tenants}
-	if g.log == nil {
-		g.log = slog.New(slog.DiscardHandler)
-	}
-	if g.now == nil {
-		g.now = time.Now
-	}
-	if g.rand == nil {
-		g.rand = rand.Float64
-	}
-	if g.sleep == nil {
-		g.sleep = sleepCtx
-	}
-	if g.breakers == nil {
-		b, err := router.NewBreakers(router.BreakerConfig{})
-		if err != nil {
-			return nil, err
-		}
-		g.breakers = b
-	}
-	g.balancer = router.NewBalancer(g.breakers, g.now)
-	var specs []router.Model
-	for _, m := range o.Models {
-		if len(m.Deployments) == 0 {
-			return nil, fmt.Errorf("gateway: model %s has no deployment", m.Name)
-		}
-		if m.Spec == nil {
-			return nil, fmt.Errorf("gateway: model %s has no catalog entry", m.Name)
-		}
-		if _, dup := g.models[m.Name]; dup {
-			return nil, fmt.Errorf("gateway: model %s defined twice", m.Name)
-		}
-		m.byID = make(map[string]*Deployment, len(m.Deployments))
-		m.refs = make([]router.Deployment, len(m.Deployments))
-		for i := range m.Deployments {
-			d := &m.Deployments[i]
-			if d.ID == "" {
-				d.ID = fmt.Sprintf("%s/%s#%d", d.Provider.Name(), m.Name, i)
-			}
-			if d.ProviderName == "" {
-				d.ProviderName = d.Provider.Name()
-			}
-			if _, dup := m.byID[d.ID]; dup {
-				return nil, fmt.Errorf("gateway: deployment id %s used twice", d.ID)
-			}
-			m.byID[d.ID] = d
-			m.refs[i] = router.Deployment{ID: d.ID, Weight: d.Weight}
-			g.breakers.Add(d.ID, d.ProviderName)
-		}
-		g.models[m.Name] = m
-		g.names = append(g.names, m.Name)
-		if m.Chat {
-			sp := *m.Spec
-			sp.Name = m.Name // served under its own name, whatever its catalog entry is called
-			specs = append(specs, sp)
-		}
-	}
-	sort.Strings(g.names)
-	c, err := router.NewCatalog(specs)
-	if err != nil {
-		return nil, err
-	}
-	if g.routes == nil {
-		if g.routes, err = router.NewRoutes(c, nil); err != nil {
-			return nil, err
-		}
-	}
-	if len(specs) > 0 {
-		var names []string
-		for _, sp := range specs {
-			names = append(names, sp.Name)
-		}
-		down, err := router.NewRoutes(c, []router.Route{{Name: "tollgate:downgrade", Strategy: router.StrategyCheapest, Candidates: names}})
-		if err != nil {
-			return nil, err
-		}
-		g.downgrade, _ = down.Lookup("tollgate:downgrade")
-	}
-	return g, nil
-}
 
 // Caller is who is asking: the authenticated key and any provider
 // credentials the request carried for this call only (never logged or
@@ -220,7 +43,7 @@ type Caller struct {
 }
 
 // Meta is what happened to one request: the access log and the x-tollgate-*
-// response headers are made from it.
+// response headers are made from it. Only the exchange writes it.
 type Meta struct {
 	Requested string // the model or route the client asked for
 	Model     string // the model that served the request
@@ -236,7 +59,8 @@ type Meta struct {
 	// provider reported none (then Cost.Estimated is set).
 	CompletionTokens int
 	Cost             router.Cost
-	// Saved is what a downgrade saved against the requested model.
+	// Saved is what a downgrade or a cache hit saved against the requested
+	// model.
 	Saved      llm.Micros
 	Downgraded bool
 	requested  *router.Model // the model a downgrade replaced
@@ -253,71 +77,122 @@ type Meta struct {
 	Header http.Header
 }
 
-// Chat serves a non-streamed chat completion: resolve the route, answer
-// from the cache when it can (exact, then semantic); otherwise plan, check
-// rate limits, then try the planned models in order, each with its budget
-// reserved first; settle the cost and store the answer before answering.
-// Identical concurrent misses share one upstream call (collapse).
-func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (*llm.ChatResponse, *Meta, error) {
-	start := g.now()
-	meta := &Meta{Requested: req.Model}
-	route, allowed, err := g.resolveRoute(c, req.Model)
-	if err != nil {
-		return nil, meta, g.fail(c, meta, err, start, nil)
+// HeaderBudgetRemaining is the key's smallest remaining budget after the call.
+const HeaderBudgetRemaining = budget.HeaderRemaining
+
+// CacheProvider is what x-tollgate-provider says of an answer served from
+// the cache.
+const CacheProvider = "cache"
+
+// Chat serves a non-streamed chat completion.
+func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (resp *llm.ChatResponse, meta *Meta, err error) {
+	x := g.begin(c, req.Model)
+	meta = x.meta
+	defer func() { err = x.finish(ctx, recover(), err) }()
+	if err = x.resolve(req.Model); err != nil {
+		return nil, meta, err
 	}
-	q := g.cacheQuery(c, req)
-	hit, err := g.lookup(ctx, c, meta, route, req, q)
-	if err != nil {
-		return nil, meta, g.fail(c, meta, err, start, nil)
+	if err = x.admit(req); err != nil {
+		return nil, meta, err
 	}
-	if hit != nil {
-		g.commit(ctx, c, meta, start, nil, http.StatusOK)
-		return hit.Response, meta, nil
+	q := x.query(req)
+	hit, err := x.lookup(ctx, q, req)
+	if err != nil || hit != nil {
+		return responseOf(hit), meta, err
 	}
-	var (
-		sp        *spender
-		committed bool
-	)
-	resp, err := g.collapse(ctx, meta, q, func() (*llm.ChatResponse, error) {
-		plan, err := g.plan(c, meta, route, allowed, req)
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := g.withTimeout(ctx, plan.Route.Timeout)
-		defer cancel()
-		sp = g.spender(c, req, plan.Route)
-		var resp *llm.ChatResponse
-		err = g.tryWithin(ctx, c, meta, plan, req, sp, false, func(ctx context.Context, a attempt) error {
-			var err error
-			resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputCap(req, a.step.Model)})
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		g.price(meta, resp.Usage, func() string { return completionText(resp) })
-		committed = true
-		if err := g.commit(ctx, c, meta, start, sp, http.StatusOK); err != nil {
-			return nil, err
-		}
-		g.store(ctx, q, meta, resp)
-		return resp, nil
-	})
-	switch {
-	case err != nil && committed:
-		return nil, meta, err // the ledger refused the settle: already logged
-	case err != nil:
-		return nil, meta, g.fail(c, meta, err, start, sp)
-	case meta.Provider == CacheProvider: // served by an identical request's call
-		g.commit(ctx, c, meta, start, nil, http.StatusOK)
-	}
-	return resp, meta, nil
+	resp, err = x.collapse(ctx, q, func() (*llm.ChatResponse, error) { return x.complete(ctx, q, req) })
+	return resp, meta, err
 }
 
-// resolveRoute finds the route for a request's model and decides which of
-// its candidates the key may use: a key allowed the alias may use all its
-// candidates; otherwise only the candidates it is allowed.
-func (g *Gateway) resolveRoute(c Caller, name string) (*router.Route, func(string) bool, error) {
+// Stream opens a streamed chat completion: the same steps as Chat, but the
+// middle one opens an upstream stream (stream.go) and the finish runs when
+// the stream ends or is closed. A cache hit is replayed as a stream.
+// Identical concurrent streams are not collapsed: a follower would wait for
+// the whole answer before its first token.
+func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (st *Stream, err error) {
+	x := g.begin(c, req.Model)
+	defer func() {
+		if v := recover(); v != nil || err != nil {
+			err = x.finish(ctx, v, err)
+		}
+	}()
+	if err = x.resolve(req.Model); err != nil {
+		return nil, err
+	}
+	if err = x.admit(req); err != nil {
+		return nil, err
+	}
+	q := x.query(req)
+	hit, err := x.lookup(ctx, q, req)
+	if err != nil {
+		return nil, err
+	}
+	if hit != nil {
+		return x.replay(ctx, req, hit), nil
+	}
+	return x.stream(ctx, q, req)
+}
+
+// Embed serves an embeddings request.
+func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest) (resp *llm.EmbeddingResponse, meta *Meta, err error) {
+	x := g.begin(c, req.Model)
+	meta = x.meta
+	defer func() { err = x.finish(ctx, recover(), err) }()
+	m, err := x.resolveEmbeddings(req.Model)
+	if err != nil {
+		return nil, meta, err
+	}
+	step, err := x.countEmbeddings(m, req)
+	if err != nil {
+		return nil, meta, err
+	}
+	if err = x.charge(step.PromptTokens); err != nil {
+		return nil, meta, err
+	}
+	resp, err = x.embed(ctx, m, step, req)
+	return resp, meta, err
+}
+
+// exchange is one request, from its arrival to its ledger row.
+type exchange struct {
+	g     *Gateway
+	c     Caller
+	meta  *Meta
+	start time.Time
+
+	route   *router.Route
+	allowed func(string) bool // nil: every candidate of the route
+	policy  budget.Policy     // the key's, read once
+	counts  map[string]int    // prompt tokens per tokenizer, counted once
+
+	// The reservation: held while a candidate is tried, charged once an
+	// upstream has produced something (from then on it is settled, never
+	// released).
+	res     budget.Reservation
+	held    bool
+	charged bool
+	done    bool // finish has run
+}
+
+func (g *Gateway) begin(c Caller, requested string) *exchange {
+	x := &exchange{g: g, c: c, meta: &Meta{Requested: requested}, start: g.now()}
+	if g.accounts != nil && c.Key != nil {
+		x.policy, _ = g.accounts.Policy(c.Key.ID)
+	}
+	return x
+}
+
+// resolve finds the route for the model asked for and which of its
+// candidates the key may use (404 / 403).
+func (x *exchange) resolve(model string) error {
+	route, allowed, err := x.g.resolveRoute(x.c.Key, model)
+	x.route, x.allowed = route, allowed
+	return err
+}
+
+// resolveRoute: a key allowed an alias may use all its candidates;
+// otherwise only the candidates it is allowed.
+func (g *Gateway) resolveRoute(key *keys.Key, name string) (*router.Route, func(string) bool, error) {
 	route, ok := g.routes.Lookup(name)
 	if !ok || (!route.Alias() && g.models[name] == nil) {
 		if m := g.models[name]; m != nil && !m.Chat {
@@ -325,65 +200,220 @@ func (g *Gateway) resolveRoute(c Caller, name string) (*router.Route, func(strin
 		}
 		return nil, nil, modelNotFound(name)
 	}
-	if c.Key.Allows(name) {
+	if key.Allows(name) {
 		return route, nil, nil
 	}
 	if route.Alias() {
 		for _, m := range route.Models() {
-			if c.Key.Allows(m.Name) {
-				return route, c.Key.Allows, nil
+			if key.Allows(m.Name) {
+				return route, key.Allows, nil
 			}
 		}
 	}
 	return nil, nil, notAllowed(name)
 }
 
-// plan plans the request's route and charges the key's rate limits.
-func (g *Gateway) plan(c Caller, meta *Meta, route *router.Route, allowed func(string) bool, req *llm.ChatRequest) (*router.Plan, error) {
-	plan, err := g.makePlan(c, route, allowed, req, 0)
+// admit charges the request to the key's rate limits: every chat request,
+// whatever answers it (exact hit, semantic hit, collapsed follower or an
+// upstream), passes here once. Prompt tokens are counted for the route's
+// first model only when the key has a tokens-per-minute limit.
+func (x *exchange) admit(req *llm.ChatRequest) error {
+	tokens := 0
+	if x.g.limits != nil && x.policy.TPM > 0 {
+		var err error
+		if tokens, err = x.promptTokens(x.route.Models()[0], req); err != nil {
+			return err
+		}
+	}
+	return x.charge(tokens)
+}
+
+// charge is the one rate-limit charge.
+func (x *exchange) charge(promptTokens int) error {
+	if x.g.limits == nil {
+		return nil
+	}
+	state, err := x.g.limits.Allow(x.c.Key.ID, promptTokens)
+	if err != nil {
+		return err
+	}
+	if x.meta.Header == nil {
+		x.meta.Header = http.Header{}
+	}
+	state.SetHeaders(x.meta.Header)
+	return nil
+}
+
+// promptTokens counts the prompt with model's tokenizer, once per tokenizer
+// for the whole exchange.
+func (x *exchange) promptTokens(m *router.Model, req *llm.ChatRequest) (int, error) {
+	if n, ok := x.counts[m.Tokenizer]; ok {
+		return n, nil
+	}
+	n, err := x.g.tokens.CountChat(m.Tokenizer, m.UpstreamModel, req)
+	if err != nil {
+		return 0, fmt.Errorf("gateway: counting tokens for %s: %w", m.Name, err)
+	}
+	if x.counts == nil {
+		x.counts = make(map[string]int, 2)
+	}
+	x.counts[m.Tokenizer] = n
+	return n, nil
+}
+
+// query prepares the request for the cache; nil when there is none.
+func (x *exchange) query(req *llm.ChatRequest) *semcache.Query {
+	if x.g.cache == nil {
+		x.meta.Cache = semcache.KindBypass // no cache configured
+		return nil
+	}
+	return x.g.cache.Prepare(semcache.Request{Tenant: x.g.Tenant(x.c.Key.ID), Model: req.Model, Chat: req}, x.c.Cache)
+}
+
+// lookup asks the cache for an answer. A hit is served whatever the key's
+// budget and the upstreams' health: it costs nothing.
+func (x *exchange) lookup(ctx context.Context, q *semcache.Query, req *llm.ChatRequest) (*semcache.Entry, error) {
+	if q == nil {
+		return nil, nil
+	}
+	e, res, err := x.g.cache.Lookup(ctx, q)
+	x.meta.Cache, x.meta.CacheSimilarity, x.meta.CacheReason = res.Kind, res.Similarity, res.Reason
+	if err != nil || e == nil {
+		return nil, err
+	}
+	var prompt int
+	if res.Kind == semcache.KindHit && e.Usage != nil {
+		// The same request, as its provider counted it: no need to count.
+		prompt = e.Usage.PromptTokens
+	} else if prompt, err = x.promptTokens(x.route.Models()[0], req); err != nil {
+		return nil, err
+	}
+	x.meta.CacheEntry = e.ID
+	x.servedFromCache(e.Model, e.Cost, prompt, e.Usage)
+	return e, nil
+}
+
+// servedFromCache fills meta for an answer that cost nothing: model is the
+// one that answered originally, saved what that call cost.
+func (x *exchange) servedFromCache(model string, saved llm.Micros, prompt int, usage *llm.Usage) {
+	m := x.meta
+	m.Model, m.Provider = model, CacheProvider
+	m.PromptTokens = prompt
+	m.Cost = router.Cost{}
+	m.Saved = saved
+	m.Route, m.Fallback, m.Attempts = "", "", 0
+	if usage != nil {
+		m.CompletionTokens = usage.CompletionTokens
+	}
+}
+
+func responseOf(e *semcache.Entry) *llm.ChatResponse {
+	if e == nil {
+		return nil
+	}
+	return e.Response
+}
+
+// collapse runs miss (the upstream call, which also stores the answer) once
+// for identical concurrent requests: the first leads, the others wait for
+// its answer and are served it as a hit. When the leader fails for a reason
+// of its own (its budget, its client leaving), a follower makes its own
+// call; an upstream failure or a refusal of the request itself is shared.
+// Every follower was admitted on its own before it got here.
+func (x *exchange) collapse(ctx context.Context, q *semcache.Query, miss func() (*llm.ChatResponse, error)) (*llm.ChatResponse, error) {
+	if q == nil || q.Key() == "" || q.Controls.NoCache {
+		return miss()
+	}
+	f, lead := x.g.flights.join(q.Key())
+	if lead {
+		f.err = errInternal // what the followers get if miss panics
+		defer x.g.flights.land(q.Key(), f)
+		resp, err := miss()
+		f.resp, f.err, f.model, f.saved, f.usage = resp, err, x.meta.Model, x.meta.Cost.Micros, x.meta.Usage
+		return resp, err
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, x.g.deadlineErr(ctx, ctx.Err())
+	}
+	if f.err != nil {
+		if ownFault(f.err) {
+			return miss()
+		}
+		return nil, f.err
+	}
+	x.g.cache.Shared(f.saved)
+	x.meta.Cache, x.meta.CacheSimilarity = semcache.KindHit, 1
+	prompt := 0
+	if f.usage != nil {
+		prompt = f.usage.PromptTokens
+	}
+	x.servedFromCache(f.model, f.saved, prompt, f.usage)
+	return f.resp, nil
+}
+
+// complete is Chat's middle step: plan, then try the planned models in
+// order (each reserved before it is called), price the answer and store it.
+func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.ChatRequest) (*llm.ChatResponse, error) {
+	plan, err := x.plan(req)
 	if err != nil {
 		return nil, err
 	}
-	meta.Route = plan.Explanation
-	if err := g.rateLimit(c, meta, plan); err != nil {
+	ctx, cancel := x.g.withTimeout(ctx, plan.Route.Timeout)
+	defer cancel()
+	var resp *llm.ChatResponse
+	err = x.tryPlan(ctx, plan, req, false, func(ctx context.Context, a attempt) error {
+		var err error
+		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputCap(req, a.step.Model)})
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
+	x.price(resp.Usage, func() string { return completionText(resp) })
+	x.store(ctx, q, resp)
+	return resp, nil
+}
+
+// plan counts the prompt with each candidate's tokenizer and orders the
+// candidates that can serve it.
+func (x *exchange) plan(req *llm.ChatRequest) (*router.Plan, error) {
+	plan, err := x.makePlan(x.route, x.allowed, req, 0)
+	if err != nil {
+		return nil, err
+	}
+	x.meta.Route = plan.Explanation
 	return plan, nil
 }
 
-// makePlan counts the prompt with each candidate's tokenizer and orders the
-// candidates that can serve it (within maxCost when positive).
-func (g *Gateway) makePlan(c Caller, route *router.Route, allowed func(string) bool, req *llm.ChatRequest, maxCost llm.Micros) (*router.Plan, error) {
+// makePlan plans route for the request, within maxCost when positive.
+func (x *exchange) makePlan(route *router.Route, allowed func(string) bool, req *llm.ChatRequest, maxCost llm.Micros) (*router.Plan, error) {
 	needs := router.NeedsOf(req)
 	var countErr error
-	counted := map[string]int{} // per tokenizer: candidates often share one
 	needs.PromptTokens = func(m *router.Model) int {
-		if n, ok := counted[m.Tokenizer]; ok {
-			return n
-		}
-		n, err := g.tokens.CountChat(m.Tokenizer, m.UpstreamModel, req)
+		n, err := x.promptTokens(m, req)
 		if err != nil && countErr == nil {
-			countErr = fmt.Errorf("gateway: counting tokens for %s: %w", m.Name, err)
+			countErr = err
 		}
-		counted[m.Tokenizer] = n
 		return n
 	}
 	if !route.Alias() {
 		// A model asked for by name answers in OpenAI's own words.
-		if err := g.fits(route.Models()[0], needs); err != nil {
+		if err := fits(route.Models()[0], needs); err != nil {
 			return nil, err
 		}
 	}
 	in := router.PlanInput{
 		Needs:     needs,
 		Allowed:   allowed,
-		Available: g.available,
-		Latency:   g.latencies.Get,
-		Pick:      g.rand(),
+		Available: x.g.available,
+		Latency:   x.g.latencies.Get,
+		Pick:      x.g.rand(),
 		MaxCost:   maxCost,
 	}
 	if route.Sticky {
-		in.StickyKey = c.Key.ID
+		in.StickyKey = x.c.Key.ID
 	}
 	plan, err := route.Plan(in)
 	if countErr != nil {
@@ -394,7 +424,7 @@ func (g *Gateway) makePlan(c Caller, route *router.Route, allowed func(string) b
 
 // fits refuses a request that cannot fit the model's context window or
 // output limit, before any upstream is paid for its error.
-func (g *Gateway) fits(m *router.Model, needs router.Needs) error {
+func fits(m *router.Model, needs router.Needs) error {
 	out := needs.OutputTokens
 	if limit := m.MaxOutputTokens; limit > 0 && out > limit {
 		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: "max_tokens",
@@ -409,13 +439,101 @@ func (g *Gateway) fits(m *router.Model, needs router.Needs) error {
 	return nil
 }
 
-// available reports whether a model has a deployment that can take a call.
-func (g *Gateway) available(name string) (bool, string) {
-	m := g.models[name]
-	if m == nil {
-		return false, "not configured"
+// tryPlan tries the plan; when the key's budget fits none of its
+// candidates and the key's policy (or the route) says downgrade, it asks
+// the router for the cheapest capable served model whose cost fits what is
+// left, and records what the downgrade saved against the model asked for.
+func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.ChatRequest, stream bool, do call) error {
+	err := x.try(ctx, plan.Steps, x.outputOf(req), stream, do)
+	if err == nil || !x.downgrades(plan.Route) || x.g.downgrade == nil || !errors.Is(err, budget.ErrExhausted) {
+		return err
 	}
-	return g.balancer.Available(m.refs)
+	remaining, _ := x.g.accounts.Remaining(x.c.Key.ID)
+	if remaining <= 0 {
+		return err
+	}
+	down, derr := x.makePlan(x.g.downgrade, x.c.Key.Allows, req, remaining)
+	if derr != nil {
+		return err // nothing cheaper can serve it: the 402 stands
+	}
+	requested := plan.Steps[0].Model
+	x.meta.Route = "downgraded from " + requested.Name + " (budget); " + down.Explanation
+	x.meta.Downgraded = true
+	x.meta.requested = requested
+	return x.try(ctx, down.Steps, x.outputOf(req), stream, do)
+}
+
+// downgrades reports whether a spent budget moves the request to a cheaper
+// model rather than refusing it.
+func (x *exchange) downgrades(route *router.Route) bool {
+	return x.g.accounts != nil && (x.policy.OnExhausted == budget.Downgrade || (route != nil && route.Downgrade))
+}
+
+// output is what a step may generate: the client's cap and choices.
+type output struct{ limit, choices int }
+
+func (x *exchange) outputOf(req *llm.ChatRequest) output {
+	if req == nil {
+		return output{choices: 1}
+	}
+	return output{limit: req.OutputLimit(), choices: req.Choices()}
+}
+
+// unknownOutputCap is reserved for a model whose output limit is unknown
+// when the client set none.
+const unknownOutputCap = 4096
+
+// reserve holds the most the step can cost against every limit of the
+// key: its prompt at the input price and its whole output cap (n times) at
+// the output price. A reservation held for an earlier candidate is
+// released first.
+func (x *exchange) reserve(ctx context.Context, step *router.Step, out output) error {
+	if x.g.accounts == nil {
+		return nil
+	}
+	n := 0
+	if step.Model.Mode == router.ModeChat {
+		if n = out.limit; n == 0 {
+			if n = step.Model.MaxOutputTokens; n == 0 {
+				n = unknownOutputCap
+			}
+		}
+	}
+	cost := step.Model.EstimateCost(step.PromptTokens, n*max(out.choices, 1))
+	if cost.Unpriced && len(x.policy.Limits) > 0 {
+		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "model_unpriced", Param: "model",
+			Message: "the model " + step.Model.Name + " has no known price, so it cannot be used by a key with a budget; give it a price in the config"}
+	}
+	x.release()
+	res, err := x.g.accounts.Reserve(ctx, x.c.Key.ID, x.c.RequestID, cost.Micros)
+	if err != nil {
+		return err
+	}
+	x.res, x.held = res, true
+	return nil
+}
+
+func (x *exchange) release() {
+	if x.held {
+		x.g.accounts.Release(x.res)
+		x.held = false
+	}
+}
+
+// price computes the call's cost: from the usage the provider reported, or,
+// when it reported none, from tokens counted here (marked estimated).
+func (x *exchange) price(usage *llm.Usage, completion func() string) {
+	m := x.g.models[x.meta.Model]
+	meta := x.meta
+	meta.Usage = usage
+	if usage != nil {
+		meta.CompletionTokens = usage.CompletionTokens
+		meta.Cost = m.Spec.Cost(usage)
+		return
+	}
+	meta.CompletionTokens = x.g.tokens.CountText(m.Spec.Tokenizer, completion())
+	meta.Cost = m.Spec.EstimateCost(meta.PromptTokens, meta.CompletionTokens)
+	meta.Cost.Estimated = true
 }
 
 // outputCap is the completion cap to send to wire formats that require one
@@ -425,21 +543,6 @@ func outputCap(req *llm.ChatRequest, m *router.Model) int {
 		return 0
 	}
 	return m.MaxOutputTokens
-}
-
-// price computes the call's cost: from the usage the provider reported, or, when
-// it reported none, from tokens counted here (marked estimated).
-func (g *Gateway) price(meta *Meta, usage *llm.Usage, completion func() string) {
-	m := g.models[meta.Model]
-	meta.Usage = usage
-	if usage != nil {
-		meta.CompletionTokens = usage.CompletionTokens
-		meta.Cost = m.Spec.Cost(usage)
-		return
-	}
-	meta.CompletionTokens = g.tokens.CountText(m.Spec.Tokenizer, completion())
-	meta.Cost = m.Spec.EstimateCost(meta.PromptTokens, meta.CompletionTokens)
-	meta.Cost.Estimated = true
 }
 
 // completionText is everything the model generated, for counting.
@@ -455,41 +558,45 @@ func completionText(resp *llm.ChatResponse) string {
 	return b.String()
 }
 
-// Embed serves an embeddings request.
-func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, *Meta, error) {
-	start := g.now()
-	meta := &Meta{Requested: req.Model}
-	m, ok := g.models[req.Model]
+// resolveEmbeddings finds an embeddings model the key may use.
+func (x *exchange) resolveEmbeddings(name string) (*Model, error) {
+	m, ok := x.g.models[name]
 	switch {
 	case !ok:
-		return nil, nil, g.fail(c, meta, modelNotFound(req.Model), start, nil)
-	case !c.Key.Allows(req.Model):
-		return nil, nil, g.fail(c, meta, notAllowed(req.Model), start, nil)
+		return nil, modelNotFound(name)
+	case !x.c.Key.Allows(name):
+		return nil, notAllowed(name)
 	case !m.Embeddings:
-		return nil, nil, g.fail(c, meta, notServed(req.Model, "a chat model and does not serve embeddings"), start, nil)
+		return nil, notServed(name, "a chat model and does not serve embeddings")
 	}
+	return m, nil
+}
+
+// countEmbeddings counts the inputs and refuses one longer than the
+// model's window.
+func (x *exchange) countEmbeddings(m *Model, req *llm.EmbeddingRequest) (router.Step, error) {
 	prompt := 0
 	for i, text := range req.Input.Texts {
-		n := g.tokens.CountText(m.Spec.Tokenizer, text)
+		n := x.g.tokens.CountText(m.Spec.Tokenizer, text)
 		if window := m.Spec.MaxInputTokens; window > 0 && n > window {
-			return nil, meta, g.fail(c, meta, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: fmt.Sprintf("input[%d]", i),
-				Message: fmt.Sprintf("This model's maximum context length is %d tokens, however you requested %d tokens in input[%d].", window, n, i)}, start, nil)
+			return router.Step{}, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: fmt.Sprintf("input[%d]", i),
+				Message: fmt.Sprintf("This model's maximum context length is %d tokens, however you requested %d tokens in input[%d].", window, n, i)}
 		}
 		prompt += n
 	}
 	for _, toks := range req.Input.Tokens {
 		prompt += len(toks)
 	}
-	ctx, cancel := g.withTimeout(ctx, 0)
+	x.meta.PromptTokens = prompt
+	return router.Step{Model: m.Spec, PromptTokens: prompt}, nil
+}
+
+// embed is Embed's middle step.
+func (x *exchange) embed(ctx context.Context, m *Model, step router.Step, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
+	ctx, cancel := x.g.withTimeout(ctx, 0)
 	defer cancel()
-	meta.PromptTokens = prompt
-	step := router.Step{Model: m.Spec, PromptTokens: prompt}
-	if err := g.rateLimit(c, meta, &router.Plan{Steps: []router.Step{step}}); err != nil {
-		return nil, meta, g.fail(c, meta, err, start, nil)
-	}
-	sp := g.spender(c, nil, nil)
 	var resp *llm.EmbeddingResponse
-	err := g.try(ctx, c, meta, []router.Step{step}, sp, false, func(ctx context.Context, a attempt) error {
+	err := x.try(ctx, []router.Step{step}, output{choices: 1}, false, func(ctx context.Context, a attempt) error {
 		emb, ok := a.d.Provider.(providers.Embedder)
 		if !ok {
 			return llm.Errorf(http.StatusBadRequest, llm.TypeInvalidRequest, "model_not_supported",
@@ -500,113 +607,109 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 		return err
 	})
 	if err != nil {
-		return nil, meta, g.fail(c, meta, err, start, sp)
+		return nil, err
 	}
-	g.price(meta, resp.Usage, func() string { return "" })
-	if err := g.commit(ctx, c, meta, start, sp, http.StatusOK); err != nil {
-		return nil, meta, err
-	}
-	return resp, meta, nil
+	x.price(resp.Usage, func() string { return "" })
+	return resp, nil
 }
 
-// ModelInfo is one entry of GET /v1/models.
-type ModelInfo struct {
-	ID      string
-	OwnedBy string
-}
+// errInternal is what the client gets when the gateway panicked.
+var errInternal = &llm.Error{Status: http.StatusInternalServerError, Type: llm.TypeServer, Code: "internal_error",
+	Message: "tollgate hit an internal error while serving this request; it was logged with the request id"}
 
-// Models lists the models and route aliases key may use, sorted by name.
-func (g *Gateway) Models(key *keys.Key) []ModelInfo {
-	out := make([]ModelInfo, 0, len(g.names))
-	for _, name := range g.names {
-		if key.Allows(name) {
-			out = append(out, ModelInfo{ID: name, OwnedBy: g.models[name].OwnedBy})
+// settleTimeout bounds writing the ledger row once the upstream has been
+// paid, even if the client has left.
+const settleTimeout = 30 * time.Second
+
+// finish ends the exchange, exactly once, also when a panic unwinds
+// (recovered is then recover()'s value, logged with its stack and answered
+// as a 500): a reservation whose upstream produced something is settled at
+// the actual cost, any other is released; the request gets its one ledger
+// row. It returns the error the client gets: err, the panic's 500, or a
+// 500 when the ledger could not record a paid call.
+func (x *exchange) finish(ctx context.Context, recovered any, err error) error {
+	if recovered != nil {
+		stack := debug.Stack()
+		if p, ok := recovered.(*attemptPanic); ok {
+			recovered, stack = p.value, p.stack
 		}
+		x.g.log.Error("panic while serving a request", "request_id", x.c.RequestID, "panic", fmt.Sprint(recovered), "stack", string(stack))
+		err = errInternal
 	}
-	for _, r := range g.routes.Aliases() {
-		if _, _, err := g.resolveRoute(Caller{Key: key}, r.Name); err == nil {
-			out = append(out, ModelInfo{ID: r.Name, OwnedBy: "tollgate"})
+	if x.done {
+		return err
+	}
+	x.done = true
+	if x.g.accounts == nil || x.c.Key == nil {
+		return err
+	}
+	status := http.StatusOK
+	if err != nil {
+		status = llm.ForClient(err).Status
+	}
+	x.downgradeSaving()
+	entry := x.entry(status)
+	if !x.held || !x.charged {
+		x.release()
+		x.g.accounts.Record(entry)
+		return err
+	}
+	// The upstream has been paid: record it even if the client has left.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	serr := x.g.accounts.Settle(sctx, x.res, entry)
+	x.held = false
+	if serr != nil {
+		x.g.log.Error("ledger: settle failed", "request_id", x.c.RequestID, "key_id", x.c.Key.ID, "err", serr)
+		if err == nil {
+			err = &llm.Error{Status: http.StatusInternalServerError, Type: llm.TypeServer, Code: "ledger_unavailable",
+				Message: "tollgate could not record this request in its spend ledger, so it does not answer it", Err: serr}
 		}
+		return err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
-// Model returns one model or alias the key may use.
-func (g *Gateway) Model(key *keys.Key, name string) (ModelInfo, error) {
-	if m, ok := g.models[name]; ok && key.Allows(name) {
-		return ModelInfo{ID: name, OwnedBy: m.OwnedBy}, nil
-	}
-	if r, ok := g.routes.Lookup(name); ok && r.Alias() {
-		if _, _, err := g.resolveRoute(Caller{Key: key}, name); err == nil {
-			return ModelInfo{ID: name, OwnedBy: "tollgate"}, nil
+	if remaining, limited := x.g.accounts.Remaining(x.c.Key.ID); limited {
+		if x.meta.Header == nil {
+			x.meta.Header = http.Header{}
 		}
+		x.meta.Header.Set(HeaderBudgetRemaining, remaining.String())
 	}
-	return ModelInfo{}, modelNotFound(name)
+	return err
 }
 
-// DeploymentStatus is one deployment's health for GET /admin/providers.
-type DeploymentStatus struct {
-	router.BreakerStatus
-	Model        string     `json:"model"`
-	Upstream     string     `json:"upstream_model"`
-	CoolingUntil *time.Time `json:"rate_limited_until,omitempty"`
-}
-
-// Health lists every deployment's breaker and rate-limit state.
-func (g *Gateway) Health() []DeploymentStatus {
-	byID := map[string]router.BreakerStatus{}
-	for _, s := range g.breakers.Snapshot() {
-		byID[s.ID] = s
+// downgradeSaving records what a downgrade saved against the model asked
+// for.
+func (x *exchange) downgradeSaving() {
+	meta := x.meta
+	if !meta.Downgraded || meta.requested == nil {
+		return
 	}
-	var out []DeploymentStatus
-	for _, name := range g.names {
-		m := g.models[name]
-		for _, d := range m.Deployments {
-			st := DeploymentStatus{BreakerStatus: byID[d.ID], Model: name, Upstream: d.Upstream}
-			if until, cooling := g.balancer.CoolingUntil(d.ID); cooling {
-				st.CoolingUntil = &until
-			}
-			out = append(out, st)
-		}
+	var full router.Cost
+	if meta.Usage != nil {
+		full = meta.requested.Cost(meta.Usage)
+	} else {
+		full = meta.requested.EstimateCost(meta.PromptTokens, meta.CompletionTokens)
 	}
-	return out
-}
-
-func modelNotFound(name string) error {
-	return &llm.Error{Status: http.StatusNotFound, Type: llm.TypeInvalidRequest, Code: "model_not_found", Param: "model",
-		Message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", name)}
-}
-
-func notAllowed(name string) error {
-	return &llm.Error{Status: http.StatusForbidden, Type: llm.TypePermission, Code: "model_not_allowed", Param: "model",
-		Message: fmt.Sprintf("this API key may not use the model `%s`", name)}
-}
-
-func notServed(name, what string) error {
-	return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "model_not_supported", Param: "model",
-		Message: fmt.Sprintf("the model `%s` is %s", name, what)}
-}
-
-// withTimeout bounds the request by the route's timeout, else the
-// gateway's.
-func (g *Gateway) withTimeout(ctx context.Context, route time.Duration) (context.Context, context.CancelFunc) {
-	if route <= 0 {
-		route = g.timeout
+	if !full.Unpriced && full.Micros > meta.Cost.Micros {
+		meta.Saved = full.Micros - meta.Cost.Micros
 	}
-	if route > 0 {
-		return context.WithTimeout(ctx, route)
-	}
-	return context.WithCancel(ctx)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// entry is the request's ledger row.
+func (x *exchange) entry(status int) budget.Entry {
+	meta := x.meta
+	e := budget.Entry{
+		RequestID: x.c.RequestID, KeyID: x.c.Key.ID, Route: meta.Requested, RequestedModel: meta.Requested,
+		Model: meta.Model, Provider: meta.Provider,
+		PromptTokens: meta.PromptTokens, CompletionTokens: meta.CompletionTokens,
+		Cost: meta.Cost.Micros, Saved: meta.Saved, Estimated: meta.Cost.Estimated, Unpriced: meta.Cost.Unpriced,
+		Cache: meta.Cache, Status: status, Latency: x.g.now().Sub(x.start), Attempts: meta.Attempts,
 	}
+	if e.Cache == "" {
+		e.Cache = semcache.KindBypass
+	}
+	if meta.Usage != nil {
+		e.PromptTokens = meta.Usage.PromptTokens
+		e.CachedTokens = meta.Usage.CachedTokens()
+	}
+	return e
 }

@@ -15,11 +15,13 @@ import (
 )
 
 // Stream is a streamed completion as the client should see it. Meta is
-// complete once Recv has returned io.EOF (or Close was called).
+// complete once Recv has returned io.EOF (or Close was called). The
+// exchange finishes when the stream ends, fails, panics or is closed,
+// whichever comes first, and only once.
 type Stream struct {
 	Meta *Meta
 
-	g            *Gateway
+	x            *exchange
 	ctx          context.Context // the request's; its deadline bounds the stream
 	cancel       context.CancelFunc
 	up           providers.Stream
@@ -27,64 +29,54 @@ type Stream struct {
 	closeAttempt context.CancelFunc // releases the attempt's context
 	wantUsage    bool               // the client asked for the usage chunk
 	text         strings.Builder    // generated text, counted if no usage comes
-	settled      bool
-	caller       Caller
-	spend        *spender
-	start        time.Time
-	failed       error // how the stream ended, if not well
-	hit          bool  // replaying a cached answer: nothing to price
+	eof          bool               // the upstream ended the stream
+	failed       error              // how the stream ended, if not well
+	hit          bool               // replaying a cached answer: nothing to price
 	// query, when set, stores the stream's answer once it completes;
 	// chunks collects it.
 	query  *semcache.Query
 	chunks []llm.ChatChunk
 }
 
-// Stream opens a streamed chat completion. A cache hit is replayed as a
-// stream (whatever shape the cached answer came in). Otherwise candidates
-// are tried until one has produced its first chunk (within the route's
-// time-to-first-token bound); after that nothing is retried: the first
-// byte is about to reach the client. The upstream is always asked for
-// usage so the cost is exact; the usage chunk is passed on only when the
-// client asked for it. A stream that completes is stored in the cache
-// before the client is told it has ended. Identical concurrent streams are
-// not collapsed: a follower would wait for the whole answer before its
-// first token.
-func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (*Stream, error) {
-	start := g.now()
-	meta := &Meta{Requested: req.Model}
-	route, allowed, err := g.resolveRoute(c, req.Model)
+// replay serves a cache hit as a stream, whatever shape the cached answer
+// came in.
+func (x *exchange) replay(ctx context.Context, req *llm.ChatRequest, hit *semcache.Entry) *Stream {
+	ctx, cancel := context.WithCancel(ctx)
+	return &Stream{Meta: x.meta, x: x, ctx: ctx, cancel: cancel, wantUsage: wantsUsage(req),
+		up: &replay{chunks: semcache.Replay(hit.Response)}, hit: true}
+}
+
+// stream is Stream's middle step: plan, then try candidates until one has
+// produced its first chunk (within the route's time-to-first-token bound);
+// after that nothing is retried: the first byte is about to reach the
+// client. The upstream is always asked for usage so the cost is exact; the
+// usage chunk is passed on only when the client asked for it.
+func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatRequest) (opened *Stream, err error) {
+	plan, err := x.plan(req)
 	if err != nil {
-		return nil, g.fail(c, meta, err, start, nil)
+		return nil, err
 	}
-	q := g.cacheQuery(c, req)
-	hit, err := g.lookup(ctx, c, meta, route, req, q)
-	if err != nil {
-		return nil, g.fail(c, meta, err, start, nil)
-	}
-	wantUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	if hit != nil {
-		ctx, cancel := context.WithCancel(ctx)
-		return &Stream{Meta: meta, g: g, ctx: ctx, cancel: cancel, caller: c, start: start, wantUsage: wantUsage,
-			up: &replay{chunks: semcache.Replay(hit.Response)}, hit: true}, nil
-	}
-	plan, err := g.plan(c, meta, route, allowed, req)
-	if err != nil {
-		return nil, g.fail(c, meta, err, start, nil)
-	}
-	ctx, cancel := g.withTimeout(ctx, plan.Route.Timeout)
-	sp := g.spender(c, req, plan.Route)
-	st := &Stream{Meta: meta, g: g, ctx: ctx, cancel: cancel, caller: c, spend: sp, start: start, wantUsage: wantUsage}
-	if q != nil && q.Bypass() == "" && !q.Controls.NoStore {
+	ctx, cancel := x.g.withTimeout(ctx, plan.Route.Timeout)
+	defer func() {
+		if opened == nil {
+			cancel() // also when a panic unwinds
+		}
+	}()
+	st := &Stream{Meta: x.meta, x: x, ctx: ctx, cancel: cancel, wantUsage: wantsUsage(req)}
+	if storable(q) {
 		st.query = q
 	}
-	err = g.tryWithin(ctx, c, meta, plan, req, sp, true, func(ctx context.Context, a attempt) error {
+	err = x.tryPlan(ctx, plan, req, true, func(ctx context.Context, a attempt) error {
 		return st.open(ctx, a, req, plan.Route.TTFTTimeout)
 	})
 	if err != nil {
-		cancel()
-		return nil, g.fail(c, meta, err, start, sp)
+		return nil, err
 	}
 	return st, nil
+}
+
+func wantsUsage(req *llm.ChatRequest) bool {
+	return req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 }
 
 // open starts one upstream stream and waits for its first chunk, bounded by
@@ -124,23 +116,31 @@ func (s *Stream) open(ctx context.Context, a attempt, req *llm.ChatRequest, ttft
 }
 
 // Recv returns the next chunk for the client, io.EOF at the end. The usage
-// chunk, when the client asked for it, also carries the cost (cost_usd).
-func (s *Stream) Recv() (*llm.ChatChunk, error) {
+// chunk, when the client asked for it, also carries the cost (cost_usd). A
+// panic while reading the upstream ends the stream with a 500 error (the
+// exchange is finished, the panic logged).
+func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.failed = errInternal
+			chunk, err = nil, s.end(v)
+		}
+	}()
 	for {
 		c := s.first
 		s.first = nil
 		if c == nil {
 			var err error
 			if c, err = s.up.Recv(); err != nil {
-				if err != io.EOF {
-					s.failed = s.g.deadlineErr(s.ctx, err)
-				}
-				if cerr := s.finish(); cerr != nil && err == io.EOF {
-					return nil, cerr
-				}
 				if err == io.EOF {
+					s.eof = true
+					if ferr := s.end(nil); ferr != nil {
+						return nil, ferr
+					}
 					return nil, io.EOF
 				}
+				s.failed = s.x.g.deadlineErr(s.ctx, err)
+				s.end(nil)
 				return nil, s.failed
 			}
 		}
@@ -176,45 +176,37 @@ func (s *Stream) Recv() (*llm.ChatChunk, error) {
 	}
 }
 
-// price computes the stream's cost once its usage chunk arrives (so the
-// chunk can carry it).
+// price computes the stream's cost: from its usage chunk, or from the text
+// counted when the upstream sent none (a stream cut midway, an upstream
+// that ignores stream_options).
 func (s *Stream) price() {
-	s.g.price(s.Meta, s.Meta.Usage, s.text.String)
+	s.x.price(s.Meta.Usage, s.text.String)
 }
 
-// finish settles the stream once: priced from its usage, or from the text
-// counted when the upstream sent none (a stream cut midway, an upstream
-// that ignores stream_options), and written to the ledger before the
-// client is told the stream is complete; a complete answer is then stored
-// in the cache. A replayed hit is recorded at no cost.
-func (s *Stream) finish() error {
-	if s.settled {
+// end finishes the exchange once: the stream is priced, written to the
+// ledger before the client is told it is complete, and a complete answer
+// is then stored in the cache. A replayed hit is recorded at no cost. It
+// returns the error the client gets, if any.
+func (s *Stream) end(recovered any) error {
+	if s.x.done {
 		return nil
 	}
-	s.settled = true
-	if !s.hit {
+	if !s.hit && recovered == nil {
 		s.price()
 	}
-	status := http.StatusOK
-	if s.failed != nil {
-		status = llm.ForClient(s.failed).Status
-	}
-	if err := s.g.commit(s.ctx, s.caller, s.Meta, s.start, s.spend, status); err != nil {
-		return err
-	}
-	if s.query != nil && s.failed == nil {
-		resp, err := semcache.Assemble(s.chunks)
-		if err != nil {
-			s.g.log.Warn("cache: assemble stream", "err", err)
-			return nil
+	err := s.x.finish(s.ctx, recovered, s.failed)
+	if err == nil && s.query != nil {
+		if resp, aerr := semcache.Assemble(s.chunks); aerr != nil {
+			s.x.g.log.Warn("cache: assemble stream", "err", aerr)
+		} else {
+			if resp.Usage == nil {
+				resp.Usage = s.Meta.Usage
+			}
+			s.x.store(s.ctx, s.query, resp)
 		}
-		if resp.Usage == nil {
-			resp.Usage = s.Meta.Usage
-		}
-		s.g.store(s.ctx, s.query, s.Meta, resp)
 	}
 	s.chunks = nil
-	return nil
+	return err
 }
 
 // withCost adds the cost to a usage chunk without touching its other bytes.
@@ -247,17 +239,20 @@ func withCost(c *llm.ChatChunk, cost router.Cost) *llm.ChatChunk {
 	return &out
 }
 
-// Close releases the upstream stream. A stream closed before its end (the
-// client left) is priced from what was generated so far.
-func (s *Stream) Close() error {
-	err := s.up.Close()
-	if !s.settled && s.failed == nil && s.ctx.Err() != nil {
-		s.failed = context.Canceled // the client left mid-stream
-	}
-	s.finish()
-	if s.closeAttempt != nil {
-		s.closeAttempt()
-	}
-	s.cancel()
-	return err
+// Close releases the upstream stream and finishes the exchange if Recv has
+// not: a stream closed before its end (the client left) is priced from
+// what was generated so far and is not stored.
+func (s *Stream) Close() (err error) {
+	defer func() {
+		v := recover()
+		if !s.eof && s.failed == nil {
+			s.failed = context.Canceled // the client left mid-stream
+		}
+		s.end(v)
+		if s.closeAttempt != nil {
+			s.closeAttempt()
+		}
+		s.cancel()
+	}()
+	return s.up.Close()
 }

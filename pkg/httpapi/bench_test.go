@@ -60,7 +60,7 @@ func BenchmarkChatHandler(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer ledger.Close()
-				gwOpts.Ledger = ledger
+				gwOpts.Limits, gwOpts.Accounts = ledger, ledger
 			}
 			gw, err := gateway.New(gwOpts)
 			if err != nil {

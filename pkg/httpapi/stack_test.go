@@ -124,7 +124,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ledger.Close() })
-		gwOpts.Ledger = ledger
+		gwOpts.Limits, gwOpts.Accounts = ledger, ledger
 	}
 	var cache *semcache.Cache
 	if o.cache {
