@@ -2,7 +2,7 @@ package config
 
 import (
 	"fmt"
-	"net/url"
+	"path/filepath"
 	"strings"
 )
 
@@ -41,11 +41,11 @@ type Semantic struct {
 	// or hashed (weight-free n-grams; a fallback, far weaker).
 	Embedder       string `yaml:"embedder"`
 	EmbeddingModel string `yaml:"embedding_model"`
-	// Dimensions: of the hashed embedder, or what the provider's model
-	// returns (0: asked at start).
+	// Dimensions: of the hashed embedder (default 512), or what the
+	// provider's model returns (0: asked at start).
 	Dimensions int `yaml:"dimensions"`
 	// ModelDir holds the USE weights, fetched on first start (default
-	// <data_dir>/models).
+	// <data_dir>/models: Config.ModelDir).
 	ModelDir string `yaml:"model_dir"`
 	// Index: embedded (in memory, rebuilt from SQLite at start) or qdrant.
 	Index  string `yaml:"index"`
@@ -71,8 +71,8 @@ func (c *Cache) validate(p *problems) {
 	if c.TTL <= 0 {
 		p.add("cache.ttl", "must be positive")
 	}
-	if c.MaxBytes < 0 {
-		p.add("cache.max_bytes", "must not be negative")
+	if c.MaxBytes <= 0 {
+		p.add("cache.max_bytes", "must be positive")
 	}
 	if c.MaxTemperature < 0 || c.MaxTemperature > 2 {
 		p.add("cache.max_temperature", "must be between 0 and 2, got %v", c.MaxTemperature)
@@ -118,31 +118,25 @@ func (c *Cache) validate(p *problems) {
 	if s.Dimensions < 0 {
 		p.add("cache.semantic.dimensions", "must not be negative")
 	}
-	switch s.Embedder {
-	case "use", "hashed":
-	case "provider":
-		if s.EmbeddingModel == "" {
-			p.add("cache.semantic.embedding_model", "the provider embedder needs an embeddings model this gateway serves")
-		}
-	default:
-		p.add("cache.semantic.embedder", "must be use, provider or hashed, got %q", s.Embedder)
+	oneOf(p, "cache.semantic.embedder", s.Embedder, "use", "provider", "hashed")
+	if s.Embedder == "provider" && s.EmbeddingModel == "" {
+		p.add("cache.semantic.embedding_model", "the provider embedder needs an embeddings model this gateway serves")
 	}
-	switch s.Index {
-	case "embedded":
-	case "qdrant":
+	oneOf(p, "cache.semantic.index", s.Index, "embedded", "qdrant")
+	if s.Index == "qdrant" {
 		q := s.Qdrant
-		if u, err := url.Parse(q.URL); q.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			p.add("cache.semantic.qdrant.url", "the qdrant index needs its gRPC URL, e.g. http://qdrant:6334, got %q", q.URL)
-		}
-		switch q.Quantization {
-		case "", "scalar", "binary", "none":
-		default:
-			p.add("cache.semantic.qdrant.quantization", "must be scalar, binary or none, got %q", q.Quantization)
-		}
-		if q.Timeout < 0 {
-			p.add("cache.semantic.qdrant.timeout", "must not be negative")
-		}
-	default:
-		p.add("cache.semantic.index", "must be embedded or qdrant, got %q", s.Index)
+		p.url("cache.semantic.qdrant.url", q.URL, qdrantURL)
+		oneOf(p, "cache.semantic.qdrant.quantization", q.Quantization, "scalar", "binary", "none")
+		positive(p, "cache.semantic.qdrant.timeout", q.Timeout)
 	}
+}
+
+// ModelDir is where the USE-lite weights are kept: cache.semantic.model_dir,
+// by default <data_dir>/models (computed when asked, so a data directory
+// given by flag after Load counts).
+func (c *Config) ModelDir() string {
+	if c.Cache.Semantic.ModelDir != "" {
+		return c.Cache.Semantic.ModelDir
+	}
+	return filepath.Join(c.DataDir, "models")
 }

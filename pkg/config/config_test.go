@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -14,15 +15,7 @@ func env(m map[string]string) func(string) string {
 }
 
 func TestExampleFileIsValid(t *testing.T) {
-	f, err := os.Open("../../tollgate.example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cfg, err := Parse(f, env(map[string]string{"OPENAI_API_KEY": "sk-test"}))
-	if err != nil {
-		t.Fatalf("example config does not parse: %v", err)
-	}
+	cfg := parseExample(t)
 	if cfg.Providers[0].APIKey != "sk-test" {
 		t.Fatalf("env reference not resolved: %q", cfg.Providers[0].APIKey)
 	}
@@ -57,57 +50,192 @@ func TestComposeConfigIsValid(t *testing.T) {
 	}
 }
 
+// TestParseErrors: every problem of a file is reported at once, one a line,
+// each at the path the user wrote, in the order decoding (unknown fields,
+// wrong types, unset variables) then validation finds them.
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		yaml string
-		env  map[string]string
-		want []string // each must appear in the error
+		want []string // the error's lines, exactly
 	}{
-		{"unknown field", "listen: 127.0.0.1:1\nlisten_addr: x\n", nil, []string{"field listen_addr not found"}},
-		{"unknown nested field", "providers:\n  - name: a\n    type: sim\n    sim: {latncy: 1s}\n", nil, []string{"field latncy not found"}},
-		{"bad url and missing type", "providers:\n  - {name: a, type: openai, base_url: 'not a url'}\n  - {name: b}\n", nil,
-			[]string{"providers[0].base_url: not a URL", "providers[1].type: must not be empty"}},
-		{"every problem reported", "listen: nope\nmax_body_bytes: 10\nlog: {level: loud}\n", nil,
-			[]string{"listen: not a host:port", "max_body_bytes: must be at least 1024", "log.level: must be"}},
-		{"unset env", "admin_key: env:NOPE_NOT_SET\n", nil, []string{"line 1: environment variable NOPE_NOT_SET is not set"}},
-		{"bad duration", "drain_timeout: soon\n", nil, []string{`"soon" is not a duration`}},
-		{"azure needs version", "providers:\n  - {name: az, type: azure, base_url: 'https://x.openai.azure.com'}\n", nil, []string{"providers[0].api_version: required for azure"}},
-		{"duplicate provider", "providers:\n  - {name: a, type: sim}\n  - {name: a, type: sim}\n", nil, []string{`providers[1].name: duplicate provider name "a"`}},
-		{"model with unknown provider", "models:\n  - {name: m, provider: nope}\n", nil, []string{`models[0].provider: no provider named "nope"`}},
-		{"negative price", "models:\n  - {name: m, input_usd_per_mtok: -1}\n", nil, []string{"models[0].input_usd_per_mtok: price must not be negative"}},
-		{"sim error kind", "providers:\n  - {name: s, type: sim, sim: {errors: [418]}}\n", nil, []string{`providers[0].sim.errors[0]: unknown error kind "418"`}},
-		{"short admin key", "admin_key: short\n", nil, []string{"admin_key: must be at least 16 characters"}},
-		{"route problems", "routes:\n  canary: {strategy: weighted, candidates: [a, b], weights: [95]}\n  odd: {strategy: fastest, candidates: []}\n", nil,
-			[]string{"routes.canary.weights: weighted routes need one weight per candidate (2 candidates, 1 weights)", `routes.odd.strategy: must be cheapest, priority or weighted, got "fastest"`, "routes.odd.candidates: a route needs at least one candidate"}},
-		{"route shadows model", "providers:\n  - {name: s, type: sim}\nmodels:\n  - {name: auto, provider: s}\nroutes:\n  auto: {candidates: [x]}\n", nil, []string{"routes.auto: a route alias may not have the name of a configured model"}},
-		{"deployments", "providers:\n  - {name: s, type: sim}\nmodels:\n  - name: m\n    provider: s\n    deployments: [{provider: nope, weight: -1}]\n", nil,
-			[]string{"models[0].deployments: set either provider/upstream_model or deployments", `models[0].deployments[0].provider: no provider named "nope"`, "models[0].deployments[0].weight: must not be negative"}},
-		{"breaker and retry", "providers:\n  - {name: s, type: sim, breaker: {failure_ratio: 2}, retry: {max_attempts: 50, base: 2s, max: 1s}}\n", nil,
-			[]string{"providers[0].breaker.failure_ratio: must be between 0 and 1", "providers[0].retry.max_attempts", "providers[0].retry: base and max"}},
-		{"both key forms", "providers:\n  - {name: o, type: openai, base_url: 'http://h/v1', api_key: a, api_keys: [b]}\n", nil, []string{"providers[0].api_keys: set either api_key or api_keys"}},
-		{"cache bounds", "cache: {ttl: 0s, max_bytes: -1, max_temperature: 3, route_max_temperature: {auto: -1}, sweep_interval: -1s}\n", nil,
-			[]string{"cache.ttl: must be positive", "cache.max_bytes: must not be negative", "cache.max_temperature: must be between 0 and 2", "cache.route_max_temperature.auto", "cache.sweep_interval"}},
-		{"cache tenants", "cache:\n  tenants: {team: [key_a, key_b], other: [key_a], empty: []}\n", nil,
-			[]string{"cache.tenants.empty: lists no key ids", "is already in tenant"}},
-		{"semantic settings", "cache:\n  semantic: {threshold: 1.2, turns: 0, embedder: bert, index: faiss}\n", nil,
-			[]string{"cache.semantic.threshold", "cache.semantic.turns: must be at least 1", `cache.semantic.embedder: must be use, provider or hashed, got "bert"`, `cache.semantic.index: must be embedded or qdrant, got "faiss"`}},
-		{"provider embedder needs a model", "cache:\n  semantic: {embedder: provider}\n", nil, []string{"cache.semantic.embedding_model"}},
-		{"qdrant needs a URL", "cache:\n  semantic: {index: qdrant, qdrant: {quantization: pq}}\n", nil,
-			[]string{"cache.semantic.qdrant.url: the qdrant index needs its gRPC URL", `cache.semantic.qdrant.quantization: must be scalar, binary or none, got "pq"`}},
+		{"unknown field at the top", "listen: 127.0.0.1:1\nlisten_addr: x\n", []string{
+			"listen_addr: unknown field",
+		}},
+		{"unknown field in a struct", "cache:\n  semantic: {treshold: 0.8}\n", []string{
+			"cache.semantic.treshold: unknown field (did you mean threshold?)",
+		}},
+		{"unknown field in a list", "providers:\n  - {name: o, type: openai, bas_url: 'http://h/v1'}\n", []string{
+			"providers[0].bas_url: unknown field (did you mean base_url?)",
+			"providers[0].base_url: required, e.g. https://api.openai.com/v1",
+		}},
+		{"unknown field in a map", "routes:\n  fast: {candidatez: [gpt-4o-mini]}\n", []string{
+			"routes.fast.candidatez: unknown field (did you mean candidates?)",
+			"routes.fast.candidates: a route needs at least one candidate",
+		}},
+		{"unknown field under a shorthand", "providers:\n  - name: a\n    type: sim\n    sim: {latncy: 1s, ttft: {dst: fixed}}\n", []string{
+			"providers[0].sim.latncy: unknown field (did you mean latency?)",
+			"providers[0].sim.ttft.dst: unknown field (did you mean dist?)",
+		}},
+		{"every unknown field at once with the rest", "listen: nope\nlog: {levl: debug}\nproviders:\n  - {name: o, type: openai, baseURL: 'http://h/v1', api_key: k}\nroutes:\n  fast: {candidates: [o], stratgy: priority}\ncache:\n  semantic: {treshold: 0.8, qdrant: {colection: x}}\nbogus: 1\n", []string{
+			"log.levl: unknown field (did you mean level?)",
+			"providers[0].baseURL: unknown field (did you mean base_url?)",
+			"routes.fast.stratgy: unknown field (did you mean strategy?)",
+			"cache.semantic.treshold: unknown field (did you mean threshold?)",
+			"cache.semantic.qdrant.colection: unknown field (did you mean collection?)",
+			"bogus: unknown field",
+			`listen: not a host:port address: "nope"`,
+			"providers[0].base_url: required, e.g. https://api.openai.com/v1",
+		}},
+		{"wrong types", "max_body_bytes: lots\ndev_key: maybe\nlog: debug\nproviders: {name: a}\ncache:\n  max_temperature: [1]\n  semantic: {threshold: high, turns: 1.5}\n", []string{
+			`max_body_bytes: must be an integer, got "lots"`,
+			`dev_key: must be true or false, got "maybe"`,
+			`log: must be a mapping of fields, got "debug"`,
+			"providers: must be a list, got a mapping",
+			"cache.max_temperature: must be a number, got a list",
+			`cache.semantic.threshold: must be a number, got "high"`,
+			`cache.semantic.turns: must be an integer, got "1.5"`,
+		}},
+		{"wrong types inside lists and maps", "providers:\n  - {name: s, type: sim, breaker: {consecutive_failures: -1, window: [60s]}}\nroutes:\n  auto: {candidates: gpt-4o-mini}\n", []string{
+			`providers[0].breaker.consecutive_failures: must be a non-negative integer, got "-1"`,
+			"providers[0].breaker.window: must be a duration (e.g. 30s, 5m), got a list",
+			`routes.auto.candidates: must be a list, got "gpt-4o-mini"`,
+		}},
+		{"set twice", "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n", []string{
+			"listen: set twice",
+		}},
+		{"not a mapping", "- a\n- b\n", []string{
+			"must be a mapping of fields, got a list",
+		}},
+		{"bad duration", "drain_timeout: soon\n", []string{
+			`drain_timeout: must be a duration (e.g. 30s, 5m), got "soon"`,
+		}},
+		{"bad latency", "providers:\n  - {name: s, type: sim, sim: {latency: fast}}\n", []string{
+			`providers[0].sim.latency: must be a duration or {dist, p50, p99, min, max}, got "fast"`,
+		}},
+		{"unset env", "admin_key: env:NOPE_NOT_SET\n", []string{
+			"admin_key: environment variable NOPE_NOT_SET is not set",
+		}},
+		{"unset env in a list", "providers:\n  - {name: o, type: openai, base_url: env:NOPE_URL}\n", []string{
+			"providers[0].base_url: environment variable NOPE_URL is not set",
+		}},
+		{"bad url and missing type", "providers:\n  - {name: a, type: openai, base_url: 'not a url'}\n  - {name: b}\n", []string{
+			`providers[0].base_url: not a URL: "not a url": the scheme must be http or https`,
+			"providers[1].type: must not be empty (openai, azure, anthropic or sim)",
+		}},
+		{"provider urls", "providers:\n  - {name: a, type: openai, base_url: 'ftp://h/v1'}\n  - {name: b, type: anthropic, base_url: 'https:///v1'}\n  - {name: c, type: azure, api_version: v, base_url: 'https://x.openai.azure.com/?api-version=1'}\n  - {name: d, type: openai}\n", []string{
+			`providers[0].base_url: not a URL: "ftp://h/v1": the scheme must be http or https`,
+			`providers[1].base_url: not a URL: "https:///v1": no host`,
+			`providers[2].base_url: must not carry a query or fragment: "https://x.openai.azure.com/?api-version=1"`,
+			"providers[3].base_url: required, e.g. https://api.openai.com/v1",
+		}},
+		{"webhook urls", "budget:\n  webhooks: [{url: hooks.slack.com/x}, {url: ''}, {url: 'http://[::1'}]\n", []string{
+			`budget.webhooks[0].url: not a URL: "hooks.slack.com/x": the scheme must be http or https`,
+			"budget.webhooks[1].url: required, e.g. https://hooks.slack.com/services/...",
+			`budget.webhooks[2].url: not a URL: "http://[::1"`,
+		}},
+		{"qdrant urls", "cache:\n  semantic: {index: qdrant, qdrant: {url: 'qdrant:6334'}}\n", []string{
+			`cache.semantic.qdrant.url: not a URL: "qdrant:6334": the scheme must be http, https, grpc or grpcs`,
+		}},
+		{"qdrant url credentials", "cache:\n  semantic: {index: qdrant, qdrant: {url: 'http://u:p@qdrant:6334'}}\n", []string{
+			"cache.semantic.qdrant.url: must not carry credentials (use api_key)",
+		}},
+		{"qdrant needs a url", "cache:\n  semantic: {index: qdrant, qdrant: {quantization: pq, timeout: 0s}}\n", []string{
+			"cache.semantic.qdrant.url: required, e.g. http://qdrant:6334",
+			`cache.semantic.qdrant.quantization: must be scalar, binary or none, got "pq"`,
+			"cache.semantic.qdrant.timeout: must be positive, got 0s",
+		}},
+		{"every problem reported", "listen: nope\nmax_body_bytes: 10\nlog: {level: loud}\n", []string{
+			`listen: not a host:port address: "nope"`,
+			"max_body_bytes: must be at least 1024, got 10",
+			`log.level: must be debug, info, warn or error, got "loud"`,
+		}},
+		{"azure needs version", "providers:\n  - {name: az, type: azure, base_url: 'https://x.openai.azure.com'}\n", []string{
+			"providers[0].api_version: required for azure (e.g. 2024-10-21)",
+		}},
+		{"duplicate provider", "providers:\n  - {name: a, type: sim}\n  - {name: a, type: sim}\n", []string{
+			`providers[1].name: duplicate provider name "a"`,
+		}},
+		{"model with unknown provider", "models:\n  - {name: m, provider: nope}\n", []string{
+			`models[0].provider: no provider named "nope"`,
+		}},
+		{"negative price", "models:\n  - {name: m, input_usd_per_mtok: -1}\n", []string{
+			"models[0].input_usd_per_mtok: price must not be negative",
+		}},
+		{"sim error kind", "providers:\n  - {name: s, type: sim, sim: {errors: [418]}}\n", []string{
+			`providers[0].sim.errors[0]: unknown error kind "418" (429, 500, 503, timeout, stream_cut)`,
+		}},
+		{"short admin key", "admin_key: short\n", []string{
+			"admin_key: must be at least 16 characters",
+		}},
+		{"route problems", "routes:\n  canary: {strategy: weighted, candidates: [a, b], weights: [95]}\n  odd: {strategy: fastest, candidates: [], expected_output_tokens: 0, on_exhausted: never}\n", []string{
+			"routes.canary.weights: weighted routes need one weight per candidate (2 candidates, 1 weights)",
+			`routes.odd.strategy: must be cheapest, priority or weighted, got "fastest"`,
+			"routes.odd.candidates: a route needs at least one candidate",
+			`routes.odd.on_exhausted: must be reject or downgrade, got "never"`,
+			"routes.odd.expected_output_tokens: must be at least 1, got 0",
+		}},
+		{"route shadows model", "providers:\n  - {name: s, type: sim}\nmodels:\n  - {name: auto, provider: s}\nroutes:\n  auto: {candidates: [x]}\n", []string{
+			"routes.auto: a route alias may not have the name of a configured model",
+		}},
+		{"deployments", "providers:\n  - {name: s, type: sim}\nmodels:\n  - name: m\n    provider: s\n    deployments: [{provider: nope, weight: 0}]\n", []string{
+			"models[0].deployments: set either provider/upstream_model or deployments, not both",
+			`models[0].deployments[0].provider: no provider named "nope"`,
+			"models[0].deployments[0].weight: must be at least 1, got 0",
+		}},
+		{"breaker and retry", "providers:\n  - {name: s, type: sim, breaker: {failure_ratio: 2, cooldown: 0s}, retry: {max_attempts: 50, base: 2s, max: 1s}}\n", []string{
+			"providers[0].breaker.failure_ratio: must be greater than 0 and at most 1, got 2",
+			"providers[0].breaker.cooldown: must be positive, got 0s",
+			"providers[0].retry.max_attempts: must be between 1 and 10 (1: no retries), got 50",
+			"providers[0].retry.max: must be at least base (2s), got 1s",
+		}},
+		{"both key forms", "providers:\n  - {name: o, type: openai, base_url: 'http://h/v1', api_key: a, api_keys: [b]}\n", []string{
+			"providers[0].api_keys: set either api_key or api_keys, not both",
+		}},
+		{"cache bounds", "cache: {ttl: 0s, max_bytes: 0, max_temperature: 3, route_max_temperature: {auto: -1}, sweep_interval: -1s}\n", []string{
+			"cache.ttl: must be positive",
+			"cache.max_bytes: must be positive",
+			"cache.max_temperature: must be between 0 and 2, got 3",
+			"cache.route_max_temperature.auto: must be between 0 and 2, got -1",
+			"cache.sweep_interval: must not be negative",
+		}},
+		{"cache tenants", "cache:\n  tenants: {team: [key_a, key_b], other: [key_a], empty: []}\n", []string{
+			"cache.tenants.empty: lists no key ids",
+			"cache.tenants.team[0]: key key_a is already in tenant other: a key belongs to one tenant",
+		}},
+		{"semantic settings", "cache:\n  semantic: {threshold: 1.2, turns: 0, embedder: bert, index: faiss}\n", []string{
+			"cache.semantic.threshold: must be greater than 0 and at most 1, got 1.2",
+			"cache.semantic.turns: must be at least 1",
+			`cache.semantic.embedder: must be use, provider or hashed, got "bert"`,
+			`cache.semantic.index: must be embedded or qdrant, got "faiss"`,
+		}},
+		{"provider embedder needs a model", "cache:\n  semantic: {embedder: provider}\n", []string{
+			"cache.semantic.embedding_model: the provider embedder needs an embeddings model this gateway serves",
+		}},
+		{"budget settings", "budget: {timezone: Mars/Olympus, defaults: {on_exhausted: beg}}\n", []string{
+			`budget.timezone: unknown time zone "Mars/Olympus"`,
+			`budget.defaults.on_exhausted: must be reject or downgrade, got "beg"`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(strings.NewReader(tt.yaml), env(tt.env))
+			_, err := Parse(strings.NewReader(tt.yaml), env(nil))
 			if err == nil {
 				t.Fatal("no error")
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\ndoes not contain %q", err, w)
-				}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("error:\n%s\nwant:\n%s", got, want)
 			}
 		})
+	}
+}
+
+// TestSyntaxErrorsKeepTheirLine: a file that is not YAML has no paths yet;
+// the parser's line is all there is.
+func TestSyntaxErrorsKeepTheirLine(t *testing.T) {
+	_, err := Parse(strings.NewReader("listen: 127.0.0.1:1\nlog: {level: info\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "line") {
+		t.Fatalf("error %v, want one naming the line", err)
 	}
 }
 
@@ -156,6 +284,67 @@ func TestParseValid(t *testing.T) {
 				t.Fatal(c.Providers[0].APIKey)
 			}
 		}},
+		{"max_temperature 0 means 0", "cache: {max_temperature: 0, route_max_temperature: {creative: 0}}\n", nil, func(t *testing.T, c *Config) {
+			if c.Cache.MaxTemperature != 0 {
+				t.Fatalf("max_temperature = %v, want 0", c.Cache.MaxTemperature)
+			}
+			if v, ok := c.Cache.RouteMaxTemperature["creative"]; !ok || v != 0 {
+				t.Fatalf("route_max_temperature = %v", c.Cache.RouteMaxTemperature)
+			}
+		}},
+		{"explicit values win, the rest keep their defaults", "providers:\n  - {name: s, type: sim, breaker: {failure_ratio: 0.3}}\n  - {name: t, type: sim, retry: {max_attempts: 1}}\n" +
+			"models:\n  - {name: m, deployments: [{provider: s}, {provider: t, weight: 3}]}\nroutes:\n  fast: {candidates: [m]}\n  slow: {candidates: [m], strategy: priority, expected_output_tokens: 64}\n" +
+			"budget: {defaults: {rpm: 0, budgets: [{period: daily, limit_usd: '1'}, {period: monthly, limit_usd: '9', alert_thresholds: []}]}}\n", nil, func(t *testing.T, c *Config) {
+			wantBreaker := DefaultBreaker()
+			wantBreaker.FailureRatio = 0.3
+			wantRetry := DefaultRetry()
+			wantRetry.MaxAttempts = 1
+			if *c.Providers[0].Breaker != wantBreaker || *c.Providers[0].Retry != DefaultRetry() {
+				t.Errorf("provider s: breaker %+v retry %+v", *c.Providers[0].Breaker, *c.Providers[0].Retry)
+			}
+			if *c.Providers[1].Breaker != DefaultBreaker() || *c.Providers[1].Retry != wantRetry {
+				t.Errorf("provider t: breaker %+v retry %+v", *c.Providers[1].Breaker, *c.Providers[1].Retry)
+			}
+			if d := c.Models[0].Deployments; d[0].Weight != DefaultDeploymentWeight || d[1].Weight != 3 {
+				t.Errorf("deployments %+v", d)
+			}
+			if r := c.Routes["fast"]; r.Strategy != DefaultStrategy || r.ExpectedOutputTokens != DefaultExpectedOutputTokens || r.OnExhausted != DefaultOnExhausted {
+				t.Errorf("route fast %+v", r)
+			}
+			if r := c.Routes["slow"]; r.Strategy != "priority" || r.ExpectedOutputTokens != 64 {
+				t.Errorf("route slow %+v", r)
+			}
+			b := c.Budget.Defaults.Budgets
+			if fmt.Sprint(b[0].AlertThresholds) != fmt.Sprint(DefaultAlertThresholds()) || b[1].AlertThresholds == nil || len(b[1].AlertThresholds) != 0 {
+				t.Errorf("alert thresholds %v and %#v: want the defaults, then none", b[0].AlertThresholds, b[1].AlertThresholds)
+			}
+		}},
+		{"defaults that depend on other fields", "providers:\n  - {name: a, type: anthropic}\ncache:\n  semantic: {embedder: hashed}\n", nil, func(t *testing.T, c *Config) {
+			if c.Providers[0].BaseURL != DefaultAnthropicBaseURL || c.Cache.Semantic.Dimensions != DefaultHashedDimensions {
+				t.Fatalf("base_url %q dimensions %d", c.Providers[0].BaseURL, c.Cache.Semantic.Dimensions)
+			}
+		}},
+		{"null keeps the defaults", "cache:\n  semantic:\nproviders:\n  - {name: s, type: sim, breaker: ~}\n", nil, func(t *testing.T, c *Config) {
+			if s := c.Cache.Semantic; !s.Enabled || s.Threshold != DefaultSemanticThreshold || *c.Providers[0].Breaker != DefaultBreaker() {
+				t.Fatalf("%+v %+v", s, c.Providers[0].Breaker)
+			}
+		}},
+		{"env values take the field's type", "max_body_bytes: env:MB\nrequest_timeout: env:RT\ndev_key: env:DK\ncache: {semantic: {threshold: env:TH}}\n",
+			map[string]string{"MB": "2048", "RT": "90s", "DK": "false", "TH": "0.8"}, func(t *testing.T, c *Config) {
+				if c.MaxBodyBytes != 2048 || c.RequestTimeout.Std() != 90*time.Second || c.DevKey || c.Cache.Semantic.Threshold != 0.8 {
+					t.Fatalf("%d %v %v %v", c.MaxBodyBytes, c.RequestTimeout.Std(), c.DevKey, c.Cache.Semantic.Threshold)
+				}
+			}},
+		{"anchors and merge keys", "providers:\n  - &s {name: a, type: sim, retry: {max_attempts: 2}}\n  - <<: *s\n    name: b\n", nil, func(t *testing.T, c *Config) {
+			if p := c.Providers[1]; p.Name != "b" || p.Type != "sim" || p.Retry.MaxAttempts != 2 || p.Retry.Base != DefaultRetry().Base {
+				t.Fatalf("%+v %+v", p, p.Retry)
+			}
+		}},
+		{"qdrant over grpcs", "cache:\n  semantic: {index: qdrant, qdrant: {url: 'grpcs://qdrant.example:6334'}}\n", nil, func(t *testing.T, c *Config) {
+			if q := c.Cache.Semantic.Qdrant; q.Quantization != DefaultQdrantQuantization || q.Timeout.Std() != DefaultQdrantTimeout {
+				t.Fatalf("%+v", q)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,5 +374,13 @@ func TestDefaultEnablesProvidersByEnv(t *testing.T) {
 	}
 	if c.Providers[1].APIKey != "sk-1" {
 		t.Fatal("key not set")
+	}
+	for _, p := range c.Providers {
+		if p.Breaker == nil || *p.Breaker != DefaultBreaker() || p.Retry == nil || *p.Retry != DefaultRetry() {
+			t.Fatalf("provider %s has no default breaker and retry", p.Name)
+		}
+	}
+	if r := c.Routes["auto"]; r.ExpectedOutputTokens != DefaultExpectedOutputTokens || r.OnExhausted != DefaultOnExhausted {
+		t.Fatalf("built-in auto route without its defaults: %+v", r)
 	}
 }

@@ -5,13 +5,34 @@ import "time"
 // AdminKeyEnv is the variable that sets the admin key; it wins over the file.
 const AdminKeyEnv = "TOLLGATE_ADMIN_KEY"
 
-// Every default lives here.
+// Every default of the configuration lives in this file: the constants
+// below; base, the configuration a file is decoded over; setDefaults, what
+// a new element of a list or map starts from before its fields are read
+// (so a value written explicitly, 0 included, always wins); and complete,
+// the defaults that depend on other fields. cmd/server hands every value to
+// the components explicitly; the fallbacks some of them keep for direct
+// callers are held equal to these by a test there (cmd/server imports both;
+// config imports neither).
 const (
 	DefaultListen         = "127.0.0.1:8080"
 	DefaultDataDir        = "./data"
 	DefaultMaxBodyBytes   = 4 << 20
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultRequestTimeout = 10 * time.Minute
+	DefaultLogLevel       = "info"
+	DefaultLogFormat      = "text"
+
+	// DefaultAnthropicBaseURL is the base_url of a provider of type
+	// anthropic that names none.
+	DefaultAnthropicBaseURL = "https://api.anthropic.com"
+
+	DefaultStrategy = "cheapest"
+	// DefaultExpectedOutputTokens is a route's completion estimate when the
+	// client sends no max_tokens: roughly the median chat completion.
+	DefaultExpectedOutputTokens = 512
+	DefaultOnExhausted          = "reject"
+	DefaultDeploymentWeight     = 1
+	DefaultTimezone             = "UTC"
 
 	DefaultCacheTTL           = 24 * time.Hour
 	DefaultCacheMaxBytes      = 64 << 20
@@ -19,10 +40,42 @@ const (
 	// DefaultMaxTemperature is the providers' own default: only requests
 	// asking for extra variety skip the cache.
 	DefaultMaxTemperature = 1.0
-	// DefaultSemanticThreshold is semcache.DefaultThreshold (the guard
-	// does the rest); a test holds the two equal.
+	// DefaultSemanticThreshold was measured with the USE-lite embedder and
+	// the guard (see semcache.DefaultThreshold, which documents how).
 	DefaultSemanticThreshold = 0.70
+	DefaultSemanticTurns     = 1
+	DefaultEmbedder          = "use"
+	DefaultIndex             = "embedded"
+	// DefaultHashedDimensions is the size of the hashed embedder's vectors,
+	// the USE model's own.
+	DefaultHashedDimensions   = 512
+	DefaultQdrantQuantization = "scalar"
+	DefaultQdrantTimeout      = 5 * time.Second
 )
+
+// DefaultBreaker is a provider's circuit breaker when it sets none: trip
+// after 5 upstream faults in a row, or when half of at least 20 calls in
+// the last 60s failed; stay open 30s; close after 3 successful probes.
+func DefaultBreaker() Breaker {
+	return Breaker{
+		ConsecutiveFailures: 5,
+		FailureRatio:        0.5,
+		MinRequests:         20,
+		Window:              Duration(60 * time.Second),
+		Cooldown:            Duration(30 * time.Second),
+		HalfOpenRequests:    3,
+	}
+}
+
+// DefaultRetry is a provider's retry policy when it sets none: up to 3
+// attempts per deployment, waits drawn below 250ms, 500ms... up to 8s.
+func DefaultRetry() Retry {
+	return Retry{MaxAttempts: 3, Base: Duration(250 * time.Millisecond), Max: Duration(8 * time.Second)}
+}
+
+// DefaultAlertThresholds are the shares of a budget limit that alert when
+// the limit names none ([] names none: no alerts).
+func DefaultAlertThresholds() []float64 { return []float64{0.5, 0.8, 1.0} }
 
 // base is the configuration a YAML file is decoded over: every scalar
 // default, no providers or models.
@@ -34,7 +87,11 @@ func base() *Config {
 		DrainTimeout:   Duration(DefaultDrainTimeout),
 		RequestTimeout: Duration(DefaultRequestTimeout),
 		DevKey:         true,
-		Log:            Log{Level: "info", Format: "text", AccessLog: true},
+		Log:            Log{Level: DefaultLogLevel, Format: DefaultLogFormat, AccessLog: true},
+		Budget: Budget{
+			Timezone: DefaultTimezone,
+			Defaults: KeyPolicy{OnExhausted: DefaultOnExhausted},
+		},
 		Cache: Cache{
 			Enabled:        true,
 			TTL:            Duration(DefaultCacheTTL),
@@ -44,11 +101,62 @@ func base() *Config {
 			Semantic: Semantic{
 				Enabled:   true,
 				Threshold: DefaultSemanticThreshold,
-				Turns:     1,
-				Embedder:  "use",
-				Index:     "embedded",
+				Turns:     DefaultSemanticTurns,
+				Embedder:  DefaultEmbedder,
+				Index:     DefaultIndex,
+				Qdrant:    Qdrant{Quantization: DefaultQdrantQuantization, Timeout: Duration(DefaultQdrantTimeout)},
 			},
 		},
+	}
+}
+
+// setDefaults fills what a provider leaves out: its breaker and retry
+// policy (a block that sets some of their fields keeps these for the rest).
+func (p *Provider) setDefaults() {
+	if p.Breaker == nil {
+		b := DefaultBreaker()
+		p.Breaker = &b
+	}
+	if p.Retry == nil {
+		r := DefaultRetry()
+		p.Retry = &r
+	}
+}
+
+func (r *Route) setDefaults() {
+	if r.Strategy == "" {
+		r.Strategy = DefaultStrategy
+	}
+	if r.ExpectedOutputTokens == 0 {
+		r.ExpectedOutputTokens = DefaultExpectedOutputTokens
+	}
+	if r.OnExhausted == "" {
+		r.OnExhausted = DefaultOnExhausted
+	}
+}
+
+func (d *Deployment) setDefaults() {
+	if d.Weight == 0 {
+		d.Weight = DefaultDeploymentWeight
+	}
+}
+
+func (l *BudgetLimit) setDefaults() {
+	if l.AlertThresholds == nil {
+		l.AlertThresholds = DefaultAlertThresholds()
+	}
+}
+
+// complete fills the defaults that depend on other fields, once they are
+// all read.
+func (c *Config) complete() {
+	for i := range c.Providers {
+		if p := &c.Providers[i]; p.Type == "anthropic" && p.BaseURL == "" {
+			p.BaseURL = DefaultAnthropicBaseURL
+		}
+	}
+	if s := &c.Cache.Semantic; s.Embedder == "hashed" && s.Dimensions == 0 {
+		s.Dimensions = DefaultHashedDimensions
 	}
 }
 
@@ -62,7 +170,7 @@ type KnownProvider struct {
 // key variable is set. Each speaks OpenAI's wire format at BaseURL.
 var KnownProviders = []KnownProvider{
 	{"openai", "openai", "OPENAI_API_KEY", "https://api.openai.com/v1"},
-	{"anthropic", "anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com"}, // native Messages API
+	{"anthropic", "anthropic", "ANTHROPIC_API_KEY", DefaultAnthropicBaseURL}, // native Messages API
 	{"gemini", "openai", "GEMINI_API_KEY", "https://generativelanguage.googleapis.com/v1beta/openai"},
 	{"groq", "openai", "GROQ_API_KEY", "https://api.groq.com/openai/v1"},
 	{"mistral", "openai", "MISTRAL_API_KEY", "https://api.mistral.ai/v1"},
@@ -77,7 +185,7 @@ var KnownProviders = []KnownProvider{
 func Default(getenv func(string) string) *Config {
 	cfg := base()
 	cfg.AdminKey = getenv(AdminKeyEnv)
-	cfg.Providers = append(cfg.Providers, Provider{
+	sim := Provider{
 		Name: "sim",
 		Type: "sim",
 		Sim: &Sim{
@@ -85,13 +193,20 @@ func Default(getenv func(string) string) *Config {
 			TTFT:            Latency{Dist: "fixed", P50: Duration(100 * time.Millisecond)},
 			TokensPerSecond: 200,
 		},
-	})
+	}
+	sim.setDefaults()
+	cfg.Providers = append(cfg.Providers, sim)
 	// The quick start shows cheapest-capable routing without an account.
-	cfg.Routes = map[string]Route{"auto": {Strategy: "cheapest", Candidates: []string{"sim-small", "sim-large"}}}
+	auto := Route{Strategy: "cheapest", Candidates: []string{"sim-small", "sim-large"}}
+	auto.setDefaults()
+	cfg.Routes = map[string]Route{"auto": auto}
 	for _, kp := range KnownProviders {
 		if key := getenv(kp.EnvKey); key != "" {
-			cfg.Providers = append(cfg.Providers, Provider{Name: kp.Name, Type: kp.Type, BaseURL: kp.BaseURL, APIKey: key})
+			p := Provider{Name: kp.Name, Type: kp.Type, BaseURL: kp.BaseURL, APIKey: key}
+			p.setDefaults()
+			cfg.Providers = append(cfg.Providers, p)
 		}
 	}
+	cfg.complete()
 	return cfg
 }
