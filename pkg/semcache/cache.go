@@ -17,17 +17,16 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
-// Defaults for the zero values of Options.
+// Defaults for the zero values of Options (and DefaultThreshold), for
+// callers that set none. The server passes every value from its
+// configuration, whose defaults (pkg/config) a test in cmd/server holds
+// equal to these.
 const (
-	defaultTTL            = 24 * time.Hour
-	defaultMaxBytes       = 64 << 20
-	defaultMaxTemperature = 1.0
-	// defaultSemanticThreshold is a cosine similarity: high, because a
-	// threshold alone cannot tell near-misses from paraphrases and the
-	// guard only catches some of them.
-	defaultSemanticThreshold = 0.92
-	vectorCacheBytes         = 8 << 20
-	rebuildBatch             = 256
+	DefaultTTL            = 24 * time.Hour
+	DefaultMaxBytes       = 64 << 20
+	DefaultMaxTemperature = 1.0
+	vectorCacheBytes      = 8 << 20
+	rebuildBatch          = 256
 )
 
 // Result kinds, as reported in x-tollgate-cache.
@@ -49,7 +48,8 @@ type Options struct {
 	Index    Index
 	// Checker is the guard a semantic candidate must pass; nil: none.
 	Checker Checker
-	// Threshold is the default semantic threshold (cosine; default 0.92).
+	// Threshold is the default semantic threshold (cosine; default
+	// DefaultThreshold).
 	Threshold float32
 	// Turns is how many user turns are embedded (default 1: the last).
 	Turns int
@@ -215,16 +215,16 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 		c.turns = 1
 	}
 	if c.threshold <= 0 {
-		c.threshold = defaultSemanticThreshold
+		c.threshold = DefaultThreshold
 	}
 	if c.ttl <= 0 {
-		c.ttl = defaultTTL
+		c.ttl = DefaultTTL
 	}
 	if c.opts.MaxTemperature == 0 {
-		c.opts.MaxTemperature = defaultMaxTemperature
+		c.opts.MaxTemperature = DefaultMaxTemperature
 	}
 	if c.opts.MaxBytes <= 0 {
-		c.opts.MaxBytes = defaultMaxBytes
+		c.opts.MaxBytes = DefaultMaxBytes
 	}
 	for _, t := range o.SideEffectTools {
 		c.sideEffects[t] = true
