@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/bits"
 	"net/http"
@@ -28,6 +29,43 @@ const (
 	EventExhausted = "budget_exhausted"     // a request was refused: the limit has no room for it
 	EventProjected = "projected_exhaustion" // at the period's average burn rate the limit runs out before the period ends
 )
+
+// Alerts turns charges into alerts and delivers them. Accounts asks it,
+// under the key's lock, which thresholds a charge crossed (the key's
+// fired alerts live with its counters, so a threshold fires once however
+// the charges interleave); Alerts renders them for the global webhooks and
+// the key's own, hands them to the Store in the same batch as the ledger
+// row that crossed them (budget_alerts, budget_outbox), and a background
+// deliverer posts the outbox, signed, retrying with backoff. Safe for
+// concurrent use.
+type Alerts struct {
+	webhooks    []Webhook
+	secret      string
+	keyName     func(keyID string) string
+	client      *http.Client
+	timeout     time.Duration // one delivery attempt
+	interval    time.Duration // between rounds of the deliverer; < 0: none
+	retryBase   time.Duration
+	retryMax    time.Duration
+	maxAttempts int
+	now         func() time.Time
+	rand        func() float64
+	log         *slog.Logger
+	hooks       testHooks
+
+	store *Store // the outbox is read and updated through it
+
+	mu   sync.Mutex    // one delivery round at a time
+	kick chan struct{} // capacity 1: new alerts are in the outbox
+	loop *worker
+}
+
+func newAlerts(o Options) *Alerts {
+	return &Alerts{webhooks: o.Webhooks, secret: o.WebhookSecret, keyName: o.KeyName, client: o.HTTPClient,
+		timeout: o.DeliveryTimeout, interval: o.DeliveryInterval, retryBase: o.RetryBase, retryMax: o.RetryMax,
+		maxAttempts: o.MaxAttempts, now: o.Now, rand: o.Rand, log: o.Logger, hooks: o.hooks,
+		kick: make(chan struct{}, 1), loop: newWorker(o.Supervisor, "budget alert deliverer")}
+}
 
 // SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>".
 const SignatureHeader = "x-tollgate-signature"
@@ -196,22 +234,22 @@ func (a *alertRow) insert(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// alertRows renders alerts for storage and delivery to the global
-// webhooks and the key's own.
-func (l *Ledger) alertRows(keyID string, alerts []alert, keyHooks []Webhook, now time.Time) []alertRow {
+// rows renders alerts for storage and delivery to the global webhooks and
+// the key's own.
+func (a *Alerts) rows(keyID string, alerts []alert, keyHooks []Webhook, now time.Time) []alertRow {
 	if len(alerts) == 0 {
 		return nil
 	}
 	name := ""
-	if l.o.KeyName != nil {
-		name = l.o.KeyName(keyID)
+	if a.keyName != nil {
+		name = a.keyName(keyID)
 	}
-	hooks := append(append([]Webhook{}, l.o.Webhooks...), keyHooks...)
+	hooks := append(append([]Webhook{}, a.webhooks...), keyHooks...)
 	out := make([]alertRow, 0, len(alerts))
-	for _, a := range alerts {
-		ev := eventOf(keyID, name, a)
+	for _, al := range alerts {
+		ev := eventOf(keyID, name, al)
 		payload, _ := json.Marshal(ev)
-		row := alertRow{uid: ev.ID, keyID: keyID, key: a.key, created: now.UnixMilli(), payload: payload}
+		row := alertRow{uid: ev.ID, keyID: keyID, key: al.key, created: now.UnixMilli(), payload: payload}
 		seen := map[Webhook]bool{}
 		for _, h := range hooks {
 			if seen[h] {
@@ -229,11 +267,11 @@ func (l *Ledger) alertRows(keyID string, alerts []alert, keyHooks []Webhook, now
 	return out
 }
 
-// enqueueAlerts stores alerts without waiting (Reserve must not wait for
-// the disk).
-func (l *Ledger) enqueueAlerts(keyID string, alerts []alert, keyHooks []Webhook) {
-	if rows := l.alertRows(keyID, alerts, keyHooks, l.now()); rows != nil {
-		l.w.add(nil, rows)
+// enqueue stores alerts without waiting (Reserve must not wait for the
+// disk).
+func (a *Alerts) enqueue(keyID string, alerts []alert, keyHooks []Webhook) {
+	if rows := a.rows(keyID, alerts, keyHooks, a.now()); rows != nil {
+		a.store.add(nil, rows)
 	}
 }
 
@@ -331,74 +369,68 @@ func VerifySignature(secret, header string, body []byte, now time.Time, toleranc
 	return fmt.Errorf("%w: no signature matches", ErrSignature)
 }
 
-// deliverer posts pending alerts from the outbox.
-type deliverer struct {
-	l    *Ledger
-	mu   sync.Mutex // one delivery round at a time
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
-}
-
-func newDeliverer(l *Ledger) *deliverer {
-	return &deliverer{l: l, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-}
-
 // start runs the background deliverer, unless DeliveryInterval < 0.
-func (d *deliverer) start() {
-	if d.l.o.DeliveryInterval < 0 {
-		close(d.done)
-		return
+func (a *Alerts) start() {
+	if a.interval >= 0 {
+		a.loop.start(a.run)
 	}
-	go d.run()
 }
 
-func (d *deliverer) wake() {
+// wake tells the deliverer that new alerts are in the outbox.
+func (a *Alerts) wake() {
 	select {
-	case d.kick <- struct{}{}:
+	case a.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (d *deliverer) close() {
-	select {
-	case <-d.stop:
-	default:
-		close(d.stop)
-	}
-	<-d.done
-}
+// close stops the deliverer, aborting an attempt in flight.
+func (a *Alerts) close() { a.loop.halt() }
 
 // run delivers what is due, then sleeps until the next retry is due, new
-// alerts arrive, or DeliveryInterval passes.
-func (d *deliverer) run() {
-	defer close(d.done)
+// alerts arrive, or DeliveryInterval passes. After a panic the supervisor
+// runs it again: a delivery not marked done is still pending, so it is
+// tried again (at least once, as after a crash).
+func (a *Alerts) run(stop <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		<-d.stop
-		cancel() // abort an attempt in flight
-	}()
+	a.loop.sup.Go("budget alert deliverer: stop", func() {
+		select {
+		case <-stop:
+			cancel() // abort an attempt in flight
+		case <-ctx.Done(): // this run is over
+		}
+	})
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
-		case <-d.stop:
+		case <-stop:
 			return
-		case <-d.kick:
+		case <-a.kick:
 		case <-timer.C:
 		}
-		if _, err := d.l.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-			d.l.log.Warn("budget: alert delivery", "err", err)
+		if _, err := a.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("budget: alert delivery", "err", err)
 		}
-		wait := d.l.o.DeliveryInterval
-		var next sql.NullInt64
-		if err := d.l.db.QueryRowContext(ctx, `SELECT MIN(next_at) FROM budget_outbox WHERE state = 'pending'`).Scan(&next); err == nil && next.Valid {
-			// A row still due after a round failed to be updated: do not spin.
-			wait = min(wait, max(time.UnixMilli(next.Int64).Sub(d.l.now()), 10*time.Millisecond))
-		}
-		timer.Reset(wait)
+		timer.Reset(a.nextRound(ctx))
 	}
+}
+
+// nextRound is the wait before the next round: DeliveryInterval, or less
+// when a retry is due sooner.
+func (a *Alerts) nextRound(ctx context.Context) time.Duration {
+	wait := a.interval
+	db, err := a.store.settled(ctx)
+	if err != nil {
+		return wait
+	}
+	var next sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT MIN(next_at) FROM budget_outbox WHERE state = 'pending'`).Scan(&next); err == nil && next.Valid {
+		// A row still due after a round failed to be updated: do not spin.
+		wait = min(wait, max(time.UnixMilli(next.Int64).Sub(a.now()), 10*time.Millisecond))
+	}
+	return wait
 }
 
 // DeliverDue posts every pending alert delivery whose time has come (at
@@ -406,13 +438,15 @@ func (d *deliverer) run() {
 // the failures, with exponential backoff and jitter. It returns how many
 // were delivered. The background deliverer calls it; with
 // DeliveryInterval < 0, tests call it after moving their clock.
-func (l *Ledger) DeliverDue(ctx context.Context) (int, error) {
-	// Alerts journaled but not applied are not in the outbox yet.
-	if err := l.applyJournal(ctx); err != nil {
+func (a *Alerts) DeliverDue(ctx context.Context) (int, error) {
+	// Through the store: alerts journaled but not applied are in the
+	// outbox then.
+	db, err := a.store.settled(ctx)
+	if err != nil {
 		return 0, err
 	}
-	l.deliver.mu.Lock()
-	defer l.deliver.mu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	type due struct {
 		id       int64
 		url      string
@@ -421,8 +455,8 @@ func (l *Ledger) DeliverDue(ctx context.Context) (int, error) {
 	}
 	delivered := 0
 	for {
-		now := l.now()
-		rows, err := l.db.QueryContext(ctx, `SELECT id, url, body, attempts FROM budget_outbox
+		now := a.now()
+		rows, err := db.QueryContext(ctx, `SELECT id, url, body, attempts FROM budget_outbox
 			WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT 100`, now.UnixMilli())
 		if err != nil {
 			return delivered, fmt.Errorf("budget: outbox: %w", err)
@@ -443,24 +477,24 @@ func (l *Ledger) DeliverDue(ctx context.Context) (int, error) {
 			return delivered, fmt.Errorf("budget: outbox: %w", err)
 		}
 		for _, d := range batch {
-			retryAfter, err := l.post(ctx, d.id, d.url, d.body)
+			retryAfter, err := a.post(ctx, d.id, d.url, d.body)
 			if ctx.Err() != nil {
 				return delivered, ctx.Err()
 			}
-			now := l.now()
+			now := a.now()
 			attempts := d.attempts + 1
 			switch {
 			case err == nil:
 				delivered++
-				_, err = l.db.ExecContext(ctx, `UPDATE budget_outbox SET state = 'delivered', attempts = ?, delivered_at = ?, last_error = '' WHERE id = ?`,
+				_, err = db.ExecContext(ctx, `UPDATE budget_outbox SET state = 'delivered', attempts = ?, delivered_at = ?, last_error = '' WHERE id = ?`,
 					attempts, now.UnixMilli(), d.id)
-			case attempts >= l.o.MaxAttempts:
-				l.log.Error("budget: alert delivery abandoned", "url", d.url, "attempts", attempts, "err", err)
-				_, err = l.db.ExecContext(ctx, `UPDATE budget_outbox SET state = 'failed', attempts = ?, last_error = ? WHERE id = ?`,
+			case attempts >= a.maxAttempts:
+				a.log.Error("budget: alert delivery abandoned", "url", d.url, "attempts", attempts, "err", err)
+				_, err = db.ExecContext(ctx, `UPDATE budget_outbox SET state = 'failed', attempts = ?, last_error = ? WHERE id = ?`,
 					attempts, err.Error(), d.id)
 			default:
-				wait := l.backoff(attempts, retryAfter)
-				_, err = l.db.ExecContext(ctx, `UPDATE budget_outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?`,
+				wait := a.backoff(attempts, retryAfter)
+				_, err = db.ExecContext(ctx, `UPDATE budget_outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?`,
 					attempts, now.Add(wait).UnixMilli(), err.Error(), d.id)
 			}
 			if err != nil {
@@ -478,18 +512,21 @@ func (l *Ledger) DeliverDue(ctx context.Context) (int, error) {
 // less than half the nominal wait, so a receiver is not hammered, and
 // retries of many alerts spread out); a longer Retry-After of the
 // receiver wins, within RetryMax.
-func (l *Ledger) backoff(n int, retryAfter time.Duration) time.Duration {
-	d := l.o.RetryMax
+func (a *Alerts) backoff(n int, retryAfter time.Duration) time.Duration {
+	d := a.retryMax
 	if n-1 < 32 {
-		d = min(l.o.RetryBase<<(n-1), l.o.RetryMax)
+		d = min(a.retryBase<<(n-1), a.retryMax)
 	}
-	d = d/2 + time.Duration(l.o.Rand()*float64(d/2))
-	return min(max(d, retryAfter), l.o.RetryMax)
+	d = d/2 + time.Duration(a.rand()*float64(d/2))
+	return min(max(d, retryAfter), a.retryMax)
 }
 
 // post makes one delivery attempt. Any 2xx is a success.
-func (l *Ledger) post(ctx context.Context, id int64, url string, body []byte) (retryAfter time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(ctx, l.o.DeliveryTimeout)
+func (a *Alerts) post(ctx context.Context, id int64, url string, body []byte) (retryAfter time.Duration, err error) {
+	if h := a.hooks.post; h != nil {
+		h()
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -498,10 +535,10 @@ func (l *Ledger) post(ctx context.Context, id int64, url string, body []byte) (r
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tollgate-alerts/1")
 	req.Header.Set("x-tollgate-delivery", strconv.FormatInt(id, 10))
-	if l.o.WebhookSecret != "" {
-		req.Header.Set(SignatureHeader, Sign(l.o.WebhookSecret, l.now(), body))
+	if a.secret != "" {
+		req.Header.Set(SignatureHeader, Sign(a.secret, a.now(), body))
 	}
-	resp, err := l.o.HTTPClient.Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		return 0, err
 	}

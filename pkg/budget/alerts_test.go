@@ -96,18 +96,18 @@ func events(t *testing.T, got []received, now time.Time) []Event {
 
 func settle(t *testing.T, l *Ledger, key, id string, cost llm.Micros) {
 	t.Helper()
-	r, err := l.Reserve(ctx, key, id, cost)
+	r, err := l.Accounts.Reserve(ctx, key, id, cost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Settle(ctx, r, Entry{Cost: cost}); err != nil {
+	if err := l.Accounts.Settle(ctx, r, Entry{Cost: cost}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func deliver(t *testing.T, l *Ledger) int {
 	t.Helper()
-	n, err := l.DeliverDue(ctx)
+	n, err := l.Alerts.DeliverDue(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestThresholdAlerts(t *testing.T) {
 		KeyName:              func(id string) string { return "team " + id },
 		ProjectionMinElapsed: 1, // no projections in this test
 	})
-	if err := l.SetPolicy(ctx, "k", daily(1)); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", daily(1)); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
@@ -146,10 +146,10 @@ func TestThresholdAlerts(t *testing.T) {
 			clk.Advance(s.advance)
 			id := fmt.Sprintf("r%d", i)
 			if s.cost == 0 {
-				if _, err := l.Reserve(ctx, "k", id, 1); !errors.Is(err, ErrExhausted) {
+				if _, err := l.Accounts.Reserve(ctx, "k", id, 1); !errors.Is(err, ErrExhausted) {
 					t.Fatalf("reserve: %v", err)
 				}
-				if err := l.Flush(ctx); err != nil { // Reserve does not wait for the alert to be stored
+				if err := l.Store.Flush(ctx); err != nil { // Reserve does not wait for the alert to be stored
 					t.Fatal(err)
 				}
 			} else {
@@ -188,7 +188,7 @@ func TestAlertOutboxSurvivesOutageAndRestart(t *testing.T) {
 		RetryBase: 2 * time.Second, RetryMax: time.Minute,
 	}
 	l, closeL := d.open(t, o)
-	if err := l.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Monthly, Amount: 1000, Thresholds: []float64{0.5}}}}); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Monthly, Amount: 1000, Thresholds: []float64{0.5}}}}); err != nil {
 		t.Fatal(err)
 	}
 	settle(t, l, "k", "a", 600)
@@ -260,7 +260,7 @@ func TestAlertGivesUp(t *testing.T) {
 	clk := newClock("2026-03-10T12:00:00Z")
 	d := newTestDB(t)
 	l, _ := d.open(t, Options{Now: clk.Now, Webhooks: []Webhook{{URL: rcv.srv.URL}}, MaxAttempts: 3, RetryMax: time.Second, ProjectionMinElapsed: 1})
-	if err := l.SetPolicy(ctx, "k", daily(0.000010)); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", daily(0.000010)); err != nil {
 		t.Fatal(err)
 	}
 	settle(t, l, "k", "a", 10)
@@ -294,7 +294,7 @@ func TestProjectedExhaustion(t *testing.T) {
 	rcv := newReceiver(t)
 	clk := newClock("2026-03-10T01:00:00Z")
 	l, _ := newTestDB(t).open(t, Options{Now: clk.Now, Webhooks: []Webhook{{URL: rcv.srv.URL}}, WebhookSecret: secret})
-	if err := l.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Daily, Amount: 10_000_000, Thresholds: []float64{}}}}); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Daily, Amount: 10_000_000, Thresholds: []float64{}}}}); err != nil {
 		t.Fatal(err)
 	}
 	// The rate is the period's average so far, spent / elapsed; nothing is
@@ -333,22 +333,50 @@ func TestProjectedExhaustion(t *testing.T) {
 }
 
 // TestBackgroundDelivery: with the deliverer running, a crossing is
-// delivered without anyone calling DeliverDue (the writer wakes it).
+// delivered without anyone calling DeliverDue (the writer wakes it), once,
+// even when the deliverer panics before its first attempt: the process
+// survives and the supervisor runs the loop again.
 func TestBackgroundDelivery(t *testing.T) {
-	rcv := newReceiver(t)
-	l, _ := newTestDB(t).open(t, Options{Webhooks: []Webhook{{URL: rcv.srv.URL}}, WebhookSecret: secret, DeliveryInterval: time.Hour})
-	if err := l.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Total, Amount: 100, Thresholds: []float64{0.5}}}}); err != nil {
-		t.Fatal(err)
-	}
-	settle(t, l, "k", "a", 60)
-	select {
-	case <-rcv.notify:
-	case <-time.After(10 * time.Second):
-		t.Fatal("not delivered")
-	}
-	evs := events(t, rcv.take(), time.Now())
-	if len(evs) != 1 || evs[0].Period != Total || evs[0].PeriodStart != nil || evs[0].ResetsAt != nil {
-		t.Fatalf("events %+v", evs)
+	for _, tc := range []struct {
+		name   string
+		panics int64
+	}{
+		{"delivered", 0},
+		{"after a panic in the deliverer", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sup := newSupervisor()
+			var posts atomic.Int64
+			post := func() {
+				if posts.Add(1) <= tc.panics {
+					panic("injected before a delivery")
+				}
+			}
+			rcv := newReceiver(t)
+			l, _ := newTestDB(t).open(t, Options{Webhooks: []Webhook{{URL: rcv.srv.URL}}, WebhookSecret: secret, DeliveryInterval: time.Hour,
+				Supervisor: sup, hooks: testHooks{post: post}})
+			if err := l.Accounts.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Total, Amount: 100, Thresholds: []float64{0.5}}}}); err != nil {
+				t.Fatal(err)
+			}
+			settle(t, l, "k", "a", 60)
+			select {
+			case <-rcv.notify:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("not delivered (%d attempts, supervisor: %v)", posts.Load(), sup.Err())
+			}
+			select {
+			case <-rcv.notify:
+				t.Fatal("delivered twice")
+			case <-time.After(100 * time.Millisecond):
+			}
+			evs := events(t, rcv.take(), time.Now())
+			if len(evs) != 1 || evs[0].Period != Total || evs[0].PeriodStart != nil || evs[0].ResetsAt != nil {
+				t.Fatalf("events %+v", evs)
+			}
+			if sup.Panics() != tc.panics || sup.Err() != nil {
+				t.Fatalf("%d panics recovered; supervisor: %v", sup.Panics(), sup.Err())
+			}
+		})
 	}
 }
 

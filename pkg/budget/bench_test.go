@@ -35,12 +35,12 @@ func BenchmarkReserveSettle(b *testing.B) {
 					i := seq.Add(1)
 					key := "key-" + strconv.Itoa(int(i)%bc.keys)
 					id := "req-" + strconv.FormatInt(i, 10)
-					r, err := l.Reserve(ctx, key, id, 5_000)
+					r, err := l.Accounts.Reserve(ctx, key, id, 5_000)
 					if err != nil {
 						b.Error(err)
 						return
 					}
-					if err := l.Settle(ctx, r, Entry{Route: "chat", RequestedModel: "gpt-4o-mini", Model: "gpt-4o-mini", Provider: "openai",
+					if err := l.Accounts.Settle(ctx, r, Entry{Route: "chat", RequestedModel: "gpt-4o-mini", Model: "gpt-4o-mini", Provider: "openai",
 						PromptTokens: 120, CompletionTokens: 80, Cost: 3_210, Cache: "miss", Status: 200, Latency: 800 * time.Millisecond, Attempts: 1}); err != nil {
 						b.Error(err)
 						return
@@ -59,7 +59,7 @@ func BenchmarkOpenRebuild(b *testing.B) {
 	const rows, keys = 1_000_000, 1000
 	d := newTestDB(b)
 	l, closeL := d.open(b, Options{})
-	tx, err := l.db.Begin()
+	tx, err := l.Store.db.Begin()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func BenchmarkOpenRebuild(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		l, closeL := d.open(b, Options{})
-		if st := l.Status("key-7"); st.Periods[3].Spent == 0 {
+		if st := l.Accounts.Status("key-7"); st.Periods[3].Spent == 0 {
 			b.Fatal("nothing rebuilt")
 		}
 		closeL()
@@ -93,7 +93,7 @@ func BenchmarkOpenRebuild(b *testing.B) {
 func BenchmarkAllow(b *testing.B) {
 	l, _ := newTestDB(b).open(b, Options{Defaults: Policy{RPM: 1 << 30, TPM: 1 << 30}})
 	overKeys(b, func(key, _ string) error {
-		_, err := l.Allow(key, 120)
+		_, err := l.Limits.Allow(key, 120)
 		return err
 	})
 }
@@ -105,9 +105,9 @@ func BenchmarkReserveRelease(b *testing.B) {
 	l, _ := newTestDB(b).open(b, Options{Defaults: Policy{Limits: []Limit{
 		{Period: Daily, Amount: 1 << 50}, {Period: Monthly, Amount: 1 << 52}}}})
 	overKeys(b, func(key, id string) error {
-		r, err := l.Reserve(ctx, key, id, 5_000)
+		r, err := l.Accounts.Reserve(ctx, key, id, 5_000)
 		if err == nil {
-			l.Release(r)
+			l.Accounts.Release(r)
 		}
 		return err
 	})

@@ -31,7 +31,7 @@ func TestConcurrentExactFit(t *testing.T) {
 	clk := newClock("2026-03-10T12:00:00Z")
 	d := newTestDB(t)
 	l, closeL := d.open(t, Options{Now: clk.Now})
-	if err := l.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Daily, Amount: limit}, {Period: Monthly, Amount: 10 * limit}}}); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Daily, Amount: limit}, {Period: Monthly, Amount: 10 * limit}}}); err != nil {
 		t.Fatal(err)
 	}
 	var ok, refused, other atomic.Int64
@@ -42,7 +42,7 @@ func TestConcurrentExactFit(t *testing.T) {
 			size := maxCost(prompt, 900+i%50, in, out)
 			<-start
 			id := fmt.Sprintf("req-%d", i)
-			r, err := l.Reserve(ctx, "k", id, size)
+			r, err := l.Accounts.Reserve(ctx, "k", id, size)
 			switch {
 			case errors.Is(err, ErrExhausted):
 				if e, _ := llm.AsError(err); e.Status != 402 {
@@ -54,7 +54,7 @@ func TestConcurrentExactFit(t *testing.T) {
 				other.Add(1)
 				return
 			}
-			if err := l.Settle(ctx, r, Entry{Cost: size, Status: 200}); err != nil {
+			if err := l.Accounts.Settle(ctx, r, Entry{Cost: size, Status: 200}); err != nil {
 				other.Add(1)
 				return
 			}
@@ -66,13 +66,13 @@ func TestConcurrentExactFit(t *testing.T) {
 	if ok.Load() != n || refused.Load() != 49*n || other.Load() != 0 {
 		t.Fatalf("%d succeeded, %d refused, %d other errors; want %d, %d, 0", ok.Load(), refused.Load(), other.Load(), n, 49*n)
 	}
-	s := period(t, l.Status("k"), Daily)
+	s := period(t, l.Accounts.Status("k"), Daily)
 	if s.Spent > limit || s.Reserved != 0 {
 		t.Fatalf("spent %s of %s, reserved %s", s.Spent, limit, s.Reserved)
 	}
 	closeL()
 	l, _ = d.open(t, Options{Now: clk.Now})
-	if got := period(t, l.Status("k"), Daily).Spent; got != s.Spent || got != sumCost(t, d.raw(t), "k", s.Start) {
+	if got := period(t, l.Accounts.Status("k"), Daily).Spent; got != s.Spent || got != sumCost(t, d.raw(t), "k", s.Start) {
 		t.Fatalf("after restart spent %s, before %s", got, s.Spent)
 	}
 }
@@ -91,7 +91,7 @@ func TestConcurrentMixed(t *testing.T) {
 	d := newTestDB(t)
 	l, closeL := d.open(t, Options{Now: clk.Now})
 	dailyLimit, monthlyLimit := llm.Micros(50_000), llm.Micros(40_000)
-	if err := l.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Daily, Amount: dailyLimit}, {Period: Monthly, Amount: monthlyLimit}}}); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Daily, Amount: dailyLimit}, {Period: Monthly, Amount: monthlyLimit}}}); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
@@ -104,7 +104,7 @@ func TestConcurrentMixed(t *testing.T) {
 				return
 			default:
 			}
-			for _, b := range l.Status("k").Budgets {
+			for _, b := range l.Accounts.Status("k").Budgets {
 				if b.Spent+b.Reserved > b.Limit {
 					overs.Add(1)
 				}
@@ -123,10 +123,10 @@ func TestConcurrentMixed(t *testing.T) {
 			<-start
 			id := fmt.Sprintf("req-%d", i)
 			if i%10 == 0 {
-				l.Record(Entry{KeyID: "k", RequestID: id, Cache: "hit", Saved: size, Status: 200})
+				l.Accounts.Record(Entry{KeyID: "k", RequestID: id, Cache: "hit", Saved: size, Status: 200})
 				return
 			}
-			r, err := l.Reserve(ctx, "k", id, size)
+			r, err := l.Accounts.Reserve(ctx, "k", id, size)
 			if err != nil {
 				var ex *Exhausted
 				if !errors.As(err, &ex) {
@@ -146,12 +146,12 @@ func TestConcurrentMixed(t *testing.T) {
 				return
 			}
 			if rnd.IntN(5) == 0 {
-				l.Release(r) // upstream failed
-				l.Record(Entry{KeyID: "k", RequestID: id, Status: 502})
+				l.Accounts.Release(r) // upstream failed
+				l.Accounts.Record(Entry{KeyID: "k", RequestID: id, Status: 502})
 				return
 			}
 			actual := llm.Micros(rnd.Int64N(int64(size) + 1))
-			if err := l.Settle(ctx, r, Entry{Cost: actual, Status: 200}); err != nil {
+			if err := l.Accounts.Settle(ctx, r, Entry{Cost: actual, Status: 200}); err != nil {
 				mu.Lock()
 				problems = append(problems, err.Error())
 				mu.Unlock()
@@ -173,7 +173,7 @@ func TestConcurrentMixed(t *testing.T) {
 	if ok.Load() == 0 || refused.Load() == 0 {
 		t.Fatalf("%d succeeded and %d refused: the burst did not exercise the limit", ok.Load(), refused.Load())
 	}
-	ks := l.Status("k")
+	ks := l.Accounts.Status("k")
 	for _, b := range ks.Budgets {
 		if b.Spent > b.Limit || b.Reserved != 0 {
 			t.Errorf("%s: spent %s of %s, %s still reserved", b.Period, b.Spent, b.Limit, b.Reserved)

@@ -48,14 +48,14 @@ func TestCrashHelper(t *testing.T) {
 				key := fmt.Sprintf("key-%d", (g+i)%5)
 				id := fmt.Sprintf("%d-%d-%d", os.Getpid(), g, i)
 				cost := llm.Micros(1 + (g*7919+i*104729)%5000)
-				r, err := l.Reserve(context.Background(), key, id, cost+100)
+				r, err := l.Accounts.Reserve(context.Background(), key, id, cost+100)
 				if err != nil {
 					panic(err)
 				}
 				if i%7 == 0 {
-					l.Record(Entry{KeyID: key, RequestID: id + "-hit", Cache: "hit", Saved: cost})
+					l.Accounts.Record(Entry{KeyID: key, RequestID: id + "-hit", Cache: "hit", Saved: cost})
 				}
-				if err := l.Settle(context.Background(), r, Entry{Cost: cost, Status: 200}); err != nil {
+				if err := l.Accounts.Settle(context.Background(), r, Entry{Cost: cost, Status: 200}); err != nil {
 					panic(err)
 				}
 				out.Lock()
@@ -140,7 +140,7 @@ func testCrashDurability(t *testing.T, journaled bool) {
 		keys[k] = true
 	}
 	for k := range keys {
-		ks := l.Status(k)
+		ks := l.Accounts.Status(k)
 		for _, p := range ks.Periods {
 			if got := sumCost(t, raw, k, p.Start); p.Spent != got {
 				t.Errorf("%s %s: spend %s, rows sum to %s", k, p.Period, p.Spent, got)

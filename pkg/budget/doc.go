@@ -5,15 +5,27 @@
 // webhook outbox, and cost reports over the ledger. Key ids are plain
 // strings: the gateway connects this package to the key store.
 //
+// Open wires four parts, each used on its own (a *Ledger only holds them
+// and closes them):
+//
+//	Ledger.Limits    *RateLimits  rpm/tpm of every request, in memory
+//	Ledger.Accounts  *Accounts    policies and period counters: Reserve, Settle, Release, Record
+//	Ledger.Store     *Store       the ledger rows: writer, journal, Spend, Report, CSV
+//	Ledger.Alerts    *Alerts      threshold alerts: rendering, outbox, delivery
+//
+// Accounts hands each row, with the alerts its charge crossed, to the
+// Store, which writes them in one batch; the Alerts deliverer reads the
+// outbox back through the Store.
+//
 // # Request flow (what the gateway calls)
 //
-//	Allow(key, promptTokens)            rpm/tpm; 429 *llm.Error with x-ratelimit-* headers
-//	cache hit → Record(entry)           costs nothing, served even when the budget is spent
-//	Reserve(ctx, key, requestID, max)   max = prompt × input price + max_tokens × output price
-//	  ErrExhausted and policy Downgrade → Fits(key, cheaperMax) per candidate, Reserve the pick
+//	Limits.Allow(key, promptTokens)              rpm/tpm; 429 *llm.Error with x-ratelimit-* headers
+//	cache hit → Accounts.Record(entry)           costs nothing, served even when the budget is spent
+//	Accounts.Reserve(ctx, key, requestID, max)   max = prompt × input price + max_tokens × output price
+//	  ErrExhausted and policy Downgrade → Accounts.Fits(key, cheaperMax) per candidate, Reserve the pick
 //	upstream call
-//	  ok     → Settle(ctx, r, entry)    actual cost; returns once the ledger row is on disk
-//	  failed → Release(r); Record(entry)
+//	  ok     → Accounts.Settle(ctx, r, entry)    actual cost; returns once the ledger row is on disk
+//	  failed → Accounts.Release(r); Accounts.Record(entry)
 //
 // # Periods and rollover
 //
@@ -90,15 +102,31 @@
 // records past the stored offset before the spend is rebuilt (each record
 // exactly once, as the offset commits with its rows) and drops a torn or
 // corrupt tail, a write a crash cut, with a warning: its Settles never
-// returned. Readers of the ledger tables (Spend, Report, the CSV, alert
-// delivery) apply the journal first, so they see every settled row;
-// Flush and Close apply everything. One record per batch keeps a row and
-// the alerts it crossed all or nothing, as one transaction did.
+// returned. The ledger tables are read only through the Store (Spend,
+// Report, the CSV, alert delivery, the rebuild at Open), which first waits
+// for the rows handed to it and applies the journal, so a reader sees
+// every row whose Settle or Record returned before it asked; Close applies
+// everything. One record per batch keeps a row and the alerts it crossed
+// all or nothing, as one transaction did.
+//
+// # Background workers
+//
+// The ledger writer, the journal mover and the alert deliverer run under
+// Options.Supervisor: a panic is logged with its stack and the loop run
+// again, or, after too many in a row, given up and reported by
+// Supervisor.Err, which turns /readyz red. None takes the process down. A
+// restarted loop finds its work where the panic left it: the writer
+// retries the batch it was writing unless that batch had reached its
+// durable point (then it only tells the waiters), and tells the waiters
+// the error if it panics a second time; the mover keeps what it took
+// until it is in SQLite; the deliverer tries again the deliveries not
+// marked done (at least once, as after a crash). Close stops every loop,
+// whatever became of it, and writes what is left itself.
 //
 // # Rate limits
 //
 // rpm and tpm (prompt tokens counted before the call) are in memory, per
-// key, each a GCRA (a token bucket of rpm or tpm units refilled
+// key (Accounts tells RateLimits each policy it loads or stores), each a GCRA (a token bucket of rpm or tpm units refilled
 // continuously over a minute, kept as one timestamp). A request is charged
 // to both or neither. RateState carries OpenAI's x-ratelimit-limit-,
 // -remaining- and -reset-requests/-tokens values; reset is the time until
@@ -119,7 +147,7 @@
 // reaches the limit, with the estimated time of exhaustion.
 //
 // Every alert goes to the global webhooks and the key's own, through the
-// budget_outbox table: a deliverer goroutine posts the JSON Event (or
+// budget_outbox table: the deliverer posts the JSON Event (or
 // Slack's {"text"} for Slack webhooks), signed with x-tollgate-signature:
 // t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)> (VerifySignature
 // checks it), retries failures with exponential backoff and equal jitter
@@ -130,7 +158,7 @@
 //
 // # Reports
 //
-// Report, ReportEach and WriteReportCSV sum the ledger by any of key,
+// Store.Report, ReportEach and WriteReportCSV sum the ledger by any of key,
 // model, provider, route, day (local to Options.Location) and cache, with
 // requests, tokens, cost and saved money as exact integer sums; grouping by
 // day runs one query per day, so a CSV of any range streams with one day's

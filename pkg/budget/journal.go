@@ -53,7 +53,7 @@ const (
 // journal is the append-only file and what has been written to it but not
 // yet applied to SQLite.
 type journal struct {
-	l *Ledger
+	s *Store
 	f *os.File // O_APPEND: the single writer goroutine appends, the applier truncates
 
 	// mu guards the fields below. The writer holds it across its write so
@@ -76,9 +76,8 @@ type journal struct {
 	carry   pendingRows // taken by an apply that failed: first in line for the next (under applyMu)
 	applied int64       // the offset stored in budget_journal (under applyMu)
 
-	kick   chan struct{} // capacity 1: pending reached ApplyRows
-	stop   chan struct{}
-	exited chan struct{}
+	kick chan struct{} // capacity 1: pending reached ApplyRows
+	loop *worker
 }
 
 // pendingRows is journaled and not yet in SQLite; end is the journal
@@ -99,12 +98,12 @@ func (p *pendingRows) add(q pendingRows) {
 
 // openJournal opens (creating) the journal and replays into SQLite what it
 // holds beyond the stored offset. Call before the spend is rebuilt.
-func openJournal(ctx context.Context, l *Ledger, path string) (*journal, error) {
+func openJournal(ctx context.Context, s *Store, path string) (*journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("budget: journal: %w", err)
 	}
-	j := &journal{l: l, f: f, kick: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{})}
+	j := &journal{s: s, f: f, kick: make(chan struct{}, 1), loop: newWorker(s.sup, "budget journal mover")}
 	if err := j.replay(ctx); err != nil {
 		f.Close()
 		return nil, err
@@ -114,7 +113,7 @@ func openJournal(ctx context.Context, l *Ledger, path string) (*journal, error) 
 
 func (j *journal) storedOffset(ctx context.Context) (int64, error) {
 	var off int64
-	err := j.l.db.QueryRowContext(ctx, `SELECT applied FROM budget_journal WHERE id = 1`).Scan(&off)
+	err := j.s.db.QueryRowContext(ctx, `SELECT applied FROM budget_journal WHERE id = 1`).Scan(&off)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -163,10 +162,10 @@ func (j *journal) replay(ctx context.Context) error {
 			}
 		}
 		if err != nil {
-			j.l.log.Warn("budget: journal: dropping a torn or corrupt tail", "offset", pos, "bytes", size-pos, "err", err)
+			j.s.log.Warn("budget: journal: dropping a torn or corrupt tail", "offset", pos, "bytes", size-pos, "err", err)
 			break
 		}
-		if len(p.entries)+len(p.alerts) >= j.l.o.ApplyRows {
+		if len(p.entries)+len(p.alerts) >= j.s.applyRows {
 			if err := j.insert(ctx, &p); err != nil {
 				return err
 			}
@@ -181,7 +180,7 @@ func (j *journal) replay(ctx context.Context) error {
 		replayed += len(p.entries)
 	}
 	if replayed > 0 {
-		j.l.log.Info("budget: journal replayed", "rows", replayed, "bytes", pos-off)
+		j.s.log.Info("budget: journal replayed", "rows", replayed, "bytes", pos-off)
 	}
 	// Everything valid is applied: the file can go.
 	return j.truncate(ctx)
@@ -230,6 +229,9 @@ func (j *journal) append(b *batch) error {
 	}
 	j.buf = appendBatch(j.buf[:0], b)
 	n, err := j.f.Write(j.buf)
+	if err == nil {
+		b.written = true // a retry after a panic must not append it again
+	}
 	if err != nil {
 		// A short write would leave a torn record that the next
 		// records would follow, and replay stops at the first torn
@@ -243,7 +245,7 @@ func (j *journal) append(b *batch) error {
 	}
 	j.size += int64(n)
 	j.pending.add(pendingRows{entries: b.entries, alerts: b.alerts, end: j.size})
-	if len(j.pending.entries)+len(j.pending.alerts) >= j.l.o.ApplyRows {
+	if len(j.pending.entries)+len(j.pending.alerts) >= j.s.applyRows {
 		select {
 		case j.kick <- struct{}{}:
 		default:
@@ -255,20 +257,23 @@ func (j *journal) append(b *batch) error {
 	return nil
 }
 
+func (j *journal) start() { j.loop.start(j.run) }
+
 // run applies every ApplyInterval, or sooner when ApplyRows are pending.
-func (j *journal) run() {
-	defer close(j.exited)
-	t := time.NewTicker(j.l.o.ApplyInterval)
+// After a panic the supervisor runs it again; what the panicked apply had
+// taken is first in line (carry).
+func (j *journal) run(stop <-chan struct{}) {
+	t := time.NewTicker(j.s.applyInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-j.stop:
+		case <-stop:
 			return
 		case <-t.C:
 		case <-j.kick:
 		}
 		if err := j.apply(context.Background()); err != nil {
-			j.l.log.Error("budget: journal apply failed; retrying", "err", err)
+			j.s.log.Error("budget: journal apply failed; retrying", "err", err)
 		}
 	}
 }
@@ -283,18 +288,21 @@ func (j *journal) apply(ctx context.Context) error {
 	p := j.pending
 	j.pending = pendingRows{}
 	j.mu.Unlock()
-	if !j.carry.empty() {
+	// What is taken stays in carry until it is in SQLite, so that neither
+	// an error nor a panic loses it: the next apply starts with it.
+	if j.carry.empty() {
+		j.carry = p
+	} else {
 		j.carry.add(p)
-		p, j.carry = j.carry, pendingRows{}
 	}
-	if !p.empty() {
-		if err := j.insert(ctx, &p); err != nil {
-			j.carry = p
+	if !j.carry.empty() {
+		if err := j.insert(ctx, &j.carry); err != nil {
 			return err
 		}
+		p, j.carry = j.carry, pendingRows{}
 		j.applied = p.end
 		if len(p.alerts) > 0 {
-			j.l.deliver.wake()
+			j.s.onAlerts()
 		}
 	}
 	j.mu.Lock()
@@ -308,12 +316,12 @@ func (j *journal) apply(ctx context.Context) error {
 // insert writes p's rows and alerts and the offset p.end in one
 // transaction.
 func (j *journal) insert(ctx context.Context, p *pendingRows) error {
-	tx, err := j.l.db.BeginTx(ctx, nil)
+	tx, err := j.s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("budget: journal apply: %w", err)
 	}
 	defer tx.Rollback()
-	if err := insertRows(ctx, tx, j.l.w.insert, p.entries, p.alerts); err != nil {
+	if err := insertRows(ctx, tx, j.s.insert, p.entries, p.alerts); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, setOffset, p.end); err != nil {
@@ -338,7 +346,7 @@ func (j *journal) truncate(ctx context.Context) error {
 }
 
 func (j *journal) resetOffset(ctx context.Context) error {
-	if _, err := j.l.db.ExecContext(ctx, setOffset, 0); err != nil {
+	if _, err := j.s.db.ExecContext(ctx, setOffset, 0); err != nil {
 		j.stale = true
 		return fmt.Errorf("budget: journal offset: %w", err)
 	}
@@ -349,8 +357,7 @@ func (j *journal) resetOffset(ctx context.Context) error {
 // close stops the applier, applies what is left and closes the file. The
 // writer must have stopped.
 func (j *journal) close() error {
-	close(j.stop)
-	<-j.exited
+	j.loop.halt()
 	err := j.apply(context.Background())
 	if cerr := j.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("budget: journal: %w", cerr)

@@ -105,17 +105,17 @@ func TestJournalReaderSeesSettle(t *testing.T) {
 	journal := d.path + ".journal"
 	l, _ := d.open(t, lazyApply(Options{Now: clk.Now}, journal))
 	for i := range 3 {
-		r, err := l.Reserve(ctx, "k", "req-"+strconv.Itoa(i), 1000)
+		r, err := l.Accounts.Reserve(ctx, "k", "req-"+strconv.Itoa(i), 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Settle(ctx, r, Entry{Cost: llm.Micros(333 + i), Status: 200}); err != nil {
+		if err := l.Accounts.Settle(ctx, r, Entry{Cost: llm.Micros(333 + i), Status: 200}); err != nil {
 			t.Fatal(err)
 		}
 		if fileSize(t, journal) == 0 {
 			t.Fatal("settled, but the journal is empty")
 		}
-		rows, err := l.Spend(ctx, "k", time.Time{}, time.Time{})
+		rows, err := l.Store.Spend(ctx, "k", time.Time{}, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,18 +126,18 @@ func TestJournalReaderSeesSettle(t *testing.T) {
 			t.Fatalf("applied, but the journal holds %d bytes, offset %d", fileSize(t, journal), storedOffset(t, d))
 		}
 	}
-	r, err := l.Reserve(ctx, "k", "req-last", 1000)
+	r, err := l.Accounts.Reserve(ctx, "k", "req-last", 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Settle(ctx, r, Entry{Cost: 7, Status: 200}); err != nil {
+	if err := l.Accounts.Settle(ctx, r, Entry{Cost: 7, Status: 200}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := l.Report(ctx, time.Time{}, time.Time{}, nil)
+	rep, err := l.Store.Report(ctx, time.Time{}, time.Time{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spent := period(t, l.Status("k"), Daily).Spent; rep.Totals.Cost != spent || spent != 333+334+335+7 || rep.Totals.Requests != 4 {
+	if spent := period(t, l.Accounts.Status("k"), Daily).Spent; rep.Totals.Cost != spent || spent != 333+334+335+7 || rep.Totals.Requests != 4 {
 		t.Fatalf("report %+v, in-memory spend %s", rep.Totals, spent)
 	}
 }
@@ -161,7 +161,7 @@ func TestJournalReplayTornTail(t *testing.T) {
 	if n, cost := ledgerRows(t, d); n != 5 || cost != sumOf(b1)+sumOf(b2) {
 		t.Fatalf("%d rows costing %d after replay, want 5 costing %d", n, cost, sumOf(b1)+sumOf(b2))
 	}
-	if got := period(t, l.Status("k"), Daily).Spent; int64(got) != sumOf(b1)+sumOf(b2) {
+	if got := period(t, l.Accounts.Status("k"), Daily).Spent; int64(got) != sumOf(b1)+sumOf(b2) {
 		t.Fatalf("rebuilt spend %s", got)
 	}
 	if fileSize(t, journal) != 0 || storedOffset(t, d) != 0 {
@@ -256,7 +256,7 @@ func TestJournalReplayExactlyOnce(t *testing.T) {
 				if n != want {
 					t.Fatalf("reopen %d: %d rows, want %d", reopen, n, want)
 				}
-				if got := period(t, l.Status("k"), Daily).Spent; int64(got) != cost {
+				if got := period(t, l.Accounts.Status("k"), Daily).Spent; int64(got) != cost {
 					t.Fatalf("reopen %d: spend %s, rows sum to %d", reopen, got, cost)
 				}
 				if fileSize(t, journal) != 0 || storedOffset(t, d) != 0 {
@@ -267,8 +267,8 @@ func TestJournalReplayExactlyOnce(t *testing.T) {
 			// The journal works after such a recovery, and survives a
 			// reopen without duplicates.
 			l, closeL := d.open(t, lazyApply(Options{}, journal))
-			l.Record(Entry{KeyID: "k", RequestID: "after", Cost: 1})
-			if err := l.w.add(nil, nil).wait(ctx); err != nil {
+			l.Accounts.Record(Entry{KeyID: "k", RequestID: "after", Cost: 1})
+			if err := l.Store.add(nil, nil).wait(ctx); err != nil {
 				t.Fatal(err)
 			}
 			closeL()
@@ -292,7 +292,7 @@ func TestJournalAlertsDelivered(t *testing.T) {
 	rcv := newReceiver(t)
 	l, _ := d.open(t, Options{Now: clk.Now, Webhooks: []Webhook{{URL: rcv.srv.URL}}, WebhookSecret: secret, DeliveryInterval: time.Hour,
 		JournalPath: d.path + ".journal", ApplyInterval: 10 * time.Millisecond})
-	if err := l.SetPolicy(ctx, "k", daily(1)); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", daily(1)); err != nil {
 		t.Fatal(err)
 	}
 	select {

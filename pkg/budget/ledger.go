@@ -3,15 +3,14 @@ package budget
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"sync"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/sqlite"
 )
@@ -75,23 +74,45 @@ type Options struct {
 	Now    func() time.Time
 	Rand   func() float64
 	Logger *slog.Logger
+	// Supervisor runs the background workers (the ledger writer, the
+	// journal mover, the alert deliverer): a panic in one is logged with
+	// its stack and the worker restarted, or given up and reported by
+	// Supervisor.Err (/readyz). Nil: panics are logged to slog.Default and
+	// restarted all the same.
+	Supervisor *safe.Supervisor
+
+	hooks testHooks
 }
 
-// Ledger is the budget store: policies, in-memory period counters,
-// reservations, rate limits, the SQLite spend ledger and the alert outbox.
-// Safe for concurrent use.
+// testHooks let tests inject faults into the background workers. Nil
+// hooks do nothing.
+type testHooks struct {
+	// write is called by the ledger writer with "write" before it writes
+	// a batch and "written" once the batch is durable, before its waiters
+	// are told.
+	write func(stage string)
+	// post is called by the alert deliverer before each delivery attempt.
+	post func()
+}
+
+// Ledger is the four parts of the budget store that Open wires together.
+// Callers use the parts; the Ledger itself only closes them.
 type Ledger struct {
-	db   *sql.DB
-	o    Options
-	loc  *time.Location
-	now  func() time.Time
-	log  *slog.Logger
-	keys sync.Map // key id → *keyState
+	// Limits is the rpm/tpm check of every request.
+	Limits *RateLimits
+	// Accounts holds the policies and the period counters: reserve,
+	// settle, release, record.
+	Accounts *Accounts
+	// Store is the ledger rows: the writer, the journal, reports.
+	Store *Store
+	// Alerts decides, stores and delivers threshold alerts.
+	Alerts *Alerts
 
-	policyMu sync.Mutex // serialises SetPolicy's write + publish
-
-	w       *writer
-	deliver *deliverer
+	// gatewayLedger is TEMPORARY: it lets cmd/server's buildGateway and
+	// the httpapi test stack keep passing the *Ledger as the gateway's
+	// rate limiter and accounts until they pass Limits and Accounts.
+	// Remove it then.
+	gatewayLedger
 }
 
 var schema = []string{`
@@ -155,9 +176,11 @@ CREATE TABLE budget_journal (
 );
 `}
 
-// Open migrates the budget tables, loads every policy and rebuilds each
-// key's spend in the current periods from the ledger rows, then starts the
-// ledger writer and the alert deliverer. Close stops them.
+// Open migrates the budget tables, replays the journal, loads every
+// policy and rebuilds each key's spend in the current periods from the
+// ledger rows, then starts the background workers (the ledger writer, the
+// journal mover, the alert deliverer) under Options.Supervisor. Close
+// stops them.
 func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 	if err := o.Defaults.Validate(); err != nil {
 		return nil, fmt.Errorf("budget: default policy: %w", err)
@@ -167,6 +190,32 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 			return nil, fmt.Errorf("budget: webhooks[%d]: %w", i, err)
 		}
 	}
+	o = o.withDefaults()
+	if err := sqlite.Migrate(ctx, db, "budget", schema); err != nil {
+		return nil, err
+	}
+	limits := newRateLimits(o)
+	alerts := newAlerts(o)
+	// Replay the journal before the rebuild, so that the spend counts what
+	// was journaled but not yet applied when the last process died.
+	store, err := openStore(ctx, db, o, alerts.wake)
+	if err != nil {
+		return nil, err
+	}
+	alerts.store = store
+	store.start() // the rebuild reads through it
+	accounts := newAccounts(db, o, limits, store, alerts)
+	if err := accounts.load(ctx); err != nil {
+		store.close()
+		return nil, err
+	}
+	alerts.start()
+	return &Ledger{Limits: limits, Accounts: accounts, Store: store, Alerts: alerts,
+		gatewayLedger: gatewayLedger{limits, accounts}}, nil
+}
+
+// withDefaults fills in every unset option.
+func (o Options) withDefaults() Options {
 	if o.Location == nil {
 		o.Location = time.UTC
 	}
@@ -207,475 +256,38 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 		o.ApplyRows = 1000
 	}
 	o.Defaults = o.Defaults.clone()
-	if err := sqlite.Migrate(ctx, db, "budget", schema); err != nil {
-		return nil, err
-	}
-	l := &Ledger{db: db, o: o, loc: o.Location, now: o.Now, log: o.Logger}
-	l.deliver = newDeliverer(l)
-	w, err := newWriter(ctx, l)
-	if err != nil {
-		return nil, err
-	}
-	l.w = w
-	if o.JournalPath != "" {
-		// Replay before the rebuild, so that the spend counts what was
-		// journaled but not yet applied when the last process died.
-		if w.j, err = openJournal(ctx, l, o.JournalPath); err != nil {
-			w.insert.Close()
-			return nil, err
-		}
-	}
-	if err := l.load(ctx); err != nil {
-		if w.j != nil {
-			w.j.f.Close()
-		}
-		w.insert.Close()
-		return nil, err
-	}
-	w.start()
-	if w.j != nil {
-		go w.j.run()
-	}
-	l.deliver.start()
-	return l, nil
+	return o
 }
 
-// Close flushes every pending ledger row and alert into SQLite, and stops
-// the background goroutines. The Ledger must not be used afterwards.
+// Close stops the alert deliverer, then writes every pending ledger row
+// and alert into SQLite and stops the writer and the journal mover. The
+// Ledger must not be used afterwards.
 func (l *Ledger) Close() error {
-	err := l.w.close()
-	if l.w.j != nil {
-		if jerr := l.w.j.close(); err == nil {
-			err = jerr
-		}
-	}
-	l.w.insert.Close()
-	l.deliver.close()
-	return err
+	l.Alerts.close()
+	return l.Store.close()
 }
 
-// Flush waits until every row handed to Record or Settle so far is
-// committed to SQLite (with a journal: journaled, then applied).
-func (l *Ledger) Flush(ctx context.Context) error {
-	if err := l.w.add(nil, nil).wait(ctx); err != nil {
-		return err
-	}
-	return l.applyJournal(ctx)
+// gatewayLedger is TEMPORARY (see Ledger): the combined method set the
+// gateway consumed before it took the rate limiter and the accounts
+// separately.
+type gatewayLedger struct {
+	limits   *RateLimits
+	accounts *Accounts
 }
 
-// applyJournal moves what is journaled into SQLite, so that a reader of
-// the ledger tables sees every row whose Settle has returned. Without a
-// journal, Settle has committed already.
-func (l *Ledger) applyJournal(ctx context.Context) error {
-	if l.w.j == nil {
-		return nil
-	}
-	return l.w.j.apply(ctx)
+func (g gatewayLedger) Allow(keyID string, promptTokens int) (RateState, error) {
+	return g.limits.Allow(keyID, promptTokens)
 }
 
-// load reads the policies, the spend of the current periods and the alerts
-// already fired in them.
-func (l *Ledger) load(ctx context.Context) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT key_id, policy FROM budget_policies`)
-	if err != nil {
-		return fmt.Errorf("budget: load policies: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, raw string
-		if err := rows.Scan(&id, &raw); err != nil {
-			return fmt.Errorf("budget: load policies: %w", err)
-		}
-		var p Policy
-		if err := json.Unmarshal([]byte(raw), &p); err != nil {
-			return fmt.Errorf("budget: load policy of %s: %w", id, err)
-		}
-		st := l.state(id)
-		st.policy, st.explicit = p, true
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("budget: load policies: %w", err)
-	}
-
-	// One scan of the (key_id, ts, cost) index gives every key's total and
-	// the sums since the start of each current period.
-	now := l.now()
-	var starts [len(periods)]int64
-	for i, p := range periods[:Total.index()] {
-		s, _ := p.Window(now, l.loc)
-		starts[i] = s.UnixMilli()
-	}
-	rows, err = l.db.QueryContext(ctx, `SELECT key_id,
-		SUM(CASE WHEN ts >= ?1 THEN cost ELSE 0 END),
-		SUM(CASE WHEN ts >= ?2 THEN cost ELSE 0 END),
-		SUM(CASE WHEN ts >= ?3 THEN cost ELSE 0 END),
-		SUM(cost)
-		FROM budget_ledger GROUP BY key_id`, starts[0], starts[1], starts[2])
-	if err != nil {
-		return fmt.Errorf("budget: rebuild spend: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var sums [len(periods)]int64
-		if err := rows.Scan(&id, &sums[0], &sums[1], &sums[2], &sums[3]); err != nil {
-			return fmt.Errorf("budget: rebuild spend: %w", err)
-		}
-		st := l.state(id)
-		for i := range sums {
-			st.cur[i].spent = llm.Micros(sums[i])
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("budget: rebuild spend: %w", err)
-	}
-
-	rows, err = l.db.QueryContext(ctx, `SELECT key_id, period, period_start, event, threshold, limit_micros FROM budget_alerts
-		WHERE period = 'total' OR period_start >= ?`, min(starts[0], starts[1], starts[2]))
-	if err != nil {
-		return fmt.Errorf("budget: load alerts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var k alertKey
-		if err := rows.Scan(&id, &k.period, &k.start, &k.event, &k.ppm, &k.limit); err != nil {
-			return fmt.Errorf("budget: load alerts: %w", err)
-		}
-		if k.period.Valid() {
-			l.state(id).fired[k] = struct{}{}
-		}
-	}
-	return rows.Err()
+func (g gatewayLedger) Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
+	return g.accounts.Reserve(ctx, keyID, requestID, amount)
 }
 
-// state returns the key's in-memory state, creating it (with the default
-// policy and empty counters) on first use. Every key with ledger rows or a
-// stored policy was created by load, so a key created later has no spend
-// yet.
-func (l *Ledger) state(keyID string) *keyState {
-	if st, ok := l.keys.Load(keyID); ok {
-		return st.(*keyState)
-	}
-	st := &keyState{
-		policy: l.o.Defaults,
-		open:   map[string]*hold{},
-		done:   map[string]struct{}{},
-		fired:  map[alertKey]struct{}{},
-	}
-	now := l.now()
-	for i, p := range periods {
-		st.cur[i].start, st.cur[i].end = p.Window(now, l.loc)
-	}
-	actual, _ := l.keys.LoadOrStore(keyID, st)
-	return actual.(*keyState)
+func (g gatewayLedger) Settle(ctx context.Context, r Reservation, e Entry) error {
+	return g.accounts.Settle(ctx, r, e)
 }
 
-// Defaults returns the policy of keys with none of their own, for the
-// admin API to show or to start from.
-func (l *Ledger) Defaults() Policy { return l.o.Defaults.clone() }
-
-// Location is the time zone periods are aligned to.
-func (l *Ledger) Location() *time.Location { return l.loc }
-
-// Policy returns the key's policy and whether it is its own (false: the
-// defaults).
-func (l *Ledger) Policy(keyID string) (Policy, bool) {
-	st := l.state(keyID)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.policy.clone(), st.explicit
-}
-
-// SetPolicy validates and stores the key's policy; it applies to the next
-// request. Spend so far in each period is kept: lowering a limit below it
-// refuses every later request of the period; alerts already fired for an
-// unchanged limit do not fire again.
-func (l *Ledger) SetPolicy(ctx context.Context, keyID string, p Policy) error {
-	if err := p.Validate(); err != nil {
-		return err
-	}
-	p = p.clone()
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("budget: %w", err)
-	}
-	l.policyMu.Lock()
-	defer l.policyMu.Unlock()
-	if _, err := l.db.ExecContext(ctx, `INSERT INTO budget_policies (key_id, policy, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
-		keyID, string(raw), l.now().UnixMilli()); err != nil {
-		return fmt.Errorf("budget: set policy: %w", err)
-	}
-	st := l.state(keyID)
-	st.mu.Lock()
-	st.policy, st.explicit = p, true
-	st.mu.Unlock()
-	return nil
-}
-
-// Reservation is money held for one request until it is settled or
-// released.
-type Reservation struct {
-	KeyID     string
-	RequestID string
-	Amount    llm.Micros
-	// At is when the request was admitted: it is charged to the periods
-	// that contain At, even if it settles after one of them ended.
-	At time.Time
-}
-
-// Reserve holds amount (the request's maximum cost) against every limit of
-// the key, atomically: either all limits have room for it or nothing is
-// held. A request id that already holds a reservation gets that same
-// reservation back (whatever amount it asks for now); a settled one gets
-// ErrSettled.
-//
-// When a limit has no room the error is a 402 *llm.Error (type
-// insufficient_quota, code budget_exceeded) whose chain holds ErrExhausted
-// and an *Exhausted with the details; RetryAfter is the time until every
-// refusing period has reset (none when a total budget refuses), and
-// the x-tollgate-budget-remaining-usd and x-tollgate-budget-reset headers
-// are set.
-func (l *Ledger) Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
-	if amount < 0 {
-		return Reservation{}, fmt.Errorf("budget: negative reservation %d", amount)
-	}
-	st := l.state(keyID)
-	now := l.now()
-	st.mu.Lock()
-	if h, ok := st.open[requestID]; ok {
-		st.mu.Unlock()
-		return Reservation{KeyID: keyID, RequestID: requestID, Amount: h.amount, At: h.at}, nil
-	}
-	if st.isDone(requestID) {
-		st.mu.Unlock()
-		return Reservation{}, fmt.Errorf("budget: %s: %w", requestID, ErrSettled)
-	}
-	st.rollover(now, l.loc)
-	var ex *Exhausted
-	for _, lim := range st.policy.Limits {
-		c := &st.cur[lim.Period.index()]
-		if c.spent+c.reserved+amount <= lim.Amount {
-			continue
-		}
-		if ex == nil {
-			ex = &Exhausted{KeyID: keyID, Requested: amount}
-		}
-		ex.Limits = append(ex.Limits, statusOf(lim, c))
-	}
-	if ex != nil {
-		ex.Remaining, _ = st.remaining()
-		alerts := st.exhaustedAlerts(ex, now)
-		webhooks := st.policy.Webhooks
-		st.mu.Unlock()
-		l.enqueueAlerts(keyID, alerts, webhooks)
-		return Reservation{}, ex.httpError(now)
-	}
-	for i := range st.cur {
-		st.cur[i].reserved += amount
-	}
-	st.open[requestID] = &hold{amount: amount, at: now}
-	st.mu.Unlock()
-	return Reservation{KeyID: keyID, RequestID: requestID, Amount: amount, At: now}, nil
-}
-
-// Fits reports whether a reservation of amount would succeed now, without
-// holding anything: the downgrade path asks it of each cheaper candidate,
-// then reserves the one it picks (which may still fail if a concurrent
-// request took the room in between).
-func (l *Ledger) Fits(keyID string, amount llm.Micros) bool {
-	st := l.state(keyID)
-	now := l.now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.rollover(now, l.loc)
-	for _, lim := range st.policy.Limits {
-		c := &st.cur[lim.Period.index()]
-		if c.spent+c.reserved+amount > lim.Amount {
-			return false
-		}
-	}
-	return true
-}
-
-// Remaining is the most a request of the key could reserve now (the
-// smallest room left across its limits); limited is false when the key
-// has no limit.
-func (l *Ledger) Remaining(keyID string) (remaining llm.Micros, limited bool) {
-	st := l.state(keyID)
-	now := l.now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.rollover(now, l.loc)
-	return st.remaining()
-}
-
-// Release drops the request's reservation (the upstream call failed or
-// never happened). Releasing twice, or a settled request, does nothing.
-// The request id may reserve again afterwards (a fallback to another
-// model). Record the failure's ledger row separately.
-func (l *Ledger) Release(r Reservation) {
-	st := l.state(r.KeyID)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	h, ok := st.open[r.RequestID]
-	if !ok {
-		return
-	}
-	delete(st.open, r.RequestID)
-	for i := range st.cur {
-		if c := st.counterAt(i, h.at); c != nil {
-			c.reserved -= h.amount
-		}
-	}
-}
-
-// Settle turns the request's reservation into its actual cost e.Cost,
-// releasing the rest, and writes e as the request's ledger row. It returns
-// once the row is committed or journaled (group commit: concurrent settles
-// share one transaction or one append), so a response acknowledged after Settle returned is never
-// missing from the ledger after a crash. e's KeyID, RequestID and Time are
-// taken from r.
-//
-// Settling an already settled request is a no-op returning nil. The cost
-// is charged as given, even above the reservation (a provider counting
-// more prompt tokens than tollgate did): the ledger records what was
-// spent.
-func (l *Ledger) Settle(ctx context.Context, r Reservation, e Entry) error {
-	st := l.state(r.KeyID)
-	now := l.now()
-	st.mu.Lock()
-	h, ok := st.open[r.RequestID]
-	if !ok {
-		done := st.isDone(r.RequestID)
-		st.mu.Unlock()
-		if done {
-			return nil
-		}
-		return fmt.Errorf("budget: settle %s: %w", r.RequestID, ErrNoReservation)
-	}
-	delete(st.open, r.RequestID)
-	st.markDone(r.RequestID)
-	st.rollover(now, l.loc)
-	for i := range st.cur {
-		if c := st.counterAt(i, h.at); c != nil {
-			c.reserved -= h.amount
-			c.spent += e.Cost
-		}
-	}
-	alerts := st.crossedAlerts(h.at, now, l.o.ProjectionMinElapsed)
-	webhooks := st.policy.Webhooks
-	st.mu.Unlock()
-
-	e.KeyID, e.RequestID, e.Time = r.KeyID, r.RequestID, h.at
-	b := l.w.add(&e, l.alertRows(r.KeyID, alerts, webhooks, now))
-	return b.wait(ctx)
-}
-
-// Record writes a ledger row that went through no reservation: a cache
-// hit, a refused or failed request. It does not wait for the row to be
-// committed (the next batch takes it; Close flushes). A row with a cost is
-// charged to the key's periods all the same (no limit is checked: the
-// money is already spent). A zero e.Time means now.
-func (l *Ledger) Record(e Entry) {
-	now := l.now()
-	if e.Time.IsZero() || e.Time.After(now) {
-		e.Time = now
-	}
-	var alerts []alert
-	var webhooks []Webhook
-	if e.Cost != 0 {
-		st := l.state(e.KeyID)
-		st.mu.Lock()
-		st.rollover(now, l.loc)
-		for i := range st.cur {
-			if c := st.counterAt(i, e.Time); c != nil {
-				c.spent += e.Cost
-			}
-		}
-		alerts = st.crossedAlerts(e.Time, now, l.o.ProjectionMinElapsed)
-		webhooks = st.policy.Webhooks
-		st.mu.Unlock()
-	}
-	l.w.add(&e, l.alertRows(e.KeyID, alerts, webhooks, now))
-}
-
-// Exhausted details a refused reservation; it is in the chain of the
-// error Reserve returns and matches errors.Is(err, ErrExhausted).
-type Exhausted struct {
-	KeyID     string
-	Requested llm.Micros
-	Remaining llm.Micros     // the smallest room left across all the key's limits
-	Limits    []PeriodStatus // the limits that had no room
-}
-
-func (e *Exhausted) Error() string {
-	l := e.Limits[0]
-	return fmt.Sprintf("budget exceeded: the %s budget of this API key is $%s, $%s is spent and $%s reserved; this request may cost up to $%s",
-		l.Period, l.Limit, l.Spent, l.Reserved, e.Requested)
-}
-
-// Is makes errors.Is(err, ErrExhausted) hold.
-func (e *Exhausted) Is(target error) bool { return target == ErrExhausted }
-
-// ResetsAt is when every refusing period has reset; zero when one of them
-// is a total budget (it never resets).
-func (e *Exhausted) ResetsAt() time.Time {
-	var at time.Time
-	for _, l := range e.Limits {
-		if l.ResetsAt.IsZero() {
-			return time.Time{}
-		}
-		if l.ResetsAt.After(at) {
-			at = l.ResetsAt
-		}
-	}
-	return at
-}
-
-// httpError is the 402 the client gets.
-func (e *Exhausted) httpError(now time.Time) *llm.Error {
-	h := http.Header{}
-	h.Set(HeaderRemaining, e.Remaining.String())
-	var retry time.Duration
-	if at := e.ResetsAt(); !at.IsZero() {
-		h.Set(HeaderReset, at.UTC().Format(time.RFC3339))
-		retry = at.Sub(now)
-	}
-	return &llm.Error{Status: http.StatusPaymentRequired, Type: llm.TypeQuota, Code: "budget_exceeded",
-		Message: e.Error(), RetryAfter: retry, Header: h, Err: e}
-}
-
-// Response headers about the budget.
-const (
-	HeaderRemaining = "x-tollgate-budget-remaining-usd" // dollars, six decimals
-	HeaderReset     = "x-tollgate-budget-reset"         // RFC 3339, UTC
-)
-
-// Entry is one ledger row: one request, whatever became of it.
-type Entry struct {
-	// Time is when the request was admitted; its period is the one that
-	// contains Time. Settle sets it to the reservation's time.
-	Time           time.Time
-	RequestID      string
-	KeyID          string
-	Route          string
-	RequestedModel string
-	Model          string // the model that served it
-	Provider       string
-	// Tokens: prompt, completion, and the prompt tokens the provider read
-	// from its own cache.
-	PromptTokens, CompletionTokens, CachedTokens int
-	// Cost is charged to the key; Saved is what the cache or a downgrade
-	// saved against the requested model.
-	Cost, Saved llm.Micros
-	// Estimated: the cost comes from tokens tollgate counted, not from
-	// usage the provider reported. Unpriced: the model has no price, so a
-	// zero Cost means "unknown", not "free".
-	Estimated, Unpriced bool
-	Cache               string // hit | semantic-hit | miss | bypass
-	Status              int    // HTTP status the client got
-	Latency             time.Duration
-	Attempts            int
-}
+func (g gatewayLedger) Release(r Reservation)                     { g.accounts.Release(r) }
+func (g gatewayLedger) Record(e Entry)                            { g.accounts.Record(e) }
+func (g gatewayLedger) Remaining(keyID string) (llm.Micros, bool) { return g.accounts.Remaining(keyID) }
+func (g gatewayLedger) Policy(keyID string) (Policy, bool)        { return g.accounts.Policy(keyID) }

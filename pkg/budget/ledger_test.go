@@ -18,29 +18,29 @@ func TestReserveSettle(t *testing.T) {
 	clk := newClock("2026-03-10T12:00:00Z")
 	d := newTestDB(t)
 	l, _ := d.open(t, Options{Now: clk.Now})
-	if err := l.SetPolicy(ctx, "k1", daily(1)); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k1", daily(1)); err != nil {
 		t.Fatal(err)
 	}
-	r, err := l.Reserve(ctx, "k1", "req-1", 400_000)
+	r, err := l.Accounts.Reserve(ctx, "k1", "req-1", 400_000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := period(t, l.Status("k1"), Daily)
+	s := period(t, l.Accounts.Status("k1"), Daily)
 	if s.Reserved != 400_000 || s.Spent != 0 || s.Remaining != 600_000 {
 		t.Fatalf("after reserve: %+v", s)
 	}
-	if rem, limited := l.Remaining("k1"); rem != 600_000 || !limited {
+	if rem, limited := l.Accounts.Remaining("k1"); rem != 600_000 || !limited {
 		t.Fatalf("Remaining = %v, %v", rem, limited)
 	}
 	clk.Advance(1500 * time.Millisecond)
-	if err := l.Settle(ctx, r, Entry{Model: "gpt-4o-mini", Provider: "openai", PromptTokens: 10, CompletionTokens: 20, Cost: 300_000, Status: 200, Latency: 1500 * time.Millisecond, Attempts: 1}); err != nil {
+	if err := l.Accounts.Settle(ctx, r, Entry{Model: "gpt-4o-mini", Provider: "openai", PromptTokens: 10, CompletionTokens: 20, Cost: 300_000, Status: 200, Latency: 1500 * time.Millisecond, Attempts: 1}); err != nil {
 		t.Fatal(err)
 	}
-	s = period(t, l.Status("k1"), Daily)
+	s = period(t, l.Accounts.Status("k1"), Daily)
 	if s.Reserved != 0 || s.Spent != 300_000 || s.Remaining != 700_000 {
 		t.Fatalf("after settle: %+v", s)
 	}
-	rows, err := l.Spend(ctx, "k1", time.Time{}, time.Time{})
+	rows, err := l.Store.Spend(ctx, "k1", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,17 +53,17 @@ func TestReserveSettle(t *testing.T) {
 		t.Fatalf("row = %+v (reserved at %s)", got, r.At)
 	}
 	// A key without a limit is never refused, and still counted.
-	r2, err := l.Reserve(ctx, "free", "req-2", 5_000_000_000)
+	r2, err := l.Accounts.Reserve(ctx, "free", "req-2", 5_000_000_000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Settle(ctx, r2, Entry{Cost: 42}); err != nil {
+	if err := l.Accounts.Settle(ctx, r2, Entry{Cost: 42}); err != nil {
 		t.Fatal(err)
 	}
-	if _, limited := l.Remaining("free"); limited {
+	if _, limited := l.Accounts.Remaining("free"); limited {
 		t.Fatal("free key limited")
 	}
-	if s := period(t, l.Status("free"), Total); s.Spent != 42 || s.Limited {
+	if s := period(t, l.Accounts.Status("free"), Total); s.Spent != 42 || s.Limited {
 		t.Fatalf("free key total: %+v", s)
 	}
 }
@@ -90,17 +90,17 @@ func TestReserveRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l, _ := newTestDB(t).open(t, Options{Now: clk.Now})
-			if err := l.SetPolicy(ctx, "k", tt.policy); err != nil {
+			if err := l.Accounts.SetPolicy(ctx, "k", tt.policy); err != nil {
 				t.Fatal(err)
 			}
-			r, err := l.Reserve(ctx, "k", "first", tt.spend)
+			r, err := l.Accounts.Reserve(ctx, "k", "first", tt.spend)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := l.Settle(ctx, r, Entry{Cost: tt.spend}); err != nil {
+			if err := l.Accounts.Settle(ctx, r, Entry{Cost: tt.spend}); err != nil {
 				t.Fatal(err)
 			}
-			_, err = l.Reserve(ctx, "k", "second", tt.ask)
+			_, err = l.Accounts.Reserve(ctx, "k", "second", tt.ask)
 			if !errors.Is(err, ErrExhausted) {
 				t.Fatalf("err = %v, want ErrExhausted", err)
 			}
@@ -126,7 +126,7 @@ func TestReserveRefused(t *testing.T) {
 					t.Errorf("refusing limit %d = %s, want %s", i, ex.Limits[i].Period, p)
 				}
 			}
-			if s := period(t, l.Status("k"), Daily); s.Reserved != 0 {
+			if s := period(t, l.Accounts.Status("k"), Daily); s.Reserved != 0 {
 				t.Errorf("a refused request holds %s", s.Reserved)
 			}
 		})
@@ -138,40 +138,40 @@ func TestIdempotency(t *testing.T) {
 	l, _ := newTestDB(t).open(t, Options{Now: clk.Now, Defaults: daily(1)})
 	rows := func() int {
 		t.Helper()
-		if err := l.Flush(ctx); err != nil {
+		if err := l.Store.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		es, err := l.Spend(ctx, "k", time.Time{}, time.Time{})
+		es, err := l.Store.Spend(ctx, "k", time.Time{}, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return len(es)
 	}
 	t.Run("double reserve returns the same reservation", func(t *testing.T) {
-		a, err := l.Reserve(ctx, "k", "dup", 100)
+		a, err := l.Accounts.Reserve(ctx, "k", "dup", 100)
 		if err != nil {
 			t.Fatal(err)
 		}
 		clk.Advance(time.Second)
-		b, err := l.Reserve(ctx, "k", "dup", 999)
+		b, err := l.Accounts.Reserve(ctx, "k", "dup", 999)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if a != b {
 			t.Fatalf("second reservation %+v, first %+v", b, a)
 		}
-		if s := period(t, l.Status("k"), Daily); s.Reserved != 100 {
+		if s := period(t, l.Accounts.Status("k"), Daily); s.Reserved != 100 {
 			t.Fatalf("reserved %s", s.Reserved)
 		}
 	})
 	t.Run("double settle charges once and writes one row", func(t *testing.T) {
 		r := Reservation{KeyID: "k", RequestID: "dup"}
 		for range 3 {
-			if err := l.Settle(ctx, r, Entry{Cost: 60}); err != nil {
+			if err := l.Accounts.Settle(ctx, r, Entry{Cost: 60}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if s := period(t, l.Status("k"), Daily); s.Reserved != 0 || s.Spent != 60 {
+		if s := period(t, l.Accounts.Status("k"), Daily); s.Reserved != 0 || s.Spent != 60 {
 			t.Fatalf("status %+v", s)
 		}
 		if n := rows(); n != 1 {
@@ -179,33 +179,33 @@ func TestIdempotency(t *testing.T) {
 		}
 	})
 	t.Run("reserve after settle is refused", func(t *testing.T) {
-		if _, err := l.Reserve(ctx, "k", "dup", 1); !errors.Is(err, ErrSettled) {
+		if _, err := l.Accounts.Reserve(ctx, "k", "dup", 1); !errors.Is(err, ErrSettled) {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("release on failure frees the money, twice is a no-op", func(t *testing.T) {
-		r, err := l.Reserve(ctx, "k", "fails", 500_000)
+		r, err := l.Accounts.Reserve(ctx, "k", "fails", 500_000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.Release(r)
-		l.Release(r)
-		if s := period(t, l.Status("k"), Daily); s.Reserved != 0 || s.Spent != 60 {
+		l.Accounts.Release(r)
+		l.Accounts.Release(r)
+		if s := period(t, l.Accounts.Status("k"), Daily); s.Reserved != 0 || s.Spent != 60 {
 			t.Fatalf("status %+v", s)
 		}
-		if err := l.Settle(ctx, r, Entry{Cost: 1}); !errors.Is(err, ErrNoReservation) {
+		if err := l.Accounts.Settle(ctx, r, Entry{Cost: 1}); !errors.Is(err, ErrNoReservation) {
 			t.Fatalf("settle after release: %v", err)
 		}
 	})
 	t.Run("a released id may reserve again (fallback)", func(t *testing.T) {
-		r, err := l.Reserve(ctx, "k", "fails", 300)
+		r, err := l.Accounts.Reserve(ctx, "k", "fails", 300)
 		if err != nil || r.Amount != 300 {
 			t.Fatalf("%+v, %v", r, err)
 		}
-		l.Release(r)
+		l.Accounts.Release(r)
 	})
 	t.Run("settle without reservation", func(t *testing.T) {
-		if err := l.Settle(ctx, Reservation{KeyID: "k", RequestID: "never"}, Entry{}); !errors.Is(err, ErrNoReservation) {
+		if err := l.Accounts.Settle(ctx, Reservation{KeyID: "k", RequestID: "never"}, Entry{}); !errors.Is(err, ErrNoReservation) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -217,10 +217,10 @@ func TestIdempotency(t *testing.T) {
 func TestFits(t *testing.T) {
 	clk := newClock("2026-03-10T12:00:00Z")
 	l, _ := newTestDB(t).open(t, Options{Now: clk.Now})
-	if err := l.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Daily, Amount: 1000}}, OnExhausted: Downgrade}); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", Policy{Limits: []Limit{{Period: Daily, Amount: 1000}}, OnExhausted: Downgrade}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Reserve(ctx, "k", "big", 700); err != nil {
+	if _, err := l.Accounts.Reserve(ctx, "k", "big", 700); err != nil {
 		t.Fatal(err)
 	}
 	// The downgrade path: the requested model's 500 does not fit, the
@@ -230,20 +230,20 @@ func TestFits(t *testing.T) {
 		want   bool
 	}{{500, false}, {301, false}, {300, true}, {0, true}}
 	for _, tt := range tests {
-		if got := l.Fits("k", tt.amount); got != tt.want {
+		if got := l.Accounts.Fits("k", tt.amount); got != tt.want {
 			t.Errorf("Fits(%d) = %v", tt.amount, got)
 		}
 	}
-	if _, err := l.Reserve(ctx, "k", "req", 500); !errors.Is(err, ErrExhausted) {
+	if _, err := l.Accounts.Reserve(ctx, "k", "req", 500); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("500: %v", err)
 	}
-	if _, err := l.Reserve(ctx, "k", "req", 300); err != nil {
+	if _, err := l.Accounts.Reserve(ctx, "k", "req", 300); err != nil {
 		t.Fatalf("downgraded: %v", err)
 	}
-	if l.Fits("k", 1) {
+	if l.Accounts.Fits("k", 1) {
 		t.Fatal("full budget fits")
 	}
-	if p, own := l.Policy("k"); !own || p.OnExhausted != Downgrade {
+	if p, own := l.Accounts.Policy("k"); !own || p.OnExhausted != Downgrade {
 		t.Fatalf("policy %+v %v", p, own)
 	}
 }
@@ -255,22 +255,22 @@ func TestRollover(t *testing.T) {
 	clk := newClock("2026-03-10T23:59:59Z")
 	d := newTestDB(t)
 	l, closeL := d.open(t, Options{Now: clk.Now, Defaults: Policy{Limits: []Limit{{Period: Daily, Amount: 1000}, {Period: Monthly, Amount: 5000}}}})
-	r, err := l.Reserve(ctx, "k", "late", 900)
+	r, err := l.Accounts.Reserve(ctx, "k", "late", 900)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(2 * time.Second) // 2026-03-11T00:00:01Z
 	// The new day's budget is whole: the open reservation belongs to the
 	// day before.
-	if !l.Fits("k", 1000) {
+	if !l.Accounts.Fits("k", 1000) {
 		t.Fatal("new day does not have its full budget")
 	}
-	if err := l.Settle(ctx, r, Entry{Cost: 800}); err != nil {
+	if err := l.Accounts.Settle(ctx, r, Entry{Cost: 800}); err != nil {
 		t.Fatal(err)
 	}
 	check := func(l *Ledger) {
 		t.Helper()
-		ks := l.Status("k")
+		ks := l.Accounts.Status("k")
 		if s := period(t, ks, Daily); s.Spent != 0 || s.Reserved != 0 || s.Remaining != 1000 || s.ResetsAt.Format(time.RFC3339) != "2026-03-12T00:00:00Z" {
 			t.Errorf("daily %+v", s)
 		}
@@ -282,7 +282,7 @@ func TestRollover(t *testing.T) {
 	closeL()
 	l, _ = d.open(t, Options{Now: clk.Now, Defaults: Policy{Limits: []Limit{{Period: Daily, Amount: 1000}, {Period: Monthly, Amount: 5000}}}})
 	check(l)
-	rows, err := l.Spend(ctx, "k", time.Time{}, time.Time{})
+	rows, err := l.Store.Spend(ctx, "k", time.Time{}, time.Time{})
 	if err != nil || len(rows) != 1 || rows[0].Time.UTC().Format(time.RFC3339) != "2026-03-10T23:59:59Z" {
 		t.Fatalf("rows %+v, %v", rows, err)
 	}
@@ -301,21 +301,21 @@ func TestRestartRebuildsSpend(t *testing.T) {
 		for _, key := range []string{"a", "b"} {
 			for range 3 {
 				n++
-				r, err := l.Reserve(ctx, key, "r"+string(rune('A'+n%26))+time.Duration(n).String(), 1000)
+				r, err := l.Accounts.Reserve(ctx, key, "r"+string(rune('A'+n%26))+time.Duration(n).String(), 1000)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := l.Settle(ctx, r, Entry{Cost: llm.Micros(100*day + n)}); err != nil {
+				if err := l.Accounts.Settle(ctx, r, Entry{Cost: llm.Micros(100*day + n)}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			l.Record(Entry{KeyID: key, RequestID: "cache", Cache: "hit", Saved: 5})
+			l.Accounts.Record(Entry{KeyID: key, RequestID: "cache", Cache: "hit", Saved: 5})
 		}
 		clk.Advance(24 * time.Hour)
 	}
 	want := map[string]map[Period]llm.Micros{}
 	for _, key := range []string{"a", "b"} {
-		ks := l.Status(key)
+		ks := l.Accounts.Status(key)
 		want[key] = map[Period]llm.Micros{}
 		for _, p := range periods {
 			want[key][p] = period(t, ks, p).Spent
@@ -326,7 +326,7 @@ func TestRestartRebuildsSpend(t *testing.T) {
 	raw := d.raw(t)
 	now := clk.Now()
 	for _, key := range []string{"a", "b"} {
-		ks := l.Status(key)
+		ks := l.Accounts.Status(key)
 		for _, p := range periods {
 			start, _ := p.Window(now, ny)
 			s := period(t, ks, p)
@@ -341,10 +341,10 @@ func TestRecord(t *testing.T) {
 	clk := newClock("2026-03-10T12:00:00Z")
 	d := newTestDB(t)
 	l, closeL := d.open(t, Options{Now: clk.Now, Defaults: daily(1)})
-	l.Record(Entry{KeyID: "k", RequestID: "hit", Cache: "hit", Saved: 1234, Status: 200})
-	l.Record(Entry{KeyID: "k", RequestID: "fail", Status: 502, Attempts: 3})
-	l.Record(Entry{KeyID: "k", RequestID: "after-the-fact", Cost: 77, Status: 200})
-	if s := period(t, l.Status("k"), Daily); s.Spent != 77 {
+	l.Accounts.Record(Entry{KeyID: "k", RequestID: "hit", Cache: "hit", Saved: 1234, Status: 200})
+	l.Accounts.Record(Entry{KeyID: "k", RequestID: "fail", Status: 502, Attempts: 3})
+	l.Accounts.Record(Entry{KeyID: "k", RequestID: "after-the-fact", Cost: 77, Status: 200})
+	if s := period(t, l.Accounts.Status("k"), Daily); s.Spent != 77 {
 		t.Fatalf("spent %s", s.Spent)
 	}
 	closeL() // Close flushes what Record left pending
@@ -356,7 +356,7 @@ func TestRecord(t *testing.T) {
 		t.Fatalf("rows %d saved %d cost %d", n, saved, cost)
 	}
 	// A closed ledger refuses to pretend.
-	if err := l.Flush(ctx); err == nil {
+	if err := l.Store.Flush(ctx); err == nil {
 		t.Fatal("flush after close succeeded")
 	}
 }
@@ -421,25 +421,25 @@ func TestSetPolicyPersists(t *testing.T) {
 	d := newTestDB(t)
 	defaults := daily(2)
 	l, closeL := d.open(t, Options{Now: clk.Now, Defaults: defaults})
-	if p, own := l.Policy("new"); own || p.Limits[0].Amount != 2_000_000 {
+	if p, own := l.Accounts.Policy("new"); own || p.Limits[0].Amount != 2_000_000 {
 		t.Fatalf("defaults: %+v %v", p, own)
 	}
 	want := Policy{Limits: []Limit{{Period: Weekly, Amount: 3_000_000, Thresholds: []float64{0.9}}}, RPM: 5, OnExhausted: Downgrade}
-	if err := l.SetPolicy(ctx, "k", want); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", want); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.SetPolicy(ctx, "k", Policy{RPM: -1}); err == nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", Policy{RPM: -1}); err == nil {
 		t.Fatal("invalid policy stored")
 	}
 	closeL()
 	l, _ = d.open(t, Options{Now: clk.Now, Defaults: defaults})
-	got, own := l.Policy("k")
+	got, own := l.Accounts.Policy("k")
 	a, _ := json.Marshal(got)
 	b, _ := json.Marshal(want)
 	if !own || string(a) != string(b) {
 		t.Fatalf("after restart %s, want %s", a, b)
 	}
-	js, _ := json.Marshal(l.Status("k").Budgets)
+	js, _ := json.Marshal(l.Accounts.Status("k").Budgets)
 	if string(js) != `[{"period":"weekly","limit_usd":3.000000,"spent_usd":0.000000,"reserved_usd":0.000000,"remaining_usd":3.000000,"resets_at":"2026-03-16T00:00:00Z","alert_thresholds":[0.9]}]` {
 		t.Fatalf("status JSON %s", js)
 	}

@@ -19,7 +19,7 @@ const (
 	// Reject answers 402 (the default).
 	Reject OnExhausted = "reject"
 	// Downgrade asks the router for the cheapest capable model whose
-	// reservation fits (Ledger.Fits); 402 only when none does.
+	// reservation fits (Accounts.Fits); 402 only when none does.
 	Downgrade OnExhausted = "downgrade"
 )
 

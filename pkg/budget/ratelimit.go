@@ -4,10 +4,52 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tollgate/tollgate/pkg/llm"
 )
+
+// RateLimits is the rpm/tpm check of every request: per key, two GCRA
+// buckets in memory, sized by the key's policy (Accounts tells it every
+// policy it loads or stores). It keeps no state on disk: a restart refills
+// every bucket. Safe for concurrent use.
+type RateLimits struct {
+	now      func() time.Time
+	rpm, tpm int      // of keys with no policy of their own (Options.Defaults)
+	keys     sync.Map // key id → *rateKey
+}
+
+// rateKey is one key's rate limits. Every key has its own mutex, held for
+// the few arithmetic operations of a check.
+type rateKey struct {
+	mu       sync.Mutex
+	rpm, tpm int // the limits, 0: none
+	req, tok gcra
+}
+
+func newRateLimits(o Options) *RateLimits {
+	return &RateLimits{now: o.Now, rpm: o.Defaults.RPM, tpm: o.Defaults.TPM}
+}
+
+// key returns the key's state, creating it with the default limits on
+// first use.
+func (r *RateLimits) key(keyID string) *rateKey {
+	if k, ok := r.keys.Load(keyID); ok {
+		return k.(*rateKey)
+	}
+	k, _ := r.keys.LoadOrStore(keyID, &rateKey{rpm: r.rpm, tpm: r.tpm})
+	return k.(*rateKey)
+}
+
+// set sizes the key's buckets by its policy; the next request is checked
+// against it. What the buckets hold is kept.
+func (r *RateLimits) set(keyID string, p Policy) {
+	k := r.key(keyID)
+	k.mu.Lock()
+	k.rpm, k.tpm = p.RPM, p.TPM
+	k.mu.Unlock()
+}
 
 // rateWindow is the span rpm and tpm are counted over.
 const rateWindow = time.Minute
@@ -84,30 +126,30 @@ func resetString(d time.Duration) string { return d.Round(time.Millisecond).Stri
 // 429 *llm.Error (type rate_limit_error, code rate_limit_exceeded) with
 // ErrRateLimited in its chain, Retry-After set to when the request would
 // fit (none when the prompt alone exceeds tpm) and the headers set.
-func (l *Ledger) Allow(keyID string, promptTokens int) (RateState, error) {
-	st := l.state(keyID)
-	now := l.now()
+func (r *RateLimits) Allow(keyID string, promptTokens int) (RateState, error) {
+	st := r.key(keyID)
+	now := r.now()
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	rpm, tpm := st.policy.RPM, st.policy.TPM
-	reqTAT, tokTAT := st.rpm.tat, st.tpm.tat
+	rpm, tpm := st.rpm, st.tpm
+	reqTAT, tokTAT := st.req.tat, st.tok.tat
 	reqOK, tokOK := true, true
 	var reqRetry, tokRetry time.Duration
 	if rpm > 0 {
-		reqTAT, reqOK, reqRetry = st.rpm.check(now, rpm, 1)
+		reqTAT, reqOK, reqRetry = st.req.check(now, rpm, 1)
 	}
 	if tpm > 0 {
-		tokTAT, tokOK, tokRetry = st.tpm.check(now, tpm, promptTokens)
+		tokTAT, tokOK, tokRetry = st.tok.check(now, tpm, promptTokens)
 	}
 	if reqOK && tokOK { // charge both, or neither
-		st.rpm.tat, st.tpm.tat = reqTAT, tokTAT
+		st.req.tat, st.tok.tat = reqTAT, tokTAT
 	}
 	s := RateState{LimitRequests: rpm, LimitTokens: tpm}
 	if rpm > 0 {
-		s.RemainingRequests, s.ResetRequests = st.rpm.state(now, rpm)
+		s.RemainingRequests, s.ResetRequests = st.req.state(now, rpm)
 	}
 	if tpm > 0 {
-		s.RemainingTokens, s.ResetTokens = st.tpm.state(now, tpm)
+		s.RemainingTokens, s.ResetTokens = st.tok.state(now, tpm)
 	}
 	if reqOK && tokOK {
 		return s, nil

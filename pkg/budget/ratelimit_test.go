@@ -13,7 +13,7 @@ import (
 func TestAllow(t *testing.T) {
 	clk := newClock("2026-03-10T12:00:00Z")
 	l, _ := newTestDB(t).open(t, Options{Now: clk.Now})
-	if err := l.SetPolicy(ctx, "k", Policy{RPM: 3, TPM: 1000}); err != nil {
+	if err := l.Accounts.SetPolicy(ctx, "k", Policy{RPM: 3, TPM: 1000}); err != nil {
 		t.Fatal(err)
 	}
 	// rpm 3: a request unit refills every 20 s; tpm 1000: a token every 60 ms.
@@ -41,7 +41,7 @@ func TestAllow(t *testing.T) {
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			clk.Advance(s.advance)
-			st, err := l.Allow("k", s.tokens)
+			st, err := l.Limits.Allow("k", s.tokens)
 			h := http.Header{}
 			st.SetHeaders(h)
 			if s.ok != (err == nil) {
@@ -71,7 +71,7 @@ func TestAllow(t *testing.T) {
 	}
 	t.Run("no limits: always allowed, no headers", func(t *testing.T) {
 		for range 1000 {
-			st, err := l.Allow("unlimited", 1_000_000)
+			st, err := l.Limits.Allow("unlimited", 1_000_000)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,17 +83,17 @@ func TestAllow(t *testing.T) {
 		}
 	})
 	t.Run("only rpm", func(t *testing.T) {
-		if err := l.SetPolicy(ctx, "rpm-only", Policy{RPM: 60}); err != nil {
+		if err := l.Accounts.SetPolicy(ctx, "rpm-only", Policy{RPM: 60}); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 61 {
-			_, err := l.Allow("rpm-only", 1_000_000)
+			_, err := l.Limits.Allow("rpm-only", 1_000_000)
 			if (err == nil) != (i < 60) {
 				t.Fatalf("request %d: %v", i, err)
 			}
 		}
 		clk.Advance(time.Second) // one request refills per second
-		if _, err := l.Allow("rpm-only", 0); err != nil {
+		if _, err := l.Limits.Allow("rpm-only", 0); err != nil {
 			t.Fatal(err)
 		}
 	})

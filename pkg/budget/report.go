@@ -93,9 +93,9 @@ func validGroupBy(groupBy []string) error {
 
 // Report sums the ledger rows admitted in [from, to) by group. A zero from
 // or to leaves that side open.
-func (l *Ledger) Report(ctx context.Context, from, to time.Time, groupBy []string) (*Report, error) {
+func (s *Store) Report(ctx context.Context, from, to time.Time, groupBy []string) (*Report, error) {
 	r := &Report{GroupBy: append([]string{}, groupBy...), Rows: []ReportRow{}}
-	total, err := l.ReportEach(ctx, from, to, groupBy, func(row ReportRow) error {
+	total, err := s.ReportEach(ctx, from, to, groupBy, func(row ReportRow) error {
 		r.Rows = append(r.Rows, row)
 		return nil
 	})
@@ -107,12 +107,13 @@ func (l *Ledger) Report(ctx context.Context, from, to time.Time, groupBy []strin
 // grouped by day, then by the other names' values) and returns the totals.
 // Only one day's groups are in memory at a time, so any range can be
 // reported.
-func (l *Ledger) ReportEach(ctx context.Context, from, to time.Time, groupBy []string, fn func(ReportRow) error) (ReportRow, error) {
+func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []string, fn func(ReportRow) error) (ReportRow, error) {
 	var total ReportRow
 	if err := validGroupBy(groupBy); err != nil {
 		return total, err
 	}
-	if err := l.applyJournal(ctx); err != nil {
+	db, err := s.settled(ctx)
+	if err != nil {
 		return total, err
 	}
 	lo, hi := int64(0), int64(1)<<62
@@ -142,7 +143,7 @@ func (l *Ledger) ReportEach(ctx context.Context, from, to time.Time, groupBy []s
 		query += ` GROUP BY ` + list + ` ORDER BY ` + list
 	}
 	emit := func(lo, hi int64, dayName string) error {
-		rows, err := l.db.QueryContext(ctx, query, lo, hi)
+		rows, err := db.QueryContext(ctx, query, lo, hi)
 		if err != nil {
 			return fmt.Errorf("budget: report: %w", err)
 		}
@@ -179,15 +180,15 @@ func (l *Ledger) ReportEach(ctx context.Context, from, to time.Time, groupBy []s
 	}
 	// One query per local day, from the first row's day to the last's.
 	var first, last sql.NullInt64
-	if err := l.db.QueryRowContext(ctx, `SELECT MIN(ts), MAX(ts) FROM budget_ledger WHERE ts >= ? AND ts < ?`, lo, hi).Scan(&first, &last); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT MIN(ts), MAX(ts) FROM budget_ledger WHERE ts >= ? AND ts < ?`, lo, hi).Scan(&first, &last); err != nil {
 		return total, fmt.Errorf("budget: report: %w", err)
 	}
 	if !first.Valid {
 		return total, nil
 	}
 	for t := time.UnixMilli(first.Int64); t.UnixMilli() <= last.Int64; {
-		start, end := Daily.Window(t, l.loc)
-		if err := emit(max(lo, start.UnixMilli()), min(hi, end.UnixMilli()), start.In(l.loc).Format(time.DateOnly)); err != nil {
+		start, end := Daily.Window(t, s.loc)
+		if err := emit(max(lo, start.UnixMilli()), min(hi, end.UnixMilli()), start.In(s.loc).Format(time.DateOnly)); err != nil {
 			return total, err
 		}
 		t = end
@@ -200,7 +201,7 @@ func (l *Ledger) ReportEach(ctx context.Context, from, to time.Time, groupBy []s
 // line per group, and, when grouped, a last line of totals whose first
 // column is "total" and other group columns are empty. Amounts are exact
 // decimals in dollars.
-func (l *Ledger) WriteReportCSV(ctx context.Context, w io.Writer, from, to time.Time, groupBy []string) error {
+func (s *Store) WriteReportCSV(ctx context.Context, w io.Writer, from, to time.Time, groupBy []string) error {
 	if err := validGroupBy(groupBy); err != nil {
 		return err
 	}
@@ -216,7 +217,7 @@ func (l *Ledger) WriteReportCSV(ctx context.Context, w io.Writer, from, to time.
 		return cw.Write(rec)
 	}
 	n := 0
-	total, err := l.ReportEach(ctx, from, to, groupBy, func(r ReportRow) error {
+	total, err := s.ReportEach(ctx, from, to, groupBy, func(r ReportRow) error {
 		if err := record(r.Group, r); err != nil {
 			return err
 		}
@@ -245,9 +246,9 @@ func (l *Ledger) WriteReportCSV(ctx context.Context, w io.Writer, from, to time.
 
 // Spend returns the key's ledger rows admitted in [from, to), oldest
 // first. A zero from or to leaves that side open.
-func (l *Ledger) Spend(ctx context.Context, keyID string, from, to time.Time) ([]Entry, error) {
+func (s *Store) Spend(ctx context.Context, keyID string, from, to time.Time) ([]Entry, error) {
 	out := []Entry{}
-	err := l.SpendEach(ctx, keyID, from, to, func(e Entry) error {
+	err := s.SpendEach(ctx, keyID, from, to, func(e Entry) error {
 		out = append(out, e)
 		return nil
 	})
@@ -256,8 +257,9 @@ func (l *Ledger) Spend(ctx context.Context, keyID string, from, to time.Time) ([
 
 // SpendEach streams the key's ledger rows admitted in [from, to) to fn,
 // oldest first.
-func (l *Ledger) SpendEach(ctx context.Context, keyID string, from, to time.Time, fn func(Entry) error) error {
-	if err := l.applyJournal(ctx); err != nil {
+func (s *Store) SpendEach(ctx context.Context, keyID string, from, to time.Time, fn func(Entry) error) error {
+	db, err := s.settled(ctx)
+	if err != nil {
 		return err
 	}
 	lo, hi := int64(0), int64(1)<<62
@@ -267,7 +269,7 @@ func (l *Ledger) SpendEach(ctx context.Context, keyID string, from, to time.Time
 	if !to.IsZero() {
 		hi = to.UnixMilli()
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT ts, request_id, key_id, route, requested_model, model, provider,
+	rows, err := db.QueryContext(ctx, `SELECT ts, request_id, key_id, route, requested_model, model, provider,
 		prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts
 		FROM budget_ledger WHERE key_id = ? AND ts >= ? AND ts < ? ORDER BY ts, id`, keyID, lo, hi)
 	if err != nil {
@@ -282,7 +284,7 @@ func (l *Ledger) SpendEach(ctx context.Context, keyID string, from, to time.Time
 			&e.Cache, &e.Status, &latency, &e.Attempts); err != nil {
 			return fmt.Errorf("budget: spend: %w", err)
 		}
-		e.Time = time.UnixMilli(ts).In(l.loc)
+		e.Time = time.UnixMilli(ts).In(s.loc)
 		e.Latency = time.Duration(latency) * time.Millisecond
 		if err := fn(e); err != nil {
 			return err

@@ -54,18 +54,18 @@ func loadFixture(t *testing.T) (*Ledger, *time.Location) {
 		e := Entry{RequestID: fmt.Sprintf("req-%02d", i), KeyID: f.key, Route: f.route, RequestedModel: f.model, Model: f.model, Provider: f.prov,
 			Cache: f.cache, PromptTokens: f.prompt, CompletionTokens: f.completion, Status: f.status, Cost: f.cost, Saved: f.saved, Attempts: 1}
 		if f.cost == 0 {
-			l.Record(e)
+			l.Accounts.Record(e)
 			continue
 		}
-		r, err := l.Reserve(ctx, f.key, e.RequestID, f.cost)
+		r, err := l.Accounts.Reserve(ctx, f.key, e.RequestID, f.cost)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Settle(ctx, r, e); err != nil {
+		if err := l.Accounts.Settle(ctx, r, e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Flush(ctx); err != nil {
+	if err := l.Store.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return l, ny
@@ -137,7 +137,7 @@ func TestReport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := l.Report(ctx, tt.from, tt.to, tt.groupBy)
+			got, err := l.Store.Report(ctx, tt.from, tt.to, tt.groupBy)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,11 +162,11 @@ func TestReport(t *testing.T) {
 func TestReportMatchesLedger(t *testing.T) {
 	l, _ := loadFixture(t)
 	var cost, saved, n int64
-	if err := l.db.QueryRow(`SELECT SUM(cost), SUM(saved), COUNT(*) FROM budget_ledger`).Scan(&cost, &saved, &n); err != nil {
+	if err := l.Store.db.QueryRow(`SELECT SUM(cost), SUM(saved), COUNT(*) FROM budget_ledger`).Scan(&cost, &saved, &n); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range [][]string{nil, {"key"}, {"day", "cache"}, GroupBy} {
-		r, err := l.Report(ctx, time.Time{}, time.Time{}, g)
+		r, err := l.Store.Report(ctx, time.Time{}, time.Time{}, g)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +179,7 @@ func TestReportMatchesLedger(t *testing.T) {
 		}
 	}
 	// And one key's history is its rows.
-	hist, err := l.Spend(ctx, "key_a", time.Time{}, time.Time{})
+	hist, err := l.Store.Spend(ctx, "key_a", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,11 +203,11 @@ func TestReportBadGroupBy(t *testing.T) {
 		{[]string{"day", "day"}, `group_by "day" given twice`},
 	}
 	for _, tt := range tests {
-		if _, err := l.Report(ctx, time.Time{}, time.Time{}, tt.groupBy); err == nil || !strings.Contains(err.Error(), tt.want) {
+		if _, err := l.Store.Report(ctx, time.Time{}, time.Time{}, tt.groupBy); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: %v", tt.groupBy, err)
 		}
 		var b bytes.Buffer
-		if err := l.WriteReportCSV(ctx, &b, time.Time{}, time.Time{}, tt.groupBy); err == nil || b.Len() != 0 {
+		if err := l.Store.WriteReportCSV(ctx, &b, time.Time{}, time.Time{}, tt.groupBy); err == nil || b.Len() != 0 {
 			t.Errorf("CSV %v: %v, wrote %q", tt.groupBy, err, b.String())
 		}
 	}
@@ -243,14 +243,14 @@ func TestReportGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := l.WriteReportCSV(ctx, &b, time.Time{}, time.Time{}, tt.groupBy); err != nil {
+			if err := l.Store.WriteReportCSV(ctx, &b, time.Time{}, time.Time{}, tt.groupBy); err != nil {
 				t.Fatal(err)
 			}
 			golden(t, tt.file, b.Bytes())
 		})
 	}
 	t.Run("report_provider_route.json", func(t *testing.T) {
-		r, err := l.Report(ctx, time.Time{}, time.Time{}, []string{"provider", "route"})
+		r, err := l.Store.Report(ctx, time.Time{}, time.Time{}, []string{"provider", "route"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,9 +33,11 @@ type hold struct {
 // doneGeneration to 2*doneGeneration ids of a key are remembered.
 const doneGeneration = 4096
 
-// keyState is one key's budget state. Every key has its own mutex, so
-// requests of different keys never contend; it is held for a few hundred
-// nanoseconds and never across I/O.
+// keyState is one key's account (Accounts). Every key has its own mutex,
+// so requests of different keys never contend; it is held for a few
+// hundred nanoseconds and never across I/O. The alerts the key has fired
+// are kept here, with the counters, so that deciding which thresholds a
+// charge crossed is atomic with the charge.
 type keyState struct {
 	mu       sync.Mutex
 	policy   Policy
@@ -45,9 +47,8 @@ type keyState struct {
 	// requests admitted in it may still settle there.
 	cur, prev     [len(periods)]counter
 	open          map[string]*hold
-	done, doneOld map[string]struct{} // settled request ids, two generations
-	fired         map[alertKey]struct{}
-	rpm, tpm      gcra
+	done, doneOld map[string]struct{}   // settled request ids, two generations
+	fired         map[alertKey]struct{} // alerts fired in the current and previous periods
 }
 
 // rollover starts a new period for each counter whose period has ended.
@@ -168,26 +169,4 @@ type KeyStatus struct {
 	Budgets []PeriodStatus `json:"budgets"`
 	// Periods is the spend in each current period, limited or not.
 	Periods []PeriodStatus `json:"periods"`
-}
-
-// Status returns the key's limits and spend in the current periods.
-func (l *Ledger) Status(keyID string) KeyStatus {
-	st := l.state(keyID)
-	now := l.now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.rollover(now, l.loc)
-	ks := KeyStatus{KeyID: keyID, Policy: st.policy.clone(), OwnPolicy: st.explicit, Budgets: []PeriodStatus{}}
-	for _, lim := range st.policy.Limits {
-		ks.Budgets = append(ks.Budgets, statusOf(lim, &st.cur[lim.Period.index()]))
-	}
-	for i, p := range periods {
-		if lim, ok := st.policy.Limit(p); ok {
-			ks.Periods = append(ks.Periods, statusOf(lim, &st.cur[i]))
-			continue
-		}
-		c := &st.cur[i]
-		ks.Periods = append(ks.Periods, PeriodStatus{Period: p, Spent: c.spent, Reserved: c.reserved, Start: c.start, ResetsAt: c.end})
-	}
-	return ks
 }

@@ -11,6 +11,11 @@ import (
 // errClosed is what a row handed to a closed Ledger gets.
 var errClosed = errors.New("budget: ledger closed")
 
+// maxWriteTries is how many times the writer tries a batch whose write
+// panicked: once again after a restart (the panic may have been a passing
+// one), then its waiters are told the error.
+const maxWriteTries = 2
+
 // batch is the rows and alerts of one transaction. Everyone who added to
 // it waits on done and then reads err.
 type batch struct {
@@ -18,9 +23,17 @@ type batch struct {
 	alerts  []alertRow
 	done    chan struct{}
 	err     error
+
+	// Owned by the writer goroutine: how many writes of the batch began,
+	// and whether one reached its durable point (committed or journaled),
+	// so that a restart after a panic writes it again only if it is not.
+	tries   int
+	written bool
 }
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+func (b *batch) empty() bool { return len(b.entries) == 0 && len(b.alerts) == 0 }
 
 // wait returns once the batch is committed or journaled (nil) or failed,
 // or when ctx ends first (the row is written all the same).
@@ -38,34 +51,30 @@ func (b *batch) wait(ctx context.Context) error {
 // batch size follows the load by itself: one row when idle (no added
 // latency), hundreds under a burst (one commit for all of them).
 type writer struct {
-	db     *sql.DB
-	l      *Ledger
-	insert *sql.Stmt
-	j      *journal // nil: each batch is an SQLite transaction
+	s *Store
 
 	mu     sync.Mutex // guards cur and closed; held only to append
 	cur    *batch
 	closed bool
 
-	kick   chan struct{} // capacity 1: "there is something to write"
-	stop   chan struct{}
-	exited chan struct{}
+	// inflight is the batch being written; a panic leaves it here for the
+	// restarted loop (or close) to finish. Only the loop touches it, and
+	// close once the loop has halted.
+	inflight *batch
+
+	kick chan struct{} // capacity 1: "there is something to write"
+	loop *worker
 }
 
 const insertEntry = `INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider,
 	prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-func newWriter(ctx context.Context, l *Ledger) (*writer, error) {
-	insert, err := l.db.PrepareContext(ctx, insertEntry)
-	if err != nil {
-		return nil, fmt.Errorf("budget: prepare: %w", err)
-	}
-	return &writer{db: l.db, l: l, insert: insert, cur: newBatch(),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{})}, nil
+func newWriter(s *Store) *writer {
+	return &writer{s: s, cur: newBatch(), kick: make(chan struct{}, 1), loop: newWorker(s.sup, "budget ledger writer")}
 }
 
-func (w *writer) start() { go w.run() }
+func (w *writer) start() { w.loop.start(w.run) }
 
 // add puts a row (may be nil) and alerts into the next batch and returns
 // that batch, to wait on or not.
@@ -91,51 +100,109 @@ func (w *writer) add(e *Entry, alerts []alertRow) *batch {
 	return b
 }
 
-func (w *writer) run() {
-	defer close(w.exited)
+// run writes batches until stop. After a panic the supervisor runs it
+// again, and it first finishes the batch the panic interrupted.
+func (w *writer) run(stop <-chan struct{}) {
+	returned := false
+	defer func() {
+		if !returned {
+			w.interrupted()
+		}
+	}()
+	if w.inflight != nil {
+		w.flush()
+	}
 	for {
 		select {
 		case <-w.kick:
 			w.flush()
-		case <-w.stop:
-			w.flush() // add refuses new rows by now: this is the last batch
-			return
+		case <-stop:
+			returned = true
+			return // close writes the last batch
 		}
 	}
 }
 
-// flush writes the current batch.
+// interrupted runs while a panic unwinds the loop: a batch whose write
+// panicked maxWriteTries times is failed, so that its waiters are not left
+// waiting for a write that may never succeed.
+func (w *writer) interrupted() {
+	b := w.inflight
+	if b == nil || b.tries < maxWriteTries {
+		return
+	}
+	w.fail(b, fmt.Errorf("budget: ledger write panicked %d times; its rows are not written", b.tries))
+}
+
+// fail tells the waiters of an unfinished batch err.
+func (w *writer) fail(b *batch, err error) {
+	if w.inflight == b {
+		w.inflight = nil
+	}
+	select {
+	case <-b.done:
+	default:
+		w.s.log.Error("budget: ledger write failed", "rows", len(b.entries), "alerts", len(b.alerts), "err", err)
+		b.err = err
+		close(b.done)
+	}
+}
+
+// flush writes the batch a panic interrupted, if any, else the current
+// one. A batch is written at most once: a retry after its durable point
+// only tells its waiters.
 func (w *writer) flush() {
-	w.mu.Lock()
-	b := w.cur
-	w.cur = newBatch()
-	w.mu.Unlock()
-	if len(b.entries) > 0 || len(b.alerts) > 0 {
-		if w.j != nil {
-			b.err = w.j.append(b) // the applier wakes the deliverer once the alerts are in SQLite
-		} else if b.err = w.commit(b); b.err == nil && len(b.alerts) > 0 {
-			w.l.deliver.wake()
+	b := w.inflight
+	if b == nil {
+		w.mu.Lock()
+		b = w.cur
+		w.cur = newBatch()
+		w.mu.Unlock()
+		w.inflight = b
+	}
+	if !b.written && !b.empty() {
+		b.tries++
+		w.hook("write")
+		if w.s.j != nil {
+			b.err = w.s.j.append(b) // the applier wakes the deliverer once the alerts are in SQLite
+		} else {
+			b.err = w.commit(b)
 		}
 		if b.err != nil {
-			w.l.log.Error("budget: ledger write failed", "rows", len(b.entries), "alerts", len(b.alerts), "err", b.err)
+			w.s.log.Error("budget: ledger write failed", "rows", len(b.entries), "alerts", len(b.alerts), "err", b.err)
 		}
 	}
+	if b.written {
+		w.hook("written")
+		if w.s.j == nil && len(b.alerts) > 0 {
+			w.s.onAlerts()
+		}
+	}
+	w.inflight = nil
 	close(b.done)
 }
 
+func (w *writer) hook(stage string) {
+	if h := w.s.hooks.write; h != nil {
+		h(stage)
+	}
+}
+
+// commit writes b in one transaction and marks it written once committed.
 func (w *writer) commit(b *batch) error {
 	ctx := context.Background() // the busy timeout bounds every wait
-	tx, err := w.db.BeginTx(ctx, nil)
+	tx, err := w.s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("budget: ledger: %w", err)
 	}
 	defer tx.Rollback()
-	if err := insertRows(ctx, tx, w.insert, b.entries, b.alerts); err != nil {
+	if err := insertRows(ctx, tx, w.s.insert, b.entries, b.alerts); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("budget: ledger: %w", err)
 	}
+	b.written = true
 	return nil
 }
 
@@ -158,8 +225,10 @@ func insertRows(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, entries []*En
 	return nil
 }
 
-// close writes what is pending and stops the writer.
-func (w *writer) close() error {
+// close refuses new rows, stops the loop (whether it runs, waits for a
+// restart or was given up) and writes what is left here: the batch a
+// panic interrupted, then the last one.
+func (w *writer) close() (err error) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -168,7 +237,20 @@ func (w *writer) close() error {
 	w.closed = true
 	last := w.cur
 	w.mu.Unlock()
-	close(w.stop)
-	<-w.exited
+	w.loop.halt()
+	defer func() {
+		if v := recover(); v != nil {
+			w.loop.recovered(v)
+			err = fmt.Errorf("budget: ledger writer panicked while closing: %v", v)
+			if w.inflight != nil {
+				w.fail(w.inflight, err)
+			}
+			w.fail(last, err)
+		}
+	}()
+	if w.inflight != nil {
+		w.flush()
+	}
+	w.flush() // add refuses new rows by now: this is the last batch
 	return last.err
 }

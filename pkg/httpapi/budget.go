@@ -30,7 +30,7 @@ func (s *server) keyDetail(k *keys.Key) any {
 	if s.Budget == nil {
 		return toKeyObject(k)
 	}
-	st := s.Budget.Status(k.ID)
+	st := s.Budget.Accounts.Status(k.ID)
 	d := keyDetail{keyObject: toKeyObject(k), RPM: st.Policy.RPM, TPM: st.Policy.TPM, OnExhausted: st.Policy.OnExhausted,
 		Webhooks: st.Policy.Webhooks, OwnPolicy: st.OwnPolicy, Budgets: st.Budgets, Periods: st.Periods}
 	if d.OnExhausted == "" {
@@ -81,7 +81,7 @@ func (s *server) storePolicy(c *gin.Context, keyID string, p budget.Policy) erro
 	if err := p.Validate(); err != nil {
 		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "invalid_budget", Message: err.Error(), Err: err}
 	}
-	return s.Budget.SetPolicy(c.Request.Context(), keyID, p)
+	return s.Budget.Accounts.SetPolicy(c.Request.Context(), keyID, p)
 }
 
 // budgetedKey is the key named in the path, when budgets are enabled; it
@@ -134,7 +134,7 @@ func (s *server) keySpend(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	rows, err := s.Budget.Spend(c.Request.Context(), k.ID, from, to)
+	rows, err := s.Budget.Store.Spend(c.Request.Context(), k.ID, from, to)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -168,7 +168,7 @@ func (s *server) costReport(c *gin.Context) {
 	}
 	switch format := c.DefaultQuery("format", "json"); format {
 	case "json":
-		rep, err := s.Budget.Report(c.Request.Context(), from, to, groupBy)
+		rep, err := s.Budget.Store.Report(c.Request.Context(), from, to, groupBy)
 		if err != nil {
 			writeError(c, badReport(err))
 			return
@@ -176,14 +176,14 @@ func (s *server) costReport(c *gin.Context) {
 		c.JSON(http.StatusOK, rep)
 	case "csv":
 		// Validate before the first byte, so a bad group_by is still a 400.
-		if _, err := s.Budget.Report(c.Request.Context(), time.Unix(0, 0), time.Unix(0, 1), groupBy); err != nil {
+		if _, err := s.Budget.Store.Report(c.Request.Context(), time.Unix(0, 0), time.Unix(0, 1), groupBy); err != nil {
 			writeError(c, badReport(err))
 			return
 		}
 		c.Header("Content-Type", "text/csv; charset=utf-8")
 		c.Header("Content-Disposition", `attachment; filename="tollgate-cost.csv"`)
 		c.Status(http.StatusOK)
-		if err := s.Budget.WriteReportCSV(c.Request.Context(), c.Writer, from, to, groupBy); err != nil {
+		if err := s.Budget.Store.WriteReportCSV(c.Request.Context(), c.Writer, from, to, groupBy); err != nil {
 			s.Logger.Warn("cost report: CSV cut short", "err", err)
 		}
 	default:
@@ -209,7 +209,7 @@ func (s *server) timeRange(c *gin.Context) (from, to time.Time, err error) {
 		if t, err := time.Parse(time.RFC3339, v); err == nil {
 			return t, nil
 		}
-		if t, err := time.ParseInLocation(time.DateOnly, v, s.Budget.Location()); err == nil {
+		if t, err := time.ParseInLocation(time.DateOnly, v, s.Budget.Accounts.Location()); err == nil {
 			return t, nil
 		}
 		return time.Time{}, llm.InvalidParam(name, name+" must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)")

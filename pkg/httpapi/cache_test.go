@@ -368,7 +368,7 @@ func TestCacheHitsCostNothingButCountAgainstRateLimits(t *testing.T) {
 	k, secret := s.newKey()
 	ctx := context.Background()
 	q := `{"model":"sim-small","max_tokens":5,"messages":[{"role":"user","content":"%s"}]}`
-	if err := s.ledger.SetPolicy(ctx, k.ID, budget.Policy{RPM: 3}); err != nil {
+	if err := s.ledger.Accounts.SetPolicy(ctx, k.ID, budget.Policy{RPM: 3}); err != nil {
 		t.Fatal(err)
 	}
 	r1, _ := postChat(t, s, secret, fmt.Sprintf(q, "delta"))
@@ -377,7 +377,7 @@ func TestCacheHitsCostNothingButCountAgainstRateLimits(t *testing.T) {
 	}
 	missCost := r1.Header.Get(httpapi.HeaderCost)
 	// A daily budget below what was spent: every new call is refused.
-	if err := s.ledger.SetPolicy(ctx, k.ID, budget.Policy{RPM: 3, Limits: []budget.Limit{{Period: budget.Daily, Amount: 1}}}); err != nil {
+	if err := s.ledger.Accounts.SetPolicy(ctx, k.ID, budget.Policy{RPM: 3, Limits: []budget.Limit{{Period: budget.Daily, Amount: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
@@ -402,7 +402,7 @@ func TestCacheHitsCostNothingButCountAgainstRateLimits(t *testing.T) {
 	if n := up.calls.Load(); n != 1 {
 		t.Fatalf("upstream calls %d, want 1", n)
 	}
-	if err := s.ledger.Flush(ctx); err != nil {
+	if err := s.ledger.Store.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := s.db.Query(`SELECT cache, cost, saved, status FROM budget_ledger WHERE key_id = ? ORDER BY id`, k.ID)

@@ -1,0 +1,449 @@
+package budget
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// Accounts is the money side of the keys: their policies (stored in
+// budget_policies) and, per key, the in-memory counters of every current
+// period with the reservations held against them. Reserve, Settle and
+// Release are exact under concurrency (see the package doc); Settle and
+// Record hand the request's ledger row, with the alerts its charge
+// crossed, to the Store. Safe for concurrent use.
+type Accounts struct {
+	db         *sql.DB // budget_policies only: the ledger tables are read through store
+	loc        *time.Location
+	now        func() time.Time
+	defaults   Policy
+	minElapsed float64  // Options.ProjectionMinElapsed
+	keys       sync.Map // key id → *keyState
+
+	policyMu sync.Mutex // serialises SetPolicy's write + publish
+
+	limits *RateLimits // told every key's policy, for its rpm and tpm
+	store  *Store
+	alerts *Alerts
+}
+
+func newAccounts(db *sql.DB, o Options, limits *RateLimits, store *Store, alerts *Alerts) *Accounts {
+	return &Accounts{db: db, loc: o.Location, now: o.Now, defaults: o.Defaults, minElapsed: o.ProjectionMinElapsed,
+		limits: limits, store: store, alerts: alerts}
+}
+
+// load reads the policies, the spend of the current periods and the alerts
+// already fired in them.
+func (a *Accounts) load(ctx context.Context) error {
+	rows, err := a.db.QueryContext(ctx, `SELECT key_id, policy FROM budget_policies`)
+	if err != nil {
+		return fmt.Errorf("budget: load policies: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, raw string
+		if err := rows.Scan(&id, &raw); err != nil {
+			return fmt.Errorf("budget: load policies: %w", err)
+		}
+		var p Policy
+		if err := json.Unmarshal([]byte(raw), &p); err != nil {
+			return fmt.Errorf("budget: load policy of %s: %w", id, err)
+		}
+		st := a.state(id)
+		st.policy, st.explicit = p, true
+		a.limits.set(id, p)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("budget: load policies: %w", err)
+	}
+
+	// The ledger tables, read through the store: what the journal held is
+	// in them.
+	ledger, err := a.store.settled(ctx)
+	if err != nil {
+		return err
+	}
+	// One scan of the (key_id, ts, cost) index gives every key's total and
+	// the sums since the start of each current period.
+	now := a.now()
+	var starts [len(periods)]int64
+	for i, p := range periods[:Total.index()] {
+		s, _ := p.Window(now, a.loc)
+		starts[i] = s.UnixMilli()
+	}
+	rows, err = ledger.QueryContext(ctx, `SELECT key_id,
+		SUM(CASE WHEN ts >= ?1 THEN cost ELSE 0 END),
+		SUM(CASE WHEN ts >= ?2 THEN cost ELSE 0 END),
+		SUM(CASE WHEN ts >= ?3 THEN cost ELSE 0 END),
+		SUM(cost)
+		FROM budget_ledger GROUP BY key_id`, starts[0], starts[1], starts[2])
+	if err != nil {
+		return fmt.Errorf("budget: rebuild spend: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var sums [len(periods)]int64
+		if err := rows.Scan(&id, &sums[0], &sums[1], &sums[2], &sums[3]); err != nil {
+			return fmt.Errorf("budget: rebuild spend: %w", err)
+		}
+		st := a.state(id)
+		for i := range sums {
+			st.cur[i].spent = llm.Micros(sums[i])
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("budget: rebuild spend: %w", err)
+	}
+
+	rows, err = ledger.QueryContext(ctx, `SELECT key_id, period, period_start, event, threshold, limit_micros FROM budget_alerts
+		WHERE period = 'total' OR period_start >= ?`, min(starts[0], starts[1], starts[2]))
+	if err != nil {
+		return fmt.Errorf("budget: load alerts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var k alertKey
+		if err := rows.Scan(&id, &k.period, &k.start, &k.event, &k.ppm, &k.limit); err != nil {
+			return fmt.Errorf("budget: load alerts: %w", err)
+		}
+		if k.period.Valid() {
+			a.state(id).fired[k] = struct{}{}
+		}
+	}
+	return rows.Err()
+}
+
+// state returns the key's in-memory state, creating it (with the default
+// policy and empty counters) on first use. Every key with ledger rows or a
+// stored policy was created by load, so a key created later has no spend
+// yet.
+func (a *Accounts) state(keyID string) *keyState {
+	if st, ok := a.keys.Load(keyID); ok {
+		return st.(*keyState)
+	}
+	st := &keyState{
+		policy: a.defaults,
+		open:   map[string]*hold{},
+		done:   map[string]struct{}{},
+		fired:  map[alertKey]struct{}{},
+	}
+	now := a.now()
+	for i, p := range periods {
+		st.cur[i].start, st.cur[i].end = p.Window(now, a.loc)
+	}
+	actual, _ := a.keys.LoadOrStore(keyID, st)
+	return actual.(*keyState)
+}
+
+// Defaults returns the policy of keys with none of their own, for the
+// admin API to show or to start from.
+func (a *Accounts) Defaults() Policy { return a.defaults.clone() }
+
+// Location is the time zone periods are aligned to.
+func (a *Accounts) Location() *time.Location { return a.loc }
+
+// Policy returns the key's policy and whether it is its own (false: the
+// defaults).
+func (a *Accounts) Policy(keyID string) (Policy, bool) {
+	st := a.state(keyID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.policy.clone(), st.explicit
+}
+
+// SetPolicy validates and stores the key's policy; it applies to the next
+// request. Spend so far in each period is kept: lowering a limit below it
+// refuses every later request of the period; alerts already fired for an
+// unchanged limit do not fire again.
+func (a *Accounts) SetPolicy(ctx context.Context, keyID string, p Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	p = p.clone()
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("budget: %w", err)
+	}
+	a.policyMu.Lock()
+	defer a.policyMu.Unlock()
+	if _, err := a.db.ExecContext(ctx, `INSERT INTO budget_policies (key_id, policy, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
+		keyID, string(raw), a.now().UnixMilli()); err != nil {
+		return fmt.Errorf("budget: set policy: %w", err)
+	}
+	st := a.state(keyID)
+	st.mu.Lock()
+	st.policy, st.explicit = p, true
+	st.mu.Unlock()
+	a.limits.set(keyID, p)
+	return nil
+}
+
+// Reservation is money held for one request until it is settled or
+// released.
+type Reservation struct {
+	KeyID     string
+	RequestID string
+	Amount    llm.Micros
+	// At is when the request was admitted: it is charged to the periods
+	// that contain At, even if it settles after one of them ended.
+	At time.Time
+}
+
+// Reserve holds amount (the request's maximum cost) against every limit of
+// the key, atomically: either all limits have room for it or nothing is
+// held. A request id that already holds a reservation gets that same
+// reservation back (whatever amount it asks for now); a settled one gets
+// ErrSettled.
+//
+// When a limit has no room the error is a 402 *llm.Error (type
+// insufficient_quota, code budget_exceeded) whose chain holds ErrExhausted
+// and an *Exhausted with the details; RetryAfter is the time until every
+// refusing period has reset (none when a total budget refuses), and
+// the x-tollgate-budget-remaining-usd and x-tollgate-budget-reset headers
+// are set.
+func (a *Accounts) Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
+	if amount < 0 {
+		return Reservation{}, fmt.Errorf("budget: negative reservation %d", amount)
+	}
+	st := a.state(keyID)
+	now := a.now()
+	st.mu.Lock()
+	if h, ok := st.open[requestID]; ok {
+		st.mu.Unlock()
+		return Reservation{KeyID: keyID, RequestID: requestID, Amount: h.amount, At: h.at}, nil
+	}
+	if st.isDone(requestID) {
+		st.mu.Unlock()
+		return Reservation{}, fmt.Errorf("budget: %s: %w", requestID, ErrSettled)
+	}
+	st.rollover(now, a.loc)
+	var ex *Exhausted
+	for _, lim := range st.policy.Limits {
+		c := &st.cur[lim.Period.index()]
+		if c.spent+c.reserved+amount <= lim.Amount {
+			continue
+		}
+		if ex == nil {
+			ex = &Exhausted{KeyID: keyID, Requested: amount}
+		}
+		ex.Limits = append(ex.Limits, statusOf(lim, c))
+	}
+	if ex != nil {
+		ex.Remaining, _ = st.remaining()
+		alerts := st.exhaustedAlerts(ex, now)
+		webhooks := st.policy.Webhooks
+		st.mu.Unlock()
+		a.alerts.enqueue(keyID, alerts, webhooks)
+		return Reservation{}, ex.httpError(now)
+	}
+	for i := range st.cur {
+		st.cur[i].reserved += amount
+	}
+	st.open[requestID] = &hold{amount: amount, at: now}
+	st.mu.Unlock()
+	return Reservation{KeyID: keyID, RequestID: requestID, Amount: amount, At: now}, nil
+}
+
+// Fits reports whether a reservation of amount would succeed now, without
+// holding anything: the downgrade path asks it of each cheaper candidate,
+// then reserves the one it picks (which may still fail if a concurrent
+// request took the room in between).
+func (a *Accounts) Fits(keyID string, amount llm.Micros) bool {
+	st := a.state(keyID)
+	now := a.now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.rollover(now, a.loc)
+	for _, lim := range st.policy.Limits {
+		c := &st.cur[lim.Period.index()]
+		if c.spent+c.reserved+amount > lim.Amount {
+			return false
+		}
+	}
+	return true
+}
+
+// Remaining is the most a request of the key could reserve now (the
+// smallest room left across its limits); limited is false when the key
+// has no limit.
+func (a *Accounts) Remaining(keyID string) (remaining llm.Micros, limited bool) {
+	st := a.state(keyID)
+	now := a.now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.rollover(now, a.loc)
+	return st.remaining()
+}
+
+// Release drops the request's reservation (the upstream call failed or
+// never happened). Releasing twice, or a settled request, does nothing.
+// The request id may reserve again afterwards (a fallback to another
+// model). Record the failure's ledger row separately.
+func (a *Accounts) Release(r Reservation) {
+	st := a.state(r.KeyID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	h, ok := st.open[r.RequestID]
+	if !ok {
+		return
+	}
+	delete(st.open, r.RequestID)
+	for i := range st.cur {
+		if c := st.counterAt(i, h.at); c != nil {
+			c.reserved -= h.amount
+		}
+	}
+}
+
+// Settle turns the request's reservation into its actual cost e.Cost,
+// releasing the rest, and writes e as the request's ledger row. It returns
+// once the row is committed or journaled (group commit: concurrent settles
+// share one transaction or one append), so a response acknowledged after Settle returned is never
+// missing from the ledger after a crash. e's KeyID, RequestID and Time are
+// taken from r.
+//
+// Settling an already settled request is a no-op returning nil. The cost
+// is charged as given, even above the reservation (a provider counting
+// more prompt tokens than tollgate did): the ledger records what was
+// spent.
+func (a *Accounts) Settle(ctx context.Context, r Reservation, e Entry) error {
+	st := a.state(r.KeyID)
+	now := a.now()
+	st.mu.Lock()
+	h, ok := st.open[r.RequestID]
+	if !ok {
+		done := st.isDone(r.RequestID)
+		st.mu.Unlock()
+		if done {
+			return nil
+		}
+		return fmt.Errorf("budget: settle %s: %w", r.RequestID, ErrNoReservation)
+	}
+	delete(st.open, r.RequestID)
+	st.markDone(r.RequestID)
+	st.rollover(now, a.loc)
+	for i := range st.cur {
+		if c := st.counterAt(i, h.at); c != nil {
+			c.reserved -= h.amount
+			c.spent += e.Cost
+		}
+	}
+	alerts := st.crossedAlerts(h.at, now, a.minElapsed)
+	webhooks := st.policy.Webhooks
+	st.mu.Unlock()
+
+	e.KeyID, e.RequestID, e.Time = r.KeyID, r.RequestID, h.at
+	b := a.store.add(&e, a.alerts.rows(r.KeyID, alerts, webhooks, now))
+	return b.wait(ctx)
+}
+
+// Record writes a ledger row that went through no reservation: a cache
+// hit, a refused or failed request. It does not wait for the row to be
+// committed (the next batch takes it; Close flushes). A row with a cost is
+// charged to the key's periods all the same (no limit is checked: the
+// money is already spent). A zero e.Time means now.
+func (a *Accounts) Record(e Entry) {
+	now := a.now()
+	if e.Time.IsZero() || e.Time.After(now) {
+		e.Time = now
+	}
+	var alerts []alert
+	var webhooks []Webhook
+	if e.Cost != 0 {
+		st := a.state(e.KeyID)
+		st.mu.Lock()
+		st.rollover(now, a.loc)
+		for i := range st.cur {
+			if c := st.counterAt(i, e.Time); c != nil {
+				c.spent += e.Cost
+			}
+		}
+		alerts = st.crossedAlerts(e.Time, now, a.minElapsed)
+		webhooks = st.policy.Webhooks
+		st.mu.Unlock()
+	}
+	a.store.add(&e, a.alerts.rows(e.KeyID, alerts, webhooks, now))
+}
+
+// Status returns the key's limits and spend in the current periods.
+func (a *Accounts) Status(keyID string) KeyStatus {
+	st := a.state(keyID)
+	now := a.now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.rollover(now, a.loc)
+	ks := KeyStatus{KeyID: keyID, Policy: st.policy.clone(), OwnPolicy: st.explicit, Budgets: []PeriodStatus{}}
+	for _, lim := range st.policy.Limits {
+		ks.Budgets = append(ks.Budgets, statusOf(lim, &st.cur[lim.Period.index()]))
+	}
+	for i, p := range periods {
+		if lim, ok := st.policy.Limit(p); ok {
+			ks.Periods = append(ks.Periods, statusOf(lim, &st.cur[i]))
+			continue
+		}
+		c := &st.cur[i]
+		ks.Periods = append(ks.Periods, PeriodStatus{Period: p, Spent: c.spent, Reserved: c.reserved, Start: c.start, ResetsAt: c.end})
+	}
+	return ks
+}
+
+// Exhausted details a refused reservation; it is in the chain of the
+// error Reserve returns and matches errors.Is(err, ErrExhausted).
+type Exhausted struct {
+	KeyID     string
+	Requested llm.Micros
+	Remaining llm.Micros     // the smallest room left across all the key's limits
+	Limits    []PeriodStatus // the limits that had no room
+}
+
+func (e *Exhausted) Error() string {
+	l := e.Limits[0]
+	return fmt.Sprintf("budget exceeded: the %s budget of this API key is $%s, $%s is spent and $%s reserved; this request may cost up to $%s",
+		l.Period, l.Limit, l.Spent, l.Reserved, e.Requested)
+}
+
+// Is makes errors.Is(err, ErrExhausted) hold.
+func (e *Exhausted) Is(target error) bool { return target == ErrExhausted }
+
+// ResetsAt is when every refusing period has reset; zero when one of them
+// is a total budget (it never resets).
+func (e *Exhausted) ResetsAt() time.Time {
+	var at time.Time
+	for _, l := range e.Limits {
+		if l.ResetsAt.IsZero() {
+			return time.Time{}
+		}
+		if l.ResetsAt.After(at) {
+			at = l.ResetsAt
+		}
+	}
+	return at
+}
+
+// httpError is the 402 the client gets.
+func (e *Exhausted) httpError(now time.Time) *llm.Error {
+	h := http.Header{}
+	h.Set(HeaderRemaining, e.Remaining.String())
+	var retry time.Duration
+	if at := e.ResetsAt(); !at.IsZero() {
+		h.Set(HeaderReset, at.UTC().Format(time.RFC3339))
+		retry = at.Sub(now)
+	}
+	return &llm.Error{Status: http.StatusPaymentRequired, Type: llm.TypeQuota, Code: "budget_exceeded",
+		Message: e.Error(), RetryAfter: retry, Header: h, Err: e}
+}
+
+// Response headers about the budget.
+const (
+	HeaderRemaining = "x-tollgate-budget-remaining-usd" // dollars, six decimals
+	HeaderReset     = "x-tollgate-budget-reset"         // RFC 3339, UTC
+)

@@ -1,0 +1,136 @@
+package budget
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/safe"
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// Store is the spend ledger: one row per request in budget_ledger, with
+// the alerts its charge crossed in budget_alerts and budget_outbox, all
+// written by group commit (writer.go) and, with Options.JournalPath,
+// through the journal (journal.go). Its readers (Spend, Report,
+// WriteReportCSV, the alert deliverer, the rebuild at Open) reach the
+// tables only through settled, which first moves what is journaled into
+// SQLite: nobody can read the ledger without the rows whose Settle has
+// returned. Safe for concurrent use.
+type Store struct {
+	db            *sql.DB
+	loc           *time.Location // of the report's days and of Spend's times
+	log           *slog.Logger
+	sup           *safe.Supervisor
+	applyInterval time.Duration
+	applyRows     int
+	hooks         testHooks
+	onAlerts      func() // alert rows reached the outbox: wake the deliverer
+
+	insert    *sql.Stmt
+	w         *writer
+	j         *journal // nil: each batch is an SQLite transaction
+	closeOnce sync.Once
+}
+
+// openStore prepares the writer and, with a journal, replays into SQLite
+// what the journal holds beyond the stored offset. start runs the
+// background workers.
+func openStore(ctx context.Context, db *sql.DB, o Options, onAlerts func()) (*Store, error) {
+	insert, err := db.PrepareContext(ctx, insertEntry)
+	if err != nil {
+		return nil, fmt.Errorf("budget: prepare: %w", err)
+	}
+	s := &Store{db: db, loc: o.Location, log: o.Logger, sup: o.Supervisor, applyInterval: o.ApplyInterval, applyRows: o.ApplyRows,
+		hooks: o.hooks, onAlerts: onAlerts, insert: insert}
+	s.w = newWriter(s)
+	if o.JournalPath != "" {
+		if s.j, err = openJournal(ctx, s, o.JournalPath); err != nil {
+			insert.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// start runs the writer and the journal mover.
+func (s *Store) start() {
+	s.w.start()
+	if s.j != nil {
+		s.j.start()
+	}
+}
+
+// close writes every pending row and alert into SQLite and stops the
+// workers. Closing again does nothing.
+func (s *Store) close() (err error) {
+	s.closeOnce.Do(func() {
+		err = s.w.close()
+		if s.j != nil {
+			if jerr := s.j.close(); err == nil {
+				err = jerr
+			}
+		}
+		s.insert.Close()
+	})
+	return err
+}
+
+// add hands a row (may be nil) and alerts to the next batch and returns
+// that batch, to wait on or not.
+func (s *Store) add(e *Entry, alerts []alertRow) *batch { return s.w.add(e, alerts) }
+
+// Flush waits until every row handed to the store so far is committed to
+// SQLite (with a journal: journaled, then applied). Readers need not call
+// it: they do as much themselves.
+func (s *Store) Flush(ctx context.Context) error {
+	_, err := s.settled(ctx)
+	return err
+}
+
+// settled returns the database once every row and alert handed to the
+// store before the call is in its tables: it waits for the writer to
+// write them and, with a journal, moves what is journaled into SQLite. It
+// is the only way to read the ledger tables, so no reader sees a ledger
+// older than the counters it was charged with.
+func (s *Store) settled(ctx context.Context) (*sql.DB, error) {
+	if err := s.w.add(nil, nil).wait(ctx); err != nil {
+		return nil, err
+	}
+	if s.j != nil {
+		if err := s.j.apply(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.db, nil
+}
+
+// Entry is one ledger row: one request, whatever became of it.
+type Entry struct {
+	// Time is when the request was admitted; its period is the one that
+	// contains Time. Settle sets it to the reservation's time.
+	Time           time.Time
+	RequestID      string
+	KeyID          string
+	Route          string
+	RequestedModel string
+	Model          string // the model that served it
+	Provider       string
+	// Tokens: prompt, completion, and the prompt tokens the provider read
+	// from its own cache.
+	PromptTokens, CompletionTokens, CachedTokens int
+	// Cost is charged to the key; Saved is what the cache or a downgrade
+	// saved against the requested model.
+	Cost, Saved llm.Micros
+	// Estimated: the cost comes from tokens tollgate counted, not from
+	// usage the provider reported. Unpriced: the model has no price, so a
+	// zero Cost means "unknown", not "free".
+	Estimated, Unpriced bool
+	Cache               string // hit | semantic-hit | miss | bypass
+	Status              int    // HTTP status the client got
+	Latency             time.Duration
+	Attempts            int
+}
