@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	ledger, err := openLedger(ctx, cfg, db, keyStore, logger)
+	ledger, err := openLedger(ctx, cfg, db, keyStore, sup, logger)
 	if err != nil {
 		return err
 	}
