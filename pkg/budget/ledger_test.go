@@ -14,6 +14,22 @@ import (
 
 var ctx = context.Background()
 
+// The gateway declares the interfaces it consumes (its Limiter and
+// Accounts); these are their method sets, which the parts keep.
+var (
+	_ interface {
+		Allow(keyID string, promptTokens int) (RateState, error)
+	} = (*RateLimits)(nil)
+	_ interface {
+		Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error)
+		Settle(ctx context.Context, r Reservation, e Entry) error
+		Release(r Reservation)
+		Record(e Entry)
+		Remaining(keyID string) (llm.Micros, bool)
+		Policy(keyID string) (Policy, bool)
+	} = (*Accounts)(nil)
+)
+
 func TestReserveSettle(t *testing.T) {
 	clk := newClock("2026-03-10T12:00:00Z")
 	d := newTestDB(t)
