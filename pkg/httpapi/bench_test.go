@@ -60,7 +60,7 @@ func BenchmarkChatHandler(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer ledger.Close()
-				gwOpts.Limits, gwOpts.Accounts = ledger, ledger
+				gwOpts.Limits, gwOpts.Accounts = ledger.Limits, ledger.Accounts
 			}
 			gw, err := gateway.New(gwOpts)
 			if err != nil {

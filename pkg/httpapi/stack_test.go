@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/router"
 	"github.com/tollgate/tollgate/pkg/semcache"
+	"github.com/tollgate/tollgate/pkg/semcache/guard"
 	"github.com/tollgate/tollgate/pkg/semcache/vecindex"
 	"github.com/tollgate/tollgate/pkg/sqlite"
 	"github.com/tollgate/tollgate/pkg/tokens"
@@ -124,13 +125,13 @@ func newStack(t *testing.T, o stackOptions) *stack {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ledger.Close() })
-		gwOpts.Limits, gwOpts.Accounts = ledger, ledger
+		gwOpts.Limits, gwOpts.Accounts = ledger.Limits, ledger.Accounts
 	}
 	var cache *semcache.Cache
 	if o.cache {
 		co := semcache.Options{DB: db, Now: o.clock}
 		if o.embedder != nil {
-			co.Embedder, co.Index, co.Checker = o.embedder, vecindex.New(o.embedder.Dim()), semcache.NewGuard()
+			co.Embedder, co.Index, co.Checker = o.embedder, vecindex.New(o.embedder.Dim()), guard.New()
 			co.Threshold = semcache.DefaultThreshold
 		}
 		if cache, err = semcache.Open(context.Background(), co); err != nil {
