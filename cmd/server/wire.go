@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/gateway"
@@ -270,7 +271,7 @@ func simDist(l config.Latency) providers.Dist {
 
 // openLedger opens the budget ledger: keys' policies, period spend rebuilt
 // from the ledger rows, the alert outbox and its deliverer.
-func openLedger(ctx context.Context, cfg *config.Config, db *sql.DB, ks *keys.Store, logger *slog.Logger) (*budget.Ledger, error) {
+func openLedger(ctx context.Context, cfg *config.Config, db *sql.DB, ks *keys.Store, sup *safe.Supervisor, logger *slog.Logger) (*budget.Ledger, error) {
 	loc := time.UTC
 	if tz := cfg.Budget.Timezone; tz != "" {
 		var err error
@@ -291,7 +292,7 @@ func openLedger(ctx context.Context, cfg *config.Config, db *sql.DB, ks *keys.St
 	}
 	return budget.Open(ctx, db, budget.Options{
 		Location: loc, Defaults: defaults, Webhooks: hooks, WebhookSecret: cfg.Budget.WebhookSecret, Logger: logger,
-		JournalPath: filepath.Join(cfg.DataDir, "ledger.journal"),
+		JournalPath: filepath.Join(cfg.DataDir, "ledger.journal"), Supervisor: sup,
 		KeyName: func(id string) string {
 			if k, ok := ks.Get(id); ok {
 				return k.Name
