@@ -13,7 +13,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/tollgate/tollgate/pkg/gateway"
-	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/semcache"
 )
@@ -45,7 +44,8 @@ const headerProviderKey = "X-Tollgate-Provider-Key-"
 // from the body so it never reaches an upstream). They are used for this
 // call only and never logged or stored.
 func callerOf(c *gin.Context, req *llm.ChatRequest) (gateway.Caller, error) {
-	caller := gateway.Caller{Key: c.MustGet(ctxKey).(*keys.Key), RequestID: c.Writer.Header().Get(HeaderRequestID)}
+	r := callOf(c)
+	caller := gateway.Caller{Key: r.key, RequestID: r.id}
 	if req != nil {
 		ctl, err := semcache.ParseControls(c.Request.Header)
 		if err != nil {
@@ -128,7 +128,7 @@ func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
 		}
 		return
 	}
-	c.Set(ctxMeta, meta)
+	callOf(c).meta = meta
 	h := c.Writer.Header()
 	for k, vs := range meta.Header {
 		h[k] = vs
@@ -242,16 +242,22 @@ func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequ
 		// Too late for a status code: end the stream with an error event, as
 		// OpenAI does, and no [DONE] so the client knows it is incomplete.
 		e := llm.ForClient(err)
-		c.Set(ctxError, e)
+		callOf(c).err = e
 		if e.Status != llm.StatusClientClosed {
-			_, _ = w.Write(sseData)
-			_, _ = w.Write(errorBody(e))
-			_, _ = w.Write(sseEnd)
-			w.Flush()
+			writeErrorEvent(w, e)
 		}
 		return
 	}
 	_, _ = w.Write(sseDone)
+	w.Flush()
+}
+
+// writeErrorEvent ends a stream that has started with an error event, as
+// OpenAI does.
+func writeErrorEvent(w gin.ResponseWriter, e *llm.Error) {
+	_, _ = w.Write(sseData)
+	_, _ = w.Write(errorBody(e))
+	_, _ = w.Write(sseEnd)
 	w.Flush()
 }
 
@@ -303,7 +309,7 @@ func toModelObject(m gateway.ModelInfo) modelObject {
 }
 
 func (s *server) listModels(c *gin.Context) {
-	models := s.Gateway.Models(c.MustGet(ctxKey).(*keys.Key))
+	models := s.Gateway.Models(callOf(c).key)
 	data := make([]modelObject, len(models))
 	for i, m := range models {
 		data[i] = toModelObject(m)
@@ -312,7 +318,7 @@ func (s *server) listModels(c *gin.Context) {
 }
 
 func (s *server) getModel(c *gin.Context) {
-	m, err := s.Gateway.Model(c.MustGet(ctxKey).(*keys.Key), strings.TrimPrefix(c.Param("model"), "/"))
+	m, err := s.Gateway.Model(callOf(c).key, strings.TrimPrefix(c.Param("model"), "/"))
 	if err != nil {
 		writeError(c, err)
 		return

@@ -27,7 +27,7 @@ type envelopeError struct {
 // Nothing is written for a client that went away.
 func writeError(c *gin.Context, err error) *llm.Error {
 	e := llm.ForClient(err)
-	c.Set(ctxError, e)
+	callOf(c).err = e
 	if e.Status == llm.StatusClientClosed || c.Writer.Written() {
 		return e
 	}

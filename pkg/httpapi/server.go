@@ -12,9 +12,11 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -44,12 +46,27 @@ type Options struct {
 	Now   func() time.Time
 }
 
-// gin context keys.
-const (
-	ctxKey   = "tollgate.key"
-	ctxError = "tollgate.error"
-	ctxMeta  = "tollgate.meta"
-)
+// call is what the HTTP layer learns of one request as it is served, for
+// its access-log line: set by begin, filled by authentication, the handler
+// and the error mapper. It travels in the request's context under a typed
+// key, not in Gin's string-keyed bag.
+type call struct {
+	id   string
+	key  *keys.Key     // the authenticated key, if any
+	meta *gateway.Meta // what the gateway did, if it got that far
+	err  *llm.Error    // the error the client got, if any
+}
+
+type callKey struct{}
+
+// callOf returns the request's call record (a zero one outside begin, so
+// handlers tested alone still work).
+func callOf(c *gin.Context) *call {
+	if r, ok := c.Request.Context().Value(callKey{}).(*call); ok {
+		return r
+	}
+	return &call{}
+}
 
 // Header names.
 const (
@@ -137,33 +154,65 @@ func New(o Options) http.Handler {
 	return r
 }
 
-// begin stamps the request id, and writes the access log line after the
-// handler returns.
+// begin stamps the request id and, deferred so that it runs when a panic
+// unwinds too, answers a panic with a 500 in OpenAI's shape (or an error
+// event, when a stream has started) and writes the request's one
+// access-log line.
 func (s *server) begin(c *gin.Context) {
 	start := s.Now()
-	id := s.ids.next()
-	c.Writer.Header().Set(HeaderRequestID, id)
+	r := &call{id: s.ids.next()}
+	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), callKey{}, r))
+	c.Writer.Header().Set(HeaderRequestID, r.id)
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v) // net/http's own way to abort a response: not a bug
+			}
+			s.Logger.Error("panic while serving a request", "id", r.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			s.internalError(c)
+		}
+		if s.AccessLog {
+			s.accessLog(c, r, start)
+		}
+	}()
 	c.Next()
-	if !s.AccessLog {
+}
+
+// internalError tells the client that the request failed inside tollgate:
+// a 500 in OpenAI's shape, or, when a stream's first bytes are already
+// out, an error event ending it (no [DONE], so the client knows it is
+// incomplete).
+func (s *server) internalError(c *gin.Context) {
+	e := &llm.Error{Status: http.StatusInternalServerError, Type: llm.TypeServer, Code: "internal_error",
+		Message: "tollgate hit an internal error while serving this request; it was logged with the request id"}
+	if !c.Writer.Written() {
+		writeError(c, e)
 		return
 	}
-	status := c.Writer.Status()
-	if v, ok := c.Get(ctxError); ok && v.(*llm.Error).Status == llm.StatusClientClosed {
-		status = llm.StatusClientClosed
+	callOf(c).err = e
+	if strings.HasPrefix(c.Writer.Header().Get("Content-Type"), "text/event-stream") {
+		writeErrorEvent(c.Writer, e)
 	}
-	attrs := make([]slog.Attr, 0, 12)
+}
+
+// accessLog writes the request's one access-log line.
+func (s *server) accessLog(c *gin.Context, r *call, start time.Time) {
+	status := c.Writer.Status()
+	if r.err != nil && (r.err.Status == llm.StatusClientClosed || (c.Writer.Written() && r.err.Status >= 500)) {
+		status = r.err.Status // a stream cut after its 200, or a client gone
+	}
+	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
-		slog.String("id", id),
+		slog.String("id", r.id),
 		slog.String("method", c.Request.Method),
 		slog.String("path", c.Request.URL.Path),
 		slog.Int("status", status),
 		slog.Duration("latency", s.Now().Sub(start)),
 	)
-	if v, ok := c.Get(ctxKey); ok {
-		attrs = append(attrs, slog.String("key_id", v.(*keys.Key).ID))
+	if r.key != nil {
+		attrs = append(attrs, slog.String("key_id", r.key.ID))
 	}
-	if v, ok := c.Get(ctxMeta); ok {
-		m := v.(*gateway.Meta)
+	if m := r.meta; m != nil && m.Model != "" {
 		attrs = append(attrs, slog.String("model", m.Model), slog.String("provider", m.Provider), slog.Int("attempts", m.Attempts))
 		if m.Cache != "" {
 			attrs = append(attrs, slog.String("cache", m.Cache))
@@ -177,9 +226,8 @@ func (s *server) begin(c *gin.Context) {
 			attrs = append(attrs, slog.String("cost_usd", m.Cost.Micros.String()), slog.Bool("cost_estimated", m.Cost.Estimated))
 		}
 	}
-	if v, ok := c.Get(ctxError); ok {
-		e := v.(*llm.Error)
-		attrs = append(attrs, slog.String("error", e.Error()))
+	if r.err != nil {
+		attrs = append(attrs, slog.String("error", r.err.Error()))
 	}
 	level := slog.LevelInfo
 	if status >= 500 && status != llm.StatusClientClosed {
@@ -206,7 +254,7 @@ func (s *server) authenticate(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	c.Set(ctxKey, k)
+	callOf(c).key = k
 }
 
 func (s *server) authenticateAdmin(c *gin.Context) {
