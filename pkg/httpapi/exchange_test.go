@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/testmodel"
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -240,4 +241,32 @@ func (b *syncBuffer) linesWith(s string) int {
 		}
 	}
 	return n
+}
+
+// TestTypographicApostrophesNextToCachedEntries: prompts holding a lone
+// typographic apostrophe, next to cached entries holding one, are served
+// normally (the guard once indexed before the start of such a word and
+// panicked, breaking every similar query in the scope).
+func TestTypographicApostrophesNextToCachedEntries(t *testing.T) {
+	emb := testmodel.Open(t)
+	tests := []struct {
+		name, cached, asked string
+	}{
+		{"a lone apostrophe next to an entry holding one", "What’s the capital of France?", "’"},
+		{"an entry that is a lone apostrophe", "’", "’ ’"},
+		{"apostrophes in both", "Don’t stop’", "What’s ’the’ capital of France’s neighbour?"},
+		{"a closing apostrophe after a digit", "It’s 0’", "0’"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStack(t, stackOptions{models: simModels(newSim(t, providers.SimConfig{})), cache: true, embedder: emb})
+			for _, text := range []string{tt.cached, tt.asked, tt.asked} {
+				body, _ := json.Marshal(map[string]any{"model": "sim-small", "messages": []map[string]string{{"role": "user", "content": text}}})
+				resp, got := postChat(t, s, s.secret, string(body))
+				if resp == nil || resp.StatusCode != 200 {
+					t.Fatalf("%q: %v %s", text, resp, got)
+				}
+			}
+		})
+	}
 }
