@@ -35,25 +35,6 @@ func (g *Gateway) Tenant(keyID string) string {
 // SharedTenant is the cache tenant of a shared tenant named in config.
 func SharedTenant(name string) string { return "tenant:" + name }
 
-// store keeps a successful answer. Downgraded answers are not kept: they
-// are not what the requested model would have said, and the next key of
-// the tenant may well afford the real one.
-func (x *exchange) store(ctx context.Context, q *semcache.Query, resp *llm.ChatResponse) {
-	if !storable(q) || x.meta.Downgraded {
-		return
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-	if err := x.g.cache.Store(sctx, q, resp, x.meta.Model, x.meta.Cost.Micros); err != nil {
-		x.g.log.Warn("cache: store failed", "model", x.meta.Model, "err", err)
-	}
-}
-
-// storable reports whether the cache may keep the query's answer.
-func storable(q *semcache.Query) bool {
-	return q != nil && q.Bypass() == "" && !q.Controls.NoStore
-}
-
 // flight is one upstream call that identical concurrent misses wait for.
 type flight struct {
 	done  chan struct{}

@@ -8,9 +8,9 @@
 // Chat, Stream and Embed differ only in their middle step. finish runs
 // deferred, exactly once, panics included: it settles or releases the
 // reservation and writes the request's one ledger row. This file is the
-// flow, top to bottom; attempt.go is the retry and fallback loop, stream.go
-// a streamed answer, cache.go the cache's side of it, setup.go the
-// Gateway's construction.
+// flow, top to bottom; attempt.go is the retry and fallback loop. The rest
+// is detail: stream.go a streamed answer, cache.go the map of in-flight
+// misses and the replayed stream, setup.go the Gateway's construction.
 package gateway
 
 import (
@@ -376,6 +376,25 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 	return resp, nil
 }
 
+// store keeps a successful answer. Downgraded answers are not kept: they
+// are not what the requested model would have said, and the next key of
+// the tenant may well afford the real one.
+func (x *exchange) store(ctx context.Context, q *semcache.Query, resp *llm.ChatResponse) {
+	if !storable(q) || x.meta.Downgraded {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := x.g.cache.Store(sctx, q, resp, x.meta.Model, x.meta.Cost.Micros); err != nil {
+		x.g.log.Warn("cache: store failed", "model", x.meta.Model, "err", err)
+	}
+}
+
+// storable reports whether the cache may keep the query's answer.
+func storable(q *semcache.Query) bool {
+	return q != nil && q.Bypass() == "" && !q.Controls.NoStore
+}
+
 // plan counts the prompt with each candidate's tokenizer and orders the
 // candidates that can serve it.
 func (x *exchange) plan(req *llm.ChatRequest) (*router.Plan, error) {
@@ -420,6 +439,15 @@ func (x *exchange) makePlan(route *router.Route, allowed func(string) bool, req 
 		return nil, countErr
 	}
 	return plan, err
+}
+
+// available reports whether a model has a deployment that can take a call.
+func (g *Gateway) available(name string) (bool, string) {
+	m := g.models[name]
+	if m == nil {
+		return false, "not configured"
+	}
+	return g.balancer.Available(m.refs)
 }
 
 // fits refuses a request that cannot fit the model's context window or
@@ -556,6 +584,18 @@ func completionText(resp *llm.ChatResponse) string {
 		}
 	}
 	return b.String()
+}
+
+// withTimeout bounds the request by the route's timeout, else the
+// gateway's.
+func (g *Gateway) withTimeout(ctx context.Context, route time.Duration) (context.Context, context.CancelFunc) {
+	if route <= 0 {
+		route = g.timeout
+	}
+	if route > 0 {
+		return context.WithTimeout(ctx, route)
+	}
+	return context.WithCancel(ctx)
 }
 
 // resolveEmbeddings finds an embeddings model the key may use.

@@ -291,18 +291,6 @@ func notServed(name, what string) error {
 		Message: fmt.Sprintf("the model `%s` is %s", name, what)}
 }
 
-// withTimeout bounds the request by the route's timeout, else the
-// gateway's.
-func (g *Gateway) withTimeout(ctx context.Context, route time.Duration) (context.Context, context.CancelFunc) {
-	if route <= 0 {
-		route = g.timeout
-	}
-	if route > 0 {
-		return context.WithTimeout(ctx, route)
-	}
-	return context.WithCancel(ctx)
-}
-
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -312,13 +300,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// available reports whether a model has a deployment that can take a call.
-func (g *Gateway) available(name string) (bool, string) {
-	m := g.models[name]
-	if m == nil {
-		return false, "not configured"
-	}
-	return g.balancer.Available(m.refs)
 }
