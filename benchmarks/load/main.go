@@ -79,6 +79,7 @@ type options struct {
 	repeat         int
 	json           bool
 	gatewayBin     string
+	compareBin     string
 	keep           bool
 	maxInflight    int
 	timeout        time.Duration
@@ -101,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.repeat, "repeat", 1, "measure floor and gateways this many times (alternating) and report medians")
 	fs.BoolVar(&o.json, "json", false, "write the report as JSON to stdout")
 	fs.StringVar(&o.gatewayBin, "gateway-bin", "", "use this gateway binary instead of building ./cmd/server")
+	fs.StringVar(&o.compareBin, "compare-bin", "", "also measure every gateway variant with this binary (named VARIANT@compare), alternating with the others: before/after figures from one run")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, data)")
 	fs.IntVar(&o.maxInflight, "max-inflight", 256, "open loop: most requests in flight; later ones queue (and the wait counts)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
@@ -278,7 +280,21 @@ func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, f
 		{target: target{name: "floor", baseURL: "http://" + floor.addr + "/v1", auth: "Bearer client-key", pid: floor.pid()}, doc: "httputil.ReverseProxy"},
 	}
 	sdir := filepath.Join(dir, sc.name)
+	type started struct {
+		variant
+		bin string
+	}
+	var toStart []started
 	for _, v := range sc.variants {
+		toStart = append(toStart, started{v, bin})
+		if o.compareBin != "" {
+			c := v
+			c.Name, c.Doc = v.Name+"@compare", v.Doc+" (binary "+filepath.Base(o.compareBin)+")"
+			toStart = append(toStart, started{c, o.compareBin})
+		}
+	}
+	for _, st := range toStart {
+		v, bin := st.variant, st.bin
 		e := &entry{target: target{name: v.Name}, doc: v.Doc}
 		entries = append(entries, e)
 		if binErr != nil {
