@@ -111,27 +111,41 @@ func routesOf(in map[string]config.Route) []router.Route {
 	return out
 }
 
+// breakerConfig gives every provider, and deployments of none, explicit
+// settings: the config's, whose defaults are config.DefaultBreaker.
 func breakerConfig(cfg *config.Config, logger *slog.Logger) router.BreakerConfig {
 	bc := router.BreakerConfig{
+		Default:   breakerSettings(nil),
 		Providers: map[string]router.BreakerSettings{},
 		OnStateChange: func(id, provider string, from, to router.BreakerState) {
 			logger.Warn("circuit breaker", "deployment", id, "from", from.String(), "to", to.String())
 		},
 	}
 	for _, p := range cfg.Providers {
-		if b := p.Breaker; b != nil {
-			bc.Providers[p.Name] = router.BreakerSettings{
-				ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests,
-				Window: b.Window.Std(), Cooldown: b.Cooldown.Std(), HalfOpenRequests: b.HalfOpenRequests,
-			}
-		}
+		bc.Providers[p.Name] = breakerSettings(p.Breaker)
 	}
 	return bc
 }
 
+// breakerSettings translates a provider's breaker; nil (a Provider built
+// in Go rather than loaded) is config.DefaultBreaker.
+func breakerSettings(b *config.Breaker) router.BreakerSettings {
+	if b == nil {
+		d := config.DefaultBreaker()
+		b = &d
+	}
+	return router.BreakerSettings{
+		ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests,
+		Window: b.Window.Std(), Cooldown: b.Cooldown.Std(), HalfOpenRequests: b.HalfOpenRequests,
+	}
+}
+
+// backoffOf translates a provider's retry policy; nil (a Provider built in
+// Go rather than loaded) is config.DefaultRetry.
 func backoffOf(r *config.Retry) router.Backoff {
 	if r == nil {
-		return router.Backoff{}
+		d := config.DefaultRetry()
+		r = &d
 	}
 	return router.Backoff{MaxAttempts: r.MaxAttempts, Base: r.Base.Std(), Max: r.Max.Std()}
 }
