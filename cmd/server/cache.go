@@ -10,7 +10,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/tollgate/tollgate/pkg/config"
@@ -51,14 +50,8 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 			parts.tenants[id] = name
 		}
 	}
-	maxTemp := cc.MaxTemperature
-	if maxTemp == 0 {
-		// semcache reads 0 as "the default": the config's 0 means only
-		// temperature 0 is cached.
-		maxTemp = math.SmallestNonzeroFloat64
-	}
 	opts := semcache.Options{
-		DB: db, TTL: cc.TTL.Std(), MaxBytes: cc.MaxBytes, MaxTemperature: maxTemp, RouteMaxTemperature: cc.RouteMaxTemperature,
+		DB: db, TTL: cc.TTL.Std(), MaxBytes: cc.MaxBytes, MaxTemperature: temperatureBound(cc.MaxTemperature), RouteMaxTemperature: cc.RouteMaxTemperature,
 		SideEffectTools: cc.SideEffectTools, SweepInterval: cc.SweepInterval.Std(), Logger: logger,
 	}
 	var closers []func()
@@ -96,6 +89,19 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 	return parts, nil
 }
 
+// temperatureBound is semcache's MaxTemperature for the config's
+// max_temperature, which is always explicit (Load fills its default).
+// semcache still reads 0 as "my default" for its direct callers, so the
+// config's 0 (cache only temperature 0) goes as the smallest positive
+// float64: no float64 lies between the two, so "temperature > bound"
+// answers exactly as it would for 0.
+func temperatureBound(t float64) float64 {
+	if t == 0 {
+		return math.SmallestNonzeroFloat64
+	}
+	return t
+}
+
 // openEmbedder returns the configured embedder. A USE-lite model that
 // cannot be fetched or loaded falls back to the hashed embedder, logged as
 // an error: the cache still works, but serves far fewer paraphrases.
@@ -113,10 +119,7 @@ func openEmbedder(ctx context.Context, cfg *config.Config, clients map[string][]
 		// Concurrent lookups share requests (at most 256 texts each).
 		return semcache.Batched(e, providerBatch), nil
 	}
-	dir := s.ModelDir
-	if dir == "" {
-		dir = filepath.Join(cfg.DataDir, "models")
-	}
+	dir := cfg.ModelDir()
 	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	start := time.Now()

@@ -176,7 +176,7 @@ func TestBadStartupsFailClearly(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown field", []string{"-config", bad}, "field listen_port not found"},
+		{"unknown field, with the other problems", []string{"-config", bad}, "listen_port: unknown field\nproviders[0].base_url: not a URL"},
 		{"invalid value with path", []string{"-config", invalid}, "providers[0].base_url: not a URL"},
 		{"missing file", []string{"-config", filepath.Join(dir, "nope.yaml")}, "no such file"},
 		{"bad flag", []string{"-nope"}, "flag provided but not defined"},
