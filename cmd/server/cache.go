@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/semcache"
+	"github.com/tollgate/tollgate/pkg/semcache/guard"
 	"github.com/tollgate/tollgate/pkg/semcache/qdrant"
 	"github.com/tollgate/tollgate/pkg/semcache/use"
 	"github.com/tollgate/tollgate/pkg/semcache/vecindex"
@@ -66,7 +67,7 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 		}
 		closers = append(closers, func() { index.Close() })
 		opts.Embedder, opts.Index = emb, index
-		opts.Checker = semcache.NewGuard()
+		opts.Checker = guard.New()
 		opts.Threshold = float32(s.Threshold)
 		opts.Turns = s.Turns
 	}

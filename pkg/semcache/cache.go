@@ -46,7 +46,10 @@ type Options struct {
 	// The cache does not close the Index: its owner does.
 	Embedder Embedder
 	Index    Index
-	// Checker is the guard a semantic candidate must pass; nil: none.
+	// Checker is the guard a semantic candidate must pass (guard.New() of
+	// pkg/semcache/guard); required with Embedder and Index, since the
+	// cosine alone serves near-misses ("capital of France" for "capital of
+	// Germany").
 	Checker Checker
 	// Threshold is the default semantic threshold (cosine; default
 	// DefaultThreshold).
@@ -82,7 +85,8 @@ type Options struct {
 
 // Checker is the guard: it refuses a semantic candidate whose cached query
 // differs from the asked one in a way embeddings miss (numbers, names,
-// negation). *Guard implements it.
+// negation). *guard.Rules (pkg/semcache/guard) implements it. Allow must be
+// safe for concurrent use.
 type Checker interface {
 	Allow(query, cached string) (ok bool, reason string)
 }
@@ -186,6 +190,9 @@ type Cache struct {
 func Open(ctx context.Context, o Options) (*Cache, error) {
 	if o.DB == nil {
 		return nil, errors.New("semcache: Options.DB is required")
+	}
+	if o.Embedder != nil && o.Index != nil && o.Checker == nil {
+		return nil, errors.New("semcache: Options.Checker is required with a semantic cache (guard.New() of pkg/semcache/guard)")
 	}
 	c := &Cache{
 		opts:        o,
@@ -553,12 +560,10 @@ func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl C
 		miss.Reason = "candidate expired or older than max-age"
 		return nil, miss
 	}
-	if g := c.opts.Checker; g != nil {
-		if ok, why := g.Allow(k.query, m.query); !ok {
-			c.refusals.Add(1)
-			miss.Reason = "guard: " + why
-			return nil, miss
-		}
+	if ok, why := c.opts.Checker.Allow(k.query, m.query); !ok {
+		c.refusals.Add(1)
+		miss.Reason = "guard: " + why
+		return nil, miss
 	}
 	var e *Entry
 	if shared != nil {

@@ -156,6 +156,12 @@ func (c *testClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// allowAll is a guard allowing every candidate: tests of the cache's own
+// rules, without the guard's.
+type allowAll struct{}
+
+func (allowAll) Allow(query, cached string) (bool, string) { return true, "" }
+
 // refuseNumbers is a guard refusing candidates whose digits differ.
 type refuseNumbers struct{}
 
@@ -196,7 +202,7 @@ func newTestEnv(t testing.TB) *testEnv {
 func (env *testEnv) open(t testing.TB, edit func(*Options)) *Cache {
 	t.Helper()
 	o := Options{
-		DB: env.db, Embedder: wordsEmbedder{}, Index: env.index, Threshold: 0.9,
+		DB: env.db, Embedder: wordsEmbedder{}, Index: env.index, Checker: allowAll{}, Threshold: 0.9,
 		TTL: time.Hour, Now: env.clock.Now,
 	}
 	if edit != nil {

@@ -390,3 +390,31 @@ func TestWithoutSemantic(t *testing.T) {
 		t.Errorf("semantic without an embedder: %+v", res)
 	}
 }
+
+func TestOpenRequiresGuardWithSemanticCache(t *testing.T) {
+	env := newTestEnv(t)
+	tests := []struct {
+		name    string
+		edit    func(*Options)
+		wantErr bool
+	}{
+		{"semantic without guard", func(o *Options) { o.Checker = nil }, true},
+		{"semantic with guard", nil, false},
+		{"exact only, no guard needed", func(o *Options) { o.Embedder, o.Index, o.Checker = nil, nil, nil }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{DB: env.db, Embedder: wordsEmbedder{}, Index: newScanIndex(), Checker: allowAll{}}
+			if tt.edit != nil {
+				tt.edit(&o)
+			}
+			c, err := Open(context.Background(), o)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Open: %v, want error %v", err, tt.wantErr)
+			}
+			if c != nil {
+				c.Close()
+			}
+		})
+	}
+}

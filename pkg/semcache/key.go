@@ -153,6 +153,8 @@ func (c *canon) literal(i int, word string) int {
 	return i + len(word)
 }
 
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }
+
 func (c *canon) digits(i int) int {
 	for i < len(c.in) && isDigit(c.in[i]) {
 		i++

@@ -10,7 +10,11 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/internal/testmodel"
+	"github.com/tollgate/tollgate/pkg/semcache/guard"
 )
+
+// The guard's rules are the Checker cmd/server passes in.
+var _ Checker = (*guard.Rules)(nil)
 
 // devPair is one line of shared/data/paraphrase-dev.tsv.
 type devPair struct {
@@ -57,7 +61,7 @@ func cosine(a, b []float32) float32 {
 // cosine alone and with the guard, plus unrelated pairs (a paraphrase's first
 // prompt against another pair's second) as a check that the threshold keeps
 // unrelated prompts out. It fails if, at the shipped defaults
-// (DefaultThreshold and NewGuard), any near-miss is served or fewer than 70%
+// (DefaultThreshold and guard.New), any near-miss is served or fewer than 70%
 // of the paraphrases are.
 func TestQuality(t *testing.T) {
 	pairs := loadDevPairs(t)
@@ -70,7 +74,7 @@ func TestQuality(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGuard()
+	g := guard.New()
 	type scored struct {
 		devPair
 		cos    float32

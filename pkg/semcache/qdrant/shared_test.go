@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/semcache"
+	"github.com/tollgate/tollgate/pkg/semcache/guard"
 	"github.com/tollgate/tollgate/pkg/sqlite"
 )
 
@@ -98,7 +99,7 @@ func newSharedIndex(t *testing.T) *Index {
 func openReplica(t *testing.T, db *sql.DB, ix *Index, clock *manualClock, seed uint64) *semcache.Cache {
 	t.Helper()
 	c, err := semcache.Open(t.Context(), semcache.Options{
-		DB: db, Embedder: wordsEmbedder{}, Index: ix, Checker: semcache.NewGuard(),
+		DB: db, Embedder: wordsEmbedder{}, Index: ix, Checker: guard.New(),
 		Threshold: 0.9, TTL: time.Hour, Now: clock.Now, NewID: seededIDs(seed),
 	})
 	if err != nil {

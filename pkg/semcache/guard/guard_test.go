@@ -1,4 +1,4 @@
-package semcache
+package guard
 
 import (
 	"strings"
@@ -15,7 +15,7 @@ type guardCase struct {
 
 func runGuardCases(t *testing.T, cases []guardCase) {
 	t.Helper()
-	g := NewGuard()
+	g := New()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ok, reason := g.Allow(c.query, c.cached)
@@ -195,7 +195,7 @@ func FuzzGuardAllow(f *testing.F) {
 	} {
 		f.Add(s[0], s[1])
 	}
-	g := NewGuard()
+	g := New()
 	f.Fuzz(func(t *testing.T, a, b string) {
 		ok, reason := g.Allow(a, b)
 		if ok != (reason == "") {
@@ -211,7 +211,7 @@ func FuzzGuardAllow(f *testing.F) {
 }
 
 func BenchmarkGuardAllow(b *testing.B) {
-	g := NewGuard()
+	g := New()
 	for _, c := range []struct{ name, a, b string }{
 		{"paraphrase", "What is the capital of France?", "Which city is France's capital?"},
 		{"near-miss", "How do I sort a list of tuples in Python by the second element?", "How do I sort a list of tuples in Python by the first element?"},

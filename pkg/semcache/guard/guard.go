@@ -1,4 +1,11 @@
-package semcache
+// Package guard owns the semantic cache's guard: general rules over the
+// text of two prompts (script, language, quoted strings, code, numbers with
+// their units, named entities, negation, opposites, shared frame) that
+// refuse a cached answer whose prompt differs from the asked one in a way
+// sentence embeddings cannot see. It reads text only and imports nothing of
+// tollgate's: semcache consumes it through semcache.Checker, and cmd/server
+// passes it in.
+package guard
 
 import (
 	"slices"
@@ -8,31 +15,11 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultThreshold is the cosine similarity (USE-lite, model
-// "use-lite-v1") at or above which the semantic cache considers a cached
-// prompt a candidate; the Guard then decides. The guard, not the threshold,
-// is what keeps near-misses out (they score up to 0.99); the threshold keeps
-// out prompts that merely share a topic, which the guard was not built for.
-// It was chosen on shared/data/paraphrase-dev.tsv (50 paraphrase pairs, 30
-// near-miss pairs, plus 50 unrelated pairs made by pairing a paraphrase's
-// first prompt with another's second; TestQuality prints the table) as a
-// round value with a margin above the highest unrelated score (about 0.55)
-// that keeps more than 70% of paraphrases with the guard, rather than the
-// value that maximises hits on that set. Measured there:
-//
-//	threshold  cosine alone: para / near-miss / unrelated   cosine+guard: para / near-miss / unrelated
-//	0.60       92% / 30 of 30 / 0 of 50                      88% / 0 of 30 / 0 of 50
-//	0.65       88% / 27 of 30 / 0 of 50                      84% / 0 of 30 / 0 of 50
-//	0.70       82% / 25 of 30 / 0 of 50                      78% / 0 of 30 / 0 of 50   (shipped)
-//	0.75       78% / 21 of 30 / 0 of 50                      74% / 0 of 30 / 0 of 50
-//	0.80       68% / 16 of 30 / 0 of 50                      66% / 0 of 30 / 0 of 50
-const DefaultThreshold float32 = 0.70
-
-// Guard refuses a semantic-cache hit whose prompt differs from the query in
+// Rules refuse a semantic-cache hit whose prompt differs from the query in
 // a way sentence embeddings cannot see: the near-miss "capital of France"
 // against "capital of Germany" scores as high as a true paraphrase. A
 // candidate is served only if its cosine is at least the threshold and the
-// Guard allows it. The rules, each general and checked in this order:
+// rules allow it. The rules, each general and checked in this order:
 //
 //   - script: the dominant Unicode script of the letters differs (Latin
 //     against Cyrillic, Han, ...).
@@ -103,7 +90,7 @@ const DefaultThreshold float32 = 0.70
 // root" against "what is the square root"), and paraphrases that reword
 // with a negation ("symptoms of dehydration" against "how can I tell if I'm
 // not drinking enough").
-type Guard struct {
+type Rules struct {
 	// FrameShare is the share of the longer prompt's words that must be
 	// common, in order, for the frame rule to apply. 0.5 by default:
 	// "more than half".
@@ -114,12 +101,12 @@ type Guard struct {
 // prompts skip that rule (their other rules still apply).
 const maxFrameWords = 96
 
-// NewGuard returns the Guard with the shipped defaults.
-func NewGuard() *Guard { return &Guard{FrameShare: 0.5} }
+// New returns the rules with the shipped defaults.
+func New() *Rules { return &Rules{FrameShare: 0.5} }
 
 // Allow reports whether a cached answer to cached may be served for query,
 // and if not, which rule refused it.
-func (g *Guard) Allow(query, cached string) (ok bool, reason string) {
+func (g *Rules) Allow(query, cached string) (ok bool, reason string) {
 	var a, b features
 	a.parse(query)
 	b.parse(cached)

@@ -1,4 +1,4 @@
-package semcache
+package guard
 
 // Word lists of the guard. They are general English (and, for the language
 // rule, a few other languages') function words and pairs, not words taken
