@@ -384,3 +384,22 @@ func TestDefaultEnablesProvidersByEnv(t *testing.T) {
 		t.Fatalf("built-in auto route without its defaults: %+v", r)
 	}
 }
+
+// FuzzParse: no input makes Parse panic, and an accepted config validates.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"", "listen: 127.0.0.1:1\n", "providers:\n  - &p {name: a, type: sim}\n  - <<: *p\n    name: b\n",
+		"routes: {auto: {candidates: [a], weights: [1]}}\n", "cache: {semantic: {threshold: env:T}}\n",
+		"a: &a [*a]\n", "<<: {listen: 'x:1'}\n", "providers: [{<<: [{name: a}, 3]}]\n", "{? [a]: b}\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := Parse(strings.NewReader(in), env(map[string]string{"T": "0.8"}))
+		if err == nil {
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Parse accepted a config Validate refuses: %v", err)
+			}
+		}
+	})
+}
