@@ -60,8 +60,10 @@ type KeyPolicy struct {
 
 // BudgetLimit is one limit: at most LimitUSD per Period.
 type BudgetLimit struct {
-	Period          string    `yaml:"period"` // daily | weekly | monthly | total
-	LimitUSD        string    `yaml:"limit_usd"`
+	Period   string `yaml:"period"` // daily | weekly | monthly | total
+	LimitUSD string `yaml:"limit_usd"`
+	// AlertThresholds are shares of the limit that alert (default
+	// DefaultAlertThresholds; [] for none).
 	AlertThresholds []float64 `yaml:"alert_thresholds"`
 }
 
@@ -79,7 +81,8 @@ type Route struct {
 	Sticky     bool     `yaml:"sticky"`  // weighted: the same key always gets the same candidate
 	MinTier    int      `yaml:"min_tier"`
 	// ExpectedOutputTokens estimates a completion's length for costing when
-	// the client sets no max_tokens, and caps max_tokens in the estimate.
+	// the client sets no max_tokens, and caps max_tokens in the estimate
+	// (default DefaultExpectedOutputTokens).
 	ExpectedOutputTokens int      `yaml:"expected_output_tokens"`
 	Timeout              Duration `yaml:"timeout"`      // whole request, all attempts
 	TTFTTimeout          Duration `yaml:"ttft_timeout"` // streams: until the first chunk
@@ -88,7 +91,9 @@ type Route struct {
 	OnExhausted string `yaml:"on_exhausted"` // reject (default) | downgrade
 }
 
-// Breaker configures the circuit breaker of each deployment of a provider.
+// Breaker configures the circuit breaker of each deployment of a provider
+// (default DefaultBreaker; a block keeps the defaults of the fields it
+// leaves out).
 type Breaker struct {
 	ConsecutiveFailures uint32   `yaml:"consecutive_failures"`
 	FailureRatio        float64  `yaml:"failure_ratio"`
@@ -98,7 +103,8 @@ type Breaker struct {
 	HalfOpenRequests    uint32   `yaml:"half_open_requests"`
 }
 
-// Retry configures retries of retryable upstream errors.
+// Retry configures retries of retryable upstream errors (default
+// DefaultRetry; a block keeps the defaults of the fields it leaves out).
 type Retry struct {
 	MaxAttempts int      `yaml:"max_attempts"` // per deployment, first attempt included
 	Base        Duration `yaml:"base"`
@@ -109,7 +115,7 @@ type Retry struct {
 type Deployment struct {
 	Provider      string `yaml:"provider"`
 	UpstreamModel string `yaml:"upstream_model"`
-	Weight        int    `yaml:"weight"`
+	Weight        int    `yaml:"weight"` // default 1
 }
 
 // Log configures logging.
@@ -129,7 +135,7 @@ type Catalog struct {
 type Provider struct {
 	Name    string `yaml:"name"`
 	Type    string `yaml:"type"` // openai | azure | sim
-	BaseURL string `yaml:"base_url"`
+	BaseURL string `yaml:"base_url"` // anthropic: default DefaultAnthropicBaseURL
 	APIKey  string `yaml:"api_key"`
 	// APIKeys are several keys of one account or of several: each is its own
 	// deployment, balanced by weight, so a 429 on one moves traffic to others.
