@@ -2,8 +2,11 @@ package use
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/tollgate/tollgate/internal/safe"
 )
 
 // coalescer batches concurrent Embed calls. A call runs its own pass at once
@@ -15,8 +18,15 @@ import (
 // weights go through the caches once). It also bounds the passes in flight,
 // and so the 5 MB workspaces, to GOMAXPROCS. Measured by
 // BenchmarkEmbedParallel.
+//
+// A pass that panics (a bug in the model on some input) is recovered and
+// logged under sup: its callers, the one that ran it or those batched into
+// it, get an error, and the pass's slot is freed or serves the queue on.
 type coalescer struct {
 	off bool // run every call on its own (for comparison in benchmarks)
+	sup *safe.Supervisor
+	// onPass, when set (by tests), runs before each pass.
+	onPass func(texts []string)
 
 	mu     sync.Mutex // guards active and queue
 	active int        // passes running
@@ -26,18 +36,36 @@ type coalescer struct {
 type pending struct {
 	texts []string
 	out   [][]float32
-	done  chan struct{} // closed when out is filled
+	err   error
+	done  chan struct{} // closed when out is filled, or err set
+}
+
+// passWorker names embedding passes to the supervisor.
+const passWorker = "use embedding pass"
+
+// pass runs one forward pass, turning a panic into an error.
+func (c *coalescer) pass(ctx context.Context, m *Model, texts []string, out [][]float32) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.sup.Recovered(passWorker, v)
+			err = fmt.Errorf("use: embedding pass panicked: %v", v)
+		}
+	}()
+	if c.onPass != nil {
+		c.onPass(texts)
+	}
+	return m.embedInto(ctx, texts, out)
 }
 
 func (c *coalescer) run(ctx context.Context, m *Model, texts []string, out [][]float32) error {
 	if c.off {
-		return m.embedInto(ctx, texts, out)
+		return c.pass(ctx, m, texts, out)
 	}
 	c.mu.Lock()
 	if c.active < runtime.GOMAXPROCS(0) {
 		c.active++
 		c.mu.Unlock()
-		err := m.embedInto(ctx, texts, out)
+		err := c.pass(ctx, m, texts, out)
 		c.release(m)
 		return err
 	}
@@ -46,7 +74,7 @@ func (c *coalescer) run(ctx context.Context, m *Model, texts []string, out [][]f
 	c.mu.Unlock()
 	select {
 	case <-p.done:
-		return nil
+		return p.err
 	case <-ctx.Done():
 		// The pass may still fill out; nobody reads it.
 		return ctx.Err()
@@ -64,7 +92,7 @@ func (c *coalescer) release(m *Model) {
 	}
 	batch := c.take()
 	c.mu.Unlock()
-	go c.serve(m, batch)
+	c.sup.Go("use coalescer", func() { c.serve(m, batch) })
 }
 
 func (c *coalescer) serve(m *Model, batch []*pending) {
@@ -76,8 +104,9 @@ func (c *coalescer) serve(m *Model, batch []*pending) {
 			out = append(out, p.out...)
 		}
 		// Queued calls wait on their own contexts; the pass itself is short.
-		_ = m.embedInto(context.Background(), texts, out)
+		err := c.pass(context.Background(), m, texts, out)
 		for _, p := range batch {
+			p.err = err
 			close(p.done)
 		}
 		c.mu.Lock()

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/viterin/vek/vek32"
+
+	"github.com/tollgate/tollgate/internal/safe"
 )
 
 const (
@@ -53,22 +55,40 @@ type Model struct {
 	co     coalescer
 }
 
+// Option configures a Model.
+type Option func(*Model)
+
+// WithSupervisor runs the goroutines that serve queued Embed calls under
+// sup, and reports there the passes that panicked (their callers get an
+// error). Without it panics are still recovered, and logged to
+// slog.Default.
+func WithSupervisor(sup *safe.Supervisor) Option {
+	return func(m *Model) { m.co.sup = sup }
+}
+
 // Open is what a server calls at start: Fetch (a no-op when dir already holds
 // a verified converted model), then Load.
-func Open(ctx context.Context, dir string, client *http.Client) (*Model, error) {
+func Open(ctx context.Context, dir string, client *http.Client, opts ...Option) (*Model, error) {
 	if err := Fetch(ctx, dir, client); err != nil {
 		return nil, err
 	}
-	return Load(dir)
+	return Load(dir, opts...)
 }
 
 // Load reads the converted model that Fetch wrote into dir.
-func Load(dir string) (*Model, error) {
+func Load(dir string, opts ...Option) (*Model, error) {
 	b, err := readBundle(dir)
 	if err != nil {
 		return nil, err
 	}
-	return newModel(b)
+	m, err := newModel(b)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	return m, nil
 }
 
 func newModel(b *bundle) (*Model, error) {
