@@ -12,6 +12,8 @@ import (
 
 	qc "github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc"
+
+	"github.com/tollgate/tollgate/internal/safe"
 )
 
 // Quantization is how Qdrant compresses the collection's vectors. It only
@@ -73,6 +75,9 @@ type Config struct {
 
 	// Now is the clock for the sweeper (default time.Now).
 	Now func() time.Time
+	// Supervisor runs the sweeper (nil: panics are still recovered, and
+	// logged to slog.Default).
+	Supervisor *safe.Supervisor
 	// Logger receives sweeper and compatibility messages (default slog.Default()).
 	Logger *slog.Logger
 }

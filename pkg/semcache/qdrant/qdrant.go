@@ -53,8 +53,10 @@ type Index struct {
 	// sweepMu guards the sweeper's lifecycle.
 	sweepMu     sync.Mutex
 	sweepCancel context.CancelFunc
-	sweepDone   chan struct{}
 	closed      bool
+	// sweeping is held while the sweeper runs, so that Close can wait for
+	// it however it ended (returned, or given up after panics).
+	sweeping sync.Mutex
 }
 
 // New connects to Qdrant and checks that it answers. The collection is not
@@ -404,7 +406,9 @@ func (ix *Index) Len() int {
 var ErrClosed = errors.New("qdrant: index closed")
 
 // StartSweeper deletes expired points every interval until ctx ends or the
-// index is closed; Close waits for it. Only one sweeper runs per index.
+// index is closed; Close waits for it. Only one sweeper runs per index. It
+// runs under Config.Supervisor: a panic is logged and the sweeper started
+// again, or given up and reported.
 func (ix *Index) StartSweeper(ctx context.Context, every time.Duration) error {
 	if every <= 0 {
 		return fmt.Errorf("qdrant: sweeper interval must be positive, got %v", every)
@@ -414,32 +418,35 @@ func (ix *Index) StartSweeper(ctx context.Context, every time.Duration) error {
 	if ix.closed {
 		return ErrClosed
 	}
-	if ix.sweepDone != nil {
+	if ix.sweepCancel != nil {
 		return errors.New("qdrant: sweeper already running")
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	ix.sweepCancel, ix.sweepDone = cancel, done
-	go func() {
-		defer close(done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				n, err := ix.DeleteExpired(ctx, ix.cfg.Now())
-				switch {
-				case err != nil && ctx.Err() == nil:
-					ix.cfg.Logger.Warn("qdrant sweep failed", "collection", ix.collection, "err", err)
-				case n > 0:
-					ix.cfg.Logger.Debug("qdrant swept expired points", "collection", ix.collection, "deleted", n)
-				}
+	ix.sweepCancel = cancel
+	ix.cfg.Supervisor.Loop("qdrant sweeper", ctx.Done(), func() { ix.sweep(ctx, every) })
+	return nil
+}
+
+// sweep deletes expired points every interval until ctx ends.
+func (ix *Index) sweep(ctx context.Context, every time.Duration) {
+	ix.sweeping.Lock()
+	defer ix.sweeping.Unlock()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := ix.DeleteExpired(ctx, ix.cfg.Now())
+			switch {
+			case err != nil && ctx.Err() == nil:
+				ix.cfg.Logger.Warn("qdrant sweep failed", "collection", ix.collection, "err", err)
+			case n > 0:
+				ix.cfg.Logger.Debug("qdrant swept expired points", "collection", ix.collection, "deleted", n)
 			}
 		}
-	}()
-	return nil
+	}
 }
 
 // Close stops the sweeper, waits for it, and closes the client New created.
@@ -450,11 +457,13 @@ func (ix *Index) Close() error {
 		return nil
 	}
 	ix.closed = true
-	cancel, done := ix.sweepCancel, ix.sweepDone
+	cancel := ix.sweepCancel
 	ix.sweepMu.Unlock()
 	if cancel != nil {
 		cancel()
-		<-done
+		// Wait for a sweep under way; one started later sees ctx ended.
+		ix.sweeping.Lock()
+		ix.sweeping.Unlock() //nolint:staticcheck // an empty critical section: a wait
 	}
 	return ix.closeClient()
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
@@ -372,6 +374,66 @@ func TestSweeper(t *testing.T) {
 	}
 	if err := ix.StartSweeper(ctx, time.Millisecond); !errors.Is(err, ErrClosed) {
 		t.Errorf("StartSweeper after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestSweeperPanics: the sweeper runs under the supervisor. Two panics in
+// a row (the clock, here) are logged and the sweeper restarted, and it then
+// sweeps; one that always panics is given up and reported; Close returns in
+// both cases.
+func TestSweeperPanics(t *testing.T) {
+	tests := []struct {
+		name   string
+		panics int32
+		failed bool
+	}{
+		{"restarted after two panics", 2, false},
+		{"given up after five", 1 << 30, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var left atomic.Int32
+			left.Store(tt.panics)
+			sup := safe.New(safe.Options{Logger: slog.New(slog.DiscardHandler), Pause: time.Millisecond})
+			ix, f := newFakeIndex(t, func(c *Config) {
+				c.Supervisor = sup
+				c.Now = func() time.Time {
+					if left.Add(-1) >= 0 {
+						panic("injected sweep panic")
+					}
+					return t0
+				}
+			})
+			f.setDeleted(make(chan []uint64, 1))
+			if err := ix.Upsert(t.Context(), pt(1, "s", "t", "m", vx, t0.Add(-time.Second))); err != nil {
+				t.Fatal(err)
+			}
+			if err := ix.StartSweeper(t.Context(), time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if tt.failed {
+				deadline := time.Now().Add(10 * time.Second)
+				for sup.Err() == nil {
+					if time.Now().After(deadline) {
+						t.Fatalf("not given up after 10s: %d panics", sup.Panics())
+					}
+					time.Sleep(time.Millisecond)
+				}
+				if !strings.Contains(sup.Err().Error(), "qdrant sweeper") {
+					t.Fatalf("err %v, want the sweeper named", sup.Err())
+				}
+			} else {
+				if got := <-f.deleted; len(got) != 1 || got[0] != 1 {
+					t.Fatalf("sweep deleted %v, want [1]", got)
+				}
+				if sup.Panics() != 2 || sup.Err() != nil {
+					t.Fatalf("%d panics, err %v; want 2 and none", sup.Panics(), sup.Err())
+				}
+			}
+			if err := ix.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
