@@ -134,7 +134,7 @@ type Catalog struct {
 // Provider is one upstream.
 type Provider struct {
 	Name    string `yaml:"name"`
-	Type    string `yaml:"type"` // openai | azure | sim
+	Type    string `yaml:"type"`     // openai | azure | anthropic | sim
 	BaseURL string `yaml:"base_url"` // anthropic: default DefaultAnthropicBaseURL
 	APIKey  string `yaml:"api_key"`
 	// APIKeys are several keys of one account or of several: each is its own
