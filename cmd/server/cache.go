@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
@@ -38,8 +39,9 @@ type cacheParts struct {
 // openCache builds the response cache: the exact cache always, the
 // semantic cache with its embedder (USE-lite by default, fetched into the
 // model directory on first start; the hashed embedder when that fails,
-// said loudly) and its index (embedded, or Qdrant).
-func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[string][]providers.Provider, logger *slog.Logger) (*cacheParts, error) {
+// said loudly) and its index (embedded, or Qdrant). Their background
+// goroutines run under sup.
+func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[string][]providers.Provider, logger *slog.Logger, sup *safe.Supervisor) (*cacheParts, error) {
 	cc := cfg.Cache
 	parts := &cacheParts{tenants: map[string]string{}, close: func() {}}
 	if !cc.Enabled {
@@ -54,14 +56,15 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 	opts := semcache.Options{
 		DB: db, TTL: cc.TTL.Std(), MaxBytes: cc.MaxBytes, MaxTemperature: temperatureBound(cc.MaxTemperature), RouteMaxTemperature: cc.RouteMaxTemperature,
 		SideEffectTools: cc.SideEffectTools, SweepInterval: cc.SweepInterval.Std(), Logger: logger,
+		Supervisor: sup,
 	}
 	var closers []func()
 	if s := cc.Semantic; s.Enabled {
-		emb, err := openEmbedder(ctx, cfg, clients, logger)
+		emb, err := openEmbedder(ctx, cfg, clients, logger, sup)
 		if err != nil {
 			return nil, err
 		}
-		index, err := openIndex(ctx, s, emb, logger)
+		index, err := openIndex(ctx, s, emb, logger, sup)
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +109,7 @@ func temperatureBound(t float64) float64 {
 // openEmbedder returns the configured embedder. A USE-lite model that
 // cannot be fetched or loaded falls back to the hashed embedder, logged as
 // an error: the cache still works, but serves far fewer paraphrases.
-func openEmbedder(ctx context.Context, cfg *config.Config, clients map[string][]providers.Provider, logger *slog.Logger) (semcache.Embedder, error) {
+func openEmbedder(ctx context.Context, cfg *config.Config, clients map[string][]providers.Provider, logger *slog.Logger, sup *safe.Supervisor) (semcache.Embedder, error) {
 	s := cfg.Cache.Semantic
 	switch s.Embedder {
 	case "hashed":
@@ -118,13 +121,13 @@ func openEmbedder(ctx context.Context, cfg *config.Config, clients map[string][]
 		}
 		logger.Info("semantic cache embedder ready", "embedder", e.Name(), "dim", e.Dim())
 		// Concurrent lookups share requests (at most 256 texts each).
-		return semcache.Batched(e, providerBatch), nil
+		return semcache.Batched(e, providerBatch, sup), nil
 	}
 	dir := cfg.ModelDir()
 	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	start := time.Now()
-	m, err := use.Open(fctx, dir, fetchClient())
+	m, err := use.Open(fctx, dir, fetchClient(), use.WithSupervisor(sup))
 	if err != nil {
 		h := hashed(s)
 		logger.Error("semantic cache: the USE-lite embedder could not be loaded; FALLING BACK to the hashed n-gram embedder, which serves far fewer paraphrases. "+
@@ -155,14 +158,15 @@ func hashed(s config.Semantic) *use.Hashed {
 	return use.NewHashed(dim)
 }
 
-func openIndex(ctx context.Context, s config.Semantic, emb semcache.Embedder, logger *slog.Logger) (semcache.Index, error) {
+func openIndex(ctx context.Context, s config.Semantic, emb semcache.Embedder, logger *slog.Logger, sup *safe.Supervisor) (semcache.Index, error) {
 	if s.Index != "qdrant" {
-		return vecindex.New(emb.Dim()), nil
+		return vecindex.New(emb.Dim(), vecindex.WithSupervisor(sup)), nil
 	}
 	q := s.Qdrant
 	ix, err := qdrant.New(ctx, qdrant.Config{
 		URL: q.URL, APIKey: q.APIKey, Embedder: emb.Name(), Dim: emb.Dim(), Collection: q.Collection,
 		Quantization: qdrant.Quantization(q.Quantization), ExactSearch: q.ExactSearch, Timeout: q.Timeout.Std(), Logger: logger,
+		Supervisor: sup,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache.semantic.qdrant: %w", err)

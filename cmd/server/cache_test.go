@@ -113,7 +113,7 @@ func TestProviderEmbedder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	emb, err := openEmbedder(context.Background(), cfg, clients, slog.New(slog.DiscardHandler))
+	emb, err := openEmbedder(context.Background(), cfg, clients, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

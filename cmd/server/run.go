@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	cache, err := openCache(ctx, cfg, db, clients, logger)
+	cache, err := openCache(ctx, cfg, db, clients, logger, sup)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tollgate/tollgate/internal/safe"
 )
 
 // Batched wraps an embedder reached over the network (a provider's
@@ -12,17 +14,24 @@ import (
 // while none is in flight goes at once, alone, so an idle gateway adds no
 // wait; calls made while one is in flight queue, and when it returns they
 // go together as one request of at most maxTexts texts. Under load this
-// turns N round trips into about one per round-trip time.
-func Batched(e Embedder, maxTexts int) Embedder {
+// turns N round trips into about one per round-trip time. The requests are
+// sent from a goroutine run under sup: a panic there (in e, say) is logged
+// and every caller of the batch it hit gets an error, and later calls are
+// served as before.
+func Batched(e Embedder, maxTexts int, sup *safe.Supervisor) Embedder {
 	if maxTexts < 1 {
 		maxTexts = 1
 	}
-	return &batched{Embedder: e, max: maxTexts}
+	return &batched{Embedder: e, max: maxTexts, sup: sup}
 }
+
+// drainWorker names the goroutine sending batches to the supervisor.
+const drainWorker = "semcache embedder batch"
 
 type batched struct {
 	Embedder
 	max int
+	sup *safe.Supervisor
 
 	mu       sync.Mutex
 	inFlight bool
@@ -44,7 +53,7 @@ func (b *batched) Embed(ctx context.Context, texts []string) ([][]float32, error
 	if !b.inFlight {
 		b.inFlight = true
 		b.mu.Unlock()
-		go b.drain()
+		b.sup.Go(drainWorker, b.drain)
 	} else {
 		b.mu.Unlock()
 	}
@@ -59,31 +68,52 @@ func (b *batched) Embed(ctx context.Context, texts []string) ([][]float32, error
 // drain sends the queue in batches until it is empty.
 func (b *batched) drain() {
 	for {
-		b.mu.Lock()
-		var batch []*waiting
-		n := 0
-		for len(b.queue) > 0 && (len(batch) == 0 || n+len(b.queue[0].texts) <= b.max) {
-			w := b.queue[0]
-			b.queue = b.queue[1:]
-			if w.ctx.Err() != nil {
-				w.err = w.ctx.Err()
-				close(w.done)
-				continue
-			}
-			batch = append(batch, w)
-			n += len(w.texts)
-		}
+		batch, n := b.next()
 		if len(batch) == 0 {
-			b.inFlight = false
-			b.mu.Unlock()
 			return
 		}
-		b.mu.Unlock()
 		b.send(batch, n)
 	}
 }
 
+// next takes the next batch off the queue, or, when the queue is empty,
+// ends the drain (inFlight false) and returns none.
+func (b *batched) next() ([]*waiting, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var batch []*waiting
+	n := 0
+	for len(b.queue) > 0 && (len(batch) == 0 || n+len(b.queue[0].texts) <= b.max) {
+		w := b.queue[0]
+		b.queue = b.queue[1:]
+		if w.ctx.Err() != nil {
+			w.err = w.ctx.Err()
+			close(w.done)
+			continue
+		}
+		batch = append(batch, w)
+		n += len(w.texts)
+	}
+	if len(batch) == 0 {
+		b.inFlight = false
+	}
+	return batch, n
+}
+
+// send embeds a batch and answers its callers. A panic is recovered here,
+// not by the supervisor: the callers waiting on the batch get it as an
+// error (their lookups miss) and the drain goes on with the next batch.
 func (b *batched) send(batch []*waiting, n int) {
+	defer func() {
+		if v := recover(); v != nil {
+			b.sup.Recovered(drainWorker, v)
+			err := fmt.Errorf("semcache: embedder %s panicked: %v", b.Name(), v)
+			for _, w := range batch {
+				w.err = err
+				close(w.done) // no caller was answered: that is send's last step
+			}
+		}
+	}()
 	texts := make([]string, 0, n)
 	for _, w := range batch {
 		texts = append(texts, w.texts...)
@@ -102,6 +132,8 @@ func (b *batched) send(batch []*waiting, n int) {
 		} else {
 			w.out, vs = vs[:len(w.texts):len(w.texts)], vs[len(w.texts):]
 		}
+	}
+	for _, w := range batch {
 		close(w.done)
 	}
 }

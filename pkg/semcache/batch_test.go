@@ -4,16 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
+
+	"github.com/tollgate/tollgate/internal/safe"
 )
 
-// gateEmbedder records each call's texts and holds it until released.
+// gateEmbedder records each call's texts and holds it until released; a
+// call holding panicOn then panics.
 type gateEmbedder struct {
 	mu      sync.Mutex
 	calls   [][]string
 	release chan error
+	panicOn string
 }
 
 func (g *gateEmbedder) Name() string { return "gate" }
@@ -25,6 +32,9 @@ func (g *gateEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, 
 	g.mu.Unlock()
 	if err := <-g.release; err != nil {
 		return nil, err
+	}
+	if g.panicOn != "" && slices.Contains(texts, g.panicOn) {
+		panic("injected embedder panic")
 	}
 	out := make([][]float32, len(texts))
 	for i, t := range texts {
@@ -48,7 +58,7 @@ func TestBatchedSharesRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				g := &gateEmbedder{release: make(chan error, 4)}
-				b := Batched(g, tt.max)
+				b := Batched(g, tt.max, nil)
 				type res struct {
 					text string
 					v    [][]float32
@@ -91,7 +101,7 @@ func TestBatchedSharesRequests(t *testing.T) {
 func TestBatchedCallerLeaves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := &gateEmbedder{release: make(chan error)}
-		b := Batched(g, 8)
+		b := Batched(g, 8, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
@@ -108,6 +118,50 @@ func TestBatchedCallerLeaves(t *testing.T) {
 		go func() { g.release <- nil }()
 		if v, err := b.Embed(context.Background(), []string{"yy"}); err != nil || v[0][0] != 2 {
 			t.Fatalf("%v %v", v, err)
+		}
+	})
+}
+
+// TestBatchedPanic: the embedder panics on a batch. Every caller of that
+// batch gets an error (none is left waiting), the caller in flight before
+// and the calls after are served, and the supervisor saw the panic without
+// marking the batcher failed.
+func TestBatchedPanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &gateEmbedder{release: make(chan error, 8), panicOn: "boom"}
+		sup := safe.New(safe.Options{Logger: slog.New(slog.DiscardHandler)})
+		b := Batched(g, 8, sup)
+		errs := make(chan error, 3)
+		embed := func(text string) {
+			_, err := b.Embed(context.Background(), []string{text})
+			errs <- err
+		}
+		go embed("a")
+		synctest.Wait() // "a" is in flight; the next two queue as one batch
+		go embed("boom")
+		synctest.Wait()
+		go embed("cc")
+		synctest.Wait()
+		g.release <- nil // "a"
+		if err := <-errs; err != nil {
+			t.Fatalf("a: %v", err)
+		}
+		g.release <- nil // [boom cc]: panics
+		for range 2 {
+			if err := <-errs; err == nil || !strings.Contains(err.Error(), "panicked") {
+				t.Fatalf("a caller of the panicked batch got %v, want an error", err)
+			}
+		}
+		synctest.Wait()
+		g.release <- nil
+		if v, err := b.Embed(context.Background(), []string{"ddd"}); err != nil || v[0][0] != 3 {
+			t.Fatalf("after the panic: %v %v", v, err)
+		}
+		if got := fmt.Sprint(g.calls); got != "[[a] [boom cc] [ddd]]" {
+			t.Fatalf("calls %s", got)
+		}
+		if sup.Panics() != 1 || sup.Err() != nil {
+			t.Fatalf("supervisor: %d panics, err %v; want 1 and none", sup.Panics(), sup.Err())
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 
+	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
@@ -75,6 +76,10 @@ type Options struct {
 	// SweepInterval, when positive, runs SweepExpired that often until
 	// Close. Zero: the owner calls SweepExpired.
 	SweepInterval time.Duration
+	// Supervisor runs the sweeper: a panic in a sweep is logged and the
+	// sweeper restarted, or given up and reported (nil: logged to
+	// slog.Default, no health kept).
+	Supervisor *safe.Supervisor
 	// NewID draws entry ids (default: crypto/rand). The low 63 bits are
 	// kept; 0 and ids already taken are drawn again. Random ids let
 	// replicas with their own SQLite files share one index. Tests inject it.
@@ -180,8 +185,10 @@ type Cache struct {
 
 	hits, semHits, misses, bypasses, refusals, saved atomic.Int64
 
+	// stop ends the sweeper; sweeping is held while it runs, so that Close
+	// can wait for it however it ended (returned, or given up after panics).
 	stop      chan struct{}
-	done      chan struct{}
+	sweeping  sync.Mutex
 	closeOnce sync.Once
 }
 
@@ -263,8 +270,8 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 		return nil, err
 	}
 	if o.SweepInterval > 0 {
-		c.stop, c.done = make(chan struct{}), make(chan struct{})
-		go c.sweepLoop(o.SweepInterval)
+		c.stop = make(chan struct{})
+		o.Supervisor.Loop("semcache sweeper", c.stop, func() { c.sweepLoop(o.SweepInterval) })
 	}
 	return c, nil
 }
@@ -342,8 +349,11 @@ func (c *Cache) forget(ids []uint64) {
 	}
 }
 
+// sweepLoop sweeps every interval until Close. It runs under the
+// supervisor, started again after a panic.
 func (c *Cache) sweepLoop(every time.Duration) {
-	defer close(c.done)
+	c.sweeping.Lock()
+	defer c.sweeping.Unlock()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -366,7 +376,9 @@ func (c *Cache) Close() error {
 	c.closeOnce.Do(func() {
 		if c.stop != nil {
 			close(c.stop)
-			<-c.done
+			// Wait for a sweep under way; one started later sees stop.
+			c.sweeping.Lock()
+			c.sweeping.Unlock() //nolint:staticcheck // an empty critical section: a wait
 		}
 		c.hot.Close()
 		c.vecs.Close()

@@ -3,10 +3,13 @@ package semcache
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
@@ -415,6 +418,65 @@ func TestOpenRequiresGuardWithSemanticCache(t *testing.T) {
 			if c != nil {
 				c.Close()
 			}
+		})
+	}
+}
+
+// sweepPanicIndex panics in DeleteExpired while panics is positive.
+type sweepPanicIndex struct {
+	*scanIndex
+	panics atomic.Int32
+}
+
+func (x *sweepPanicIndex) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	if x.panics.Add(-1) >= 0 {
+		panic("injected sweep panic")
+	}
+	return x.scanIndex.DeleteExpired(ctx, now)
+}
+
+// TestSweeperPanics: the sweeper runs under the supervisor. A few panics
+// in a row are logged and the sweeper restarted, and it then sweeps; a
+// sweeper that always panics is given up and reported, and Close does not
+// wait for it.
+func TestSweeperPanics(t *testing.T) {
+	tests := []struct {
+		name   string
+		panics int32
+		failed bool
+	}{
+		{"restarted after two panics", 2, false},
+		{"given up after five", 1 << 30, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newTestEnv(t)
+			ix := &sweepPanicIndex{scanIndex: env.index}
+			ix.panics.Store(tt.panics)
+			sup := safe.New(safe.Options{Logger: slog.New(slog.DiscardHandler), Pause: time.Millisecond})
+			c := env.open(t, func(o *Options) {
+				o.Index, o.Supervisor, o.SweepInterval = ix, sup, time.Millisecond
+			})
+			mustStore(t, c, req(t, "t1", userBody("What is the capital of France?")), Controls{}, answer("Paris."))
+			env.clock.Advance(2 * time.Hour) // past the TTL
+			deadline := time.Now().Add(10 * time.Second)
+			for (tt.failed && sup.Err() == nil) || (!tt.failed && ix.Len() > 0) {
+				if time.Now().After(deadline) {
+					t.Fatalf("after 10s: %d panics, err %v, %d points", sup.Panics(), sup.Err(), ix.Len())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if tt.failed {
+				if err := sup.Err(); !strings.Contains(err.Error(), "semcache sweeper") {
+					t.Fatalf("err %v, want the sweeper named", err)
+				}
+				if ix.Len() != 1 {
+					t.Fatalf("%d points, want the unswept one", ix.Len())
+				}
+			} else if sup.Panics() != 2 || sup.Err() != nil {
+				t.Fatalf("%d panics, err %v; want 2 and none", sup.Panics(), sup.Err())
+			}
+			c.Close()
 		})
 	}
 }
