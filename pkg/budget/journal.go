@@ -296,6 +296,9 @@ func (j *journal) apply(ctx context.Context) error {
 		j.carry.add(p)
 	}
 	if !j.carry.empty() {
+		if h := j.s.hooks.apply; h != nil {
+			h()
+		}
 		if err := j.insert(ctx, &j.carry); err != nil {
 			return err
 		}

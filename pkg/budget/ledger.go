@@ -91,6 +91,9 @@ type testHooks struct {
 	// a batch and "written" once the batch is durable, before its waiters
 	// are told.
 	write func(stage string)
+	// apply is called by the journal's applier once it has taken the
+	// journaled rows, before it inserts them.
+	apply func()
 	// post is called by the alert deliverer before each delivery attempt.
 	post func()
 }

@@ -79,7 +79,12 @@ func TestWriterSurvivesPanics(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				err = l.Accounts.Settle(ctx, r, Entry{Cost: 60, Status: 200})
+				wait, cancel := context.WithTimeout(ctx, 10*time.Second) // a lost batch would leave it waiting
+				defer cancel()
+				err = l.Accounts.Settle(wait, r, Entry{Cost: 60, Status: 200})
+				if errors.Is(err, context.DeadlineExceeded) {
+					t.Fatal("the batch was lost: its waiter was never told")
+				}
 				if tc.fails != (err != nil) {
 					t.Fatalf("settle through %d panics: %v", made.Load(), err)
 				}
@@ -142,5 +147,39 @@ func TestWriterGivenUp(t *testing.T) {
 	}
 	if err := l.Store.Flush(ctx); !errors.Is(err, errClosed) {
 		t.Fatalf("flush after close: %v", err)
+	}
+}
+
+// TestJournalMoverSurvivesPanic: a panic in the journal mover, after it
+// took the journaled rows and before they reached SQLite, loses none of
+// them: the restarted mover (or the next reader) applies them, once.
+func TestJournalMoverSurvivesPanic(t *testing.T) {
+	sup := newSupervisor()
+	var made atomic.Int64
+	d := newTestDB(t)
+	l, closeL := d.open(t, Options{Supervisor: sup, JournalPath: d.path + ".journal", ApplyInterval: time.Millisecond,
+		hooks: testHooks{apply: func() {
+			if made.Add(1) == 1 {
+				panic("injected in the journal mover")
+			}
+		}}})
+	for i := range 3 {
+		settle(t, l, "k", fmt.Sprint("req-", i), 10)
+	}
+	for deadline := time.Now().Add(10 * time.Second); sup.Panics() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the mover never ran")
+		}
+	}
+	rows, err := l.Store.Spend(ctx, "k", time.Time{}, time.Time{})
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("%d rows after the panic, %v", len(rows), err)
+	}
+	closeL()
+	if got := rowsPerRequest(t, d); fmt.Sprint(got) != "map[req-0:1 req-1:1 req-2:1]" {
+		t.Fatalf("rows per request %v", got)
+	}
+	if sup.Panics() != 1 || sup.Err() != nil {
+		t.Fatalf("%d panics; supervisor: %v", sup.Panics(), sup.Err())
 	}
 }
