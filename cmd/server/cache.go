@@ -54,7 +54,7 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 		}
 	}
 	opts := semcache.Options{
-		DB: db, TTL: cc.TTL.Std(), MaxBytes: cc.MaxBytes, MaxTemperature: temperatureBound(cc.MaxTemperature), RouteMaxTemperature: cc.RouteMaxTemperature,
+		DB: db, TTL: cc.TTL.Std(), MaxBytes: cc.MaxBytes, MaxTemperature: &cc.MaxTemperature, RouteMaxTemperature: cc.RouteMaxTemperature,
 		SideEffectTools: cc.SideEffectTools, SweepInterval: cc.SweepInterval.Std(), Logger: logger,
 		Supervisor: sup,
 	}
@@ -91,19 +91,6 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 		}
 	}
 	return parts, nil
-}
-
-// temperatureBound is semcache's MaxTemperature for the config's
-// max_temperature, which is always explicit (Load fills its default).
-// semcache still reads 0 as "my default" for its direct callers, so the
-// config's 0 (cache only temperature 0) goes as the smallest positive
-// float64: no float64 lies between the two, so "temperature > bound"
-// answers exactly as it would for 0.
-func temperatureBound(t float64) float64 {
-	if t == 0 {
-		return math.SmallestNonzeroFloat64
-	}
-	return t
 }
 
 // openEmbedder returns the configured embedder. A USE-lite model that

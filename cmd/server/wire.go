@@ -90,7 +90,7 @@ func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[strin
 		return nil, err
 	}
 	logger.Info("catalog ready", "models", len(catalog.Models()), "served", len(models), "routes", len(cfg.Routes), "providers", len(clients))
-	opts := gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers, Limits: ledger, Accounts: ledger,
+	opts := gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers, Limits: ledger.Limits, Accounts: ledger.Accounts,
 		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger, Tenants: cache.tenants}
 	if cache.cache != nil { // a nil *semcache.Cache must not become a non-nil interface
 		opts.Cache = cache.cache

@@ -63,10 +63,11 @@ type Options struct {
 	// Entries evicted from memory are still served from SQLite.
 	MaxBytes int64
 	// MaxTemperature: requests with a higher temperature are not cached
-	// (default 1.0, the providers' default temperature, so only requests
-	// asking for extra variety skip the cache; 0 means the default, a
-	// negative bound caches only requests that set no temperature).
-	MaxTemperature float64
+	// (nil: DefaultMaxTemperature, the providers' default temperature, so
+	// only requests asking for extra variety skip the cache; 0 caches only
+	// temperature 0 and requests that set none; a negative bound caches
+	// only requests that set no temperature).
+	MaxTemperature *float64
 	// RouteMaxTemperature overrides MaxTemperature per model or route
 	// asked for.
 	RouteMaxTemperature map[string]float64
@@ -234,8 +235,9 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 	if c.ttl <= 0 {
 		c.ttl = DefaultTTL
 	}
-	if c.opts.MaxTemperature == 0 {
-		c.opts.MaxTemperature = DefaultMaxTemperature
+	if c.opts.MaxTemperature == nil {
+		d := DefaultMaxTemperature
+		c.opts.MaxTemperature = &d
 	}
 	if c.opts.MaxBytes <= 0 {
 		c.opts.MaxBytes = DefaultMaxBytes

@@ -90,7 +90,7 @@ func (c *Cache) Cacheable(r Request) (bool, string) {
 	if q.Temperature != nil {
 		bound, ok := c.opts.RouteMaxTemperature[r.Model]
 		if !ok {
-			bound = c.opts.MaxTemperature
+			bound = *c.opts.MaxTemperature
 		}
 		if *q.Temperature > bound {
 			return false, fmt.Sprintf("temperature %g above the cacheable bound %g", *q.Temperature, bound)
