@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bytedance/sonic"
 	"github.com/gin-gonic/gin"
@@ -327,17 +328,27 @@ func (s *server) getModel(c *gin.Context) {
 }
 
 // fastJSON decodes request bodies with sonic in its encoding/json-compatible
-// mode. sonic skips the fields it does not decode without checking them
-// (and sonic.Valid accepts bad escapes), so the body is validated first by
-// encoding/json: tollgate never forwards a body encoding/json would reject. Anything it refuses is decoded again by encoding/json for a
-// precise error (see llm.DecodeChatRequestWith); FuzzDecodeChatMatchesEncodingJSON
-// holds the two to the same answers.
+// mode, for bodies on which the two give the same answer; anything it
+// refuses is decoded again by encoding/json (see llm.DecodeChatRequestWith),
+// and FuzzDecodeChatMatchesEncodingJSON holds the two to the same answers.
+// It refuses:
+//   - a body encoding/json would reject: sonic skips the fields it does not
+//     decode without checking them (and sonic.Valid accepts bad escapes);
+//   - a body that is not valid UTF-8: sonic rewrites invalid bytes to U+FFFD
+//     inside raw values too (tool parameters, json_schema, tool_choice,
+//     stop), where encoding/json keeps them byte for byte as the client
+//     sent them, like the rest of Raw.
 func fastJSON(data []byte, v any) error {
 	if !json.Valid(data) {
 		return errNotJSON
 	}
+	if !utf8.Valid(data) {
+		return errNotUTF8
+	}
 	return sonic.ConfigStd.Unmarshal(data, v)
 }
+
+var errNotUTF8 = errors.New("not valid UTF-8")
 
 var errNotJSON = errors.New("not valid JSON")
 
