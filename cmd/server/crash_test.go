@@ -43,8 +43,11 @@ type child struct {
 	url string
 }
 
+// startChild starts the test binary as a gateway process. The USE-lite model
+// is fetched first, so that its download is not part of the start-up window.
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
+	testmodel.Prefetch(t)
 	argv, _ := json.Marshal(append([]string{"-listen", "127.0.0.1:0"}, args...))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(argv), modelDirEnv+"="+testmodel.Dir())

@@ -48,8 +48,11 @@ type running struct {
 var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
 
 // start runs the server in-process on a free port and waits until it listens.
+// The USE-lite model is fetched first, so that its download is not part of
+// the start-up window.
 func start(t *testing.T, env map[string]string, args ...string) *running {
 	t.Helper()
+	testmodel.Prefetch(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string {
