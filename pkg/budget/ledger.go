@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/safe"
-	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/sqlite"
 )
 
@@ -110,12 +109,6 @@ type Ledger struct {
 	Store *Store
 	// Alerts decides, stores and delivers threshold alerts.
 	Alerts *Alerts
-
-	// gatewayLedger is TEMPORARY: it lets cmd/server's buildGateway and
-	// the httpapi test stack keep passing the *Ledger as the gateway's
-	// rate limiter and accounts until they pass Limits and Accounts.
-	// Remove it then.
-	gatewayLedger
 }
 
 var schema = []string{`
@@ -213,8 +206,7 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 		return nil, err
 	}
 	alerts.start()
-	return &Ledger{Limits: limits, Accounts: accounts, Store: store, Alerts: alerts,
-		gatewayLedger: gatewayLedger{limits, accounts}}, nil
+	return &Ledger{Limits: limits, Accounts: accounts, Store: store, Alerts: alerts}, nil
 }
 
 // withDefaults fills in every unset option.
@@ -269,28 +261,3 @@ func (l *Ledger) Close() error {
 	l.Alerts.close()
 	return l.Store.close()
 }
-
-// gatewayLedger is TEMPORARY (see Ledger): the combined method set the
-// gateway consumed before it took the rate limiter and the accounts
-// separately.
-type gatewayLedger struct {
-	limits   *RateLimits
-	accounts *Accounts
-}
-
-func (g gatewayLedger) Allow(keyID string, promptTokens int) (RateState, error) {
-	return g.limits.Allow(keyID, promptTokens)
-}
-
-func (g gatewayLedger) Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
-	return g.accounts.Reserve(ctx, keyID, requestID, amount)
-}
-
-func (g gatewayLedger) Settle(ctx context.Context, r Reservation, e Entry) error {
-	return g.accounts.Settle(ctx, r, e)
-}
-
-func (g gatewayLedger) Release(r Reservation)                     { g.accounts.Release(r) }
-func (g gatewayLedger) Record(e Entry)                            { g.accounts.Record(e) }
-func (g gatewayLedger) Remaining(keyID string) (llm.Micros, bool) { return g.accounts.Remaining(keyID) }
-func (g gatewayLedger) Policy(keyID string) (Policy, bool)        { return g.accounts.Policy(keyID) }
