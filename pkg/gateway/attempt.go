@@ -40,7 +40,7 @@ const maxFallbackNotes = 6
 // gets the 402, unless it downgrades (a cheaper candidate may still fit).
 // It never waits past the deadline and returns at once when the client
 // leaves.
-func (x *exchange) try(ctx context.Context, steps []router.Step, out output, stream bool, do call) error {
+func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do call) error {
 	g, meta := x.g, x.meta
 	var (
 		lastErr error
@@ -56,7 +56,7 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, out output, str
 	for si := range steps {
 		step := &steps[si]
 		m := g.models[step.Model.Name]
-		if err := x.reserve(ctx, step, out); err != nil {
+		if err := x.reserve(ctx, step); err != nil {
 			if errors.Is(err, budget.ErrExhausted) && x.downgrades(nil) {
 				note("%s: budget", m.Name)
 				lastErr = err

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -89,7 +90,7 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (res
 	x := g.begin(c, req.Model)
 	meta = x.meta
 	defer func() { err = x.finish(ctx, recover(), err) }()
-	if err = x.resolve(req.Model); err != nil {
+	if err = x.resolve(req); err != nil {
 		return nil, meta, err
 	}
 	if err = x.admit(req); err != nil {
@@ -116,7 +117,7 @@ func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (s
 			err = x.finish(ctx, v, err)
 		}
 	}()
-	if err = x.resolve(req.Model); err != nil {
+	if err = x.resolve(req); err != nil {
 		return nil, err
 	}
 	if err = x.admit(req); err != nil {
@@ -172,6 +173,9 @@ type exchange struct {
 	held    bool
 	charged bool
 	done    bool // finish has run
+
+	out      output // what the client lets each choice generate
+	reserved int    // output tokens reserved for the step being tried, all choices
 }
 
 func (g *Gateway) begin(c Caller, requested string) *exchange {
@@ -183,11 +187,39 @@ func (g *Gateway) begin(c Caller, requested string) *exchange {
 }
 
 // resolve finds the route for the model asked for and which of its
-// candidates the key may use (404 / 403).
-func (x *exchange) resolve(model string) error {
-	route, allowed, err := x.g.resolveRoute(x.c.Key, model)
-	x.route, x.allowed = route, allowed
-	return err
+// candidates the key may use (404 / 403), and refuses an output limit no
+// candidate can honour (400) before anything, a cache hit included, can
+// answer.
+func (x *exchange) resolve(req *llm.ChatRequest) error {
+	route, allowed, err := x.g.resolveRoute(x.c.Key, req.Model)
+	if err != nil {
+		return err
+	}
+	x.route, x.allowed, x.out = route, allowed, x.outputOf(req)
+	return outputFits(route, x.out.limit)
+}
+
+// outputFits refuses a completion cap above the output limit of every
+// candidate of the route.
+func outputFits(route *router.Route, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	most := 0
+	for _, m := range route.Models() {
+		if m.MaxOutputTokens <= 0 {
+			return nil // unknown: the reservation bounds it
+		}
+		most = max(most, m.MaxOutputTokens)
+	}
+	if limit <= most {
+		return nil
+	}
+	msg := fmt.Sprintf("max_tokens is too large: %d. This model supports at most %d completion tokens.", limit, most)
+	if route.Alias() {
+		msg = fmt.Sprintf("no model of route %s can serve this request: max_tokens %d is above every candidate's output limit (at most %d)", route.Name, limit, most)
+	}
+	return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: "max_tokens", Message: msg}
 }
 
 // resolveRoute: a key allowed an alias may use all its candidates;
@@ -365,7 +397,7 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 	var resp *llm.ChatResponse
 	err = x.tryPlan(ctx, plan, req, false, func(ctx context.Context, a attempt) error {
 		var err error
-		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputCap(req, a.step.Model)})
+		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputTokens(a.step, x.out)})
 		return err
 	})
 	if err != nil {
@@ -472,7 +504,7 @@ func fits(m *router.Model, needs router.Needs) error {
 // the router for the cheapest capable served model whose cost fits what is
 // left, and records what the downgrade saved against the model asked for.
 func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.ChatRequest, stream bool, do call) error {
-	err := x.try(ctx, plan.Steps, x.outputOf(req), stream, do)
+	err := x.try(ctx, plan.Steps, stream, do)
 	if err == nil || !x.downgrades(plan.Route) || x.g.downgrade == nil || !errors.Is(err, budget.ErrExhausted) {
 		return err
 	}
@@ -488,7 +520,7 @@ func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.Chat
 	x.meta.Route = "downgraded from " + requested.Name + " (budget); " + down.Explanation
 	x.meta.Downgraded = true
 	x.meta.requested = requested
-	return x.try(ctx, down.Steps, x.outputOf(req), stream, do)
+	return x.try(ctx, down.Steps, stream, do)
 }
 
 // downgrades reports whether a spent budget moves the request to a cheaper
@@ -511,23 +543,49 @@ func (x *exchange) outputOf(req *llm.ChatRequest) output {
 // when the client set none.
 const unknownOutputCap = 4096
 
+// outputTokens is what one choice of the step may generate: the client's
+// cap, else the model's own limit (or unknownOutputCap), never more than
+// the context window leaves after the prompt. It is what is reserved, and
+// every upstream call is sent it as its output limit, so an honest
+// provider cannot bill past the reservation.
+func outputTokens(step *router.Step, out output) int {
+	if step.Model.Mode != router.ModeChat {
+		return 0
+	}
+	if out.limit > 0 {
+		return out.limit
+	}
+	n := step.Model.MaxOutputTokens
+	if n <= 0 {
+		n = unknownOutputCap
+	}
+	if w := step.Model.MaxInputTokens; w > 0 && step.PromptTokens < w {
+		n = min(n, w-step.PromptTokens)
+	}
+	return n
+}
+
+// saturatingMul multiplies non-negative counts without overflowing.
+func saturatingMul(a, b int) int {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	if a > math.MaxInt/b {
+		return math.MaxInt
+	}
+	return a * b
+}
+
 // reserve holds the most the step can cost against every limit of the
-// key: its prompt at the input price and its whole output cap (n times) at
-// the output price. A reservation held for an earlier candidate is
+// key: its prompt at the input price and its whole output limit (n times)
+// at the output price. A reservation held for an earlier candidate is
 // released first.
-func (x *exchange) reserve(ctx context.Context, step *router.Step, out output) error {
+func (x *exchange) reserve(ctx context.Context, step *router.Step) error {
+	x.reserved = saturatingMul(outputTokens(step, x.out), max(x.out.choices, 1))
 	if x.g.accounts == nil {
 		return nil
 	}
-	n := 0
-	if step.Model.Mode == router.ModeChat {
-		if n = out.limit; n == 0 {
-			if n = step.Model.MaxOutputTokens; n == 0 {
-				n = unknownOutputCap
-			}
-		}
-	}
-	cost := step.Model.EstimateCost(step.PromptTokens, n*max(out.choices, 1))
+	cost := step.Model.EstimateCost(step.PromptTokens, x.reserved)
 	if cost.Unpriced && len(x.policy.Limits) > 0 {
 		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "model_unpriced", Param: "model",
 			Message: "the model " + step.Model.Name + " has no known price, so it cannot be used by a key with a budget; give it a price in the config"}
@@ -562,15 +620,6 @@ func (x *exchange) price(usage *llm.Usage, completion func() string) {
 	meta.CompletionTokens = x.g.tokens.CountText(m.Spec.Tokenizer, completion())
 	meta.Cost = m.Spec.EstimateCost(meta.PromptTokens, meta.CompletionTokens)
 	meta.Cost.Estimated = true
-}
-
-// outputCap is the completion cap to send to wire formats that require one
-// when the client set none: the model's own limit.
-func outputCap(req *llm.ChatRequest, m *router.Model) int {
-	if req.OutputLimit() > 0 {
-		return 0
-	}
-	return m.MaxOutputTokens
 }
 
 // completionText is everything the model generated, for counting.
@@ -636,7 +685,8 @@ func (x *exchange) embed(ctx context.Context, m *Model, step router.Step, req *l
 	ctx, cancel := x.g.withTimeout(ctx, 0)
 	defer cancel()
 	var resp *llm.EmbeddingResponse
-	err := x.try(ctx, []router.Step{step}, output{choices: 1}, false, func(ctx context.Context, a attempt) error {
+	x.out = output{choices: 1}
+	err := x.try(ctx, []router.Step{step}, false, func(ctx context.Context, a attempt) error {
 		emb, ok := a.d.Provider.(providers.Embedder)
 		if !ok {
 			return llm.Errorf(http.StatusBadRequest, llm.TypeInvalidRequest, "model_not_supported",

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -32,6 +33,13 @@ type Stream struct {
 	eof          bool               // the upstream ended the stream
 	failed       error              // how the stream ended, if not well
 	hit          bool               // replaying a cached answer: nothing to price
+	// limit is the output tokens reserved (all choices), when a budget
+	// holds a reservation: an upstream that generates well past it
+	// (ignoring the output limit it was sent) is stopped (stopAt).
+	// generated counts the tokens relayed so far in tokenizer's tokens.
+	limit     int
+	generated int
+	tokenizer string
 	// query, when set, stores the stream's answer once it completes;
 	// chunks collects it.
 	query  *semcache.Query
@@ -67,10 +75,13 @@ func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatR
 		st.query = q
 	}
 	err = x.tryPlan(ctx, plan, req, true, func(ctx context.Context, a attempt) error {
-		return st.open(ctx, a, req, plan.Route.TTFTTimeout)
+		return st.open(ctx, a, req, plan.Route.TTFTTimeout, plan.Route.StreamIdleTimeout)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if x.held {
+		st.limit, st.tokenizer = x.reserved, x.g.models[x.meta.Model].Spec.Tokenizer
 	}
 	return st, nil
 }
@@ -82,7 +93,7 @@ func wantsUsage(req *llm.ChatRequest) bool {
 // open starts one upstream stream and waits for its first chunk, bounded by
 // the attempt's limit and the route's time-to-first-token. The attempt's
 // context then lives on with the stream.
-func (s *Stream) open(ctx context.Context, a attempt, req *llm.ChatRequest, ttft time.Duration) error {
+func (s *Stream) open(ctx context.Context, a attempt, req *llm.ChatRequest, ttft, idle time.Duration) error {
 	if a.limit > 0 && (ttft == 0 || a.limit < ttft) {
 		ttft = a.limit
 	}
@@ -91,8 +102,8 @@ func (s *Stream) open(ctx context.Context, a attempt, req *llm.ChatRequest, ttft
 	if ttft > 0 {
 		timer = time.AfterFunc(ttft, cancel)
 	}
-	up, err := a.d.Provider.Stream(actx, &providers.Request{Chat: req, Model: a.d.Upstream, IncludeUsage: true, APIKey: a.credentials,
-		MaxTokens: outputCap(req, a.step.Model)})
+	up, err := a.d.Provider.Stream(actx, &providers.Request{Chat: req, Model: a.d.Upstream, IncludeUsage: true, APIKey: a.credentials, IdleTimeout: idle,
+		MaxTokens: outputTokens(a.step, s.x.out)})
 	var first *llm.ChatChunk
 	if err == nil {
 		first, err = up.Recv()
@@ -147,6 +158,7 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 		if s.query != nil {
 			s.chunks = append(s.chunks, *c)
 		}
+		before := s.text.Len()
 		for i := range c.Choices {
 			d := &c.Choices[i].Delta
 			if d.Content != nil {
@@ -155,6 +167,15 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 			for _, tc := range d.ToolCalls {
 				s.text.WriteString(tc.Function.Name)
 				s.text.WriteString(tc.Function.Arguments)
+			}
+		}
+		if s.limit > 0 && s.text.Len() > before {
+			if s.generated += s.x.g.tokens.CountText(s.tokenizer, s.text.String()[before:]); s.generated > s.stopAt() {
+				// Chunk by chunk overcounts (tokens merge across chunks):
+				// count the whole text before stopping an honest stream.
+				if s.generated = s.x.g.tokens.CountText(s.tokenizer, s.text.String()); s.generated > s.stopAt() {
+					return nil, s.overrun()
+				}
 			}
 		}
 		if c.Usage == nil {
@@ -174,6 +195,27 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 		}
 		return withCost(c, s.Meta.Cost), nil
 	}
+}
+
+// stopAt is how many tokens a stream may generate before it is stopped:
+// the reservation, plus a margin for the difference between tollgate's
+// count and the provider's own tokenizer, so an honest stream that stops
+// at its limit is never cut.
+func (s *Stream) stopAt() int {
+	return s.limit + max(s.limit/4, 64)
+}
+
+// overrun stops a stream whose upstream generated more than was reserved:
+// the upstream is cut, the client gets an error event, and the exchange is
+// settled at what was generated.
+func (s *Stream) overrun() error {
+	s.failed = &llm.Error{Status: http.StatusBadGateway, Type: llm.TypeUpstream, Code: "output_limit_exceeded", Upstream: true, Provider: s.Meta.Provider,
+		Message: fmt.Sprintf("the upstream generated more than the %d output tokens reserved for this request (it ignored the output limit it was sent); the stream was stopped and is charged for what it generated", s.limit)}
+	if s.closeAttempt != nil {
+		s.closeAttempt()
+	}
+	s.end(nil)
+	return s.failed
 }
 
 // price computes the stream's cost: from its usage chunk, or from the text
