@@ -81,7 +81,10 @@ func (m *Model) Cost(u *llm.Usage) Cost {
 // before it is sent (planning, budget reservations: pass the output limit as
 // completionTokens) and settles a response whose provider reported no usage
 // (pass the tokens tollgate counted). It assumes no prompt-cache discount,
-// so it never under-estimates a response without usage.
+// so it never under-estimates a response without usage. Any counts are
+// safe: the sum is exact in 128 bits and saturates at math.MaxInt64
+// micro-dollars, so an absurd output limit prices as more than any budget
+// rather than wrapping into a small one.
 func (m *Model) EstimateCost(promptTokens, completionTokens int) Cost {
 	if !m.PriceKnown() {
 		return Cost{Estimated: true, Unpriced: true}
@@ -93,6 +96,29 @@ func (m *Model) EstimateCost(promptTokens, completionTokens int) Cost {
 }
 
 func clamp(n, hi int) int { return min(max(n, 0), max(hi, 0)) }
+
+// SaturatingMul is a × b for token counts: negative counts count as 0 and
+// a product past math.MaxInt is math.MaxInt, so output limit × choices
+// can never wrap into a small or negative number of tokens to price.
+func SaturatingMul(a, b int) int {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	if a > math.MaxInt/b {
+		return math.MaxInt
+	}
+	return a * b
+}
+
+// SaturatingAdd is a + b for token counts, negative counts counting as 0,
+// saturating at math.MaxInt.
+func SaturatingAdd(a, b int) int {
+	a, b = max(a, 0), max(b, 0)
+	if a > math.MaxInt-b {
+		return math.MaxInt
+	}
+	return a + b
+}
 
 func orPrice(p, fallback Price) Price {
 	if p.Known() {

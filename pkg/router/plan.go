@@ -231,7 +231,7 @@ func (r *Route) Plan(in PlanInput) (*Plan, error) {
 			continue
 		}
 		st := Step{Model: m, PromptTokens: int(s.Have), OutputTokens: r.expectedOutputFor(m, n.OutputTokens)}
-		c := m.EstimateCost(st.PromptTokens, st.OutputTokens*choices)
+		c := m.EstimateCost(st.PromptTokens, SaturatingMul(st.OutputTokens, choices))
 		st.EstimatedCost, st.Unpriced = c.Micros, c.Unpriced
 		if in.MaxCost > 0 {
 			if st.Unpriced {
@@ -304,8 +304,8 @@ func (r *Route) check(m *Model, in *PlanInput) (Skip, bool) {
 	if n.PromptTokens != nil {
 		prompt = max(n.PromptTokens(m), 0)
 	}
-	if w := m.MaxInputTokens; w > 0 && prompt+max(n.OutputTokens, 0) > w {
-		return skip(ReasonContextWindow, w, prompt+n.OutputTokens)
+	if w := m.MaxInputTokens; w > 0 && SaturatingAdd(prompt, n.OutputTokens) > w {
+		return skip(ReasonContextWindow, w, SaturatingAdd(prompt, n.OutputTokens))
 	}
 	if in.Allowed != nil && !in.Allowed(m.Name) {
 		return skip(ReasonNotAllowed, 0, 0)
