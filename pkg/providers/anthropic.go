@@ -145,11 +145,11 @@ func (a *Anthropic) body(r *Request, stream bool) ([]byte, error) {
 	if model == "" {
 		model = r.Chat.Model
 	}
-	fallbackMax := a.cfg.DefaultMaxTokens
-	if r.MaxTokens > 0 {
-		fallbackMax = r.MaxTokens
+	maxTokens := r.OutputLimit()
+	if maxTokens <= 0 {
+		maxTokens = a.cfg.DefaultMaxTokens
 	}
-	return anthropicBody(r.Chat, model, fallbackMax, stream)
+	return anthropicBody(r.Chat, model, maxTokens, stream)
 }
 
 // statusError maps a non-2xx answer. Anthropic's envelope is

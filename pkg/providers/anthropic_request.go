@@ -107,8 +107,9 @@ var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 //     auto/none/any/tool; parallel_tool_calls=false becomes
 //     disable_parallel_tool_use (on tool_choice, where Anthropic keeps it).
 //     tool_choice without tools is dropped.
-//   - max_completion_tokens (else max_tokens, else fallbackMax) becomes
-//     max_tokens, which Anthropic requires.
+//   - max_tokens, which Anthropic requires, is maxTokens: the client's
+//     max_completion_tokens (else max_tokens) lowered to what the gateway
+//     reserved, else the configured default (Anthropic.body).
 //   - temperature is clamped to Anthropic's 0..1: OpenAI's 0..2 scale is
 //     not the same scale doubled (0.7 means roughly the same on both), so
 //     values are kept and only those above 1 become 1. top_p is passed on.
@@ -126,14 +127,11 @@ var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 //     web_search_options, stream_options (usage is always in the stream and
 //     the translator emits the usage chunk), and any field tollgate does
 //     not know.
-func anthropicBody(chat *llm.ChatRequest, model string, fallbackMax int, stream bool) ([]byte, error) {
+func anthropicBody(chat *llm.ChatRequest, model string, maxTokens int, stream bool) ([]byte, error) {
 	if chat.Choices() > 1 {
 		return nil, llm.InvalidParam("n", "n > 1 is not supported by this model's provider (Anthropic returns one completion per request)")
 	}
-	req := antRequest{Model: model, MaxTokens: chat.OutputLimit(), Stream: stream, TopP: chat.TopP}
-	if req.MaxTokens <= 0 {
-		req.MaxTokens = fallbackMax
-	}
+	req := antRequest{Model: model, MaxTokens: maxTokens, Stream: stream, TopP: chat.TopP}
 	if t := chat.Temperature; t != nil {
 		v := min(max(*t, 0), 1)
 		req.Temperature = &v

@@ -180,8 +180,9 @@ func TestAnthropicRequestGolden(t *testing.T) {
 	}
 }
 
-// TestAnthropicMaxTokens: the client's cap wins; without one, the
-// request's MaxTokens (the model's output limit), else DefaultMaxTokens.
+// TestAnthropicMaxTokens: max_tokens is the client's cap lowered to the
+// request's MaxTokens (what the gateway reserved); without a client cap,
+// MaxTokens; without either, DefaultMaxTokens.
 func TestAnthropicMaxTokens(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -195,6 +196,9 @@ func TestAnthropicMaxTokens(t *testing.T) {
 		{name: "built-in default", body: `{"model":"m","messages":[{"role":"user","content":"x"}]}`, want: 4096},
 		{name: "client max_tokens wins", body: `{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"x"}]}`, maxTokens: 64000, want: 50},
 		{name: "client max_completion_tokens wins", body: `{"model":"m","max_tokens":999,"max_completion_tokens":70,"messages":[{"role":"user","content":"x"}]}`, maxTokens: 64000, want: 70},
+		{name: "client max_tokens above the reservation is lowered", body: `{"model":"m","max_tokens":5000,"messages":[{"role":"user","content":"x"}]}`, maxTokens: 100, want: 100},
+		{name: "client max_completion_tokens above the reservation is lowered", body: `{"model":"m","max_completion_tokens":5000,"messages":[{"role":"user","content":"x"}]}`, maxTokens: 100, defaultMax: 1000, want: 100},
+		{name: "the reservation wins over a larger default", body: `{"model":"m","messages":[{"role":"user","content":"x"}]}`, maxTokens: 10, defaultMax: 1000, want: 10},
 	}
 	for _, tt := range tests {
 		runJSONAndStream(t, tt.name, func(t *testing.T, stream bool) {

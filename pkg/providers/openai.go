@@ -59,9 +59,11 @@ type OpenAIConfig struct {
 	// NoStreamOptions is for upstreams that reject stream_options: it is
 	// removed from stream requests, and usage then has to be counted.
 	NoStreamOptions bool
-	// MaxTokensField renames the output cap for upstreams that accept only
-	// one spelling: "max_tokens" (older servers) or "max_completion_tokens"
-	// (OpenAI reasoning models). Empty sends what the client sent.
+	// MaxTokensField is the one spelling of the output cap the upstream
+	// is sent: "max_tokens" (older servers) or "max_completion_tokens"
+	// (OpenAI reasoning models). Empty keeps the client's spelling and,
+	// when the client sent none, uses max_completion_tokens for OpenAI
+	// and Azure, max_tokens for every other upstream.
 	MaxTokensField string
 	// MaxResponseBytes bounds a non-streamed answer (default 256 MiB).
 	MaxResponseBytes int64
@@ -202,9 +204,11 @@ func quote(s string) []byte {
 }
 
 // chatBody is the client's body with only what this call must change:
-// model, stream, stream_options and the configured quirks. Everything else
-// is passed on byte for byte. r.MaxTokens is not sent: OpenAI requires no
-// cap, and one the client did not ask for would only cut answers short.
+// model, stream, stream_options, the output cap and the configured quirks.
+// Everything else is passed on byte for byte. The output cap is always
+// sent when there is one (r.OutputLimit: the client's, lowered to what the
+// gateway reserved), in one spelling (see patchOutputLimit), so an honest
+// upstream cannot bill past the reservation.
 func (c *OpenAI) chatBody(r *Request, stream bool) ([]byte, error) {
 	if r.Chat == nil || len(r.Chat.Raw) == 0 {
 		return nil, errors.New("providers: chat request without a raw body")
@@ -234,19 +238,8 @@ func (c *OpenAI) chatBody(r *Request, stream bool) ([]byte, error) {
 	case r.IncludeUsage && (r.Chat.StreamOptions == nil || !r.Chat.StreamOptions.IncludeUsage):
 		set("stream_options", mergeIncludeUsage(r.Chat))
 	}
-	switch c.cfg.MaxTokensField {
-	case "max_tokens":
-		if r.Chat.MaxCompletionTokens != nil {
-			set("max_completion_tokens", nil)
-			set("max_tokens", strconv.AppendInt(nil, int64(*r.Chat.MaxCompletionTokens), 10))
-		}
-	case "max_completion_tokens":
-		if r.Chat.MaxTokens != nil {
-			set("max_tokens", nil)
-			if r.Chat.MaxCompletionTokens == nil {
-				set("max_completion_tokens", strconv.AppendInt(nil, int64(*r.Chat.MaxTokens), 10))
-			}
-		}
+	if err == nil {
+		body, err = patchOutputLimit(body, r, c.cfg.MaxTokensField, defaultMaxTokensField(c.cfg.BaseURL, c.azure))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("providers: patching the chat body: %w", err)

@@ -203,33 +203,114 @@ func TestOpenAIRequestShape(t *testing.T) {
 	}
 }
 
-// TestOpenAIIgnoresMaxTokens: Request.MaxTokens is for wire formats that
-// require a cap; an OpenAI upstream gets only the cap the client sent.
-func TestOpenAIIgnoresMaxTokens(t *testing.T) {
+// TestOpenAIOutputLimit: every call carries the output cap the gateway
+// reserved (Request.MaxTokens), lowered further only by the client's own,
+// in exactly one member: the one the client used, else the upstream's
+// spelling (max_completion_tokens for OpenAI and Azure, max_tokens for
+// the rest, or the configured MaxTokensField). The upstream must get
+// exactly the body in want.
+func TestOpenAIOutputLimit(t *testing.T) {
 	srv, last := recordingUpstream(t)
-	c, err := NewOpenAI(OpenAIConfig{Name: "up", BaseURL: srv.URL + "/v1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// openaiHost reaches the test server under OpenAI's own host name.
+	openaiHost := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", srv.Listener.Addr().String())
+	}}}
+	t.Cleanup(openaiHost.CloseIdleConnections)
+	other := OpenAIConfig{BaseURL: srv.URL + "/v1"}
+	openai := OpenAIConfig{BaseURL: "http://api.openai.com/v1", HTTPClient: openaiHost}
+	azure := OpenAIConfig{BaseURL: srv.URL, Flavor: FlavorAzure, APIVersion: "2024-10-21"}
+	const msgs = `"messages":[{"role":"user","content":"hi"}]`
 	tests := []struct {
-		name   string
-		body   string
-		stream bool
+		name     string
+		cfg      OpenAIConfig
+		body     string
+		reserved int // Request.MaxTokens
+		stream   bool
+		want     string // the body the upstream must get
 	}{
-		{"no cap", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, false},
-		{"no cap, stream", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`, true},
-		{"client cap", `{"model":"m","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, false},
+		{name: "client max_tokens within the reservation", cfg: other, reserved: 64,
+			body: `{"model":"m","max_tokens":64,` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_tokens":64}`},
+		{name: "client max_tokens above the reservation is lowered", cfg: openai, reserved: 100,
+			body: `{"model":"m","max_tokens":5000,` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_tokens":100}`},
+		{name: "client max_completion_tokens keeps its spelling on another upstream", cfg: other, reserved: 100,
+			body: `{"model":"m","max_completion_tokens":5000,` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_completion_tokens":100}`},
+		{name: "client max_completion_tokens below the reservation is kept", cfg: openai, reserved: 100,
+			body: `{"model":"m","max_completion_tokens":30,` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_completion_tokens":30}`},
+		{name: "neither: openai gets max_completion_tokens", cfg: openai, reserved: 8192,
+			body: `{"model":"m",` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_completion_tokens":8192}`},
+		{name: "neither: azure gets max_completion_tokens", cfg: azure, reserved: 8192,
+			body: `{"model":"m",` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_completion_tokens":8192}`},
+		{name: "neither: another upstream gets max_tokens", cfg: other, reserved: 8192,
+			body: `{"model":"m",` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_tokens":8192}`},
+		{name: "neither, stream: another upstream gets max_tokens", cfg: other, reserved: 8192, stream: true,
+			body: `{"model":"m","stream":true,` + msgs + `}`,
+			want: `{"model":"m","stream":true,` + msgs + `,"max_tokens":8192}`},
+		{name: "neither, configured spelling", cfg: OpenAIConfig{BaseURL: srv.URL + "/v1", MaxTokensField: "max_completion_tokens"}, reserved: 8192,
+			body: `{"model":"m",` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_completion_tokens":8192}`},
+		{name: "configured spelling renames the client's", cfg: OpenAIConfig{BaseURL: "http://api.openai.com/v1", HTTPClient: openaiHost, MaxTokensField: "max_tokens"}, reserved: 100,
+			body: `{"model":"m","max_completion_tokens":5000,` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_tokens":100}`},
+		{name: "both: never sent both, another upstream", cfg: other, reserved: 50,
+			body: `{"model":"m","max_tokens":999,"max_completion_tokens":70,` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_tokens":50}`},
+		{name: "both: never sent both, azure", cfg: azure, reserved: 500,
+			body: `{"model":"m","max_tokens":999,"max_completion_tokens":70,` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `,"max_completion_tokens":70}`},
+		{name: "a key sent twice is sent once", cfg: other, reserved: 10,
+			body: `{"model":"m","max_tokens":100000,` + msgs + `,"max_tokens":10}`,
+			want: `{"model":"m",` + msgs + `,"max_tokens":10}`},
+		{name: "nothing reserved, no client cap: untouched", cfg: other,
+			body: `{"model":"m",` + msgs + `}`,
+			want: `{"model":"m",` + msgs + `}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := &Request{Chat: mustChat(t, tt.body), Model: "m", MaxTokens: 8192}
+			tt.cfg.Name = "up"
+			c, err := NewOpenAI(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := &Request{Chat: mustChat(t, tt.body), Model: "m", MaxTokens: tt.reserved}
 			if tt.stream {
 				streamToEnd(t, c, req)
 			} else if _, err := c.Chat(context.Background(), req); err != nil {
 				t.Fatal(err)
 			}
-			if got := last().body; string(got) != tt.body {
-				t.Errorf("upstream got\n%s\nwant the client's body untouched\n%s", got, tt.body)
+			if got := string(last().body); got != tt.want {
+				t.Errorf("upstream got\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultMaxTokensField(t *testing.T) {
+	tests := []struct {
+		name, base string
+		azure      bool
+		want       string
+	}{
+		{"openai", "https://api.openai.com/v1", false, "max_completion_tokens"},
+		{"openai, upper case and port", "https://API.OpenAI.com:443/v1", false, "max_completion_tokens"},
+		{"azure flavor", "https://x.example", true, "max_completion_tokens"},
+		{"azure's /openai/v1 surface", "https://res.openai.azure.com/openai/v1", false, "max_completion_tokens"},
+		{"groq", "https://api.groq.com/openai/v1", false, "max_tokens"},
+		{"ollama", "http://localhost:11434/v1", false, "max_tokens"},
+		{"a look-alike host", "https://api.openai.com.evil.example/v1", false, "max_tokens"},
+		{"openai in the path only", "https://proxy.example/api.openai.com/v1", false, "max_tokens"},
+		{"ipv6", "http://[::1]:8000/v1", false, "max_tokens"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := defaultMaxTokensField(tt.base, tt.azure); got != tt.want {
+				t.Errorf("defaultMaxTokensField(%q, %v) = %q, want %q", tt.base, tt.azure, got, tt.want)
 			}
 		})
 	}

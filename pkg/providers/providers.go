@@ -25,7 +25,7 @@ type Request struct {
 	Chat         *llm.ChatRequest // the client's parsed request; Chat.Raw is the exact client body
 	Model        string           // the model name the upstream knows (replaces Chat.Model on the wire)
 	IncludeUsage bool             // streams: ask the upstream for a final usage chunk even if the client did not
-	MaxTokens    int              // the output cap to send when the client gave none (0: none); only wire formats that require a cap (Anthropic) send it
+	MaxTokens    int              // the output tokens per choice the gateway reserved (0: none); every wire format sends at most this as the output cap (see OutputLimit)
 	APIKey       string           // optional per-request credential (bring-your-own-key); overrides the configured key for this call only; never logged
 }
 

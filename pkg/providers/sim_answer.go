@@ -75,7 +75,7 @@ func (s *Sim) answer(r *Request, rng *rand.Rand) *simAnswer {
 	}
 	tool := pickTool(chat)
 	stops := chat.StopSequences()
-	limit := chat.OutputLimit()
+	limit := r.OutputLimit() // an honest upstream: never more than the gateway reserved
 	for i := range a.choices {
 		c := &a.choices[i]
 		seed := s.cfg.Seed ^ uint64(fnvString(hash))<<8 ^ uint64(i)
