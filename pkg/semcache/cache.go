@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,7 +175,7 @@ type Cache struct {
 	share       bool // the index keeps entries (EntryKeeper): encode them
 
 	hot  *ristretto.Cache[uint64, *Entry]    // decoded answers by id, bounded by bytes
-	vecs *ristretto.Cache[string, []float32] // query text → vector: Lookup embeds, Store reuses
+	vecs *ristretto.Cache[string, []float32] // tenant and query text → vector: Lookup embeds, Store reuses
 
 	mu    sync.RWMutex // guards byKey and meta; held for map operations only
 	byKey map[string]uint64
@@ -524,7 +525,7 @@ func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl C
 		miss.Reason = "no semantic lookup: " + k.noSemantic
 		return nil, miss
 	}
-	vec, err := c.embed(ctx, k.query)
+	vec, err := c.embed(ctx, tenant, k.query)
 	if err != nil {
 		c.log.Warn("semcache: embed", "err", err)
 		miss.Reason = "semantic lookup failed"
@@ -606,9 +607,13 @@ func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl C
 	return e, Result{Kind: KindSemanticHit, Similarity: hit.Score}
 }
 
-// embed returns the vector of a query, reusing the one a recent lookup made.
-func (c *Cache) embed(ctx context.Context, query string) ([]float32, error) {
-	if v, ok := c.vecs.Get(query); ok {
+// embed returns the vector of a query, reusing the one a recent lookup of
+// the same tenant made. Vectors are kept per tenant: a hit is faster than an
+// embedding, so a cache shared by tenants would tell one whether another
+// recently sent a text.
+func (c *Cache) embed(ctx context.Context, tenant, query string) ([]float32, error) {
+	key := vectorKey(tenant, query)
+	if v, ok := c.vecs.Get(key); ok {
 		return v, nil
 	}
 	vs, err := c.opts.Embedder.Embed(ctx, []string{query})
@@ -618,8 +623,14 @@ func (c *Cache) embed(ctx context.Context, query string) ([]float32, error) {
 	if len(vs) != 1 || len(vs[0]) != c.opts.Embedder.Dim() {
 		return nil, fmt.Errorf("semcache: embedder %s returned a vector of the wrong shape", c.opts.Embedder.Name())
 	}
-	c.vecs.Set(query, vs[0], int64(4*len(vs[0])+len(query)+64))
+	c.vecs.Set(key, vs[0], int64(4*len(vs[0])+len(key)+64))
 	return vs[0], nil
+}
+
+// vectorKey keys the vector cache: the tenant's length first, so that no
+// tenant and text can spell another pair's key.
+func vectorKey(tenant, query string) string {
+	return strconv.Itoa(len(tenant)) + ":" + tenant + query
 }
 
 // storable reports whether every choice ended normally: answers cut by a
@@ -668,7 +679,7 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 	}
 	if c.semantic && k.noSemantic == "" {
 		rw.query = k.query
-		if rw.vector, err = c.embed(ctx, k.query); err != nil {
+		if rw.vector, err = c.embed(ctx, r.Tenant, k.query); err != nil {
 			c.log.Warn("semcache: embed for store: served exactly only", "err", err)
 			rw.vector = nil
 		} else {
