@@ -32,7 +32,11 @@ type AnthropicConfig struct {
 	// response headers; 0 leaves it to the caller's context.
 	Timeout time.Duration
 	// StreamIdleTimeout bounds the silence between two stream events; 0: none.
+	// Request.IdleTimeout replaces it for one stream.
 	StreamIdleTimeout time.Duration
+	// TTFTTimeout bounds a stream from its request to its first chunk; 0:
+	// none of its own (the caller's context still bounds it).
+	TTFTTimeout time.Duration
 	// DefaultMaxTokens is sent as max_tokens when the client set neither
 	// max_tokens nor max_completion_tokens and the request carries no
 	// MaxTokens: Anthropic requires one, OpenAI does not. Default 4096. The
@@ -40,8 +44,15 @@ type AnthropicConfig struct {
 	// client sets none, so a value at or below it never costs more than was
 	// reserved.
 	DefaultMaxTokens int
-	// MaxResponseBytes bounds a non-streamed answer (default 256 MiB).
+	// MaxResponseBytes bounds a non-streamed answer (default
+	// DefaultMaxResponseBytes); a longer one is a 502.
 	MaxResponseBytes int64
+	// MaxEventBytes bounds one stream line and one event's data (default
+	// DefaultMaxEventBytes); MaxStreamBytes the bytes read from one stream
+	// (default DefaultMaxStreamBytes). Past either the stream ends with a
+	// 502.
+	MaxEventBytes  int
+	MaxStreamBytes int64
 	// Now stamps "created" on responses and chunks (default time.Now).
 	Now func() time.Time
 }
@@ -78,9 +89,7 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, checkHeaders(cfg.Headers)...)
-	if cfg.Timeout < 0 || cfg.StreamIdleTimeout < 0 {
-		errs = append(errs, errors.New("timeouts must not be negative"))
-	}
+	errs = append(errs, checkBounds(cfg.Timeout, cfg.StreamIdleTimeout, cfg.TTFTTimeout, cfg.MaxResponseBytes, cfg.MaxEventBytes, cfg.MaxStreamBytes)...)
 	if cfg.DefaultMaxTokens < 0 {
 		errs = append(errs, errors.New("default_max_tokens: must not be negative"))
 	}
@@ -95,7 +104,8 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 	}
 	a := &Anthropic{cfg: cfg}
 	a.upstream = upstream{name: cfg.Name, client: cfg.HTTPClient, timeout: cfg.Timeout, idleTimeout: cfg.StreamIdleTimeout,
-		maxResp: cfg.MaxResponseBytes, now: cfg.Now, format: a, keyHeader: "X-Api-Key"}
+		ttft: cfg.TTFTTimeout, maxResp: cfg.MaxResponseBytes, maxEvent: cfg.MaxEventBytes, maxStream: cfg.MaxStreamBytes,
+		now: cfg.Now, format: a, keyHeader: "X-Api-Key"}
 	a.fillDefaults()
 	base := strings.TrimSuffix(strings.TrimRight(cfg.BaseURL, "/"), "/v1")
 	a.url = base + "/v1/messages"

@@ -17,7 +17,7 @@ func (a *Anthropic) Stream(ctx context.Context, r *Request) (Stream, error) {
 	}
 	tr := &antTranslator{created: a.now().Unix(),
 		includeUsage: r.IncludeUsage || (r.Chat.StreamOptions != nil && r.Chat.StreamOptions.IncludeUsage)}
-	return a.stream(ctx, a.url, a.header(true, r.APIKey), body, tr)
+	return a.stream(ctx, r, a.url, a.header(true, r.APIKey), body, tr)
 }
 
 // streamJSONError maps a JSON answer to a streaming request: an error

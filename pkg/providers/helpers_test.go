@@ -112,7 +112,7 @@ func stringsReader(s string) io.Reader { return strings.NewReader(s) }
 // upstream named "fuzz" had answered them.
 func sseStreamOver(data []byte, dec eventDecoder) *sseStream {
 	s, _ := newSSEStream(context.Background(), &upstream{name: "fuzz"}, dec)
-	s.body, s.sse = io.NopCloser(bytes.NewReader(data)), newSSEReader(bytes.NewReader(data))
+	s.body, s.sse = io.NopCloser(bytes.NewReader(data)), newSSEReader(bytes.NewReader(data), 0)
 	return s
 }
 

@@ -55,7 +55,11 @@ type OpenAIConfig struct {
 	Timeout time.Duration
 	// StreamIdleTimeout bounds the silence between two stream events, so a
 	// stalled upstream is noticed without capping long generations; 0: none.
+	// Request.IdleTimeout replaces it for one stream.
 	StreamIdleTimeout time.Duration
+	// TTFTTimeout bounds a stream from its request to its first chunk; 0:
+	// none of its own (the caller's context still bounds it).
+	TTFTTimeout time.Duration
 	// NoStreamOptions is for upstreams that reject stream_options: it is
 	// removed from stream requests, and usage then has to be counted.
 	NoStreamOptions bool
@@ -65,8 +69,15 @@ type OpenAIConfig struct {
 	// when the client sent none, uses max_completion_tokens for OpenAI
 	// and Azure, max_tokens for every other upstream.
 	MaxTokensField string
-	// MaxResponseBytes bounds a non-streamed answer (default 256 MiB).
+	// MaxResponseBytes bounds a non-streamed answer (default
+	// DefaultMaxResponseBytes); a longer one is a 502.
 	MaxResponseBytes int64
+	// MaxEventBytes bounds one stream line and one event's data (default
+	// DefaultMaxEventBytes); MaxStreamBytes the bytes read from one stream
+	// (default DefaultMaxStreamBytes). Past either the stream ends with a
+	// 502.
+	MaxEventBytes  int
+	MaxStreamBytes int64
 }
 
 // OpenAI is a client for one OpenAI-compatible upstream. It is safe for
@@ -105,9 +116,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		errs = append(errs, fmt.Errorf("max_tokens_field: must be max_tokens or max_completion_tokens, got %q", cfg.MaxTokensField))
 	}
 	errs = append(errs, checkHeaders(cfg.Headers)...)
-	if cfg.Timeout < 0 || cfg.StreamIdleTimeout < 0 {
-		errs = append(errs, errors.New("timeouts must not be negative"))
-	}
+	errs = append(errs, checkBounds(cfg.Timeout, cfg.StreamIdleTimeout, cfg.TTFTTimeout, cfg.MaxResponseBytes, cfg.MaxEventBytes, cfg.MaxStreamBytes)...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("provider %q: %w", cfg.Name, errors.Join(errs...))
 	}
@@ -119,7 +128,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		cfg:        cfg,
 	}
 	c.upstream = upstream{name: cfg.Name, client: cfg.HTTPClient, timeout: cfg.Timeout, idleTimeout: cfg.StreamIdleTimeout,
-		maxResp: cfg.MaxResponseBytes, format: c}
+		ttft: cfg.TTFTTimeout, maxResp: cfg.MaxResponseBytes, maxEvent: cfg.MaxEventBytes, maxStream: cfg.MaxStreamBytes, format: c}
 	c.fillDefaults()
 	if c.azure {
 		c.base = strings.TrimSuffix(c.base, "/openai")

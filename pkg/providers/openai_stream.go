@@ -17,7 +17,7 @@ func (c *OpenAI) Stream(ctx context.Context, r *Request) (Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.stream(ctx, c.url("chat/completions", r.Model), c.header(true, r.APIKey), body, openAIEvents{})
+	return c.stream(ctx, r, c.url("chat/completions", r.Model), c.header(true, r.APIKey), body, openAIEvents{})
 }
 
 // streamJSONError maps a JSON answer to a streaming request.

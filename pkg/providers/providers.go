@@ -16,6 +16,7 @@ package providers
 
 import (
 	"context"
+	"time"
 
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -27,6 +28,7 @@ type Request struct {
 	IncludeUsage bool             // streams: ask the upstream for a final usage chunk even if the client did not
 	MaxTokens    int              // the output tokens per choice the gateway reserved (0: none); every wire format sends at most this as the output cap (see OutputLimit)
 	APIKey       string           // optional per-request credential (bring-your-own-key); overrides the configured key for this call only; never logged
+	IdleTimeout  time.Duration    // streams: the silence allowed between two events, replacing the provider's (0: the provider's)
 }
 
 // Provider is an upstream that serves chat completions.

@@ -7,20 +7,35 @@ import (
 	"io"
 )
 
+// DefaultMaxEventBytes bounds one SSE line and one event's data when the
+// config does not.
+const DefaultMaxEventBytes = 1 << 20
+
+// errEventTooLarge is a line or an event's data longer than the bound.
+var errEventTooLarge = errors.New("stream event too large")
+
 // sseReader splits a text/event-stream into events. It follows the SSE
 // spec's field rules (optional space after the colon, multi-line data
 // joined with \n, comments, CRLF) and reuses its buffers, so reading an
-// event allocates nothing.
+// event allocates nothing. A line or an event's data longer than max is
+// errEventTooLarge, found without ever holding more than max bytes of it:
+// an upstream cannot make the gateway buffer an endless line.
 type sseReader struct {
 	br      *bufio.Reader
+	max     int    // bound on a line and on an event's data
 	data    []byte // the current event's data, reused
 	line    []byte // a line longer than the bufio buffer, reused
 	event   []byte // the current event's type, reused
 	hasData bool
 }
 
-func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{br: bufio.NewReaderSize(r, 16<<10)}
+// newSSEReader reads events of at most max bytes (DefaultMaxEventBytes
+// when max <= 0) from r.
+func newSSEReader(r io.Reader, max int) *sseReader {
+	if max <= 0 {
+		max = DefaultMaxEventBytes
+	}
+	return &sseReader{br: bufio.NewReaderSize(r, 16<<10), max: max}
 }
 
 // next returns the next event's data and type. Both are valid until the
@@ -56,10 +71,17 @@ func (r *sseReader) next() (data, event []byte, err error) {
 		}
 		switch string(field) {
 		case "data":
+			sep := 0
+			if r.hasData {
+				sep = 1
+			}
+			if len(r.data)+sep+len(value) > r.max {
+				return nil, nil, errEventTooLarge
+			}
 			if r.hasData {
 				r.data = append(r.data, '\n')
 			}
-			r.data = append(r.data, value...)
+			r.data = appendCapped(r.data, value, r.max)
 			r.hasData = true
 		case "event":
 			r.event = append(r.event[:0], value...)
@@ -69,13 +91,21 @@ func (r *sseReader) next() (data, event []byte, err error) {
 
 // readLine returns one line without its line ending. A final line without
 // a newline is returned with a nil error; io.EOF comes on the next call.
+// A line longer than max (its ending aside) is errEventTooLarge as soon as
+// the bound is passed, before more of it is read.
 func (r *sseReader) readLine() ([]byte, error) {
 	line, err := r.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		r.line = append(r.line[:0], line...)
-		for errors.Is(err, bufio.ErrBufferFull) {
+		r.line = r.line[:0]
+		for {
+			if len(r.line)+len(line) > r.max+len("\r\n") {
+				return nil, errEventTooLarge
+			}
+			r.line = appendCapped(r.line, line, r.max+len("\r\n"))
+			if !errors.Is(err, bufio.ErrBufferFull) {
+				break
+			}
 			line, err = r.br.ReadSlice('\n')
-			r.line = append(r.line, line...)
 		}
 		line = r.line
 	}
@@ -88,5 +118,20 @@ func (r *sseReader) readLine() ([]byte, error) {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
+	if len(line) > r.max {
+		return nil, errEventTooLarge
+	}
 	return line, nil
+}
+
+// appendCapped appends src to dst (len(dst)+len(src) <= limit), growing
+// dst's capacity as append would but never past limit, so a bound on the
+// length is a bound on the memory too.
+func appendCapped(dst, src []byte, limit int) []byte {
+	if n := len(dst) + len(src); n > cap(dst) {
+		grown := make([]byte, len(dst), max(n, min(2*cap(dst), limit)))
+		copy(grown, dst)
+		dst = grown
+	}
+	return append(dst, src...)
 }

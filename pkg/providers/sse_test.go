@@ -8,7 +8,7 @@ import (
 )
 
 func readEvents(in string) (events []string, types []string, err error) {
-	r := newSSEReader(strings.NewReader(in))
+	r := newSSEReader(strings.NewReader(in), 0)
 	for {
 		data, ev, err := r.next()
 		if err != nil {
@@ -99,7 +99,7 @@ func BenchmarkSSEReader(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	rd := bytes.NewReader(body)
-	r := newSSEReader(rd)
+	r := newSSEReader(rd, 0)
 	for b.Loop() {
 		rd.Reset(body)
 		r.br.Reset(rd)

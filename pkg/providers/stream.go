@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,11 +29,19 @@ type eventDecoder interface {
 // stream sends a streaming request and returns once the upstream answered
 // with its headers. Errors before the first event (status, auth, rate
 // limits) come from here, so the gateway can still fall back; after that,
-// Recv yields what dec makes of each event.
-func (u *upstream) stream(ctx context.Context, url string, header http.Header, body []byte, dec eventDecoder) (Stream, error) {
+// Recv yields what dec makes of each event. r.IdleTimeout, when set,
+// replaces the configured idle timeout for this stream.
+func (u *upstream) stream(ctx context.Context, r *Request, url string, header http.Header, body []byte, dec eventDecoder) (Stream, error) {
 	s, sctx := newSSEStream(ctx, u, dec)
+	s.idle = u.idleTimeout
+	if r.IdleTimeout > 0 {
+		s.idle = r.IdleTimeout
+	}
 	if u.timeout > 0 {
-		s.timer = time.AfterFunc(u.timeout, s.expire)
+		s.timer = time.AfterFunc(u.timeout, func() { s.expire(expiredHeaders) })
+	}
+	if u.ttft > 0 {
+		s.ttft = time.AfterFunc(u.ttft, func() { s.expire(expiredTTFT) })
 	}
 	req, err := u.newRequest(sctx, url, header, body)
 	if err != nil {
@@ -41,7 +50,7 @@ func (u *upstream) stream(ctx context.Context, url string, header http.Header, b
 	}
 	resp, err := u.client.Do(req)
 	if err != nil {
-		err = u.transportError(ctx, err, s.timedOut.Load())
+		err = s.transportError(err)
 		s.Close()
 		return nil, err
 	}
@@ -61,32 +70,74 @@ func (u *upstream) stream(ctx context.Context, url string, header http.Header, b
 		s.Close()
 		return nil, u.format.streamJSONError(b)
 	}
-	s.sse = newSSEReader(resp.Body)
-	if u.idleTimeout > 0 {
-		s.timer = time.AfterFunc(u.idleTimeout, s.expire)
+	s.maxStream = u.maxStream
+	if s.maxStream <= 0 {
+		s.maxStream = DefaultMaxStreamBytes
+	}
+	s.sse = newSSEReader(&cappedReader{r: resp.Body, left: s.maxStream}, u.maxEvent)
+	if s.idle > 0 {
+		s.timer = time.AfterFunc(s.idle, func() { s.expire(expiredIdle) })
 	}
 	return s, nil
 }
+
+// DefaultMaxStreamBytes bounds the bytes read from one stream when the
+// config does not.
+const DefaultMaxStreamBytes = 64 << 20
+
+// errStreamTooLarge is a stream that went on past its byte bound.
+var errStreamTooLarge = errors.New("stream too large")
+
+// cappedReader reads at most left bytes of r, then fails with
+// errStreamTooLarge: an endless stream ends instead of being relayed for
+// as long as the request may last.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errStreamTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// Why a stream's timer cut it.
+const (
+	expiredHeaders int32 = iota + 1 // the upstream's timeout, before the headers
+	expiredTTFT                     // no first chunk within the time-to-first-token bound
+	expiredIdle                     // silence between two events
+)
 
 // sseStream is a stream's lifecycle, whatever its wire format: the idle
 // timer, Close from another goroutine, the drain that hands the connection
 // back, and a queue for events that translate to several chunks.
 type sseStream struct {
-	u        *upstream
-	dec      eventDecoder
-	parent   context.Context
-	cancel   context.CancelFunc
-	body     io.ReadCloser
-	sse      *sseReader
-	timer    *time.Timer
-	timedOut atomic.Bool
-	closed   atomic.Bool // Close may run on another goroutine than Recv
-	err      error       // sticky, owned by the Recv goroutine
-	once     sync.Once
-	queue    []*llm.ChatChunk // decoded, not yet returned
-	head     int
-	done     bool              // the final event was seen
-	first    [1]*llm.ChatChunk // queue's backing until an event decodes to more than one chunk, so the usual one costs no allocation
+	u         *upstream
+	dec       eventDecoder
+	parent    context.Context
+	cancel    context.CancelFunc
+	body      io.ReadCloser
+	sse       *sseReader
+	idle      time.Duration // this stream's idle timeout; 0: none
+	maxStream int64         // bound on the bytes read from the body
+	timer     *time.Timer   // the upstream's timeout until the headers, then the idle timeout
+	ttft      *time.Timer   // the time-to-first-token bound, stopped by the first chunk
+	expired   atomic.Int32  // which timer cut the stream (expired*), 0 while none has
+	first     bool          // a chunk was returned, owned by the Recv goroutine
+	closed    atomic.Bool   // Close may run on another goroutine than Recv
+	err       error         // sticky, owned by the Recv goroutine
+	once      sync.Once
+	queue     []*llm.ChatChunk // decoded, not yet returned
+	head      int
+	done      bool              // the final event was seen
+	one       [1]*llm.ChatChunk // queue's backing until an event decodes to more than one chunk, so the usual one costs no allocation
 }
 
 // newSSEStream returns a stream of u's decoded by dec, and the context its
@@ -95,15 +146,34 @@ type sseStream struct {
 func newSSEStream(ctx context.Context, u *upstream, dec eventDecoder) (*sseStream, context.Context) {
 	sctx, cancel := context.WithCancel(ctx)
 	s := &sseStream{u: u, dec: dec, parent: ctx, cancel: cancel}
-	s.queue = s.first[:0]
+	s.queue = s.one[:0]
 	return s, sctx
 }
 
 var errStreamClosed = fmt.Errorf("providers: stream closed: %w", io.ErrClosedPipe)
 
-func (s *sseStream) expire() {
-	s.timedOut.Store(true)
+// expire cuts the stream for the reason why; the first reason stays.
+func (s *sseStream) expire(why int32) {
+	s.expired.CompareAndSwap(0, why)
 	s.cancel()
+}
+
+// transportError maps a failure to reach or read the upstream, saying
+// which of the stream's own bounds cut it, if one did.
+func (s *sseStream) transportError(err error) error {
+	why := s.expired.Load()
+	err = s.u.transportError(s.parent, err, why != 0)
+	e, ok := err.(*llm.Error)
+	if !ok || e.Status != http.StatusGatewayTimeout {
+		return err
+	}
+	switch why {
+	case expiredTTFT:
+		e.Code, e.Message = "upstream_timeout", fmt.Sprintf("upstream sent no first chunk within %s", s.u.ttft)
+	case expiredIdle:
+		e.Code, e.Message = "upstream_timeout", fmt.Sprintf("upstream stream was idle for %s", s.idle)
+	}
+	return e
 }
 
 // Recv returns the next chunk, io.EOF after the final event.
@@ -122,7 +192,7 @@ func (s *sseStream) Recv() (*llm.ChatChunk, error) {
 			return nil, io.EOF
 		}
 		if s.timer != nil {
-			s.timer.Reset(s.u.idleTimeout)
+			s.timer.Reset(s.idle)
 		}
 		if err := s.fill(); err != nil {
 			s.err = err
@@ -133,6 +203,12 @@ func (s *sseStream) Recv() (*llm.ChatChunk, error) {
 	c := s.queue[s.head]
 	s.queue[s.head] = nil
 	s.head++
+	if !s.first {
+		s.first = true
+		if s.ttft != nil {
+			s.ttft.Stop()
+		}
+	}
 	return c, nil
 }
 
@@ -147,7 +223,15 @@ func (s *sseStream) fill() error {
 		if s.closed.Load() {
 			return errStreamClosed
 		}
-		return s.u.transportError(s.parent, err, s.timedOut.Load())
+		switch {
+		case errors.Is(err, errEventTooLarge):
+			return tooLarge(s.u.name, "upstream_event_too_large",
+				fmt.Sprintf("upstream sent a stream event larger than the limit of %d bytes", s.sse.max), err)
+		case errors.Is(err, errStreamTooLarge):
+			return tooLarge(s.u.name, "upstream_stream_too_large",
+				"upstream stream went on past the limit of "+strconv.FormatInt(s.maxStream, 10)+" bytes", err)
+		}
+		return s.transportError(err)
 	}
 	s.queue, s.head = s.queue[:0], 0
 	s.queue, s.done, err = s.dec.decode(s.u.name, data, event, s.queue)
@@ -175,6 +259,9 @@ func (s *sseStream) Close() error {
 	s.once.Do(func() {
 		if s.timer != nil {
 			s.timer.Stop()
+		}
+		if s.ttft != nil {
+			s.ttft.Stop()
 		}
 		s.closed.Store(true)
 		if s.body != nil {

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +29,10 @@ type upstream struct {
 	client      *http.Client
 	timeout     time.Duration // a non-streamed call end to end, a stream until its headers; 0: none
 	idleTimeout time.Duration // the silence between two stream events; 0: none
+	ttft        time.Duration // a stream until its first chunk; 0: none
 	maxResp     int64         // bound on a non-streamed answer
+	maxEvent    int           // bound on a stream's line and event; 0: DefaultMaxEventBytes
+	maxStream   int64         // bound on the bytes read from one stream; 0: DefaultMaxStreamBytes
 	now         func() time.Time
 	format      format
 	keyHeader   string      // canonical name of the header the API key travels in
@@ -104,8 +109,23 @@ func checkHeaders(h map[string]string) []error {
 	return errs
 }
 
-// defaultMaxResponse bounds a non-streamed answer when the config does not.
-const defaultMaxResponse = 256 << 20
+// checkBounds reports what is wrong with an upstream's timeouts and size
+// bounds: none may be negative (0 is "none" for a timeout, the default for
+// a bound).
+func checkBounds(timeout, idle, ttft time.Duration, maxResp int64, maxEvent int, maxStream int64) []error {
+	var errs []error
+	if timeout < 0 || idle < 0 || ttft < 0 {
+		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	if maxResp < 0 || maxEvent < 0 || maxStream < 0 {
+		errs = append(errs, errors.New("size limits must not be negative"))
+	}
+	return errs
+}
+
+// DefaultMaxResponseBytes bounds a non-streamed answer when the config
+// does not.
+const DefaultMaxResponseBytes = 32 << 20
 
 // fillDefaults sets what the config left out: the shared client, the
 // answer bound and the clock.
@@ -114,7 +134,7 @@ func (u *upstream) fillDefaults() {
 		u.client = defaultClient
 	}
 	if u.maxResp <= 0 {
-		u.maxResp = defaultMaxResponse
+		u.maxResp = DefaultMaxResponseBytes
 	}
 	if u.now == nil {
 		u.now = time.Now
@@ -186,7 +206,8 @@ func (u *upstream) call(ctx context.Context, url string, header http.Header, bod
 	raw, err := u.readBody(resp)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
-			return nil, badResponse(u.name, "upstream answer exceeds the size limit", err)
+			return nil, tooLarge(u.name, "upstream_response_too_large",
+				"upstream answer is larger than the limit of "+strconv.FormatInt(u.maxResp, 10)+" bytes", err)
 		}
 		return nil, u.transportError(ctx, err, ownDeadline(callCtx, ctx))
 	}
@@ -201,12 +222,23 @@ func ownDeadline(callCtx, ctx context.Context) bool {
 
 var errTooLarge = errors.New("response too large")
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// tooLarge is an upstream answer, stream or event past its size bound.
+func tooLarge(provider, code, msg string, err error) *llm.Error {
+	return &llm.Error{Status: http.StatusBadGateway, Type: llm.TypeUpstream, Code: code, Upstream: true, Provider: provider,
+		Message: msg, Err: err}
+}
 
-// readBody returns the whole body in a slice the caller owns. With a known
-// length it is read straight into an exact allocation; otherwise through a
-// pooled buffer, so unknown lengths cost one copy rather than a series of
-// growing allocations.
+// pooledMax is the largest read buffer the pool keeps, so it does not pin
+// the memory of a rare large answer.
+const pooledMax = 1 << 20
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// readBody returns the whole body in a slice the caller owns, never
+// holding more than maxResp+1 bytes of it: a longer body is errTooLarge.
+// With a known length it is read straight into an exact allocation;
+// otherwise into a pooled buffer, so the usual small answer costs one
+// copy rather than a series of growing allocations.
 func (u *upstream) readBody(resp *http.Response) ([]byte, error) {
 	if n := resp.ContentLength; n >= 0 {
 		if n > u.maxResp {
@@ -218,21 +250,43 @@ func (u *upstream) readBody(resp *http.Response) ([]byte, error) {
 		}
 		return buf, nil
 	}
-	b := bufPool.Get().(*bytes.Buffer)
-	defer func() {
-		if b.Cap() <= 1<<20 { // keep the pool from pinning huge buffers
-			b.Reset()
-			bufPool.Put(b)
-		}
-	}()
-	b.Reset()
-	if _, err := b.ReadFrom(io.LimitReader(resp.Body, u.maxResp+1)); err != nil {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf, err := readCapped(resp.Body, (*bp)[:0], u.maxResp)
+	if err != nil {
 		return nil, err
 	}
-	if int64(b.Len()) > u.maxResp {
-		return nil, errTooLarge
+	if cap(buf) > pooledMax {
+		return buf, nil // too big to pool: the answer keeps it
 	}
-	return bytes.Clone(b.Bytes()), nil
+	*bp = buf[:0] // the pool keeps the grown buffer
+	return bytes.Clone(buf), nil
+}
+
+// readCapped appends r to buf until EOF. Its capacity never grows past
+// bound+1: a reader with more than bound bytes is errTooLarge as soon as
+// bound+1 of them are read.
+func readCapped(r io.Reader, buf []byte, bound int64) ([]byte, error) {
+	// One byte past the bound tells a body of exactly bound bytes from a
+	// longer one.
+	limit := int(min(bound, math.MaxInt-1)) + 1
+	for {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(max(2*cap(buf), 4<<10), limit))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case len(buf) >= limit:
+			return buf, errTooLarge
+		case errors.Is(err, io.EOF):
+			return buf, nil
+		case err != nil:
+			return buf, err
+		}
+	}
 }
 
 // transportError maps a failure to reach or read the upstream. Client
