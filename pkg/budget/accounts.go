@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -70,7 +71,11 @@ func (a *Accounts) load(ctx context.Context) error {
 		return err
 	}
 	// One scan of the (key_id, ts, cost) index gives every key's total and
-	// the sums since the start of each current period.
+	// the sums since the start of each current period. TOTAL, not SUM: SUM
+	// fails on integer overflow, and a ledger holding an absurd cost (an
+	// upstream reporting 2^62 tokens) must still open, with that key's
+	// spend saturated. TOTAL adds in a double, exact for every sum below
+	// 2^53 micro-dollars ($9 billion).
 	now := a.now()
 	var starts [len(periods)]int64
 	for i, p := range periods[:Total.index()] {
@@ -78,10 +83,10 @@ func (a *Accounts) load(ctx context.Context) error {
 		starts[i] = s.UnixMilli()
 	}
 	rows, err = ledger.QueryContext(ctx, `SELECT key_id,
-		SUM(CASE WHEN ts >= ?1 THEN cost ELSE 0 END),
-		SUM(CASE WHEN ts >= ?2 THEN cost ELSE 0 END),
-		SUM(CASE WHEN ts >= ?3 THEN cost ELSE 0 END),
-		SUM(cost)
+		TOTAL(CASE WHEN ts >= ?1 THEN cost ELSE 0 END),
+		TOTAL(CASE WHEN ts >= ?2 THEN cost ELSE 0 END),
+		TOTAL(CASE WHEN ts >= ?3 THEN cost ELSE 0 END),
+		TOTAL(cost)
 		FROM budget_ledger GROUP BY key_id`, starts[0], starts[1], starts[2])
 	if err != nil {
 		return fmt.Errorf("budget: rebuild spend: %w", err)
@@ -89,21 +94,23 @@ func (a *Accounts) load(ctx context.Context) error {
 	defer rows.Close()
 	for rows.Next() {
 		var id string
-		var sums [len(periods)]int64
+		var sums [len(periods)]float64
 		if err := rows.Scan(&id, &sums[0], &sums[1], &sums[2], &sums[3]); err != nil {
 			return fmt.Errorf("budget: rebuild spend: %w", err)
 		}
 		st := a.state(id)
 		for i := range sums {
-			st.cur[i].spent = llm.Micros(sums[i])
+			st.cur[i].spent = microsOf(sums[i])
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("budget: rebuild spend: %w", err)
 	}
 
+	// overspend alerts fire per request, not once per period: nothing to
+	// remember of them.
 	rows, err = ledger.QueryContext(ctx, `SELECT key_id, period, period_start, event, threshold, limit_micros FROM budget_alerts
-		WHERE period = 'total' OR period_start >= ?`, min(starts[0], starts[1], starts[2]))
+		WHERE (period = 'total' OR period_start >= ?) AND event != ?`, min(starts[0], starts[1], starts[2]), EventOverspend)
 	if err != nil {
 		return fmt.Errorf("budget: load alerts: %w", err)
 	}
@@ -119,6 +126,17 @@ func (a *Accounts) load(ctx context.Context) error {
 		}
 	}
 	return rows.Err()
+}
+
+// microsOf converts a sum TOTAL returned, saturating at the int64 bounds.
+func microsOf(f float64) llm.Micros {
+	switch {
+	case f >= math.MaxInt64:
+		return math.MaxInt64
+	case f <= math.MinInt64:
+		return math.MinInt64
+	}
+	return llm.Micros(math.Round(f))
 }
 
 // state returns the key's in-memory state, creating it (with the default
@@ -229,7 +247,7 @@ func (a *Accounts) Reserve(ctx context.Context, keyID, requestID string, amount 
 	var ex *Exhausted
 	for _, lim := range st.policy.Limits {
 		c := &st.cur[lim.Period.index()]
-		if c.spent+c.reserved+amount <= lim.Amount {
+		if addSat(c.used(), amount) <= lim.Amount {
 			continue
 		}
 		if ex == nil {
@@ -246,7 +264,7 @@ func (a *Accounts) Reserve(ctx context.Context, keyID, requestID string, amount 
 		return Reservation{}, ex.httpError(now)
 	}
 	for i := range st.cur {
-		st.cur[i].reserved += amount
+		st.cur[i].reserved = addSat(st.cur[i].reserved, amount)
 	}
 	st.open[requestID] = &hold{amount: amount, at: now}
 	st.mu.Unlock()
@@ -265,7 +283,7 @@ func (a *Accounts) Fits(keyID string, amount llm.Micros) bool {
 	st.rollover(now, a.loc)
 	for _, lim := range st.policy.Limits {
 		c := &st.cur[lim.Period.index()]
-		if c.spent+c.reserved+amount > lim.Amount {
+		if addSat(c.used(), amount) > lim.Amount {
 			return false
 		}
 	}
@@ -299,7 +317,7 @@ func (a *Accounts) Release(r Reservation) {
 	delete(st.open, r.RequestID)
 	for i := range st.cur {
 		if c := st.counterAt(i, h.at); c != nil {
-			c.reserved -= h.amount
+			c.reserved = max(c.reserved-h.amount, 0)
 		}
 	}
 }
@@ -312,9 +330,12 @@ func (a *Accounts) Release(r Reservation) {
 // taken from r.
 //
 // Settling an already settled request is a no-op returning nil. The cost
-// is charged as given, even above the reservation (a provider counting
-// more prompt tokens than tollgate did): the ledger records what was
-// spent.
+// is charged as given to every period, even above the reservation (an
+// upstream that ignored the output limit, or counted more prompt tokens
+// than tollgate did): the ledger records what was spent, and a key that
+// ends up over a limit is refused (402) until that period resets. A
+// cost above the reservation also fires an overspend alert (a key with
+// limits only).
 func (a *Accounts) Settle(ctx context.Context, r Reservation, e Entry) error {
 	st := a.state(r.KeyID)
 	now := a.now()
@@ -333,11 +354,15 @@ func (a *Accounts) Settle(ctx context.Context, r Reservation, e Entry) error {
 	st.rollover(now, a.loc)
 	for i := range st.cur {
 		if c := st.counterAt(i, h.at); c != nil {
-			c.reserved -= h.amount
-			c.spent += e.Cost
+			c.reserved = max(c.reserved-h.amount, 0)
+			c.charge(e.Cost)
 		}
 	}
-	alerts := st.crossedAlerts(h.at, now, a.minElapsed)
+	var alerts []alert
+	if e.Cost > h.amount {
+		alerts = st.overspendAlert(r.RequestID, h, e.Cost, now)
+	}
+	alerts = append(alerts, st.crossedAlerts(h.at, now, a.minElapsed)...)
 	webhooks := st.policy.Webhooks
 	st.mu.Unlock()
 
@@ -364,7 +389,7 @@ func (a *Accounts) Record(e Entry) {
 		st.rollover(now, a.loc)
 		for i := range st.cur {
 			if c := st.counterAt(i, e.Time); c != nil {
-				c.spent += e.Cost
+				c.charge(e.Cost)
 			}
 		}
 		alerts = st.crossedAlerts(e.Time, now, a.minElapsed)

@@ -28,6 +28,7 @@ const (
 	EventThreshold = "threshold_reached"    // spend reached a threshold of a limit
 	EventExhausted = "budget_exhausted"     // a request was refused: the limit has no room for it
 	EventProjected = "projected_exhaustion" // at the period's average burn rate the limit runs out before the period ends
+	EventOverspend = "overspend"            // a response cost more than was reserved for it (its upstream ignored the output limit)
 )
 
 // Alerts turns charges into alerts and delivers them. Accounts asks it,
@@ -91,7 +92,13 @@ type Event struct {
 	// end and when the limit would be reached (projected_exhaustion).
 	ProjectedUSD json.Number `json:"projected_usd,omitempty"`
 	ExhaustsAt   *time.Time  `json:"exhausts_at,omitempty"`
-	Time         time.Time   `json:"time"`
+	// RequestID, ReservedUSD and ActualUSD: the request that cost more
+	// than was reserved for it, the reservation and what it cost
+	// (overspend).
+	RequestID   string      `json:"request_id,omitempty"`
+	ReservedUSD json.Number `json:"reserved_usd,omitempty"`
+	ActualUSD   json.Number `json:"actual_usd,omitempty"`
+	Time        time.Time   `json:"time"`
 }
 
 // alertKey identifies an alert: each fires once per period (and limit:
@@ -110,7 +117,11 @@ type alert struct {
 	c          counter // the period's counter when it fired
 	projected  llm.Micros
 	exhaustsAt time.Time
-	at         time.Time
+	// overspend: the request, its reservation and its actual cost; the
+	// request id makes each occurrence its own alert.
+	request          string
+	reserved, actual llm.Micros
+	at               time.Time
 }
 
 func msOf(t time.Time) int64 {
@@ -196,6 +207,30 @@ func (st *keyState) exhaustedAlerts(ex *Exhausted, now time.Time) []alert {
 	return out
 }
 
+// overspendAlert fires overspend for a settle whose actual cost exceeded
+// its reservation: once per occurrence (Settle settles a request once),
+// for the key's limit the charge left with the least room, the one that
+// blocks the key longest. A key without limits has nothing to overrun.
+// Called with st.mu held, after the charge.
+func (st *keyState) overspendAlert(requestID string, h *hold, actual llm.Micros, now time.Time) []alert {
+	var worst *counter
+	var lim Limit
+	for _, l := range st.policy.Limits {
+		c := st.counterAt(l.Period.index(), h.at)
+		if c == nil {
+			continue
+		}
+		if worst == nil || l.Amount-c.used() < lim.Amount-worst.used() {
+			worst, lim = c, l
+		}
+	}
+	if worst == nil {
+		return nil
+	}
+	k := alertKey{period: lim.Period, start: msOf(worst.start), event: EventOverspend, limit: lim.Amount}
+	return []alert{{key: k, c: *worst, request: requestID, reserved: h.amount, actual: actual, at: now}}
+}
+
 // alertRow is an alert as the writer stores it, with its deliveries.
 type alertRow struct {
 	uid        string
@@ -276,7 +311,11 @@ func (a *Alerts) enqueue(keyID string, alerts []alert, keyHooks []Webhook) {
 }
 
 func eventOf(keyID, name string, a alert) Event {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%s\x00%d\x00%d", keyID, a.key.period, a.key.start, a.key.event, a.key.ppm, a.key.limit))
+	id := fmt.Appendf(nil, "%s\x00%s\x00%d\x00%s\x00%d\x00%d", keyID, a.key.period, a.key.start, a.key.event, a.key.ppm, a.key.limit)
+	if a.request != "" {
+		id = fmt.Appendf(id, "\x00%s", a.request)
+	}
+	sum := sha256.Sum256(id)
 	ev := Event{
 		ID: "alert_" + hex.EncodeToString(sum[:12]), Event: a.key.event, KeyID: keyID, KeyName: name, Period: a.key.period,
 		LimitUSD: usd(a.key.limit), SpentUSD: usd(a.c.spent), Threshold: float64(a.key.ppm) / 1e6, Time: a.at.UTC(),
@@ -285,10 +324,13 @@ func eventOf(keyID, name string, a alert) Event {
 		s, e := a.c.start.UTC(), a.c.end.UTC()
 		ev.PeriodStart, ev.ResetsAt = &s, &e
 	}
-	if a.key.event == EventProjected {
+	switch a.key.event {
+	case EventProjected:
 		ev.ProjectedUSD = usd(a.projected)
 		t := a.exhaustsAt.UTC()
 		ev.ExhaustsAt = &t
+	case EventOverspend:
+		ev.RequestID, ev.ReservedUSD, ev.ActualUSD = a.request, usd(a.reserved), usd(a.actual)
 	}
 	return ev
 }
@@ -307,6 +349,17 @@ func slackText(ev Event) string {
 	case EventExhausted:
 		return fmt.Sprintf(":no_entry: tollgate: API key %s has exhausted its %s budget: $%s of $%s spent; requests are refused until it %s.",
 			who, ev.Period, ev.SpentUSD, ev.LimitUSD, resets)
+	case EventOverspend:
+		blocked := "it has room left"
+		spent, _ := ParseUSD(string(ev.SpentUSD))
+		if limit, _ := ParseUSD(string(ev.LimitUSD)); spent >= limit {
+			blocked = "requests are refused for good (a total budget never resets)"
+			if ev.ResetsAt != nil {
+				blocked = "requests are refused until " + ev.ResetsAt.Format(time.RFC3339)
+			}
+		}
+		return fmt.Sprintf(":money_with_wings: tollgate: request %s of API key %s cost $%s, more than the $%s reserved for it (its upstream ignored the output limit or counted more tokens); its %s budget: $%s of $%s spent, %s.",
+			ev.RequestID, who, ev.ActualUSD, ev.ReservedUSD, ev.Period, ev.SpentUSD, ev.LimitUSD, blocked)
 	case EventProjected:
 		return fmt.Sprintf(":chart_with_upwards_trend: tollgate: at its current rate API key %s will exhaust its %s budget of $%s around %s ($%s spent so far, $%s projected; the period %s).",
 			who, ev.Period, ev.LimitUSD, ev.ExhaustsAt.Format(time.RFC3339), ev.SpentUSD, ev.ProjectedUSD, resets)

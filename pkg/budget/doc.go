@@ -47,9 +47,14 @@
 // against every limit of the key under that mutex and holds the amount in
 // all of them or in none, so no interleaving can admit more than a limit.
 // Settle moves the hold to the actual cost. The cost is charged as given
-// even if it exceeds the reservation (only possible when the provider
-// counts more prompt tokens than tollgate did): the ledger records what was
-// spent. Reservation ids are request ids: reserving an id that holds a
+// to every period even if it exceeds the reservation (an upstream that
+// ignored the output limit it was sent, or counted more prompt tokens than
+// tollgate did): the ledger records what was spent, a key left over a
+// limit is refused until that period resets, and an overspend alert
+// fires. An upstream that ignores the limit can therefore overrun a limit
+// by at most one response's overage per request in flight. Counters
+// saturate at the int64 bounds, so an absurd cost keeps a key blocked
+// rather than wrapping its spend negative. Reservation ids are request ids: reserving an id that holds a
 // reservation returns it; settling twice is a no-op; a settled id cannot
 // reserve again (ErrSettled; the last 4096 to 8192 settled ids of each key
 // are remembered); a released id can (a fallback to another model).
@@ -137,10 +142,12 @@
 // Events: threshold_reached (default thresholds 50%, 80%, 100% of each
 // limit, of settled spend), budget_exhausted (the first refused
 // reservation of a period: with reservations, spend may stop short of
-// 100%), and projected_exhaustion. Each fires at most once per key,
-// period, period start, threshold and limit amount (changing a limit
-// re-arms it), in memory and in budget_alerts, so a restart does not fire
-// it again. projected_exhaustion uses the period's average burn rate so
+// 100%), projected_exhaustion, and overspend (a settled cost above its
+// reservation; once per such request, for the key's limit with the least
+// room left, with the request id, the reservation and the actual cost).
+// The first three fire at most once per key, period, period start,
+// threshold and limit amount (changing a limit re-arms it), in memory and
+// in budget_alerts, so a restart does not fire them again. projected_exhaustion uses the period's average burn rate so
 // far (spent / elapsed, so the projection at the period's end is spent ×
 // length / elapsed); it is made only once ProjectionMinElapsed (10%) of
 // the period has passed, never for total, and fires when the projection

@@ -2,6 +2,7 @@ package budget
 
 import (
 	"encoding/json"
+	"math"
 	"sync"
 	"time"
 
@@ -13,6 +14,30 @@ type counter struct {
 	start, end time.Time // zero for Total
 	spent      llm.Micros
 	reserved   llm.Micros
+}
+
+// used is what the period's limit must leave room for: spent plus held.
+func (c *counter) used() llm.Micros { return addSat(c.spent, c.reserved) }
+
+// room is what is left of limit, never negative.
+func (c *counter) room(limit llm.Micros) llm.Micros { return max(limit-c.used(), 0) }
+
+// charge adds a settled or recorded cost.
+func (c *counter) charge(cost llm.Micros) { c.spent = addSat(c.spent, cost) }
+
+// addSat is a + b, saturating at the int64 bounds: money that would not fit
+// (an upstream reporting 2^62 tokens prices at math.MaxInt64) keeps a
+// counter at its maximum, so a budget stays spent instead of wrapping
+// negative and opening again.
+func addSat(a, b llm.Micros) llm.Micros {
+	s := a + b
+	if (s > a) != (b > 0) {
+		if b > 0 {
+			return math.MaxInt64
+		}
+		return math.MinInt64
+	}
+	return s
 }
 
 // contains reports whether t is in the counter's period.
@@ -87,7 +112,7 @@ func (st *keyState) remaining() (llm.Micros, bool) {
 	limited := false
 	for _, lim := range st.policy.Limits {
 		c := &st.cur[lim.Period.index()]
-		r := max(lim.Amount-c.spent-c.reserved, 0)
+		r := c.room(lim.Amount)
 		if !limited || r < min {
 			min, limited = r, true
 		}
@@ -126,7 +151,7 @@ type PeriodStatus struct {
 func statusOf(lim Limit, c *counter) PeriodStatus {
 	return PeriodStatus{
 		Period: lim.Period, Limited: true, Limit: lim.Amount, Thresholds: lim.thresholds(),
-		Spent: c.spent, Reserved: c.reserved, Remaining: max(lim.Amount-c.spent-c.reserved, 0),
+		Spent: c.spent, Reserved: c.reserved, Remaining: c.room(lim.Amount),
 		Start: c.start, ResetsAt: c.end,
 	}
 }
