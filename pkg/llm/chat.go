@@ -310,7 +310,8 @@ func (u *Usage) CachedTokens() int {
 }
 
 // DecodeChatRequest parses and validates a chat completion body. Every
-// problem is an *Error with status 400 naming the offending parameter.
+// problem is an *Error with status 400 naming the offending parameter,
+// keys repeated or spelled in another case included (see CheckKeys).
 func DecodeChatRequest(body []byte) (*ChatRequest, error) {
 	return DecodeChatRequestWith(body, json.Unmarshal)
 }
@@ -326,6 +327,11 @@ func DecodeChatRequestWith(body []byte, unmarshal func([]byte, any) error) (*Cha
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, decodeError(err)
 		}
+	}
+	// After the decode, so the body is known to be JSON and a syntax error
+	// is reported as such.
+	if err := CheckKeys(body, chatShape); err != nil {
+		return nil, err
 	}
 	req.Raw = body
 	if err := req.validate(); err != nil {
@@ -352,7 +358,7 @@ func (r *ChatRequest) validate() error {
 		case "":
 			return InvalidParam(param+".role", "missing required parameter: '"+param+".role'")
 		default:
-			return InvalidParam(param+".role", fmt.Sprintf("invalid role %q: expected one of system, developer, user, assistant, tool", m.Role))
+			return InvalidParam(param+".role", fmt.Sprintf("invalid role %q: expected one of system, developer, user, assistant, tool", Clip(m.Role, maxQuoted)))
 		}
 		if m.Role == "tool" && m.ToolCallID == "" {
 			return InvalidParam(param+".tool_call_id", "messages with role 'tool' must have a 'tool_call_id'")
@@ -371,7 +377,7 @@ func (r *ChatRequest) validate() error {
 	}
 	for i, t := range r.Tools {
 		if t.Type != "function" && t.Type != "custom" {
-			return InvalidParam(fmt.Sprintf("tools[%d].type", i), fmt.Sprintf("invalid tool type %q", t.Type))
+			return InvalidParam(fmt.Sprintf("tools[%d].type", i), fmt.Sprintf("invalid tool type %q", Clip(t.Type, maxQuoted)))
 		}
 		if t.Type == "function" && t.Function.Name == "" {
 			return InvalidParam(fmt.Sprintf("tools[%d].function.name", i), "missing required parameter: function name")
@@ -427,11 +433,11 @@ func decodeError(err error) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		field := Clip(typeErr.Field, 4*maxQuoted) // map keys are the client's
 		if field == "" {
 			return &Error{Status: 400, Type: TypeInvalidRequest, Message: "the request body must be a JSON object", Err: err}
 		}
-		return InvalidParam(field, fmt.Sprintf("invalid type for '%s': expected %s, got %s", field, JSONType(typeErr.Type), typeErr.Value))
+		return InvalidParam(field, fmt.Sprintf("invalid type for '%s': expected %s, got %s", field, JSONType(typeErr.Type), Clip(typeErr.Value, maxQuoted)))
 	case errors.As(err, &syntaxErr):
 		return &Error{Status: 400, Type: TypeInvalidRequest, Message: fmt.Sprintf("we could not parse the JSON body of your request (%v at offset %d)", syntaxErr, syntaxErr.Offset), Err: err}
 	}

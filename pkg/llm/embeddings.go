@@ -107,6 +107,9 @@ func DecodeEmbeddingRequest(body []byte) (*EmbeddingRequest, error) {
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, decodeError(err)
 	}
+	if err := CheckKeys(body, embeddingShape); err != nil {
+		return nil, err
+	}
 	req.Raw = body
 	switch {
 	case req.Model == "":

@@ -1,57 +1,33 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 var errNotObject = errors.New("not a JSON object")
 
 // SetField returns a copy of the JSON object obj with its top-level member
-// key set to the JSON value val (replacing every occurrence of key, or
-// appending it when absent). A nil val removes the member. Every other
+// key set to the JSON value val (replacing every occurrence of key, keys
+// compared after unescaping, or appending it when absent). A nil val removes the member. Every other
 // member is copied byte for byte, so fields tollgate does not know survive
 // untouched at any depth. obj must be a JSON object.
 func SetField(obj []byte, key string, val []byte) ([]byte, error) {
-	i := skipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return nil, errNotObject
-	}
 	out := make([]byte, 0, len(obj)+len(key)+len(val)+4)
 	out = append(out, '{')
-	for i++; ; {
-		i = skipSpace(obj, i)
-		if i >= len(obj) {
-			return nil, errNotObject
-		}
-		if obj[i] == '}' {
-			break
-		}
-		if obj[i] == ',' {
-			i++
-			continue
-		}
-		kStart := i
-		kEnd, err := skipString(obj, i)
-		if err != nil {
-			return nil, err
-		}
-		i = skipSpace(obj, kEnd)
-		if i >= len(obj) || obj[i] != ':' {
-			return nil, errNotObject
-		}
-		vEnd, err := skipValue(obj, skipSpace(obj, i+1))
-		if err != nil {
-			return nil, err
-		}
-		i = vEnd
-		if keyEquals(obj[kStart:kEnd], key) {
-			continue
+	err := members(obj, func(k, _, member []byte) {
+		if keyEquals(k, key) {
+			return
 		}
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = append(out, obj[kStart:vEnd]...)
+		out = append(out, member...)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if val != nil {
 		if len(out) > 1 {
@@ -63,6 +39,75 @@ func SetField(obj []byte, key string, val []byte) ([]byte, error) {
 		out = append(out, val...)
 	}
 	return append(out, '}'), nil
+}
+
+// Field returns the value of the top-level member key of the JSON object
+// obj, keys compared after unescaping ("customer\u005fcredentials" is
+// customer_credentials); with several, the last, as encoding/json reads
+// it. Most bodies are answered without parsing: those that hold neither
+// the name nor an escape that could spell it.
+func Field(obj []byte, key string) (val []byte, ok bool, err error) {
+	if !mayHold(obj, key) {
+		return nil, false, nil
+	}
+	err = members(obj, func(k, v, _ []byte) {
+		if keyEquals(k, key) {
+			val, ok = v, true
+		}
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return val, ok, nil
+}
+
+// mayHold reports whether obj may hold a key spelled key once unescaped:
+// it holds key as written, or an escape that can stand for one of its
+// characters (\u for any; \", \\ and \/ for those three).
+func mayHold(obj []byte, key string) bool {
+	if bytes.Contains(obj, []byte(key)) || bytes.Contains(obj, []byte(`\u`)) {
+		return true
+	}
+	return strings.ContainsAny(key, `"\/`) && bytes.IndexByte(obj, '\\') >= 0
+}
+
+// members calls fn with each top-level member of the JSON object obj: its
+// key with its quotes, its value, and the member as sent, from the key to
+// the end of the value.
+func members(obj []byte, fn func(key, val, member []byte)) error {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return errNotObject
+	}
+	for i++; ; {
+		i = skipSpace(obj, i)
+		if i >= len(obj) {
+			return errNotObject
+		}
+		if obj[i] == '}' {
+			return nil
+		}
+		if obj[i] == ',' {
+			i++
+			continue
+		}
+		kStart := i
+		kEnd, err := skipString(obj, i)
+		if err != nil {
+			return err
+		}
+		i = skipSpace(obj, kEnd)
+		if i >= len(obj) || obj[i] != ':' {
+			return errNotObject
+		}
+		vStart := skipSpace(obj, i+1)
+		vEnd, err := skipValue(obj, vStart)
+		if err != nil {
+			return err
+		}
+		i = vEnd
+		fn(obj[kStart:kEnd], obj[vStart:vEnd], obj[kStart:vEnd])
+	}
 }
 
 func keyEquals(quoted []byte, key string) bool {
@@ -91,13 +136,8 @@ func skipString(b []byte, i int) (int, error) {
 	if i >= len(b) || b[i] != '"' {
 		return 0, errNotObject
 	}
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1, nil
-		}
+	if end := stringEnd(b, i); end > 0 {
+		return end, nil
 	}
 	return 0, errNotObject
 }
