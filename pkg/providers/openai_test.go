@@ -227,6 +227,9 @@ func TestOpenAIOutputLimit(t *testing.T) {
 		reserved int // Request.MaxTokens
 		stream   bool
 		want     string // the body the upstream must get
+		// undecoded: the body reaches the provider as it is, without the
+		// HTTP layer's decoder, which refuses a key sent twice.
+		undecoded bool
 	}{
 		{name: "client max_tokens within the reservation", cfg: other, reserved: 64,
 			body: `{"model":"m","max_tokens":64,` + msgs + `}`,
@@ -264,7 +267,7 @@ func TestOpenAIOutputLimit(t *testing.T) {
 		{name: "both: never sent both, azure", cfg: azure, reserved: 500,
 			body: `{"model":"m","max_tokens":999,"max_completion_tokens":70,` + msgs + `}`,
 			want: `{"model":"m",` + msgs + `,"max_completion_tokens":70}`},
-		{name: "a key sent twice is sent once", cfg: other, reserved: 10,
+		{name: "a key sent twice is sent once", cfg: other, reserved: 10, undecoded: true,
 			body: `{"model":"m","max_tokens":100000,` + msgs + `,"max_tokens":10}`,
 			want: `{"model":"m",` + msgs + `,"max_tokens":10}`},
 		{name: "nothing reserved, no client cap: untouched", cfg: other,
@@ -278,7 +281,15 @@ func TestOpenAIOutputLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req := &Request{Chat: mustChat(t, tt.body), Model: "m", MaxTokens: tt.reserved}
+			req := &Request{Model: "m", MaxTokens: tt.reserved}
+			if tt.undecoded {
+				req.Chat = &llm.ChatRequest{Raw: []byte(tt.body)}
+				if err := json.Unmarshal(req.Chat.Raw, req.Chat); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				req.Chat = mustChat(t, tt.body)
+			}
 			if tt.stream {
 				streamToEnd(t, c, req)
 			} else if _, err := c.Chat(context.Background(), req); err != nil {
