@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -79,8 +81,18 @@ func Errorf(status int, typ, code, format string, args ...any) *Error {
 
 // ForClient is the one place where an error becomes what the client sees
 // (the HTTP layer renders it; the ledger records its status).
+//
 // Upstream errors are translated: the client's gateway key was fine, so an
-// upstream 401 is our problem (502), not theirs.
+// upstream 401 is our problem (502), not theirs. And they are rewritten:
+// the client gets a status, a type, a code and a message of tollgate's
+// naming the provider by its configured name, never the upstream's own
+// text, which can hold its address, its URL or the provider key it was
+// sent (a transport error's "dial tcp 10.1.2.3:8443", an echo of
+// "sk-..."). The one exception is an upstream 400, 413 or 422, which
+// judges the client's request and so must say what is wrong with it: its
+// message is passed on clipped and scrubbed of addresses and anything
+// shaped like a credential. The upstream's error stays in Err, for the log
+// (UpstreamCause).
 func ForClient(err error) *Error {
 	if errors.Is(err, context.Canceled) {
 		return &Error{Status: StatusClientClosed, Type: TypeInvalidRequest, Message: "client closed the request", Err: err}
@@ -97,26 +109,125 @@ func ForClient(err error) *Error {
 		return e
 	}
 	out := *e
-	from := fmt.Sprintf("upstream %s answered %d: %s", e.Provider, e.Status, e.Message)
+	out.Err = e
+	out.Code, out.Param = cleanToken(e.Code), cleanToken(e.Param)
+	who := "the upstream"
+	if e.Provider != "" {
+		who = "upstream " + e.Provider // its configured name
+	}
 	switch {
 	case e.Status == http.StatusTooManyRequests:
-		out.Type, out.Message = TypeRateLimit, from
+		out.Type = TypeRateLimit
+		out.Message = who + " is rate limiting tollgate (429); retry later"
 	case e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity || e.Status == http.StatusRequestEntityTooLarge:
 		// The upstream judged the request itself invalid: the client can fix it.
-		out.Status, out.Type, out.Message = http.StatusBadRequest, TypeInvalidRequest, from
+		out.Status, out.Type = http.StatusBadRequest, TypeInvalidRequest
+		out.Message = fmt.Sprintf("%s rejected the request (%d)", who, e.Status)
+		if m := scrubForClient(e.Message); m != "" {
+			out.Message += ": " + m
+		}
 	case e.Status == http.StatusRequestTimeout || e.Status == http.StatusGatewayTimeout:
-		out.Status, out.Type, out.Message = http.StatusGatewayTimeout, TypeTimeout, from
+		out.Status, out.Type = http.StatusGatewayTimeout, TypeTimeout
+		out.Message = who + " did not answer in time"
 		if out.Code == "" {
 			out.Code = "upstream_timeout"
 		}
 	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
 		out.Status, out.Type, out.Code = http.StatusBadGateway, TypeUpstream, "upstream_auth_failed"
-		out.Message = fmt.Sprintf("upstream %s rejected tollgate's credentials (%d); the gateway's provider configuration needs attention", e.Provider, e.Status)
+		out.Message = fmt.Sprintf("%s rejected tollgate's credentials (%d); the gateway's provider configuration needs attention", who, e.Status)
 	default:
-		out.Status, out.Type, out.Message = http.StatusBadGateway, TypeUpstream, from
+		out.Status, out.Type = http.StatusBadGateway, TypeUpstream
+		out.Message = who + " failed to serve the request; the details are in tollgate's log"
 		if out.Code == "" {
 			out.Code = "upstream_error"
 		}
 	}
 	return &out
+}
+
+// UpstreamCause returns the upstream's own error behind e, a client's
+// error that ForClient rewrote, for the server's log.
+func UpstreamCause(e *Error) (*Error, bool) {
+	if e == nil || !e.Upstream {
+		return nil, false
+	}
+	cause, ok := e.Err.(*Error)
+	if !ok || !cause.Upstream {
+		return nil, false
+	}
+	return cause, true
+}
+
+// maxUpstreamMessage bounds an upstream's message passed on to a client.
+const maxUpstreamMessage = 512
+
+var (
+	// secretPatterns are shapes of credentials: provider keys by their
+	// prefixes (OpenAI and Anthropic sk-, tollgate tg-, Groq gsk_, xAI,
+	// Perplexity, Hugging Face, Replicate, Google AIza), bearer tokens and
+	// credentials in a URL's query.
+	secretPatterns = []struct {
+		re   *regexp.Regexp
+		repl string
+	}{
+		{regexp.MustCompile(`\b(?:sk|tg|xai|pplx|gsk|hf|r8)[-_][A-Za-z0-9_\-]{8,}`), "<redacted>"},
+		{regexp.MustCompile(`\bAIza[A-Za-z0-9_\-]{20,}`), "<redacted>"},
+		{regexp.MustCompile(`(?i)\b(bearer\s+)[^\s"',;()<>]+`), "${1}<redacted>"},
+		{regexp.MustCompile(`(?i)([?&](?:api[_-]?key|key|token|access_token|sig|signature|code)=)[^&\s"'<>()\[\]{},;]+`), "${1}<redacted>"},
+	}
+	// addressPatterns are where an upstream is: URLs, IP addresses with or
+	// without a port, host:port, and dotted host names under common
+	// top-level domains.
+	addressPatterns = []*regexp.Regexp{
+		regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.\-]*://[^\s"'<>()]+`),
+		regexp.MustCompile(`\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\](?::\d+)?`),
+		regexp.MustCompile(`\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b`),
+		regexp.MustCompile(`(?i)\b[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*:\d{2,5}\b`),
+		regexp.MustCompile(`(?i)\b(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+(?:com|net|org|io|ai|dev|app|cloud|co|us|eu|uk|de|fr|jp|cn|internal|local|localdomain|lan|corp|svc|cluster|azure|amazonaws)\b`),
+	}
+	// longToken is a run of 32 or more key characters: a credential of a
+	// shape no prefix above names.
+	longToken = regexp.MustCompile(`[A-Za-z0-9_\-]{32,}`)
+)
+
+// RedactSecrets replaces what is shaped like a credential in s (a
+// provider key, a bearer token, a key in a URL's query) with <redacted>,
+// for a log line holding an upstream's error.
+func RedactSecrets(s string) string {
+	for _, p := range secretPatterns {
+		s = p.re.ReplaceAllString(s, p.repl)
+	}
+	return s
+}
+
+// scrubForClient is an upstream's message as a client may see it: single
+// line, clipped, with credentials, addresses and long tokens replaced.
+func scrubForClient(s string) string {
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
+	for _, re := range addressPatterns { // first: a URL goes whole, its query too
+		s = re.ReplaceAllString(s, "<address>")
+	}
+	s = RedactSecrets(s)
+	s = longToken.ReplaceAllStringFunc(s, func(tok string) string {
+		if strings.ContainsAny(tok, "0123456789") {
+			return "<redacted>"
+		}
+		return tok
+	})
+	return Clip(s, maxUpstreamMessage)
+}
+
+// cleanToken is an upstream's code or param if it is one (letters,
+// digits and _ . - [ ] only, at most 64 bytes), else "".
+func cleanToken(s string) string {
+	if len(s) > 64 {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.-[]", c) >= 0) {
+			return ""
+		}
+	}
+	return s
 }

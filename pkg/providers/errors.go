@@ -215,6 +215,15 @@ func redactURL(err error) string {
 	return err.Error()
 }
 
+// redactKey replaces the provider key in an upstream's message, which the
+// server logs (the client never sees it: llm.ForClient).
+func redactKey(msg, key string) string {
+	if len(key) < 8 {
+		return msg // no key, or one too short to tell from ordinary text
+	}
+	return strings.ReplaceAll(msg, key, "<redacted>")
+}
+
 // badResponse is a 2xx answer tollgate could not understand.
 func badResponse(provider, what string, err error) *llm.Error {
 	return &llm.Error{Status: http.StatusBadGateway, Type: llm.TypeUpstream, Upstream: true, Provider: provider,

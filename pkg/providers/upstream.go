@@ -320,5 +320,9 @@ func (u *upstream) newStatusError(resp *http.Response, keep func(lower string) b
 			e.Message += ": " + s
 		}
 	}
+	if resp.Request != nil { // an upstream that echoes the key it was sent
+		key := strings.TrimPrefix(resp.Request.Header.Get(u.keyHeader), u.keyPrefix)
+		e.Message, e.Code = redactKey(e.Message, key), redactKey(e.Code, key)
+	}
 	return e
 }
