@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"math"
+	"net/http"
 	"strconv"
 	"strings"
 	"unicode"
@@ -30,8 +32,15 @@ func (s *Sim) Embed(ctx context.Context, r *EmbedRequest) (*llm.EmbeddingRespons
 		return nil, s.ctxError(ctx, err)
 	}
 	dims := s.cfg.EmbeddingDims
-	if r.Embedding.Dimensions != nil && *r.Embedding.Dimensions > 0 {
-		dims = *r.Embedding.Dimensions
+	if d := r.Embedding.Dimensions; d != nil && *d > 0 {
+		// As OpenAI's models do, dimensions may shorten a vector, never
+		// lengthen it: without a bound, dimensions: 100000000 asked the sim
+		// for a 200 MB answer.
+		if *d > dims {
+			return nil, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Param: "dimensions", Upstream: true, Provider: s.cfg.Name,
+				Message: fmt.Sprintf("dimensions must be at most %d for this model, got %d", dims, *d)}
+		}
+		dims = *d
 	}
 	model := r.Model
 	if model == "" {
