@@ -242,6 +242,7 @@ func buildProvider(p config.Provider, key string, counter *tokens.Counter) (prov
 			APIVersion:      p.APIVersion,
 			Timeout:         p.Timeout.Std(),
 			NoStreamOptions: p.NoStreamOptions,
+			MaxTokensField:  p.MaxTokensField,
 		}
 		if p.Type == "azure" {
 			oc.Flavor = providers.FlavorAzure

@@ -148,6 +148,12 @@ type Provider struct {
 	Breaker         *Breaker `yaml:"breaker"`
 	Retry           *Retry   `yaml:"retry"`
 	Sim             *Sim     `yaml:"sim"`
+
+	// MaxTokensField (openai, azure) is the one spelling of the output
+	// limit the upstream is sent: max_tokens or max_completion_tokens.
+	// Empty: the client's spelling, else max_completion_tokens for OpenAI
+	// and Azure hosts and max_tokens for every other upstream.
+	MaxTokensField string `yaml:"max_tokens_field"`
 }
 
 // Sim configures a simulated provider.

@@ -192,6 +192,10 @@ func TestParseErrors(t *testing.T) {
 		{"both key forms", "providers:\n  - {name: o, type: openai, base_url: 'http://h/v1', api_key: a, api_keys: [b]}\n", []string{
 			"providers[0].api_keys: set either api_key or api_keys, not both",
 		}},
+		{"max_tokens_field", "providers:\n  - {name: o, type: openai, base_url: 'http://h/v1', max_tokens_field: tokens}\n  - {name: s, type: sim, max_tokens_field: max_tokens}\n", []string{
+			`providers[0].max_tokens_field: must be max_tokens or max_completion_tokens, got "tokens"`,
+			"providers[1].max_tokens_field: only for providers of type openai or azure",
+		}},
 		{"cache bounds", "cache: {ttl: 0s, max_bytes: 0, max_temperature: 3, route_max_temperature: {auto: -1}, sweep_interval: -1s}\n", []string{
 			"cache.ttl: must be positive",
 			"cache.max_bytes: must be positive",
@@ -249,6 +253,11 @@ func TestParseValid(t *testing.T) {
 		{"empty file gives defaults", "", nil, func(t *testing.T, c *Config) {
 			if c.Listen != DefaultListen || c.MaxBodyBytes != DefaultMaxBodyBytes || !c.DevKey || len(c.Providers) != 0 {
 				t.Fatalf("%+v", c)
+			}
+		}},
+		{"max_tokens_field", "providers:\n  - {name: a, type: openai, base_url: 'http://h/v1', max_tokens_field: max_tokens}\n  - {name: b, type: azure, api_version: v, base_url: 'https://x.openai.azure.com'}\n", nil, func(t *testing.T, c *Config) {
+			if c.Providers[0].MaxTokensField != "max_tokens" || c.Providers[1].MaxTokensField != "" {
+				t.Fatalf("%q %q", c.Providers[0].MaxTokensField, c.Providers[1].MaxTokensField)
 			}
 		}},
 		{"caches on by default", "", nil, func(t *testing.T, c *Config) {

@@ -74,6 +74,12 @@ func (c *Config) checkProviders(p *problems) map[string]bool {
 		if pr.Timeout < 0 {
 			p.add(path+".timeout", "must not be negative")
 		}
+		if pr.MaxTokensField != "" {
+			oneOf(p, path+".max_tokens_field", pr.MaxTokensField, "max_tokens", "max_completion_tokens")
+			if pr.Type != "openai" && pr.Type != "azure" {
+				p.add(path+".max_tokens_field", "only for providers of type openai or azure")
+			}
+		}
 		if pr.APIKey != "" && len(pr.APIKeys) > 0 {
 			p.add(path+".api_keys", "set either api_key or api_keys, not both")
 		}
