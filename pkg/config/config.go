@@ -24,6 +24,9 @@ type Config struct {
 	DrainTimeout Duration `yaml:"drain_timeout"`
 	// RequestTimeout bounds one client request end to end (all attempts).
 	RequestTimeout Duration `yaml:"request_timeout"`
+	// BodyReadTimeout bounds reading a request's body: a client that sends
+	// it slower gets a 408 and its connection closed.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 	// DevKey controls the development key created on the first start with an
 	// empty database.
 	DevKey    bool       `yaml:"dev_key"`

@@ -110,6 +110,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration", "drain_timeout: soon\n", []string{
 			`drain_timeout: must be a duration (e.g. 30s, 5m), got "soon"`,
 		}},
+		{"body read timeout not positive", "body_read_timeout: 0s\n", []string{
+			"body_read_timeout: must be positive",
+		}},
 		{"bad latency", "providers:\n  - {name: s, type: sim, sim: {latency: fast}}\n", []string{
 			`providers[0].sim.latency: must be a duration or {dist, p50, p99, min, max}, got "fast"`,
 		}},

@@ -26,6 +26,9 @@ const (
 	// anthropic that names none.
 	DefaultAnthropicBaseURL = "https://api.anthropic.com"
 
+	// DefaultBodyReadTimeout bounds reading one request body.
+	DefaultBodyReadTimeout = 30 * time.Second
+
 	DefaultStrategy = "cheapest"
 	// DefaultExpectedOutputTokens is a route's completion estimate when the
 	// client sends no max_tokens: roughly the median chat completion.
@@ -88,6 +91,8 @@ func base() *Config {
 		RequestTimeout: Duration(DefaultRequestTimeout),
 		DevKey:         true,
 		Log:            Log{Level: DefaultLogLevel, Format: DefaultLogFormat, AccessLog: true},
+
+		BodyReadTimeout: Duration(DefaultBodyReadTimeout),
 		Budget: Budget{
 			Timezone: DefaultTimezone,
 			Defaults: KeyPolicy{OnExhausted: DefaultOnExhausted},

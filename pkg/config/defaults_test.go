@@ -148,6 +148,7 @@ func TestDefaultsAreApplied(t *testing.T) {
 		{"max_body_bytes", c.MaxBodyBytes, int64(DefaultMaxBodyBytes)},
 		{"drain_timeout", c.DrainTimeout.Std(), DefaultDrainTimeout},
 		{"request_timeout", c.RequestTimeout.Std(), DefaultRequestTimeout},
+		{"body_read_timeout", c.BodyReadTimeout.Std(), DefaultBodyReadTimeout},
 		{"log.level", c.Log.Level, DefaultLogLevel},
 		{"log.format", c.Log.Format, DefaultLogFormat},
 		{"providers[0].base_url", c.Providers[0].BaseURL, DefaultAnthropicBaseURL},

@@ -35,6 +35,9 @@ func (c *Config) check() problems {
 	if c.RequestTimeout <= 0 {
 		p.add("request_timeout", "must be positive")
 	}
+	if c.BodyReadTimeout <= 0 {
+		p.add("body_read_timeout", "must be positive")
+	}
 	oneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(&p, "log.format", c.Log.Format, "text", "json")
 	providers := c.checkProviders(&p)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -44,6 +45,10 @@ type Options struct {
 	// Ready reports whether the gateway can serve (GET /readyz).
 	Ready func(ctx context.Context) error
 	Now   func() time.Time
+
+	// BodyReadTimeout bounds reading a request's body (0: none): a client
+	// that sends it slower gets a 408 and its connection closed.
+	BodyReadTimeout time.Duration
 }
 
 // call is what the HTTP layer learns of one request as it is served, for
@@ -299,13 +304,27 @@ func (s *server) readyz(c *gin.Context) {
 	c.Data(http.StatusOK, "application/json", []byte(`{"status":"ready"}`))
 }
 
-// readBody reads the request body up to the configured limit.
+// readBody reads the request body up to the configured limit, within
+// BodyReadTimeout. The deadline is set on the connection for the body only:
+// cleared once the body is read, so that it never bounds what follows (a
+// long stream's answer), and left in place after a failed read, so that
+// net/http's drain of the unread body when the handler returns cannot wait
+// on the client either.
 func (s *server) readBody(c *gin.Context) ([]byte, error) {
 	limit := s.MaxBodyBytes
 	tooLarge := &llm.Error{Status: http.StatusRequestEntityTooLarge, Type: llm.TypeInvalidRequest, Code: "request_too_large",
 		Message: "the request body is larger than the limit of " + strconv.FormatInt(limit, 10) + " bytes"}
 	if c.Request.ContentLength > limit {
 		return nil, tooLarge
+	}
+	clearDeadline := func() {}
+	if s.BodyReadTimeout > 0 {
+		// Gin's writer unwraps to the server's, which reaches the connection;
+		// a writer that cannot (a test recorder) reads without a deadline.
+		rc := http.NewResponseController(c.Writer)
+		if rc.SetReadDeadline(s.Now().Add(s.BodyReadTimeout)) == nil {
+			clearDeadline = func() { _ = rc.SetReadDeadline(time.Time{}) }
+		}
 	}
 	size := c.Request.ContentLength
 	if size <= 0 {
@@ -320,12 +339,20 @@ func (s *server) readBody(c *gin.Context) ([]byte, error) {
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
+			clearDeadline()
 			break
 		}
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return nil, tooLarge
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// The read failed on the connection, so it cannot carry
+				// another request: it is closed after this answer.
+				return nil, &llm.Error{Status: http.StatusRequestTimeout, Type: llm.TypeInvalidRequest, Code: "request_timeout",
+					Header:  http.Header{"Connection": {"close"}},
+					Message: "the request body did not arrive within " + s.BodyReadTimeout.String()}
 			}
 			if ctxErr := c.Request.Context().Err(); ctxErr != nil {
 				return nil, ctxErr
