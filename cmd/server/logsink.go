@@ -1,73 +1,142 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/safe"
 )
 
-// logSink batches log lines in memory and writes them every interval (or
-// when maxBuffered is reached), so a request never waits on a write
-// syscall for its access-log line. Lines are never dropped; at most one
-// interval of lines is lost if the process is killed without a chance to
-// Close.
+// logWriterWorker names the sink's writer goroutine to the supervisor.
+const logWriterWorker = "log writer"
+
+// logSink stands between the logger and stderr so that logging never
+// blocks a request: Write appends the line to a bounded buffer and returns
+// at once, and one writer goroutine drains the buffer to w. When w stalls
+// (stderr is a pipe nobody reads) the buffer fills, and from the first line
+// that does not fit until the writer takes the buffer again every line is
+// dropped whole and counted, never waited for; the writer then writes what
+// the buffer held and a line saying how many were dropped after it. No lock
+// is held while w is written to.
 type logSink struct {
-	w           io.Writer
-	maxBuffered int
+	w          io.Writer
+	maxBytes   int           // bound of the buffer
+	flushBytes int           // a buffer this full wakes the writer before its interval
+	interval   time.Duration // how long a line may wait for the writer
+	// notice renders the line reporting n dropped lines.
+	notice func(n int64) []byte
 
-	mu  sync.Mutex // guards buf and serialises writes to w
-	buf []byte
-
-	stop chan struct{}
-	done chan struct{}
+	mu       sync.Mutex // guards buf, lost and closed; never held across a write to w
+	buf      []byte
+	lost     int64 // lines dropped since the writer last took the buffer
+	closed   bool
+	dropped  atomic.Int64 // lines dropped in all
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{} // closed when the writer has written its last bytes
+	stopOnce sync.Once
 }
 
-func newLogSink(w io.Writer, interval time.Duration, maxBuffered int) *logSink {
-	s := &logSink{w: w, maxBuffered: maxBuffered, buf: make([]byte, 0, maxBuffered), stop: make(chan struct{}), done: make(chan struct{})}
-	go s.loop(interval)
-	return s
+// newLogSink returns a sink writing to w, holding at most maxBytes of
+// lines. Lines reach w within interval, or sooner under load. Start it.
+func newLogSink(w io.Writer, interval time.Duration, maxBytes int) *logSink {
+	return &logSink{
+		w: w, maxBytes: maxBytes, flushBytes: min(maxBytes/2, 64<<10), interval: interval,
+		notice: func(n int64) []byte { return fmt.Appendf(nil, "log: dropped %d lines\n", n) },
+		buf:    make([]byte, 0, min(maxBytes, 64<<10)),
+		wake:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
 }
 
+// Start runs the writer under sup (nil: on a plain goroutine with the
+// supervisor's defaults); the sink exists before the logger and the
+// supervisor, which log through it.
+func (s *logSink) Start(sup *safe.Supervisor) {
+	sup.Loop(logWriterWorker, s.stop, s.loop)
+}
+
+// Write buffers p (one or more whole lines; a slog handler writes one
+// record per call), or drops it when the buffer has no room for it or has
+// dropped a line since the writer last took it. It never waits for w, and
+// never fails.
 func (s *logSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf = append(s.buf, p...)
-	if len(s.buf) >= s.maxBuffered {
-		return len(p), s.flushLocked()
+	if s.closed || s.lost > 0 || len(s.buf)+len(p) > s.maxBytes {
+		s.lost++
+		s.dropped.Add(1)
+	} else {
+		s.buf = append(s.buf, p...)
+	}
+	full := s.lost > 0 || len(s.buf) >= s.flushBytes
+	s.mu.Unlock()
+	if full {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 	return len(p), nil
 }
 
-func (s *logSink) loop(interval time.Duration) {
-	defer close(s.done)
-	t := time.NewTicker(interval)
+// Dropped is how many lines were dropped because the buffer was full (w
+// stalled) or the sink closed.
+func (s *logSink) Dropped() int64 { return s.dropped.Load() }
+
+// loop drains the buffer to w every interval, when woken, and once more
+// when stopped.
+func (s *logSink) loop() {
+	t := time.NewTicker(s.interval)
 	defer t.Stop()
+	spare := make([]byte, 0, min(s.maxBytes, 64<<10))
 	for {
 		select {
 		case <-t.C:
-			s.mu.Lock()
-			_ = s.flushLocked()
-			s.mu.Unlock()
+		case <-s.wake:
 		case <-s.stop:
+			s.flush(spare, true)
+			close(s.done)
 			return
 		}
+		spare = s.flush(spare, false)
 	}
 }
 
-func (s *logSink) flushLocked() error {
-	if len(s.buf) == 0 {
-		return nil
-	}
-	_, err := s.w.Write(s.buf)
-	s.buf = s.buf[:0]
-	return err
-}
-
-// Close flushes what is buffered and stops the background writer.
-func (s *logSink) Close() error {
-	close(s.stop)
-	<-s.done
+// flush swaps the buffer for spare (empty) and writes what it held, with a
+// notice for lines dropped after it, outside the lock. It returns the
+// written buffer, emptied, as the next spare. The last flush closes the
+// sink: lines written after it are dropped, not left unwritten unseen.
+func (s *logSink) flush(spare []byte, last bool) []byte {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.flushLocked()
+	out := s.buf
+	s.buf = spare[:0]
+	s.closed = s.closed || last
+	if s.lost > 0 {
+		// Every line in out was buffered before the first of these drops.
+		out = append(out, s.notice(s.lost)...)
+		s.lost = 0
+	}
+	s.mu.Unlock()
+	if len(out) > 0 {
+		_, _ = s.w.Write(out)
+	}
+	return out[:0]
+}
+
+// Close writes what is buffered and stops the writer. It waits at most
+// wait for w: a writer stalled on it is abandoned, with what it held.
+// Lines written after Close are dropped (and counted).
+func (s *logSink) Close(wait time.Duration) {
+	s.stopOnce.Do(func() { close(s.stop) })
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 }

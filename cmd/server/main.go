@@ -5,6 +5,10 @@
 // Without a config file it serves the simulated models (sim-small, sim-large,
 // sim-embed) and every provider whose key variable is set; see
 // tollgate.example.yaml for every setting.
+//
+// SIGINT and SIGTERM shut the gateway down gracefully (drain_timeout);
+// SIGHUP is logged and ignored, for now: it does not reload the
+// configuration yet, and it no longer kills the process.
 package main
 
 import (
@@ -18,7 +22,18 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default: // one pending request stands for several signals
+			}
+		}
+	}()
+	if err := run(withReloadRequests(ctx, reload), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "tollgate:", err)
 		os.Exit(1)
 	}

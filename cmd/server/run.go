@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/safe"
@@ -65,18 +67,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.Cache.Semantic.ModelDir = dir
 	}
 
-	sink := newLogSink(stderr, 100*time.Millisecond, 64<<10)
-	defer sink.Close()
+	// Logging never blocks a request: lines go through a bounded buffer,
+	// dropped (and counted) while stderr does not take them.
+	sink := newLogSink(stderr, logInterval, logBufferBytes)
+	sink.notice = droppedNotice(cfg.Log.Format)
+	defer sink.Close(logCloseWait) // last: every other deferred call may log
 	logger := newLogger(cfg.Log, sink)
 	// sup runs every background goroutine: a panic there is logged with its
 	// stack and the worker restarted, or /readyz turns red.
 	sup := safe.New(safe.Options{Logger: logger})
+	sink.Start(sup)
 	if path != "" {
 		logger.Info("configuration loaded", "file", path)
 	} else {
 		logger.Info("no configuration file: using built-in defaults")
 	}
+	if hup := reloadRequests(ctx); hup != nil {
+		sup.Go("SIGHUP handler", func() { ignoreReloads(ctx, hup, logger) })
+	}
 
+	// Before the database: a second process on this directory stops here.
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock() // after the database is closed (deferred calls run last first)
 	db, err := sqlite.Open(filepath.Join(cfg.DataDir, "tollgate.db"))
 	if err != nil {
 		return err
@@ -124,7 +139,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:       logger,
 		AccessLog:    cfg.Log.AccessLog,
 		Ready:        func(ctx context.Context) error { return ready(ctx, db, sup) },
+
+		BodyReadTimeout: cfg.BodyReadTimeout.Std(),
 	})
+	// Counted, so that the ledger is closed only after every handler, cut
+	// at shutdown or not, has written its row.
+	handlers := newInFlight(cutWait)
+	handler = handlers.wrap(handler)
 	if addr := getenv("TOLLGATE_PPROF"); addr != "" {
 		stop, err := servePprof(addr, logger)
 		if err != nil {
@@ -132,7 +153,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stop()
 	}
-	return serve(ctx, cfg, handler, logger, stdout)
+	return serve(ctx, cfg, handler, handlers, logger, stdout)
 }
 
 // servePprof exposes Go's profiler on its own listener, only when asked
@@ -175,7 +196,17 @@ func ensureDevKey(ctx context.Context, cfg *config.Config, store *keys.Store, st
 	return err
 }
 
-func serve(ctx context.Context, cfg *config.Config, handler http.Handler, logger *slog.Logger, stdout io.Writer) error {
+// cutWait bounds the wait, after the drain timeout cut the remaining
+// connections, for their handlers to return: they are recording their
+// ledger rows. Past it the ledger is closed anyway.
+const cutWait = 10 * time.Second
+
+// serve serves handler until ctx is cancelled, then shuts down in order:
+// stop accepting and drain in-flight requests for up to drain_timeout; cut
+// the connections still open; wait (up to handlers.limit) for every handler
+// to return, so that the ledger, closed after serve returns, records every
+// request, cut or not.
+func serve(ctx context.Context, cfg *config.Config, handler http.Handler, handlers *inFlight, logger *slog.Logger, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
@@ -200,11 +231,18 @@ func serve(ctx context.Context, cfg *config.Config, handler http.Handler, logger
 	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.DrainTimeout.Std())
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout.Std())
 	defer cancel()
-	if err := srv.Shutdown(drainCtx); err != nil {
+	err = srv.Shutdown(drainCtx)
+	if err != nil {
+		logger.Warn("drain timeout passed: cutting the requests still running", "running", handlers.running())
 		srv.Close()
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("drain timeout (%s) passed with requests still running; they were cut", cfg.DrainTimeout.Std())
-		}
+	}
+	if n := handlers.wait(); n > 0 {
+		logger.Error("shutdown: handlers still running after their connections were cut; closing the ledger without their rows", "running", n, "waited", handlers.limit)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("drain timeout (%s) passed with requests still running; they were cut", cfg.DrainTimeout.Std())
+	case err != nil:
 		return err
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -214,12 +252,107 @@ func serve(ctx context.Context, cfg *config.Config, handler http.Handler, logger
 	return nil
 }
 
+// inFlight counts the handlers running. http.Server.Shutdown waits for
+// them only until its deadline, and Close not at all.
+type inFlight struct {
+	limit time.Duration // how long wait waits
+	n     atomic.Int64
+	done  chan struct{} // a handler returned; buffered, so that none waits
+}
+
+func newInFlight(limit time.Duration) *inFlight {
+	return &inFlight{limit: limit, done: make(chan struct{}, 1)}
+}
+
+func (f *inFlight) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.n.Add(1)
+		defer func() {
+			f.n.Add(-1)
+			select {
+			case f.done <- struct{}{}:
+			default: // a wake-up is pending already: wait re-reads n
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (f *inFlight) running() int64 { return f.n.Load() }
+
+// wait waits until no handler runs, or for at most f.limit; it returns how
+// many still run.
+func (f *inFlight) wait() int64 {
+	t := time.NewTimer(f.limit)
+	defer t.Stop()
+	for {
+		n := f.n.Load()
+		if n <= 0 {
+			return 0
+		}
+		select {
+		case <-f.done:
+		case <-t.C:
+			return f.n.Load()
+		}
+	}
+}
+
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(logHandler(c.Format, w, &slog.HandlerOptions{Level: level}))
+}
+
+func logHandler(format string, w io.Writer, opts *slog.HandlerOptions) slog.Handler {
+	if format == "json" {
+		return slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.NewTextHandler(w, opts)
+}
+
+// The log sink's bounds: lines reach stderr within logInterval; at most
+// logBufferBytes wait for it (beyond, lines are dropped); Close waits
+// logCloseWait for a stalled stderr.
+const (
+	logInterval    = 100 * time.Millisecond
+	logBufferBytes = 1 << 20
+	logCloseWait   = 2 * time.Second
+)
+
+// droppedNotice renders the sink's line about dropped lines as a warning
+// record in the log's format, whatever the log level.
+func droppedNotice(format string) func(n int64) []byte {
+	return func(n int64) []byte {
+		var b bytes.Buffer
+		slog.New(logHandler(format, &b, nil)).Warn(fmt.Sprintf("log: dropped %d lines", n), "dropped", n)
+		return b.Bytes()
+	}
+}
+
+// reloadKey carries, in run's context, the channel on which main signals
+// SIGHUP.
+type reloadKey struct{}
+
+// withReloadRequests returns ctx carrying ch, on which each SIGHUP is sent.
+func withReloadRequests(ctx context.Context, ch <-chan struct{}) context.Context {
+	return context.WithValue(ctx, reloadKey{}, ch)
+}
+
+func reloadRequests(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(reloadKey{}).(<-chan struct{})
+	return ch
+}
+
+// ignoreReloads answers SIGHUP until ctx ends: the process keeps serving
+// with the configuration it has.
+func ignoreReloads(ctx context.Context, hup <-chan struct{}, logger *slog.Logger) {
+	for {
+		select {
+		case <-hup:
+			logger.Warn("SIGHUP: configuration reload is not supported yet; ignoring")
+		case <-ctx.Done():
+			return
+		}
+	}
 }

@@ -52,6 +52,12 @@ var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
 // the start-up window.
 func start(t *testing.T, env map[string]string, args ...string) *running {
 	t.Helper()
+	return startWithStderr(t, env, io.Discard, args...)
+}
+
+// startWithStderr is start with run's stderr (the log) going to stderr.
+func startWithStderr(t *testing.T, env map[string]string, stderr io.Writer, args ...string) *running {
+	t.Helper()
 	testmodel.Prefetch(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
@@ -65,7 +71,7 @@ func start(t *testing.T, env map[string]string, args ...string) *running {
 		return ""
 	}
 	go func() {
-		r.done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), getenv, r.stdout, io.Discard)
+		r.done <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), getenv, r.stdout, stderr)
 	}()
 	deadline := time.Now().Add(30 * time.Second) // a hang guard
 	for time.Now().Before(deadline) {
