@@ -104,7 +104,7 @@ func routesOf(in map[string]config.Route) []router.Route {
 		out = append(out, router.Route{
 			Name: name, Strategy: router.Strategy(r.Strategy), Candidates: r.Candidates, Weights: r.Weights, Sticky: r.Sticky,
 			MinTier: r.MinTier, ExpectedOutput: r.ExpectedOutputTokens, Timeout: r.Timeout.Std(), TTFTTimeout: r.TTFTTimeout.Std(),
-			Downgrade: r.OnExhausted == "downgrade",
+			StreamIdleTimeout: r.StreamIdleTimeout.Std(), Downgrade: r.OnExhausted == "downgrade",
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -235,21 +235,28 @@ func buildProvider(p config.Provider, key string, counter *tokens.Counter) (prov
 	switch p.Type {
 	case "openai", "azure":
 		oc := providers.OpenAIConfig{
-			Name:            p.Name,
-			BaseURL:         p.BaseURL,
-			APIKey:          key,
-			Headers:         p.Headers,
-			APIVersion:      p.APIVersion,
-			Timeout:         p.Timeout.Std(),
-			NoStreamOptions: p.NoStreamOptions,
-			MaxTokensField:  p.MaxTokensField,
+			Name:              p.Name,
+			BaseURL:           p.BaseURL,
+			APIKey:            key,
+			Headers:           p.Headers,
+			APIVersion:        p.APIVersion,
+			Timeout:           p.Timeout.Std(),
+			StreamIdleTimeout: p.StreamIdleTimeout.Std(),
+			TTFTTimeout:       p.TTFTTimeout.Std(),
+			MaxResponseBytes:  p.MaxResponseBytes,
+			MaxEventBytes:     int(p.MaxEventBytes),
+			MaxStreamBytes:    p.MaxStreamBytes,
+			NoStreamOptions:   p.NoStreamOptions,
+			MaxTokensField:    p.MaxTokensField,
 		}
 		if p.Type == "azure" {
 			oc.Flavor = providers.FlavorAzure
 		}
 		return providers.NewOpenAI(oc)
 	case "anthropic":
-		return providers.NewAnthropic(providers.AnthropicConfig{Name: p.Name, BaseURL: p.BaseURL, APIKey: key, Headers: p.Headers, Timeout: p.Timeout.Std()})
+		return providers.NewAnthropic(providers.AnthropicConfig{Name: p.Name, BaseURL: p.BaseURL, APIKey: key, Headers: p.Headers, Timeout: p.Timeout.Std(),
+			StreamIdleTimeout: p.StreamIdleTimeout.Std(), TTFTTimeout: p.TTFTTimeout.Std(),
+			MaxResponseBytes: p.MaxResponseBytes, MaxEventBytes: int(p.MaxEventBytes), MaxStreamBytes: p.MaxStreamBytes})
 	case "sim":
 		sc := providers.SimConfig{Name: p.Name, CountPrompt: func(r *llm.ChatRequest) int {
 			n, _ := counter.CountChat(tokens.O200K, r.Model, r)

@@ -27,6 +27,9 @@ type Config struct {
 	// BodyReadTimeout bounds reading a request's body: a client that sends
 	// it slower gets a 408 and its connection closed.
 	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// WriteTimeout bounds each write to a client (a stream's event, an
+	// answer's body): a client that stops reading is cut after it.
+	WriteTimeout Duration `yaml:"write_timeout"`
 	// DevKey controls the development key created on the first start with an
 	// empty database.
 	DevKey    bool       `yaml:"dev_key"`
@@ -89,6 +92,9 @@ type Route struct {
 	ExpectedOutputTokens int      `yaml:"expected_output_tokens"`
 	Timeout              Duration `yaml:"timeout"`      // whole request, all attempts
 	TTFTTimeout          Duration `yaml:"ttft_timeout"` // streams: until the first chunk
+	// StreamIdleTimeout replaces the providers' stream_idle_timeout for
+	// this route's streams (0: the provider's).
+	StreamIdleTimeout Duration `yaml:"stream_idle_timeout"`
 	// OnExhausted: downgrade serves requests the key's budget cannot afford
 	// with the cheapest capable model that fits, for every key on this route.
 	OnExhausted string `yaml:"on_exhausted"` // reject (default) | downgrade
@@ -146,6 +152,15 @@ type Provider struct {
 	APIVersion string            `yaml:"api_version"` // azure
 	Headers    map[string]string `yaml:"headers"`
 	Timeout    Duration          `yaml:"timeout"`
+	// StreamIdleTimeout bounds the silence between two stream events (0:
+	// none); TTFTTimeout a stream until its first chunk (0: none of its own).
+	StreamIdleTimeout Duration `yaml:"stream_idle_timeout"`
+	TTFTTimeout       Duration `yaml:"ttft_timeout"`
+	// MaxResponseBytes bounds a non-streamed answer, MaxEventBytes one
+	// stream line or event, MaxStreamBytes the bytes of one stream.
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	MaxEventBytes    int64 `yaml:"max_event_bytes"`
+	MaxStreamBytes   int64 `yaml:"max_stream_bytes"`
 	// NoStreamOptions is for upstreams that reject stream_options.
 	NoStreamOptions bool     `yaml:"no_stream_options"`
 	Breaker         *Breaker `yaml:"breaker"`

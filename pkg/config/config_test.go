@@ -192,6 +192,16 @@ func TestParseErrors(t *testing.T) {
 			"providers[0].retry.max_attempts: must be between 1 and 10 (1: no retries), got 50",
 			"providers[0].retry.max: must be at least base (2s), got 1s",
 		}},
+		{"stream and answer bounds", "write_timeout: 0s\nproviders:\n  - {name: o, type: openai, base_url: 'http://h/v1', stream_idle_timeout: -1s, ttft_timeout: -1s, max_response_bytes: 10, max_event_bytes: 4096, max_stream_bytes: 2048}\n  - {name: s, type: sim, max_event_bytes: 100, max_stream_bytes: 0}\n  - {name: t, type: sim, max_event_bytes: 0, max_stream_bytes: 0}\n  - {name: u, type: sim, max_event_bytes: 67108865, max_stream_bytes: 0}\nroutes:\n  fast: {candidates: [m], stream_idle_timeout: -5s}\n", []string{
+			"write_timeout: must be positive",
+			"providers[0].stream_idle_timeout: must not be negative (0: none)",
+			"providers[0].ttft_timeout: must not be negative (0: none of its own)",
+			"providers[0].max_response_bytes: must be at least 1024 (0: the default), got 10",
+			"providers[0].max_stream_bytes: must be at least max_event_bytes (4096), got 2048",
+			"providers[1].max_event_bytes: must be at least 1024 (0: the default), got 100",
+			"providers[3].max_stream_bytes: must be at least max_event_bytes (67108865), got 67108864",
+			"routes.fast.stream_idle_timeout: must not be negative (0: the provider's)",
+		}},
 		{"both key forms", "providers:\n  - {name: o, type: openai, base_url: 'http://h/v1', api_key: a, api_keys: [b]}\n", []string{
 			"providers[0].api_keys: set either api_key or api_keys, not both",
 		}},
@@ -294,6 +304,22 @@ func TestParseValid(t *testing.T) {
 		{"env value that looks like yaml stays a string", "providers:\n  - {name: o, type: openai, base_url: 'http://h/v1', api_key: env:K}\n", map[string]string{"K": "123: [x"}, func(t *testing.T, c *Config) {
 			if c.Providers[0].APIKey != "123: [x" {
 				t.Fatal(c.Providers[0].APIKey)
+			}
+		}},
+		{"stream bounds: defaults, explicit values, 0 idle means none", "providers:\n  - {name: a, type: openai, base_url: 'http://h/v1'}\n  - {name: b, type: openai, base_url: 'http://h/v1', stream_idle_timeout: 0s, ttft_timeout: 5s, max_response_bytes: 2048, max_event_bytes: 4096, max_stream_bytes: 8192}\nroutes:\n  fast: {candidates: [m], stream_idle_timeout: 2m}\nwrite_timeout: 5s\n", nil, func(t *testing.T, c *Config) {
+			a, b := c.Providers[0], c.Providers[1]
+			if a.StreamIdleTimeout.Std() != DefaultStreamIdleTimeout || a.TTFTTimeout != 0 || a.MaxResponseBytes != DefaultMaxResponseBytes ||
+				a.MaxEventBytes != DefaultMaxEventBytes || a.MaxStreamBytes != DefaultMaxStreamBytes {
+				t.Errorf("defaults: %+v", a)
+			}
+			if b.StreamIdleTimeout != 0 || b.TTFTTimeout.Std() != 5*time.Second || b.MaxResponseBytes != 2048 || b.MaxEventBytes != 4096 || b.MaxStreamBytes != 8192 {
+				t.Errorf("explicit: %+v", b)
+			}
+			if r := c.Routes["fast"]; r.StreamIdleTimeout.Std() != 2*time.Minute {
+				t.Errorf("route: %+v", r)
+			}
+			if c.WriteTimeout.Std() != 5*time.Second {
+				t.Errorf("write_timeout %v", c.WriteTimeout)
 			}
 		}},
 		{"max_temperature 0 means 0", "cache: {max_temperature: 0, route_max_temperature: {creative: 0}}\n", nil, func(t *testing.T, c *Config) {

@@ -19,6 +19,7 @@ const (
 	DefaultMaxBodyBytes   = 4 << 20
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultRequestTimeout = 10 * time.Minute
+	DefaultWriteTimeout   = 30 * time.Second
 	DefaultLogLevel       = "info"
 	DefaultLogFormat      = "text"
 
@@ -28,6 +29,13 @@ const (
 
 	// DefaultBodyReadTimeout bounds reading one request body.
 	DefaultBodyReadTimeout = 30 * time.Second
+
+	// A provider's stream and answer bounds: silence between two events,
+	// a non-streamed answer, one stream line or event, one stream.
+	DefaultStreamIdleTimeout = 60 * time.Second
+	DefaultMaxResponseBytes  = 32 << 20
+	DefaultMaxEventBytes     = 1 << 20
+	DefaultMaxStreamBytes    = 64 << 20
 
 	DefaultStrategy = "cheapest"
 	// DefaultExpectedOutputTokens is a route's completion estimate when the
@@ -89,6 +97,7 @@ func base() *Config {
 		MaxBodyBytes:   DefaultMaxBodyBytes,
 		DrainTimeout:   Duration(DefaultDrainTimeout),
 		RequestTimeout: Duration(DefaultRequestTimeout),
+		WriteTimeout:   Duration(DefaultWriteTimeout),
 		DevKey:         true,
 		Log:            Log{Level: DefaultLogLevel, Format: DefaultLogFormat, AccessLog: true},
 
@@ -116,8 +125,21 @@ func base() *Config {
 }
 
 // setDefaults fills what a provider leaves out: its breaker and retry
-// policy (a block that sets some of their fields keeps these for the rest).
+// policy (a block that sets some of their fields keeps these for the rest),
+// its stream idle timeout and size bounds.
 func (p *Provider) setDefaults() {
+	if p.StreamIdleTimeout == 0 {
+		p.StreamIdleTimeout = Duration(DefaultStreamIdleTimeout)
+	}
+	if p.MaxResponseBytes == 0 {
+		p.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if p.MaxEventBytes == 0 {
+		p.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if p.MaxStreamBytes == 0 {
+		p.MaxStreamBytes = DefaultMaxStreamBytes
+	}
 	if p.Breaker == nil {
 		b := DefaultBreaker()
 		p.Breaker = &b

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -37,6 +39,9 @@ func (c *Config) check() problems {
 	}
 	if c.BodyReadTimeout <= 0 {
 		p.add("body_read_timeout", "must be positive")
+	}
+	if c.WriteTimeout <= 0 {
+		p.add("write_timeout", "must be positive")
 	}
 	oneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(&p, "log.format", c.Log.Format, "text", "json")
@@ -83,6 +88,7 @@ func (c *Config) checkProviders(p *problems) map[string]bool {
 				p.add(path+".max_tokens_field", "only for providers of type openai or azure")
 			}
 		}
+		pr.checkBounds(p, path)
 		if pr.APIKey != "" && len(pr.APIKeys) > 0 {
 			p.add(path+".api_keys", "set either api_key or api_keys, not both")
 		}
@@ -113,6 +119,37 @@ func (c *Config) checkProviders(p *problems) map[string]bool {
 		}
 	}
 	return names
+}
+
+// minBoundBytes is the smallest size bound a provider may set: below it an
+// ordinary chunk or answer would not fit.
+const minBoundBytes = 1 << 10
+
+// checkBounds checks a provider's stream timeouts and size bounds. A bound
+// of 0 is its default (a Provider built in Go rather than loaded has
+// zeros); the providers package applies the same defaults.
+func (pr *Provider) checkBounds(p *problems, path string) {
+	if pr.StreamIdleTimeout < 0 {
+		p.add(path+".stream_idle_timeout", "must not be negative (0: none)")
+	}
+	if pr.TTFTTimeout < 0 {
+		p.add(path+".ttft_timeout", "must not be negative (0: none of its own)")
+	}
+	for _, b := range []struct {
+		name string
+		v    int64
+	}{{"max_response_bytes", pr.MaxResponseBytes}, {"max_event_bytes", pr.MaxEventBytes}, {"max_stream_bytes", pr.MaxStreamBytes}} {
+		if b.v != 0 && b.v < minBoundBytes {
+			p.add(path+"."+b.name, "must be at least %d (0: the default), got %d", minBoundBytes, b.v)
+		}
+	}
+	event, stream := cmp.Or(pr.MaxEventBytes, DefaultMaxEventBytes), cmp.Or(pr.MaxStreamBytes, DefaultMaxStreamBytes)
+	if event > math.MaxInt32 {
+		p.add(path+".max_event_bytes", "must be at most %d, got %d", math.MaxInt32, event)
+	}
+	if stream >= minBoundBytes && stream < event {
+		p.add(path+".max_stream_bytes", "must be at least max_event_bytes (%d), got %d", event, stream)
+	}
 }
 
 func (c *Config) checkModels(p *problems, providers map[string]bool) map[string]bool {
@@ -191,6 +228,9 @@ func (c *Config) checkRoutes(p *problems, models map[string]bool) {
 		}
 		if r.TTFTTimeout < 0 {
 			p.add(path+".ttft_timeout", "must not be negative (0: none of its own)")
+		}
+		if r.StreamIdleTimeout < 0 {
+			p.add(path+".stream_idle_timeout", "must not be negative (0: the provider's)")
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/bytedance/sonic"
@@ -105,6 +106,7 @@ func decodeBody[T any](s *server, c *gin.Context, decode func([]byte) (T, error)
 // upstream's own bytes when it spoke OpenAI's format, else the typed answer
 // marshalled. body is called only on success.
 func (s *server) answer(c *gin.Context, meta *gateway.Meta, err error, body func() (raw []byte, typed any)) {
+	s.writeDeadline(http.NewResponseController(c.Writer))
 	s.routed(c, meta)
 	if err != nil {
 		writeError(c, err)
@@ -210,12 +212,27 @@ var (
 	sseDone = []byte("data: [DONE]\n\n")
 )
 
+// writeDeadline gives the next write to the client WriteTimeout from now,
+// so a client that stops reading is cut (the write fails, the handler
+// returns) instead of holding its handler and upstream for as long as the
+// request may last. Each event sets it again, so a slow client that keeps
+// reading is not cut. It is the connection's deadline, so it is taken on
+// the real clock; net/http clears it once the response is finished.
+func (s *server) writeDeadline(rc *http.ResponseController) {
+	if s.WriteTimeout > 0 {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.WriteTimeout)) // ErrNotSupported: a writer without a connection
+	}
+}
+
 // stream relays a streamed completion as server-sent events, flushing every
-// event. The first chunk is pulled before anything is written, so a failure
-// before the first byte still gets a proper status code.
+// event, each write bounded by WriteTimeout. The first chunk is pulled
+// before anything is written, so a failure before the first byte still
+// gets a proper status code.
 func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest) {
+	rc := http.NewResponseController(c.Writer)
 	st, err := s.Gateway.Stream(c.Request.Context(), caller, req)
 	if err != nil {
+		s.writeDeadline(rc)
 		writeError(c, err)
 		return
 	}
@@ -223,6 +240,7 @@ func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequ
 	s.routed(c, st.Meta)
 	first, err := st.Recv()
 	if err != nil && err != io.EOF {
+		s.writeDeadline(rc)
 		writeError(c, err)
 		return
 	}
@@ -234,11 +252,15 @@ func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequ
 	c.Status(http.StatusOK)
 	w := c.Writer
 	for chunk := first; err == nil; chunk, err = st.Recv() {
+		s.writeDeadline(rc)
 		if werr := writeEvent(w, chunk); werr != nil {
-			return // the client went away; the deferred Close stops the upstream
+			return // the client went away or stopped reading; the deferred Close stops the upstream
 		}
-		w.Flush()
+		if werr := rc.Flush(); werr != nil {
+			return
+		}
 	}
+	s.writeDeadline(rc)
 	if err != io.EOF {
 		// Too late for a status code: end the stream with an error event, as
 		// OpenAI does, and no [DONE] so the client knows it is incomplete.
@@ -250,7 +272,7 @@ func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequ
 		return
 	}
 	_, _ = w.Write(sseDone)
-	w.Flush()
+	_ = rc.Flush()
 }
 
 // writeErrorEvent ends a stream that has started with an error event, as

@@ -40,6 +40,9 @@ type Options struct {
 	Cache        *semcache.Cache // nil: no response cache (GET/DELETE /admin/cache answer 404)
 	AdminKey     string          // empty: the admin API is disabled
 	MaxBodyBytes int64
+	// WriteTimeout bounds each write to a client: a stream's event, an
+	// answer's body (0: none). A client that stops reading is cut after it.
+	WriteTimeout time.Duration
 	Logger       *slog.Logger
 	AccessLog    bool
 	// Ready reports whether the gateway can serve (GET /readyz).

@@ -46,7 +46,8 @@ type stackOptions struct {
 	models       []*gateway.Model // default: sim-small, sim-large, sim-embed on an instant sim
 	maxBodyBytes int64
 	timeout      time.Duration
-	log          io.Writer // access log destination; nil: no access log
+	writeTimeout time.Duration // httpapi.Options.WriteTimeout (0: none)
+	log          io.Writer     // access log destination; nil: no access log
 	// gateway overrides: routes, breakers, sleep, rand
 	routes   *router.Routes
 	breakers *router.Breakers
@@ -147,7 +148,8 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.maxBodyBytes == 0 {
 		o.maxBodyBytes = 4 << 20
 	}
-	opts := httpapi.Options{Gateway: gw, Keys: ks, Budget: ledger, Cache: cache, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes}
+	opts := httpapi.Options{Gateway: gw, Keys: ks, Budget: ledger, Cache: cache, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes,
+		WriteTimeout: o.writeTimeout}
 	if o.log != nil {
 		opts.AccessLog, opts.Logger = true, slog.New(slog.NewJSONHandler(o.log, nil))
 	}

@@ -232,6 +232,9 @@ func TestStreamBounds(t *testing.T) {
 			if tt.wantStatus == 502 && e.Type != llm.TypeUpstream {
 				t.Errorf("type %q, want %q", e.Type, llm.TypeUpstream)
 			}
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%v wraps a context error: the gateway would take it for the client leaving or its own deadline", err)
+			}
 		})
 	}
 }

@@ -109,6 +109,9 @@ func (r *sseReader) readLine() ([]byte, error) {
 		}
 		line = r.line
 	}
+	if len(line) > r.max+len("\r\n") {
+		return nil, errEventTooLarge // whatever ended the read, the line was already too long
+	}
 	if err != nil && (!errors.Is(err, io.EOF) || len(line) == 0) {
 		return nil, err
 	}

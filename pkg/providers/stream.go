@@ -158,15 +158,21 @@ func (s *sseStream) expire(why int32) {
 	s.cancel()
 }
 
+// errStreamTimeout is the cause of a stream cut by one of its own bounds.
+// The read error it replaces is the context.Canceled of the cut, which
+// callers would take for the client leaving.
+var errStreamTimeout = errors.New("stream timed out")
+
 // transportError maps a failure to reach or read the upstream, saying
 // which of the stream's own bounds cut it, if one did.
 func (s *sseStream) transportError(err error) error {
 	why := s.expired.Load()
 	err = s.u.transportError(s.parent, err, why != 0)
 	e, ok := err.(*llm.Error)
-	if !ok || e.Status != http.StatusGatewayTimeout {
+	if !ok || e.Status != http.StatusGatewayTimeout || why == 0 {
 		return err
 	}
+	e.Err = errStreamTimeout
 	switch why {
 	case expiredTTFT:
 		e.Code, e.Message = "upstream_timeout", fmt.Sprintf("upstream sent no first chunk within %s", s.u.ttft)

@@ -61,6 +61,9 @@ type Route struct {
 	// router only carries them.
 	Timeout     time.Duration
 	TTFTTimeout time.Duration
+	// StreamIdleTimeout replaces the providers' idle timeout between two
+	// events of this route's streams; 0 means the provider's.
+	StreamIdleTimeout time.Duration
 	// Downgrade: a request of this route that the key's budget cannot
 	// afford is served by the cheapest capable model that fits (the key's
 	// own policy may also say so).
