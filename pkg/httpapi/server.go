@@ -56,24 +56,27 @@ type Options struct {
 
 // call is what the HTTP layer learns of one request as it is served, for
 // its access-log line: set by begin, filled by authentication, the handler
-// and the error mapper. It travels in the request's context under a typed
-// key, not in Gin's string-keyed bag.
+// and the error mapper. It travels with the response writer (one
+// allocation per request), not in Gin's string-keyed bag.
 type call struct {
+	gin.ResponseWriter
 	id   string
 	key  *keys.Key     // the authenticated key, if any
 	meta *gateway.Meta // what the gateway did, if it got that far
 	err  *llm.Error    // the error the client got, if any
 }
 
-type callKey struct{}
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushes) through the record.
+func (r *call) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // callOf returns the request's call record (a zero one outside begin, so
 // handlers tested alone still work).
 func callOf(c *gin.Context) *call {
-	if r, ok := c.Request.Context().Value(callKey{}).(*call); ok {
+	if r, ok := c.Writer.(*call); ok {
 		return r
 	}
-	return &call{}
+	return &call{ResponseWriter: c.Writer}
 }
 
 // Header names.
@@ -168,8 +171,8 @@ func New(o Options) http.Handler {
 // access-log line.
 func (s *server) begin(c *gin.Context) {
 	start := s.Now()
-	r := &call{id: s.ids.next()}
-	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), callKey{}, r))
+	r := &call{ResponseWriter: c.Writer, id: s.ids.next()}
+	c.Writer = r
 	c.Writer.Header().Set(HeaderRequestID, r.id)
 	defer func() {
 		if v := recover(); v != nil {
@@ -203,17 +206,27 @@ func (s *server) internalError(c *gin.Context) {
 	}
 }
 
-// accessLog writes the request's one access-log line.
+// maxLogField bounds each string of an access-log line: the path, the
+// model and the error can quote what the client sent (a 100 KB model name
+// is logged as its first 256 bytes and how many more there were).
+const maxLogField = 256
+
+// logString is a log attribute holding at most maxLogField bytes of v.
+func logString(key, v string) slog.Attr { return slog.String(key, llm.Clip(v, maxLogField)) }
+
+// accessLog writes the request's one access-log line. An upstream's own
+// error, which the client is not shown (llm.ForClient), is logged as
+// upstream_error, with anything shaped like a credential redacted.
 func (s *server) accessLog(c *gin.Context, r *call, start time.Time) {
 	status := c.Writer.Status()
 	if r.err != nil && (r.err.Status == llm.StatusClientClosed || (c.Writer.Written() && r.err.Status >= 500)) {
 		status = r.err.Status // a stream cut after its 200, or a client gone
 	}
-	attrs := make([]slog.Attr, 0, 14)
+	attrs := make([]slog.Attr, 0, 15)
 	attrs = append(attrs,
 		slog.String("id", r.id),
-		slog.String("method", c.Request.Method),
-		slog.String("path", c.Request.URL.Path),
+		logString("method", c.Request.Method),
+		logString("path", c.Request.URL.Path),
 		slog.Int("status", status),
 		slog.Duration("latency", s.Now().Sub(start)),
 	)
@@ -221,9 +234,9 @@ func (s *server) accessLog(c *gin.Context, r *call, start time.Time) {
 		attrs = append(attrs, slog.String("key_id", r.key.ID))
 	}
 	if m := r.meta; m != nil && m.Model != "" {
-		attrs = append(attrs, slog.String("model", m.Model), slog.String("provider", m.Provider), slog.Int("attempts", m.Attempts))
+		attrs = append(attrs, logString("model", m.Model), logString("provider", m.Provider), slog.Int("attempts", m.Attempts))
 		if m.Cache != "" {
-			attrs = append(attrs, slog.String("cache", m.Cache))
+			attrs = append(attrs, logString("cache", m.Cache))
 		}
 		prompt := m.PromptTokens
 		if m.Usage != nil {
@@ -235,7 +248,10 @@ func (s *server) accessLog(c *gin.Context, r *call, start time.Time) {
 		}
 	}
 	if r.err != nil {
-		attrs = append(attrs, slog.String("error", r.err.Error()))
+		attrs = append(attrs, logString("error", r.err.Error()))
+		if up, ok := llm.UpstreamCause(r.err); ok {
+			attrs = append(attrs, logString("upstream_error", llm.RedactSecrets(up.Error())))
+		}
 	}
 	level := slog.LevelInfo
 	if status >= 500 && status != llm.StatusClientClosed {
@@ -257,8 +273,10 @@ func (s *server) authenticate(c *gin.Context) {
 	k, err := s.Keys.Authenticate(secret)
 	if err != nil {
 		c.Header(headerAuthenticate, `Bearer realm="tollgate"`)
+		// Nothing of the secret is echoed, not even a part: it may be
+		// another credential sent here by mistake (the admin key).
 		writeError(c, &llm.Error{Status: http.StatusUnauthorized, Type: llm.TypeAuthentication, Code: "invalid_api_key",
-			Message: "Incorrect API key provided: " + redact(secret) + "."})
+			Message: "Incorrect API key provided. Send a valid tollgate key as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."})
 		c.Abort()
 		return
 	}
@@ -269,7 +287,8 @@ func (s *server) authenticateAdmin(c *gin.Context) {
 	secret := bearer(c.Request)
 	h := sha256.Sum256([]byte(secret))
 	if s.AdminKey == "" || secret == "" || subtle.ConstantTimeCompare(h[:], s.adminHash[:]) != 1 {
-		msg := "invalid admin key"
+		// As for gateway keys, nothing of what was presented is echoed.
+		msg := "invalid admin key: send the admin key as 'Authorization: Bearer <admin key>'"
 		if s.AdminKey == "" {
 			msg = "the admin API is disabled: set TOLLGATE_ADMIN_KEY (or admin_key in the config) and restart"
 		}
@@ -287,14 +306,6 @@ func bearer(r *http.Request) string {
 		return ""
 	}
 	return strings.TrimSpace(r.Header.Get("x-api-key"))
-}
-
-// redact shows only enough of a presented secret to recognise it.
-func redact(secret string) string {
-	if len(secret) <= 8 {
-		return "****"
-	}
-	return secret[:4] + "****" + secret[len(secret)-4:]
 }
 
 func (s *server) readyz(c *gin.Context) {
