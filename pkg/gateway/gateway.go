@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -565,23 +564,12 @@ func outputTokens(step *router.Step, out output) int {
 	return n
 }
 
-// saturatingMul multiplies non-negative counts without overflowing.
-func saturatingMul(a, b int) int {
-	if a <= 0 || b <= 0 {
-		return 0
-	}
-	if a > math.MaxInt/b {
-		return math.MaxInt
-	}
-	return a * b
-}
-
 // reserve holds the most the step can cost against every limit of the
 // key: its prompt at the input price and its whole output limit (n times)
 // at the output price. A reservation held for an earlier candidate is
 // released first.
 func (x *exchange) reserve(ctx context.Context, step *router.Step) error {
-	x.reserved = saturatingMul(outputTokens(step, x.out), max(x.out.choices, 1))
+	x.reserved = router.SaturatingMul(outputTokens(step, x.out), max(x.out.choices, 1))
 	if x.g.accounts == nil {
 		return nil
 	}
