@@ -74,7 +74,8 @@ func (u *upstream) stream(ctx context.Context, r *Request, url string, header ht
 	if s.maxStream <= 0 {
 		s.maxStream = DefaultMaxStreamBytes
 	}
-	s.sse = newSSEReader(&cappedReader{r: resp.Body, left: s.maxStream}, u.maxEvent)
+	s.capped = cappedReader{r: resp.Body, left: s.maxStream}
+	s.sse = newSSEReader(&s.capped, u.maxEvent)
 	if s.idle > 0 {
 		s.timer = time.AfterFunc(s.idle, func() { s.expire(expiredIdle) })
 	}
@@ -127,6 +128,7 @@ type sseStream struct {
 	sse       *sseReader
 	idle      time.Duration // this stream's idle timeout; 0: none
 	maxStream int64         // bound on the bytes read from the body
+	capped    cappedReader  // the body, cut at maxStream (held here to spare an allocation)
 	timer     *time.Timer   // the upstream's timeout until the headers, then the idle timeout
 	ttft      *time.Timer   // the time-to-first-token bound, stopped by the first chunk
 	expired   atomic.Int32  // which timer cut the stream (expired*), 0 while none has
