@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -96,25 +97,31 @@ type gatewayConfig struct {
 	parsed   *config.Config
 	tree     map[string]any // parsed, marshalled back: every value in force, defaults included
 	settings []placed
+	rejected map[string]bool // paths this build refused as unknown fields
 }
 
-// buildConfig places the settings in cfg, validates the result with
-// pkg/config exactly as the gateway will, and returns it. An unknown field
-// at a setting's path moves it to its next path; any other problem is an
-// error in the suite.
-func buildConfig(cfg map[string]any, settings []setting) (*gatewayConfig, error) {
-	ps := make([]placed, len(settings))
-	next := make([]int, len(settings))
-	for i, s := range settings {
-		ps[i] = placed{setting: s}
+// buildConfig places each setting in cfg at its first path not rejected,
+// validates the result with pkg/config exactly as the gateway will, and
+// returns it. An unknown field at a setting's path rejects that path, and
+// the setting moves on to its next; any other problem is an error of the
+// suite.
+func buildConfig(cfg map[string]any, settings []setting, rejected map[string]bool) (*gatewayConfig, error) {
+	if rejected == nil {
+		rejected = map[string]bool{}
 	}
-	for round := 0; ; round++ {
+	for {
 		tree := deepCopy(cfg).(map[string]any)
-		for i := range ps {
-			ps[i].path = ""
-			if next[i] < len(ps[i].paths) {
-				ps[i].path = ps[i].paths[next[i]]
-				if err := setPath(tree, ps[i].path, ps[i].value); err != nil {
+		ps := make([]placed, len(settings))
+		for i, st := range settings {
+			ps[i] = placed{setting: st}
+			for _, path := range st.paths {
+				if !rejected[path] {
+					ps[i].path = path
+					break
+				}
+			}
+			if ps[i].path != "" {
+				if err := setPath(tree, ps[i].path, st.value); err != nil {
 					return nil, err
 				}
 			}
@@ -125,42 +132,36 @@ func buildConfig(cfg map[string]any, settings []setting) (*gatewayConfig, error)
 		}
 		parsed, err := config.Parse(bytes.NewReader(y), func(string) string { return "" })
 		if err == nil {
-			gc := &gatewayConfig{yaml: y, parsed: parsed, settings: ps}
+			gc := &gatewayConfig{yaml: y, parsed: parsed, settings: ps, rejected: rejected}
 			if gc.tree, err = asTree(parsed); err != nil {
 				return nil, err
 			}
 			return gc, nil
 		}
-		moved := false
-		var others []string
-		for _, line := range strings.Split(err.Error(), "\n") {
-			i := unknownSetting(ps, line)
-			if i < 0 {
-				others = append(others, line)
-				continue
-			}
-			next[i]++
-			moved = true
-		}
-		if len(others) > 0 || !moved || round > 10 {
-			return nil, fmt.Errorf("the generated config is invalid:\n%s\n%s", strings.Join(others, "\n"), y)
+		if rejectUnknown(err.Error(), ps, rejected) == 0 {
+			return nil, fmt.Errorf("the generated config is invalid:\n%w\n%s", err, y)
 		}
 	}
 }
 
-// unknownSetting returns the index of the setting an "unknown field" line
-// of the config's error is about, or -1.
-func unknownSetting(ps []placed, line string) int {
-	path, msg, ok := strings.Cut(line, ": ")
-	if !ok || !strings.HasPrefix(msg, "unknown field") {
-		return -1
-	}
-	for i, p := range ps {
-		if p.path != "" && p.path == path {
-			return i
+// unknownField finds the path of an unknown field in pkg/config's errors
+// ("providers[0].max_stream_bytes: unknown field (did you mean ...)"),
+// also inside a gateway's start-up error.
+var unknownField = regexp.MustCompile(`([\w.\[\]]+): unknown field`)
+
+// rejectUnknown rejects every placed path that text calls an unknown
+// field and returns how many it rejected.
+func rejectUnknown(text string, ps []placed, rejected map[string]bool) int {
+	n := 0
+	for _, m := range unknownField.FindAllStringSubmatch(text, -1) {
+		for _, p := range ps {
+			if p.path != "" && p.path == m[1] && !rejected[p.path] {
+				rejected[p.path] = true
+				n++
+			}
 		}
 	}
-	return -1
+	return n
 }
 
 // notes says which settings this build does not have.
@@ -187,6 +188,9 @@ func (gc *gatewayConfig) value(key string) (any, string, bool) {
 		}
 	}
 	for _, path := range paths {
+		if gc.rejected[path] {
+			continue
+		}
 		if v, ok := getPath(gc.tree, path); ok {
 			return v, path, true
 		}

@@ -23,7 +23,7 @@ func TestBuildConfig(t *testing.T) {
 		{"a bad value is the suite's error", []setting{providerSetting("timeout", "soon")}, nil, 0, "providers[0].timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gc, err := buildConfig(baseConfig("http://127.0.0.1:1/v1"), tc.settings)
+			gc, err := buildConfig(baseConfig("http://127.0.0.1:1/v1"), tc.settings, nil)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want one naming %s", err, tc.wantErr)
@@ -48,7 +48,7 @@ func TestBuildConfig(t *testing.T) {
 func TestValuesInForce(t *testing.T) {
 	gc, err := buildConfig(baseConfig("http://127.0.0.1:1/v1"), []setting{
 		providerSetting("timeout", "3s"), topSetting("max_body_bytes", 2048), topSetting("chaos_no_such_key", 1),
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,5 +106,35 @@ func TestPaths(t *testing.T) {
 	}
 	if _, ok := getPath(tree, "providers[0].name.more"); ok {
 		t.Error("a path through a string resolved")
+	}
+}
+
+// TestRejectedByTheGateway: a gateway of another build refusing a key at
+// start-up moves the setting on like pkg/config does, and its value is
+// then unknown.
+func TestRejectedByTheGateway(t *testing.T) {
+	settings := []setting{providerSetting("timeout", "3s")}
+	gc, err := buildConfig(baseConfig("http://127.0.0.1:1/v1"), settings, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startup := "gateway: exited during start-up: exit status 1\n--- gateway.log:\ntollgate: config /tmp/x/tollgate.yaml: providers[0].timeout: unknown field (did you mean ttft_timeout?)"
+	if n := rejectUnknown(startup, gc.settings, gc.rejected); n != 1 {
+		t.Fatalf("rejected %d paths, want 1", n)
+	}
+	if n := rejectUnknown(startup, gc.settings, gc.rejected); n != 0 {
+		t.Fatalf("a path rejected twice: %d", n)
+	}
+	// timeout exists only in the provider: with that path refused, it
+	// tries the top level, which pkg/config refuses too.
+	gc, err = buildConfig(baseConfig("http://127.0.0.1:1/v1"), settings, gc.rejected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gc.settings[0].path != "" || len(gc.notes()) != 1 {
+		t.Fatalf("placed at %q, notes %v", gc.settings[0].path, gc.notes())
+	}
+	if _, ok := gc.duration("timeout"); ok {
+		t.Fatal("a key the gateway refused has a value in force")
 	}
 }

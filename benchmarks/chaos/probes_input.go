@@ -100,9 +100,9 @@ func probeHostileInput(ctx context.Context, e *env, r *result) error {
 		return err
 	}
 
-	// Duplicate keys: the gateway must not read one value and the upstream
-	// another.
-	dup := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"duplicate %s"}],"max_tokens":16,"max_tokens":1000000}`, chaosModel, nonce())
+	// Duplicate keys: the gateway must not reserve for one value while the
+	// upstream reads the other (both are valid on their own).
+	dup := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"duplicate %s"}],"max_tokens":16,"max_tokens":4000}`, chaosModel, nonce())
 	rep, err := postChat(ctx, g.base, key.Secret, []byte(dup))
 	if err != nil {
 		return err

@@ -98,7 +98,7 @@ func probeStalledStream(ctx context.Context, e *env, r *result) error {
 	g, key := rg.g, rg.key
 	idle := durationOr(g, "stream_idle_timeout", sc.idleTimeout)
 
-	sctx, cancel := context.WithTimeout(ctx, idle+15*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, idle+5*time.Second)
 	defer cancel()
 	res := stream(sctx, g.base, key.Secret, chatBody(chaosModel, streamMaxTokens, true, nil), 1<<20, nil)
 	const slack = 1500 * time.Millisecond
