@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -245,7 +247,8 @@ func (s *Store) WriteReportCSV(ctx context.Context, w io.Writer, from, to time.T
 }
 
 // Spend returns the key's ledger rows admitted in [from, to), oldest
-// first. A zero from or to leaves that side open.
+// first. A zero from or to leaves that side open. It holds them all in
+// memory: the admin API pages with SpendPage instead.
 func (s *Store) Spend(ctx context.Context, keyID string, from, to time.Time) ([]Entry, error) {
 	out := []Entry{}
 	err := s.SpendEach(ctx, keyID, from, to, func(e Entry) error {
@@ -258,9 +261,88 @@ func (s *Store) Spend(ctx context.Context, keyID string, from, to time.Time) ([]
 // SpendEach streams the key's ledger rows admitted in [from, to) to fn,
 // oldest first.
 func (s *Store) SpendEach(ctx context.Context, keyID string, from, to time.Time, fn func(Entry) error) error {
+	_, err := s.spend(ctx, keyID, from, to, SpendCursor{}, -1, func(e Entry, _ SpendCursor) error { return fn(e) })
+	return err
+}
+
+// SpendCursor is a position in a key's ledger rows, which are ordered by
+// the time they were admitted and then by the order they were written:
+// the position just after one row. The zero cursor is the start. Its text
+// form (String, ParseSpendCursor) is opaque to clients.
+type SpendCursor struct {
+	ts, id int64 // the row's admission time (unix ms) and row id
+}
+
+// String is the cursor's opaque text form: URL-safe base64.
+func (c SpendCursor) String() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.ts, 10) + "." + strconv.FormatInt(c.id, 10)))
+}
+
+// ErrBadCursor is a spend cursor that String did not make.
+var ErrBadCursor = errors.New("budget: not a spend cursor")
+
+// ParseSpendCursor reads a cursor's text form.
+func ParseSpendCursor(s string) (SpendCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) > 41 {
+		return SpendCursor{}, ErrBadCursor
+	}
+	ts, id, ok := strings.Cut(string(b), ".")
+	if !ok {
+		return SpendCursor{}, ErrBadCursor
+	}
+	var c SpendCursor
+	if c.ts, err = strconv.ParseInt(ts, 10, 64); err != nil {
+		return SpendCursor{}, ErrBadCursor
+	}
+	if c.id, err = strconv.ParseInt(id, 10, 64); err != nil || c.id < 1 {
+		return SpendCursor{}, ErrBadCursor
+	}
+	return c, nil
+}
+
+// SpendPage streams to fn at most limit (at least 1) of the key's ledger
+// rows admitted in [from, to) that come after the cursor (the zero cursor:
+// from the first), in the order SpendCursor describes. It returns the
+// cursor of the next page, or nil when no row is left. Rows are read from
+// SQLite one by one, never more than a page's worth.
+//
+// The order is stable, so the pages of a range cover each of its rows
+// once. A row is written when its request ends, so one still running when
+// a page is read, admitted before that page's cursor, lands behind the
+// cursor: read a range that has ended to see every row.
+func (s *Store) SpendPage(ctx context.Context, keyID string, from, to time.Time, after SpendCursor, limit int, fn func(Entry) error) (*SpendCursor, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("budget: spend page limit %d: must be at least 1", limit)
+	}
+	var last SpendCursor
+	n := 0
+	more, err := s.spend(ctx, keyID, from, to, after, limit+1, func(e Entry, at SpendCursor) error {
+		if n == limit {
+			return errPageFull // the extra row: there is a next page
+		}
+		n++
+		last = at
+		return fn(e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !more {
+		return nil, nil
+	}
+	return &last, nil
+}
+
+var errPageFull = errors.New("page full")
+
+// spend runs fn over the key's rows in [from, to) after the cursor, at
+// most limit of them (-1: all). It reports whether fn stopped it with
+// errPageFull.
+func (s *Store) spend(ctx context.Context, keyID string, from, to time.Time, after SpendCursor, limit int, fn func(Entry, SpendCursor) error) (bool, error) {
 	db, err := s.settled(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	lo, hi := int64(0), int64(1)<<62
 	if !from.IsZero() {
@@ -269,26 +351,33 @@ func (s *Store) SpendEach(ctx context.Context, keyID string, from, to time.Time,
 	if !to.IsZero() {
 		hi = to.UnixMilli()
 	}
-	rows, err := db.QueryContext(ctx, `SELECT ts, request_id, key_id, route, requested_model, model, provider,
+	// ts >= max(lo, after.ts) lets the ts index start at the cursor; the
+	// row id orders the rows of one millisecond, as the index does.
+	rows, err := db.QueryContext(ctx, `SELECT id, ts, request_id, key_id, route, requested_model, model, provider,
 		prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts
-		FROM budget_ledger WHERE key_id = ? AND ts >= ? AND ts < ? ORDER BY ts, id`, keyID, lo, hi)
+		FROM budget_ledger WHERE key_id = ? AND ts >= ? AND ts < ? AND (ts > ? OR id > ?) ORDER BY ts, id LIMIT ?`,
+		keyID, max(lo, after.ts), hi, after.ts, after.id, limit)
 	if err != nil {
-		return fmt.Errorf("budget: spend: %w", err)
+		return false, fmt.Errorf("budget: spend: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var e Entry
-		var ts, latency int64
-		if err := rows.Scan(&ts, &e.RequestID, &e.KeyID, &e.Route, &e.RequestedModel, &e.Model, &e.Provider,
+		var at SpendCursor
+		var latency int64
+		if err := rows.Scan(&at.id, &at.ts, &e.RequestID, &e.KeyID, &e.Route, &e.RequestedModel, &e.Model, &e.Provider,
 			&e.PromptTokens, &e.CompletionTokens, &e.CachedTokens, &e.Cost, &e.Saved, &e.Estimated, &e.Unpriced,
 			&e.Cache, &e.Status, &latency, &e.Attempts); err != nil {
-			return fmt.Errorf("budget: spend: %w", err)
+			return false, fmt.Errorf("budget: spend: %w", err)
 		}
-		e.Time = time.UnixMilli(ts).In(s.loc)
+		e.Time = time.UnixMilli(at.ts).In(s.loc)
 		e.Latency = time.Duration(latency) * time.Millisecond
-		if err := fn(e); err != nil {
-			return err
+		if err := fn(e, at); err != nil {
+			if errors.Is(err, errPageFull) {
+				return true, nil
+			}
+			return false, err
 		}
 	}
-	return rows.Err()
+	return false, rows.Err()
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,6 +125,16 @@ type spendRow struct {
 	Attempts         int         `json:"attempts"`
 }
 
+// Spend pages: limit= rows a page (default and maximum below), cursor=
+// the next_cursor of the page before.
+const (
+	defaultSpendLimit = 100
+	maxSpendLimit     = 1000
+)
+
+// keySpend is GET /admin/keys/{id}/spend: one page of the key's ledger
+// rows, oldest first, and the cursor of the next page (null after the
+// last). A page is read from SQLite row by row, never the whole history.
 func (s *server) keySpend(c *gin.Context) {
 	k, ok := s.budgetedKey(c)
 	if !ok {
@@ -134,19 +145,47 @@ func (s *server) keySpend(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	rows, err := s.Budget.Store.Spend(c.Request.Context(), k.ID, from, to)
+	limit, after, err := spendPaging(c)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	out := make([]spendRow, len(rows))
-	for i, e := range rows {
-		out[i] = spendRow{Time: e.Time, RequestID: e.RequestID, Route: e.Route, RequestedModel: e.RequestedModel, Model: e.Model,
+	out := make([]spendRow, 0, min(limit, defaultSpendLimit))
+	next, err := s.Budget.Store.SpendPage(c.Request.Context(), k.ID, from, to, after, limit, func(e budget.Entry) error {
+		out = append(out, spendRow{Time: e.Time, RequestID: e.RequestID, Route: e.Route, RequestedModel: e.RequestedModel, Model: e.Model,
 			Provider: e.Provider, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens, CachedTokens: e.CachedTokens,
 			CostUSD: json.Number(e.Cost.String()), SavedUSD: json.Number(e.Saved.String()), Estimated: e.Estimated, Unpriced: e.Unpriced, Cache: e.Cache,
-			Status: e.Status, LatencyMS: float64(e.Latency.Microseconds()) / 1000, Attempts: e.Attempts}
+			Status: e.Status, LatencyMS: float64(e.Latency.Microseconds()) / 1000, Attempts: e.Attempts})
+		return nil
+	})
+	if err != nil {
+		writeError(c, err)
+		return
 	}
-	c.JSON(http.StatusOK, gin.H{"object": "list", "key_id": k.ID, "data": out})
+	var cursor *string
+	if next != nil {
+		v := next.String()
+		cursor = &v
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "key_id": k.ID, "data": out, "next_cursor": cursor})
+}
+
+// spendPaging reads limit= and cursor=.
+func spendPaging(c *gin.Context) (limit int, after budget.SpendCursor, err error) {
+	limit = defaultSpendLimit
+	if v := c.Query("limit"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > maxSpendLimit {
+			return 0, after, llm.InvalidParam("limit", "limit must be a whole number from 1 to "+strconv.Itoa(maxSpendLimit))
+		}
+		limit = n
+	}
+	if v := c.Query("cursor"); v != "" {
+		if after, err = budget.ParseSpendCursor(v); err != nil {
+			return 0, after, llm.InvalidParam("cursor", "cursor must be the next_cursor of an earlier page, as it was given")
+		}
+	}
+	return limit, after, nil
 }
 
 // costReport is GET /admin/reports/cost: JSON, or CSV streamed row by row

@@ -143,7 +143,7 @@ func TestBudgetNeverOverspentUnderConcurrency(t *testing.T) {
 		t.Fatalf("spent %s (served %s) reserved %s limit %s: %s", spent, okCost, reserved, limit, raw)
 	}
 	// Every request is a ledger row; the served ones carry the money.
-	_, hist, _ := adminDo(t, s, "GET", "/admin/keys/"+id+"/spend", "")
+	_, hist, _ := adminDo(t, s, "GET", "/admin/keys/"+id+"/spend?limit=1000", "")
 	rows := hist["data"].([]any)
 	var sum llm.Micros
 	statuses := map[float64]int{}
