@@ -276,9 +276,11 @@ func (g *Gateway) Health() []DeploymentStatus {
 	return out
 }
 
+// modelNotFound quotes the name the client sent, clipped: it can be
+// 100 KB, and the message reaches the access log too.
 func modelNotFound(name string) error {
 	return &llm.Error{Status: http.StatusNotFound, Type: llm.TypeInvalidRequest, Code: "model_not_found", Param: "model",
-		Message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", name)}
+		Message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", llm.Clip(name, 256))}
 }
 
 func notAllowed(name string) error {

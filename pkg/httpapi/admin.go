@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -153,7 +154,9 @@ func keyNotFound(id string) error {
 }
 
 // decodeStrict decodes an admin body; unknown fields are errors, so a typo
-// in a setting is never silently ignored.
+// in a setting is never silently ignored, and so are keys sent twice or
+// spelled in another case (llm.CheckKeys), which encoding/json would read
+// without a word.
 func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -167,7 +170,7 @@ func decodeStrict(body []byte, v any) error {
 	if dec.More() {
 		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Message: "invalid JSON body: trailing data after the object"}
 	}
-	return nil
+	return llm.CheckKeys(body, llm.ShapeOf(reflect.TypeOf(v)))
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -63,13 +62,18 @@ func callerOf(c *gin.Context, req *llm.ChatRequest) (gateway.Caller, error) {
 			caller.Credentials[strings.ToLower(name[len(headerProviderKey):])] = vs[0]
 		}
 	}
-	if req == nil || !bytes.Contains(req.Raw, []byte(`"customer_credentials"`)) {
+	if req == nil {
 		return caller, nil
 	}
-	var body struct {
-		Credentials map[string]string `json:"customer_credentials"`
+	// Found and stripped by its unescaped name, as an upstream reads it
+	// ("customer\u005fcredentials" too); the decoder already refused it
+	// twice or in another case.
+	val, found, err := llm.Field(req.Raw, "customer_credentials")
+	if err != nil || !found {
+		return caller, err
 	}
-	if err := json.Unmarshal(req.Raw, &body); err != nil {
+	var creds map[string]string
+	if err := json.Unmarshal(val, &creds); err != nil {
 		return caller, llm.InvalidParam("customer_credentials", "customer_credentials must map provider names to API keys")
 	}
 	raw, err := llm.SetField(req.Raw, "customer_credentials", nil)
@@ -77,7 +81,7 @@ func callerOf(c *gin.Context, req *llm.ChatRequest) (gateway.Caller, error) {
 		return caller, err
 	}
 	req.Raw = raw
-	for p, k := range body.Credentials {
+	for p, k := range creds {
 		if caller.Credentials == nil {
 			caller.Credentials = map[string]string{}
 		}
