@@ -24,7 +24,7 @@ type probe struct {
 var probes = []probe{
 	{"endless-stream", "an upstream stream that never ends (4 KiB chunks no tokenizer counts): RSS bounded, the client cut at max_stream_bytes, the ledger charges at most the reservation", probeEndlessStream},
 	{"giant-line", "one SSE line of hundreds of MB: RSS bounded, the client gets a 502 or an error event (max_event_bytes)", probeGiantLine},
-	{"stalled-stream", "a stream that stalls after its first chunk ends within stream_idle_timeout", probeStalledStream},
+	{"stalled-stream", "a stream that stalls after its first chunk ends with an error event within stream_idle_timeout", probeStalledStream},
 	{"huge-response", "a 100 MB non-streamed answer is refused (max_response_bytes) with RSS bounded", probeHugeResponse},
 	{"non-reading-clients", "clients that never read a large stream: every handler released within write_timeout, RSS bounded", probeNonReaders},
 	{"budget-overbill", "a $0.01 daily limit and an upstream that bills a huge completion: spend at most the limit plus one answer, then 402; max_tokens 2^62 with n 2 is refused", probeBudgetOverbill},

@@ -120,7 +120,7 @@ func probeStalledStderr(ctx context.Context, e *env, r *result) error {
 			written++
 		}
 	}
-	answered := chatsAnswered.Load() + heavyAnswered.Load() + int64(h.tries)
+	answered := chatsAnswered.Load() + heavyAnswered.Load() + int64(h.ok)
 	dropped := d.dropped.Load()
 	r.check(int64(written)+dropped >= answered, `every access-log line written or counted ("log: dropped N lines")`,
 		"%d requests; %d lines written once the pipe drained, %d reported dropped in %s", answered, written, dropped, plural(int(d.notices.Load()), "notice"))
@@ -170,6 +170,9 @@ func probeHealth(ctx context.Context, base string, period time.Duration) <-chan 
 // ("log: dropped 12 lines") or a JSON record holding it.
 var dropNotice = regexp.MustCompile(`dropped\D{0,24}?(\d+)`)
 
+// maxLogLine bounds what drainLog holds of one line.
+const maxLogLine = 1 << 20
+
 // drainedLog is what drainLog read of a log stream.
 type drainedLog struct {
 	dropped atomic.Int64 // the sum of the dropped-lines notices so far
@@ -191,7 +194,9 @@ func drainLog(rd io.Reader, keep io.Writer) *drainedLog {
 			part, err := br.ReadSlice('\n')
 			_, _ = keep.Write(part)
 			if errors.Is(err, bufio.ErrBufferFull) {
-				long = append(long, part...)
+				if len(long) < maxLogLine { // past it, the line is kept but not parsed whole
+					long = append(long, part...)
+				}
 				continue
 			}
 			line := part

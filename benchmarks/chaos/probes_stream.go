@@ -225,6 +225,6 @@ func probeNonReaders(ctx context.Context, e *env, r *result) error {
 		r.check(held == 0, tgt, "idle %s after the clients sent; %d of %d handlers held %s later; the slowest was held %s in all",
 			secs(idle.Sub(sent)), held, n, secs(measured.Sub(idle)), secs(slowest))
 	}
-	r.figure("upstream streams still open then: %d of %d; the upstream wrote %s in all", up.inFlight.Load(), up.requests.Load(), mb(up.written.Load()))
+	r.figure("upstream streams still open then: %d of %d; the upstream wrote %s in all", up.inFlight.Load(), n, mb(up.written.Load()))
 	return nil
 }
