@@ -402,7 +402,7 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 	if err != nil {
 		return nil, err
 	}
-	x.price(resp.Usage, func() string { return completionText(resp) })
+	x.price(resp.Usage, func(tokenizer string) int { return x.g.tokens.CountText(tokenizer, completionText(resp)) })
 	x.store(ctx, q, resp)
 	return resp, nil
 }
@@ -595,8 +595,9 @@ func (x *exchange) release() {
 }
 
 // price computes the call's cost: from the usage the provider reported, or,
-// when it reported none, from tokens counted here (marked estimated).
-func (x *exchange) price(usage *llm.Usage, completion func() string) {
+// when it reported none, from the completion tokens count counts with the
+// model's tokenizer (marked estimated).
+func (x *exchange) price(usage *llm.Usage, count func(tokenizer string) int) {
 	m := x.g.models[x.meta.Model]
 	meta := x.meta
 	meta.Usage = usage
@@ -605,7 +606,7 @@ func (x *exchange) price(usage *llm.Usage, completion func() string) {
 		meta.Cost = m.Spec.Cost(usage)
 		return
 	}
-	meta.CompletionTokens = x.g.tokens.CountText(m.Spec.Tokenizer, completion())
+	meta.CompletionTokens = count(m.Spec.Tokenizer)
 	meta.Cost = m.Spec.EstimateCost(meta.PromptTokens, meta.CompletionTokens)
 	meta.Cost.Estimated = true
 }
@@ -687,7 +688,7 @@ func (x *exchange) embed(ctx context.Context, m *Model, step router.Step, req *l
 	if err != nil {
 		return nil, err
 	}
-	x.price(resp.Usage, func() string { return "" })
+	x.price(resp.Usage, func(string) int { return 0 })
 	return resp, nil
 }
 

@@ -29,7 +29,7 @@ type Stream struct {
 	first        *llm.ChatChunk     // pulled while the attempt could still fall back
 	closeAttempt context.CancelFunc // releases the attempt's context
 	wantUsage    bool               // the client asked for the usage chunk
-	text         strings.Builder    // generated text, counted if no usage comes
+	text         textCounter        // generated text, counted if no usage comes
 	eof          bool               // the upstream ended the stream
 	failed       error              // how the stream ended, if not well
 	hit          bool               // replaying a cached answer: nothing to price
@@ -39,11 +39,10 @@ type Stream struct {
 	// generated counts the tokens relayed so far in tokenizer's tokens.
 	limit     int
 	generated int
-	tokenizer string
 	// query, when set, stores the stream's answer once it completes;
-	// chunks collects it.
+	// answer assembles it as it goes, up to maxStoredAnswer bytes.
 	query  *semcache.Query
-	chunks []llm.ChatChunk
+	answer *semcache.Assembler
 }
 
 // replay serves a cache hit as a stream, whatever shape the cached answer
@@ -72,7 +71,7 @@ func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatR
 	}()
 	st := &Stream{Meta: x.meta, x: x, ctx: ctx, cancel: cancel, wantUsage: wantsUsage(req)}
 	if storable(q) {
-		st.query = q
+		st.query, st.answer = q, &semcache.Assembler{}
 	}
 	err = x.tryPlan(ctx, plan, req, true, func(ctx context.Context, a attempt) error {
 		return st.open(ctx, a, req, plan.Route.TTFTTimeout, plan.Route.StreamIdleTimeout)
@@ -80,8 +79,9 @@ func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatR
 	if err != nil {
 		return nil, err
 	}
+	st.text = textCounter{tokens: x.g.tokens, tokenizer: x.g.models[x.meta.Model].Spec.Tokenizer}
 	if x.held {
-		st.limit, st.tokenizer = x.reserved, x.g.models[x.meta.Model].Spec.Tokenizer
+		st.limit = x.reserved
 	}
 	return st, nil
 }
@@ -155,25 +155,27 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 				return nil, s.failed
 			}
 		}
-		if s.query != nil {
-			s.chunks = append(s.chunks, *c)
+		if s.answer != nil {
+			if s.answer.Add(c); s.answer.Size() > maxStoredAnswer {
+				s.query, s.answer = nil, nil // too long to keep: not stored
+			}
 		}
-		before := s.text.Len()
+		before := s.text.len()
 		for i := range c.Choices {
 			d := &c.Choices[i].Delta
 			if d.Content != nil {
-				s.text.WriteString(*d.Content)
+				s.text.add(*d.Content)
 			}
 			for _, tc := range d.ToolCalls {
-				s.text.WriteString(tc.Function.Name)
-				s.text.WriteString(tc.Function.Arguments)
+				s.text.add(tc.Function.Name)
+				s.text.add(tc.Function.Arguments)
 			}
 		}
-		if s.limit > 0 && s.text.Len() > before {
-			if s.generated += s.x.g.tokens.CountText(s.tokenizer, s.text.String()[before:]); s.generated > s.stopAt() {
+		if s.limit > 0 && s.text.len() > before {
+			if s.generated += s.text.countSince(before); s.generated > s.stopAt() {
 				// Chunk by chunk overcounts (tokens merge across chunks):
 				// count the whole text before stopping an honest stream.
-				if s.generated = s.x.g.tokens.CountText(s.tokenizer, s.text.String()); s.generated > s.stopAt() {
+				if s.generated = s.text.count(); s.generated > s.stopAt() {
 					return nil, s.overrun()
 				}
 			}
@@ -222,7 +224,7 @@ func (s *Stream) overrun() error {
 // counted when the upstream sent none (a stream cut midway, an upstream
 // that ignores stream_options).
 func (s *Stream) price() {
-	s.x.price(s.Meta.Usage, s.text.String)
+	s.x.price(s.Meta.Usage, func(string) int { return s.text.count() })
 }
 
 // end finishes the exchange once: the stream is priced, written to the
@@ -238,7 +240,7 @@ func (s *Stream) end(recovered any) error {
 	}
 	err := s.x.finish(s.ctx, recovered, s.failed)
 	if err == nil && s.query != nil {
-		if resp, aerr := semcache.Assemble(s.chunks); aerr != nil {
+		if resp, aerr := s.answer.Response(); aerr != nil {
 			s.x.g.log.Warn("cache: assemble stream", "err", aerr)
 		} else {
 			if resp.Usage == nil {
@@ -247,8 +249,67 @@ func (s *Stream) end(recovered any) error {
 			s.x.store(s.ctx, s.query, resp)
 		}
 	}
-	s.chunks = nil
+	s.answer = nil
 	return err
+}
+
+// maxStoredAnswer bounds the text a streamed answer may have to be stored
+// in the cache: a stream held behind a slow client keeps at most this much
+// for the cache.
+const maxStoredAnswer = 1 << 20
+
+// textCounter counts the tokens of a stream's generated text as it comes,
+// keeping only the last few KiB: whole runs of text are counted and
+// dropped at whitespace, where the tokenizers' pre-tokenization splits
+// anyway, so the total is the count of the whole text (to within a token
+// at a cut with no whitespace near it) without holding the whole text.
+type textCounter struct {
+	tokens    TokenCounter
+	tokenizer string
+	pending   []byte
+	counted   int // tokens of the text already dropped
+	total     int // bytes added
+	lastCut   int // total at the start of pending
+	space     int // index in pending of its last whitespace (0: none after the start)
+}
+
+// textBlock is how much text is kept before a run is counted and dropped.
+const textBlock = 4 << 10
+
+func (t *textCounter) add(s string) {
+	if k := strings.LastIndexAny(s, " \n\t"); k >= 0 {
+		t.space = len(t.pending) + k
+	}
+	t.pending = append(t.pending, s...)
+	t.total += len(s)
+	if len(t.pending) < textBlock {
+		return
+	}
+	cut := t.space
+	if cut <= 0 {
+		if len(t.pending) < 16*textBlock {
+			return
+		}
+		cut = len(t.pending) // no whitespace in 64 KiB: cut anyway
+	}
+	t.counted += t.tokens.CountText(t.tokenizer, string(t.pending[:cut]))
+	t.lastCut += cut
+	t.pending = append(t.pending[:0], t.pending[cut:]...)
+	t.space = 0 // the rest starts at the whitespace cut before, if any
+}
+
+func (t *textCounter) len() int { return t.total }
+
+// count is the tokens of all the text added.
+func (t *textCounter) count() int {
+	return t.counted + t.tokens.CountText(t.tokenizer, string(t.pending))
+}
+
+// countSince counts the text added after the first from bytes (as far as
+// it is still held): the tokens a chunk added, counted on their own.
+func (t *textCounter) countSince(from int) int {
+	start := max(from-t.lastCut, 0)
+	return t.tokens.CountText(t.tokenizer, string(t.pending[start:]))
 }
 
 // withCost adds the cost to a usage chunk without touching its other bytes.

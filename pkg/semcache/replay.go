@@ -104,88 +104,121 @@ func pieces(s string) []string {
 // and usage are the last ones sent. A message that received no content
 // delta has null content, as in a non-streamed answer.
 func Assemble(chunks []llm.ChatChunk) (*llm.ChatResponse, error) {
-	if len(chunks) == 0 {
+	var a Assembler
+	for i := range chunks {
+		a.Add(&chunks[i])
+	}
+	return a.Response()
+}
+
+// Assembler is Assemble chunk by chunk, so a stream being relayed keeps
+// only the answer so far (its text), not every chunk it was sent in.
+type Assembler struct {
+	resp    llm.ChatResponse
+	byIndex map[int]*assembling
+	indexes []int
+	chunks  int
+	size    int // bytes of text held
+}
+
+type assembling struct {
+	choice     llm.Choice
+	content    []byte
+	hasContent bool
+	refusal    []byte
+	hasRefusal bool
+	calls      map[int]*llm.ToolCall
+	order      []int
+}
+
+// Size is how many bytes of generated text the assembler holds.
+func (as *Assembler) Size() int { return as.size }
+
+// Add takes the next chunk of the stream.
+func (as *Assembler) Add(c *llm.ChatChunk) {
+	resp := &as.resp
+	as.chunks++
+	if resp.ID == "" {
+		resp.ID = c.ID
+	}
+	if resp.Created == 0 {
+		resp.Created = c.Created
+	}
+	if resp.Model == "" {
+		resp.Model = c.Model
+	}
+	if resp.SystemFingerprint == "" {
+		resp.SystemFingerprint = c.SystemFingerprint
+	}
+	if c.Usage != nil {
+		u := *c.Usage
+		resp.Usage = &u
+	}
+	if as.byIndex == nil {
+		as.byIndex = map[int]*assembling{}
+	}
+	for j := range c.Choices {
+		cc := &c.Choices[j]
+		a := as.byIndex[cc.Index]
+		if a == nil {
+			a = &assembling{choice: llm.Choice{Index: cc.Index}, calls: map[int]*llm.ToolCall{}}
+			as.byIndex[cc.Index] = a
+			as.indexes = append(as.indexes, cc.Index)
+		}
+		d := &cc.Delta
+		if d.Role != "" {
+			a.choice.Message.Role = d.Role
+		}
+		if d.Content != nil {
+			a.hasContent = true
+			a.content = append(a.content, *d.Content...)
+			as.size += len(*d.Content)
+		}
+		if d.Refusal != nil {
+			a.hasRefusal = true
+			a.refusal = append(a.refusal, *d.Refusal...)
+			as.size += len(*d.Refusal)
+		}
+		for k := range d.ToolCalls {
+			tc := &d.ToolCalls[k]
+			idx := len(a.order)
+			if tc.Index != nil {
+				idx = *tc.Index
+			}
+			call := a.calls[idx]
+			if call == nil {
+				call = &llm.ToolCall{}
+				a.calls[idx] = call
+				a.order = append(a.order, idx)
+			}
+			if tc.ID != "" {
+				call.ID = tc.ID
+			}
+			if tc.Type != "" {
+				call.Type = tc.Type
+			}
+			call.Function.Name += tc.Function.Name
+			call.Function.Arguments += tc.Function.Arguments
+			as.size += len(tc.Function.Name) + len(tc.Function.Arguments)
+		}
+		if cc.FinishReason != nil {
+			a.choice.FinishReason = *cc.FinishReason
+		}
+		if len(cc.Logprobs) > 0 && string(cc.Logprobs) != "null" {
+			a.choice.Logprobs = cc.Logprobs
+		}
+	}
+}
+
+// Response is the answer assembled so far.
+func (as *Assembler) Response() (*llm.ChatResponse, error) {
+	if as.chunks == 0 {
 		return nil, errors.New("semcache: assemble: no chunks")
 	}
-	type acc struct {
-		choice     llm.Choice
-		content    []byte
-		hasContent bool
-		refusal    []byte
-		hasRefusal bool
-		calls      map[int]*llm.ToolCall
-		order      []int
-	}
-	resp := &llm.ChatResponse{Object: "chat.completion"}
-	byIndex := map[int]*acc{}
-	var indexes []int
-	for i := range chunks {
-		c := &chunks[i]
-		if resp.ID == "" {
-			resp.ID = c.ID
-		}
-		if resp.Created == 0 {
-			resp.Created = c.Created
-		}
-		if resp.Model == "" {
-			resp.Model = c.Model
-		}
-		if resp.SystemFingerprint == "" {
-			resp.SystemFingerprint = c.SystemFingerprint
-		}
-		if c.Usage != nil {
-			u := *c.Usage
-			resp.Usage = &u
-		}
-		for j := range c.Choices {
-			cc := &c.Choices[j]
-			a := byIndex[cc.Index]
-			if a == nil {
-				a = &acc{choice: llm.Choice{Index: cc.Index}, calls: map[int]*llm.ToolCall{}}
-				byIndex[cc.Index] = a
-				indexes = append(indexes, cc.Index)
-			}
-			d := &cc.Delta
-			if d.Role != "" {
-				a.choice.Message.Role = d.Role
-			}
-			if d.Content != nil {
-				a.hasContent = true
-				a.content = append(a.content, *d.Content...)
-			}
-			if d.Refusal != nil {
-				a.hasRefusal = true
-				a.refusal = append(a.refusal, *d.Refusal...)
-			}
-			for k := range d.ToolCalls {
-				tc := &d.ToolCalls[k]
-				idx := len(a.order)
-				if tc.Index != nil {
-					idx = *tc.Index
-				}
-				call := a.calls[idx]
-				if call == nil {
-					call = &llm.ToolCall{}
-					a.calls[idx] = call
-					a.order = append(a.order, idx)
-				}
-				if tc.ID != "" {
-					call.ID = tc.ID
-				}
-				if tc.Type != "" {
-					call.Type = tc.Type
-				}
-				call.Function.Name += tc.Function.Name
-				call.Function.Arguments += tc.Function.Arguments
-			}
-			if cc.FinishReason != nil {
-				a.choice.FinishReason = *cc.FinishReason
-			}
-			if len(cc.Logprobs) > 0 && string(cc.Logprobs) != "null" {
-				a.choice.Logprobs = cc.Logprobs
-			}
-		}
-	}
+	resp := as.resp
+	resp.Object = "chat.completion"
+	resp.Choices = nil
+	indexes, byIndex := as.indexes, as.byIndex
 	if len(indexes) == 0 {
 		return nil, errors.New("semcache: assemble: no choices")
 	}
@@ -211,5 +244,5 @@ func Assemble(chunks []llm.ChatChunk) (*llm.ChatResponse, error) {
 		}
 		resp.Choices = append(resp.Choices, a.choice)
 	}
-	return resp, nil
+	return &resp, nil
 }
