@@ -71,6 +71,13 @@ func strictStack(t *testing.T, baseURL string, logs io.Writer) *stack {
 // send makes one raw request; auth is the Authorization header's value.
 func send(t *testing.T, s *stack, method, path, auth, body string) (int, string) {
 	t.Helper()
+	status, _, raw := sendH(t, s, method, path, auth, body)
+	return status, raw
+}
+
+// sendH is send that returns the answer's headers too.
+func sendH(t *testing.T, s *stack, method, path, auth, body string) (int, http.Header, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, s.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +91,7 @@ func send(t *testing.T, s *stack, method, path, auth, body string) (int, string)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
+	return resp.StatusCode, resp.Header, string(raw)
 }
 
 // apiError is the OpenAI error envelope of an answer.
@@ -356,34 +363,38 @@ func TestStrictUpstreamErrorsHideAddressAndKey(t *testing.T) {
 		{"a 500 echoing its URL and key", func(t *testing.T) string { return newSeenUpstream(t, echo(500)).srv.URL }, 502, "upstream_error",
 			"upstream openai failed to serve the request; the details are in tollgate's log", "model overloaded"},
 		{"a 400 echoing its URL and key", func(t *testing.T) string { return newSeenUpstream(t, echo(400)).srv.URL }, 400, "invalid_request_error",
-			"upstream openai rejected the request (400): POST <address> with Bearer <redacted>: model overloaded", "model overloaded"},
+			"upstream openai rejected the request (400): POST <address> with Bearer <redacted>: model overloaded (upstream code: see <address>)", "model overloaded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs syncBuffer
 			base := tt.baseURL(t)
 			s := strictStack(t, base, &logs)
-			status, raw := send(t, s, "POST", "/v1/chat/completions", "Bearer "+s.secret, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+			status, header, raw := sendH(t, s, "POST", "/v1/chat/completions", "Bearer "+s.secret, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
 			e := envelopeOf(t, raw)
 			if status != tt.status || e.Type != tt.typ || e.Message != tt.message || (status == 502 && deref(e.Code) != "upstream_error") {
 				t.Fatalf("%d %+v (code %s)\nwant %d %s %q", status, e, deref(e.Code), tt.status, tt.typ, tt.message)
 			}
 			host := strings.TrimPrefix(base, "http://")
 			_, port, _ := strings.Cut(host, ":")
+			logged := awaitLog(t, &logs, 0)
+			// The answer's headers too (x-tollgate-fallback quotes codes),
+			// and the admin view of the breakers (its last_error).
+			_, _, health := adminDo(t, s, "GET", "/admin/providers", "")
 			for _, leak := range []string{host, port, "127.0.0.1", "dial", key, "0123456789"} {
-				if strings.Contains(raw, leak) {
-					t.Errorf("the client sees %q: %s", leak, raw)
+				if strings.Contains(raw, leak) || strings.Contains(fmt.Sprint(header), leak) || strings.Contains(health, leak) {
+					t.Errorf("%q reaches a client:\n%s\n%v\n%s", leak, raw, header, health)
 				}
 			}
 			var line map[string]any
-			if err := json.Unmarshal([]byte(strings.TrimSpace(awaitLog(t, &logs, 0))), &line); err != nil {
-				t.Fatalf("want one JSON log line: %v: %s", err, logs.String())
+			if err := json.Unmarshal([]byte(strings.TrimSpace(logged)), &line); err != nil {
+				t.Fatalf("want one JSON log line: %v: %s", err, logged)
 			}
 			if detail, _ := line["upstream_error"].(string); !strings.Contains(detail, tt.logged) {
 				t.Errorf("the log's upstream_error is %q, want it to hold %q", detail, tt.logged)
 			}
-			if strings.Contains(logs.String(), key) {
-				t.Errorf("the log holds the provider key: %s", logs.String())
+			if strings.Contains(logged, key) {
+				t.Errorf("the log holds the provider key: %s", logged)
 			}
 		})
 	}

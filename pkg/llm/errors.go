@@ -110,7 +110,7 @@ func ForClient(err error) *Error {
 	}
 	out := *e
 	out.Err = e
-	out.Code, out.Param = cleanToken(e.Code), cleanToken(e.Param)
+	out.Code, out.Param = PlainToken(e.Code), PlainToken(e.Param)
 	who := "the upstream"
 	if e.Provider != "" {
 		who = "upstream " + e.Provider // its configured name
@@ -217,9 +217,11 @@ func scrubForClient(s string) string {
 	return Clip(s, maxUpstreamMessage)
 }
 
-// cleanToken is an upstream's code or param if it is one (letters,
-// digits and _ . - [ ] only, at most 64 bytes), else "".
-func cleanToken(s string) string {
+// PlainToken is s if it is a plain token, as an error's code, type or
+// param is (letters, digits and _ . - [ ] only, at most 64 bytes), else
+// "": an upstream's free text there would reach what quotes codes
+// (headers, the admin view) as it is.
+func PlainToken(s string) string {
 	if len(s) > 64 {
 		return ""
 	}

@@ -82,9 +82,9 @@ func fillFromBody(e *llm.Error, body []byte) bool {
 		if json.Unmarshal(raw, &obj) != nil {
 			return false
 		}
-		e.Message, e.Type = obj.Message, obj.Type
-		e.Code, e.Param = rawString(obj.Code), rawString(obj.Param)
-		return obj.Message != "" || obj.Type != "" || e.Code != ""
+		e.Message = obj.Message
+		e.Type, e.Code, e.Param = plain(e, "type", obj.Type), plain(e, "code", rawString(obj.Code)), plain(e, "param", rawString(obj.Param))
+		return obj.Message != "" || obj.Type != "" || rawString(obj.Code) != ""
 	case len(raw) > 0 && raw[0] == '"':
 		e.Message = rawString(raw)
 		return true
@@ -96,6 +96,19 @@ func fillFromBody(e *llm.Error, body []byte) bool {
 		return true
 	}
 	return false
+}
+
+// plain is an upstream's type, code or param when it is a plain token
+// (llm.PlainToken), else "": codes are quoted where the client sees them
+// (x-tollgate-fallback) and in the admin view, so free text there could
+// carry the upstream's address. What is dropped is added to the message,
+// which only the server's log shows.
+func plain(e *llm.Error, name, v string) string {
+	if t := llm.PlainToken(v); t != "" || v == "" {
+		return t
+	}
+	e.Message += " (upstream " + name + ": " + snippet(v) + ")"
+	return ""
 }
 
 // snippet returns a bounded, single-line, valid-UTF-8 piece of s for a message.

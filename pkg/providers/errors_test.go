@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/tollgate/tollgate/pkg/llm"
 )
 
 // TestUpstreamErrorRedactsItsKey: an upstream that echoes the key it was
@@ -62,6 +64,36 @@ func TestUpstreamErrorRedactsItsKey(t *testing.T) {
 			}
 			if !strings.Contains(e.Message, "refused credential") || !strings.Contains(e.Message, "<redacted>") {
 				t.Fatalf("the rest of the upstream's message is lost: %s", e.Message)
+			}
+		})
+	}
+}
+
+// TestFillFromBodyKeepsOnlyPlainCodes: an error envelope's type, code and
+// param are kept when they are plain tokens; free text there (which headers
+// and the admin view would quote) moves to the message.
+func TestFillFromBodyKeepsOnlyPlainCodes(t *testing.T) {
+	tests := []struct {
+		name                    string
+		body                    string
+		typ, code, param, inMsg string
+	}{
+		{"plain", `{"error":{"message":"m","type":"invalid_request_error","code":"context_length_exceeded","param":"messages[0].content"}}`,
+			"invalid_request_error", "context_length_exceeded", "messages[0].content", "m"},
+		{"numeric code", `{"error":{"message":"m","code":429}}`, "", "429", "", "m"},
+		{"a URL as code", `{"error":{"message":"m","type":"server_error","code":"see http://10.1.2.3:8443/help"}}`,
+			"server_error", "", "", "m (upstream code: see http://10.1.2.3:8443/help)"},
+		{"a sentence as type and param", `{"error":{"message":"m","type":"Server at gw.internal failed","param":"a b"}}`,
+			"", "", "", "m (upstream type: Server at gw.internal failed) (upstream param: a b)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var e llm.Error
+			if !fillFromBody(&e, []byte(tt.body)) {
+				t.Fatal("no envelope read")
+			}
+			if e.Type != tt.typ || e.Code != tt.code || e.Param != tt.param || e.Message != tt.inMsg {
+				t.Fatalf("got type %q code %q param %q message %q", e.Type, e.Code, e.Param, e.Message)
 			}
 		})
 	}
