@@ -376,7 +376,7 @@ func TestShutdownRecordsCutRequests(t *testing.T) {
 			Status    int    `json:"status"`
 		} `json:"data"`
 	}
-	if st := adminCall(t, r2.url, "GET", "/admin/keys/"+keyID+"/spend", "", &hist); st != http.StatusOK {
+	if st := adminCall(t, r2.url, "GET", "/admin/keys/"+keyID+"/spend?limit=1000", "", &hist); st != http.StatusOK {
 		t.Fatalf("spend: %d", st)
 	}
 	rows := map[string]int{}
