@@ -135,7 +135,7 @@ func New(o Options) http.Handler {
 	r.Use(s.begin)
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, &llm.Error{Status: http.StatusNotFound, Type: llm.TypeNotFound, Code: "not_found",
-			Message: "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path})
+			Message: "no such endpoint: " + llm.Clip(c.Request.Method+" "+c.Request.URL.Path, maxLogField)})
 	})
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, &llm.Error{Status: http.StatusMethodNotAllowed, Type: llm.TypeInvalidRequest, Code: "method_not_allowed",
@@ -312,7 +312,11 @@ func (s *server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.Ready(ctx); err != nil {
-		writeError(c, &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeServer, Code: "not_ready", Message: "not ready: " + err.Error()})
+		// The endpoint is unauthenticated: the cause (a database path, a
+		// worker's panic) goes to the log, not to whoever asks.
+		s.Logger.Warn("not ready", "err", err)
+		writeError(c, &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeServer, Code: "not_ready",
+			Message: "not ready: a dependency or background worker is failing; the gateway's log says which"})
 		return
 	}
 	c.Data(http.StatusOK, "application/json", []byte(`{"status":"ready"}`))
