@@ -153,7 +153,7 @@ func TestShapeOf(t *testing.T) {
 
 // refDuplicate is the first repeated key of a valid JSON text as
 // encoding/json's tokenizer reads it, or "".
-func refDuplicate(body []byte) string {
+func refDuplicate(body []byte) (key string, found bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	type level struct {
 		obj     bool
@@ -164,7 +164,7 @@ func refDuplicate(body []byte) string {
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF || err != nil {
-			return ""
+			return "", false
 		}
 		var top *level
 		if len(stack) > 0 {
@@ -180,7 +180,7 @@ func refDuplicate(body []byte) string {
 				continue
 			}
 			if top.keys[k] {
-				return k
+				return k, true
 			}
 			top.keys[k] = true
 			top.wantKey = false
@@ -213,13 +213,14 @@ func FuzzCheckKeys(f *testing.F) {
 	f.Add([]byte(`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k3":3}`))
 	f.Add([]byte(`{"a` + "\xff" + `":1,"a` + "\xfe" + `":2}`))
 	f.Add([]byte(`{"a":"\`))
+	f.Add([]byte(`{"":{},"":""}`)) // the empty key repeated: a repeat all the same
 	f.Fuzz(func(t *testing.T, body []byte) {
 		err := CheckKeys(body, nil)
 		if !json.Valid(body) {
 			return
 		}
-		want := refDuplicate(body)
-		if want == "" {
+		want, found := refDuplicate(body)
+		if !found {
 			if err != nil {
 				t.Fatalf("no repeated key, got %v for %q", err, body)
 			}
