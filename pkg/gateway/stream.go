@@ -80,8 +80,8 @@ func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatR
 		return nil, err
 	}
 	st.text = textCounter{tokens: x.g.tokens, tokenizer: x.g.models[x.meta.Model].Spec.Tokenizer}
-	if x.held {
-		st.limit = x.reserved
+	if x.held && len(x.policy.Limits) > 0 {
+		st.limit = x.reserved // a budget to protect: count as it comes
 	}
 	return st, nil
 }
