@@ -431,11 +431,11 @@ func TestCacheHitsCostNothingButCountAgainstRateLimits(t *testing.T) {
 	}
 }
 
-// TestCacheCollapsesIdenticalMisses: identical concurrent misses make one
-// upstream call; the others are served its answer as hits.
-func TestCacheCollapsesIdenticalMisses(t *testing.T) {
+// gatedSim is a simulator whose every call waits in its latency until
+// release is closed; entered counts the calls that reached it.
+func gatedSim(t *testing.T) (*providers.Sim, chan struct{}, *atomic.Int32) {
 	release := make(chan struct{})
-	var entered atomic.Int32
+	entered := new(atomic.Int32)
 	sim := newSim(t, providers.SimConfig{Latency: providers.Dist{Kind: "fixed", Value: time.Millisecond}, Sleep: func(ctx context.Context, d time.Duration) error {
 		entered.Add(1)
 		select {
@@ -445,6 +445,13 @@ func TestCacheCollapsesIdenticalMisses(t *testing.T) {
 			return ctx.Err()
 		}
 	}})
+	return sim, release, entered
+}
+
+// TestCacheCollapsesIdenticalMisses: identical concurrent misses make one
+// upstream call; the others are served its answer as hits.
+func TestCacheCollapsesIdenticalMisses(t *testing.T) {
+	sim, release, entered := gatedSim(t)
 	up := &counting{Provider: sim}
 	s := newStack(t, stackOptions{models: simModels(up), cache: true})
 	const n = 6

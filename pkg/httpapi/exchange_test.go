@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,17 +41,7 @@ func TestRateLimitsHoldForIdenticalConcurrentRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			release := make(chan struct{})
-			var entered atomic.Int32
-			sim := newSim(t, providers.SimConfig{Latency: providers.Dist{Kind: "fixed", Value: time.Millisecond}, Sleep: func(ctx context.Context, d time.Duration) error {
-				entered.Add(1)
-				select {
-				case <-release:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}})
+			sim, release, entered := gatedSim(t)
 			up := &counting{Provider: sim}
 			s := newStack(t, stackOptions{models: simModels(up), cache: true, budgets: true})
 			k, secret := s.newKey()
