@@ -857,3 +857,30 @@ func hasLetter(s string) bool {
 	}
 	return false
 }
+
+// Prompt is a prompt analysed once by Prepare; semcache keeps it with the
+// cached entry, so each candidate costs only the comparison.
+type Prompt struct {
+	text string
+}
+
+// Prepare analyses a prompt for Decide. The result is immutable and safe
+// to share between goroutines.
+func (g *Rules) Prepare(prompt string) any { return &Prompt{text: prompt} }
+
+// Decide compares two prepared prompts (from Prepare; anything else is
+// refused). allow false: a rule refused the pair, never serve it. allow
+// and aligned: every content word of each prompt has a partner in the
+// other, serve above the low cosine floor. allow and not aligned: nothing
+// refused the pair but it does not align; serve only above the high
+// threshold or after verification. reason names the rule, never the
+// prompts' words.
+func (g *Rules) Decide(query, cached any) (allow, aligned bool, reason string) {
+	q, ok1 := query.(*Prompt)
+	c, ok2 := cached.(*Prompt)
+	if !ok1 || !ok2 || q == nil || c == nil {
+		return false, false, "unprepared prompt"
+	}
+	ok, why := g.Allow(q.text, c.text)
+	return ok, ok, why
+}
