@@ -52,6 +52,7 @@ type Model struct {
 	lnEps  float32
 	l2Eps  float32
 	work   sync.Pool // *workspace
+	ids    sync.Pool // *[]int32, for Fits
 	co     coalescer
 }
 
@@ -217,6 +218,22 @@ func (m *Model) Dim() int { return Dim }
 
 // Tokenizer returns the model's tokenizer.
 func (m *Model) Tokenizer() *Tokenizer { return m.tok }
+
+// Fits reports whether text has at most MaxTokens tokens, that is whether
+// the model reads all of it: two texts that do not fit and share their first
+// MaxTokens tokens get the same vector. It only tokenises (at most
+// MaxTokens+1 tokens' worth of text), so a cache can skip a semantic lookup
+// for a text the model would cut without paying for a forward pass.
+func (m *Model) Fits(text string) bool {
+	p, _ := m.ids.Get().(*[]int32)
+	if p == nil {
+		p = new([]int32)
+	}
+	*p = m.tok.AppendEncodeLimit((*p)[:0], text, MaxTokens+1)
+	fits := len(*p) <= MaxTokens
+	m.ids.Put(p)
+	return fits
+}
 
 // workspace holds the buffers of a forward pass. They grow to the largest
 // pass seen (at most batchTokens tokens, about 5.6 MB), so a server that
