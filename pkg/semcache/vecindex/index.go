@@ -113,6 +113,8 @@ type loc struct {
 type scope struct {
 	name string
 	view atomic.Pointer[view]
+	// size mirrors live for readers that hold no lock (ScopeLen).
+	size atomic.Int64
 
 	// Guarded by Index.mu.
 	live, dead int
@@ -220,6 +222,20 @@ func nanos(t time.Time) int64 {
 // Len is the number of points held, expired ones not yet swept included.
 func (x *Index) Len() int { return int(x.count.Load()) }
 
+// ScopeLen is the number of points held in scope name, expired ones not yet
+// swept included: zero means a search of scope cannot hit, so a caller may
+// skip computing its query vector. It takes no lock.
+func (x *Index) ScopeLen(name string) int {
+	if x.closed.Load() {
+		return 0
+	}
+	v, ok := x.scopes.Load(name)
+	if !ok {
+		return 0
+	}
+	return int(v.(*scope).size.Load())
+}
+
 // Close drops every point; later calls fail with ErrClosed.
 func (x *Index) Close() error {
 	x.mu.Lock()
@@ -257,6 +273,7 @@ func (x *Index) Upsert(ctx context.Context, points ...semcache.Point) error {
 		sc := x.scopeFor(p.Scope)
 		x.locs[p.ID] = x.appendPoint(sc, p.ID, p.Vector, nanos(p.ExpiresAt), p.Tenant, p.Model)
 		sc.live++
+		sc.size.Store(int64(sc.live))
 		x.count.Add(1)
 		touched[sc] = struct{}{}
 	}
@@ -322,6 +339,7 @@ func (x *Index) kill(id uint64, l loc) {
 	l.seg.dead[l.slot>>6].Or(1 << (uint(l.slot) & 63))
 	delete(x.locs, id)
 	l.sc.live--
+	l.sc.size.Store(int64(l.sc.live))
 	l.sc.dead++
 	x.count.Add(-1)
 }

@@ -44,45 +44,47 @@ func TestBehaviour(t *testing.T) {
 		wantID uint64
 		wantOK bool
 		wantN  int
+		// wantScopeLen is ScopeLen of scopes A and B.
+		wantScopeLen [2]int
 	}{
 		{
 			name:  "scope isolation: identical vector in another scope",
 			setup: func(ctx context.Context, x *Index) error { return x.Upsert(ctx, point(1, "A", a, later)) },
-			scope: "B", query: a, th: 0, now: t0, wantN: 1,
+			scope: "B", query: a, th: 0, now: t0, wantN: 1, wantScopeLen: [2]int{1, 0},
 		},
 		{
 			name:  "own scope finds it",
 			setup: func(ctx context.Context, x *Index) error { return x.Upsert(ctx, point(1, "A", a, later)) },
-			scope: "A", query: a, th: 0.99, now: t0, wantID: 1, wantOK: true, wantN: 1,
+			scope: "A", query: a, th: 0.99, now: t0, wantID: 1, wantOK: true, wantN: 1, wantScopeLen: [2]int{1, 0},
 		},
 		{
 			name:  "expired at ExpiresAt",
 			setup: func(ctx context.Context, x *Index) error { return x.Upsert(ctx, point(1, "A", a, later)) },
-			scope: "A", query: a, th: 0, now: later, wantN: 1,
+			scope: "A", query: a, th: 0, now: later, wantN: 1, wantScopeLen: [2]int{1, 0},
 		},
 		{
 			name:  "zero ExpiresAt is expired",
 			setup: func(ctx context.Context, x *Index) error { return x.Upsert(ctx, point(1, "A", a, time.Time{})) },
-			scope: "A", query: a, th: 0, now: t0, wantN: 1,
+			scope: "A", query: a, th: 0, now: t0, wantN: 1, wantScopeLen: [2]int{1, 0},
 		},
 		{
 			name:  "below threshold",
 			setup: func(ctx context.Context, x *Index) error { return x.Upsert(ctx, point(1, "A", near(r, a, 0.8), later)) },
-			scope: "A", query: a, th: 0.9, now: t0, wantN: 1,
+			scope: "A", query: a, th: 0.9, now: t0, wantN: 1, wantScopeLen: [2]int{1, 0},
 		},
 		{
 			name: "expired best gives way to the live second",
 			setup: func(ctx context.Context, x *Index) error {
 				return x.Upsert(ctx, point(1, "A", a, t0), point(2, "A", near(r, a, 0.9), later))
 			},
-			scope: "A", query: a, th: 0.5, now: t0, wantID: 2, wantOK: true, wantN: 2,
+			scope: "A", query: a, th: 0.5, now: t0, wantID: 2, wantOK: true, wantN: 2, wantScopeLen: [2]int{2, 0},
 		},
 		{
 			name: "tie goes to the lower id",
 			setup: func(ctx context.Context, x *Index) error {
 				return x.Upsert(ctx, point(9, "A", a, later), point(3, "A", a, later), point(5, "A", a, later))
 			},
-			scope: "A", query: a, th: 0.5, now: t0, wantID: 3, wantOK: true, wantN: 3,
+			scope: "A", query: a, th: 0.5, now: t0, wantID: 3, wantOK: true, wantN: 3, wantScopeLen: [2]int{3, 0},
 		},
 		{
 			name: "upsert replaces the vector",
@@ -92,7 +94,7 @@ func TestBehaviour(t *testing.T) {
 				}
 				return x.Upsert(ctx, point(1, "A", b, later))
 			},
-			scope: "A", query: a, th: 0.9, now: t0, wantN: 1,
+			scope: "A", query: a, th: 0.9, now: t0, wantN: 1, wantScopeLen: [2]int{1, 0},
 		},
 		{
 			name: "upsert moves a point to another scope",
@@ -102,7 +104,7 @@ func TestBehaviour(t *testing.T) {
 				}
 				return x.Upsert(ctx, point(1, "B", a, later))
 			},
-			scope: "A", query: a, th: 0, now: t0, wantN: 1,
+			scope: "A", query: a, th: 0, now: t0, wantN: 1, wantScopeLen: [2]int{0, 1},
 		},
 		{
 			name: "delete",
@@ -112,7 +114,7 @@ func TestBehaviour(t *testing.T) {
 				}
 				return x.Delete(ctx, 1, 42)
 			},
-			scope: "A", query: a, th: 0.9, now: t0, wantN: 1,
+			scope: "A", query: a, th: 0.9, now: t0, wantN: 1, wantScopeLen: [2]int{1, 0},
 		},
 		{
 			name: "delete where tenant",
@@ -126,7 +128,7 @@ func TestBehaviour(t *testing.T) {
 				}
 				return err
 			},
-			scope: "B", query: a, th: 0.9, now: t0, wantID: 2, wantOK: true, wantN: 1,
+			scope: "B", query: a, th: 0.9, now: t0, wantID: 2, wantOK: true, wantN: 1, wantScopeLen: [2]int{0, 1},
 		},
 		{
 			name: "delete where model matches all",
@@ -154,7 +156,7 @@ func TestBehaviour(t *testing.T) {
 				}
 				return err
 			},
-			scope: "A", query: b, th: 0.9, now: t0.Add(-time.Hour), wantID: 2, wantOK: true, wantN: 1,
+			scope: "A", query: b, th: 0.9, now: t0.Add(-time.Hour), wantID: 2, wantOK: true, wantN: 1, wantScopeLen: [2]int{1, 0},
 		},
 	}
 	for _, tt := range tests {
@@ -171,6 +173,11 @@ func TestBehaviour(t *testing.T) {
 			if x.Len() != tt.wantN {
 				t.Errorf("Len = %d, want %d", x.Len(), tt.wantN)
 			}
+			for i, sc := range []string{"A", "B"} {
+				if n := x.ScopeLen(sc); n != tt.wantScopeLen[i] {
+					t.Errorf("ScopeLen(%s) = %d, want %d", sc, n, tt.wantScopeLen[i])
+				}
+			}
 		})
 	}
 }
@@ -184,8 +191,14 @@ func TestErrors(t *testing.T) {
 	if _, _, err := x.Search(ctx, "A", make([]float32, 9), 0, t0); err == nil {
 		t.Error("Search with a 9-d query: no error")
 	}
+	if err := x.Upsert(ctx, point(1, "A", make([]float32, 8), t0)); err != nil {
+		t.Fatal(err)
+	}
 	if err := x.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if n := x.ScopeLen("A"); n != 0 {
+		t.Errorf("ScopeLen after Close = %d, want 0", n)
 	}
 	if _, _, err := x.Search(ctx, "A", make([]float32, 8), 0, t0); err != ErrClosed {
 		t.Errorf("Search after Close: %v, want ErrClosed", err)
