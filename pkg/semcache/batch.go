@@ -160,3 +160,12 @@ func batchContext(batch []*waiting) (context.Context, context.CancelFunc) {
 		cancel()
 	}
 }
+
+// Fits passes on the wrapped embedder's window (Fitter); an embedder
+// without one takes any text.
+func (b *batched) Fits(text string) bool {
+	if f, ok := b.Embedder.(Fitter); ok {
+		return f.Fits(text)
+	}
+	return true
+}

@@ -2,13 +2,13 @@ package semcache
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +27,6 @@ const (
 	DefaultTTL            = 24 * time.Hour
 	DefaultMaxBytes       = 64 << 20
 	DefaultMaxTemperature = 1.0
-	vectorCacheBytes      = 8 << 20
 	rebuildBatch          = 256
 )
 
@@ -53,9 +52,22 @@ type Options struct {
 	// cosine alone serves near-misses ("capital of France" for "capital of
 	// Germany").
 	Checker Checker
-	// Threshold is the default semantic threshold (cosine; default
-	// DefaultThreshold).
+	// Threshold is the cosine floor for candidates the guard aligns with
+	// the query (default DefaultThreshold).
 	Threshold float32
+	// UnalignedThreshold is the cosine at or above which a candidate the
+	// guard allows but does not align is served without verification
+	// (default DefaultUnalignedThreshold; above 1: never). It is never
+	// below Threshold.
+	UnalignedThreshold float32
+	// Verify hands uncertain candidates (allowed, not aligned, below
+	// UnalignedThreshold, at or above VerifyThreshold) to the caller for a
+	// judge's verdict: Lookup returns them in Result.Verify and the caller
+	// answers with Verdict.
+	Verify bool
+	// VerifyThreshold is the lowest cosine of a candidate worth verifying
+	// (default Threshold).
+	VerifyThreshold float32
 	// Turns is how many user turns are embedded (default 1: the last).
 	Turns int
 	// TTL is an entry's lifetime (default 24h).
@@ -90,12 +102,20 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Checker is the guard: it refuses a semantic candidate whose cached query
-// differs from the asked one in a way embeddings miss (numbers, names,
-// negation). *guard.Rules (pkg/semcache/guard) implements it. Allow must be
-// safe for concurrent use.
+// Checker is the guard: it decides whether a semantic candidate's cached
+// prompt asks what the query asks, which embeddings cannot tell (numbers,
+// names, negation, direction). *guard.Rules (pkg/semcache/guard)
+// implements it. Both methods must be safe for concurrent use.
 type Checker interface {
-	Allow(query, cached string) (ok bool, reason string)
+	// Prepare analyses a prompt once; the cache keeps the result with the
+	// entry (or the query) and passes it to Decide. It must be immutable.
+	Prepare(prompt string) any
+	// Decide compares a prepared query with a prepared cached prompt.
+	// allow false: a rule refuses the pair, it is never served. allow and
+	// aligned: served at or above Options.Threshold. allow and not aligned
+	// (uncertain): served at or above Options.UnalignedThreshold, or after
+	// a judge's verdict. reason names the rule, never the prompts' words.
+	Decide(query, cached any) (allow, aligned bool, reason string)
 }
 
 // Request is what the cache needs of a chat request.
@@ -117,6 +137,33 @@ type Result struct {
 	Similarity float32
 	// Reason says why the cache was bypassed or a candidate refused.
 	Reason string
+	// Verify is set on a KindMiss whose best candidate is uncertain and
+	// awaits a judge (Options.Verify): answer it with Cache.Verdict. Nil
+	// otherwise.
+	Verify *Candidate
+	// Verified is "judge" on a semantic hit a judge confirmed (now or
+	// earlier, for the same pair), "" otherwise.
+	Verified string
+}
+
+// VerifiedByJudge is Result.Verified for a hit a judge confirmed.
+const VerifiedByJudge = "judge"
+
+// Candidate is an uncertain semantic candidate awaiting a judge's verdict.
+type Candidate struct {
+	// Query and Cached are the new prompt's embedded text and the cached
+	// entry's.
+	Query, Cached string
+	Similarity    float32
+	// Entry is the answer that would be served.
+	Entry *Entry
+
+	// The verdict cache's key, and how long a verdict lives: as long as
+	// the entry.
+	id      uint64
+	scope   string
+	query   [16]byte
+	expires time.Time
 }
 
 // Entry is a cached answer. Entries are shared by every request they serve:
@@ -143,6 +190,25 @@ type entryMeta struct {
 	exactKey, tenant, model, scope, query string
 	size                                  int64
 	created, expires                      time.Time
+	// vectored: the entry's vector is in the index; pending: the entry
+	// has a query but no vector yet (embedded index only: see scopeState).
+	vectored, pending bool
+
+	// prep is the guard's analysis of query (Checker.Prepare), made once,
+	// when the entry is first a candidate (or taken from the query that
+	// stored it).
+	prepOnce sync.Once
+	prep     any
+}
+
+// prepared returns m's prepared query, preparing it on first use.
+func (m *entryMeta) prepared(ch Checker) any {
+	m.prepOnce.Do(func() {
+		if m.prep == nil {
+			m.prep = ch.Prepare(m.query)
+		}
+	})
+	return m.prep
 }
 
 // Stats is the report of GET /admin/cache. Counters run since Open; the
@@ -168,18 +234,28 @@ type Cache struct {
 	now         func() time.Time
 	log         *slog.Logger
 	turns       int
-	threshold   float32
+	threshold   float32 // the floor for aligned candidates
+	unaligned   float32 // serves uncertain candidates without a judge; >= threshold
+	verify      bool
+	verifyAt    float32 // the lowest cosine handed to a judge (when verify)
 	ttl         time.Duration
 	sideEffects map[string]bool
 	semantic    bool
 	share       bool // the index keeps entries (EntryKeeper): encode them
+	// lazy: the index is this process's own (semantic, not shared), so
+	// the cache knows every point it holds and skips the embedding in a
+	// scope with nothing to find (see scopeState).
+	lazy bool
 
-	hot  *ristretto.Cache[uint64, *Entry]    // decoded answers by id, bounded by bytes
-	vecs *ristretto.Cache[string, []float32] // tenant and query text → vector: Lookup embeds, Store reuses
+	hot *ristretto.Cache[uint64, *Entry] // decoded answers by id, bounded by bytes
 
-	mu    sync.RWMutex // guards byKey and meta; held for map operations only
-	byKey map[string]uint64
-	meta  map[uint64]*entryMeta
+	mu     sync.RWMutex // guards byKey, meta, scopes and the metas' vectored/pending; held for map operations only
+	byKey  map[string]uint64
+	meta   map[uint64]*entryMeta
+	scopes map[string]*scopeState // when lazy
+
+	verdicts verdicts
+	remote   remoteMetas // when share
 
 	// wmu serialises writers (Store, Delete, SweepExpired) so SQLite, the
 	// maps and the index change in the same order.
@@ -209,15 +285,22 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 		log:         o.Logger,
 		turns:       o.Turns,
 		threshold:   o.Threshold,
+		unaligned:   o.UnalignedThreshold,
+		verify:      o.Verify,
+		verifyAt:    o.VerifyThreshold,
 		ttl:         o.TTL,
 		sideEffects: map[string]bool{},
 		semantic:    o.Embedder != nil && o.Index != nil,
 		byKey:       map[string]uint64{},
 		meta:        map[uint64]*entryMeta{},
+		scopes:      map[string]*scopeState{},
+		verdicts:    verdicts{max: maxVerdicts},
+		remote:      remoteMetas{max: maxRemoteMetas},
 	}
 	if k, ok := o.Index.(EntryKeeper); ok && c.semantic {
 		c.share = k.KeepsEntries()
 	}
+	c.lazy = c.semantic && !c.share
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -232,6 +315,13 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 	}
 	if c.threshold <= 0 {
 		c.threshold = DefaultThreshold
+	}
+	if c.unaligned <= 0 {
+		c.unaligned = DefaultUnalignedThreshold
+	}
+	c.unaligned = max(c.unaligned, c.threshold)
+	if c.verifyAt <= 0 {
+		c.verifyAt = c.threshold
 	}
 	if c.ttl <= 0 {
 		c.ttl = DefaultTTL
@@ -258,18 +348,8 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("semcache: %w", err)
 	}
-	c.vecs, err = ristretto.NewCache(&ristretto.Config[string, []float32]{
-		NumCounters: 20000,
-		MaxCost:     vectorCacheBytes,
-		BufferItems: 64,
-	})
-	if err != nil {
-		c.hot.Close()
-		return nil, fmt.Errorf("semcache: %w", err)
-	}
 	if err := c.load(ctx); err != nil {
 		c.hot.Close()
-		c.vecs.Close()
 		return nil, err
 	}
 	if o.SweepInterval > 0 {
@@ -298,10 +378,12 @@ func (c *Cache) load(ctx context.Context) error {
 		return nil
 	}
 	err := loadLive(ctx, c.opts.DB, c.now(), c.share, func(r *row) error {
-		c.putMeta(r)
-		// Vectors of another embedder are not comparable: such entries
-		// are served exactly only.
-		if c.semantic && r.vector != nil && r.embedder == name && len(r.vector) == dim {
+		// Vectors of another embedder are not comparable: with an embedded
+		// index such entries are pending (embedded again when their scope
+		// is next searched), with a shared one served exactly only.
+		vectored := c.semantic && r.vector != nil && r.embedder == name && len(r.vector) == dim
+		c.putMeta(r, vectored, nil)
+		if vectored {
 			p := Point{ID: r.id, Scope: r.scope, Tenant: r.tenant, Model: r.model, Vector: r.vector, ExpiresAt: r.expires}
 			if c.share {
 				var err error
@@ -322,14 +404,20 @@ func (c *Cache) load(ctx context.Context) error {
 	return flush()
 }
 
-func (c *Cache) putMeta(r *row) {
+// putMeta holds a stored entry in memory: vectored when its vector is in
+// the index, prep its query's prepared form when already made (nil: made
+// on first use).
+func (c *Cache) putMeta(r *row, vectored bool, prep any) {
+	m := &entryMeta{
+		exactKey: r.exactKey, tenant: r.tenant, model: r.model, scope: r.scope, query: r.query,
+		size: r.size, created: r.created, expires: r.expires,
+		vectored: vectored, pending: c.lazy && !vectored && r.query != "", prep: prep,
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.byKey[r.exactKey] = r.id
-	c.meta[r.id] = &entryMeta{
-		exactKey: r.exactKey, tenant: r.tenant, model: r.model, scope: r.scope, query: r.query,
-		size: r.size, created: r.created, expires: r.expires,
-	}
+	c.meta[r.id] = m
+	c.trackLocked(r.id, m)
 }
 
 // forget drops entries from memory (not from SQLite or the index).
@@ -344,6 +432,7 @@ func (c *Cache) forget(ids []uint64) {
 				delete(c.byKey, m.exactKey)
 			}
 			delete(c.meta, id)
+			c.untrackLocked(id, m)
 		}
 	}
 	c.mu.Unlock()
@@ -384,7 +473,6 @@ func (c *Cache) Close() error {
 			c.sweeping.Unlock() //nolint:staticcheck // an empty critical section: a wait
 		}
 		c.hot.Close()
-		c.vecs.Close()
 	})
 	return nil
 }
@@ -399,6 +487,34 @@ type Query struct {
 	// bypass says why the request skips the cache entirely ("" when it
 	// does not).
 	bypass string
+
+	// What the semantic path made of keys.query, carried from Lookup to
+	// Store so that a request is embedded and prepared at most once: vec
+	// (nil until embedded), prep (the Checker's analysis, nil until made)
+	// and hash (the verdict cache's key, when hashed). A Query is used by
+	// one request, Lookup then Store: no lock.
+	vec    []float32
+	prep   any
+	hash   [16]byte
+	hashed bool
+}
+
+// prepared returns the query's prepared form, preparing it on first use.
+func (q *Query) prepared(ch Checker) any {
+	if q.prep == nil {
+		q.prep = ch.Prepare(q.keys.query)
+	}
+	return q.prep
+}
+
+// queryHash keys the query text in the verdict cache.
+func (q *Query) queryHash() [16]byte {
+	if !q.hashed {
+		sum := sha256.Sum256([]byte(q.keys.query))
+		copy(q.hash[:], sum[:16])
+		q.hashed = true
+	}
+	return q.hash
 }
 
 // Prepare decides whether r may use the cache (Cacheable) and computes its
@@ -413,6 +529,11 @@ func (c *Cache) Prepare(r Request, ctl Controls) *Query {
 	if err != nil {
 		q.bypass = "request cannot be canonicalised"
 		return q
+	}
+	if c.semantic && k.noSemantic == "" {
+		if f, ok := c.opts.Embedder.(Fitter); ok && !f.Fits(k.query) {
+			k.noSemantic = "longer than the embedder's window"
+		}
 	}
 	q.keys = k
 	return q
@@ -446,7 +567,7 @@ func (c *Cache) Lookup(ctx context.Context, q *Query) (*Entry, Result, error) {
 		c.saved.Add(int64(e.Cost))
 		return e, Result{Kind: KindHit, Similarity: 1}, nil
 	}
-	e, res := c.similar(ctx, q.Tenant, q.keys, q.Controls, now, q.Chat.OutputLimit())
+	e, res := c.similar(ctx, q, now)
 	if res.Kind == KindSemanticHit {
 		c.semHits.Add(1)
 		c.saved.Add(int64(e.Cost))
@@ -510,29 +631,47 @@ func (c *Cache) entry(ctx context.Context, id uint64) (*Entry, error) {
 // copy.
 func entryCost(e *Entry) int64 { return 2*int64(len(e.Response.Raw)) + 512 }
 
-// similar finds a semantic candidate in k's scope and serves it if it is
-// live, passes the guard, was not cut at its length limit and is no longer
-// than the request's own output limit (when the answer reported usage). The
-// candidate is this replica's entry (its meta) or, in an index shared
-// between replicas, the entry the hit carries (Hit.Entry), held to the
-// same rules.
-func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl Controls, now time.Time, outputLimit int) (*Entry, Result) {
+// similar finds a semantic candidate in q's scope and serves it if it is
+// live, the guard allows it at its similarity, it was not cut at its
+// length limit and it is no longer than the request's own output limit
+// (when the answer reported usage). The candidate is this replica's entry
+// (its meta) or, in an index shared between replicas, the entry the hit
+// carries (Hit.Entry), held to the same rules.
+//
+// The guard's decision sets the similarity needed: an aligned candidate is
+// served at the floor (the higher of Options.Threshold and the request's
+// threshold), an uncertain one (allowed, not aligned) at the unaligned
+// threshold (at least the floor), or when a judge said yes to the same
+// pair before, or else is returned for verification (Result.Verify) when
+// Options.Verify and it reaches the verify threshold. The index is searched
+// at the lowest of those in use.
+func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, Result) {
 	miss := Result{Kind: KindMiss}
 	if !c.semantic {
 		return nil, miss
 	}
+	k, ctl := q.keys, q.Controls
 	if k.noSemantic != "" {
 		miss.Reason = "no semantic lookup: " + k.noSemantic
 		return nil, miss
 	}
-	vec, err := c.embed(ctx, tenant, k.query)
+	vec, err := c.lookupVector(ctx, q)
 	if err != nil {
 		c.log.Warn("semcache: embed", "err", err)
 		miss.Reason = "semantic lookup failed"
 		return nil, miss
 	}
-	threshold := max(c.threshold, ctl.Threshold)
-	hit, ok, err := c.opts.Index.Search(ctx, k.scope, vec, threshold, now)
+	if vec == nil {
+		return nil, miss // nothing in the scope to find
+	}
+	floor := max(c.threshold, ctl.Threshold)
+	unaligned := max(c.unaligned, floor)
+	verifyAt := max(c.verifyAt, ctl.Threshold)
+	search := floor
+	if c.verify {
+		search = min(search, verifyAt)
+	}
+	hit, ok, err := c.opts.Index.Search(ctx, k.scope, vec, search, now)
 	if err != nil {
 		c.log.Warn("semcache: search", "err", err)
 		miss.Reason = "semantic lookup failed"
@@ -559,14 +698,14 @@ func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl C
 			return nil, miss
 		}
 		if !s.describes(m) {
-			shared, m = s, s.meta()
+			shared, m = s, c.remote.meta(s)
 		}
 	}
 	switch {
 	case m == nil:
 		miss.Reason = "candidate no longer cached"
 		return nil, miss
-	case m.scope != k.scope || (shared != nil && shared.Tenant != tenant):
+	case m.scope != k.scope || (shared != nil && shared.Tenant != q.Tenant):
 		// The index broke its contract: never serve across scopes.
 		c.log.Error("semcache: index returned a point of another scope", "id", hit.ID, "shared", shared != nil)
 		miss.Reason = "candidate out of scope"
@@ -575,10 +714,35 @@ func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl C
 		miss.Reason = "candidate expired or older than max-age"
 		return nil, miss
 	}
-	if ok, why := c.opts.Checker.Allow(k.query, m.query); !ok {
+	allow, aligned, why := c.opts.Checker.Decide(q.prepared(c.opts.Checker), m.prepared(c.opts.Checker))
+	if !allow {
 		c.refusals.Add(1)
 		miss.Reason = "guard: " + why
 		return nil, miss
+	}
+	// served: the candidate is served if its entry passes the checks
+	// below; otherwise verified says whether a judge already said yes, and
+	// verify whether it may be handed to one.
+	served := hit.Score >= unaligned || (aligned && hit.Score >= floor)
+	verified, verify := false, false
+	if !served {
+		if hit.Score < verifyAt {
+			miss.Reason = uncertainReason(aligned, why)
+			return nil, miss
+		}
+		ok, known := c.verdicts.get(verdictKey{scope: k.scope, id: hit.ID, query: q.queryHash()}, now)
+		switch {
+		case known && !ok:
+			miss.Reason = judgeRefusal
+			return nil, miss
+		case known:
+			verified = true
+		case c.verify:
+			verify = true
+		default:
+			miss.Reason = uncertainReason(aligned, why)
+			return nil, miss
+		}
 	}
 	var e *Entry
 	if shared != nil {
@@ -599,38 +763,91 @@ func (c *Cache) similar(ctx context.Context, tenant string, k requestKeys, ctl C
 			return nil, miss
 		}
 	}
-	if outputLimit > 0 && e.Usage != nil && e.Usage.CompletionTokens > outputLimit {
+	if limit := q.Chat.OutputLimit(); limit > 0 && e.Usage != nil && e.Usage.CompletionTokens > limit {
 		// Longer than this request allows its answer to be.
 		miss.Reason = "candidate is longer than max_tokens"
 		return nil, miss
 	}
-	return e, Result{Kind: KindSemanticHit, Similarity: hit.Score}
+	if verify {
+		miss.Reason = "uncertain candidate awaits verification"
+		miss.Verify = &Candidate{
+			Query: k.query, Cached: m.query, Similarity: hit.Score, Entry: e,
+			id: hit.ID, scope: k.scope, query: q.queryHash(), expires: m.expires,
+		}
+		return nil, miss
+	}
+	res := Result{Kind: KindSemanticHit, Similarity: hit.Score}
+	if verified {
+		res.Verified = VerifiedByJudge
+	}
+	return e, res
 }
 
-// embed returns the vector of a query, reusing the one a recent lookup of
-// the same tenant made. Vectors are kept per tenant: a hit is faster than an
-// embedding, so a cache shared by tenants would tell one whether another
-// recently sent a text.
-func (c *Cache) embed(ctx context.Context, tenant, query string) ([]float32, error) {
-	key := vectorKey(tenant, query)
-	if v, ok := c.vecs.Get(key); ok {
-		return v, nil
+// judgeRefusal is the Reason of a miss a judge's verdict made.
+const judgeRefusal = "judge: not the same request"
+
+// uncertainReason is the Reason of a miss whose candidate the guard allowed
+// but the similarity did not carry: why names the guard's rule.
+func uncertainReason(aligned bool, why string) string {
+	if aligned {
+		return "below the similarity threshold"
 	}
-	vs, err := c.opts.Embedder.Embed(ctx, []string{query})
+	if why == "" {
+		why = "not aligned"
+	}
+	return "uncertain (" + why + "): below the threshold for unaligned prompts"
+}
+
+// Verdict records a judge's verdict on cand, an uncertain candidate Lookup
+// returned for q (Result.Verify). ok: the candidate becomes a semantic hit,
+// counted as such (the miss Lookup counted is undone) with its Entry.Cost
+// saved, and Verdict returns its entry and a KindSemanticHit result with
+// Verified "judge". Not ok: nil and the miss, with the judge's reason.
+// Either way the verdict is kept for the pair (q's scope, the cached entry,
+// q's text) until the entry expires, and a later Lookup of the same pair
+// applies it without asking again. A judge that failed gives no verdict:
+// do not call Verdict (the lookup stays a miss).
+func (c *Cache) Verdict(q *Query, cand *Candidate, ok bool) (*Entry, Result) {
+	miss := Result{Kind: KindMiss, Similarity: cand.Similarity, Reason: judgeRefusal}
+	if q == nil || q.keys.scope != cand.scope || q.queryHash() != cand.query {
+		// Not this query's candidate: nothing is recorded or served.
+		miss.Reason = "verdict on another query's candidate"
+		return nil, miss
+	}
+	c.verdicts.put(verdictKey{scope: cand.scope, id: cand.id, query: cand.query}, ok, cand.expires, c.now())
+	if !ok {
+		return nil, miss
+	}
+	c.misses.Add(-1)
+	c.semHits.Add(1)
+	c.saved.Add(int64(cand.Entry.Cost))
+	return cand.Entry, Result{Kind: KindSemanticHit, Similarity: cand.Similarity, Verified: VerifiedByJudge}
+}
+
+// embedOne embeds one text.
+func (c *Cache) embedOne(ctx context.Context, text string) ([]float32, error) {
+	vs, err := c.embedTexts(ctx, []string{text})
 	if err != nil {
 		return nil, err
 	}
-	if len(vs) != 1 || len(vs[0]) != c.opts.Embedder.Dim() {
-		return nil, fmt.Errorf("semcache: embedder %s returned a vector of the wrong shape", c.opts.Embedder.Name())
-	}
-	c.vecs.Set(key, vs[0], int64(4*len(vs[0])+len(key)+64))
 	return vs[0], nil
 }
 
-// vectorKey keys the vector cache: the tenant's length first, so that no
-// tenant and text can spell another pair's key.
-func vectorKey(tenant, query string) string {
-	return strconv.Itoa(len(tenant)) + ":" + tenant + query
+// embedTexts embeds texts in one call and checks the vectors' shape.
+func (c *Cache) embedTexts(ctx context.Context, texts []string) ([][]float32, error) {
+	vs, err := c.opts.Embedder.Embed(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	if len(vs) != len(texts) {
+		return nil, fmt.Errorf("semcache: embedder %s returned %d vectors for %d texts", c.opts.Embedder.Name(), len(vs), len(texts))
+	}
+	for _, v := range vs {
+		if len(v) != c.opts.Embedder.Dim() {
+			return nil, fmt.Errorf("semcache: embedder %s returned a vector of the wrong shape", c.opts.Embedder.Name())
+		}
+	}
+	return vs, nil
 }
 
 // storable reports whether every choice ended normally: answers cut by a
@@ -651,7 +868,11 @@ func storable(resp *llm.ChatResponse) bool {
 
 // Store keeps resp, the answer model gave to q at the given cost, for TTL:
 // in SQLite, in the exact cache and (when q's last user turns are text) in
-// the index. It replaces an entry of the same exact key. It does nothing
+// the index. It replaces an entry of the same exact key. It embeds nothing
+// Lookup embedded: q carries the vector. With an embedded index, an entry
+// whose query Lookup did not embed (its scope was empty, or the lookup was
+// skipped) is kept without a vector, pending until its scope is next
+// searched; with a shared index Store embeds it. It does nothing
 // when q bypasses the cache, when q.Controls.NoStore, or when an answer
 // did not end normally (finish_reason other than stop, tool_calls or
 // length).
@@ -679,10 +900,14 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 	}
 	if c.semantic && k.noSemantic == "" {
 		rw.query = k.query
-		if rw.vector, err = c.embed(ctx, r.Tenant, k.query); err != nil {
-			c.log.Warn("semcache: embed for store: served exactly only", "err", err)
-			rw.vector = nil
-		} else {
+		rw.vector = q.vec
+		if rw.vector == nil && c.share {
+			if rw.vector, err = c.embedOne(ctx, k.query); err != nil {
+				c.log.Warn("semcache: embed for store: served exactly only", "err", err)
+				rw.vector = nil
+			}
+		}
+		if rw.vector != nil {
 			rw.embedder = c.opts.Embedder.Name()
 		}
 	}
@@ -699,7 +924,7 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 	}
 	rw.id, e.ID = id, id
 	c.forget(old)
-	c.putMeta(rw)
+	c.putMeta(rw, rw.vector != nil, q.prep)
 	c.hot.Set(id, e, entryCost(e))
 	if c.semantic {
 		if len(old) > 0 {
@@ -778,6 +1003,8 @@ func (c *Cache) SweepExpired(ctx context.Context) (int, error) {
 	}
 	c.mu.RUnlock()
 	c.forget(stale)
+	c.verdicts.prune(now)
+	c.remote.prune(now)
 	if c.semantic {
 		if _, err := c.opts.Index.DeleteExpired(ctx, now); err != nil {
 			return len(ids), fmt.Errorf("semcache: sweep: index: %w", err)
@@ -811,4 +1038,79 @@ func (c *Cache) Stats() Stats {
 		s.Embedder = c.opts.Embedder.Name()
 	}
 	return s
+}
+
+// lookupVector returns q's vector for a search, embedding it unless q
+// carries it. With an embedded index it returns nil (and embeds nothing)
+// when q's scope holds nothing to find, and embeds the scope's pending
+// entries in the same call as q, indexing them before the search.
+func (c *Cache) lookupVector(ctx context.Context, q *Query) ([]float32, error) {
+	if q.vec != nil {
+		return q.vec, nil
+	}
+	if !c.lazy {
+		v, err := c.embedOne(ctx, q.keys.query)
+		q.vec = v
+		return v, err
+	}
+	worth, cl := c.claimPending(q.keys.scope)
+	if !worth {
+		return nil, nil
+	}
+	texts := make([]string, 0, 1+len(cl.texts))
+	texts = append(append(texts, q.keys.query), cl.texts...)
+	vs, err := c.embedTexts(ctx, texts)
+	if err != nil {
+		c.restorePending(cl)
+		return nil, err
+	}
+	q.vec = vs[0]
+	if len(cl.ids) > 0 {
+		if err := c.indexPending(ctx, cl, vs[1:]); err != nil {
+			c.log.Warn("semcache: index pending entries", "err", err)
+			c.restorePending(cl)
+		}
+	}
+	return q.vec, nil
+}
+
+// indexPending stores the vectors of claimed pending entries in SQLite and
+// the index and counts them as vectored. Entries replaced or deleted since
+// they were claimed are skipped: wmu orders this after those writes.
+func (c *Cache) indexPending(ctx context.Context, cl claimed, vecs [][]float32) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var (
+		ids    []uint64
+		keep   []*entryMeta
+		kept   [][]float32
+		points []Point
+	)
+	c.mu.RLock()
+	for i, id := range cl.ids {
+		if m := cl.metas[i]; c.meta[id] == m && m.pending {
+			ids, keep, kept = append(ids, id), append(keep, m), append(kept, vecs[i])
+			points = append(points, Point{ID: id, Scope: m.scope, Tenant: m.tenant, Model: m.model, Vector: vecs[i], ExpiresAt: m.expires})
+		}
+	}
+	c.mu.RUnlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := setVectors(ctx, c.opts.DB, ids, kept, c.opts.Embedder.Name()); err != nil {
+		return err
+	}
+	if err := c.opts.Index.Upsert(ctx, points...); err != nil {
+		return fmt.Errorf("semcache: index pending entries: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, id := range ids {
+		if m := keep[i]; c.meta[id] == m && m.pending {
+			m.pending, m.vectored = false, true
+			c.trackLocked(id, m)
+		}
+	}
+	c.dropEmptyLocked(keep[0].scope)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"hash/fnv"
+	"maps"
 	"math"
 	"path/filepath"
 	"strings"
@@ -156,28 +157,80 @@ func (c *testClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// allowAll is a guard allowing every candidate: tests of the cache's own
-// rules, without the guard's.
+// allowAll is a guard allowing and aligning every candidate: tests of the
+// cache's own rules, without the guard's.
 type allowAll struct{}
 
-func (allowAll) Allow(query, cached string) (bool, string) { return true, "" }
+func (allowAll) Prepare(prompt string) any { return prompt }
+func (allowAll) Decide(query, cached any) (allow, aligned bool, reason string) {
+	return true, true, ""
+}
 
-// refuseNumbers is a guard refusing candidates whose digits differ.
+// refuseNumbers is a guard refusing candidates whose digits differ and
+// aligning the others.
 type refuseNumbers struct{}
 
-func (refuseNumbers) Allow(query, cached string) (bool, string) {
-	digits := func(s string) string {
-		return strings.Map(func(r rune) rune {
-			if unicode.IsDigit(r) {
-				return r
-			}
-			return -1
-		}, s)
+func (refuseNumbers) Prepare(prompt string) any { return prompt }
+func (refuseNumbers) Decide(query, cached any) (bool, bool, string) {
+	if digits(query.(string)) != digits(cached.(string)) {
+		return false, false, "numbers differ"
 	}
-	if digits(query) != digits(cached) {
-		return false, "numbers differ"
+	return true, true, ""
+}
+
+func digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsDigit(r) {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// wordGuard refuses candidates whose digits differ, aligns those with the
+// same set of words and leaves the others uncertain. It counts the prompts
+// it prepares.
+type wordGuard struct {
+	mu       sync.Mutex
+	prepared map[string]int
+}
+
+// wordSet is wordGuard's prepared prompt.
+type wordSet struct {
+	digits string
+	words  map[string]bool
+}
+
+func (g *wordGuard) Prepare(prompt string) any {
+	g.mu.Lock()
+	if g.prepared == nil {
+		g.prepared = map[string]int{}
 	}
-	return true, ""
+	g.prepared[prompt]++
+	g.mu.Unlock()
+	w := &wordSet{digits: digits(prompt), words: map[string]bool{}}
+	for _, f := range strings.FieldsFunc(strings.ToLower(prompt), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+		w.words[f] = true
+	}
+	return w
+}
+
+func (g *wordGuard) Decide(query, cached any) (bool, bool, string) {
+	q, c := query.(*wordSet), cached.(*wordSet)
+	if q.digits != c.digits {
+		return false, false, "number"
+	}
+	if !maps.Equal(q.words, c.words) {
+		return true, false, "unaligned word"
+	}
+	return true, true, "aligned"
+}
+
+// preparations is how often prompt was prepared.
+func (g *wordGuard) preparations(prompt string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.prepared[prompt]
 }
 
 type testEnv struct {

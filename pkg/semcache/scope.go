@@ -394,3 +394,108 @@ func unquote(q []byte) string {
 	}
 	return s
 }
+
+// Scopes with nothing to find.
+//
+// When every conversation is its own scope (the scope hashes the earlier
+// turns), most scopes hold one entry or none, and embedding a miss there
+// only to search an empty scope is the largest cost of the miss path. With
+// an embedded index (Cache.lazy) the cache knows every point the index
+// holds, so it keeps per scope the number of entries with a vector in the
+// index and the entries stored without one (pending: their query was never
+// embedded). A lookup in a scope with neither skips the embedding; a lookup
+// in a scope with pending entries embeds the query and theirs in one call
+// and indexes them before searching. A shared index (Qdrant) may hold
+// other replicas' points: there every lookup embeds.
+
+// maxPendingEmbed bounds the pending entries one lookup embeds with its
+// query; the rest wait for the next lookup in the scope.
+const maxPendingEmbed = 63
+
+// scopeState is what a scope holds for the semantic path. Guarded by
+// Cache.mu.
+type scopeState struct {
+	vectored int      // live entries whose vector is in the index
+	pending  []uint64 // entries with a query and no vector, not claimed by a lookup
+}
+
+// trackLocked counts m (just added, or just made vectored) in its scope.
+// c.mu is held.
+func (c *Cache) trackLocked(id uint64, m *entryMeta) {
+	if !c.lazy || (!m.vectored && !m.pending) {
+		return
+	}
+	st := c.scopes[m.scope]
+	if st == nil {
+		st = &scopeState{}
+		c.scopes[m.scope] = st
+	}
+	if m.vectored {
+		st.vectored++
+	} else {
+		st.pending = append(st.pending, id)
+	}
+}
+
+// untrackLocked uncounts m (dropped from memory). c.mu is held.
+func (c *Cache) untrackLocked(id uint64, m *entryMeta) {
+	st := c.scopes[m.scope]
+	if !c.lazy || st == nil {
+		return
+	}
+	if m.vectored {
+		st.vectored--
+	} else if i := slices.Index(st.pending, id); i >= 0 {
+		st.pending = slices.Delete(st.pending, i, i+1)
+	}
+	c.dropEmptyLocked(m.scope)
+}
+
+func (c *Cache) dropEmptyLocked(scope string) {
+	if st := c.scopes[scope]; st != nil && st.vectored <= 0 && len(st.pending) == 0 {
+		delete(c.scopes, scope)
+	}
+}
+
+// claimed are pending entries a lookup took to embed with its query.
+type claimed struct {
+	ids   []uint64
+	metas []*entryMeta
+	texts []string
+}
+
+// claimPending says whether scope may hold a candidate (worth embedding
+// the query) and takes up to maxPendingEmbed of its pending entries, which
+// the caller must index (indexPending) or give back (restorePending).
+func (c *Cache) claimPending(scope string) (worth bool, cl claimed) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.scopes[scope]
+	if st == nil {
+		return false, cl
+	}
+	n := min(len(st.pending), maxPendingEmbed)
+	for _, id := range st.pending[:n] {
+		if m := c.meta[id]; m != nil && m.pending {
+			cl.ids = append(cl.ids, id)
+			cl.metas = append(cl.metas, m)
+			cl.texts = append(cl.texts, m.query)
+		}
+	}
+	st.pending = slices.Delete(st.pending, 0, n)
+	return true, cl
+}
+
+// restorePending gives back claimed entries still held and still pending.
+func (c *Cache) restorePending(cl claimed) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, id := range cl.ids {
+		if m := cl.metas[i]; c.meta[id] == m && m.pending {
+			c.trackLocked(id, m)
+		}
+	}
+	if len(cl.metas) > 0 {
+		c.dropEmptyLocked(cl.metas[0].scope)
+	}
+}

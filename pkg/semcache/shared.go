@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -128,4 +129,51 @@ func (s *sharedEntry) entry() (*Entry, error) {
 func (s *sharedEntry) describes(m *entryMeta) bool {
 	return m != nil && s.ExactKey == m.exactKey && s.Scope == m.scope && s.Tenant == m.tenant &&
 		s.Query == m.query && s.CreatedMS == m.created.UnixMilli()
+}
+
+// maxRemoteMetas bounds the metas kept of other replicas' entries.
+const maxRemoteMetas = 4096
+
+// remoteMetas keeps the metas of entries decoded from a shared index's
+// hits (other replicas' entries), so that each entry's query is prepared
+// for the guard once, not on every lookup it is a candidate of. Bounded:
+// when full, an arbitrary meta is dropped (it is prepared again if it comes
+// back). Safe for concurrent use.
+type remoteMetas struct {
+	max int
+	mu  sync.Mutex // guards m
+	m   map[uint64]*entryMeta
+}
+
+// meta returns the meta of s: the one kept if it still describes s, else
+// a new one, kept.
+func (r *remoteMetas) meta(s *sharedEntry) *entryMeta {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m := r.m[s.ID]; s.describes(m) && m.expires.Equal(s.expires()) {
+		return m
+	}
+	if r.m == nil {
+		r.m = map[uint64]*entryMeta{}
+	}
+	for id := range r.m {
+		if len(r.m) < r.max {
+			break
+		}
+		delete(r.m, id)
+	}
+	m := s.meta()
+	r.m[s.ID] = m
+	return m
+}
+
+// prune drops the metas of entries expired at now.
+func (r *remoteMetas) prune(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, m := range r.m {
+		if !now.Before(m.expires) {
+			delete(r.m, id)
+		}
+	}
 }

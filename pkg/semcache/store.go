@@ -223,3 +223,21 @@ func decodeVector(b []byte) []float32 {
 	}
 	return v
 }
+
+// setVectors stores the vectors of entries stored without one.
+func setVectors(ctx context.Context, db *sql.DB, ids []uint64, vecs [][]float32, embedder string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("semcache: set vectors: %w", err)
+	}
+	defer tx.Rollback()
+	for i, id := range ids {
+		if _, err := tx.ExecContext(ctx, `UPDATE semcache_entries SET vector = ?, embedder = ? WHERE id = ?`, encodeVector(vecs[i]), embedder, int64(id)); err != nil {
+			return fmt.Errorf("semcache: set vectors: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("semcache: set vectors: %w", err)
+	}
+	return nil
+}
