@@ -2,6 +2,7 @@ package semcache
 
 import (
 	"context"
+	"strconv"
 	"testing"
 )
 
@@ -31,5 +32,49 @@ func BenchmarkLookupExactHit(b *testing.B) {
 		if _, res, _ := c.Lookup(ctx, c.Prepare(r, Controls{})); res.Kind != KindHit {
 			b.Fatal(res)
 		}
+	}
+}
+
+// BenchmarkMiss is the cache's share of a miss: Prepare, Lookup (a miss)
+// and Store of a new prompt, with a fast fake embedder (the embedding's
+// own cost is the embedder's benchmark), in one scope shared by every
+// prompt and with every prompt in its own scope (each conversation its own
+// scope). embeds/op counts the texts embedded.
+func BenchmarkMiss(b *testing.B) {
+	for _, bm := range []struct {
+		name      string
+		ownScopes bool
+		shared    bool
+	}{
+		{"one scope/own index", false, false},
+		{"own scopes/own index", true, false},
+		{"own scopes/shared index", true, true},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			env := newTestEnv(b)
+			env.index.dropEntries = !bm.shared
+			emb := &countingEmbedder{}
+			c := env.open(b, func(o *Options) { o.Embedder, o.Checker = emb, refuseNumbers{} })
+			ctx := context.Background()
+			resp := answer("Day 1: Alfama and the castle. Day 2: Belém. Day 3: Gulbenkian. Day 4: LX Factory.")
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				i++
+				tenant := "t1"
+				if bm.ownScopes {
+					tenant = "conversation-" + strconv.Itoa(i)
+				}
+				body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Plan trip number ` + strconv.Itoa(i) + ` to Lisbon, four days, food and museums."}]}`
+				q := c.Prepare(Request{Tenant: tenant, Model: "gpt-4o-mini", Chat: chat(b, body)}, Controls{})
+				if _, res, _ := c.Lookup(ctx, q); res.Kind != KindMiss {
+					b.Fatal(res)
+				}
+				if err := c.Store(ctx, q, resp, "gpt-4o-mini", 150); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(emb.count())/float64(i), "embeds/op")
+		})
 	}
 }
