@@ -51,11 +51,7 @@ func BenchmarkMiss(b *testing.B) {
 		{"own scopes/shared index", true, true},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
-			env := newTestEnv(b)
-			env.index.dropEntries = !bm.shared
-			emb := &countingEmbedder{}
-			c := env.open(b, func(o *Options) { o.Embedder, o.Checker = emb, refuseNumbers{} })
-			ctx := context.Background()
+			_, emb, c := countedCache(b, bm.shared)
 			resp := answer("Day 1: Alfama and the castle. Day 2: Belém. Day 3: Gulbenkian. Day 4: LX Factory.")
 			i := 0
 			b.ReportAllocs()
@@ -66,13 +62,7 @@ func BenchmarkMiss(b *testing.B) {
 					tenant = "conversation-" + strconv.Itoa(i)
 				}
 				body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Plan trip number ` + strconv.Itoa(i) + ` to Lisbon, four days, food and museums."}]}`
-				q := c.Prepare(Request{Tenant: tenant, Model: "gpt-4o-mini", Chat: chat(b, body)}, Controls{})
-				if _, res, _ := c.Lookup(ctx, q); res.Kind != KindMiss {
-					b.Fatal(res)
-				}
-				if err := c.Store(ctx, q, resp, "gpt-4o-mini", 150); err != nil {
-					b.Fatal(err)
-				}
+				missAndStore(b, c, Request{Tenant: tenant, Model: "gpt-4o-mini", Chat: chat(b, body)}, resp)
 			}
 			b.ReportMetric(float64(emb.count())/float64(i), "embeds/op")
 		})

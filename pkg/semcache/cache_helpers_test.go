@@ -320,3 +320,29 @@ func lookup(t testing.TB, c *Cache, r Request, ctl Controls) (*Entry, Result) {
 	}
 	return e, res
 }
+
+// countedCache opens a cache on a fresh environment with a counting
+// embedder and the refuseNumbers guard (prompts differing in their number
+// never serve each other, whatever the hashed vectors say); shared: the
+// index keeps entries, as one shared between replicas does.
+func countedCache(tb testing.TB, shared bool) (*testEnv, *countingEmbedder, *Cache) {
+	tb.Helper()
+	env := newTestEnv(tb)
+	env.index.dropEntries = !shared
+	emb := &countingEmbedder{}
+	return env, emb, env.open(tb, func(o *Options) { o.Embedder, o.Checker = emb, refuseNumbers{} })
+}
+
+// missAndStore looks r up, which must miss, and stores resp for it, as the
+// gateway does on a miss.
+func missAndStore(tb testing.TB, c *Cache, r Request, resp *llm.ChatResponse) {
+	tb.Helper()
+	ctx := context.Background()
+	q := c.Prepare(r, Controls{})
+	if _, res, err := c.Lookup(ctx, q); err != nil || res.Kind != KindMiss {
+		tb.Fatalf("%+v %v", res, err)
+	}
+	if err := c.Store(ctx, q, resp, "gpt-4o-mini", 150); err != nil {
+		tb.Fatal(err)
+	}
+}

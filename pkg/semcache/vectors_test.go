@@ -72,21 +72,9 @@ func TestOneEmbeddingPerMiss(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := newTestEnv(t)
-			env.index.dropEntries = !tt.shared
-			emb := &countingEmbedder{}
-			// refuseNumbers: prompts differing in their number never
-			// serve each other, whatever the hashed vectors say.
-			c := env.open(t, func(o *Options) { o.Embedder, o.Checker = emb, refuseNumbers{} })
-			ctx := context.Background()
+			_, emb, c := countedCache(t, tt.shared)
 			for i := range n {
-				q := c.Prepare(req(t, "t1", userBody(fmt.Sprintf("how do I deploy service number %d", i))), Controls{})
-				if _, res, err := c.Lookup(ctx, q); err != nil || res.Kind != KindMiss {
-					t.Fatalf("prompt %d: %+v %v", i, res, err)
-				}
-				if err := c.Store(ctx, q, answer("like this"), "m", 1); err != nil {
-					t.Fatal(err)
-				}
+				missAndStore(t, c, req(t, "t1", userBody(fmt.Sprintf("how do I deploy service number %d", i))), answer("like this"))
 			}
 			if got, misses := emb.count(), c.Stats().Misses; got != n || misses != n {
 				t.Fatalf("%d texts embedded for %d misses, want %d", got, misses, n)
@@ -155,18 +143,11 @@ func TestEmptyScopesCostNoEmbedding(t *testing.T) {
 	emb := &countingEmbedder{}
 	edit := func(o *Options) { o.Embedder = emb }
 	c := env.open(t, edit)
-	ctx := context.Background()
 	question := func(i int) string { return fmt.Sprintf("what did we decide about item %d", i) }
 	paraphrase := func(i int) string { return fmt.Sprintf("about item %d, what did we decide", i) }
 	tenant := func(i int) string { return fmt.Sprint("conversation-", i) }
 	for i := range scopes {
-		q := c.Prepare(req(t, tenant(i), userBody(question(i))), Controls{})
-		if _, res, err := c.Lookup(ctx, q); err != nil || res.Kind != KindMiss {
-			t.Fatalf("scope %d: %+v %v", i, res, err)
-		}
-		if err := c.Store(ctx, q, answer(fmt.Sprint("answer ", i)), "m", 1); err != nil {
-			t.Fatal(err)
-		}
+		missAndStore(t, c, req(t, tenant(i), userBody(question(i))), answer(fmt.Sprint("answer ", i)))
 	}
 	if n := emb.count(); n != 0 || env.index.Len() != 0 {
 		t.Fatalf("%d single-entry scopes: %d texts embedded, %d points indexed, want 0", scopes, n, env.index.Len())
