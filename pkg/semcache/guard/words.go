@@ -31,7 +31,7 @@ var stopWords = setOf(
 var negations = setOf(
 	"not", "no", "never", "without", "nor", "none", "nobody", "nothing",
 	"nowhere", "neither", "cannot", "dont", "doesnt", "didnt", "isnt",
-	"arent", "wasnt", "werent", "cant", "couldnt", "shouldnt", "wouldnt",
+	"arent", "wasnt", "werent", "wont", "cant", "couldnt", "shouldnt", "wouldnt",
 	"havent", "hasnt", "hadnt",
 )
 
@@ -157,3 +157,98 @@ func setOf(words ...string) map[string]bool {
 	}
 	return m
 }
+
+// bareContractions are contractions written without their apostrophe, as
+// casual text does ("whats", "im"), with the word they stand for.
+var bareContractions = map[string]string{
+	"whats": "what", "hows": "how", "wheres": "where", "whos": "who",
+	"whens": "when", "whys": "why", "thats": "that", "theres": "there",
+	"heres": "here", "im": "i", "ive": "i", "youre": "you", "youve": "you",
+	"theyre": "they", "weve": "we", "hes": "he", "shes": "she", "lets": "let",
+}
+
+// freeWords need no partner in the other prompt: greetings, thanks,
+// fillers, slang, hedges and the verbs of a request ("explain X" asks what
+// "what is X" asks). General English, not taken from any evaluation set.
+var freeWords = setOf(
+	"hi", "hello", "hey", "hiya", "greetings", "thanks", "thank", "thx", "ty",
+	"cheers", "please", "pls", "plz", "sorry", "appreciate", "appreciated",
+	"advance", "kindly", "dear", "folks", "guys", "everyone", "anyone", "someone",
+	"honestly", "basically", "actually", "really", "seriously", "literally",
+	"question", "wondering", "wonder", "curious", "confused",
+	"lol", "tf", "heck", "hell", "damn", "btw", "fyi", "imo", "ur", "u", "r",
+	"gonna", "wanna", "gotta", "kinda", "sorta", "stuff", "lemme", "gimme",
+	"explain", "describe", "tell", "list", "give", "show", "suggest", "provide",
+	"share", "name", "outline", "summarize", "summarise", "clarify", "define",
+	"know", "want", "need", "help", "like", "would", "could", "possible",
+	"exactly", "specifically", "briefly", "simply", "okay", "ok", "yes", "yeah",
+	"assist", "answer", "let", "mind", "wanted", "ask", "asking",
+	"vs", "versus", "way", "proper", "properly", "correct", "correctly",
+	"anyway", "even", "yo", "rn", "w", "recommend", "go", "about", "so",
+)
+
+// hedgeWords follow a negation that speaks about the asker, not the
+// question: "I don't know how to", "not sure", "no idea".
+var hedgeWords = setOf(
+	"know", "sure", "understand", "remember", "idea", "certain", "clear",
+	"figure", "recall", "get", "quite",
+)
+
+// howMuch are the words after "how" that ask for an amount or a measure.
+var howMuch = setOf(
+	"many", "much", "long", "old", "far", "often", "big", "tall", "high",
+	"fast", "large", "small", "deep", "wide", "heavy", "soon", "late",
+	"early", "frequently", "expensive", "cheap",
+)
+
+// particleWords are the particles of phrasal verbs ("zoom in", "log out").
+var particleWords = setOf(
+	"in", "out", "up", "down", "on", "off", "back", "away", "over", "through",
+)
+
+// markerGroups are the words that mark a direction or a role, by group:
+// "to" and "into" mark the same role.
+var markerGroups = map[string]uint8{
+	"to": 1, "into": 1, "onto": 1, "toward": 1, "towards": 1,
+	"from": 2,
+	"than": 3,
+	"vs":   3, "versus": 3, "against": 3,
+	"over":    5,
+	"of":      6,
+	"instead": 7,
+	"by":      8,
+	"for":     9,
+	"with":    10,
+	"in":      11,
+}
+
+// maxDirection: marker groups up to it mark a direction ("to", "from",
+// "than", "vs"); a word governed by one in a prompt and by another in the
+// other has changed its role.
+const maxDirection = 3
+
+// argGlue may stand between a marker and its argument: articles,
+// possessives, determiners.
+var argGlue = setOf(
+	"a", "an", "the", "my", "your", "our", "their", "his", "her", "its",
+	"this", "that", "these", "those", "some", "any", "each", "every",
+)
+
+// requestVerbs open a request: a sentence that starts with one asks for
+// something, whatever its punctuation.
+var requestVerbs = setOf(
+	"write", "give", "list", "explain", "tell", "make", "create", "convert",
+	"calculate", "compute", "suggest", "translate", "summarize", "summarise",
+	"draft", "show", "keep", "use", "include", "answer", "respond", "format",
+	"describe", "compare", "recommend", "find", "plan", "generate", "rewrite",
+	"edit", "fix", "help", "design", "outline", "name", "provide", "send",
+	"add", "remove", "avoid", "focus", "limit", "only", "don't", "do", "be",
+	"make", "put", "return", "output", "reply", "sort", "solve", "check",
+	"proofread", "define", "state", "walk", "let", "assume", "imagine",
+)
+
+// greetingWords open a sentence of courtesy ("Hi, hope you're well.").
+var greetingWords = setOf(
+	"hi", "hello", "hey", "morning", "evening", "afternoon", "greetings",
+	"thanks", "thank", "cheers", "hiya", "howdy", "dear", "good",
+)
