@@ -8,7 +8,11 @@
 // points). A scope is a list of append-only segments published through an
 // atomic pointer: readers load the list and scan it without a lock, writers
 // (serialised by one mutex) fill a segment's next slot and then publish the
-// new count. Deletes and replacements set a tombstone bit; a scope is
+// new count. A scope's first segment holds one point and each new one half
+// as many as the scope already has (a quarter once it has bounds, up to
+// 4096), so that a gateway with one scope per conversation spends about a
+// vector per point (2.6 KB at 512 dimensions) rather than a segment per
+// scope. Deletes and replacements set a tombstone bit; a scope is
 // compacted into fresh segments once it holds more tombstones than live
 // points, and the old segments are left to the garbage collector when the
 // last search holding them returns.
@@ -24,10 +28,12 @@
 //
 // # Search
 //
-// Each scope keeps a basis: its centre, then the top 119 principal
-// directions of a sample of up to 2048 of its points, learnt by a rebuild
-// each time the scope's live count doubles (from 1024 points on) and when
-// tombstones outnumber live points. A rebuild re-encodes every point into
+// Search scans a scope of under 2048 points exactly; one under 1024 keeps
+// its points' vectors only. From 1024 points on a scope keeps a basis: its
+// centre, then the top 119 principal directions of a sample of up to 2048
+// of its points, learnt by a rebuild when it reaches 1024 points, each time its live count
+// doubles after that, and when tombstones outnumber live points (a smaller
+// scope's rebuild only compacts it). A rebuild re-encodes every point into
 // fresh segments; growth rebuilds of scopes past 1024 points run in the
 // background, catching up with the points added meanwhile, and hold the
 // writers' mutex only to encode the last few hundred and move the points'

@@ -143,9 +143,18 @@ type headRec struct {
 // segment is append-only: slots below n are immutable except for their
 // tombstone bit.
 type segment struct {
-	n     atomic.Int32
-	ids   []uint64
-	exp   []int64 // UnixNano; the point is dead at or after it
+	n    atomic.Int32
+	ids  []uint64
+	exp  []int64 // UnixNano; the point is dead at or after it
+	vecs []float32
+	dead []atomic.Uint64
+	// code holds the points' bounds; nil in the segments of a view without
+	// a basis, which searches scan exactly.
+	code *segCode
+}
+
+// segCode is what a segment keeps to bound its points' scores.
+type segCode struct {
 	alpha []float32
 	rho   []float32
 	codes []uint64
@@ -156,8 +165,6 @@ type segment struct {
 	hq1  []int8
 	tau1 []float32
 	w1   []float32
-	vecs []float32
-	dead []atomic.Uint64
 }
 
 // New returns an empty index of vectors of dim dimensions.
@@ -188,21 +195,34 @@ func New(dim int, opts ...Option) *Index {
 	return x
 }
 
-func (x *Index) newSegment(size int) *segment {
-	return &segment{
-		ids:   make([]uint64, size),
-		exp:   make([]int64, size),
-		alpha: make([]float32, size),
-		rho:   make([]float32, size),
-		codes: make([]uint64, size*x.words),
-		recs:  make([]headRec, size),
-		hq1:   make([]int8, (size+31)&^31*x.head1P),
-		tau1:  make([]float32, size),
-		w1:    make([]float32, size),
-		vecs:  make([]float32, size*x.dim),
-		dead:  make([]atomic.Uint64, (size+63)/64),
+// newSegment returns an empty segment of size slots for view v: with
+// bounds when v has a basis.
+func (x *Index) newSegment(size int, v *view) *segment {
+	seg := &segment{
+		ids:  make([]uint64, size),
+		exp:  make([]int64, size),
+		vecs: make([]float32, size*x.dim),
+		dead: make([]atomic.Uint64, (size+63)/64),
 	}
+	if v.basis != nil {
+		seg.code = &segCode{
+			alpha: make([]float32, size),
+			rho:   make([]float32, size),
+			codes: make([]uint64, size*x.words),
+			recs:  make([]headRec, size),
+			hq1:   make([]int8, (size+31)&^31*x.head1P),
+			tau1:  make([]float32, size),
+			w1:    make([]float32, size),
+		}
+	}
+	return seg
 }
+
+// codeMin is the live count from which a scope's view has a basis and its
+// segments bounds: half the size from which Search bounds rather than
+// scans (smallScope), so that the rebuild which adds them has run by then.
+// Below it a point costs its vector and little else.
+func (x *Index) codeMin() int { return x.small / 2 }
 
 func (s *segment) isDead(i int) bool { return s.dead[i>>6].Load()&(1<<(uint(i)&63)) != 0 }
 
@@ -298,19 +318,28 @@ func (x *Index) scopeFor(name string) *scope {
 func (x *Index) appendPoint(sc *scope, id uint64, vec []float32, exp int64, tenant, model string) loc {
 	v := sc.view.Load()
 	if v == nil {
-		c := unit(vec, nil)
-		v = &view{centre: c, basis: newHeadBasis([][]float64{f64(c)}, x.head, x.head1, x.dim)}
-		sc.centredAt = 1
+		v = &view{}
+		if x.codeMin() == 0 {
+			c := unit(vec, nil)
+			v = &view{centre: c, basis: newHeadBasis([][]float64{f64(c)}, x.head, x.head1, x.dim)}
+			sc.centredAt = 1
+		}
 		sc.view.Store(v)
 	}
 	var seg *segment
 	if k := len(v.segs); k > 0 && int(v.segs[k-1].n.Load()) < len(v.segs[k-1].ids) {
 		seg = v.segs[k-1]
 	} else {
-		// Segments grow with the scope so that the many small scopes of a
-		// busy gateway do not each reserve a full segment.
-		size := min(x.segSize, max(minSegmentSize, sc.live+sc.dead))
-		seg = x.newSegment(size)
+		// Segments grow with the scope, its first holding one point, so
+		// that the many small scopes of a busy gateway (one a conversation)
+		// cost about their points' vectors: by half the scope's slots
+		// (slots a point, segments a doubling, against slack), a quarter
+		// once it has bounds (few small scopes have them).
+		grow := 2
+		if v.basis != nil {
+			grow = 4
+		}
+		seg = x.newSegment(min(x.segSize, max(1, (sc.live+sc.dead)/grow)), v)
 		segs := make([]*segment, len(v.segs), len(v.segs)+1)
 		copy(segs, v.segs)
 		v = &view{centre: v.centre, basis: v.basis, segs: append(segs, seg)}
@@ -327,9 +356,11 @@ func (x *Index) put(seg *segment, v *view, id uint64, vec []float32, exp int64) 
 	seg.ids[i] = id
 	seg.exp[i] = exp
 	copy(seg.vecs[i*x.dim:(i+1)*x.dim], vec)
-	seg.alpha[i], seg.rho[i] = encode(seg.codes[i*x.words:(i+1)*x.words], vec, v.centre)
-	r := &seg.recs[i]
-	r.tau, r.w, seg.tau1[i], seg.w1[i] = encodeHead(r.q[:x.headP], seg.hq1[blockOff(i, x.head1P):], vec, v.basis, float64(x.hslack))
+	if c := seg.code; c != nil {
+		c.alpha[i], c.rho[i] = encode(c.codes[i*x.words:(i+1)*x.words], vec, v.centre)
+		r := &c.recs[i]
+		r.tau, r.w, c.tau1[i], c.w1[i] = encodeHead(r.q[:x.headP], c.hq1[blockOff(i, x.head1P):], vec, v.basis, float64(x.hslack))
+	}
 	seg.n.Store(int32(i + 1)) // publishes the slot to searches
 	return i
 }
@@ -344,9 +375,9 @@ func (x *Index) kill(id uint64, l loc) {
 	x.count.Add(-1)
 }
 
-// maintain compacts a scope full of tombstones, relearns the basis of one
-// that has doubled since it was last learnt, and forgets an empty one.
-// Callers hold mu.
+// maintain compacts a scope full of tombstones, gives one that reaches
+// codeMin a basis and bounds, relearns the basis of one that has doubled
+// since it was last learnt, and forgets an empty one. Callers hold mu.
 func (x *Index) maintain(sc *scope) {
 	switch {
 	case sc.live == 0:
@@ -356,9 +387,10 @@ func (x *Index) maintain(sc *scope) {
 	case sc.live+sc.dead < sc.retryAt:
 	case sc.dead >= minCompactDead && sc.dead > sc.live:
 		x.rebuild(sc)
-	case sc.live >= 2*sc.centredAt && sc.live < x.asyncMin:
+	case sc.live < 2*sc.centredAt || sc.live < x.codeMin():
+	case sc.live < x.asyncMin:
 		x.rebuild(sc)
-	case sc.live >= 2*sc.centredAt && !sc.building:
+	case !sc.building:
 		x.rebuildLater(sc)
 	}
 }
@@ -369,10 +401,31 @@ type slotRef struct{ seg, slot int32 }
 
 // build learns a centre and basis from old's live points among the first
 // counts[s] slots of each segment s and encodes those points into fresh
-// segments against them. It only reads old (whose published slots are
+// segments against them; below codeMin it only copies them into fresh
+// segments without bounds. It only reads old (whose published slots are
 // immutable but for tombstones), so it may run without mu; from[j] is
 // where the j-th copied point came from.
 func (x *Index) build(old *view, counts []int, live int) (*view, []slotRef) {
+	nv := &view{}
+	if live >= x.codeMin() {
+		nv = x.learn(old, counts, live)
+	}
+	from := make([]slotRef, 0, live)
+	for s, os := range old.segs {
+		for i := range counts[s] {
+			if os.isDead(i) {
+				continue
+			}
+			x.putNew(nv, live, os.ids[i], os.vecs[i*x.dim:(i+1)*x.dim], os.exp[i])
+			from = append(from, slotRef{int32(s), int32(i)})
+		}
+	}
+	return nv, from
+}
+
+// learn returns an empty view with the centre and basis learnt from old's
+// live points among the first counts[s] slots of each segment s.
+func (x *Index) learn(old *view, counts []int, live int) *view {
 	mean := make([]float64, x.dim)
 	for s, seg := range old.segs {
 		for i := range counts[s] {
@@ -386,7 +439,9 @@ func (x *Index) build(old *view, counts []int, live int) (*view, []slotRef) {
 	}
 	centre := unit64(mean)
 	if centre == nil {
-		centre = old.centre
+		// The points sum to zero: any unit vector is as good a centre.
+		centre = make([]float32, x.dim)
+		centre[0] = 1
 	}
 	var sample [][]float32
 	stride := max(1, live/basisSample)
@@ -411,26 +466,20 @@ func (x *Index) build(old *view, counts []int, live int) (*view, []slotRef) {
 	}
 	nv := &view{centre: centre, basis: newHeadBasis(rows, x.head, x.head1, x.dim)}
 	nv.basis.fitQuant(sample)
-	from := make([]slotRef, 0, live)
-	for s, os := range old.segs {
-		for i := range counts[s] {
-			if os.isDead(i) {
-				continue
-			}
-			x.putNew(nv, live, os.ids[i], os.vecs[i*x.dim:(i+1)*x.dim], os.exp[i])
-			from = append(from, slotRef{int32(s), int32(i)})
-		}
-	}
-	return nv, from
+	return nv
 }
 
-// putNew appends a point to a view not yet published.
+// putNew appends a point to a view not yet published that is to hold
+// about live points: segments are sized for what is left of them, and for
+// a quarter more when points keep coming (a background rebuild catching
+// up), as appendPoint would.
 func (x *Index) putNew(nv *view, live int, id uint64, vec []float32, exp int64) (*segment, int) {
 	var seg *segment
 	if k := len(nv.segs); k > 0 && int(nv.segs[k-1].n.Load()) < len(nv.segs[k-1].ids) {
 		seg = nv.segs[k-1]
 	} else {
-		seg = x.newSegment(min(x.segSize, max(minSegmentSize, live)))
+		placed := nv.len()
+		seg = x.newSegment(min(x.segSize, max(live-placed, placed/4, 1)), nv)
 		nv.segs = append(nv.segs, seg)
 	}
 	return seg, x.put(seg, nv, id, vec, exp)
@@ -462,7 +511,10 @@ func (x *Index) install(sc *scope, ref *view, nv *view, from []slotRef) {
 	}
 	sc.view.Store(nv)
 	sc.dead = dead
-	sc.centredAt = sc.live
+	sc.centredAt = 0
+	if nv.basis != nil {
+		sc.centredAt = sc.live
+	}
 }
 
 // catchUp copies into nv the live points of cur past counts (cur extends

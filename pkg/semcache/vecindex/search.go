@@ -103,7 +103,7 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 	for _, f := range vec {
 		qq += float64(f) * float64(f)
 	}
-	if v.len() < x.small || !(qq <= maxNorm2) {
+	if v.basis == nil || v.len() < x.small || !(qq <= maxNorm2) {
 		return x.scan(v, vec, threshold, now)
 	}
 	s := x.pool.Get().(*scratch)
@@ -164,7 +164,7 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 			}
 			mask := s.mask[:(n+7)/8]
 			par := [4]float32{qh.un1, qh.qm, qh.bar(thr, true), qh.lam}
-			scanHead(seg.hq1, qh.gp, seg.tau1, seg.w1, &par, mask, n)
+			scanHead(seg.code.hq1, qh.gp, seg.code.tau1, seg.code.w1, &par, mask, n)
 			par = [4]float32{qh.un, qh.qm}
 			idx := s.idx[:0]
 			b := 0
@@ -183,7 +183,7 @@ func (x *Index) Search(ctx context.Context, scope string, vec []float32, thresho
 				s.out = make([]float32, cap(idx))
 			}
 			out := s.out[:len(idx)]
-			pass2(seg.recs, idx, qh.gs[:k], &par, out)
+			pass2(seg.code.recs, idx, qh.gs[:k], &par, out)
 			bar := cut(thr)
 			for j, ub := range out {
 				if i := int(idx[j]); ub >= bar && seg.exp[i] > t && !seg.isDead(i) {
@@ -306,7 +306,8 @@ func down(c []cand, i int) {
 
 // codeBound is the sign-code bound on the score of slot i (see bound.go).
 func codeBound(s *scratch, seg *segment, i, words int, beta, qn float32) float32 {
-	a, r := seg.alpha[i], seg.rho[i]
-	w := agree(s.tables, seg.codes[i*words:(i+1)*words])
+	c := seg.code
+	a, r := c.alpha[i], c.rho[i]
+	w := agree(s.tables, c.codes[i*words:(i+1)*words])
 	return a*beta + r*float32(math.Sqrt(float64(w))) + slack*qn*(abs(a)+r)
 }
