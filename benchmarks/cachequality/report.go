@@ -166,8 +166,8 @@ func writeWorkload(w io.Writer, s *workloadScore, lc *ledgerCheck, in *inputs, s
 	}
 	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t%s\t%s\t\n", all.Requests, s.Hits, s.Correct, s.Wrong, usd(s.SavedCorrect), usd(s.SavedWrong))
 	tw.Flush()
-	fmt.Fprintf(w, "hits %d (exact %d, semantic %d, judge-confirmed %d): correct %d, wrong %d (%d from a sibling intent); hits wrong %s\n",
-		s.Hits, s.ExactHits, s.SemanticHits, s.Verified, s.Correct, s.Wrong, s.SiblingWrong, newRatio(s.Wrong, s.Hits).pct())
+	fmt.Fprintf(w, "hits %d (exact %d, semantic %d, judge-confirmed %d): correct %d, wrong %d (%d distinct prompts, %d hits from a sibling intent); hits wrong %s\n",
+		s.Hits, s.ExactHits, s.SemanticHits, s.Verified, s.Correct, s.Wrong, s.DistinctWrong, s.SiblingWrong, newRatio(s.Wrong, s.Hits).pct())
 	fmt.Fprintf(w, "exact-only baseline %d correct hits; oracle %d; correct hits %+d against the baseline, %s of the oracle\n",
 		s.ExactBaseline, s.Oracle, s.Correct-s.ExactBaseline, newRatio(s.Correct, s.Oracle).pct())
 	fmt.Fprintf(w, "money (the gateway's figures: x-tollgate-cost-usd of misses, x-tollgate-cache-saved-usd of hits): spent %s; saved by correct hits %s; wrongly \"saved\" by wrong hits %s",
@@ -182,6 +182,9 @@ func writeWorkload(w io.Writer, s *workloadScore, lc *ledgerCheck, in *inputs, s
 			verdict = "DISAGREES"
 		}
 		fmt.Fprintf(w, "ledger (GET /admin/reports/cost) %s: %d requests, cost $%s, saved $%s\n", verdict, lc.Requests, lc.Cost, lc.Saved)
+	}
+	if s.OtherUpstreamCalls > 0 {
+		fmt.Fprintf(w, "upstream calls beyond the misses (the gateway's own, e.g. a judge's): %d\n", s.OtherUpstreamCalls)
 	}
 	if len(s.Bypassed) > 0 {
 		fmt.Fprintf(w, "bypassed: %s\n", countsLine(s.Bypassed))

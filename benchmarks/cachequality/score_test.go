@@ -158,7 +158,7 @@ func TestWorkloadThroughFakeCache(t *testing.T) {
 			t.Errorf("class %s: %+v, want %+v", c, *s.Classes[c], w)
 		}
 	}
-	if s.Requests != 7 || s.Hits != 4 || s.ExactHits != 1 || s.SemanticHits != 3 || s.Correct != 2 || s.Wrong != 2 || s.SiblingWrong != 2 {
+	if s.Requests != 7 || s.Hits != 4 || s.ExactHits != 1 || s.SemanticHits != 3 || s.Correct != 2 || s.Wrong != 2 || s.SiblingWrong != 2 || s.DistinctWrong != 1 {
 		t.Fatalf("score %+v", s)
 	}
 	if s.ExactBaseline != 2 || s.Oracle != 4 {

@@ -73,6 +73,10 @@ type workloadScore struct {
 	Correct      int `json:"correct"`
 	Wrong        int `json:"wrong"`
 	SiblingWrong int `json:"wrong_from_a_sibling"`
+	// DistinctWrong counts the distinct request prompts among the wrong
+	// hits: a hit stores nothing, so a prompt once served a wrong answer
+	// tends to be served it at each repeat.
+	DistinctWrong int `json:"distinct_wrong_prompts"`
 	// ExactBaseline is the hits an exact-only cache would give (every
 	// repeat, all correct); Oracle the most correct hits possible (every
 	// request after its intent's first).
@@ -87,6 +91,9 @@ type workloadScore struct {
 	SavedCorrect int64 `json:"saved_correct_micros"`
 	SavedWrong   int64 `json:"saved_wrong_micros"`
 	Unpriced     int   `json:"unpriced"`
+	// OtherUpstreamCalls counts upstream calls beyond the requests not
+	// served from the cache: the gateway's own, such as a judge's.
+	OtherUpstreamCalls int `json:"other_upstream_calls"`
 	// Bypassed counts requests the cache did not look up (by reason).
 	Bypassed  map[string]int `json:"bypassed,omitempty"`
 	WrongHits []wrongHit     `json:"wrong_hits"`
@@ -103,7 +110,7 @@ func scoreWorkload(reqs []request, outs []outcome, siblings map[string]string) (
 	for _, c := range classes {
 		s.Classes[c] = &classScore{}
 	}
-	seenPrompt, seenIntent := map[string]bool{}, map[string]bool{}
+	seenPrompt, seenIntent, wrongPrompt := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i, q := range reqs {
 		o := outs[i]
 		class := classFirst
@@ -152,6 +159,10 @@ func scoreWorkload(reqs []request, outs []outcome, siblings map[string]string) (
 		}
 		s.Wrong++
 		c.Wrong++
+		if !wrongPrompt[q.Prompt] {
+			wrongPrompt[q.Prompt] = true
+			s.DistinctWrong++
+		}
 		c.SavedWrong += o.Saved
 		s.SavedWrong += o.Saved
 		g := siblings[q.Intent]
