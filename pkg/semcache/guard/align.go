@@ -98,7 +98,8 @@ func (g *Rules) prepare(s string) *Prompt {
 				p.wh = whMultiple
 			}
 		}
-		if !w.content || (freeWords[w.base] && !entity[i]) {
+		opens := i == 0 || ws[i-1].sent != w.sent
+		if !w.content || (freeWords[w.base] || opens && frameVerbs[w.base]) && !entity[i] {
 			w.content = false
 			continue
 		}

@@ -282,27 +282,35 @@ func (f *features) tokens(s string) {
 	num.flush(f, &pendingNum)
 }
 
-// splitCompounds splits chunks that glue a number to words with hyphens
-// ("5-year-old", "55-inch") into their parts, so the number is read as a
-// quantity with its unit and the words as words. The last part keeps the
-// chunk's trailing punctuation.
+// splitCompounds splits hyphenated chunks into their parts: a number glued
+// to words ("5-year-old", "55-inch") is read as a quantity with its unit,
+// and a compound of words ("cast-iron") aligns with the same words written
+// apart. Compounds with a one-letter part ("x-ray") stay whole. The last
+// part keeps the chunk's trailing punctuation.
 func splitCompounds(raw []string) []string {
 	var out []string
 	for i, r := range raw {
-		if !strings.Contains(r, "-") || !strings.ContainsAny(r, "0123456789") || !hasLetter(r) {
+		tok, _ := trimToken(r)
+		_, number := numberWord(strings.ToLower(tok))
+		if !strings.Contains(r, "-") || !hasLetter(r) || strings.HasPrefix(r, "-") || number {
 			if out != nil {
 				out = append(out, r)
 			}
 			continue
 		}
 		parts := strings.Split(r, "-")
-		digits := false
+		digits, short := false, false
 		for _, p := range parts {
 			if q := strings.TrimLeft(p, "([{\"'“‘$€£"); q != "" && isDigit(q[0]) {
 				digits = true
 			}
+			if len(strings.Trim(p, "([{\"'“‘)]}.,;:!?")) < 2 {
+				short = true
+			}
 		}
-		if !digits {
+		// "cast-iron" is "cast iron"; "x-ray", "e-mail" and "t-shirt" stay
+		// whole.
+		if !digits && short {
 			if out != nil {
 				out = append(out, r)
 			}

@@ -252,3 +252,11 @@ var greetingWords = setOf(
 	"hi", "hello", "hey", "morning", "evening", "afternoon", "greetings",
 	"thanks", "thank", "cheers", "hiya", "howdy", "dear", "good",
 )
+
+// frameVerbs, opening a sentence, frame a request for an answer that a
+// question would get as well: "Calculate 2 to the power of 10." asks what
+// "What is 2 to the power of 10?" asks.
+var frameVerbs = setOf(
+	"calculate", "compute", "determine", "find", "state", "identify",
+	"walk", "guide", "teach",
+)
