@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,18 +31,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestHarnessEndToEnd runs the whole harness briefly. It checks that every
-// target was measured without errors, not how fast anything is: timings on a
-// shared machine are no test. Gateway targets are allowed to be skipped only
-// while ./cmd/server does not build.
+// TestHarnessEndToEnd runs the whole harness briefly, for the proxy
+// scenario and the short miss scenario with a small prefill. It checks that
+// every target was measured without errors, not how fast anything is:
+// timings on a shared machine are no test. Gateway targets are allowed to be
+// skipped only while ./cmd/server does not build, and the cached one of the
+// miss scenario also when the USE-lite weights cannot be had (its gateway
+// then runs another embedder, which the harness refuses to measure).
 func TestHarnessEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes and builds the gateway")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var out, progress bytes.Buffer
-	args := []string{"-duration", "300ms", "-warmup", "100ms", "-conns", "4", "-rates", "200", "-stream-fraction", "0.3", "-json"}
+	const prefillN = 20
+	args := []string{"-duration", "300ms", "-warmup", "100ms", "-conns", "4", "-rates", "200", "-stream-fraction", "0.3",
+		"-scenario", "proxy,miss-short", "-prefill", strconv.Itoa(prefillN), "-prefill-conns", "4", "-json"}
 	if err := run(ctx, args, &out, &progress); err != nil {
 		t.Fatalf("run: %v\n%s", err, progress.String())
 	}
@@ -49,15 +56,58 @@ func TestHarnessEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("bad JSON: %v\n%s", err, out.String())
 	}
-	if len(r.Scenarios) != 1 || r.Scenarios[0].Name != "proxy" {
+	if len(r.Scenarios) != 2 || r.Scenarios[0].Name != "proxy" || r.Scenarios[1].Name != "miss-short" {
 		t.Fatalf("scenarios: %+v", r.Scenarios)
 	}
-	s := r.Scenarios[0]
+	wantTargets := map[string][]string{
+		"proxy":      {"direct", "floor", "gateway", "gateway-log"},
+		"miss-short": {"direct", "floor", "gateway", "gateway-cache"},
+	}
+	for _, s := range r.Scenarios {
+		t.Run(s.Name, func(t *testing.T) {
+			checkScenario(t, &s, wantTargets[s.Name])
+		})
+	}
+	miss := r.Scenarios[1]
+	if miss.Prompts == nil || miss.Prompts.Mean <= 0 {
+		t.Errorf("miss-short: no prompt sizes: %+v", miss.Prompts)
+	}
+	if g := miss.target("gateway-cache"); g != nil && g.Skipped == "" {
+		var p *prefillRun
+		for i := range miss.Prefill {
+			if miss.Prefill[i].Target == "gateway-cache" {
+				p = &miss.Prefill[i]
+			}
+		}
+		// Every prefill request is answered; each is a stored miss, or a
+		// semantic hit (which stores nothing).
+		switch {
+		case p == nil:
+			t.Errorf("gateway-cache was not prefilled: %+v", miss.Prefill)
+		case p.OK != prefillN || p.Errors != 0:
+			t.Errorf("prefill: %d ok, %d errors (%s), want %d ok", p.OK, p.Errors, p.ErrorSample, prefillN)
+		case uint64(p.EntriesAfter-p.EntriesBefore) != p.Cache["miss"]:
+			t.Errorf("prefill: entries %d -> %d after %d misses", p.EntriesBefore, p.EntriesAfter, p.Cache["miss"])
+		}
+		if g.Median.Cache["miss"] == 0 || g.CacheEnd == nil || g.CacheEnd.Entries <= p.EntriesAfter {
+			t.Errorf("gateway-cache: no misses stored while measured: %+v, at the end %+v", g.Median.Cache, g.CacheEnd)
+		}
+	}
+	// The table renders from the same report without panicking.
+	var table bytes.Buffer
+	printReport(&table, &r)
+	if !strings.Contains(table.String(), "floor") || !strings.Contains(table.String(), "prefill gateway-cache") && miss.target("gateway-cache").Skipped == "" {
+		t.Errorf("table:\n%s", table.String())
+	}
+}
+
+func checkScenario(t *testing.T, s *scenarioReport, want []string) {
 	names := map[string]bool{}
 	for _, tr := range s.Targets {
 		names[tr.Name] = true
 		if tr.Skipped != "" {
-			if strings.Contains(tr.Skipped, errGatewayUnavailable.Error()) {
+			if strings.Contains(tr.Skipped, errGatewayUnavailable.Error()) ||
+				tr.Name == "gateway-cache" && strings.Contains(tr.Skipped, "embedder") {
 				t.Logf("%s skipped: %s", tr.Name, tr.Skipped)
 				continue
 			}
@@ -85,16 +135,10 @@ func TestHarnessEndToEnd(t *testing.T) {
 			t.Logf("%s: no CPU ticks measured in a 300ms phase", tr.Name)
 		}
 	}
-	for _, want := range []string{"direct", "floor", "gateway", "gateway-log"} {
-		if !names[want] {
-			t.Errorf("target %s missing", want)
+	for _, w := range want {
+		if !names[w] {
+			t.Errorf("target %s missing", w)
 		}
-	}
-	// The table renders from the same report without panicking.
-	var table bytes.Buffer
-	printReport(&table, &r)
-	if !strings.Contains(table.String(), "floor") {
-		t.Errorf("table:\n%s", table.String())
 	}
 }
 
@@ -104,7 +148,7 @@ func TestScenarioConfigsParse(t *testing.T) {
 	for _, sc := range scenarios {
 		for _, v := range sc.variants {
 			t.Run(sc.name+"/"+v.Name, func(t *testing.T) {
-				cfg := gatewayConfig("127.0.0.1:1")
+				cfg := gatewayConfig("127.0.0.1:1", "/models")
 				v.tweak(cfg)
 				y, err := yaml.Marshal(cfg)
 				if err != nil {
@@ -116,6 +160,16 @@ func TestScenarioConfigsParse(t *testing.T) {
 				}
 				if wantCache := strings.HasSuffix(v.Name, "-cache"); c.Cache.Enabled != wantCache {
 					t.Fatalf("cache enabled %v: only -cache variants measure the cache", c.Cache.Enabled)
+				}
+				if v.embedder == "" {
+					return
+				}
+				// A variant that checks its embedder measures the shipped
+				// defaults: everything but the weights' directory.
+				d := config.Default(func(string) string { return "" }).Cache
+				d.Semantic.ModelDir = "/models"
+				if !reflect.DeepEqual(c.Cache, d) {
+					t.Fatalf("cache config %+v, want the shipped defaults %+v", c.Cache, d)
 				}
 			})
 		}

@@ -22,14 +22,26 @@ type target struct {
 	pid     int    // process whose CPU is billed to the target; 0 for none
 }
 
-// loader sends the mix to one target. Each phase gets a fresh transport so
-// no connection (or its warm-up state) carries over from another phase.
+// loader sends requests from src to one target. Each phase gets a fresh
+// transport so no connection (or its warm-up state) carries over from
+// another phase.
 type loader struct {
 	t       target
-	mix     []request
-	next    atomic.Uint64 // position in the mix, shared by the workers
+	src     source
 	timeout time.Duration
 }
+
+// source yields the requests to send; it is shared by a phase's workers.
+type source interface{ next() request }
+
+// cycle sends a fixed mix in order, over and over: one per target, so
+// every target sees the same sequence.
+type cycle struct {
+	mix []request
+	i   atomic.Uint64
+}
+
+func (c *cycle) next() request { return c.mix[int(c.i.Add(1)-1)%len(c.mix)] }
 
 func newTransport(conns int) *http.Transport {
 	return &http.Transport{
@@ -44,13 +56,14 @@ func newTransport(conns int) *http.Transport {
 }
 
 // outcome tallies a phase's results. Workers keep their own and merge at the
-// end, so the hot path touches no shared memory except the mix counter.
+// end, so the hot path touches no shared memory except the source.
 type outcome struct {
 	hist     histogram
 	ok       uint64
 	errors   uint64
 	byStatus map[string]uint64 // error kind -> count
 	sample   string            // first error, verbatim
+	cache    map[string]uint64 // x-tollgate-cache of the successful answers that carry it
 }
 
 func (o *outcome) fail(kind, detail string) {
@@ -77,6 +90,18 @@ func (o *outcome) merge(x *outcome) {
 	if o.sample == "" {
 		o.sample = x.sample
 	}
+	o.cache = addCounts(o.cache, x.cache)
+}
+
+// addCounts adds b's counts into a (allocated when needed) and returns it.
+func addCounts(a, b map[string]uint64) map[string]uint64 {
+	for k, v := range b {
+		if a == nil {
+			a = map[string]uint64{}
+		}
+		a[k] += v
+	}
+	return a
 }
 
 // worker owns a reusable response buffer.
@@ -86,12 +111,12 @@ type worker struct {
 	buf bytes.Buffer
 }
 
-// do sends the next request of the mix and records it in o, its latency
+// do sends the next request of the source and records it in o, its latency
 // counted from since. Only a 2xx with a complete body counts as done: a
 // streamed answer must end with [DONE], a JSON one must carry usage, so a
 // target answering fast but wrong cannot pass for throughput.
 func (w *worker) do(ctx context.Context, since time.Time, o *outcome) {
-	r := &w.l.mix[int(w.l.next.Add(1)-1)%len(w.l.mix)]
+	r := w.l.src.next()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.l.t.baseURL+r.path, bytes.NewReader(r.body))
 	if err != nil {
 		o.fail("request", err.Error())
@@ -128,6 +153,14 @@ func (w *worker) do(ctx context.Context, since time.Time, o *outcome) {
 	default:
 		o.ok++
 		o.hist.record(d)
+		// The gateway says whether it answered from its cache: a miss
+		// scenario must show misses, a hit scenario hits.
+		if c := resp.Header["X-Tollgate-Cache"]; len(c) > 0 {
+			if o.cache == nil {
+				o.cache = map[string]uint64{}
+			}
+			o.cache[c[0]]++
+		}
 	}
 }
 

@@ -32,6 +32,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -84,6 +86,10 @@ type options struct {
 	maxInflight    int
 	timeout        time.Duration
 	print          string
+	modelDir       string
+	prefill        int
+	prefillConns   int
+	seed           uint64
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -107,6 +113,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxInflight, "max-inflight", 256, "open loop: most requests in flight; later ones queue (and the wait counts)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&o.print, "print", "", "print the table of a report saved with -json, and measure nothing")
+	fs.StringVar(&o.modelDir, "model-dir", defaultModelDir(), "where gateways with the USE-lite embedder keep its weights (fetched there once)")
+	fs.IntVar(&o.prefill, "prefill", 0, "before measuring, fill each cached gateway's cache with this many new prompts of the scenario, through its API")
+	fs.IntVar(&o.prefillConns, "prefill-conns", 32, "connections the prefill uses")
+	fs.Uint64Var(&o.seed, "seed", 0, "seed of the generated prompts (0: a random one, reported)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -128,6 +138,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.duration <= 0 || o.warmup < 0 || o.repeat < 1 || o.maxInflight < 1 || o.timeout <= 0 {
 		return nil, errors.New("-duration, -repeat, -max-inflight and -timeout must be positive, -warmup not negative")
+	}
+	if o.prefill < 0 || o.prefillConns < 1 {
+		return nil, errors.New("-prefill must not be negative, -prefill-conns must be positive")
+	}
+	if o.seed == 0 {
+		o.seed = randomSeed()
 	}
 	for _, s := range strings.Split(scen, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -202,7 +218,7 @@ func measureAll(ctx context.Context, o *options, progress io.Writer) (*report, e
 			OSArch: runtime.GOOS + "/" + runtime.GOARCH, CPUModel: cpuModel(), Kernel: readTrim("/proc/sys/kernel/osrelease"),
 			LoadStart: loadavg(), Started: t0.UTC().Format(time.RFC3339)},
 		Settings: settings{Duration: o.duration.String(), Warmup: o.warmup.String(), Conns: o.conns, Rates: o.rates,
-			StreamFraction: o.streamFraction, Repeat: o.repeat, MaxInflight: o.maxInflight},
+			StreamFraction: o.streamFraction, Repeat: o.repeat, MaxInflight: o.maxInflight, Seed: o.seed},
 	}
 	dir, err := os.MkdirTemp("", "tollgate-load-")
 	if err != nil {
@@ -259,21 +275,44 @@ func measureAll(ctx context.Context, o *options, progress io.Writer) (*report, e
 			}
 		}
 	}
+	if o.prefill > 0 {
+		r.Settings.Prefill, r.Settings.PrefillConns = o.prefill, o.prefillConns
+	}
 	r.Env.LoadEnd = loadavg()
 	r.Env.Elapsed = time.Since(t0).Round(time.Second).String()
 	return r, nil
 }
 
 func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, floor *proc, bin string, binErr error, logf func(string, ...any)) (*scenarioReport, error) {
-	mix := sc.mix(mixOptions{streamFraction: o.streamFraction})
-	sr := &scenarioReport{Name: sc.name, Doc: sc.doc, Mix: mixNames(mix)}
+	sr := &scenarioReport{Name: sc.name, Doc: sc.doc}
 	logf("scenario %s: %s", sc.name, sc.doc)
+	// newSource gives each target its requests: the same cycled mix from
+	// its start, or, for generated prompts, one source shared by every
+	// target, phase and prefill of the scenario so that no request
+	// repeats another.
+	var newSource func() source
+	if sc.prompts != nil {
+		gen := &generated{gen: promptGen{kind: *sc.prompts, seed: o.seed}}
+		newSource = func() source { return gen }
+		st, err := measurePrompts(gen.gen, 200)
+		if err != nil {
+			return nil, err
+		}
+		sr.Prompts = &st
+		sr.Mix = []string{fmt.Sprintf("a new %s conversation per request (JSON answers)", gen.gen.kind)}
+		logf("prompts: mean %.0f tokens (%s), last user message %.0f", st.Mean, st.Tokenizer, st.LastUser)
+	} else {
+		mix := sc.mix(mixOptions{streamFraction: o.streamFraction})
+		sr.Mix = mixNames(mix)
+		newSource = func() source { return &cycle{mix: mix} }
+	}
 
 	type entry struct {
 		target
 		doc     string
 		skipped string
 		runs    []summary
+		gw      *gateway
 	}
 	entries := []*entry{
 		{target: target{name: "direct", baseURL: "http://" + up.addr + "/v1", auth: "Bearer " + upstreamAPIKey}, doc: "the upstream itself"},
@@ -301,7 +340,7 @@ func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, f
 			e.skipped = binErr.Error()
 			continue
 		}
-		cfg := gatewayConfig(up.addr)
+		cfg := gatewayConfig(up.addr, o.modelDir)
 		if v.tweak != nil {
 			v.tweak(cfg)
 		}
@@ -325,8 +364,34 @@ func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, f
 			continue
 		}
 		defer g.stop()
-		e.baseURL, e.auth, e.pid = "http://"+g.addr+"/v1", "Bearer "+g.key, g.pid()
+		e.baseURL, e.auth, e.pid, e.gw = "http://"+g.addr+"/v1", "Bearer "+g.key, g.pid(), g
 		logf("%s on %s (%s)", v.Name, g.addr, v.Doc)
+		if v.embedder != "" {
+			st, err := g.adminCache(ctx)
+			switch {
+			case err != nil:
+				e.skipped = "cannot check its embedder: " + err.Error()
+			case !strings.HasPrefix(st.Embedder, v.embedder):
+				e.skipped = fmt.Sprintf("its semantic cache runs embedder %q, not %s (-keep keeps its log, %s)", st.Embedder, v.embedder, g.log)
+			}
+			if e.skipped != "" {
+				logf("%s skipped: %s", v.Name, e.skipped)
+				g.stop()
+			}
+		}
+	}
+	if o.prefill > 0 {
+		for _, e := range entries {
+			if e.gw == nil || e.skipped != "" {
+				continue
+			}
+			l := &loader{t: e.target, src: newSource(), timeout: o.timeout}
+			p, err := prefill(ctx, e.gw, l, o.prefill, o.prefillConns, 5*time.Second, logf)
+			if err != nil {
+				return nil, fmt.Errorf("prefill %s: %w", e.name, err)
+			}
+			sr.Prefill = append(sr.Prefill, p)
+		}
 	}
 
 	// Phases never overlap and always run in the same order: direct once,
@@ -337,7 +402,7 @@ func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, f
 			return nil
 		}
 		logf("measuring %s", e.name)
-		s, err := measureTarget(ctx, o, e.target, mix, up.pid())
+		s, err := measureTarget(ctx, o, e.target, newSource(), up.pid())
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.name, err)
 		}
@@ -358,6 +423,14 @@ func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, f
 		tr := targetReport{Name: e.name, Doc: e.doc, Skipped: e.skipped, Runs: e.runs}
 		if len(e.runs) > 0 {
 			tr.Median = medianSummary(e.runs)
+		}
+		if e.gw != nil && e.skipped == "" {
+			tr.RSSEndMB, tr.PeakRSSMB = rssMB(e.gw.pid())
+			if st, err := e.gw.adminCache(ctx); err == nil {
+				tr.CacheEnd = st
+			} else if err != errCacheOff {
+				logf("%s: %v", e.name, err)
+			}
 		}
 		sr.Targets = append(sr.Targets, tr)
 	}
@@ -384,12 +457,13 @@ func mixNames(mix []request) []string {
 
 // measureTarget runs one target's phases: warm-up, the closed-loop sweep,
 // sequential requests on one connection, then each open-loop rate.
-func measureTarget(ctx context.Context, o *options, t target, mix []request, upstreamPID int) (summary, error) {
-	l := &loader{t: t, mix: mix, timeout: o.timeout}
+func measureTarget(ctx context.Context, o *options, t target, src source, upstreamPID int) (summary, error) {
+	l := &loader{t: t, src: src, timeout: o.timeout}
 	pids := map[string]int{"upstream": upstreamPID, "harness": os.Getpid()}
 	if t.pid != 0 {
 		pids["target"] = t.pid
 	}
+	var s summary
 	phase := func(kind string, f func() (*outcome, time.Duration)) (phaseResult, error) {
 		m, err := startCPU(pids)
 		if err != nil {
@@ -403,9 +477,9 @@ func measureTarget(ctx context.Context, o *options, t target, mix []request, ups
 		if ctx.Err() != nil {
 			return phaseResult{}, ctx.Err()
 		}
+		s.Cache = addCounts(s.Cache, out.cache)
 		return newPhaseResult(kind, out, elapsed, cpu), nil
 	}
-	var s summary
 	if o.warmup > 0 {
 		l.closedLoop(ctx, slices.Max(o.conns), o.warmup)
 	}
@@ -441,6 +515,26 @@ func measureTarget(ctx context.Context, o *options, t target, mix []request, ups
 		s.Errors += p.Errors
 	}
 	return s, nil
+}
+
+// defaultModelDir is where the USE-lite weights are kept between runs: the
+// directory the use package's tests fetch them into ($TOLLGATE_TEST_CACHE,
+// else <user cache dir>/tollgate-test), so one download serves both.
+func defaultModelDir() string {
+	if d := os.Getenv("TOLLGATE_TEST_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		d = os.TempDir()
+	}
+	return filepath.Join(d, "tollgate-test")
+}
+
+func randomSeed() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) | 1
 }
 
 func readTrim(path string) string {

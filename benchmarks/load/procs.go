@@ -199,7 +199,8 @@ func randomHex(n int) string {
 // gateway is a started gateway and the key the load uses.
 type gateway struct {
 	*proc
-	key string
+	key      string
+	adminKey string
 }
 
 // startGateway writes the variant's config, starts the binary, waits for
@@ -231,7 +232,7 @@ func startGateway(ctx context.Context, bin, dir string, v variant, cfgYAML []byt
 	if err := p.start(f); err != nil {
 		return nil, err
 	}
-	g := &gateway{proc: p}
+	g := &gateway{proc: p, adminKey: adminKey}
 	fail := func(err error) (*gateway, error) {
 		p.stop()
 		return nil, fmt.Errorf("%s: %w\n--- %s:\n%s", v.Name, err, p.log, p.logTail())
@@ -344,4 +345,34 @@ func machineBusyTicks() (int64, error) {
 		busy += v
 	}
 	return busy, nil
+}
+
+// rssMB is a process's resident memory now and at its peak, in MB, from
+// /proc/<pid>/status (VmRSS, VmHWM); zeros when it cannot be read.
+func rssMB(pid int) (now, peak float64) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		kb, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "VmRSS":
+			now = kb / 1024
+		case "VmHWM":
+			peak = kb / 1024
+		}
+	}
+	return now, peak
 }

@@ -38,12 +38,18 @@ type settings struct {
 	StreamFraction float64 `json:"stream_fraction"`
 	Repeat         int     `json:"repeat"`
 	MaxInflight    int     `json:"max_inflight"`
+	// Seed of the generated prompts (the miss scenarios).
+	Seed         uint64 `json:"seed,omitempty"`
+	Prefill      int    `json:"prefill,omitempty"`
+	PrefillConns int    `json:"prefill_conns,omitempty"`
 }
 
 type scenarioReport struct {
 	Name    string         `json:"name"`
 	Doc     string         `json:"doc"`
 	Mix     []string       `json:"mix"`
+	Prompts *promptStats   `json:"prompts,omitempty"` // generated prompts: their measured size
+	Prefill []prefillRun   `json:"prefill,omitempty"`
 	Targets []targetReport `json:"targets"`
 	Checks  []checkResult  `json:"checks,omitempty"`
 }
@@ -72,6 +78,12 @@ type targetReport struct {
 	// Compare puts the medians next to direct and the floor.
 	Compare *comparison `json:"compare,omitempty"`
 	Runs    []summary   `json:"runs,omitempty"`
+	// CacheEnd is the gateway's GET /admin/cache after its last phase.
+	CacheEnd *cacheStats `json:"cache_end,omitempty"`
+	// RSSEndMB and PeakRSSMB are the process's resident memory after its
+	// last phase and at most (VmRSS, VmHWM).
+	RSSEndMB  float64 `json:"rss_end_mb,omitempty"`
+	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
 }
 
 // comparison is a target against direct (added latency) and the floor
@@ -135,6 +147,9 @@ type summary struct {
 
 	Open   []phaseResult `json:"open"`
 	Errors uint64        `json:"errors"`
+	// Cache counts the x-tollgate-cache header of the successful answers
+	// of every phase (warm-up excluded): hit, semantic-hit, miss, bypass.
+	Cache map[string]uint64 `json:"cache,omitempty"`
 }
 
 // phaseResult is one phase (closed loop at some connections, sequential, or
@@ -156,6 +171,7 @@ type phaseResult struct {
 	CPUus       map[string]float64 `json:"cpu_us_per_req"` // role -> µs per successful request
 	OtherCores  float64            `json:"other_cores"`    // CPU the rest of the machine used meanwhile
 	Elapsed     string             `json:"elapsed"`
+	Cache       map[string]uint64  `json:"cache,omitempty"` // x-tollgate-cache of the successful answers
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -168,6 +184,7 @@ func newPhaseResult(kind string, o *outcome, elapsed time.Duration, cpu cpuUse) 
 		MaxUs: us(o.hist.max), MeanUs: us(o.hist.mean()),
 		CPUus: map[string]float64{}, OtherCores: math.Round(cpu.otherCores*100) / 100,
 		Elapsed: elapsed.Round(time.Millisecond).String(),
+		Cache:   o.cache,
 	}
 	if o.ok > 0 {
 		for role, t := range cpu.byRole {
@@ -205,6 +222,7 @@ func medianSummary(runs []summary) summary {
 	}
 	for _, r := range runs {
 		m.Errors += r.Errors
+		m.Cache = addCounts(m.Cache, r.Cache)
 	}
 	for i := range runs[0].Open {
 		at := func(f func(p phaseResult) float64) float64 {
@@ -264,7 +282,17 @@ func printReport(w io.Writer, r *report) {
 }
 
 func printScenario(w io.Writer, s *scenarioReport) {
-	fmt.Fprintf(w, "\n== scenario %s: %s\nmix (cycled): %s\n\n", s.Name, s.Doc, strings.Join(s.Mix, ", "))
+	fmt.Fprintf(w, "\n== scenario %s: %s\n", s.Name, s.Doc)
+	if p := s.Prompts; p != nil {
+		fmt.Fprintf(w, "requests: %s\nprompt size (%s, %d sampled): mean %.0f tokens (%d-%d), last user message %.0f, %.1f messages; words x 1.3: %.0f\n"+
+			"e.g. last user message: %q\n", strings.Join(s.Mix, ", "), p.Tokenizer, p.Sample, p.Mean, p.Min, p.Max, p.LastUser, p.Messages, p.Estimated, clip(p.Example, 160))
+	} else {
+		fmt.Fprintf(w, "mix (cycled): %s\n", strings.Join(s.Mix, ", "))
+	}
+	for _, p := range s.Prefill {
+		fmt.Fprintf(w, "prefill %s: %s\n", p.Target, p.line())
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\tmax req/s\tx floor\tp50 1c µs\tp99 1c µs\tadded p50\tadded - floor's\tcpu µs/req\tx floor\tupstream µs/req\tclient µs/req\terrors\t")
 	for _, t := range s.Targets {
@@ -287,6 +315,18 @@ func printScenario(w io.Writer, s *scenarioReport) {
 	tw.Flush()
 	fmt.Fprintf(w, "(max req/s: best closed loop of conns; 1c: sequential on one connection; cpu: the target process's user+system time\n"+
 		" per successful request in its max-throughput phase; upstream and client (this harness) likewise)\n")
+	for _, t := range s.Targets {
+		if len(t.Median.Cache) > 0 || t.CacheEnd != nil {
+			fmt.Fprintf(w, "%s x-tollgate-cache (all phases): %s", t.Name, cacheCounts(t.Median.Cache))
+			if c := t.CacheEnd; c != nil {
+				fmt.Fprintf(w, "; at the end: %d entries, %d index points, embedder %s, %d guard refusals", c.Entries, c.IndexPoints, c.Embedder, c.GuardRefusals)
+			}
+			if t.RSSEndMB > 0 {
+				fmt.Fprintf(w, "; RSS %.0f MB (peak %.0f MB)", t.RSSEndMB, t.PeakRSSMB)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 
 	fmt.Fprintf(w, "\nopen loop (latency from each request's scheduled send time):\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -362,4 +402,33 @@ func phaseName(p phaseResult) string {
 		return fmt.Sprintf("open loop at %d/s", p.Rate)
 	}
 	return p.Kind
+}
+
+// cacheCounts formats x-tollgate-cache counts, most frequent first, with
+// each one's share.
+func cacheCounts(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var all uint64
+	for _, v := range m {
+		all += v
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || m[keys[i]] == m[keys[j]] && keys[i] < keys[j] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d (%.1f%%)", k, m[k], 100*float64(m[k])/float64(all))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

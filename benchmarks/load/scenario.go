@@ -22,6 +22,9 @@ type scenario struct {
 	// mix returns the request bodies, cycled through in order by every
 	// phase of every target so that all targets see the same sequence.
 	mix func(o mixOptions) []request
+	// prompts, when set, replaces mix: every request of the scenario is a
+	// conversation of this kind that no request before it sent (prompts.go).
+	prompts *promptKind
 	// variants are the gateway processes to start, each with its own config.
 	variants []variant
 	// keyBody is the JSON body of POST /admin/keys for the load's key.
@@ -48,6 +51,10 @@ type variant struct {
 	Name  string
 	Doc   string
 	tweak func(cfg map[string]any)
+	// embedder, when set, is what GET /admin/cache must name as the
+	// semantic cache's embedder (a prefix) before the gateway is measured:
+	// one that fell back to another embedder would measure something else.
+	embedder string
 }
 
 // check is a pass/fail criterion from an issue, evaluated on the medians.
@@ -94,6 +101,9 @@ var scenarios = []scenario{
 			throughputAtLeast("gateway-cache", 1.0),
 		},
 	},
+	missScenario("miss-short", shortPrompt, "~15-token single-turn prompts", 0.3),
+	missScenario("miss-medium", mediumPrompt, "~150-token single-turn prompts", 0.8),
+	missScenario("miss-long", longPrompt, "~1,500-token multi-turn conversations (system, several user and assistant turns, a final question)", 0.8),
 	{
 		name:     "embeddings",
 		doc:      "embeddings through the gateway (256-dimension vectors)",
@@ -114,6 +124,50 @@ func withCache(v variant) variant {
 	}
 	return v
 }
+
+// missScenario is the miss path of the semantic-cache issue: every request
+// a conversation nobody sent before, the cache at the gateway's shipped
+// defaults, and the same gateway with the cache off for comparison. ratio
+// is the issue's target for the cached gateway's max req/s against the
+// floor's.
+func missScenario(name string, kind promptKind, doc string, ratio float64) scenario {
+	return scenario{
+		name:    name,
+		doc:     "every request a new prompt, " + doc + "; the cache at its shipped defaults, and off",
+		prompts: &kind,
+		variants: []variant{
+			gatewayVariant("gateway", false),
+			withShippedCache(variant{Name: "gateway-cache", Doc: "access log off, response cache at the shipped defaults (exact + semantic: USE-lite, guard)",
+				tweak: func(map[string]any) {}}),
+		},
+		keyBody: map[string]any{"name": "bench"},
+		checks: []check{
+			// Only misses measure the miss path: a hit among new prompts
+			// is also a wrong answer.
+			missesAtLeast("gateway-cache", 0.99),
+			throughputAtLeast("gateway-cache", ratio),
+		},
+	}
+}
+
+// withShippedCache turns the response cache on with every setting at the
+// gateway's shipped default (exact and semantic, the USE-lite embedder, the
+// default threshold and guard): the cache block of the generated config
+// keeps only the weights' directory (-model-dir), shared by every gateway
+// and run so that the weights are fetched once.
+func withShippedCache(v variant) variant {
+	base := v.tweak
+	v.tweak = func(cfg map[string]any) {
+		base(cfg)
+		delete(cfg["cache"].(map[string]any), "enabled")
+	}
+	v.embedder = useLite
+	return v
+}
+
+// useLite is the name the USE-lite embedder reports (use.ModelName, up to
+// its version), spelt out so the harness builds without the model's code.
+const useLite = "use-lite"
 
 // withEmbeddingModel adds the model the embeddings mix asks for.
 func withEmbeddingModel(v variant) variant {
@@ -151,7 +205,13 @@ func gatewayVariant(name string, accessLog bool) variant {
 
 // gatewayConfig is the config every variant starts from: one OpenAI-style
 // provider pointing at the sim upstream and the models the mixes use.
-func gatewayConfig(upstreamAddr string) map[string]any {
+// modelDir is where a semantic cache with the USE-lite embedder keeps its
+// weights ("": the gateway's default, under its data directory).
+func gatewayConfig(upstreamAddr, modelDir string) map[string]any {
+	cache := map[string]any{"enabled": false}
+	if modelDir != "" {
+		cache["semantic"] = map[string]any{"model_dir": modelDir}
+	}
 	return map[string]any{
 		"dev_key": false,
 		// Stopping at the end of a run has nothing in flight to drain.
@@ -160,7 +220,7 @@ func gatewayConfig(upstreamAddr string) map[string]any {
 		// The mixes repeat their bodies: with the cache on (its default)
 		// the proxy path would not be measured. The cache scenario turns
 		// it on.
-		"cache": map[string]any{"enabled": false},
+		"cache": cache,
 		"providers": []any{map[string]any{
 			"name": "upstream", "type": "openai", "base_url": "http://" + upstreamAddr + "/v1", "api_key": upstreamAPIKey,
 		}},
@@ -320,6 +380,29 @@ func p50Below(v, than string) check {
 				return false, "", v + " not measured"
 			}
 			return g.Median.SeqP50us < f.Median.SeqP50us, fmt.Sprintf("%.0f µs vs %.0f µs (%.2fx)", g.Median.SeqP50us, f.Median.SeqP50us, g.Median.SeqP50us/f.Median.SeqP50us), ""
+		},
+	}
+}
+
+// missesAtLeast: of the variant's successful answers in every phase, at
+// least this fraction were cache misses.
+func missesAtLeast(v string, frac float64) check {
+	return check{
+		name: fmt.Sprintf("%s answers >= %.0f%% cache misses", v, frac*100),
+		eval: func(r *scenarioReport) (bool, string, string) {
+			g := r.target(v)
+			if g == nil || g.Skipped != "" {
+				return false, "", v + " not measured"
+			}
+			var all uint64
+			for _, n := range g.Median.Cache {
+				all += n
+			}
+			if all == 0 {
+				return false, "no answer carried x-tollgate-cache", ""
+			}
+			miss := g.Median.Cache["miss"]
+			return float64(miss) >= frac*float64(all), fmt.Sprintf("%d of %d (%s)", miss, all, cacheCounts(g.Median.Cache)), ""
 		},
 	}
 }
