@@ -331,7 +331,7 @@ func convertTarball(tgz []byte) (*bundle, error) {
 	}
 	// Build the model once so that a tarball the forward pass cannot use is
 	// refused here rather than at every start.
-	if _, err := newModel(b); err != nil {
+	if err := new(Model).init(b); err != nil {
 		return nil, err
 	}
 	return b, nil

@@ -3,8 +3,10 @@
 // gen_kernel writes kernel_amd64.s: AVX2/FMA matmul micro-kernels that
 // compute R rows (1..6) by 16 columns of dst = x · panel + bias, where panel
 // is 16 columns of a matrix whose rows are panelStride floats apart: one
-// panel of a packed weight matrix (stride 16, see matrix.go) or a slice of
-// the keys or values in attention.
+// panel of a packed fp32 weight matrix (stride 16, see matrix.go) or a slice
+// of the keys or values in attention; the same for int8 weight panels and
+// int16 activations (qgemm, AVX2 VPMADDWD), and the row quantiser that
+// feeds them.
 //
 //	go generate (go run gen_kernel.go > kernel_amd64.s)
 package main
@@ -23,25 +25,24 @@ func main() {
 	w("//go:build amd64 && !purego")
 	w("")
 	w("#include \"textflag.h\"")
-	for _, half := range []bool{false, true} {
-		for r := 1; r <= 6; r++ {
-			kernel(w, r, half)
-		}
+	for r := 1; r <= 6; r++ {
+		kernel(w, r)
 	}
+	for r := 1; r <= 6; r++ {
+		qkernel(w, r)
+	}
+	for r := 1; r <= 6; r++ {
+		qkernelVNNI(w, r)
+	}
+	quantizer(w)
 	os.Stdout.WriteString(b.String())
 }
 
-// kernel writes gemm<r>x16 (fp32 panel) or gemm<r>x16h (fp16 panel,
-// converted with VCVTPH2PS as it is loaded).
-func kernel(w func(string, ...any), r int, half bool) {
+// kernel writes gemm<r>x16 (fp32 panel).
+func kernel(w func(string, ...any), r int) {
 	name := fmt.Sprintf("gemm%dx16", r)
 	ptype := "*float32"
 	shift := 2
-	if half {
-		name += "h"
-		ptype = "*uint16"
-		shift = 1
-	}
 	// With 1 or 2 rows there are too few accumulators to hide the FMA
 	// latency, so those kernels unroll k by u into u accumulator sets and
 	// add them at the end.
@@ -54,44 +55,6 @@ func kernel(w func(string, ...any), r int, half bool) {
 	}
 	acc := func(set, i, half int) string { return fmt.Sprintf("Y%d", 2*r*set+2*i+half) }
 
-	// Row i of x lives at base + (i%3)*stride with base SI (rows 0-2) or
-	// R10 (rows 3-5); the same for dst with DI and R11.
-	xrow := func(i, off int) string {
-		base := "SI"
-		if i >= 3 {
-			base = "R10"
-		}
-		o := ""
-		if off != 0 {
-			o = fmt.Sprint(off)
-		}
-		switch i % 3 {
-		case 0:
-			return o + "(" + base + ")"
-		case 1:
-			return o + "(" + base + ")(R9*1)"
-		default:
-			return o + "(" + base + ")(R9*2)"
-		}
-	}
-	drow := func(i, off int) string {
-		base := "DI"
-		if i >= 3 {
-			base = "R11"
-		}
-		o := ""
-		if off != 0 {
-			o = fmt.Sprint(off)
-		}
-		switch i % 3 {
-		case 0:
-			return o + "(" + base + ")"
-		case 1:
-			return o + "(" + base + ")(R8*1)"
-		default:
-			return o + "(" + base + ")(R8*2)"
-		}
-	}
 	// Panel row j of the current step: DX, DX+BX, DX+2BX, R12+BX (R12 = DX+2BX).
 	prow := func(j, off int) string {
 		o := ""
@@ -110,13 +73,8 @@ func kernel(w func(string, ...any), r int, half bool) {
 		}
 	}
 	step := func(j, set int) {
-		if half {
-			w("\tVCVTPH2PS %s, Y12", prow(j, 0))
-			w("\tVCVTPH2PS %s, Y13", prow(j, 16))
-		} else {
-			w("\tVMOVUPS %s, Y12", prow(j, 0))
-			w("\tVMOVUPS %s, Y13", prow(j, 32))
-		}
+		w("\tVMOVUPS %s, Y12", prow(j, 0))
+		w("\tVMOVUPS %s, Y13", prow(j, 32))
 		for i := 0; i < r; i++ {
 			bc := 14 + i%2
 			w("\tVBROADCASTSS %s, Y%d", xrow(i, 4*j), bc)
@@ -205,4 +163,252 @@ func kernel(w func(string, ...any), r int, half bool) {
 	}
 	w("\tVZEROUPPER")
 	w("\tRET")
+}
+
+// qkernel writes qgemm<r>x16: r rows by 16 columns of
+//
+//	dst[i][j] = float32(Σk x[i][k]·panel[k][j]) · scale[j] · xscale[i] + bias[j]
+//
+// (then max(0, ·) if relu != 0), with x int16 and the panel int8, summed
+// exactly in int32. The panel holds in/2 steps of 32 bytes: columns 0-7 then
+// 8-15, each column's two weights (k, k+1) side by side, which is the layout
+// VPMADDWD multiplies against a broadcast pair x[i][k], x[i][k+1] after
+// VPMOVSXBW widens it to int16. in must be even.
+func qkernel(w func(string, ...any), r int) {
+	name := fmt.Sprintf("qgemm%dx16", r)
+	acc := func(i, half int) string { return fmt.Sprintf("Y%d", 2*i+half) }
+	// One step: the pair k = 2j, 2j+1 of every row against 16 columns.
+	step := func(j int) {
+		w("\tVPMOVSXBW %d(DX), Y12", 32*j)
+		w("\tVPMOVSXBW %d(DX), Y13", 32*j+16)
+		for i := 0; i < r; i++ {
+			w("\tVPBROADCASTD %s, Y14", xrow(i, 4*j))
+			w("\tVPMADDWD Y12, Y14, Y15")
+			w("\tVPADDD Y15, %[1]s, %[1]s", acc(i, 0))
+			w("\tVPMADDWD Y13, Y14, Y15")
+			w("\tVPADDD Y15, %[1]s, %[1]s", acc(i, 1))
+		}
+	}
+	const unroll = 4
+	qprologue(w, name)
+	for i := 0; i < r; i++ {
+		w("\tVPXOR %[1]s, %[1]s, %[1]s", acc(i, 0))
+		w("\tVPXOR %[1]s, %[1]s, %[1]s", acc(i, 1))
+	}
+	w("\tCMPQ CX, $%d", unroll)
+	w("\tJLT tail_%s", name)
+	w("unrolled_%s:", name)
+	for j := 0; j < unroll; j++ {
+		step(j)
+	}
+	w("\tADDQ $%d, DX", 32*unroll)
+	w("\tADDQ $%d, SI", 4*unroll)
+	w("\tADDQ $%d, R10", 4*unroll)
+	w("\tSUBQ $%d, CX", unroll)
+	w("\tCMPQ CX, $%d", unroll)
+	w("\tJGE unrolled_%s", name)
+	w("tail_%s:", name)
+	w("\tTESTQ CX, CX")
+	w("\tJZ done_%s", name)
+	w("loop_%s:", name)
+	step(0)
+	w("\tADDQ $32, DX")
+	w("\tADDQ $4, SI")
+	w("\tADDQ $4, R10")
+	w("\tDECQ CX")
+	w("\tJNZ loop_%s", name)
+	w("done_%s:", name)
+	// Scale, shift, clamp and store, in the order the Go kernel uses.
+	w("\tMOVQ scale+24(FP), AX")
+	w("\tMOVQ bias+32(FP), BX")
+	w("\tMOVQ xscale+40(FP), DX")
+	w("\tVMOVUPS (AX), Y12")
+	w("\tVMOVUPS 32(AX), Y13")
+	for i := 0; i < r; i++ {
+		w("\tVBROADCASTSS %d(DX), Y14", 4*i)
+		for h := 0; h < 2; h++ {
+			a := acc(i, h)
+			w("\tVCVTDQ2PS %[1]s, %[1]s", a)
+			w("\tVMULPS Y%d, %s, %s", 12+h, a, a)
+			w("\tVMULPS Y14, %[1]s, %[1]s", a)
+			w("\tVADDPS %d(BX), %s, %s", 32*h, a, a)
+		}
+	}
+	w("\tMOVQ relu+72(FP), AX")
+	w("\tTESTQ AX, AX")
+	w("\tJZ store_%s", name)
+	w("\tVXORPS Y15, Y15, Y15")
+	for i := 0; i < 2*r; i++ {
+		w("\tVMAXPS Y15, Y%d, Y%d", i, i)
+	}
+	w("store_%s:", name)
+	for i := 0; i < r; i++ {
+		w("\tVMOVUPS %s, %s", acc(i, 0), drow(i, 0))
+		w("\tVMOVUPS %s, %s", acc(i, 1), drow(i, 32))
+	}
+	w("\tVZEROUPPER")
+	w("\tRET")
+}
+
+// qkernelVNNI writes qgemm<r>x16v, qgemm<r>x16 for AVX-512 VNNI: a step's
+// 32 weights widen into one Z register (16 columns x 2), and VPDPWSSD
+// multiplies and adds a broadcast input pair into one int32 accumulator per
+// row, a quarter of the AVX2 kernel's instructions. The sums are the same
+// exact integers, scaled in the same order, so the results are identical.
+// Each row gets u accumulators (steps take turns) so that enough sums are in
+// flight to hide VPDPWSSD's latency.
+func qkernelVNNI(w func(string, ...any), r int) {
+	name := fmt.Sprintf("qgemm%dx16v", r)
+	u := 2
+	switch r {
+	case 1:
+		u = 8
+	case 2:
+		u = 4
+	case 3:
+		u = 3
+	}
+	acc := func(set, i int) string { return fmt.Sprintf("Z%d", set*r+i) }
+	step := func(j, set int) {
+		wr := fmt.Sprintf("Z%d", 24+j%2)
+		w("\tVPMOVSXBW %d(DX), %s", 32*j, wr)
+		for i := 0; i < r; i++ {
+			bc := fmt.Sprintf("Z%d", 28+(j*r+i)%4)
+			w("\tVPBROADCASTD %s, %s", xrow(i, 4*j), bc)
+			w("\tVPDPWSSD %s, %s, %s", wr, bc, acc(set, i))
+		}
+	}
+	qprologue(w, name)
+	for set := 0; set < u; set++ {
+		for i := 0; i < r; i++ {
+			w("\tVPXORD %[1]s, %[1]s, %[1]s", acc(set, i))
+		}
+	}
+	w("\tCMPQ CX, $%d", u)
+	w("\tJLT tail_%s", name)
+	w("unrolled_%s:", name)
+	for j := 0; j < u; j++ {
+		step(j, j)
+	}
+	w("\tADDQ $%d, DX", 32*u)
+	w("\tADDQ $%d, SI", 4*u)
+	w("\tADDQ $%d, R10", 4*u)
+	w("\tSUBQ $%d, CX", u)
+	w("\tCMPQ CX, $%d", u)
+	w("\tJGE unrolled_%s", name)
+	w("tail_%s:", name)
+	w("\tTESTQ CX, CX")
+	w("\tJZ sum_%s", name)
+	w("loop_%s:", name)
+	step(0, 0)
+	w("\tADDQ $32, DX")
+	w("\tADDQ $4, SI")
+	w("\tADDQ $4, R10")
+	w("\tDECQ CX")
+	w("\tJNZ loop_%s", name)
+	w("sum_%s:", name)
+	for set := 1; set < u; set++ {
+		for i := 0; i < r; i++ {
+			w("\tVPADDD %s, %s, %s", acc(set, i), acc(0, i), acc(0, i))
+		}
+	}
+	w("\tMOVQ scale+24(FP), AX")
+	w("\tMOVQ bias+32(FP), BX")
+	w("\tMOVQ xscale+40(FP), DX")
+	w("\tVMOVUPS (AX), Z24")
+	w("\tVPXORD Z25, Z25, Z25")
+	w("\tMOVQ relu+72(FP), CX")
+	for i := 0; i < r; i++ {
+		a := acc(0, i)
+		w("\tVBROADCASTSS %d(DX), Z28", 4*i)
+		w("\tVCVTDQ2PS %[1]s, %[1]s", a)
+		w("\tVMULPS Z24, %[1]s, %[1]s", a)
+		w("\tVMULPS Z28, %[1]s, %[1]s", a)
+		w("\tVADDPS (BX), %[1]s, %[1]s", a)
+		w("\tTESTQ CX, CX")
+		w("\tJZ store%d_%s", i, name)
+		w("\tVMAXPS Z25, %[1]s, %[1]s", a)
+		w("store%d_%s:", i, name)
+		w("\tVMOVUPS %s, %s", a, drow(i, 0))
+	}
+	w("\tVZEROUPPER")
+	w("\tRET")
+}
+
+// quantizer writes quantRowAVX2: dst[k] = int16(round-to-even(x[k] · inv)) for
+// n a multiple of 16 (VCVTPS2DQ rounds to nearest even, as the Go
+// quantiser does; |x[k] · inv| never exceeds the int16 range there).
+func quantizer(w func(string, ...any)) {
+	w("")
+	w("// func quantRowAVX2(dst *int16, x *float32, n int, inv float32)")
+	w("TEXT ·quantRowAVX2(SB), NOSPLIT, $0-28")
+	w("\tMOVQ dst+0(FP), DI")
+	w("\tMOVQ x+8(FP), SI")
+	w("\tMOVQ n+16(FP), CX")
+	w("\tSHRQ $4, CX")
+	w("\tJZ done_quantRowAVX2")
+	w("\tVBROADCASTSS inv+24(FP), Y2")
+	w("loop_quantRowAVX2:")
+	w("\tVMULPS (SI), Y2, Y0")
+	w("\tVMULPS 32(SI), Y2, Y1")
+	w("\tVCVTPS2DQ Y0, Y0")
+	w("\tVCVTPS2DQ Y1, Y1")
+	w("\tVPACKSSDW Y1, Y0, Y0") // [a0-3 b0-3 | a4-7 b4-7]
+	w("\tVPERMQ $0xD8, Y0, Y0") // [a0-3 a4-7 b0-3 b4-7]
+	w("\tVMOVDQU Y0, (DI)")
+	w("\tADDQ $64, SI")
+	w("\tADDQ $32, DI")
+	w("\tDECQ CX")
+	w("\tJNZ loop_quantRowAVX2")
+	w("done_quantRowAVX2:")
+	w("\tVZEROUPPER")
+	w("\tRET")
+}
+
+// xrow addresses x row i (0-5) plus off bytes: base SI (rows 0-2) or R10
+// (rows 3-5, R10 = SI + 3 rows) plus (i%3) strides of R9 bytes.
+func xrow(i, off int) string { return rowAddr("SI", "R10", "R9", i, off) }
+
+// drow addresses dst row i the same way, from DI and R11 with stride R8.
+func drow(i, off int) string { return rowAddr("DI", "R11", "R8", i, off) }
+
+func rowAddr(low, high, stride string, i, off int) string {
+	base := low
+	if i >= 3 {
+		base = high
+	}
+	o := ""
+	if off != 0 {
+		o = fmt.Sprint(off)
+	}
+	switch i % 3 {
+	case 0:
+		return o + "(" + base + ")"
+	case 1:
+		return o + "(" + base + ")(" + stride + "*1)"
+	default:
+		return o + "(" + base + ")(" + stride + "*2)"
+	}
+}
+
+// qprologue writes an int8 kernel's header and loads its arguments: DI, SI,
+// DX the dst, x and panel pointers, CX the steps (in/2), R8 and R9 the dst
+// and x row strides in bytes, R10 and R11 rows 3 of x and dst.
+func qprologue(w func(string, ...any), name string) {
+	w("")
+	w("// func %s(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)", name)
+	w("TEXT ·%s(SB), NOSPLIT, $0-80", name)
+	w("\tMOVQ dst+0(FP), DI")
+	w("\tMOVQ x+8(FP), SI")
+	w("\tMOVQ panel+16(FP), DX")
+	w("\tMOVQ in+48(FP), CX")
+	w("\tSHRQ $1, CX")
+	w("\tMOVQ dstStride+56(FP), R8")
+	w("\tMOVQ xStride+64(FP), R9")
+	w("\tSHLQ $2, R8")
+	w("\tSHLQ $1, R9")
+	w("\tLEAQ (SI)(R9*2), R10")
+	w("\tADDQ R9, R10")
+	w("\tLEAQ (DI)(R8*2), R11")
+	w("\tADDQ R8, R11")
 }

@@ -12,17 +12,17 @@ const maxKernelRows = 6
 // and FMA (Intel Haswell, AMD Zen and later) has it.
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// halfWeights says whether weight matrices stay fp16 in memory (converted in
-// the kernel): half the bytes to stream through the caches per pass.
-var halfWeights = useAVX2
+// useVNNI says whether the int8 matmuls use the AVX-512 VNNI kernels
+// (VPDPWSSD on Z registers) rather than the AVX2 ones; both give the same
+// results.
+var useVNNI = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
 
-// kernelName says which matmul kernel this build uses.
-var kernelName = map[bool]string{true: "avx2-fma-f16c", false: "go"}[useAVX2]
+// kernelName says which matmul kernels this build uses.
+var kernelName = map[bool]string{true: "avx2-fma", false: "go"}[useAVX2] + map[bool]string{true: "+avx512-vnni"}[useVNNI]
 
 // The gemmRx16 kernels compute R rows of one 16-column panel:
 // dst[r][0:16] = x[r][0:in] · panel + bias (then max(0, ·) if relu != 0),
-// with row strides in floats. Panel row k is at panel + k*panelStride. The
-// ...h variants read an fp16 panel.
+// with row strides in floats. Panel row k is at panel + k*panelStride.
 
 //go:noescape
 func gemm1x16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int)
@@ -42,31 +42,58 @@ func gemm5x16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelS
 //go:noescape
 func gemm6x16(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int)
 
-//go:noescape
-func gemm1x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+// The qgemmRx16 kernels are qkernelGo for R rows (see gen_kernel.go), the
+// qgemmRx16v ones the same with AVX-512 VNNI.
+
+type qgemmKernels [maxKernelRows + 1]func(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
 
 //go:noescape
-func gemm2x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+func qgemm1x16(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
 
 //go:noescape
-func gemm3x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+func qgemm2x16(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
 
 //go:noescape
-func gemm4x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+func qgemm3x16(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
 
 //go:noescape
-func gemm5x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+func qgemm4x16(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
 
 //go:noescape
-func gemm6x16h(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int)
+func qgemm5x16(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
+
+//go:noescape
+func qgemm6x16(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
+
+//go:noescape
+func qgemm1x16v(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
+
+//go:noescape
+func qgemm2x16v(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
+
+//go:noescape
+func qgemm3x16v(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
+
+//go:noescape
+func qgemm4x16v(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
+
+//go:noescape
+func qgemm5x16v(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
+
+//go:noescape
+func qgemm6x16v(dst *float32, x *int16, panel *int8, scale, bias, xscale *float32, in, dstStride, xStride, relu int)
+
+//go:noescape
+func quantRowAVX2(dst *int16, x *float32, n int, inv float32)
 
 var (
 	gemmF32 = [maxKernelRows + 1]func(dst, x, panel, bias *float32, in, dstStride, xStride, relu, panelStride int){
 		nil, gemm1x16, gemm2x16, gemm3x16, gemm4x16, gemm5x16, gemm6x16,
 	}
-	gemmF16 = [maxKernelRows + 1]func(dst, x *float32, panel *uint16, bias *float32, in, dstStride, xStride, relu, panelStride int){
-		nil, gemm1x16h, gemm2x16h, gemm3x16h, gemm4x16h, gemm5x16h, gemm6x16h,
-	}
+	qgemmAVX2 = qgemmKernels{nil, qgemm1x16, qgemm2x16, qgemm3x16, qgemm4x16, qgemm5x16, qgemm6x16}
+	qgemmVNNI = qgemmKernels{nil, qgemm1x16v, qgemm2x16v, qgemm3x16v, qgemm4x16v, qgemm5x16v, qgemm6x16v}
+	// gemmQ is the int8 kernel set in use (tests swap it to try each).
+	gemmQ = map[bool]*qgemmKernels{false: &qgemmAVX2, true: &qgemmVNNI}[useVNNI]
 )
 
 func kernel(dst, x, panel, bias []float32, rows, in, dstStride, xStride, panelStride int, relu bool) {
@@ -82,16 +109,31 @@ func kernel(dst, x, panel, bias []float32, rows, in, dstStride, xStride, panelSt
 	gemmF32[rows](&dst[0], &x[0], &panel[0], &bias[0], in, dstStride, xStride, b2i(relu), panelStride)
 }
 
-func kernelHalf(dst, x []float32, panel []uint16, bias []float32, rows, in, dstStride, xStride, panelStride int, relu bool) {
-	if in == 0 { // the assembly loops at least once
-		kernelGo(dst, x, nil, bias, rows, 0, dstStride, xStride, panelStride, relu)
+// qkernel is qkernelGo on the int8 panels (see matrix); in must be even.
+func qkernel(dst []float32, x []int16, panel []int8, scale, bias, xscale []float32, rows, in, dstStride, xStride int, relu bool) {
+	if !useAVX2 || in == 0 || in%2 != 0 {
+		qkernelGo(dst, x, panel, scale, bias, xscale, rows, in, dstStride, xStride, relu)
 		return
 	}
 	_ = dst[(rows-1)*dstStride+panelWidth-1]
 	_ = x[(rows-1)*xStride+in-1]
-	_ = panel[(in-1)*panelStride+panelWidth-1]
+	_ = panel[in*panelWidth-1]
+	_ = scale[panelWidth-1]
 	_ = bias[panelWidth-1]
-	gemmF16[rows](&dst[0], &x[0], &panel[0], &bias[0], in, dstStride, xStride, b2i(relu), panelStride)
+	_ = xscale[rows-1]
+	gemmQ[rows](&dst[0], &x[0], &panel[0], &scale[0], &bias[0], &xscale[0], in, dstStride, xStride, b2i(relu))
+}
+
+// quantRow sets dst[k] = round-to-even(x[k]·inv) (len(dst) >= len(x)).
+func quantRow(dst []int16, x []float32, inv float32) {
+	n := len(x) &^ 15
+	if !useAVX2 || n == 0 {
+		quantRowGo(dst, x, inv)
+		return
+	}
+	_ = dst[len(x)-1]
+	quantRowAVX2(&dst[0], &x[0], n, inv)
+	quantRowGo(dst[n:], x[n:], inv)
 }
 
 func b2i(b bool) int {

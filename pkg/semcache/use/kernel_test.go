@@ -37,16 +37,11 @@ func TestKernelMatchesGo(t *testing.T) {
 				in, out := shape[0], shape[1]
 				t.Run(fmt.Sprintf("%dx%d/n=%d/relu=%v", in, out, n, relu), func(t *testing.T) {
 					w := randSlice(rng, in*out)
-					if halfWeights { // the reference uses the weights the kernel sees
-						for i, v := range w {
-							w[i] = halfToFloat32(float32ToHalf(v))
-						}
-					}
 					bias := randSlice(rng, out)
 					x := randSlice(rng, n*in)
 					m := packMatrix(w, in, out, bias)
 					got := make([]float32, n*out)
-					m.apply(got, x, n, relu)
+					m.apply(got, x, n, relu, nil)
 					// Reference: plain row-major matmul.
 					for r := range n {
 						for j := range out {
@@ -65,6 +60,107 @@ func TestKernelMatchesGo(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestQuantKernel checks the int8 path: the platform's kernel gives exactly
+// what the portable one does (the sums are exact integers and the scaling
+// steps are the same), and both are the float64 product of the quantised
+// weights and inputs.
+func TestQuantKernel(t *testing.T) {
+	for _, k := range quantKernels() {
+		t.Run(k.name, func(t *testing.T) {
+			defer k.use()()
+			testQuantKernel(t)
+		})
+	}
+}
+
+func testQuantKernel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, shape := range [][2]int{{2, 16}, {6, 32}, {256, 768}, {1536, 512}} {
+		for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 13, 50} {
+			for _, relu := range []bool{false, true} {
+				in, out := shape[0], shape[1]
+				t.Run(fmt.Sprintf("%dx%d/n=%d/relu=%v", in, out, n, relu), func(t *testing.T) {
+					w := randSlice(rng, in*out)
+					bias := randSlice(rng, out)
+					x := randSlice(rng, n*in)
+					m := quantMatrix(w, in, out, bias)
+					var s qscratch
+					got := make([]float32, n*out)
+					m.apply(got, x, n, relu, &s)
+
+					// The portable kernel on the same quantised inputs.
+					want := make([]float32, n*out)
+					for p := 0; p < out/panelWidth; p++ {
+						c := p * panelWidth
+						qkernelGo(want[c:], s.x, m.q[p*in*panelWidth:], m.scale[c:], bias[c:], s.xscale, n, in, out, in, relu)
+					}
+					for i := range got {
+						if got[i] != want[i] {
+							t.Fatalf("row %d col %d: kernel %v, portable kernel %v", i/out, i%out, got[i], want[i])
+						}
+					}
+					// Float64 reference over the quantised values.
+					for r := range n {
+						for j := range out {
+							v := float64(bias[j])
+							for k := range in {
+								wq := float64(m.q[(j/panelWidth)*in*panelWidth+(k/2)*2*panelWidth+2*(j%panelWidth)+k%2])
+								v += float64(s.x[r*in+k]) * float64(s.xscale[r]) * wq * float64(m.scale[j])
+							}
+							if relu && v < 0 {
+								v = 0
+							}
+							if d := math.Abs(float64(got[r*out+j]) - v); d > 1e-4*(1+math.Abs(v)) {
+								t.Fatalf("row %d col %d: got %v want %v", r, j, got[r*out+j], v)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestQuantize checks the input quantiser's rounding and scale.
+func TestQuantize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	tests := []struct {
+		name string
+		x    []float32
+	}{
+		{"zero row", make([]float32, 32)},
+		{"one value", []float32{-3}},
+		{"not a multiple of 16", randSlice(rng, 37)},
+		{"long row", randSlice(rng, 1536)},
+		{"ties", []float32{8191, 0.5, 1.5, 2.5, -0.5, -1.5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := make([]int16, len(tt.x))
+			scale := quantize(dst, tt.x)
+			var mx float64
+			for _, v := range tt.x {
+				mx = math.Max(mx, math.Abs(float64(v)))
+			}
+			if want := float32(mx) / actLevels; scale != want {
+				t.Fatalf("scale %v, want %v", scale, want)
+			}
+			var inv float32
+			if mx > 0 {
+				inv = actLevels / float32(mx)
+			}
+			for k, v := range tt.x {
+				if want := int16(math.RoundToEven(float64(v * inv))); dst[k] != want {
+					t.Fatalf("x[%d] = %v quantised to %d, want %d", k, v, dst[k], want)
+				}
+				if math.Abs(float64(dst[k])) > actLevels {
+					t.Fatalf("x[%d] quantised to %d, out of range", k, dst[k])
+				}
+			}
+		})
 	}
 }
 
@@ -108,22 +204,36 @@ func TestHalfRoundTrip(t *testing.T) {
 	})
 }
 
-// BenchmarkMatrix measures the packed matmul alone; GMAC/s = in*out*rows/ns.
+// BenchmarkMatrix measures the packed matmul alone, with each int8 kernel
+// set this CPU runs (what a pass uses) and fp32 (the reference path);
+// GMAC/s = in*out*rows/ns.
 func BenchmarkMatrix(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, s := range [][3]int{{10, 512, 1536}, {10, 1536, 512}, {30, 512, 1536}, {128, 512, 1536}} {
+	kinds := []string{"fp32"}
+	for _, k := range quantKernels() {
+		kinds = append(kinds, "int8-"+k.name)
+	}
+	for _, s := range [][3]int{{1, 1536, 512}, {10, 512, 1536}, {10, 1536, 512}, {30, 512, 1536}, {128, 512, 1536}} {
 		rows, in, out := s[0], s[1], s[2]
-		b.Run(fmt.Sprintf("%dx%dx%d", rows, in, out), func(b *testing.B) {
-			m := packMatrix(randSlice(rng, in*out), in, out, randSlice(rng, out))
-			x := randSlice(rng, rows*in)
-			dst := make([]float32, rows*out)
-			cpu0 := processCPU()
-			for b.Loop() {
-				m.apply(dst, x, rows, false)
-			}
-			if d := processCPU() - cpu0; d > 0 {
-				b.ReportMetric(float64(rows*in*out)*float64(b.N)/float64(d.Nanoseconds()), "GMAC/s-cpu")
-			}
-		})
+		w, bias, x := randSlice(rng, in*out), randSlice(rng, out), randSlice(rng, rows*in)
+		for i, kind := range kinds {
+			b.Run(fmt.Sprintf("%s/%dx%dx%d", kind, rows, in, out), func(b *testing.B) {
+				m := packMatrix(w, in, out, bias)
+				if i > 0 {
+					defer quantKernels()[i-1].use()()
+					m = quantMatrix(w, in, out, bias)
+				}
+				dst := make([]float32, rows*out)
+				var q qscratch
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				for b.Loop() {
+					m.apply(dst, x, rows, false, &q)
+				}
+				if d := processCPU() - cpu0; d > 0 {
+					b.ReportMetric(float64(rows*in*out)*float64(b.N)/float64(d.Nanoseconds()), "GMAC/s-cpu")
+				}
+			})
+		}
 	}
 }

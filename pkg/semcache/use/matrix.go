@@ -1,5 +1,11 @@
 package use
 
+import (
+	"math"
+
+	"github.com/viterin/vek/vek32"
+)
+
 // panelWidth is the number of output columns a kernel call computes: weight
 // matrices are stored as column panels of this width, each panel's rows
 // contiguous, so a kernel streams its panel once and reuses it for every
@@ -7,75 +13,144 @@ package use
 const panelWidth = 16
 
 // rowChunk bounds the input rows that stream against one panel before moving
-// to the next, so that the rows (up to 48 x 1536 floats) stay in L2 while
+// to the next, so that the rows (up to 48 x 1536 values) stay in L2 while
 // every panel passes by.
 const rowChunk = 48
 
-// matrix is a dense layer's weights W[in][out], packed as out/panelWidth
-// column panels of in x panelWidth values, and its bias. The values are fp16
-// (half) when the platform kernel converts them as it loads them, else fp32
-// (packed). The weights come from fp16 on disk, so both hold the same numbers.
+// Quantisation. Each weight column j is stored as int8 q with
+// w = q·scale[j], scale[j] = max|w[·][j]|/weightLevels; each input row is
+// quantised when a pass reaches the matrix, to int16 with
+// x = q·xscale, xscale = max|x|/actLevels. The dot products are then exact
+// int32 sums (in·actLevels·weightLevels < 2^31 for in ≤ 2048), the same on
+// every kernel. 8-bit inputs were measured too coarse (min cosine 0.9985
+// against the fp16 weights on the reference sentences); int8 weights with
+// 14-bit inputs keep it above 0.999.
+const (
+	weightLevels = 127
+	actLevels    = 8191
+)
+
+// matrix is a dense layer's weights W[in][out] and its bias, as int8
+// column panels (q, scale: what a forward pass uses) or, for the reference
+// path tests compare it with, as fp32 column panels of in x panelWidth
+// values (packed). The fp32 values are the fp16 ones in the file, exactly.
 type matrix struct {
 	in, out int
 	packed  []float32
-	half    []uint16
-	bias    []float32
+	// q holds out/panelWidth panels of in/2 steps of 32 bytes: step k/2 has
+	// column j's weights for k and k+1 at bytes 2j and 2j+1 (the layout
+	// qkernel multiplies against a pair of inputs).
+	q     []int8
+	scale []float32
+	bias  []float32
 }
 
-// packMatrix packs a row-major in x out matrix. out must be a multiple of
-// panelWidth.
+// packMatrix packs a row-major in x out matrix as fp32 panels (the reference
+// path). out must be a multiple of panelWidth.
 func packMatrix(w []float32, in, out int, bias []float32) matrix {
-	m := matrix{in: in, out: out, bias: bias}
-	if halfWeights {
-		m.half = make([]uint16, in*out)
-	} else {
-		m.packed = make([]float32, in*out)
-	}
+	m := matrix{in: in, out: out, bias: bias, packed: make([]float32, in*out)}
 	for p := 0; p < out/panelWidth; p++ {
 		off := p * in * panelWidth
 		for k := 0; k < in; k++ {
-			row := w[k*out+p*panelWidth : k*out+(p+1)*panelWidth]
-			if m.half != nil {
-				for j, v := range row {
-					m.half[off+k*panelWidth+j] = float32ToHalf(v)
-				}
-			} else {
-				copy(m.packed[off+k*panelWidth:], row)
+			copy(m.packed[off+k*panelWidth:], w[k*out+p*panelWidth:k*out+(p+1)*panelWidth])
+		}
+	}
+	return m
+}
+
+// quantMatrix packs a row-major in x out matrix as int8 panels with a scale
+// per column. in must be even and out a multiple of panelWidth.
+func quantMatrix(w []float32, in, out int, bias []float32) matrix {
+	m := matrix{in: in, out: out, bias: bias, q: make([]int8, in*out), scale: make([]float32, out)}
+	inv := make([]float64, out)
+	for j := range out {
+		var mx float64
+		for k := range in {
+			mx = max(mx, math.Abs(float64(w[k*out+j])))
+		}
+		if mx > 0 {
+			m.scale[j] = float32(mx / weightLevels)
+			inv[j] = weightLevels / mx
+		}
+	}
+	for p := 0; p < out/panelWidth; p++ {
+		panel := m.q[p*in*panelWidth : (p+1)*in*panelWidth]
+		for k := range in {
+			for j := range panelWidth {
+				c := p*panelWidth + j
+				v := math.RoundToEven(float64(w[k*out+c]) * inv[c])
+				panel[(k/2)*2*panelWidth+2*j+k%2] = int8(max(-weightLevels, min(weightLevels, v)))
 			}
 		}
 	}
 	return m
 }
 
+// qscratch holds a pass's quantised inputs: int16 rows and their scales.
+type qscratch struct {
+	x      []int16
+	xscale []float32
+}
+
 // apply sets dst[n][out] = x[n][in] · W + bias, then max(0, ·) if relu.
-func (m *matrix) apply(dst, x []float32, n int, relu bool) {
+// The int8 path quantises x into s first.
+func (m *matrix) apply(dst, x []float32, n int, relu bool, s *qscratch) {
 	if n == 0 {
 		return
 	}
 	_ = dst[n*m.out-1]
 	_ = x[n*m.in-1]
+	if m.q != nil {
+		s.x = grow(s.x, n*m.in)
+		s.xscale = grow(s.xscale, n)
+		for r := range n {
+			s.xscale[r] = quantize(s.x[r*m.in:(r+1)*m.in], x[r*m.in:(r+1)*m.in])
+		}
+	}
 	panelSize := m.in * panelWidth
 	for r0 := 0; r0 < n; r0 += rowChunk {
 		r1 := min(r0+rowChunk, n)
 		// Split the rows into even blocks (10 rows: 5+5, not 6+4): a kernel
-		// with fewer rows has fewer accumulators to hide FMA latency.
+		// with fewer rows has fewer accumulators to hide latency.
 		blocks := (r1 - r0 + maxKernelRows - 1) / maxKernelRows
 		base, extra := (r1-r0)/blocks, (r1-r0)%blocks
 		for p := 0; p < m.out/panelWidth; p++ {
-			bias := m.bias[p*panelWidth : (p+1)*panelWidth]
+			cols := p * panelWidth
+			bias := m.bias[cols : cols+panelWidth]
 			for r, blk := r0, 0; r < r1; blk++ {
 				rows := base
 				if blk < extra {
 					rows++
 				}
-				if m.half != nil {
-					kernelHalf(dst[r*m.out+p*panelWidth:], x[r*m.in:], m.half[p*panelSize:(p+1)*panelSize], bias, rows, m.in, m.out, m.in, panelWidth, relu)
+				if m.q != nil {
+					qkernel(dst[r*m.out+cols:], s.x[r*m.in:], m.q[p*panelSize:(p+1)*panelSize], m.scale[cols:cols+panelWidth], bias, s.xscale[r:r+rows], rows, m.in, m.out, m.in, relu)
 				} else {
-					kernel(dst[r*m.out+p*panelWidth:], x[r*m.in:], m.packed[p*panelSize:(p+1)*panelSize], bias, rows, m.in, m.out, m.in, panelWidth, relu)
+					kernel(dst[r*m.out+cols:], x[r*m.in:], m.packed[p*panelSize:(p+1)*panelSize], bias, rows, m.in, m.out, m.in, panelWidth, relu)
 				}
 				r += rows
 			}
 		}
+	}
+}
+
+// quantize sets dst to x/scale rounded to even, scale = max|x|/actLevels,
+// and returns scale (0 for a zero row, whose dst is all zero).
+func quantize(dst []int16, x []float32) float32 {
+	mx := max(vek32.Max(x), -vek32.Min(x))
+	if !(mx > 0) { // a zero row, or NaN (which then shows in the output)
+		clear(dst[:len(x)])
+		return mx
+	}
+	inv := actLevels / mx
+	quantRow(dst, x, inv)
+	return mx / actLevels
+}
+
+// quantRowGo is the portable quantRow: dst[k] = round-to-even(x[k]·inv).
+func quantRowGo(dst []int16, x []float32, inv float32) {
+	dst = dst[:len(x)]
+	for k, v := range x {
+		dst[k] = int16(math.RoundToEven(float64(v * inv)))
 	}
 }
 
@@ -109,6 +184,35 @@ func kernelGo(dst, x, panel, bias []float32, rows, in, dstStride, xStride, panel
 		}
 		d := dst[r*dstStride : r*dstStride+panelWidth]
 		for j, v := range acc {
+			if relu && v < 0 {
+				v = 0
+			}
+			d[j] = v
+		}
+	}
+}
+
+// qkernelGo is the portable qkernel: dst rows [0, rows) of one 16-column
+// int8 panel against int16 rows, scaled in the order the assembly uses.
+func qkernelGo(dst []float32, x []int16, panel []int8, scale, bias, xscale []float32, rows, in, dstStride, xStride int, relu bool) {
+	panel = panel[:in*panelWidth]
+	for r := range rows {
+		var acc [panelWidth]int32
+		xr := x[r*xStride : r*xStride+in]
+		for k := 0; k+1 < in; k += 2 {
+			x0, x1 := int32(xr[k]), int32(xr[k+1])
+			step := panel[k*panelWidth : (k+2)*panelWidth]
+			for j := range acc {
+				acc[j] += x0*int32(step[2*j]) + x1*int32(step[2*j+1])
+			}
+		}
+		d := dst[r*dstStride : r*dstStride+panelWidth]
+		for j, a := range acc {
+			// Each product rounded on its own (no fused multiply-add), as
+			// the assembly does.
+			v := float32(float32(a) * scale[j])
+			v = float32(v * xscale[r])
+			v += bias[j]
 			if relu && v < 0 {
 				v = 0
 			}

@@ -51,9 +51,12 @@ type Model struct {
 	head   matrix
 	lnEps  float32
 	l2Eps  float32
-	work   sync.Pool // *workspace
-	ids    sync.Pool // *[]int32, for Fits
-	co     coalescer
+	// reference: weights kept as fp32 (the fp16 values of the file) and run
+	// through the float kernels, the path the int8 one is measured against.
+	reference bool
+	work      sync.Pool // *workspace
+	ids       sync.Pool // *[]int32, for Fits
+	co        coalescer
 }
 
 // Option configures a Model.
@@ -82,17 +85,24 @@ func Load(dir string, opts ...Option) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := newModel(b)
-	if err != nil {
-		return nil, err
-	}
+	m := &Model{}
 	for _, o := range opts {
 		o(m)
+	}
+	if err := m.init(b); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
-func newModel(b *bundle) (*Model, error) {
+// withReference makes Load keep the fp32 weights (tests compare the int8
+// path with it).
+func withReference() Option {
+	return func(m *Model) { m.reference = true }
+}
+
+// init builds the model from a decoded bundle.
+func (m *Model) init(b *bundle) error {
 	get := func(name string, shape ...int) ([]float32, error) {
 		t, ok := b.tensor(name)
 		if !ok {
@@ -127,14 +137,17 @@ func newModel(b *bundle) (*Model, error) {
 		if w == nil || bias == nil {
 			return matrix{}
 		}
-		return packMatrix(w, in, out, bias)
+		if m.reference {
+			return packMatrix(w, in, out, bias)
+		}
+		return quantMatrix(w, in, out, bias)
 	}
 
 	tok, err := newTokenizer(b.pieces, b.scores)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	m := &Model{tok: tok}
+	m.tok = tok
 	vocab := len(b.pieces)
 	if t, ok := b.tensor("emb"); ok && len(t.shape) == 2 && t.shape[0] >= vocab {
 		if e := must("emb", t.shape[0], embDim); e != nil {
@@ -180,10 +193,10 @@ func newModel(b *bundle) (*Model, error) {
 	}
 	m.head = mat("head", Dim, Dim)
 	if len(errs) > 0 {
-		return nil, errs[0]
+		return errs[0]
 	}
 	m.work.New = func() any { return newWorkspace() }
-	return m, nil
+	return nil
 }
 
 func prod(shape []int) int {
@@ -250,6 +263,7 @@ type workspace struct {
 	scores []float32 // [MaxTokens][MaxTokens] attention weights of one head
 	keysT  []float32 // [128][MaxTokens] one head's keys, transposed
 	pooled []float32
+	q      qscratch // quantised inputs of the matrix being applied
 }
 
 func newWorkspace() *workspace {
@@ -353,21 +367,21 @@ func (m *Model) forward(w *workspace, out [][]float32) {
 		a := w.a[:n*d]
 		layerNorm(a, x, n, d, ly.ln1g, ly.ln1b, m.lnEps)
 		qkv := w.qkv[:n*3*d]
-		ly.qkv.apply(qkv, a, n, false)
+		ly.qkv.apply(qkv, a, n, false, &w.q)
 		ctxv := w.ctxv[:n*d]
 		m.attention(w, ly, ctxv, qkv, n, d)
 		if ly.res != nil {
-			ly.res.apply(h, x, n, false)
+			ly.res.apply(h, x, n, false, &w.q)
 		}
-		ly.out.apply(w.a[:n*Dim], ctxv, n, false)
+		ly.out.apply(w.a[:n*Dim], ctxv, n, false, &w.q)
 		addInto(h, w.a[:n*Dim])
 		// Feed-forward block: h += FFN(LN(h)).
 		a = w.a[:n*Dim]
 		layerNorm(a, h, n, Dim, ly.ln2g, ly.ln2b, m.lnEps)
 		ff := w.ff[:n*ffnDim]
-		ly.ffn1.apply(ff, a, n, true)
+		ly.ffn1.apply(ff, a, n, true, &w.q)
 		if !last {
-			ly.ffn2.apply(a, ff, n, false)
+			ly.ffn2.apply(a, ff, n, false, &w.q)
 			addInto(h, a)
 			x = h
 			continue
@@ -380,7 +394,7 @@ func (m *Model) forward(w *workspace, out [][]float32) {
 		meanFF := w.qkv[:b*ffnDim] // qkv is free by now and batchTokens*ffnDim long
 		meanRows(meanFF, ff, w.segs, ffnDim)
 		a = w.a[:b*Dim]
-		ly.ffn2.apply(a, meanFF, b, false)
+		ly.ffn2.apply(a, meanFF, b, false, &w.q)
 		for s, cnt := range w.segs {
 			if cnt > 0 { // a sentence with no tokens pools to zero, bias and all
 				addInto(pooled[s*Dim:(s+1)*Dim], a[s*Dim:(s+1)*Dim])
@@ -390,7 +404,7 @@ func (m *Model) forward(w *workspace, out [][]float32) {
 
 	// tanh(dense) and L2 normalise.
 	res := w.a[:b*Dim]
-	m.head.apply(res, pooled, b, false)
+	m.head.apply(res, pooled, b, false, &w.q)
 	for s := range b {
 		v := res[s*Dim : (s+1)*Dim]
 		var ss float64
