@@ -8,14 +8,17 @@
 // points). A scope is a list of append-only segments published through an
 // atomic pointer: readers load the list and scan it without a lock, writers
 // (serialised by one mutex) fill a segment's next slot and then publish the
-// new count. A scope's first segment holds one point and each new one half
-// as many as the scope already has (a quarter once it has bounds, up to
-// 4096), so that a gateway with one scope per conversation spends about a
-// vector per point (2.6 KB at 512 dimensions) rather than a segment per
-// scope. Deletes and replacements set a tombstone bit; a scope is
+// new count. A scope's first segment holds one point; until the scope has
+// bounds (below) it keeps one segment, moved into one half as large again
+// when full, and from then on adds segments of a quarter of its size (up
+// to 4096 points), so that a gateway with one scope per conversation spends
+// about a vector per point (2.6 KB at 512 dimensions) rather than a
+// segment per scope, and a search of a small scope reads one run of
+// vectors. Deletes and replacements set a tombstone bit; a scope is
 // compacted into fresh segments once it holds more tombstones than live
 // points, and the old segments are left to the garbage collector when the
-// last search holding them returns.
+// last search holding them returns. Writers find a point by id in one map;
+// a heap of expiries lets a sweep cost what it removes.
 //
 // # Exactness
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,10 @@ type Index struct {
 	// every scope's writer-side counters. Searches never take it.
 	mu   sync.Mutex
 	locs map[uint64]loc
+	// expiries holds every point's expiry, the earliest first, so that
+	// a sweep costs what it removes, not what the index holds. Guarded by
+	// mu.
+	expiries expiryHeap
 }
 
 // searchStats counts points kept by pass 1, by pass 2, and rescored.
@@ -263,6 +268,7 @@ func (x *Index) Close() error {
 	x.closed.Store(true)
 	x.scopes.Clear()
 	x.locs = nil
+	x.expiries = nil
 	x.count.Store(0)
 	return nil
 }
@@ -291,7 +297,9 @@ func (x *Index) Upsert(ctx context.Context, points ...semcache.Point) error {
 			touched[old.sc] = struct{}{}
 		}
 		sc := x.scopeFor(p.Scope)
-		x.locs[p.ID] = x.appendPoint(sc, p.ID, p.Vector, nanos(p.ExpiresAt), p.Tenant, p.Model)
+		exp := nanos(p.ExpiresAt)
+		x.locs[p.ID] = x.appendPoint(sc, p.ID, p.Vector, exp, p.Tenant, p.Model)
+		x.expiries.push(expiry{at: exp, id: p.ID})
 		sc.live++
 		sc.size.Store(int64(sc.live))
 		x.count.Add(1)
@@ -300,6 +308,7 @@ func (x *Index) Upsert(ctx context.Context, points ...semcache.Point) error {
 	for sc := range touched {
 		x.maintain(sc)
 	}
+	x.trimExpiries()
 	return nil
 }
 
@@ -330,20 +339,27 @@ func (x *Index) appendPoint(sc *scope, id uint64, vec []float32, exp int64, tena
 	if k := len(v.segs); k > 0 && int(v.segs[k-1].n.Load()) < len(v.segs[k-1].ids) {
 		seg = v.segs[k-1]
 	} else {
-		// Segments grow with the scope, its first holding one point, so
-		// that the many small scopes of a busy gateway (one a conversation)
-		// cost about their points' vectors: by half the scope's slots
-		// (slots a point, segments a doubling, against slack), a quarter
-		// once it has bounds (few small scopes have them).
-		grow := 2
-		if v.basis != nil {
-			grow = 4
+		if k > 0 && v.basis == nil && !sc.building && sc.live < min(x.codeMin(), x.segSize) && sc.live+sc.dead >= sc.retryAt {
+			// A scope without bounds keeps its points in one segment,
+			// moved into one half as large again when full: a search
+			// then reads one run of vectors, not a segment a growth.
+			x.rebuild(sc, sc.live+sc.live/2+1)
+			v = sc.view.Load()
 		}
-		seg = x.newSegment(min(x.segSize, max(1, (sc.live+sc.dead)/grow)), v)
-		segs := make([]*segment, len(v.segs), len(v.segs)+1)
-		copy(segs, v.segs)
-		v = &view{centre: v.centre, basis: v.basis, segs: append(segs, seg)}
-		sc.view.Store(v)
+		if k := len(v.segs); k > 0 && int(v.segs[k-1].n.Load()) < len(v.segs[k-1].ids) {
+			seg = v.segs[k-1]
+		} else {
+			// Segments grow with the scope, its first holding one point,
+			// so that the many small scopes of a busy gateway (one a
+			// conversation) cost about their points' vectors; once it has
+			// bounds, by a quarter of its slots (at most a quarter of them
+			// empty, four segments a doubling).
+			seg = x.newSegment(min(x.segSize, max(1, (sc.live+sc.dead)/4)), v)
+			segs := make([]*segment, len(v.segs), len(v.segs)+1)
+			copy(segs, v.segs)
+			v = &view{centre: v.centre, basis: v.basis, segs: append(segs, seg)}
+			sc.view.Store(v)
+		}
 	}
 	i := x.put(seg, v, id, vec, exp)
 	return loc{sc: sc, seg: seg, slot: int32(i), tenant: tenant, model: model, exp: exp}
@@ -386,10 +402,10 @@ func (x *Index) maintain(sc *scope) {
 		sc.dead = 0
 	case sc.live+sc.dead < sc.retryAt:
 	case sc.dead >= minCompactDead && sc.dead > sc.live:
-		x.rebuild(sc)
+		x.rebuild(sc, sc.live)
 	case sc.live < 2*sc.centredAt || sc.live < x.codeMin():
 	case sc.live < x.asyncMin:
-		x.rebuild(sc)
+		x.rebuild(sc, sc.live)
 	case !sc.building:
 		x.rebuildLater(sc)
 	}
@@ -402,10 +418,11 @@ type slotRef struct{ seg, slot int32 }
 // build learns a centre and basis from old's live points among the first
 // counts[s] slots of each segment s and encodes those points into fresh
 // segments against them; below codeMin it only copies them into fresh
-// segments without bounds. It only reads old (whose published slots are
-// immutable but for tombstones), so it may run without mu; from[j] is
-// where the j-th copied point came from.
-func (x *Index) build(old *view, counts []int, live int) (*view, []slotRef) {
+// segments without bounds. The segments have room for at least room
+// points. It only reads old (whose published slots are immutable but for
+// tombstones), so it may run without mu; from[j] is where the j-th copied
+// point came from.
+func (x *Index) build(old *view, counts []int, live, room int) (*view, []slotRef) {
 	nv := &view{}
 	if live >= x.codeMin() {
 		nv = x.learn(old, counts, live)
@@ -416,7 +433,7 @@ func (x *Index) build(old *view, counts []int, live int) (*view, []slotRef) {
 			if os.isDead(i) {
 				continue
 			}
-			x.putNew(nv, live, os.ids[i], os.vecs[i*x.dim:(i+1)*x.dim], os.exp[i])
+			x.putNew(nv, room, os.ids[i], os.vecs[i*x.dim:(i+1)*x.dim], os.exp[i])
 			from = append(from, slotRef{int32(s), int32(i)})
 		}
 	}
@@ -548,10 +565,12 @@ func snapshot(old *view) []int {
 }
 
 // rebuild relearns and re-encodes a scope while holding mu (small scopes,
-// and compaction). Searches still scanning the old view finish on it; the
-// garbage collector then reclaims it. A panic is the scope's to absorb
-// (abandon): the writer that triggered the rebuild has its points added.
-func (x *Index) rebuild(sc *scope) {
+// compaction, and the growth of a scope without bounds), into segments
+// with room for at least room points. Searches still scanning the old view
+// finish on it; the garbage collector then reclaims it. A panic is the
+// scope's to absorb (abandon): the writer that triggered the rebuild has
+// its points added.
+func (x *Index) rebuild(sc *scope, room int) {
 	defer func() {
 		if v := recover(); v != nil {
 			x.abandon(sc, v)
@@ -559,7 +578,7 @@ func (x *Index) rebuild(sc *scope) {
 	}()
 	old := sc.view.Load()
 	counts := snapshot(old)
-	nv, from := x.build(old, counts, sc.live)
+	nv, from := x.build(old, counts, sc.live, room)
 	x.install(sc, old, nv, from)
 }
 
@@ -586,7 +605,7 @@ func (x *Index) rebuildLater(sc *scope) {
 				x.mu.Unlock()
 			}
 		}()
-		nv, from := x.build(old, counts, live)
+		nv, from := x.build(old, counts, live, live)
 		if x.onBuilt != nil {
 			x.onBuilt()
 		}
@@ -690,9 +709,106 @@ func (x *Index) DeleteWhere(ctx context.Context, f semcache.Filter) (int, error)
 }
 
 // DeleteExpired removes points expired at now and says how many.
+// It takes the expiries due from the heap, skipping those of points since
+// deleted or given another expiry, so a sweep that finds nothing due costs
+// nothing, however many points the index holds.
 func (x *Index) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	t := nanos(now)
-	return x.deleteIf(ctx, func(l loc) bool { return l.exp <= t }, nil)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed.Load() {
+		return 0, ErrClosed
+	}
+	touched := make(map[*scope]struct{})
+	n := 0
+	for len(x.expiries) > 0 && x.expiries[0].at <= t {
+		e := x.expiries.pop()
+		if l, ok := x.locs[e.id]; ok && l.exp <= t {
+			x.kill(e.id, l)
+			touched[l.sc] = struct{}{}
+			n++
+		}
+	}
+	for sc := range touched {
+		x.maintain(sc)
+	}
+	x.trimExpiries()
+	return n, nil
+}
+
+// trimExpiries drops the expiries of points no longer held once they
+// outnumber those of the points held, so that the heap stays within twice
+// the index. Callers hold mu.
+func (x *Index) trimExpiries() {
+	if len(x.expiries) <= 2*len(x.locs)+64 {
+		return
+	}
+	h := x.expiries[:0]
+	for id, l := range x.locs {
+		h = append(h, expiry{at: l.exp, id: id})
+	}
+	h.init()
+	x.expiries = slices.Clip(h)
+}
+
+// expiry is when a point expires.
+type expiry struct {
+	at int64
+	id uint64
+}
+
+// expiryHeap is a min-heap of expiries on at.
+type expiryHeap []expiry
+
+func (h *expiryHeap) push(e expiry) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if q[p].at <= q[i].at {
+			break
+		}
+		q[p], q[i] = q[i], q[p]
+		i = p
+	}
+}
+
+// pop removes and returns the earliest expiry; h is not empty.
+func (h *expiryHeap) pop() expiry {
+	q := *h
+	e := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	*h = q[:n]
+	h.down(0)
+	return e
+}
+
+func (h expiryHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h expiryHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].at < h[l].at {
+			m = r
+		}
+		if h[i].at <= h[m].at {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }
 
 // deleteIf removes the points among ids (every point when ids is nil) that
@@ -729,6 +845,7 @@ func (x *Index) deleteIf(ctx context.Context, match func(loc) bool, ids []uint64
 	for sc := range touched {
 		x.maintain(sc)
 	}
+	x.trimExpiries()
 	return n, nil
 }
 
