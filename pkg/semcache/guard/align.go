@@ -214,9 +214,6 @@ func (g *Rules) Decide(query, cached any) (allow, aligned bool, reason string) {
 	if r := hardRules(&a.f, &b.f); r != "" {
 		return false, false, r
 	}
-	if a.negs != b.negs {
-		return false, false, "negation: the prompts differ in polarity"
-	}
 	if a.wh != b.wh && a.wh != whNone && b.wh != whNone {
 		return false, false, "question: " + whNames[a.wh] + " vs " + whNames[b.wh]
 	}
@@ -237,7 +234,9 @@ func (g *Rules) Decide(query, cached any) (allow, aligned bool, reason string) {
 		return false, false, "order: the arguments are swapped"
 	}
 	padded := al.unmatchedN > 0 && (padding(a, al.ab, al.freeA) && allMatched(al.ba, al.freeB) || padding(b, al.ba, al.freeB) && allMatched(al.ab, al.freeA))
-	if !padded && a.bgNegs != b.bgNegs {
+	// Negations are counted over the whole prompt, except in padding,
+	// which the other prompt does not have.
+	if padded && a.negs != b.negs || !padded && a.negs+a.bgNegs != b.negs+b.bgNegs {
 		return false, false, "negation: the prompts differ in polarity"
 	}
 	if padded {
@@ -770,7 +769,16 @@ func particleAfter(f *features, w int32) string {
 	if n < 0 || !particleWords[f.words[n].base] {
 		return ""
 	}
-	return f.words[n].base
+	p := f.words[n].base
+	// "in", "on", "over" and "through" are mostly prepositions: before an
+	// article or a possessive they begin a phrase ("the desert in the
+	// world"), they are no particle.
+	if prepositionLike[p] {
+		if m := f.words[n].next; m >= 0 && argGlue[f.words[m].base] {
+			return ""
+		}
+	}
+	return p
 }
 
 // order reports two clauses, one of each prompt holding the same words,
@@ -798,7 +806,7 @@ func order(a, b *Prompt, al *alignment) bool {
 				cb, best = int32(c), v
 			}
 		}
-		if cb >= 0 && swapped(inClause(a.marks, ca), inClause(b.marks, cb), al) {
+		if cb >= 0 && swapped(inClause(a.marks, ca), inClause(b.marks, cb), al, corresponds(a, b, ca, cb, al)) {
 			return true
 		}
 	}
@@ -809,22 +817,38 @@ func order(a, b *Prompt, al *alignment) bool {
 // ma with those of the k-th in mb: swapped when each side has an argument
 // word matching none of the other side's, and every argument word matches
 // something in the other prompt.
-func swapped(ma, mb []marker, al *alignment) bool {
+func swapped(ma, mb []marker, al *alignment, whole bool) bool {
 	seen := map[uint8]int{}
 	for _, x := range ma {
 		k := seen[x.group]
 		seen[x.group]++
+		if len(x.args) == 0 {
+			continue
+		}
+		// The marker of b with the same group after the same word ("noon
+		// in Tokyo" / "noon in London"), else, when the two clauses hold
+		// the same words, the k-th of the group.
 		var y *marker
-		for i := range mb {
-			if mb[i].group == x.group {
-				if k == 0 {
+		if x.head >= 0 {
+			for i := range mb {
+				if mb[i].group == x.group && mb[i].head >= 0 && slices.Contains(al.ab[x.head], mb[i].head) {
 					y = &mb[i]
 					break
 				}
-				k--
 			}
 		}
-		if y == nil || len(x.args) == 0 || len(y.args) == 0 {
+		if y == nil && whole {
+			for i := range mb {
+				if mb[i].group == x.group {
+					if k == 0 {
+						y = &mb[i]
+						break
+					}
+					k--
+				}
+			}
+		}
+		if y == nil || len(y.args) == 0 {
 			continue
 		}
 		if stray(x.args, y.args, al.ab) && stray(y.args, x.args, al.ba) {
@@ -832,6 +856,32 @@ func swapped(ma, mb []marker, al *alignment) bool {
 		}
 	}
 	return false
+}
+
+// corresponds reports whether clause ca of a and clause cb of b hold the
+// same words: every matched word of either has its matches in the other.
+func corresponds(a, b *Prompt, ca, cb int32, al *alignment) bool {
+	for i, js := range al.ab {
+		if a.f.words[a.content[i].w].clause != ca {
+			continue
+		}
+		for _, j := range js {
+			if b.f.words[b.content[j].w].clause != cb {
+				return false
+			}
+		}
+	}
+	for j, is := range al.ba {
+		if b.f.words[b.content[j].w].clause != cb {
+			continue
+		}
+		for _, i := range is {
+			if a.f.words[a.content[i].w].clause != ca {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // stray reports whether some word of xs matches no word of ys (but matches
@@ -866,6 +916,7 @@ type marker struct {
 	group  uint8
 	at     int32
 	clause int32
+	head   int // the content word before it in the clause (index in Prompt.content), -1 if none
 	args   []int
 }
 
@@ -881,7 +932,10 @@ func markers(p *Prompt) []marker {
 		if !ok {
 			continue
 		}
-		m := marker{group: g, at: int32(i), clause: ws[i].clause}
+		m := marker{group: g, at: int32(i), clause: ws[i].clause, head: -1}
+		if ci > 0 && ws[p.content[ci-1].w].clause == ws[i].clause {
+			m.head = ci - 1
+		}
 		// The argument: the content words that follow, until a function
 		// word other than an article or possessive, or the clause's end.
 		k := ci

@@ -206,6 +206,9 @@ var particleWords = setOf(
 	"in", "out", "up", "down", "on", "off", "back", "away", "over", "through",
 )
 
+// prepositionLike particles are mostly prepositions.
+var prepositionLike = setOf("in", "on", "over", "through")
+
 // markerGroups are the words that mark a direction or a role, by group:
 // "to" and "into" mark the same role.
 var markerGroups = map[string]uint8{
