@@ -61,7 +61,8 @@ func (g *gateway) adminCache(ctx context.Context) (*cacheStats, error) {
 // prefillRun is one gateway's prefill, as reported.
 type prefillRun struct {
 	Target      string            `json:"target"`
-	Requested   int               `json:"requested"`
+	Requested   int               `json:"requested"` // entries asked for
+	Stored      int64             `json:"stored"`    // answers that were misses, each one stored
 	OK          uint64            `json:"ok"`
 	Errors      uint64            `json:"errors"`
 	ErrorSample string            `json:"error_sample,omitempty"`
@@ -83,18 +84,25 @@ func (p prefillRun) line() string {
 	}
 	s := fmt.Sprintf("%d requests in %s (%.0f/s at %d conns), %d errors; entries %d -> %d, index points %d; x-tollgate-cache: %s",
 		p.OK, p.Elapsed, p.RPS, p.Conns, p.Errors, p.EntriesBefore, p.EntriesAfter, p.IndexPoints, cacheCounts(p.Cache))
+	if p.Stored < int64(p.Requested) {
+		s += fmt.Sprintf("; only %d of the %d entries asked for (2n requests sent)", p.Stored, p.Requested)
+	}
 	if p.ErrorSample != "" {
 		s += "; first error: " + p.ErrorSample
 	}
 	return s
 }
 
-// prefill fills the gateway's cache before it is measured: n requests from
-// the scenario's source, so new conversations in the scope the measured
-// requests use (the same key, model and request shape) and never one of
-// theirs, sent by conns workers through the gateway's chat API: each is a
-// miss that the gateway answers and stores as it stores any other. The
-// entry count is read back from GET /admin/cache before and after.
+// prefill fills the gateway's cache with n entries before it is measured:
+// requests from the scenario's source, so new conversations in the scope the
+// measured requests use (the same key, model and request shape) and never
+// one of theirs, sent by conns workers through the gateway's chat API. Each
+// answered as a miss is stored as any other miss is; one answered from the
+// cache (a semantic hit on an earlier prompt) stores nothing, so requests
+// go on until n misses were answered (a few more: those in flight then
+// finish; or until 2n requests were sent, for a
+// gateway that hits more often than it misses). The entry count is read
+// back from GET /admin/cache before and after.
 func prefill(ctx context.Context, g *gateway, l *loader, n, conns int, every time.Duration, logf func(string, ...any)) (prefillRun, error) {
 	run := prefillRun{Target: l.t.name, Requested: n, Conns: conns}
 	before, err := g.adminCache(ctx)
@@ -106,12 +114,12 @@ func prefill(ctx context.Context, g *gateway, l *loader, n, conns int, every tim
 		return run, err
 	}
 	run.EntriesBefore = before.Entries
-	logf("prefill %s: %d new prompts at %d conns (cache holds %d entries)", l.t.name, n, conns, before.Entries)
+	logf("prefill %s: %d entries from new prompts at %d conns (cache holds %d entries)", l.t.name, n, conns, before.Entries)
 
 	tr := newTransport(conns)
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: l.timeout}
-	var tickets, done atomic.Int64
+	var sent, done, stored atomic.Int64
 	outs := make([]outcome, conns)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -120,8 +128,10 @@ func prefill(ctx context.Context, g *gateway, l *loader, n, conns int, every tim
 		go func() {
 			defer wg.Done()
 			w := &worker{l: l, c: client}
-			for ctx.Err() == nil && tickets.Add(1) <= int64(n) {
+			for ctx.Err() == nil && stored.Load() < int64(n) && sent.Add(1) <= 2*int64(n) {
+				misses := outs[i].cache["miss"]
 				w.do(ctx, time.Now(), &outs[i])
+				stored.Add(int64(outs[i].cache["miss"] - misses))
 				done.Add(1)
 			}
 		}()
@@ -135,13 +145,13 @@ func prefill(ctx context.Context, g *gateway, l *loader, n, conns int, every tim
 		case <-finished:
 			waiting = false
 		case <-tick.C:
-			d, el := done.Load(), time.Since(start)
-			rate := float64(d) / el.Seconds()
+			st, el := stored.Load(), time.Since(start)
+			rate := float64(st) / el.Seconds()
 			eta := "-"
 			if rate > 0 {
-				eta = (time.Duration(float64(int64(n)-d)/rate) * time.Second).Round(time.Second).String()
+				eta = (time.Duration(float64(int64(n)-st)/rate) * time.Second).Round(time.Second).String()
 			}
-			logf("prefill %s: %d/%d (%.0f/s, %s left)", l.t.name, d, n, rate, eta)
+			logf("prefill %s: %d/%d entries stored, %d requests (%.0f entries/s, %s left)", l.t.name, st, n, done.Load(), rate, eta)
 		}
 	}
 	elapsed := time.Since(start)
@@ -152,7 +162,7 @@ func prefill(ctx context.Context, g *gateway, l *loader, n, conns int, every tim
 	for i := range outs {
 		total.merge(&outs[i])
 	}
-	run.OK, run.Errors, run.ErrorSample, run.Cache = total.ok, total.errors, total.sample, total.cache
+	run.OK, run.Errors, run.ErrorSample, run.Cache, run.Stored = total.ok, total.errors, total.sample, total.cache, stored.Load()
 	run.Elapsed, run.RPS = elapsed.Round(time.Second).String(), float64(total.ok)/elapsed.Seconds()
 	after, err := g.adminCache(ctx)
 	if err != nil {
