@@ -100,9 +100,9 @@ func (p prefillRun) line() string {
 // answered as a miss is stored as any other miss is; one answered from the
 // cache (a semantic hit on an earlier prompt) stores nothing, so requests
 // go on until n misses were answered (a few more: those in flight then
-// finish; or until 2n requests were sent, for a
-// gateway that hits more often than it misses). The entry count is read
-// back from GET /admin/cache before and after.
+// finish), or 2n requests were sent (a gateway that hits more often than it
+// misses). The entry count is read back from GET /admin/cache before and
+// after.
 func prefill(ctx context.Context, g *gateway, l *loader, n, conns int, every time.Duration, logf func(string, ...any)) (prefillRun, error) {
 	run := prefillRun{Target: l.t.name, Requested: n, Conns: conns}
 	before, err := g.adminCache(ctx)
