@@ -41,7 +41,8 @@ type Lexicon struct {
 	rel, ant       []Word
 
 	// slots is an open-addressing hash table of string index+1, 0 empty;
-	// its length is a power of two at least twice the number of strings.
+	// its length is a power of two at least 1.5 times the number of
+	// strings.
 	slots []uint32
 }
 

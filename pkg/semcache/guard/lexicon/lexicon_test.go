@@ -1,6 +1,7 @@
 package lexicon
 
 import (
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -262,11 +263,24 @@ func BenchmarkRelated(b *testing.B) {
 	}
 }
 
+// BenchmarkDecode measures what Default costs once: the time to decode the
+// embedded table and, as heap-MB, the heap the decoded lexicon keeps.
 func BenchmarkDecode(b *testing.B) {
 	b.ReportAllocs()
+	var l *Lexicon
 	for b.Loop() {
-		if _, err := Decode(embedded); err != nil {
+		var err error
+		if l, err = Decode(embedded); err != nil {
 			b.Fatal(err)
 		}
 	}
+	var before, after runtime.MemStats
+	l = nil
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	l, _ = Decode(embedded)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(l)
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heap-MB")
 }
