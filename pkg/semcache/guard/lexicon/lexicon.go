@@ -55,9 +55,9 @@ var (
 	defaultErr  error
 )
 
-// Default returns the embedded lexicon, decoded on first use (about 100 ms
-// and 20 MB). The error says the table is missing or corrupt; it is returned
-// again on every call.
+// Default returns the embedded lexicon, decoded on first use (about 70 ms
+// of CPU; the lexicon keeps 11 MB of heap, BenchmarkDecode). The error says
+// the table is missing or corrupt; it is returned again on every call.
 func Default() (*Lexicon, error) {
 	defaultOnce.Do(func() { defaultLex, defaultErr = Decode(embedded) })
 	return defaultLex, defaultErr
