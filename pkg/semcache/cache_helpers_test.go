@@ -324,12 +324,13 @@ func lookup(t testing.TB, c *Cache, r Request, ctl Controls) (*Entry, Result) {
 // countedCache opens a cache on a fresh environment with a counting
 // embedder and the refuseNumbers guard (prompts differing in their number
 // never serve each other, whatever the hashed vectors say); shared: the
-// index keeps entries, as one shared between replicas does.
-func countedCache(tb testing.TB, shared bool) (*testEnv, *countingEmbedder, *Cache) {
+// index keeps entries, as one shared between replicas does; inner: the
+// embedder counted (nil: wordsEmbedder).
+func countedCache(tb testing.TB, shared bool, inner Embedder) (*testEnv, *countingEmbedder, *Cache) {
 	tb.Helper()
 	env := newTestEnv(tb)
 	env.index.dropEntries = !shared
-	emb := &countingEmbedder{}
+	emb := &countingEmbedder{inner: inner}
 	return env, emb, env.open(tb, func(o *Options) { o.Embedder, o.Checker = emb, refuseNumbers{} })
 }
 

@@ -8,21 +8,31 @@ import (
 	"testing"
 )
 
-// countingEmbedder counts the texts it is asked to embed and the calls.
-// With window > 0 it is a Fitter taking texts of at most window bytes.
+// countingEmbedder counts the texts it is asked to embed and the calls,
+// embedding them with inner (nil: wordsEmbedder).
 type countingEmbedder struct {
-	wordsEmbedder
+	inner Embedder
 	mu    sync.Mutex
 	texts int
 	calls []int // texts per call
 }
+
+func (e *countingEmbedder) embedder() Embedder {
+	if e.inner == nil {
+		return wordsEmbedder{}
+	}
+	return e.inner
+}
+
+func (e *countingEmbedder) Dim() int     { return e.embedder().Dim() }
+func (e *countingEmbedder) Name() string { return e.embedder().Name() }
 
 func (e *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	e.mu.Lock()
 	e.texts += len(texts)
 	e.calls = append(e.calls, len(texts))
 	e.mu.Unlock()
-	return e.wordsEmbedder.Embed(ctx, texts)
+	return e.embedder().Embed(ctx, texts)
 }
 
 func (e *countingEmbedder) count() int {
@@ -72,7 +82,7 @@ func TestOneEmbeddingPerMiss(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, emb, c := countedCache(t, tt.shared)
+			_, emb, c := countedCache(t, tt.shared, nil)
 			for i := range n {
 				missAndStore(t, c, req(t, "t1", userBody(fmt.Sprintf("how do I deploy service number %d", i))), answer("like this"))
 			}
