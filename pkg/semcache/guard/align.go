@@ -104,7 +104,7 @@ func (g *Rules) prepare(s string) *Prompt {
 			continue
 		}
 		lw := lexWord{w: int32(i), entity: entity[i]}
-		if g.lex != nil {
+		if g.lex != nil && !w.literal {
 			lw.lemmas = g.lex.Lemmas(w.base)
 			lw.known = g.lex.Known(w.base)
 			lw.freq = g.lex.Freq(w.base)
@@ -399,9 +399,11 @@ func (g *Rules) align(a, b *Prompt) *alignment {
 			al.ba[j] = slices.DeleteFunc(is, func(i int) bool { return !same(i, j) })
 		}
 	}
+	// A number or code token needs no partner: the hard rules compared
+	// them already, whatever their spelling ("three" / "3").
 	for i := range a.content {
 		if len(al.ab[i]) == 0 {
-			al.freeA[i] = g.typoOfFunctionWord(a, &a.content[i], b)
+			al.freeA[i] = a.f.words[a.content[i].w].literal || g.typoOfFunctionWord(a, &a.content[i], b)
 			if !al.freeA[i] {
 				al.unmatchedN++
 			}
@@ -409,7 +411,7 @@ func (g *Rules) align(a, b *Prompt) *alignment {
 	}
 	for j := range b.content {
 		if len(al.ba[j]) == 0 {
-			al.freeB[j] = g.typoOfFunctionWord(b, &b.content[j], a)
+			al.freeB[j] = b.f.words[b.content[j].w].literal || g.typoOfFunctionWord(b, &b.content[j], a)
 			if !al.freeB[j] {
 				al.unmatchedN++
 			}
@@ -952,6 +954,12 @@ func markers(p *Prompt) []marker {
 				continue // "for sleep and naps": both are the argument
 			}
 			break
+		}
+		// A chain of the same marker ("in 2024 in Berlin") is one
+		// argument: its phrases may come in any order.
+		if n := len(out); n > 0 && out[n-1].group == m.group && out[n-1].clause == m.clause && m.head >= 0 && slices.Contains(out[n-1].args, m.head) {
+			out[n-1].args = append(out[n-1].args, m.args...)
+			continue
 		}
 		out = append(out, m)
 	}

@@ -124,6 +124,7 @@ type word struct {
 	base, stem string // lower case without clitic; crude stem
 	content    bool
 	neg        bool  // a negation ("not", "don't", "without")
+	literal    bool  // a number or code, compared by the hard rules: it only takes part in the order rules
 	clause     int32 // index of the clause (split at , ; : and sentence ends)
 	sent       int32 // index of the sentence
 	next       int32 // index in words of the following word (-1: none in the clause)
@@ -238,6 +239,7 @@ func (f *features) tokens(s string) {
 		if q, ok := quantity(tok); ok {
 			f.quantities = append(f.quantities, q)
 			f.specific[f.sent] = true
+			f.add(literal("#" + q[:strings.IndexByte(q, '|')]))
 			if strings.HasSuffix(q, "|") {
 				pendingNum = len(f.quantities) - 1
 			}
@@ -257,6 +259,7 @@ func (f *features) tokens(s string) {
 			// exactly, like code.
 			f.code = append(f.code, tok)
 			f.specific[f.sent] = true
+			f.add(literal("`" + tok))
 			continue
 		}
 		base, neg := contraction(lower)
@@ -330,6 +333,9 @@ func splitCompounds(raw []string) []string {
 	}
 	return out
 }
+
+// literal is the word a number or a code token stands as.
+func literal(s string) word { return word{base: s, stem: s, content: true, literal: true} }
 
 // add appends a word to the clause being read.
 func (f *features) add(w word) {

@@ -183,6 +183,7 @@ var freeWords = setOf(
 	"know", "want", "need", "help", "like", "would", "could", "possible",
 	"exactly", "specifically", "briefly", "simply", "okay", "ok", "yes", "yeah",
 	"assist", "answer", "let", "mind", "wanted", "ask", "asking",
+	"between", "up", "out", "away", "off", "down", "together",
 	"vs", "versus", "way", "proper", "properly", "correct", "correctly",
 	"anyway", "even", "yo", "rn", "w", "recommend", "go", "about", "so",
 )
