@@ -215,17 +215,21 @@ func (m *entryMeta) prepared(ch Checker) any {
 // ledger is the durable record of money saved.
 type Stats struct {
 	// Embedder names the semantic cache's embedder ("" when it is off).
-	Embedder      string     `json:"embedder,omitempty"`
-	Entries       int        `json:"entries"`
-	Bytes         int64      `json:"bytes"`
-	IndexPoints   int        `json:"index_points"`
-	Hits          int64      `json:"hits"`
-	SemanticHits  int64      `json:"semantic_hits"`
-	Misses        int64      `json:"misses"`
-	Bypasses      int64      `json:"bypasses"`
-	GuardRefusals int64      `json:"guard_refusals"`
-	SavedMicros   llm.Micros `json:"saved_micros"`
-	SavedUSD      float64    `json:"saved_usd"`
+	Embedder    string `json:"embedder,omitempty"`
+	Entries     int    `json:"entries"`
+	Bytes       int64  `json:"bytes"`
+	IndexPoints int    `json:"index_points"`
+	// PendingEntries are entries stored without a vector (their scope
+	// held nothing to find when they were asked): embedded and indexed
+	// with the next lookup in their scope.
+	PendingEntries int        `json:"pending_entries"`
+	Hits           int64      `json:"hits"`
+	SemanticHits   int64      `json:"semantic_hits"`
+	Misses         int64      `json:"misses"`
+	Bypasses       int64      `json:"bypasses"`
+	GuardRefusals  int64      `json:"guard_refusals"`
+	SavedMicros    llm.Micros `json:"saved_micros"`
+	SavedUSD       float64    `json:"saved_usd"`
 }
 
 // Cache is the exact and semantic response cache. Safe for concurrent use.
@@ -1030,6 +1034,9 @@ func (c *Cache) Stats() Stats {
 		if now.Before(m.expires) {
 			s.Entries++
 			s.Bytes += m.size
+			if m.pending {
+				s.PendingEntries++
+			}
 		}
 	}
 	c.mu.RUnlock()

@@ -162,6 +162,9 @@ func TestEmptyScopesCostNoEmbedding(t *testing.T) {
 	if n := emb.count(); n != 0 || env.index.Len() != 0 {
 		t.Fatalf("%d single-entry scopes: %d texts embedded, %d points indexed, want 0", scopes, n, env.index.Len())
 	}
+	if st := c.Stats(); st.PendingEntries != scopes || st.IndexPoints != 0 {
+		t.Fatalf("stats %+v, want %d pending entries", st, scopes)
+	}
 
 	steps := []struct {
 		name   string
@@ -205,6 +208,10 @@ func TestEmptyScopesCostNoEmbedding(t *testing.T) {
 				t.Errorf("embed calls %v, want %v", calls, st.calls)
 			}
 		})
+	}
+	// Scopes 5 and 7 were embedded; 6's exact hit and 9999 embed nothing.
+	if st := c.Stats(); st.PendingEntries != scopes-2 || st.IndexPoints != 2 {
+		t.Errorf("stats at the end %+v, want %d pending entries and 2 points", st, scopes-2)
 	}
 	if n := emb.count(); n != 2+1+2+1 {
 		t.Errorf("%d texts embedded in all, want 6", n)
