@@ -697,15 +697,25 @@ func (x *Index) Delete(ctx context.Context, ids ...uint64) error {
 	if len(ids) == 0 {
 		return ctx.Err()
 	}
-	_, err := x.deleteIf(ctx, func(l loc) bool { return true }, ids)
+	_, err := x.remove(ctx, func(kill func(uint64, loc)) {
+		for _, id := range ids {
+			if l, ok := x.locs[id]; ok {
+				kill(id, l)
+			}
+		}
+	})
 	return err
 }
 
 // DeleteWhere removes every point the filter matches and says how many.
 func (x *Index) DeleteWhere(ctx context.Context, f semcache.Filter) (int, error) {
-	return x.deleteIf(ctx, func(l loc) bool {
-		return (f.Tenant == "" || l.tenant == f.Tenant) && (f.Model == "" || l.model == f.Model)
-	}, nil)
+	return x.remove(ctx, func(kill func(uint64, loc)) {
+		for id, l := range x.locs {
+			if (f.Tenant == "" || l.tenant == f.Tenant) && (f.Model == "" || l.model == f.Model) {
+				kill(id, l)
+			}
+		}
+	})
 }
 
 // DeleteExpired removes points expired at now and says how many.
@@ -713,10 +723,23 @@ func (x *Index) DeleteWhere(ctx context.Context, f semcache.Filter) (int, error)
 // deleted or given another expiry, so a sweep that finds nothing due costs
 // nothing, however many points the index holds.
 func (x *Index) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	t := nanos(now)
+	return x.remove(ctx, func(kill func(uint64, loc)) {
+		for len(x.expiries) > 0 && x.expiries[0].at <= t {
+			e := x.expiries.pop()
+			if l, ok := x.locs[e.id]; ok && l.exp <= t {
+				kill(e.id, l)
+			}
+		}
+	})
+}
+
+// remove holds mu while pick hands kill the points to remove, then
+// maintains the scopes it touched, and says how many it removed.
+func (x *Index) remove(ctx context.Context, pick func(kill func(uint64, loc))) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	t := nanos(now)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed.Load() {
@@ -724,14 +747,11 @@ func (x *Index) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	}
 	touched := make(map[*scope]struct{})
 	n := 0
-	for len(x.expiries) > 0 && x.expiries[0].at <= t {
-		e := x.expiries.pop()
-		if l, ok := x.locs[e.id]; ok && l.exp <= t {
-			x.kill(e.id, l)
-			touched[l.sc] = struct{}{}
-			n++
-		}
-	}
+	pick(func(id uint64, l loc) {
+		x.kill(id, l)
+		touched[l.sc] = struct{}{}
+		n++
+	})
 	for sc := range touched {
 		x.maintain(sc)
 	}
@@ -809,44 +829,6 @@ func (h expiryHeap) down(i int) {
 		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-}
-
-// deleteIf removes the points among ids (every point when ids is nil) that
-// match.
-func (x *Index) deleteIf(ctx context.Context, match func(loc) bool, ids []uint64) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.closed.Load() {
-		return 0, ErrClosed
-	}
-	touched := make(map[*scope]struct{})
-	n := 0
-	del := func(id uint64, l loc) {
-		if match(l) {
-			x.kill(id, l)
-			touched[l.sc] = struct{}{}
-			n++
-		}
-	}
-	if ids != nil {
-		for _, id := range ids {
-			if l, ok := x.locs[id]; ok {
-				del(id, l)
-			}
-		}
-	} else {
-		for id, l := range x.locs {
-			del(id, l)
-		}
-	}
-	for sc := range touched {
-		x.maintain(sc)
-	}
-	x.trimExpiries()
-	return n, nil
 }
 
 func f64(v []float32) []float64 {
