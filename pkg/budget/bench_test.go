@@ -70,7 +70,7 @@ func BenchmarkOpenRebuild(b *testing.B) {
 	t0 := time.Now().Add(-90 * 24 * time.Hour).UnixMilli()
 	for i := range rows {
 		if _, err := stmt.Exec(t0+int64(i)*7776, "req-"+strconv.Itoa(i), "key-"+strconv.Itoa(i%keys), "chat", "m", "m", "p",
-			100, 50, 0, 1000+i%777, 0, false, false, "miss", 200, 500, 1); err != nil {
+			100, 50, 0, 1000+i%777, 0, false, false, "miss", 200, 500, 1, "", 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -394,11 +394,19 @@ func appendBatch(buf []byte, b *batch) []byte {
 		if e.Unpriced {
 			flags |= 2
 		}
+		judged := e.Judge != "" || e.JudgeCost != 0
+		if judged {
+			flags |= 4 // the judge's verdict and cost follow the row (records written before the judge have neither)
+		}
 		buf = append(buf, flags)
 		buf = appendString(buf, e.Cache)
 		buf = binary.AppendVarint(buf, int64(e.Status))
 		buf = binary.AppendVarint(buf, e.Latency.Milliseconds())
 		buf = binary.AppendVarint(buf, int64(e.Attempts))
+		if judged {
+			buf = appendString(buf, e.Judge)
+			buf = binary.AppendVarint(buf, int64(e.JudgeCost))
+		}
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(b.alerts)))
 	for i := range b.alerts {
@@ -509,6 +517,9 @@ func decodeBatch(payload []byte) (pendingRows, error) {
 		e.Status = int(d.varint())
 		e.Latency = time.Duration(d.varint()) * time.Millisecond
 		e.Attempts = int(d.varint())
+		if flags&4 != 0 {
+			e.Judge, e.JudgeCost = d.string(), llm.Micros(d.varint())
+		}
 		p.entries = append(p.entries, e)
 	}
 	n = d.uvarint()

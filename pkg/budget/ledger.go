@@ -170,6 +170,9 @@ CREATE TABLE budget_journal (
 	id      INTEGER PRIMARY KEY CHECK (id = 1),
 	applied INTEGER NOT NULL -- journal offset whose records are all in budget_ledger / budget_alerts
 );
+`, `
+ALTER TABLE budget_ledger ADD COLUMN judge TEXT NOT NULL DEFAULT ''; -- the judge's verdict on an uncertain semantic candidate: '' | yes | no | failed
+ALTER TABLE budget_ledger ADD COLUMN judge_cost INTEGER NOT NULL DEFAULT 0; -- micro-dollars the judge cost (part of cost)
 `}
 
 // Open migrates the budget tables, replays the journal, loads every

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -374,6 +376,55 @@ func TestRecord(t *testing.T) {
 	// A closed ledger refuses to pretend.
 	if err := l.Store.Flush(ctx); err == nil {
 		t.Fatal("flush after close succeeded")
+	}
+}
+
+// TestLedgerKeepsTheJudge: a request whose semantic candidate went to the
+// judge keeps one row, with the verdict and the judge's cost next to the
+// cost and saving, whether it was settled (the judge was paid) or
+// recorded, and read back from SQLite or from the journal.
+func TestLedgerKeepsTheJudge(t *testing.T) {
+	for _, journal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("journal=%v", journal), func(t *testing.T) {
+			clk := newClock("2026-03-10T12:00:00Z")
+			d := newTestDB(t)
+			o := Options{Now: clk.Now, Defaults: daily(1)}
+			if journal {
+				o.JournalPath = filepath.Join(t.TempDir(), "journal")
+			}
+			l, closeL := d.open(t, o)
+			defer closeL()
+			r, err := l.Accounts.Reserve(ctx, "k", "confirmed", 50)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []Entry{
+				{RequestID: "confirmed", Cache: "semantic-hit", Cost: 12, Saved: 900, Judge: JudgeYes, JudgeCost: 12, Status: 200},
+				{RequestID: "refused", Cache: "miss", Cost: 512, Judge: JudgeNo, JudgeCost: 12, Status: 200},
+				{RequestID: "down", Cache: "miss", Cost: 500, Judge: JudgeFailed, Status: 200},
+				{RequestID: "plain", Cache: "miss", Cost: 500, Status: 200},
+			}
+			if err := l.Accounts.Settle(ctx, r, want[0]); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range want[1:] {
+				e.KeyID = "k"
+				l.Accounts.Record(e)
+			}
+			got, err := l.Store.Spend(ctx, "k", time.Time{}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d rows, want %d", len(got), len(want))
+			}
+			for i, w := range want {
+				g := got[i]
+				if g.RequestID != w.RequestID || g.Cache != w.Cache || g.Cost != w.Cost || g.Saved != w.Saved || g.Judge != w.Judge || g.JudgeCost != w.JudgeCost {
+					t.Errorf("row %d: %+v, want %+v", i, g, w)
+				}
+			}
+		})
 	}
 }
 

@@ -354,7 +354,7 @@ func (s *Store) spend(ctx context.Context, keyID string, from, to time.Time, aft
 	// ts >= max(lo, after.ts) lets the ts index start at the cursor; the
 	// row id orders the rows of one millisecond, as the index does.
 	rows, err := db.QueryContext(ctx, `SELECT id, ts, request_id, key_id, route, requested_model, model, provider,
-		prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts
+		prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost
 		FROM budget_ledger WHERE key_id = ? AND ts >= ? AND ts < ? AND (ts > ? OR id > ?) ORDER BY ts, id LIMIT ?`,
 		keyID, max(lo, after.ts), hi, after.ts, after.id, limit)
 	if err != nil {
@@ -367,7 +367,7 @@ func (s *Store) spend(ctx context.Context, keyID string, from, to time.Time, aft
 		var latency int64
 		if err := rows.Scan(&at.id, &at.ts, &e.RequestID, &e.KeyID, &e.Route, &e.RequestedModel, &e.Model, &e.Provider,
 			&e.PromptTokens, &e.CompletionTokens, &e.CachedTokens, &e.Cost, &e.Saved, &e.Estimated, &e.Unpriced,
-			&e.Cache, &e.Status, &latency, &e.Attempts); err != nil {
+			&e.Cache, &e.Status, &latency, &e.Attempts, &e.Judge, &e.JudgeCost); err != nil {
 			return false, fmt.Errorf("budget: spend: %w", err)
 		}
 		e.Time = time.UnixMilli(at.ts).In(s.loc)

@@ -108,7 +108,16 @@ func (s *Store) settled(ctx context.Context) (*sql.DB, error) {
 	return s.db, nil
 }
 
-// Entry is one ledger row: one request, whatever became of it.
+// The judge's verdicts, as Entry.Judge records them.
+const (
+	JudgeYes    = "yes"
+	JudgeNo     = "no"
+	JudgeFailed = "failed"
+)
+
+// Entry is one ledger row: one request, whatever became of it (a request
+// whose semantic candidate went to the judge included: the judge's call is
+// part of its row, not a row of its own).
 type Entry struct {
 	// Time is when the request was admitted; its period is the one that
 	// contains Time. Settle sets it to the reservation's time.
@@ -130,7 +139,15 @@ type Entry struct {
 	// zero Cost means "unknown", not "free".
 	Estimated, Unpriced bool
 	Cache               string // hit | semantic-hit | miss | bypass
-	Status              int    // HTTP status the client got
-	Latency             time.Duration
-	Attempts            int
+	// Judge is the verdict of the judge asked about an uncertain semantic
+	// candidate (cache.semantic.verify): "" when none was asked, JudgeYes
+	// (the row is a semantic hit), JudgeNo, or JudgeFailed (an error, a
+	// timeout, an answer that was not yes or no, a budget that could not
+	// cover the judge: a miss). JudgeCost is what the judge cost, part of
+	// Cost.
+	Judge     string
+	JudgeCost llm.Micros
+	Status    int // HTTP status the client got
+	Latency   time.Duration
+	Attempts  int
 }
