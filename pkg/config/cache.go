@@ -31,9 +31,16 @@ type Cache struct {
 // Semantic configures the semantic cache.
 type Semantic struct {
 	Enabled bool `yaml:"enabled"`
-	// Threshold is the cosine similarity a match needs (clients may only
-	// raise it, with x-tollgate-cache-threshold).
+	// Threshold is the cosine similarity a candidate needs when the guard
+	// aligns its words with the request's (clients may only raise it, with
+	// x-tollgate-cache-threshold).
 	Threshold float64 `yaml:"threshold"`
+	// UnalignedThreshold is the cosine at or above which a candidate the
+	// guard allows but cannot align is served without a judge; above 1
+	// (1.01): never.
+	UnalignedThreshold float64 `yaml:"unaligned_threshold"`
+	// Verify sends the uncertain candidates to a judge model.
+	Verify Verify `yaml:"verify"`
 	// Turns is how many of the last user turns are embedded.
 	Turns int `yaml:"turns"`
 	// Embedder: use (Universal Sentence Encoder lite, offline, default),
@@ -50,6 +57,21 @@ type Semantic struct {
 	// Index: embedded (in memory, rebuilt from SQLite at start) or qdrant.
 	Index  string `yaml:"index"`
 	Qdrant Qdrant `yaml:"qdrant"`
+}
+
+// Verify configures the judge: a chat model asked whether an uncertain
+// semantic candidate (allowed by the guard but not aligned, below the
+// unaligned threshold) answers the request as well as its own answer
+// would. Off unless Model is set.
+type Verify struct {
+	// Model is a chat model or route this gateway serves (a cheap one);
+	// "" turns the judge off.
+	Model string `yaml:"model"`
+	// MinSimilarity is the lowest cosine of a candidate worth asking about
+	// (0: the threshold).
+	MinSimilarity float64 `yaml:"min_similarity"`
+	// Timeout bounds the judge's call, retries included: past it, a miss.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Qdrant configures the Qdrant index (gRPC).
@@ -109,8 +131,22 @@ func (c *Cache) validate(p *problems) {
 	if !s.Enabled {
 		return
 	}
-	if s.Threshold <= 0 || s.Threshold > 1 {
+	validThreshold := s.Threshold > 0 && s.Threshold <= 1
+	if !validThreshold {
 		p.add("cache.semantic.threshold", "must be greater than 0 and at most 1, got %v", s.Threshold)
+	}
+	if s.UnalignedThreshold <= 0 || s.UnalignedThreshold > MaxUnalignedThreshold {
+		p.add("cache.semantic.unaligned_threshold", "must be greater than 0 and at most %v (above 1: never), got %v", MaxUnalignedThreshold, s.UnalignedThreshold)
+	} else if validThreshold && s.UnalignedThreshold < s.Threshold {
+		p.add("cache.semantic.unaligned_threshold", "must be at least threshold (%v): an unaligned candidate is never served more easily than an aligned one, got %v", s.Threshold, s.UnalignedThreshold)
+	}
+	if v := s.Verify; v.Model != "" {
+		if v.MinSimilarity <= 0 || v.MinSimilarity > 1 {
+			p.add("cache.semantic.verify.min_similarity", "must be greater than 0 and at most 1 (0: the threshold), got %v", v.MinSimilarity)
+		} else if v.MinSimilarity >= s.UnalignedThreshold {
+			p.add("cache.semantic.verify.min_similarity", "must be below unaligned_threshold (%v), or the judge is never asked, got %v", s.UnalignedThreshold, v.MinSimilarity)
+		}
+		positive(p, "cache.semantic.verify.timeout", v.Timeout)
 	}
 	if s.Turns < 1 {
 		p.add("cache.semantic.turns", "must be at least 1")

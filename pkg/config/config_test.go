@@ -226,6 +226,19 @@ func TestParseErrors(t *testing.T) {
 			`cache.semantic.embedder: must be use, provider or hashed, got "bert"`,
 			`cache.semantic.index: must be embedded or qdrant, got "faiss"`,
 		}},
+		{"unaligned threshold out of range", "cache:\n  semantic: {unaligned_threshold: 1.5}\n", []string{
+			"cache.semantic.unaligned_threshold: must be greater than 0 and at most 1.01 (above 1: never), got 1.5",
+		}},
+		{"unaligned threshold below the threshold", "cache:\n  semantic: {threshold: 0.8, unaligned_threshold: 0.75}\n", []string{
+			"cache.semantic.unaligned_threshold: must be at least threshold (0.8): an unaligned candidate is never served more easily than an aligned one, got 0.75",
+		}},
+		{"judge settings", "cache:\n  semantic: {verify: {model: judge, min_similarity: 1.5, timeout: 0s}}\n", []string{
+			"cache.semantic.verify.min_similarity: must be greater than 0 and at most 1 (0: the threshold), got 1.5",
+			"cache.semantic.verify.timeout: must be positive, got 0s",
+		}},
+		{"a judge that is never asked", "cache:\n  semantic: {unaligned_threshold: 0.9, verify: {model: judge, min_similarity: 0.95}}\n", []string{
+			"cache.semantic.verify.min_similarity: must be below unaligned_threshold (0.9), or the judge is never asked, got 0.95",
+		}},
 		{"provider embedder needs a model", "cache:\n  semantic: {embedder: provider}\n", []string{
 			"cache.semantic.embedding_model: the provider embedder needs an embeddings model this gateway serves",
 		}},
@@ -360,6 +373,16 @@ func TestParseValid(t *testing.T) {
 		{"defaults that depend on other fields", "providers:\n  - {name: a, type: anthropic}\ncache:\n  semantic: {embedder: hashed}\n", nil, func(t *testing.T, c *Config) {
 			if c.Providers[0].BaseURL != DefaultAnthropicBaseURL || c.Cache.Semantic.Dimensions != DefaultHashedDimensions {
 				t.Fatalf("base_url %q dimensions %d", c.Providers[0].BaseURL, c.Cache.Semantic.Dimensions)
+			}
+		}},
+		{"the judge asks from the threshold by default", "cache:\n  semantic: {threshold: 0.8, verify: {model: gpt-4o-mini}}\n", nil, func(t *testing.T, c *Config) {
+			if v := c.Cache.Semantic.Verify; v.MinSimilarity != 0.8 || v.Timeout.Std() != DefaultVerifyTimeout || c.Cache.Semantic.UnalignedThreshold != DefaultUnalignedThreshold {
+				t.Fatalf("verify %+v, unaligned %v", v, c.Cache.Semantic.UnalignedThreshold)
+			}
+		}},
+		{"no judge by default", "", nil, func(t *testing.T, c *Config) {
+			if v := c.Cache.Semantic.Verify; v.Model != "" || v.MinSimilarity != 0 {
+				t.Fatalf("verify %+v", v)
 			}
 		}},
 		{"null keeps the defaults", "cache:\n  semantic:\nproviders:\n  - {name: s, type: sim, breaker: ~}\n", nil, func(t *testing.T, c *Config) {

@@ -54,9 +54,18 @@ const (
 	// DefaultSemanticThreshold was measured with the USE-lite embedder and
 	// the guard (see semcache.DefaultThreshold, which documents how).
 	DefaultSemanticThreshold = 0.70
-	DefaultSemanticTurns     = 1
-	DefaultEmbedder          = "use"
-	DefaultIndex             = "embedded"
+	// DefaultUnalignedThreshold: above 1, a candidate the guard cannot
+	// align is never served on its cosine alone (semcache's own default).
+	DefaultUnalignedThreshold = 1.01
+	// MaxUnalignedThreshold is the highest unaligned_threshold: 1.01, the
+	// conventional way to write "never".
+	MaxUnalignedThreshold = 1.01
+	// DefaultVerifyTimeout bounds the judge's call (gateway's own
+	// default).
+	DefaultVerifyTimeout = 5 * time.Second
+	DefaultSemanticTurns = 1
+	DefaultEmbedder      = "use"
+	DefaultIndex         = "embedded"
 	// DefaultHashedDimensions is the size of the hashed embedder's vectors,
 	// the USE model's own.
 	DefaultHashedDimensions   = 512
@@ -113,12 +122,14 @@ func base() *Config {
 			MaxTemperature: DefaultMaxTemperature,
 			SweepInterval:  Duration(DefaultCacheSweepInterval),
 			Semantic: Semantic{
-				Enabled:   true,
-				Threshold: DefaultSemanticThreshold,
-				Turns:     DefaultSemanticTurns,
-				Embedder:  DefaultEmbedder,
-				Index:     DefaultIndex,
-				Qdrant:    Qdrant{Quantization: DefaultQdrantQuantization, Timeout: Duration(DefaultQdrantTimeout)},
+				Enabled:            true,
+				Threshold:          DefaultSemanticThreshold,
+				UnalignedThreshold: DefaultUnalignedThreshold,
+				Verify:             Verify{Timeout: Duration(DefaultVerifyTimeout)},
+				Turns:              DefaultSemanticTurns,
+				Embedder:           DefaultEmbedder,
+				Index:              DefaultIndex,
+				Qdrant:             Qdrant{Quantization: DefaultQdrantQuantization, Timeout: Duration(DefaultQdrantTimeout)},
 			},
 		},
 	}
@@ -184,6 +195,9 @@ func (c *Config) complete() {
 	}
 	if s := &c.Cache.Semantic; s.Embedder == "hashed" && s.Dimensions == 0 {
 		s.Dimensions = DefaultHashedDimensions
+	}
+	if s := &c.Cache.Semantic; s.Verify.Model != "" && s.Verify.MinSimilarity == 0 {
+		s.Verify.MinSimilarity = s.Threshold
 	}
 }
 
