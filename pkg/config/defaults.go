@@ -53,7 +53,7 @@ const (
 	DefaultMaxTemperature = 1.0
 	// DefaultSemanticThreshold was measured with the USE-lite embedder and
 	// the guard (see semcache.DefaultThreshold, which documents how).
-	DefaultSemanticThreshold = 0.70
+	DefaultSemanticThreshold = 0.50
 	// DefaultUnalignedThreshold: above 1, a candidate the guard cannot
 	// align is never served on its cosine alone (semcache's own default).
 	DefaultUnalignedThreshold = 1.01
