@@ -72,6 +72,12 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 		opts.Embedder, opts.Index = emb, index
 		opts.Checker = guard.New()
 		opts.Threshold = float32(s.Threshold)
+		opts.UnalignedThreshold = float32(s.UnalignedThreshold)
+		if s.Verify.Model != "" {
+			// The gateway asks the judge (buildGateway) about the
+			// candidates the cache hands out for verification.
+			opts.Verify, opts.VerifyThreshold = true, float32(s.Verify.MinSimilarity)
+		}
 		opts.Turns = s.Turns
 	}
 	c, err := semcache.Open(ctx, opts)
@@ -82,7 +88,8 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 		return nil, err
 	}
 	st := c.Stats()
-	logger.Info("response cache ready", "entries", st.Entries, "bytes", st.Bytes, "semantic", cc.Semantic.Enabled, "index_points", st.IndexPoints)
+	logger.Info("response cache ready", "entries", st.Entries, "bytes", st.Bytes, "semantic", cc.Semantic.Enabled, "index_points", st.IndexPoints,
+		"judge", opts.Verify)
 	parts.cache = c
 	parts.close = func() {
 		c.Close()

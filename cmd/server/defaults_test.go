@@ -10,6 +10,7 @@ import (
 
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/config"
+	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/router"
 	"github.com/tollgate/tollgate/pkg/semcache"
@@ -33,6 +34,9 @@ func TestComponentFallbacksAreTheConfigDefaults(t *testing.T) {
 		{"cache.ttl", config.DefaultCacheTTL, semcache.DefaultTTL},
 		{"cache.max_bytes", config.DefaultCacheMaxBytes, semcache.DefaultMaxBytes},
 		{"cache.max_temperature", config.DefaultMaxTemperature, semcache.DefaultMaxTemperature},
+		{"cache.semantic.threshold", float32(config.DefaultSemanticThreshold), semcache.DefaultThreshold},
+		{"cache.semantic.unaligned_threshold", float32(config.DefaultUnalignedThreshold), semcache.DefaultUnalignedThreshold},
+		{"cache.semantic.verify.timeout", config.DefaultVerifyTimeout, gateway.DefaultJudgeTimeout},
 		{"cache.semantic.dimensions (hashed)", config.DefaultHashedDimensions, use.Dim},
 		{"cache.semantic.qdrant.timeout", config.DefaultQdrantTimeout, qdrant.DefaultTimeout},
 		{"cache.semantic.qdrant.quantization", qdrant.Quantization(config.DefaultQdrantQuantization), qdrant.DefaultQuantization},

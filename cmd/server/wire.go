@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -94,8 +95,15 @@ func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[strin
 		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger, Tenants: cache.tenants}
 	if cache.cache != nil { // a nil *semcache.Cache must not become a non-nil interface
 		opts.Cache = cache.cache
+		if s := cfg.Cache.Semantic; s.Enabled && s.Verify.Model != "" {
+			opts.Judge = gateway.Judge{Model: s.Verify.Model, Timeout: s.Verify.Timeout.Std()}
+		}
 	}
-	return gateway.New(opts)
+	gw, err := gateway.New(opts)
+	if errors.Is(err, gateway.ErrNoJudge) {
+		return nil, fmt.Errorf("cache.semantic.verify.model: %q is not a chat model or route this gateway serves (name a model of the catalog with a configured provider, or a route)", opts.Judge.Model)
+	}
+	return gw, err
 }
 
 func routesOf(in map[string]config.Route) []router.Route {

@@ -3,9 +3,12 @@
 // start time, the cache query and the budget reservation, and its steps are
 // its methods, in the order they run:
 //
-//	resolve → admit → lookup → collapse → plan → reserve → attempt → store → finish
+//	resolve → admit → lookup → collapse → [verify] → plan → reserve → attempt → store → finish
 //
-// Chat, Stream and Embed differ only in their middle step. finish runs
+// Chat, Stream and Embed differ only in their middle step. verify asks a
+// judge model about a semantic candidate the cache is uncertain of, when
+// one is configured; the judge's call is reserved, attempted and charged
+// like any call, and is part of the request's one ledger row. finish runs
 // deferred, exactly once, panics included: it settles or releases the
 // reservation and writes the request's one ledger row. This file is the
 // flow, top to bottom; attempt.go is the retry and fallback loop. The rest
@@ -72,6 +75,13 @@ type Meta struct {
 	CacheSimilarity float32
 	CacheEntry      uint64
 	CacheReason     string
+	// CacheVerified is "judge" on a semantic hit a judge confirmed (now,
+	// or earlier for the same pair). Judge is the verdict when a judge was
+	// asked for this request (budget.JudgeYes, JudgeNo, JudgeFailed), and
+	// JudgeCost what it cost: part of Cost, which is what the key pays.
+	CacheVerified string
+	Judge         string
+	JudgeCost     llm.Micros
 	// Header holds response headers the flow sets: x-ratelimit-*,
 	// x-tollgate-budget-remaining-usd.
 	Header http.Header
@@ -96,19 +106,24 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (res
 		return nil, meta, err
 	}
 	q := x.query(req)
-	hit, err := x.lookup(ctx, q, req)
+	hit, uncertain, err := x.lookup(ctx, q, req)
 	if err != nil || hit != nil {
 		return responseOf(hit), meta, err
 	}
-	resp, err = x.collapse(ctx, q, func() (*llm.ChatResponse, error) { return x.complete(ctx, q, req) })
+	resp, err = x.collapse(ctx, q, func() (*llm.ChatResponse, error) {
+		if hit, err := x.verify(ctx, q, uncertain, req); err != nil || hit != nil {
+			return responseOf(hit), err
+		}
+		return x.complete(ctx, q, req)
+	})
 	return resp, meta, err
 }
 
 // Stream opens a streamed chat completion: the same steps as Chat, but the
 // middle one opens an upstream stream (stream.go) and the finish runs when
 // the stream ends or is closed. A cache hit is replayed as a stream.
-// Identical concurrent streams are not collapsed: a follower would wait for
-// the whole answer before its first token.
+// Identical concurrent streams are not collapsed (a follower would wait for
+// the whole answer before its first token), so each asks the judge itself.
 func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (st *Stream, err error) {
 	x := g.begin(c, req.Model)
 	defer func() {
@@ -123,7 +138,10 @@ func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (s
 		return nil, err
 	}
 	q := x.query(req)
-	hit, err := x.lookup(ctx, q, req)
+	hit, uncertain, err := x.lookup(ctx, q, req)
+	if err == nil && hit == nil {
+		hit, err = x.verify(ctx, q, uncertain, req)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +193,9 @@ type exchange struct {
 
 	out      output // what the client lets each choice generate
 	reserved int    // output tokens reserved for the step being tried, all choices
+	// judged is what the judge cost: spent before any step, so every later
+	// reservation holds it too, and every cost of the request includes it.
+	judged router.Cost
 }
 
 func (g *Gateway) begin(c Caller, requested string) *exchange {
@@ -302,35 +323,117 @@ func (x *exchange) query(req *llm.ChatRequest) *semcache.Query {
 }
 
 // lookup asks the cache for an answer. A hit is served whatever the key's
-// budget and the upstreams' health: it costs nothing.
-func (x *exchange) lookup(ctx context.Context, q *semcache.Query, req *llm.ChatRequest) (*semcache.Entry, error) {
+// budget and the upstreams' health: it costs nothing. On a miss, uncertain
+// is the candidate the cache would serve if a judge confirmed it (nil when
+// there is none).
+func (x *exchange) lookup(ctx context.Context, q *semcache.Query, req *llm.ChatRequest) (hit *semcache.Entry, uncertain *semcache.Candidate, err error) {
 	if q == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	e, res, err := x.g.cache.Lookup(ctx, q)
-	x.meta.Cache, x.meta.CacheSimilarity, x.meta.CacheReason = res.Kind, res.Similarity, res.Reason
-	if err != nil || e == nil {
-		return nil, err
+	x.meta.Cache, x.meta.CacheSimilarity, x.meta.CacheReason, x.meta.CacheVerified = res.Kind, res.Similarity, res.Reason, res.Verified
+	if err != nil {
+		return nil, nil, err
 	}
+	if e == nil {
+		return nil, res.Verify, nil
+	}
+	return e, nil, x.hit(e, res.Kind, req)
+}
+
+// hit fills meta for an entry the cache serves.
+func (x *exchange) hit(e *semcache.Entry, kind string, req *llm.ChatRequest) error {
 	var prompt int
-	if res.Kind == semcache.KindHit && e.Usage != nil {
+	if kind == semcache.KindHit && e.Usage != nil {
 		// The same request, as its provider counted it: no need to count.
 		prompt = e.Usage.PromptTokens
-	} else if prompt, err = x.promptTokens(x.route.Models()[0], req); err != nil {
-		return nil, err
+	} else {
+		var err error
+		if prompt, err = x.promptTokens(x.route.Models()[0], req); err != nil {
+			return err
+		}
 	}
 	x.meta.CacheEntry = e.ID
 	x.servedFromCache(e.Model, e.Cost, prompt, e.Usage)
-	return e, nil
+	return nil
 }
 
-// servedFromCache fills meta for an answer that cost nothing: model is the
-// one that answered originally, saved what that call cost.
+// verify asks the judge about the candidate the cache was uncertain of
+// (nil: nothing to ask) and serves it if the judge says yes; otherwise the
+// request goes on as a miss. Anything but a plain yes or no (an error, a
+// timeout, a refusal, a budget that cannot pay for the judge) is a miss
+// and leaves no verdict; a yes or a no is kept by the cache for the pair,
+// so the same pair is not asked about again. Its error is the client's
+// own only: it left, or its deadline passed.
+func (x *exchange) verify(ctx context.Context, q *semcache.Query, uncertain *semcache.Candidate, req *llm.ChatRequest) (*semcache.Entry, error) {
+	if uncertain == nil || x.g.judge == nil {
+		return nil, nil
+	}
+	yes, err := x.askJudge(ctx, uncertain)
+	if ctx.Err() != nil {
+		return nil, x.g.deadlineErr(ctx, ctx.Err())
+	}
+	if err != nil {
+		x.meta.Judge, x.meta.CacheReason = budget.JudgeFailed, "judge: no verdict"
+		x.g.log.Warn("cache: the judge gave no verdict; a miss", "request_id", x.c.RequestID, "judge", x.g.judge.route.Name, "err", failureNote(err))
+		return nil, nil
+	}
+	e, res := x.g.cache.Verdict(q, uncertain, yes)
+	x.meta.Cache, x.meta.CacheSimilarity, x.meta.CacheReason, x.meta.CacheVerified = res.Kind, res.Similarity, res.Reason, res.Verified
+	if e == nil {
+		x.meta.Judge = budget.JudgeNo
+		return nil, nil
+	}
+	x.meta.Judge = budget.JudgeYes
+	return e, x.hit(e, res.Kind, req)
+}
+
+// askJudge puts the question (judgeRequest) to the judge's route as a call
+// like any other: planned, each candidate reserved against the key's
+// budget before it is called, through its breakers and retries, bounded by
+// the judge's timeout. It never touches the cache nor the rate limits (the
+// request was admitted once). It runs as an exchange of its own that
+// writes no row: what it reserved and cost pass to this one, to be settled
+// with the request.
+func (x *exchange) askJudge(ctx context.Context, c *semcache.Candidate) (bool, error) {
+	jg := x.g.judge
+	req, err := judgeRequest(jg.route.Name, c)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, jg.timeout)
+	defer cancel()
+	j := &exchange{g: x.g, c: Caller{Key: x.c.Key, RequestID: x.c.RequestID}, meta: &Meta{Requested: jg.route.Name}, start: x.start,
+		route: jg.route, policy: x.policy, out: output{limit: judgeMaxTokens, choices: 1}}
+	plan, err := j.plan(req)
+	if err != nil {
+		return false, err
+	}
+	var resp *llm.ChatResponse
+	err = j.try(ctx, plan.Steps, false, func(ctx context.Context, a attempt) error {
+		var err error
+		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, MaxTokens: outputTokens(a.step, j.out)})
+		return err
+	})
+	if err != nil {
+		j.release()
+		return false, err
+	}
+	j.price(resp.Usage, func(tokenizer string) int { return x.g.tokens.CountText(tokenizer, completionText(resp)) })
+	x.res, x.held, x.charged = j.res, j.held, true
+	x.judged = j.meta.Cost
+	x.meta.Cost, x.meta.JudgeCost = x.judged, x.judged.Micros
+	return parseVerdict(resp)
+}
+
+// servedFromCache fills meta for an answer from the cache, which cost
+// nothing but the judge, if one was asked: model is the one that answered
+// originally, saved what that call cost.
 func (x *exchange) servedFromCache(model string, saved llm.Micros, prompt int, usage *llm.Usage) {
 	m := x.meta
 	m.Model, m.Provider = model, CacheProvider
 	m.PromptTokens = prompt
-	m.Cost = router.Cost{}
+	m.Cost = x.judged
 	m.Saved = saved
 	m.Route, m.Fallback, m.Attempts = "", "", 0
 	if usage != nil {
@@ -360,7 +463,10 @@ func (x *exchange) collapse(ctx context.Context, q *semcache.Query, miss func() 
 		f.err = errInternal // what the followers get if miss panics
 		defer x.g.flights.land(q.Key(), f)
 		resp, err := miss()
-		f.resp, f.err, f.model, f.saved, f.usage = resp, err, x.meta.Model, x.meta.Cost.Micros, x.meta.Usage
+		f.resp, f.err, f.model, f.saved, f.usage = resp, err, x.meta.Model, x.answerCost(), x.meta.Usage
+		if x.meta.Provider == CacheProvider { // the judge confirmed a candidate: the followers are served it too
+			f.saved, f.kind, f.similarity, f.verified, f.entry = x.meta.Saved, x.meta.Cache, x.meta.CacheSimilarity, x.meta.CacheVerified, x.meta.CacheEntry
+		}
 		return resp, err
 	}
 	select {
@@ -376,6 +482,9 @@ func (x *exchange) collapse(ctx context.Context, q *semcache.Query, miss func() 
 	}
 	x.g.cache.Shared(f.saved)
 	x.meta.Cache, x.meta.CacheSimilarity = semcache.KindHit, 1
+	if f.kind != "" {
+		x.meta.Cache, x.meta.CacheSimilarity, x.meta.CacheVerified, x.meta.CacheEntry = f.kind, f.similarity, f.verified, f.entry
+	}
 	prompt := 0
 	if f.usage != nil {
 		prompt = f.usage.PromptTokens
@@ -416,7 +525,7 @@ func (x *exchange) store(ctx context.Context, q *semcache.Query, resp *llm.ChatR
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	if err := x.g.cache.Store(sctx, q, resp, x.meta.Model, x.meta.Cost.Micros); err != nil {
+	if err := x.g.cache.Store(sctx, q, resp, x.meta.Model, x.answerCost()); err != nil {
 		x.g.log.Warn("cache: store failed", "model", x.meta.Model, "err", err)
 	}
 }
@@ -579,7 +688,12 @@ func (x *exchange) reserve(ctx context.Context, step *router.Step) error {
 			Message: "the model " + step.Model.Name + " has no known price, so it cannot be used by a key with a budget; give it a price in the config"}
 	}
 	x.release()
-	res, err := x.g.accounts.Reserve(ctx, x.c.Key.ID, x.c.RequestID, cost.Micros)
+	// The judge, if one was asked, is spent: the hold keeps it.
+	amount := cost.Micros
+	if x.judged.Micros > 0 {
+		amount = llm.Micros(router.SaturatingAdd(int(amount), int(x.judged.Micros)))
+	}
+	res, err := x.g.accounts.Reserve(ctx, x.c.Key.ID, x.c.RequestID, amount)
 	if err != nil {
 		return err
 	}
@@ -594,22 +708,36 @@ func (x *exchange) release() {
 	}
 }
 
-// price computes the call's cost: from the usage the provider reported, or,
-// when it reported none, from the completion tokens count counts with the
-// model's tokenizer (marked estimated).
+// price computes the request's cost: the call's, from the usage the
+// provider reported, or, when it reported none, from the completion tokens
+// count counts with the model's tokenizer (marked estimated); plus the
+// judge's, if one was asked.
 func (x *exchange) price(usage *llm.Usage, count func(tokenizer string) int) {
 	m := x.g.models[x.meta.Model]
 	meta := x.meta
 	meta.Usage = usage
 	if usage != nil {
 		meta.CompletionTokens = usage.CompletionTokens
-		meta.Cost = m.Spec.Cost(usage)
+		meta.Cost = plus(m.Spec.Cost(usage), x.judged)
 		return
 	}
 	meta.CompletionTokens = count(m.Spec.Tokenizer)
 	meta.Cost = m.Spec.EstimateCost(meta.PromptTokens, meta.CompletionTokens)
 	meta.Cost.Estimated = true
+	meta.Cost = plus(meta.Cost, x.judged)
 }
+
+// plus adds two costs: estimated or unpriced if either is.
+func plus(a, b router.Cost) router.Cost {
+	if b == (router.Cost{}) {
+		return a
+	}
+	return router.Cost{Micros: llm.Micros(router.SaturatingAdd(int(a.Micros), int(b.Micros))), Estimated: a.Estimated || b.Estimated, Unpriced: a.Unpriced || b.Unpriced}
+}
+
+// answerCost is what the answer itself cost, the judge's call left out:
+// what a later hit on it saves.
+func (x *exchange) answerCost() llm.Micros { return x.meta.Cost.Micros - x.judged.Micros }
 
 // completionText is everything the model generated, for counting.
 func completionText(resp *llm.ChatResponse) string {
@@ -768,8 +896,8 @@ func (x *exchange) downgradeSaving() {
 	} else {
 		full = meta.requested.EstimateCost(meta.PromptTokens, meta.CompletionTokens)
 	}
-	if !full.Unpriced && full.Micros > meta.Cost.Micros {
-		meta.Saved = full.Micros - meta.Cost.Micros
+	if paid := x.answerCost(); !full.Unpriced && full.Micros > paid {
+		meta.Saved = full.Micros - paid
 	}
 }
 
@@ -782,6 +910,7 @@ func (x *exchange) entry(status int) budget.Entry {
 		PromptTokens: meta.PromptTokens, CompletionTokens: meta.CompletionTokens,
 		Cost: meta.Cost.Micros, Saved: meta.Saved, Estimated: meta.Cost.Estimated, Unpriced: meta.Cost.Unpriced,
 		Cache: meta.Cache, Status: status, Latency: x.g.now().Sub(x.start), Attempts: meta.Attempts,
+		Judge: meta.Judge, JudgeCost: meta.JudgeCost,
 	}
 	if e.Cache == "" {
 		e.Cache = semcache.KindBypass

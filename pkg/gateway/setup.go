@@ -101,7 +101,26 @@ type Options struct {
 	// Tenants maps key ids to the shared cache tenant they belong to; other
 	// keys are each their own tenant.
 	Tenants map[string]string
+	// Judge confirms the semantic candidates the cache is uncertain of
+	// (semcache.Result.Verify); its zero value asks no judge.
+	Judge Judge
 }
+
+// Judge is the model asked whether an uncertain semantic candidate serves
+// the request (cache.semantic.verify).
+type Judge struct {
+	// Model is a chat model or route the gateway serves ("": no judge).
+	Model string
+	// Timeout bounds the judge's call, retries included (default
+	// DefaultJudgeTimeout).
+	Timeout time.Duration
+}
+
+// DefaultJudgeTimeout bounds a judge's call when Judge.Timeout is zero.
+const DefaultJudgeTimeout = 5 * time.Second
+
+// ErrNoJudge: Judge.Model names no chat model or route the gateway serves.
+var ErrNoJudge = errors.New("not a chat model or route this gateway serves")
 
 // Gateway serves chat, stream and embedding requests. Safe for concurrent use.
 type Gateway struct {
@@ -123,6 +142,13 @@ type Gateway struct {
 	cache     Cache
 	tenants   map[string]string
 	flights   flights
+	judge     *judge // nil: no judge
+}
+
+// judge is Options.Judge resolved.
+type judge struct {
+	route   *router.Route
+	timeout time.Duration
 }
 
 // New builds a Gateway.
@@ -208,6 +234,16 @@ func New(o Options) (*Gateway, error) {
 			return nil, err
 		}
 		g.downgrade, _ = down.Lookup("tollgate:downgrade")
+	}
+	if o.Judge.Model != "" {
+		route, ok := g.routes.Lookup(o.Judge.Model)
+		if !ok || (!route.Alias() && (g.models[o.Judge.Model] == nil || !g.models[o.Judge.Model].Chat)) {
+			return nil, fmt.Errorf("gateway: judge model %q: %w", o.Judge.Model, ErrNoJudge)
+		}
+		g.judge = &judge{route: route, timeout: o.Judge.Timeout}
+		if g.judge.timeout <= 0 {
+			g.judge.timeout = DefaultJudgeTimeout
+		}
 	}
 	return g, nil
 }

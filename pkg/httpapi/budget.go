@@ -123,6 +123,12 @@ type spendRow struct {
 	Status           int         `json:"status"`
 	LatencyMS        float64     `json:"latency_ms"`
 	Attempts         int         `json:"attempts"`
+	// Judge is the verdict of the judge asked about an uncertain semantic
+	// candidate (yes: served from the cache; no or failed: a miss),
+	// JudgeCostUSD what it cost (part of cost_usd); absent when none was
+	// asked.
+	Judge        string      `json:"judge,omitempty"`
+	JudgeCostUSD json.Number `json:"judge_cost_usd,omitempty"`
 }
 
 // Spend pages: limit= rows a page (default and maximum below), cursor=
@@ -155,7 +161,10 @@ func (s *server) keySpend(c *gin.Context) {
 		out = append(out, spendRow{Time: e.Time, RequestID: e.RequestID, Route: e.Route, RequestedModel: e.RequestedModel, Model: e.Model,
 			Provider: e.Provider, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens, CachedTokens: e.CachedTokens,
 			CostUSD: json.Number(e.Cost.String()), SavedUSD: json.Number(e.Saved.String()), Estimated: e.Estimated, Unpriced: e.Unpriced, Cache: e.Cache,
-			Status: e.Status, LatencyMS: float64(e.Latency.Microseconds()) / 1000, Attempts: e.Attempts})
+			Status: e.Status, LatencyMS: float64(e.Latency.Microseconds()) / 1000, Attempts: e.Attempts, Judge: e.Judge})
+		if e.Judge != "" {
+			out[len(out)-1].JudgeCostUSD = json.Number(e.JudgeCost.String())
+		}
 		return nil
 	})
 	if err != nil {

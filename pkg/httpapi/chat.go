@@ -165,6 +165,9 @@ func cached(h http.Header, meta *gateway.Meta) {
 		}
 		h.Set(HeaderCacheSaved, meta.Saved.String())
 	}
+	if meta.CacheVerified != "" {
+		h.Set(HeaderCacheVerified, meta.CacheVerified)
+	}
 	if meta.CacheSimilarity > 0 {
 		h.Set(HeaderCacheSimilarity, strconv.FormatFloat(float64(meta.CacheSimilarity), 'f', 4, 32))
 	}

@@ -100,8 +100,13 @@ const (
 	HeaderCacheSimilarity = "x-tollgate-cache-similarity"
 	HeaderCacheID         = "x-tollgate-cache-id"
 	HeaderCacheSaved      = "x-tollgate-cache-saved-usd"
+	// HeaderCacheVerified is "judge" on a semantic hit a judge model
+	// confirmed (cache.semantic.verify).
+	HeaderCacheVerified = "x-tollgate-cache-verified"
 	// HeaderCacheReason says why the cache was bypassed or a semantic
-	// candidate refused.
+	// candidate refused ("judge: not the same request" when the judge
+	// refused it, "judge: no verdict" when it could not be asked or did
+	// not answer yes or no).
 	HeaderCacheReason  = "x-tollgate-cache-reason"
 	headerAuthenticate = "WWW-Authenticate"
 )
@@ -237,6 +242,9 @@ func (s *server) accessLog(c *gin.Context, r *call, start time.Time) {
 		attrs = append(attrs, logString("model", m.Model), logString("provider", m.Provider), slog.Int("attempts", m.Attempts))
 		if m.Cache != "" {
 			attrs = append(attrs, logString("cache", m.Cache))
+		}
+		if m.Judge != "" {
+			attrs = append(attrs, logString("judge", m.Judge), slog.String("judge_cost_usd", m.JudgeCost.String()))
 		}
 		prompt := m.PromptTokens
 		if m.Usage != nil {

@@ -58,8 +58,12 @@ type stackOptions struct {
 	// unless embedder is set); tenants groups key ids.
 	cache    bool
 	embedder semcache.Embedder
+	checker  semcache.Checker // the semantic cache's guard (default guard.New())
 	tenants  map[string]string
 	clock    func() time.Time
+	// judge confirms uncertain semantic candidates (the cache hands them
+	// out when judge.Model is set).
+	judge gateway.Judge
 }
 
 func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -133,13 +137,17 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		co := semcache.Options{DB: db, Now: o.clock}
 		if o.embedder != nil {
 			co.Embedder, co.Index, co.Checker = o.embedder, vecindex.New(o.embedder.Dim()), guard.New()
+			if o.checker != nil {
+				co.Checker = o.checker
+			}
 			co.Threshold = semcache.DefaultThreshold
+			co.Verify = o.judge.Model != ""
 		}
 		if cache, err = semcache.Open(context.Background(), co); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cache.Close() })
-		gwOpts.Cache, gwOpts.Tenants = cache, o.tenants
+		gwOpts.Cache, gwOpts.Tenants, gwOpts.Judge = cache, o.tenants, o.judge
 	}
 	gw, err := gateway.New(gwOpts)
 	if err != nil {
