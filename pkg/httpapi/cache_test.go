@@ -549,10 +549,10 @@ func TestCacheSemanticHitThroughSDK(t *testing.T) {
 	tests := []struct {
 		name, secret, text, threshold, cache string
 	}{
-		{"a paraphrase is a semantic hit", s.secret, "Which city is France's capital?", "", semcache.KindSemanticHit},
-		{"another tenant never gets it", b, "Which city is France's capital?", "", semcache.KindMiss},
+		{"a paraphrase is a semantic hit", s.secret, "What is France's capital?", "", semcache.KindSemanticHit},
+		{"another tenant never gets it", b, "What is France's capital?", "", semcache.KindMiss},
 		{"a near-miss is refused by the guard", s.secret, "What is the capital of Germany?", "", semcache.KindMiss},
-		{"the client may tighten the threshold", s.secret, "Which city is France's capital?", "0.999", semcache.KindMiss},
+		{"the client may tighten the threshold", s.secret, "What is France's capital?", "0.999", semcache.KindMiss},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
