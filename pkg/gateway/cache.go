@@ -67,6 +67,14 @@ type flights struct {
 	m  map[string]*flight
 }
 
+// flying reports whether a flight of key is under way.
+func (fs *flights) flying(key string) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	_, ok := fs.m[key]
+	return ok
+}
+
 // join returns the flight of key and whether the caller leads it (and must
 // call land when done).
 func (fs *flights) join(key string) (*flight, bool) {

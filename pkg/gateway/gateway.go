@@ -330,6 +330,11 @@ func (x *exchange) lookup(ctx context.Context, q *semcache.Query, req *llm.ChatR
 	if q == nil {
 		return nil, nil, nil
 	}
+	if k := q.Key(); k != "" && !q.Controls.NoCache && x.g.flights.flying(k) {
+		// An identical request is being answered: this one will share its
+		// answer (collapse) and need not embed the text its leader did.
+		q.ExactOnly()
+	}
 	e, res, err := x.g.cache.Lookup(ctx, q)
 	x.meta.Cache, x.meta.CacheSimilarity, x.meta.CacheReason, x.meta.CacheVerified = res.Kind, res.Similarity, res.Reason, res.Verified
 	if err != nil {
@@ -481,7 +486,7 @@ func (x *exchange) collapse(ctx context.Context, q *semcache.Query, miss func() 
 		return nil, f.err
 	}
 	x.g.cache.Shared(f.saved)
-	x.meta.Cache, x.meta.CacheSimilarity = semcache.KindHit, 1
+	x.meta.Cache, x.meta.CacheSimilarity, x.meta.CacheReason = semcache.KindHit, 1, ""
 	if f.kind != "" {
 		x.meta.Cache, x.meta.CacheSimilarity, x.meta.CacheVerified, x.meta.CacheEntry = f.kind, f.similarity, f.verified, f.entry
 	}

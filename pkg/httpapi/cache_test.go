@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/semcache"
+	"github.com/tollgate/tollgate/pkg/semcache/use"
 )
 
 // cachedStack is a stack with the response cache on, served by a counting
@@ -448,12 +449,42 @@ func gatedSim(t *testing.T) (*providers.Sim, chan struct{}, *atomic.Int32) {
 	return sim, release, entered
 }
 
+// countedEmbedder counts the texts it embeds.
+type countedEmbedder struct {
+	semcache.Embedder
+	texts atomic.Int64
+}
+
+func (c *countedEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	c.texts.Add(int64(len(texts)))
+	return c.Embedder.Embed(ctx, texts)
+}
+
 // TestCacheCollapsesIdenticalMisses: identical concurrent misses make one
-// upstream call; the others are served its answer as hits.
+// upstream call; the others are served its answer as hits, and embed
+// nothing (their leader embedded the same text). A semantic entry is
+// stored first so that the scope is searched, not skipped as empty.
 func TestCacheCollapsesIdenticalMisses(t *testing.T) {
-	sim, release, entered := gatedSim(t)
+	const earlier = 2 // calls that pass the gate: they fill the scope
+	release := make(chan struct{})
+	entered := new(atomic.Int32)
+	sim := newSim(t, providers.SimConfig{Latency: providers.Dist{Kind: "fixed", Value: time.Millisecond}, Sleep: func(ctx context.Context, d time.Duration) error {
+		if entered.Add(1) <= earlier {
+			return nil
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}})
 	up := &counting{Provider: sim}
-	s := newStack(t, stackOptions{models: simModels(up), cache: true})
+	emb := &countedEmbedder{Embedder: use.NewHashed(64)}
+	s := newStack(t, stackOptions{models: simModels(up), cache: true, embedder: emb})
+	chat(t, s, s.secret, ask("sim-small", "an earlier question about green tea"))
+	chat(t, s, s.secret, ask("sim-small", "another earlier question about black coffee"))
+	embedded, calls0 := emb.texts.Load(), up.calls.Load()
 	const n = 6
 	var wg sync.WaitGroup
 	kinds := make(chan string, n)
@@ -475,7 +506,7 @@ func TestCacheCollapsesIdenticalMisses(t *testing.T) {
 	}
 	// Let every request reach the gateway before the one upstream call ends.
 	deadline := time.Now().Add(10 * time.Second) // a hang guard
-	for entered.Load() < 1 && time.Now().Before(deadline) {
+	for entered.Load() < earlier+1 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -496,8 +527,13 @@ func TestCacheCollapsesIdenticalMisses(t *testing.T) {
 			t.Fatalf("answers differ: %q vs %q", c, first)
 		}
 	}
-	if calls := up.calls.Load(); calls != 1 || count[semcache.KindMiss] != 1 || count[semcache.KindHit] != n-1 {
+	if calls := up.calls.Load() - calls0; calls != 1 || count[semcache.KindMiss] != 1 || count[semcache.KindHit] != n-1 {
 		t.Fatalf("upstream calls %d, kinds %v", calls, count)
+	}
+	// The leader embeds its text and the scope's pending entries (at most
+	// 3 texts); the followers nothing.
+	if got := emb.texts.Load() - embedded; got < 1 || got > earlier+1 {
+		t.Fatalf("%d texts embedded for %d identical requests, want the leader's alone (1 to %d)", got, n, earlier+1)
 	}
 }
 

@@ -491,6 +491,8 @@ type Query struct {
 	// bypass says why the request skips the cache entirely ("" when it
 	// does not).
 	bypass string
+	// exactOnly: Lookup skips the semantic path (ExactOnly).
+	exactOnly bool
 
 	// What the semantic path made of keys.query, carried from Lookup to
 	// Store so that a request is embedded and prepared at most once: vec
@@ -571,6 +573,10 @@ func (c *Cache) Lookup(ctx context.Context, q *Query) (*Entry, Result, error) {
 		c.saved.Add(int64(e.Cost))
 		return e, Result{Kind: KindHit, Similarity: 1}, nil
 	}
+	if q.exactOnly {
+		c.misses.Add(1)
+		return nil, Result{Kind: KindMiss, Reason: "an identical request is in flight"}, ctx.Err()
+	}
 	e, res := c.similar(ctx, q, now)
 	if res.Kind == KindSemanticHit {
 		c.semHits.Add(1)
@@ -580,6 +586,11 @@ func (c *Cache) Lookup(ctx context.Context, q *Query) (*Entry, Result, error) {
 	c.misses.Add(1)
 	return nil, res, ctx.Err()
 }
+
+// ExactOnly makes Lookup look q up by its exact key only: the gateway asks
+// it when an identical request is already in flight, whose answer q will
+// share, so that q embeds nothing (its leader embedded the same text).
+func (q *Query) ExactOnly() { q.exactOnly = true }
 
 // Shared counts a miss that was served by an identical request's upstream
 // call (the gateway collapses identical concurrent misses) as the hit it was: it saved that call's cost.
