@@ -73,6 +73,12 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 		opts.Checker = guard.New()
 		opts.Threshold = float32(s.Threshold)
 		opts.UnalignedThreshold = float32(s.UnalignedThreshold)
+		if len(s.Routes) > 0 {
+			opts.RouteThresholds = make(map[string]semcache.Thresholds, len(s.Routes))
+			for name, r := range s.Routes {
+				opts.RouteThresholds[name] = semcache.Thresholds{Threshold: float32(r.Threshold), Unaligned: float32(r.UnalignedThreshold)}
+			}
+		}
 		if s.Verify.Model != "" {
 			// The gateway asks the judge (buildGateway) about the
 			// candidates the cache hands out for verification.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,9 @@ type Semantic struct {
 	UnalignedThreshold float64 `yaml:"unaligned_threshold"`
 	// Verify sends the uncertain candidates to a judge model.
 	Verify Verify `yaml:"verify"`
+	// Routes overrides Threshold and UnalignedThreshold per model or route
+	// asked for (0 or unset: the default above).
+	Routes map[string]RouteSemantic `yaml:"routes"`
 	// Turns is how many of the last user turns are embedded.
 	Turns int `yaml:"turns"`
 	// Embedder: use (Universal Sentence Encoder lite, offline, default),
@@ -57,6 +61,12 @@ type Semantic struct {
 	// Index: embedded (in memory, rebuilt from SQLite at start) or qdrant.
 	Index  string `yaml:"index"`
 	Qdrant Qdrant `yaml:"qdrant"`
+}
+
+// RouteSemantic is one model's or route's own semantic thresholds.
+type RouteSemantic struct {
+	Threshold          float64 `yaml:"threshold"`
+	UnalignedThreshold float64 `yaml:"unaligned_threshold"`
 }
 
 // Verify configures the judge: a chat model asked whether an uncertain
@@ -139,6 +149,22 @@ func (c *Cache) validate(p *problems) {
 		p.add("cache.semantic.unaligned_threshold", "must be greater than 0 and at most %v (above 1: never), got %v", MaxUnalignedThreshold, s.UnalignedThreshold)
 	} else if validThreshold && s.UnalignedThreshold < s.Threshold {
 		p.add("cache.semantic.unaligned_threshold", "must be at least threshold (%v): an unaligned candidate is never served more easily than an aligned one, got %v", s.Threshold, s.UnalignedThreshold)
+	}
+	for _, name := range sortedKeys(s.Routes) {
+		r, path := s.Routes[name], "cache.semantic.routes."+name
+		valid := true
+		if r.Threshold < 0 || r.Threshold > 1 {
+			p.add(path+".threshold", "must be greater than 0 and at most 1 (0: cache.semantic.threshold), got %v", r.Threshold)
+			valid = false
+		}
+		if r.UnalignedThreshold < 0 || r.UnalignedThreshold > MaxUnalignedThreshold {
+			p.add(path+".unaligned_threshold", "must be greater than 0 and at most %v (0: cache.semantic.unaligned_threshold), got %v", MaxUnalignedThreshold, r.UnalignedThreshold)
+			valid = false
+		}
+		floor, unaligned := cmp.Or(r.Threshold, s.Threshold), cmp.Or(r.UnalignedThreshold, s.UnalignedThreshold)
+		if valid && unaligned < floor {
+			p.add(path+".unaligned_threshold", "must be at least the route's threshold (%v), got %v", floor, unaligned)
+		}
 	}
 	if v := s.Verify; v.Model != "" {
 		if v.MinSimilarity <= 0 || v.MinSimilarity > 1 {

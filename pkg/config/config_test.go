@@ -236,6 +236,15 @@ func TestParseErrors(t *testing.T) {
 			"cache.semantic.verify.min_similarity: must be greater than 0 and at most 1 (0: the threshold), got 1.5",
 			"cache.semantic.verify.timeout: must be positive, got 0s",
 		}},
+		{"route threshold out of range", "cache:\n  semantic: {routes: {faq: {threshold: 1.2}}}\n", []string{
+			"cache.semantic.routes.faq.threshold: must be greater than 0 and at most 1 (0: cache.semantic.threshold), got 1.2",
+		}},
+		{"route unaligned threshold below the route's floor", "cache:\n  semantic: {routes: {faq: {threshold: 0.9, unaligned_threshold: 0.85}}}\n", []string{
+			"cache.semantic.routes.faq.unaligned_threshold: must be at least the route's threshold (0.9), got 0.85",
+		}},
+		{"route unaligned threshold below the default floor", "cache:\n  semantic: {threshold: 0.6, routes: {faq: {unaligned_threshold: 0.55}}}\n", []string{
+			"cache.semantic.routes.faq.unaligned_threshold: must be at least the route's threshold (0.6), got 0.55",
+		}},
 		{"a judge that is never asked", "cache:\n  semantic: {unaligned_threshold: 0.9, verify: {model: judge, min_similarity: 0.95}}\n", []string{
 			"cache.semantic.verify.min_similarity: must be below unaligned_threshold (0.9), or the judge is never asked, got 0.95",
 		}},

@@ -68,6 +68,9 @@ type Options struct {
 	// VerifyThreshold is the lowest cosine of a candidate worth verifying
 	// (default Threshold).
 	VerifyThreshold float32
+	// RouteThresholds overrides Threshold and UnalignedThreshold per model
+	// or route asked for (Request.Model); a zero field keeps the default.
+	RouteThresholds map[string]Thresholds
 	// Turns is how many user turns are embedded (default 1: the last).
 	Turns int
 	// TTL is an entry's lifetime (default 24h).
@@ -100,6 +103,15 @@ type Options struct {
 	NewID  func() uint64
 	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// Thresholds are a route's own semantic thresholds (Options.RouteThresholds).
+type Thresholds struct {
+	// Threshold is the floor for aligned candidates (0: Options.Threshold).
+	Threshold float32
+	// Unaligned serves uncertain candidates without a judge (0:
+	// Options.UnalignedThreshold; above 1: never).
+	Unaligned float32
 }
 
 // Checker is the guard: it decides whether a semantic candidate's cached
@@ -679,9 +691,21 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 	if vec == nil {
 		return nil, miss // nothing in the scope to find
 	}
-	floor := max(c.threshold, ctl.Threshold)
-	unaligned := max(c.unaligned, floor)
-	verifyAt := max(c.verifyAt, ctl.Threshold)
+	base, baseUnaligned, baseVerify := c.threshold, c.unaligned, c.verifyAt
+	if r, ok := c.opts.RouteThresholds[q.Model]; ok {
+		if r.Threshold > 0 {
+			base = r.Threshold
+			if c.opts.VerifyThreshold <= 0 {
+				baseVerify = r.Threshold // the verify threshold follows the floor it defaults to
+			}
+		}
+		if r.Unaligned > 0 {
+			baseUnaligned = r.Unaligned
+		}
+	}
+	floor := max(base, ctl.Threshold)
+	unaligned := max(baseUnaligned, floor)
+	verifyAt := max(baseVerify, ctl.Threshold)
 	search := floor
 	if c.verify {
 		search = min(search, verifyAt)

@@ -80,6 +80,24 @@ func TestSemanticDecision(t *testing.T) {
 		{name: "request threshold: uncertain above it served", query: unaligned, sim: 0.98, ctl: Controls{Threshold: 0.97}, kind: KindSemanticHit},
 		{name: "request threshold raises the verify threshold", query: unaligned, sim: 0.90, ctl: Controls{Threshold: 0.93},
 			edit: func(o *Options) { o.Verify = true }, kind: KindMiss},
+		{name: "route threshold raises the floor", query: aligned, sim: 0.85,
+			edit: func(o *Options) { o.RouteThresholds = map[string]Thresholds{"gpt-4o-mini": {Threshold: 0.9}} }, kind: KindMiss},
+		{name: "route threshold lowers the floor", query: aligned, sim: 0.75,
+			edit: func(o *Options) { o.RouteThresholds = map[string]Thresholds{"gpt-4o-mini": {Threshold: 0.7}} }, kind: KindSemanticHit},
+		{name: "another route's threshold does not apply", query: aligned, sim: 0.85,
+			edit: func(o *Options) { o.RouteThresholds = map[string]Thresholds{"gpt-4o": {Threshold: 0.9}} }, kind: KindSemanticHit},
+		{name: "route unaligned threshold: uncertain served", query: unaligned, sim: 0.90,
+			edit: func(o *Options) { o.RouteThresholds = map[string]Thresholds{"gpt-4o-mini": {Unaligned: 0.88}} }, kind: KindSemanticHit},
+		{name: "route unaligned threshold never below the route floor", query: unaligned, sim: 0.90,
+			edit: func(o *Options) {
+				o.RouteThresholds = map[string]Thresholds{"gpt-4o-mini": {Threshold: 0.92, Unaligned: 0.85}}
+			}, kind: KindMiss},
+		{name: "request threshold still raises a route's floor", query: aligned, sim: 0.85, ctl: Controls{Threshold: 0.9},
+			edit: func(o *Options) { o.RouteThresholds = map[string]Thresholds{"gpt-4o-mini": {Threshold: 0.7}} }, kind: KindMiss},
+		{name: "verify threshold follows a route's floor", query: unaligned, sim: 0.85,
+			edit: func(o *Options) {
+				o.Verify, o.RouteThresholds = true, map[string]Thresholds{"gpt-4o-mini": {Threshold: 0.88}}
+			}, kind: KindMiss}, // not even found: searched at the route's floor
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
