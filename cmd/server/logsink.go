@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync"
@@ -29,9 +30,12 @@ type logSink struct {
 	// notice renders the line reporting n dropped lines.
 	notice func(n int64) []byte
 
-	mu       sync.Mutex // guards buf, lost and closed; never held across a write to w
-	buf      []byte
-	lost     int64 // lines dropped since the writer last took the buffer
+	mu   sync.Mutex // guards buf, lost and closed; never held across a write to w
+	buf  []byte
+	lost int64 // lines dropped since the writer last took the buffer
+	// after holds the lines written since a drop, up to afterBytes: they
+	// follow the drop notice (the last words before a shutdown among them).
+	after    []byte
 	closed   bool
 	dropped  atomic.Int64 // lines dropped in all
 	wake     chan struct{}
@@ -58,16 +62,44 @@ func (s *logSink) Start(sup *safe.Supervisor) {
 	sup.Loop(logWriterWorker, s.stop, s.loop)
 }
 
+// afterBytes bounds the lines kept after a drop until the writer takes
+// the buffer and writes the drop notice before them (the newest kept).
+const afterBytes = 64 << 10
+
 // Write buffers p (one or more whole lines; a slog handler writes one
-// record per call), or drops it when the buffer has no room for it or has
-// dropped a line since the writer last took it. It never waits for w, and
-// never fails.
+// record per call), or drops it when the buffer has no room for it. Once
+// a line was dropped, the next lines (the newest afterBytes of them) wait
+// to follow the notice of the drops, so the log keeps its order, shows one
+// notice per stall and keeps its last words. It never waits for w, and never fails.
 func (s *logSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
-	if s.closed || s.lost > 0 || len(s.buf)+len(p) > s.maxBytes {
+	switch {
+	case s.closed:
 		s.lost++
 		s.dropped.Add(1)
-	} else {
+	case s.lost > 0:
+		// Lines after a drop wait for the notice. When they outgrow
+		// afterBytes the oldest of them go: the last words (a shutdown's)
+		// matter most.
+		if len(p) > afterBytes {
+			s.lost++
+			s.dropped.Add(1)
+			break
+		}
+		for len(s.after)+len(p) > afterBytes {
+			i := bytes.IndexByte(s.after, '\n')
+			if i < 0 {
+				i = len(s.after) - 1
+			}
+			s.after = s.after[i+1:]
+			s.lost++
+			s.dropped.Add(1)
+		}
+		s.after = append(s.after, p...)
+	case len(s.buf)+len(p) > s.maxBytes:
+		s.lost++
+		s.dropped.Add(1)
+	default:
 		s.buf = append(s.buf, p...)
 	}
 	full := s.lost > 0 || len(s.buf) >= s.flushBytes
@@ -114,9 +146,11 @@ func (s *logSink) flush(spare []byte, last bool) []byte {
 	s.buf = spare[:0]
 	s.closed = s.closed || last
 	if s.lost > 0 {
-		// Every line in out was buffered before the first of these drops.
+		// Every line in out was buffered before the first of these drops,
+		// every line of after since.
 		out = append(out, s.notice(s.lost)...)
-		s.lost = 0
+		out = append(out, s.after...)
+		s.lost, s.after = 0, s.after[:0]
 	}
 	s.mu.Unlock()
 	if len(out) > 0 {

@@ -97,15 +97,18 @@ func TestLogSinkDropsWholeLines(t *testing.T) {
 		{"room for every line", 2000,
 			[]string{line('a', 100), line('b', 100), "flush"},
 			line('a', 100) + line('b', 100), 0},
-		{"full buffer: this line and the next dropped until the writer takes the buffer, then the notice", 300,
+		{"full buffer: this line dropped, the next kept after the notice", 300,
 			[]string{line('a', 200), line('b', 200), line('c', 10), "flush", line('d', 10), "flush"},
-			line('a', 200) + "log: dropped 2 lines\n" + line('d', 10), 2},
-		{"a line larger than the buffer is dropped, and the lines after it until the writer takes the buffer", 1000,
+			line('a', 200) + "log: dropped 1 lines\n" + line('c', 10) + line('d', 10), 1},
+		{"a line larger than the buffer is dropped, the line after it follows the notice", 1000,
 			[]string{line('a', 100), line('b', 5000), line('c', 10), "flush"},
-			line('a', 100) + "log: dropped 2 lines\n", 2},
+			line('a', 100) + "log: dropped 1 lines\n" + line('c', 10), 1},
 		{"drops in two stalls: one notice each", 200,
 			[]string{line('a', 100), line('b', 1000), "flush", line('c', 100), line('d', 1000), line('e', 10), "flush"},
-			line('a', 100) + "log: dropped 1 lines\n" + line('c', 100) + "log: dropped 2 lines\n", 3},
+			line('a', 100) + "log: dropped 1 lines\n" + line('c', 100) + "log: dropped 1 lines\n" + line('e', 10), 2},
+		{"lines after a drop are kept up to afterBytes, the newest", 200,
+			[]string{line('a', 100), line('b', 1000), line('c', afterBytes-10), line('d', 100), "flush"},
+			line('a', 100) + "log: dropped 2 lines\n" + line('d', 100), 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
