@@ -42,6 +42,9 @@ type lexWord struct {
 	role     uint8          // the direction marker governing it (markerGroups 1-4), 0 if none
 }
 
+// maxAlignWords bounds the content words of a prompt Decide aligns.
+const maxAlignWords = 200
+
 // whKind classifies what a question asks for by its question word; 0 when
 // it has none or only a generic one ("what", "which", a request verb).
 type whKind uint8
@@ -216,6 +219,11 @@ func (g *Rules) Decide(query, cached any) (allow, aligned bool, reason string) {
 	}
 	if a.wh != b.wh && a.wh != whNone && b.wh != whNone {
 		return false, false, "question: " + whNames[a.wh] + " vs " + whNames[b.wh]
+	}
+	if len(a.content) > maxAlignWords || len(b.content) > maxAlignWords {
+		// The alignment grows with the product of the lengths; prompts this
+		// long are past any embedder's window anyway.
+		return true, false, "unaligned: too long to align"
 	}
 	al := g.align(a, b)
 	if unpartneredEntity(a, al.ab, al.freeA) || unpartneredEntity(b, al.ba, al.freeB) {

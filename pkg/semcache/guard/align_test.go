@@ -1,6 +1,10 @@
 package guard
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 // The cases below are written for these tests: general English, not pairs
 // of any tuning or evaluation set.
@@ -78,6 +82,18 @@ func TestAlignBackground(t *testing.T) {
 		{"background negation in padding", "I can't find my notes anywhere. How do I recover a deleted file on a Mac?", "How do I recover a deleted file on a Mac?", aligned, ""},
 		{"a request sentence is not background", "Explain photosynthesis. Keep it brief.", "Explain photosynthesis.", uncertain, "unaligned:"},
 		{"both prompts add words", "I'm moving soon. How do I pack dishes?", "How do I pack plates safely?", uncertain, "unaligned:"},
+	})
+}
+
+func TestAlignTooLong(t *testing.T) {
+	var b strings.Builder
+	for i := range maxAlignWords + 1 {
+		fmt.Fprintf(&b, "word%c%c ", 'a'+i%26, 'a'+i/26%26)
+	}
+	long := b.String()
+	runGuardCases(t, []guardCase{
+		{"too long to align: uncertain", long, long + "again", uncertain, "unaligned: too long"},
+		{"too long, but the hard rules still refuse", long + "5", long + "6", refuse, "number:"},
 	})
 }
 
