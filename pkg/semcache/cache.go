@@ -205,22 +205,12 @@ type entryMeta struct {
 	// vectored: the entry's vector is in the index; pending: the entry
 	// has a query but no vector yet (embedded index only: see scopeState).
 	vectored, pending bool
-
-	// prep is the guard's analysis of query (Checker.Prepare), made once,
-	// when the entry is first a candidate (or taken from the query that
-	// stored it).
-	prepOnce sync.Once
-	prep     any
 }
 
-// prepared returns m's prepared query, preparing it on first use.
-func (m *entryMeta) prepared(ch Checker) any {
-	m.prepOnce.Do(func() {
-		if m.prep == nil {
-			m.prep = ch.Prepare(m.query)
-		}
-	})
-	return m.prep
+// prepared returns the guard's analysis of entry id's prompt (m's query),
+// from the bounded cache of analyses or made now.
+func (c *Cache) prepared(id uint64, m *entryMeta) any {
+	return c.preps.get(id, func() any { return c.opts.Checker.Prepare(m.query) })
 }
 
 // Stats is the report of GET /admin/cache. Counters run since Open; the
@@ -265,6 +255,8 @@ type Cache struct {
 
 	hot *ristretto.Cache[uint64, *Entry] // decoded answers by id, bounded by bytes
 
+	preps *preparedCache // the guard's analyses of cached prompts, bounded
+
 	mu     sync.RWMutex // guards byKey, meta, scopes and the metas' vectored/pending; held for map operations only
 	byKey  map[string]uint64
 	meta   map[uint64]*entryMeta
@@ -308,6 +300,7 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 		sideEffects: map[string]bool{},
 		semantic:    o.Embedder != nil && o.Index != nil,
 		byKey:       map[string]uint64{},
+		preps:       newPreparedCache(maxPrepared),
 		meta:        map[uint64]*entryMeta{},
 		scopes:      map[string]*scopeState{},
 		verdicts:    verdicts{max: maxVerdicts},
@@ -427,8 +420,9 @@ func (c *Cache) putMeta(r *row, vectored bool, prep any) {
 	m := &entryMeta{
 		exactKey: r.exactKey, tenant: r.tenant, model: r.model, scope: r.scope, query: r.query,
 		size: r.size, created: r.created, expires: r.expires,
-		vectored: vectored, pending: c.lazy && !vectored && r.query != "", prep: prep,
+		vectored: vectored, pending: c.lazy && !vectored && r.query != "",
 	}
+	c.preps.put(r.id, prep)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.byKey[r.exactKey] = r.id
@@ -452,6 +446,7 @@ func (c *Cache) forget(ids []uint64) {
 		}
 	}
 	c.mu.Unlock()
+	c.preps.drop(ids)
 	for _, id := range ids {
 		c.hot.Del(id)
 	}
@@ -753,7 +748,7 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 		miss.Reason = "candidate expired or older than max-age"
 		return nil, miss
 	}
-	allow, aligned, why := c.opts.Checker.Decide(q.prepared(c.opts.Checker), m.prepared(c.opts.Checker))
+	allow, aligned, why := c.opts.Checker.Decide(q.prepared(c.opts.Checker), c.prepared(hit.ID, m))
 	if !allow {
 		c.refusals.Add(1)
 		miss.Reason = "guard: " + why
