@@ -694,8 +694,7 @@ func intersects(a, b []lexicon.Word) bool {
 // antonym, a pair of the guard's own list, or the same word with a
 // negative prefix ("legal"/"illegal").
 func (g *Rules) opposites(a, b *Prompt, al *alignment) string {
-	if x, y, ok := antonym(&a.f, &b.f); ok {
-		_, _ = x, y
+	if antonym(&a.f, &b.f) {
 		return "antonym: opposite words"
 	}
 	for i, js := range al.ab {

@@ -137,7 +137,6 @@ type features struct {
 	code       []string
 	quantities []string
 	entities   []int // indexes in words
-	negated    bool
 	script     script
 	lang       string
 	clause     int32  // the clause being read
@@ -265,9 +264,6 @@ func (f *features) tokens(s string) {
 		base, neg := contraction(lower)
 		if b, ok := bareContractions[base]; ok {
 			base = b
-		}
-		if neg || negations[base] {
-			f.negated = true
 		}
 		st := stem(base)
 		content := !stopWords[base] && !neg && !negations[base] && st != "" && hasLetter(base)
@@ -739,18 +735,19 @@ func normQuote(s string) string {
 	return strings.TrimRight(s, ".,;:!? ")
 }
 
-// antonym finds a word x of a whose opposite y is in b while a lacks y and
-// b lacks x. Looking the opposites up from a's words covers both directions
-// of every pair, so the answer is symmetric.
-func antonym(a, b *features) (string, string, bool) {
+// antonym reports a word x of a whose opposite y is in b while a lacks y
+// and b lacks x (the guard's own list). Looking the opposites up from a's
+// words covers both directions of every pair, so the answer is symmetric.
+// The reason it leads to names no words, so it returns none.
+func antonym(a, b *features) bool {
 	for _, w := range a.words {
 		for _, o := range antonyms[w.stem] {
 			if b.has(o) && !b.has(w.stem) && !a.has(o) {
-				return w.base, o, true
+				return true
 			}
 		}
 	}
-	return "", "", false
+	return false
 }
 
 // language guesses the language of a Latin-script prompt from its
