@@ -837,16 +837,28 @@ func swapped(ma, mb []marker, al *alignment, whole bool) bool {
 		// The marker of b with the same group after the same word ("noon
 		// in Tokyo" / "noon in London"), else, when the two clauses hold
 		// the same words, the k-th of the group.
+		// When the head word comes back more than once ("host in 0 ...
+		// host in 00"), the arguments are swapped only if they are with
+		// every marker after one of its partners.
 		var y *marker
 		if x.head >= 0 {
+			heads, swaps := 0, 0
 			for i := range mb {
 				if mb[i].group == x.group && mb[i].head >= 0 && slices.Contains(al.ab[x.head], mb[i].head) {
-					y = &mb[i]
-					break
+					heads++
+					if len(mb[i].args) > 0 && stray(x.args, mb[i].args, al.ab) && stray(mb[i].args, x.args, al.ba) {
+						swaps++
+					}
 				}
 			}
+			if heads > 0 {
+				if swaps == heads {
+					return true
+				}
+				continue
+			}
 		}
-		if y == nil && whole {
+		if whole {
 			for i := range mb {
 				if mb[i].group == x.group {
 					if k == 0 {

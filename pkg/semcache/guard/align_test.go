@@ -66,6 +66,8 @@ func TestAlignOrder(t *testing.T) {
 		{"comparison written two ways", "Is Rust faster than Go?", "Rust vs Go: which is faster?", allowed, ""},
 		{"numbers swapped around markers", "Scale a recipe written for 4 people to 6 people.", "Scale a recipe written for 6 people to 4 people.", refuse, "order:"},
 		{"codes swapped around markers", "Can I use a 9x13 dish for a lasagna written for an 8x8 dish?", "Can I use an 8x8 dish for a lasagna written for a 9x13 dish?", refuse, "order:"},
+		{"a repeated head word with its own arguments", "Rooms in Paris and rooms in Rome", "Rooms in Paris and rooms in Rome", aligned, ""},
+		{"a repeated head word, arguments swapped", "Flights from Paris and flights from Rome", "Flights from Rome and flights from Madrid", refuse, ""},
 		{"a chain of phrases reordered", "Best museums in Paris in winter", "Best museums in winter in Paris", aligned, ""},
 		{"particles as words need no partner", "How do I set up a printer?", "How do I set a printer up?", aligned, ""},
 		{"particle", "How do I zoom in on a photo?", "How do I zoom out on a photo?", refuse, ""},
