@@ -17,6 +17,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/llm"
+	"github.com/tollgate/tollgate/pkg/semcache/guard"
 )
 
 // Defaults for the zero values of Options (and DefaultThreshold), for
@@ -205,6 +206,9 @@ type entryMeta struct {
 	// vectored: the entry's vector is in the index; pending: the entry
 	// has a query but no vector yet (embedded index only: see scopeState).
 	vectored, pending bool
+	// vec is the entry's vector when the gate (Cache.gated) has embedded
+	// it: only entries that were an aligned candidate have one.
+	vec []float32
 }
 
 // prepared returns the guard's analysis of entry id's prompt (m's query),
@@ -224,14 +228,18 @@ type Stats struct {
 	// PendingEntries are entries stored without a vector (their scope
 	// held nothing to find when they were asked): embedded and indexed
 	// with the next lookup in their scope.
-	PendingEntries int        `json:"pending_entries"`
-	Hits           int64      `json:"hits"`
-	SemanticHits   int64      `json:"semantic_hits"`
-	Misses         int64      `json:"misses"`
-	Bypasses       int64      `json:"bypasses"`
-	GuardRefusals  int64      `json:"guard_refusals"`
-	SavedMicros    llm.Micros `json:"saved_micros"`
-	SavedUSD       float64    `json:"saved_usd"`
+	PendingEntries int `json:"pending_entries"`
+	// GateEntries are the entries the gate finds candidates among (see
+	// gate.go); with the gate, IndexPoints counts the entries embedded so
+	// far (those that were an aligned candidate).
+	GateEntries   int        `json:"gate_entries,omitempty"`
+	Hits          int64      `json:"hits"`
+	SemanticHits  int64      `json:"semantic_hits"`
+	Misses        int64      `json:"misses"`
+	Bypasses      int64      `json:"bypasses"`
+	GuardRefusals int64      `json:"guard_refusals"`
+	SavedMicros   llm.Micros `json:"saved_micros"`
+	SavedUSD      float64    `json:"saved_usd"`
 }
 
 // Cache is the exact and semantic response cache. Safe for concurrent use.
@@ -252,6 +260,11 @@ type Cache struct {
 	// the cache knows every point it holds and skips the embedding in a
 	// scope with nothing to find (see scopeState).
 	lazy bool
+	// gated: candidates come from the gate (gate.go), not from an index
+	// search; the index is unused.
+	gated    bool
+	sketcher Sketcher
+	gate     *gate
 
 	hot *ristretto.Cache[uint64, *Entry] // decoded answers by id, bounded by bytes
 
@@ -332,6 +345,10 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 	if c.verifyAt <= 0 {
 		c.verifyAt = c.threshold
 	}
+	c.gated, c.sketcher = c.canGate()
+	if c.gated {
+		c.gate = newGate()
+	}
 	if c.ttl <= 0 {
 		c.ttl = DefaultTTL
 	}
@@ -390,8 +407,8 @@ func (c *Cache) load(ctx context.Context) error {
 		// Vectors of another embedder are not comparable: with an embedded
 		// index such entries are pending (embedded again when their scope
 		// is next searched), with a shared one served exactly only.
-		vectored := c.semantic && r.vector != nil && r.embedder == name && len(r.vector) == dim
-		c.putMeta(r, vectored, nil)
+		vectored := c.semantic && !c.gated && r.vector != nil && r.embedder == name && len(r.vector) == dim
+		c.putMeta(r, vectored, nil, nil)
 		if vectored {
 			p := Point{ID: r.id, Scope: r.scope, Tenant: r.tenant, Model: r.model, Vector: r.vector, ExpiresAt: r.expires}
 			if c.share {
@@ -416,11 +433,34 @@ func (c *Cache) load(ctx context.Context) error {
 // putMeta holds a stored entry in memory: vectored when its vector is in
 // the index, prep its query's prepared form when already made (nil: made
 // on first use).
-func (c *Cache) putMeta(r *row, vectored bool, prep any) {
+func (c *Cache) putMeta(r *row, vectored bool, prep any, sk *guard.Sketch) {
 	m := &entryMeta{
 		exactKey: r.exactKey, tenant: r.tenant, model: r.model, scope: r.scope, query: r.query,
 		size: r.size, created: r.created, expires: r.expires,
-		vectored: vectored, pending: c.lazy && !vectored && r.query != "",
+		vectored: vectored, pending: c.lazy && !c.gated && !vectored && r.query != "",
+	}
+	// With the gate, an entry of a scope that is looked up is sketched now
+	// (its query was prepared by its lookup), any other when its scope
+	// first is.
+	var sketch guard.Sketch
+	sketched := false
+	gated := c.gated && r.query != ""
+	if gated {
+		if r.vector != nil && r.embedder == c.opts.Embedder.Name() && len(r.vector) == c.opts.Embedder.Dim() {
+			m.vec = r.vector
+		}
+		c.mu.RLock()
+		active := c.gate.sketched(r.scope)
+		c.mu.RUnlock()
+		switch {
+		case sk != nil:
+			sketch, sketched = *sk, true
+		case active:
+			if prep == nil {
+				prep = c.opts.Checker.Prepare(r.query)
+			}
+			sketch, sketched = c.sketcher.Sketch(prep)
+		}
 	}
 	c.preps.put(r.id, prep)
 	c.mu.Lock()
@@ -428,6 +468,12 @@ func (c *Cache) putMeta(r *row, vectored bool, prep any) {
 	c.byKey[r.exactKey] = r.id
 	c.meta[r.id] = m
 	c.trackLocked(r.id, m)
+	switch {
+	case sketched:
+		c.gate.add(r.id, r.scope, &sketch)
+	case gated:
+		c.gate.hold(r.id, r.scope)
+	}
 }
 
 // forget drops entries from memory (not from SQLite or the index).
@@ -443,6 +489,9 @@ func (c *Cache) forget(ids []uint64) {
 			}
 			delete(c.meta, id)
 			c.untrackLocked(id, m)
+			if c.gated {
+				c.gate.remove(id)
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -508,6 +557,7 @@ type Query struct {
 	// one request, Lookup then Store: no lock.
 	vec    []float32
 	prep   any
+	sketch *guard.Sketch // the gate's sketch of prep, nil until made
 	hash   [16]byte
 	hashed bool
 }
@@ -677,15 +727,6 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 		miss.Reason = "no semantic lookup: " + k.noSemantic
 		return nil, miss
 	}
-	vec, err := c.lookupVector(ctx, q)
-	if err != nil {
-		c.log.Warn("semcache: embed", "err", err)
-		miss.Reason = "semantic lookup failed"
-		return nil, miss
-	}
-	if vec == nil {
-		return nil, miss // nothing in the scope to find
-	}
 	base, baseUnaligned, baseVerify := c.threshold, c.unaligned, c.verifyAt
 	if r, ok := c.opts.RouteThresholds[q.Model]; ok {
 		if r.Threshold > 0 {
@@ -701,6 +742,18 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 	floor := max(base, ctl.Threshold)
 	unaligned := max(baseUnaligned, floor)
 	verifyAt := max(baseVerify, ctl.Threshold)
+	if c.gated {
+		return c.similarGated(ctx, q, now, floor)
+	}
+	vec, err := c.lookupVector(ctx, q)
+	if err != nil {
+		c.log.Warn("semcache: embed", "err", err)
+		miss.Reason = "semantic lookup failed"
+		return nil, miss
+	}
+	if vec == nil {
+		return nil, miss // nothing in the scope to find
+	}
 	search := floor
 	if c.verify {
 		search = min(search, verifyAt)
@@ -789,17 +842,8 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 		miss.Reason = "semantic lookup failed"
 		return nil, miss
 	}
-	for _, ch := range e.Response.Choices {
-		if ch.FinishReason == "length" {
-			// Cut at the original request's limit, which this one need
-			// not share: only an exact hit may serve it.
-			miss.Reason = "candidate was cut at its length limit"
-			return nil, miss
-		}
-	}
-	if limit := q.Chat.OutputLimit(); limit > 0 && e.Usage != nil && e.Usage.CompletionTokens > limit {
-		// Longer than this request allows its answer to be.
-		miss.Reason = "candidate is longer than max_tokens"
+	if why := unfit(q, e); why != "" {
+		miss.Reason = why
 		return nil, miss
 	}
 	if verify {
@@ -815,6 +859,22 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 		res.Verified = VerifiedByJudge
 	}
 	return e, res
+}
+
+// unfit says why entry e may not answer q semantically ("" when it may).
+func unfit(q *Query, e *Entry) string {
+	for _, ch := range e.Response.Choices {
+		if ch.FinishReason == "length" {
+			// Cut at the original request's limit, which this one need
+			// not share: only an exact hit may serve it.
+			return "candidate was cut at its length limit"
+		}
+	}
+	if limit := q.Chat.OutputLimit(); limit > 0 && e.Usage != nil && e.Usage.CompletionTokens > limit {
+		// Longer than this request allows its answer to be.
+		return "candidate is longer than max_tokens"
+	}
+	return ""
 }
 
 // judgeRefusal is the Reason of a miss a judge's verdict made.
@@ -958,9 +1018,9 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 	}
 	rw.id, e.ID = id, id
 	c.forget(old)
-	c.putMeta(rw, rw.vector != nil, q.prep)
+	c.putMeta(rw, rw.vector != nil && !c.gated, q.prep, q.sketch)
 	c.hot.Set(id, e, entryCost(e))
-	if c.semantic {
+	if c.semantic && !c.gated {
 		if len(old) > 0 {
 			if err := c.opts.Index.Delete(ctx, old...); err != nil {
 				return fmt.Errorf("semcache: store: index: %w", err)
@@ -1073,6 +1133,16 @@ func (c *Cache) Stats() Stats {
 	if c.semantic {
 		s.IndexPoints = c.opts.Index.Len()
 		s.Embedder = c.opts.Embedder.Name()
+	}
+	if c.gated {
+		c.mu.RLock()
+		s.GateEntries = c.gate.len()
+		for _, m := range c.meta {
+			if m.vec != nil {
+				s.IndexPoints++
+			}
+		}
+		c.mu.RUnlock()
 	}
 	return s
 }
