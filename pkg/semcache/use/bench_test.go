@@ -48,7 +48,7 @@ func textWithTokens(tb testing.TB, m *Model, n int) (string, int) {
 func BenchmarkEmbed(b *testing.B) {
 	m := testModel(b)
 	ctx := context.Background()
-	for _, n := range []int{10, 30, 77, 128} {
+	for _, n := range []int{10, 20, 30, 77, 128} {
 		text, got := textWithTokens(b, m, n)
 		b.Run(fmt.Sprintf("%dtok", n), func(b *testing.B) {
 			b.ReportAllocs()

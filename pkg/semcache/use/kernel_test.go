@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -86,17 +87,13 @@ func testQuantKernel(t *testing.T) {
 					w := randSlice(rng, in*out)
 					bias := randSlice(rng, out)
 					x := randSlice(rng, n*in)
-					m := quantMatrix(w, in, out, bias)
+					m := quantMatrix(w, in, out, bias) // the layout of the kernel set in use
 					var s qscratch
 					got := make([]float32, n*out)
 					m.apply(got, x, n, relu, &s)
 
 					// The portable kernel on the same quantised inputs.
-					want := make([]float32, n*out)
-					for p := 0; p < out/panelWidth; p++ {
-						c := p * panelWidth
-						qkernelGo(want[c:], s.x, m.q[p*in*panelWidth:], m.scale[c:], bias[c:], s.xscale, n, in, out, in, relu)
-					}
+					ref, xq, xscale, want := quantReference(w, in, out, bias, x, n, relu)
 					for i := range got {
 						if got[i] != want[i] {
 							t.Fatalf("row %d col %d: kernel %v, portable kernel %v", i/out, i%out, got[i], want[i])
@@ -107,8 +104,8 @@ func testQuantKernel(t *testing.T) {
 						for j := range out {
 							v := float64(bias[j])
 							for k := range in {
-								wq := float64(m.q[(j/panelWidth)*in*panelWidth+(k/2)*2*panelWidth+2*(j%panelWidth)+k%2])
-								v += float64(s.x[r*in+k]) * float64(s.xscale[r]) * wq * float64(m.scale[j])
+								wq := float64(ref.q[(j/panelWidth)*in*panelWidth+(k/2)*2*panelWidth+2*(j%panelWidth)+k%2])
+								v += float64(xq[r*in+k]) * float64(xscale[r]) * wq * float64(ref.scale[j])
 							}
 							if relu && v < 0 {
 								v = 0
@@ -121,6 +118,137 @@ func testQuantKernel(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// quantReference computes x·W + bias the portable way: W in the pair layout
+// (returned), x quantised to int16 rows (returned with their scales), and
+// qkernelGo on every panel.
+func quantReference(w []float32, in, out int, bias, x []float32, n int, relu bool) (ref matrix, xq []int16, xscale, want []float32) {
+	ref = quantMatrixLayout(w, in, out, bias, false)
+	xq = make([]int16, n*in)
+	xscale = make([]float32, n)
+	for r := range n {
+		xscale[r] = quantize(xq[r*in:(r+1)*in], x[r*in:(r+1)*in])
+	}
+	want = make([]float32, n*out)
+	for p := 0; p < out/panelWidth; p++ {
+		c := p * panelWidth
+		qkernelGo(want[c:], xq, ref.q[p*in*panelWidth:], ref.scale[c:], bias[c:], xscale, n, in, out, in, relu)
+	}
+	return ref, xq, xscale, want
+}
+
+// TestQuantKernelRandomShapes runs each int8 kernel set, and the portable
+// byte-layout kernel, on random shapes against the portable kernel:
+// widths that are and are not multiples of 4 or 16, 1 row, rows that are
+// not multiples of the kernels' 6 or of rowChunk, zero rows and rows with a
+// large value. The sums are exact integers, so the results must be equal.
+func TestQuantKernelRandomShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	type shape struct {
+		in, out, n int
+		relu       bool
+	}
+	shapes := []shape{{2, 16, 1, false}, {4, 16, 1, true}, {6, 16, 7, false}, {12, 32, 6, true}, {16, 16, 1, false}, {20, 48, 49, false}, {2048, 16, 3, true}}
+	for n := 1; n <= 13; n++ { // every kernel height
+		shapes = append(shapes, shape{in: 68, out: 32, n: n, relu: n%2 == 0})
+	}
+	for range 40 {
+		shapes = append(shapes, shape{
+			in:   2 * (1 + rng.IntN(800)),
+			out:  panelWidth * (1 + rng.IntN(6)),
+			n:    1 + rng.IntN(60),
+			relu: rng.IntN(2) == 0,
+		})
+	}
+	for _, k := range quantKernels() {
+		t.Run(k.name, func(t *testing.T) {
+			defer k.use()()
+			for _, sh := range shapes {
+				t.Run(fmt.Sprintf("%dx%d/n=%d/relu=%v", sh.in, sh.out, sh.n, sh.relu), func(t *testing.T) {
+					w := randSlice(rng, sh.in*sh.out)
+					bias := randSlice(rng, sh.out)
+					x := randSlice(rng, sh.n*sh.in)
+					clear(x[:sh.in]) // a zero row
+					if sh.n > 1 {
+						x[sh.in+rng.IntN(sh.in)] = 1e4 // a row whose other values round to little
+					}
+					_, _, _, want := quantReference(w, sh.in, sh.out, bias, x, sh.n, sh.relu)
+					m := quantMatrix(w, sh.in, sh.out, bias)
+					var s qscratch
+					got := make([]float32, sh.n*sh.out)
+					m.apply(got, x, sh.n, sh.relu, &s)
+					equalFloats(t, "kernel", got, want, sh.out)
+
+					if sh.in%4 != 0 {
+						return
+					}
+					// The portable byte-layout kernel.
+					mb := quantMatrixLayout(w, sh.in, sh.out, bias, true)
+					xb := make([]int8, 2*sh.n*sh.in)
+					xscale := make([]float32, sh.n)
+					xsum := make([]int32, sh.n)
+					for r := range sh.n {
+						xscale[r], xsum[r] = quantizeBytes(xb[2*r*sh.in:2*(r+1)*sh.in], x[r*sh.in:(r+1)*sh.in])
+					}
+					got = make([]float32, sh.n*sh.out)
+					for p := 0; p < sh.out/panelWidth; p++ {
+						c := p * panelWidth
+						qkernelBytesGo(got[c:], xb, mb.qb[p*sh.in*panelWidth:], mb.scale[c:], bias[c:], xscale, xsum, sh.n, sh.in, sh.out, sh.in, sh.relu)
+					}
+					equalFloats(t, "portable byte kernel", got, want, sh.out)
+				})
+			}
+		})
+	}
+}
+
+func equalFloats(t *testing.T, what string, got, want []float32, width int) {
+	t.Helper()
+	for i := range want {
+		if got[i] != want[i] && !(math.IsNaN(float64(got[i])) && math.IsNaN(float64(want[i]))) {
+			t.Fatalf("row %d col %d: %s %v, portable kernel %v", i/width, i%width, what, got[i], want[i])
+		}
+	}
+}
+
+// TestQuantizeBytes checks the byte kernels' quantiser against the int16 one:
+// the halves put back together, and the sum.
+func TestQuantizeBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	tests := []struct {
+		name string
+		x    []float32
+	}{
+		{"zero row", make([]float32, 32)},
+		{"four values", []float32{-3, 1, 0, 2}},
+		{"not a multiple of 16", randSlice(rng, 36)},
+		{"long row", randSlice(rng, 1536)},
+		{"ties", []float32{8191, 0.5, 1.5, 2.5, -0.5, -1.5, 7, -8191, 7, 7, 7, 7, 7, 7, 7, 7, -128, 127, -129, 128}},
+		{"extremes", []float32{-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := make([]int16, len(tt.x))
+			wantScale := quantize(q, tt.x)
+			var wantSum int32
+			for _, v := range q {
+				wantSum += int32(v)
+			}
+			b := make([]int8, 2*len(tt.x))
+			scale, sum := quantizeBytes(b, tt.x)
+			if scale != wantScale || sum != wantSum {
+				t.Fatalf("scale %v sum %d, want %v %d", scale, sum, wantScale, wantSum)
+			}
+			for k, v := range q {
+				g, i := k/4, k%4
+				lo, hi := b[8*g+i], b[8*g+4+i]
+				if lo < 0 || hi < -64 || hi > 63 || 128*int(hi)+int(lo) != int(v) {
+					t.Fatalf("x[%d] = %v: halves lo %d hi %d, want %d", k, tt.x[k], lo, hi, v)
+				}
+			}
+		})
 	}
 }
 
@@ -235,5 +363,36 @@ func BenchmarkMatrix(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestTanh checks the vectorised tanh against math.Tanh.
+func TestTanh(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	tests := []struct {
+		name string
+		x    []float32
+	}{
+		{"normal", randSlice(rng, 512)},
+		{"wide", func() []float32 {
+			x := randSlice(rng, 515)
+			for i := range x {
+				x[i] *= 10
+			}
+			return x
+		}()},
+		{"edges", []float32{0, float32(math.Copysign(0, -1)), 1e-8, -1e-8, 1e-3, 0.5, 8.9, 9, 9.1, 50, 1e30, -1e30, float32(math.Inf(1)), float32(math.Inf(-1))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := slices.Clone(tt.x)
+			tanhInPlace(got)
+			for i, x := range tt.x {
+				want := math.Tanh(float64(x))
+				if d := math.Abs(float64(got[i]) - want); d > 5e-7 { // a few float32 ulps near ±1
+					t.Errorf("tanh(%v) = %v, want %v (error %g)", x, got[i], want, d)
+				}
+			}
+		})
 	}
 }

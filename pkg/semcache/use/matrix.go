@@ -40,7 +40,13 @@ type matrix struct {
 	// q holds out/panelWidth panels of in/2 steps of 32 bytes: step k/2 has
 	// column j's weights for k and k+1 at bytes 2j and 2j+1 (the layout
 	// qkernel multiplies against a pair of inputs).
-	q     []int8
+	q []int8
+	// qb replaces q where the byte kernels run (bytesLayout, in a multiple
+	// of 4): the same weights plus 128, as unsigned bytes, in out/panelWidth
+	// panels of in/4 groups of 64 bytes: group k/4 has column j's weights
+	// for k..k+3 at bytes 4j..4j+3 (the layout VPDPBUSD multiplies against
+	// four inputs).
+	qb    []uint8
 	scale []float32
 	bias  []float32
 }
@@ -59,8 +65,15 @@ func packMatrix(w []float32, in, out int, bias []float32) matrix {
 }
 
 // quantMatrix packs a row-major in x out matrix as int8 panels with a scale
-// per column. in must be even and out a multiple of panelWidth.
+// per column, in the layout of the kernels this CPU runs. in must be even and
+// out a multiple of panelWidth.
 func quantMatrix(w []float32, in, out int, bias []float32) matrix {
+	return quantMatrixLayout(w, in, out, bias, bytesLayout && in%4 == 0)
+}
+
+// quantMatrixLayout is quantMatrix with the layout chosen: qb (bytes, in a
+// multiple of 4) or q.
+func quantMatrixLayout(w []float32, in, out int, bias []float32, bytes bool) matrix {
 	m := matrix{in: in, out: out, bias: bias, q: make([]int8, in*out), scale: make([]float32, out)}
 	inv := make([]float64, out)
 	for j := range out {
@@ -83,6 +96,19 @@ func quantMatrix(w []float32, in, out int, bias []float32) matrix {
 			}
 		}
 	}
+	if bytes {
+		m.qb = make([]uint8, in*out)
+		for p := 0; p < out/panelWidth; p++ {
+			src := m.q[p*in*panelWidth : (p+1)*in*panelWidth]
+			dst := m.qb[p*in*panelWidth : (p+1)*in*panelWidth]
+			for k := range in {
+				for j := range panelWidth {
+					dst[(k/4)*4*panelWidth+4*j+k%4] = uint8(int(src[(k/2)*2*panelWidth+2*j+k%2]) + 128)
+				}
+			}
+		}
+		m.q = nil
+	}
 	return m
 }
 
@@ -90,6 +116,8 @@ func quantMatrix(w []float32, in, out int, bias []float32) matrix {
 type qscratch struct {
 	x      []int16
 	xscale []float32
+	xb     []int8  // the rows split into halves for the byte kernels
+	xsum   []int32 // each row's sum of quantised values (byte kernels)
 }
 
 // apply sets dst[n][out] = x[n][in] · W + bias, then max(0, ·) if relu.
@@ -100,7 +128,15 @@ func (m *matrix) apply(dst, x []float32, n int, relu bool, s *qscratch) {
 	}
 	_ = dst[n*m.out-1]
 	_ = x[n*m.in-1]
-	if m.q != nil {
+	switch {
+	case m.qb != nil:
+		s.xb = grow(s.xb, 2*n*m.in)
+		s.xscale = grow(s.xscale, n)
+		s.xsum = grow(s.xsum, n)
+		for r := range n {
+			s.xscale[r], s.xsum[r] = quantizeBytes(s.xb[2*r*m.in:2*(r+1)*m.in], x[r*m.in:(r+1)*m.in])
+		}
+	case m.q != nil:
 		s.x = grow(s.x, n*m.in)
 		s.xscale = grow(s.xscale, n)
 		for r := range n {
@@ -112,7 +148,11 @@ func (m *matrix) apply(dst, x []float32, n int, relu bool, s *qscratch) {
 		r1 := min(r0+rowChunk, n)
 		// Split the rows into even blocks (10 rows: 5+5, not 6+4): a kernel
 		// with fewer rows has fewer accumulators to hide latency.
-		blocks := (r1 - r0 + maxKernelRows - 1) / maxKernelRows
+		maxRows := maxKernelRows
+		if m.qb != nil {
+			maxRows = maxBytesRows
+		}
+		blocks := (r1 - r0 + maxRows - 1) / maxRows
 		base, extra := (r1-r0)/blocks, (r1-r0)%blocks
 		for p := 0; p < m.out/panelWidth; p++ {
 			cols := p * panelWidth
@@ -122,9 +162,12 @@ func (m *matrix) apply(dst, x []float32, n int, relu bool, s *qscratch) {
 				if blk < extra {
 					rows++
 				}
-				if m.q != nil {
+				switch {
+				case m.qb != nil:
+					qkernelBytes(dst[r*m.out+cols:], s.xb[2*r*m.in:], m.qb[p*panelSize:(p+1)*panelSize], m.scale[cols:cols+panelWidth], bias, s.xscale[r:r+rows], s.xsum[r:r+rows], rows, m.in, m.out, m.in, relu)
+				case m.q != nil:
 					qkernel(dst[r*m.out+cols:], s.x[r*m.in:], m.q[p*panelSize:(p+1)*panelSize], m.scale[cols:cols+panelWidth], bias, s.xscale[r:r+rows], rows, m.in, m.out, m.in, relu)
-				} else {
+				default:
 					kernel(dst[r*m.out+cols:], x[r*m.in:], m.packed[p*panelSize:(p+1)*panelSize], bias, rows, m.in, m.out, m.in, panelWidth, relu)
 				}
 				r += rows
@@ -144,6 +187,37 @@ func quantize(dst []int16, x []float32) float32 {
 	inv := actLevels / mx
 	quantRow(dst, x, inv)
 	return mx / actLevels
+}
+
+// quantizeBytes is quantize for the byte kernels: dst (2·len(x) bytes) gets
+// the rounded values split into halves (see quantRowBytesGo); it returns the
+// scale and the sum of the rounded values.
+func quantizeBytes(dst []int8, x []float32) (float32, int32) {
+	mx := max(vek32.Max(x), -vek32.Min(x))
+	if !(mx > 0) {
+		clear(dst[:2*len(x)])
+		return mx, 0
+	}
+	return mx / actLevels, quantRowBytes(dst, x, actLevels/mx)
+}
+
+// quantRowBytesGo is the portable quantRowBytes: q = round-to-even(x[k]·inv)
+// as quantRowGo, stored as two signed 7-bit halves q = 128·hi + lo, lo in
+// [0, 127]: for each group of four inputs, the four lo then the four hi
+// (the layout qkernelBytesGo reads). It returns Σ q. len(x) must be a
+// multiple of 4.
+func quantRowBytesGo(dst []int8, x []float32, inv float32) int32 {
+	dst = dst[:2*len(x)]
+	var sum int32
+	for g := 0; g+4 <= len(x); g += 4 {
+		for t := range 4 {
+			q := int32(math.RoundToEven(float64(x[g+t] * inv)))
+			sum += q
+			dst[2*g+t] = int8(q & 127)
+			dst[2*g+4+t] = int8(q >> 7)
+		}
+	}
+	return sum
 }
 
 // quantRowGo is the portable quantRow: dst[k] = round-to-even(x[k]·inv).
@@ -210,6 +284,41 @@ func qkernelGo(dst []float32, x []int16, panel []int8, scale, bias, xscale []flo
 		for j, a := range acc {
 			// Each product rounded on its own (no fused multiply-add), as
 			// the assembly does.
+			v := float32(float32(a) * scale[j])
+			v = float32(v * xscale[r])
+			v += bias[j]
+			if relu && v < 0 {
+				v = 0
+			}
+			d[j] = v
+		}
+	}
+}
+
+// qkernelBytesGo is qkernelGo on the byte layouts (see matrix.qb and
+// quantRowBytesGo): with u = w + 128 and q = 128·hi + lo,
+// Σ q·w = 128·(Σ hi·u − Σ q) + Σ lo·u, the same int32 (wrapping arithmetic,
+// exact since the result fits), scaled in the same order. x rows are
+// 2·xStride bytes apart; in must be a multiple of 4.
+func qkernelBytesGo(dst []float32, x []int8, panel []uint8, scale, bias, xscale []float32, xsum []int32, rows, in, dstStride, xStride int, relu bool) {
+	panel = panel[:in*panelWidth]
+	for r := range rows {
+		var lo, hi [panelWidth]int32
+		xr := x[2*r*xStride : 2*r*xStride+2*in]
+		for g := 0; g < in/4; g++ {
+			grp := panel[g*4*panelWidth : (g+1)*4*panelWidth]
+			xg := xr[8*g : 8*g+8]
+			for j := range lo {
+				for t := range 4 {
+					u := int32(grp[4*j+t])
+					lo[j] += int32(xg[t]) * u
+					hi[j] += int32(xg[4+t]) * u
+				}
+			}
+		}
+		d := dst[r*dstStride : r*dstStride+panelWidth]
+		for j := range lo {
+			a := 128*(hi[j]-xsum[r]) + lo[j]
 			v := float32(float32(a) * scale[j])
 			v = float32(v * xscale[r])
 			v += bias[j]

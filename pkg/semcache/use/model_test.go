@@ -232,3 +232,40 @@ func TestModelMemory(t *testing.T) {
 		float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), float64(info.Size())/(1<<20), kernelName)
 	runtime.KeepAlive(m)
 }
+
+// TestKernelSetsAgree embeds the reference sentences with the model's
+// matrices built for each int8 kernel set this CPU runs: the vectors must be
+// identical (the kernels compute the same exact sums, scaled the same way).
+func TestKernelSetsAgree(t *testing.T) {
+	dir := testFetch(t)
+	ref := loadReference(t)
+	texts := make([]string, len(ref.Cases))
+	for i, c := range ref.Cases {
+		texts[i] = c.Text
+	}
+	var first [][]float32
+	for i, k := range quantKernels() {
+		t.Run(k.name, func(t *testing.T) {
+			restore := k.use()
+			m, err := Load(dir)
+			if err != nil {
+				restore()
+				t.Fatal(err)
+			}
+			got, err := m.Embed(context.Background(), texts)
+			restore() // after the pass: the pair kernels are chosen at run time
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				first = got
+				return
+			}
+			for s := range got {
+				if !slices.Equal(got[s], first[s]) {
+					t.Fatalf("%q: vector differs from %s's (cosine %.9f)", short(texts[s]), quantKernels()[0].name, cosine(got[s], first[s]))
+				}
+			}
+		})
+	}
+}
