@@ -55,7 +55,6 @@ type Model struct {
 	// through the float kernels, the path the int8 one is measured against.
 	reference bool
 	work      sync.Pool // *workspace
-	ids       sync.Pool // *[]int32, for Fits
 	co        coalescer
 }
 
@@ -234,18 +233,12 @@ func (m *Model) Tokenizer() *Tokenizer { return m.tok }
 
 // Fits reports whether text has at most MaxTokens tokens, that is whether
 // the model reads all of it: two texts that do not fit and share their first
-// MaxTokens tokens get the same vector. It only tokenises (at most
-// MaxTokens+1 tokens' worth of text), so a cache can skip a semantic lookup
-// for a text the model would cut without paying for a forward pass.
+// MaxTokens tokens get the same vector. It costs at most the tokenising of
+// the window's worth of text, and for plain prose usually just a scan of it
+// (see Tokenizer.FitsIn), so a cache can skip a semantic lookup for a text
+// the model would cut without paying for a forward pass.
 func (m *Model) Fits(text string) bool {
-	p, _ := m.ids.Get().(*[]int32)
-	if p == nil {
-		p = new([]int32)
-	}
-	*p = m.tok.AppendEncodeLimit((*p)[:0], text, MaxTokens+1)
-	fits := len(*p) <= MaxTokens
-	m.ids.Put(p)
-	return fits
+	return m.tok.FitsIn(text, MaxTokens)
 }
 
 // workspace holds the buffers of a forward pass. They grow to the largest

@@ -43,7 +43,11 @@ type Tokenizer struct {
 	// cuttable: no piece has "▁" after its first symbol, so every "▁" starts
 	// a token and the text before it tokenises on its own.
 	cuttable bool
-	scratch  sync.Pool // *tokScratch
+	// plain has bit r set for each rune r of the Basic Multilingual Plane
+	// that is a piece on its own (nil unless "▁" is one): text made of those
+	// has no unknown symbols (see FitsIn).
+	plain   []uint64
+	scratch sync.Pool // *tokScratch
 }
 
 type tokScratch struct {
@@ -86,6 +90,14 @@ func newTokenizer(pieces []string, scores []float64) (*Tokenizer, error) {
 			t.cuttable = false
 		}
 	}
+	if _, ok := ids[wordBoundary]; ok {
+		t.plain = make([]uint64, 0x10000/64)
+		for p := range ids {
+			if r, size := utf8.DecodeRuneInString(p); size == len(p) && r != utf8.RuneError && r < 0x10000 {
+				t.plain[r>>6] |= 1 << (r & 63)
+			}
+		}
+	}
 	if t.len16[unknownID] == 0 {
 		return nil, fmt.Errorf("use: vocabulary's unknown piece is empty")
 	}
@@ -111,6 +123,13 @@ func (t *Tokenizer) Encode(text string) []int32 {
 // before the (limit+1)th space yields at least limit+1 tokens, the same as the
 // whole text's first ones.
 func (t *Tokenizer) AppendEncodeLimit(dst []int32, text string, limit int) []int32 {
+	first := len(dst)
+	dst = t.AppendEncode(dst, t.cut(text, limit))
+	return dst[:min(len(dst), first+limit)]
+}
+
+// cut returns the part of text AppendEncodeLimit tokenises for limit ids.
+func (t *Tokenizer) cut(text string, limit int) string {
 	if t.cuttable && len(text) > limit {
 		spaces := 0
 		for i := 0; i < len(text); i++ {
@@ -135,9 +154,103 @@ func (t *Tokenizer) AppendEncodeLimit(dst []int32, text string, limit int) []int
 		}
 		text = text[:cut]
 	}
-	first := len(dst)
-	dst = t.AppendEncode(dst, text)
-	return dst[:min(len(dst), first+limit)]
+	return text
+}
+
+// FitsIn reports whether text has at most limit tokens, exactly as
+// len(AppendEncodeLimit(nil, text, limit+1)) <= limit does, but it stops
+// as soon as the answer is known. When every symbol of the normalised text
+// is itself a piece of the Basic Multilingual Plane (plain prose: no
+// unknown symbols, and every piece's UTF-16 length is its symbol count),
+// each "▁" starts a token of its own and the segmentation walks back through
+// every "▁" exactly, so:
+//
+//   - the text has at least as many tokens as "▁"s and at most as many as
+//     symbols, which often decides without the Viterbi search;
+//   - otherwise the search counts the tokens word by word as it goes, and
+//     stops at the (limit+1)th.
+//
+// Any other text takes the full count.
+func (t *Tokenizer) FitsIn(text string, limit int) bool {
+	text = t.cut(text, limit+1)
+	sc := t.scratch.Get().(*tokScratch)
+	defer t.scratch.Put(sc)
+	if t.cuttable && t.plain != nil {
+		sc.nfkc = norm.NFKC.AppendString(sc.nfkc[:0], text)
+		sc.norm = appendBoundaries(sc.norm[:0], sc.nfkc)
+		if n, ok := t.countPlain(sc, limit); ok {
+			return n <= limit
+		}
+	}
+	sc.out = t.appendEncode(sc, sc.out[:0], text)
+	return len(sc.out) <= limit
+}
+
+// countPlain counts the tokens of sc.norm, or at least limit+1 of them, if
+// it is plain text (see FitsIn); ok is false if it is not.
+func (t *Tokenizer) countPlain(sc *tokScratch, limit int) (n int, ok bool) {
+	s := sc.norm
+	offs := sc.offs[:0]
+	words := 0
+	for i := 0; i < len(s); {
+		c := rune(s[i])
+		size := 1
+		if c >= utf8.RuneSelf {
+			c, size = utf8.DecodeRune(s[i:])
+		}
+		if c >= 0x10000 || t.plain[c>>6]&(1<<(c&63)) == 0 {
+			return 0, false // also utf8.RuneError for an invalid byte: not a piece
+		}
+		if c == boundaryRune {
+			words++
+		}
+		offs = append(offs, i)
+		i += size
+	}
+	sym := len(offs)
+	offs = append(offs, len(s))
+	sc.offs = offs
+	if sym <= limit {
+		return sym, true
+	}
+	if words > limit {
+		return words, true
+	}
+	// Viterbi as in appendEncode; once the search reaches a "▁" every path
+	// ends there, so the tokens before it are final: walk them back to the
+	// previous "▁" and count.
+	best := grow(sc.best, sym+1)
+	ids := grow(sc.words, sym+1)
+	sc.best, sc.words = best, ids
+	clear(best)
+	clear(ids)
+	prev := 0
+	for start := 0; start <= sym; start++ {
+		if start == sym || (start > 0 && s[offs[start]] == wordBoundary[0] && isBoundary(s[offs[start]:])) {
+			for i := start; i > prev; i -= int(t.len16[ids[i]]) {
+				n++
+				if i-int(t.len16[ids[i]]) < prev {
+					return 0, false // cannot happen on plain text; be safe
+				}
+			}
+			if n > limit {
+				return n, true
+			}
+			prev = start
+			if start == sym {
+				break
+			}
+		}
+		t.relaxFrom(s, offs, best, ids, start, sym)
+	}
+	return n, true
+}
+
+// boundaryRune is wordBoundary as a rune.
+const boundaryRune = '▁'
+
+func isBoundary(b []byte) bool {
+	return len(b) >= len(wordBoundary) && string(b[:len(wordBoundary)]) == wordBoundary
 }
 
 // normalize applies the JS tokenizer's input processing.
@@ -166,6 +279,10 @@ func appendBoundaries(dst, nfkc []byte) []byte {
 func (t *Tokenizer) AppendEncode(dst []int32, text string) []int32 {
 	sc := t.scratch.Get().(*tokScratch)
 	defer t.scratch.Put(sc)
+	return t.appendEncode(sc, dst, text)
+}
+
+func (t *Tokenizer) appendEncode(sc *tokScratch, dst []int32, text string) []int32 {
 	sc.nfkc = norm.NFKC.AppendString(sc.nfkc[:0], text)
 	sc.norm = appendBoundaries(sc.norm[:0], sc.nfkc)
 	s := sc.norm
@@ -191,32 +308,8 @@ func (t *Tokenizer) AppendEncode(dst []int32, text string) []int32 {
 	// Viterbi. The JS visits candidates by end position, then by start
 	// position ascending; pushing from each start in ascending order meets
 	// every end's candidates in that same order, after best[start] is final.
-	// best == 0 counts as unset, as in the JS.
-	relax := func(start, end int, id int32, score float64) {
-		total := score + best[start]
-		if best[end] == 0 || total >= best[end] {
-			best[end] = total
-			words[end] = id
-		}
-	}
 	for start := 0; start < n; start++ {
-		node := int32(0)
-		matched := false
-	walk:
-		for end := start + 1; end <= n; end++ {
-			for b := offs[end-1]; b < offs[end]; b++ {
-				if node = t.trie.child(node, s[b]); node < 0 {
-					break walk
-				}
-			}
-			if id := t.trie.nodes[node].id; id >= 0 {
-				matched = true
-				relax(start, end, id, t.scores[id])
-			}
-		}
-		if !matched { // a symbol that starts no piece is unknown, score 0
-			relax(start, start+1, unknownID, 0)
-		}
+		t.relaxFrom(s, offs, best, words, start, n)
 	}
 	// Walk back from the end, stepping by each piece's UTF-16 length as the
 	// JS does, then merge runs of unknowns and reverse.
@@ -237,6 +330,37 @@ func (t *Tokenizer) AppendEncode(dst []int32, text string) []int32 {
 		dst[i], dst[j] = dst[j], dst[i]
 	}
 	return dst
+}
+
+// relaxFrom is one step of the Viterbi search over the n symbols of s (byte
+// offsets offs): every piece that starts at symbol start offers its end a
+// path. best == 0 counts as unset, as in the JS; ties go to the later
+// candidate. A symbol that starts no piece is unknown, score 0.
+func (t *Tokenizer) relaxFrom(s []byte, offs []int, best []float64, words []int32, start, n int) {
+	relax := func(end int, id int32, score float64) {
+		total := score + best[start]
+		if best[end] == 0 || total >= best[end] {
+			best[end] = total
+			words[end] = id
+		}
+	}
+	node := int32(0)
+	matched := false
+walk:
+	for end := start + 1; end <= n; end++ {
+		for b := offs[end-1]; b < offs[end]; b++ {
+			if node = t.trie.child(node, s[b]); node < 0 {
+				break walk
+			}
+		}
+		if id := t.trie.nodes[node].id; id >= 0 {
+			matched = true
+			relax(end, id, t.scores[id])
+		}
+	}
+	if !matched {
+		relax(start+1, unknownID, 0)
+	}
 }
 
 func grow[T any](s []T, n int) []T {
