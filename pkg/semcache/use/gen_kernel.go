@@ -5,8 +5,9 @@
 // is 16 columns of a matrix whose rows are panelStride floats apart: one
 // panel of a packed fp32 weight matrix (stride 16, see matrix.go) or a slice
 // of the keys or values in attention; the same for int8 weight panels and
-// int16 activations (qgemm, AVX2 VPMADDWD), and the row quantiser that
-// feeds them.
+// int16 activations (qgemm: AVX2 VPMADDWD, AVX-512 VNNI VPDPWSSD, and the
+// AVX-512 VNNI byte kernels of up to 12 rows, VPDPBUSD), and the row
+// quantisers that feed them.
 //
 //	go generate (go run gen_kernel.go > kernel_amd64.s)
 package main

@@ -17,9 +17,11 @@ const maxBytesRows = 12
 // and FMA (Intel Haswell, AMD Zen and later) has it.
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// useVNNI says whether the int8 matmuls use the AVX-512 VNNI kernels
-// (VPDPWSSD on Z registers) rather than the AVX2 ones; both give the same
-// results.
+// useVNNI says whether the int8 matmuls use AVX-512 VNNI kernels rather
+// than the AVX2 ones: the byte kernels (VPDPBUSD, see bytesLayout) for every
+// matrix whose input width is a multiple of 4 (all of the model's), the
+// VPDPWSSD ones for any other. All give the same results. x/sys/cpu reports
+// AVX-512 only when the OS saves the Z registers (XGETBV).
 var useVNNI = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
 
 // bytesLayout says whether quantMatrix stores the weights for the byte
