@@ -42,7 +42,10 @@ const (
 // Options configure a Cache. Zero values take the documented defaults.
 type Options struct {
 	// DB holds the entries (table semcache_entries); required. The cache
-	// does not close it.
+	// does not close it. Rows are written behind Store, in batches (see
+	// Cache.Store): a crash loses the entries stored and not yet committed
+	// (at most 4,096 queued plus a batch of 256 being written), which are
+	// then misses.
 	DB *sql.DB
 	// Embedder and Index enable the semantic cache; either nil disables it.
 	// The cache does not close the Index: its owner does.
@@ -279,8 +282,10 @@ type Cache struct {
 	remote   remoteMetas // when share
 
 	// wmu serialises writers (Store, Delete, SweepExpired) so SQLite, the
-	// maps and the index change in the same order.
+	// maps and the index change in the same order: w writes SQLite rows in
+	// the order they were queued under wmu.
 	wmu sync.Mutex
+	w   *writer
 
 	hits, semHits, misses, bypasses, refusals, saved atomic.Int64
 
@@ -378,6 +383,11 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 		c.hot.Close()
 		return nil, err
 	}
+	if c.w, err = newWriter(ctx, o.DB, c.log, o.Supervisor, c.dropUnwritten); err != nil {
+		c.hot.Close()
+		return nil, err
+	}
+	c.w.start()
 	if o.SweepInterval > 0 {
 		c.stop = make(chan struct{})
 		o.Supervisor.Loop("semcache sweeper", c.stop, func() { c.sweepLoop(o.SweepInterval) })
@@ -522,9 +532,13 @@ func (c *Cache) sweepLoop(every time.Duration) {
 	}
 }
 
-// Close stops the sweeper and frees the in-memory caches. It closes
-// neither the DB nor the Index.
+// Close stops the sweeper, writes every entry Store queued (waiting for
+// SQLite as long as its busy timeout) and frees the in-memory caches. A
+// Store waiting for room in the queue fails. Close returns the error of a
+// batch it could not write (those entries are lost). It closes neither the
+// DB nor the Index.
 func (c *Cache) Close() error {
+	var err error
 	c.closeOnce.Do(func() {
 		if c.stop != nil {
 			close(c.stop)
@@ -532,9 +546,10 @@ func (c *Cache) Close() error {
 			c.sweeping.Lock()
 			c.sweeping.Unlock() //nolint:staticcheck // an empty critical section: a wait
 		}
+		err = c.w.close()
 		c.hot.Close()
 	})
-	return nil
+	return err
 }
 
 // Query is one request prepared for the cache: its policy decision and
@@ -686,9 +701,16 @@ func (c *Cache) exact(ctx context.Context, key string, ctl Controls, now time.Ti
 	return e
 }
 
-// entry returns an entry's answer from memory, or from SQLite into memory.
+// entry returns an entry's answer from memory (the hot cache, or the
+// writer's entries not yet written), or from SQLite into memory.
 func (c *Cache) entry(ctx context.Context, id uint64) (*Entry, error) {
 	if e, ok := c.hot.Get(id); ok {
+		return e, nil
+	}
+	// The writer releases an entry only once its row is committed: not
+	// pending here means SQLite has it (or it was dropped).
+	if e := c.w.pendingEntry(id); e != nil {
+		c.hot.Set(id, e, entryCost(e))
 		return e, nil
 	}
 	e, err := loadEntry(ctx, c.opts.DB, id)
@@ -970,6 +992,13 @@ func storable(resp *llm.ChatResponse) bool {
 // when q bypasses the cache, when q.Controls.NoStore, or when an answer
 // did not end normally (finish_reason other than stop, tool_calls or
 // length).
+//
+// The entry is served as soon as Store returns; its SQLite row is written
+// behind, by a background writer that commits what is queued in one
+// transaction. A crash loses the entries queued and not yet committed;
+// a batch SQLite fails to write is logged and its entries forgotten (they
+// become misses). When the queue is full (SQLite slower than the stores)
+// Store waits for room until ctx ends. After Close it fails.
 func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, model string, cost llm.Micros) error {
 	if q.bypass != "" || q.Controls.NoStore || !storable(resp) {
 		return nil
@@ -1012,14 +1041,31 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	id, old, err := insertRow(ctx, c.opts.DB, rw, c.opts.NewID)
+	id, err := c.newID()
 	if err != nil {
 		return err
 	}
 	rw.id, e.ID = id, id
+	// The entry of the same exact key is replaced; its row goes when the
+	// writer writes this one.
+	var old []uint64
+	c.mu.RLock()
+	if prev, ok := c.byKey[k.exact]; ok {
+		old = []uint64{prev}
+	}
+	c.mu.RUnlock()
+	if err := c.w.store(ctx, rw, e); err != nil {
+		return err
+	}
 	c.forget(old)
 	c.putMeta(rw, rw.vector != nil && !c.gated, q.prep, q.sketch)
 	c.hot.Set(id, e, entryCost(e))
+	// A write that failed before the entry was in memory is dropped here.
+	defer func() {
+		if c.w.stored(id, e) {
+			c.dropUnwritten([]uint64{id})
+		}
+	}()
 	if c.semantic && !c.gated {
 		if len(old) > 0 {
 			if err := c.opts.Index.Delete(ctx, old...); err != nil {
@@ -1043,10 +1089,14 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 
 // Delete removes every entry the filter matches (empty fields match all;
 // Model is the model or route asked for) from SQLite, memory and the index,
-// and says how many entries SQLite held.
+// and says how many entries SQLite held. It first waits for the rows
+// stored before it to be written (until ctx ends), so none comes back.
 func (c *Cache) Delete(ctx context.Context, f Filter) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.w.flush(ctx); err != nil {
+		return 0, fmt.Errorf("semcache: delete: %w", err)
+	}
 	res, err := c.opts.DB.ExecContext(ctx, `DELETE FROM semcache_entries WHERE (?1 = '' OR tenant = ?1) AND (?2 = '' OR model = ?2)`, f.Tenant, f.Model)
 	if err != nil {
 		return 0, fmt.Errorf("semcache: delete: %w", err)
@@ -1071,10 +1121,14 @@ func (c *Cache) Delete(ctx context.Context, f Filter) (int, error) {
 
 // SweepExpired removes the entries expired now from SQLite, memory and the
 // index, and says how many SQLite held. Lookups never serve an expired
-// entry whether or not it was swept.
+// entry whether or not it was swept. Like Delete, it first waits for the
+// rows stored before it to be written.
 func (c *Cache) SweepExpired(ctx context.Context) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.w.flush(ctx); err != nil {
+		return 0, fmt.Errorf("semcache: sweep: %w", err)
+	}
 	now := c.now()
 	ids, err := queryIDs(ctx, c.opts.DB, `SELECT id FROM semcache_entries WHERE expires_at <= ?`, now.UnixMilli())
 	if err != nil {
@@ -1204,7 +1258,7 @@ func (c *Cache) indexPending(ctx context.Context, cl claimed, vecs [][]float32) 
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := setVectors(ctx, c.opts.DB, ids, kept, c.opts.Embedder.Name()); err != nil {
+	if err := c.w.setVectors(ctx, ids, kept, c.opts.Embedder.Name()); err != nil {
 		return err
 	}
 	if err := c.opts.Index.Upsert(ctx, points...); err != nil {

@@ -171,6 +171,7 @@ func TestRandomIDs(t *testing.T) {
 					mustStore(t, c, req(t, "t1", userBody("question number "+strings.Repeat("x", i+1))), Controls{}, answer("a"))
 				}
 			}
+			written(t, a, b)
 			seen := map[uint64]string{}
 			for i, env := range rs.dbs {
 				ids := storedIDs(t, env)
@@ -237,6 +238,7 @@ func TestIDCollisionRetried(t *testing.T) {
 			} else if err != nil {
 				t.Fatal(err)
 			}
+			written(t, c)
 			if got := storedIDs(t, env); !reflect.DeepEqual(got, tt.wantIDs) {
 				t.Errorf("ids %v, want %v", got, tt.wantIDs)
 			}
@@ -353,6 +355,7 @@ func TestSharedEntriesAcrossReplicas(t *testing.T) {
 				resp.Raw = bytes.Replace(resp.Raw, []byte(`"stop"`), []byte(`"`+tt.finish+`"`), 1)
 			}
 			mustStore(t, a, req(t, "t1", userBody(stored)), Controls{}, resp)
+			written(t, a)
 			idA := storedIDs(t, rs.dbs[0])[0]
 			rs.clock.Advance(tt.advance)
 
@@ -445,6 +448,7 @@ func TestLegacyDatabase(t *testing.T) {
 	env.index = newScanIndex()
 	c = env.open(t, nil)
 	mustStore(t, c, req(t, "t1", userBody("What is the capital of Italy?")), Controls{}, answer("Rome."))
+	written(t, c)
 	ids := storedIDs(t, env)
 	if len(ids) != 2 || ids[0] != 1 || ids[1] <= 1 {
 		t.Fatalf("ids %v, want the legacy 1 and a random one", ids)

@@ -13,14 +13,15 @@ import (
 	"github.com/tollgate/tollgate/pkg/sqlite"
 )
 
-// schema is the cache's SQLite schema. SQLite is the truth: the exact cache
-// (ristretto) holds decoded entries in front of it and the vector index is
+// schema is the cache's SQLite schema. SQLite is the truth, written behind
+// Store (writer.go): the exact cache (ristretto) holds decoded entries in
+// front of it, the writer those not yet written, and the vector index is
 // rebuilt from its vectors at Open.
 //
-// Entry ids are not AUTOINCREMENT's: insertRow gives each entry 63 random
-// bits (Options.NewID), explicitly, retrying on the unlikely id already
-// taken, so that replicas with their own SQLite files sharing one index
-// (Qdrant) never name different entries by the same point id. The column
+// Entry ids are not AUTOINCREMENT's: Store gives each entry 63 random bits
+// (Options.NewID), explicitly, drawing again on the unlikely id already
+// taken (Cache.newID), so that replicas with their own SQLite files sharing
+// one index (Qdrant) never name different entries by the same point id. The column
 // keeps AUTOINCREMENT (steps are never edited), which accepts explicit ids;
 // databases written before keep their small ids, which stay valid locally
 // (a shared index's entry payload tells them apart from another replica's
@@ -63,58 +64,6 @@ type row struct {
 
 func migrate(ctx context.Context, db *sql.DB) error {
 	return sqlite.Migrate(ctx, db, "semcache", schema)
-}
-
-// insertRow stores r under an id drawn from newID (63 bits kept, 0 and ids
-// taken skipped, at most maxIDAttempts draws), replacing the entries of the
-// same exact key, and returns the new id and the ids it replaced.
-func insertRow(ctx context.Context, db *sql.DB, r *row, newID func() uint64) (uint64, []uint64, error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, nil, fmt.Errorf("semcache: store: %w", err)
-	}
-	defer tx.Rollback()
-	old, err := queryIDs(ctx, tx, `SELECT id FROM semcache_entries WHERE exact_key = ?`, r.exactKey)
-	if err != nil {
-		return 0, nil, err
-	}
-	if len(old) > 0 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM semcache_entries WHERE exact_key = ?`, r.exactKey); err != nil {
-			return 0, nil, fmt.Errorf("semcache: store: %w", err)
-		}
-	}
-	var vec []byte
-	if r.vector != nil {
-		vec = encodeVector(r.vector)
-	}
-	for attempt := 0; attempt < maxIDAttempts; attempt++ {
-		id := newID() & idMask
-		if id == 0 {
-			continue
-		}
-		// DO NOTHING on a taken id only: any other constraint still fails.
-		res, err := tx.ExecContext(ctx, `INSERT INTO semcache_entries
-			(id, tenant, model, scope, exact_key, query, vector, embedder, response, answered_by, cost, usage, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT(id) DO NOTHING`,
-			int64(id), r.tenant, r.model, r.scope, r.exactKey, r.query, vec, r.embedder, r.response, r.answeredBy,
-			int64(r.cost), r.usage, r.created.UnixMilli(), r.expires.UnixMilli())
-		if err != nil {
-			return 0, nil, fmt.Errorf("semcache: store: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, nil, fmt.Errorf("semcache: store: %w", err)
-		}
-		if n == 0 {
-			continue // id taken
-		}
-		if err := tx.Commit(); err != nil {
-			return 0, nil, fmt.Errorf("semcache: store: %w", err)
-		}
-		return id, old, nil
-	}
-	return 0, nil, fmt.Errorf("semcache: store: no free entry id in %d draws", maxIDAttempts)
 }
 
 type queryer interface {
@@ -222,22 +171,4 @@ func decodeVector(b []byte) []float32 {
 		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	return v
-}
-
-// setVectors stores the vectors of entries stored without one.
-func setVectors(ctx context.Context, db *sql.DB, ids []uint64, vecs [][]float32, embedder string) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("semcache: set vectors: %w", err)
-	}
-	defer tx.Rollback()
-	for i, id := range ids {
-		if _, err := tx.ExecContext(ctx, `UPDATE semcache_entries SET vector = ?, embedder = ? WHERE id = ?`, encodeVector(vecs[i]), embedder, int64(id)); err != nil {
-			return fmt.Errorf("semcache: set vectors: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("semcache: set vectors: %w", err)
-	}
-	return nil
 }
