@@ -87,7 +87,7 @@ func BenchmarkCount(b *testing.B) {
 					b.ReportMetric(float64(tokens)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 				})
 			}
-			cold := NewCounter(WithSegmentCache(0))
+			cold := NewCounter(WithSegmentCache(0), WithPieceCache(0))
 			warm := NewCounter()
 			ref := reference(b, enc)
 			run("tollgate-cold", func() int { n, _ := cold.Count(enc, text); return n })

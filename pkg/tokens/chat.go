@@ -178,7 +178,7 @@ func (c *Counter) toolTokens(enc *encoding, tf toolFormat, fn *llm.FunctionDef) 
 			return n
 		}
 	}
-	n := tf.funcInit + enc.count(fn.Name+":"+strings.TrimSuffix(fn.Description, "."))
+	n := tf.funcInit + c.countPieces(enc, fn.Name+":"+strings.TrimSuffix(fn.Description, "."))
 	var s schema
 	if len(fn.Parameters) > 0 && json.Unmarshal(fn.Parameters, &s) == nil && len(s.Properties) > 0 {
 		n += tf.propInit + c.propertyTokens(enc, tf, s.Properties, 0)
@@ -202,16 +202,16 @@ func (c *Counter) propertyTokens(enc *encoding, tf toolFormat, props map[string]
 	for name, p := range props {
 		n += tf.propKey
 		if p == nil {
-			n += enc.count(name + "::")
+			n += c.countPieces(enc, name+"::")
 			continue
 		}
 		if len(p.Enum) > 0 {
 			n += tf.enumInit
 			for _, v := range p.Enum {
-				n += tf.enumItem + enc.count(jsonText(v))
+				n += tf.enumItem + c.countPieces(enc, jsonText(v))
 			}
 		}
-		n += enc.count(name + ":" + jsonText(p.Type) + ":" + strings.TrimSuffix(p.Description, "."))
+		n += c.countPieces(enc, name+":"+jsonText(p.Type)+":"+strings.TrimSuffix(p.Description, "."))
 		if depth < 8 {
 			if len(p.Properties) > 0 {
 				n += c.propertyTokens(enc, tf, p.Properties, depth+1)

@@ -7,9 +7,13 @@ import (
 
 // Counter counts tokens. It is safe for concurrent use. The encodings it uses
 // are shared by the whole process and loaded on first use; the Counter itself
-// only holds a bounded cache of long segments it has counted before.
+// only holds bounded caches: of long segments it has counted before, and of
+// the counts of short pre-tokenized pieces (words with their leading space).
 type Counter struct {
 	segments *segmentCache // nil: no caching
+
+	pieceEntries int                                      // 0: no piece cache
+	pieces       [numEncodings]atomic.Pointer[pieceCache] // made on first use
 }
 
 // Option configures a Counter.
@@ -24,6 +28,15 @@ func WithSegmentCache(entries int) Option {
 	}
 }
 
+// WithPieceCache sets how many pre-tokenized pieces (of at most 24 bytes)
+// per encoding the Counter remembers the token count of; 0 disables the
+// cache. The default is DefaultPieceCache.
+func WithPieceCache(entries int) Option {
+	return func(c *Counter) {
+		c.pieceEntries = max(entries, 0)
+	}
+}
+
 const (
 	// DefaultSegmentCache is the default number of cached segment counts
 	// (a few hundred KB of memory: the cache keeps hashes, not text).
@@ -34,9 +47,10 @@ const (
 )
 
 // NewCounter returns a Counter with a segment cache of DefaultSegmentCache
-// entries unless an option says otherwise.
+// entries and a piece cache of DefaultPieceCache entries per encoding unless
+// an option says otherwise.
 func NewCounter(opts ...Option) *Counter {
-	c := &Counter{segments: newSegmentCache(DefaultSegmentCache)}
+	c := &Counter{segments: newSegmentCache(DefaultSegmentCache), pieceEntries: DefaultPieceCache}
 	for _, o := range opts {
 		o(c)
 	}
@@ -81,15 +95,34 @@ func (c *Counter) countBPE(tokenizer, text string) (int, error) {
 
 func (c *Counter) countEnc(enc *encoding, text string) int {
 	if c.segments == nil || len(text) < MinCachedSegment {
-		return enc.count(text)
+		return c.countPieces(enc, text)
 	}
 	k := c.segments.key(enc.name, text)
 	if n, ok := c.segments.get(k); ok {
 		return n
 	}
-	n := enc.count(text)
+	n := c.countPieces(enc, text)
 	c.segments.put(k, n)
 	return n
+}
+
+// countPieces counts text with the Counter's piece cache for enc.
+func (c *Counter) countPieces(enc *encoding, text string) int {
+	return enc.countCached(text, c.pieceCache(enc))
+}
+
+// pieceCache returns the piece cache for enc, made on first use (a Counter
+// that never counts cl100k text does not pay for its table), or nil.
+func (c *Counter) pieceCache(enc *encoding) *pieceCache {
+	if c.pieceEntries == 0 {
+		return nil
+	}
+	p := &c.pieces[enc.id]
+	if pc := p.Load(); pc != nil {
+		return pc
+	}
+	p.CompareAndSwap(nil, newPieceCache(c.pieceEntries))
+	return p.Load()
 }
 
 // segmentCache remembers counts of long texts by a 128-bit keyed hash (two

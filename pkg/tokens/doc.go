@@ -24,7 +24,11 @@
 // 256 KB inputs): 17-20x tiktoken-go on English prose and on o200k code,
 // 12x on cl100k code. A Counter's segment cache makes a repeated long text
 // (system prompt, tool schema) cost one hash: over 1.8 GB/s (BenchmarkCount,
-// "warm").
+// "warm"). For text seen for the first time, its piece cache (piececache.go)
+// answers the count of a word-sized piece it has met before without the
+// rank table, and ASCII words are split by a byte fast path: a new
+// ~1,500-token, 15-message conversation costs about 2.2x less CPU than
+// without them (BenchmarkCountChatDistinct).
 //
 // # Chat requests
 //

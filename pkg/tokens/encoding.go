@@ -25,6 +25,7 @@ const (
 // encoding is one BPE vocabulary with its pre-tokenizer.
 type encoding struct {
 	name  string
+	id    int // index in a Counter's per-encoding caches
 	ranks *rankTable
 	next  func(s string, i int) int // end of the piece starting at s[i]
 }
@@ -33,6 +34,7 @@ type lazyEncoding struct {
 	once sync.Once
 	enc  *encoding
 	err  error
+	id   int
 	file string
 	next func(string, int) int
 }
@@ -41,9 +43,16 @@ type lazyEncoding struct {
 // entries, ~20 MB) and immutable, so every Counter shares one copy, loaded on
 // first use from the vocabulary files embedded in tiktoken-go-loader.
 var encodings = map[string]*lazyEncoding{
-	O200K:  {file: "o200k_base.tiktoken", next: nextO200K},
-	CL100K: {file: "cl100k_base.tiktoken", next: nextCL100K},
+	O200K:  {id: o200kID, file: "o200k_base.tiktoken", next: nextO200K},
+	CL100K: {id: cl100kID, file: "cl100k_base.tiktoken", next: nextCL100K},
 }
+
+const (
+	o200kID = iota
+	cl100kID
+)
+
+const numEncodings = 2
 
 func getEncoding(name string) (*encoding, error) {
 	l, ok := encodings[name]
@@ -57,7 +66,7 @@ func getEncoding(name string) (*encoding, error) {
 			l.err = fmt.Errorf("tokens: load %s: %w", name, err)
 			return
 		}
-		l.enc = &encoding{name: name, ranks: ranks, next: l.next}
+		l.enc = &encoding{name: name, id: l.id, ranks: ranks, next: l.next}
 	})
 	return l.enc, l.err
 }
@@ -103,14 +112,38 @@ func loadRanks(file string) (*rankTable, error) {
 // count returns the number of tokens tiktoken would produce for s with no
 // special tokens allowed (special-token text is ordinary text).
 func (e *encoding) count(s string) int {
+	return e.countCached(s, nil)
+}
+
+// countCached is count with the counts of short pieces taken from, and
+// added to, pc (nil: no cache).
+func (e *encoding) countCached(s string, pc *pieceCache) int {
 	if !utf8.ValidString(s) {
 		// tiktoken-go works on []rune(s): every invalid byte becomes U+FFFD.
 		s = string([]rune(s))
 	}
 	n := 0
+	o200k := e.id == o200kID
 	for i := 0; i < len(s); {
-		j := e.next(s, i)
-		n += e.pieceCount(s[i:j])
+		var j int
+		if o200k { // direct calls: the split is the hot loop
+			j = nextO200K(s, i)
+		} else {
+			j = e.next(s, i)
+		}
+		switch p := s[i:j]; {
+		case len(p) == 1:
+			n++ // every byte is a token
+		case pc != nil && len(p) <= maxCachedPiece:
+			k, ok := pc.get(s, i, j)
+			if !ok {
+				k = e.pieceCount(p)
+				pc.put(s, i, j, k)
+			}
+			n += k
+		default:
+			n += e.pieceCount(p)
+		}
 		i = j
 	}
 	return n

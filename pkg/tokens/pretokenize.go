@@ -1,5 +1,10 @@
 package tokens
 
+import (
+	"math/bits"
+	"unicode/utf8"
+)
+
 // The pre-tokenizers below split text exactly as tiktoken's regexes do, by
 // hand, in one forward pass with no backtracking and no allocation. They are
 // the reason counting is fast: tiktoken-go spends most of its time in a
@@ -111,7 +116,86 @@ func whitespace(s string, i int) int {
 	return last
 }
 
+// asciiPrefix marks the ASCII bytes of [^\r\n\p{L}\p{N}], the optional
+// prefix rune of a letter piece.
+var asciiPrefix = func() (t [256]bool) {
+	for b := range byte(utf8.RuneSelf) {
+		letter := 'a' <= b|0x20 && b|0x20 <= 'z'
+		t[b] = !letter && !('0' <= b && b <= '9') && b != '\r' && b != '\n'
+	}
+	return t
+}()
+
+// asciiLetters is the fast path of a letter piece at s[i] (most chat text
+// is ASCII words with their leading space, which it splits without decoding
+// runes or trying the regex's alternatives one by one): an optional
+// ASCII prefix byte, then ASCII letters; for o200k ([A-Z]*[a-z]* with a
+// contraction, what both letter alternatives match on ASCII: U and W share
+// no ASCII letter) or cl100k ([A-Za-z]+). It returns the end of the piece,
+// or 0 when the piece does not start that way or its letters run into a
+// non-ASCII byte (which may continue them): the general path decides then.
+func asciiLetters(s string, i int, o200k bool) int {
+	j := i
+	if b := s[j]; b|0x20-'a' >= 26 { // not an ASCII letter
+		if !asciiPrefix[b] || j+1 == len(s) || s[j+1]|0x20-'a' >= 26 {
+			return 0
+		}
+		j++
+	}
+	if o200k {
+		for j < len(s) && s[j]-'A' < 26 {
+			j++
+		}
+		j = lowerRun(s, j)
+	} else {
+		for j < len(s) && s[j]|0x20-'a' < 26 {
+			j++
+		}
+	}
+	if j < len(s) && s[j] >= utf8.RuneSelf {
+		return 0
+	}
+	if o200k {
+		j += contraction(s, j)
+	}
+	return j
+}
+
+func asciiNonLetter(b byte) bool {
+	return b < utf8.RuneSelf && b|0x20-'a' >= 26
+}
+
+// lowerRun returns the end of the run of a-z from s[j]. It tests eight
+// bytes at a time (SWAR): a byte-at-a-time loop mispredicts its exit at
+// the end of almost every word, which cost more than the rest of the split.
+func lowerRun(s string, j int) int {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	for j+8 <= len(s) {
+		x := load64(s, j)
+		y := x &^ high                  // no carries between bytes below
+		geA := y + (0x80-'a')*ones      // high bit: byte >= 'a'
+		gtZ := y + (0x80-'z'-1)*ones    // high bit: byte > 'z'
+		lower := geA &^ gtZ &^ x & high // high bit: byte in a-z (and < 0x80)
+		if n := bits.TrailingZeros64(^lower & high); n < 64 {
+			return j + n/8
+		}
+		j += 8
+	}
+	for j < len(s) && s[j]-'a' < 26 {
+		j++
+	}
+	return j
+}
+
 func nextCL100K(s string, i int) int {
+	if s[i] != '\'' {
+		if j := asciiLetters(s, i, false); j > 0 {
+			return j
+		}
+	}
 	if s[i] == '\'' {
 		if k := contraction(s, i); k > 0 {
 			return i + k
@@ -158,7 +242,16 @@ func skipNewlines(s string, j int, slash bool) int {
 }
 
 func nextO200K(s string, i int) int {
+	if j := asciiLetters(s, i, true); j > 0 {
+		return j
+	}
 	c, w := classAt(s, i)
+	if asciiNonLetter(s[i]) && (i+1 == len(s) || asciiNonLetter(s[i+1])) {
+		// Neither letter alternative can match: after the optional
+		// prefix they need a letter or a mark, and no ASCII byte but a
+		// letter is either.
+		return nextO200KOther(s, i, c, w)
+	}
 	// The two letter alternatives, each first with then without the
 	// optional prefix rune, in the order the engine tries them. Without the
 	// prefix only a letter or a mark can start a match; a mark can also be
@@ -184,6 +277,12 @@ func nextO200K(s string, i int) int {
 			return withContraction(s, e)
 		}
 	}
+	return nextO200KOther(s, i, c, w)
+}
+
+// nextO200KOther resolves the alternatives after the letter ones at s[i]
+// (class c, width w).
+func nextO200KOther(s string, i int, c uint8, w int) int {
 	if c&clsN != 0 {
 		return digits(s, i, w)
 	}

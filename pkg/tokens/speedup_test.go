@@ -31,7 +31,7 @@ func BenchmarkSpeedup(b *testing.B) {
 			b.Run(enc+"/"+input, func(b *testing.B) {
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
-				c := NewCounter(WithSegmentCache(0))
+				c := NewCounter(WithSegmentCache(0), WithPieceCache(0))
 				ref := reference(b, enc)
 				if _, err := c.Count(enc, "warm up: load the vocabulary"); err != nil {
 					b.Fatal(err)

@@ -248,15 +248,22 @@ func FuzzCount(f *testing.F) {
 	for _, s := range []string{"", "hello world", "I'M fine, y'all'd've", "  \n\t\r\n x", "\xff\xfe", "ǅemal x\u0301", "123456789", "日本語のテキスト", "👨‍👩‍👧 🏳️‍🌈", strings.Repeat("ab", 200)} {
 		f.Add(s)
 	}
-	c := NewCounter(WithSegmentCache(0))
+	// No cache at all, and a small piece cache that fills up and evicts
+	// (counted twice: the second count takes its pieces from the cache).
+	uncached := NewCounter(WithSegmentCache(0), WithPieceCache(0))
+	cached := NewCounter(WithSegmentCache(0), WithPieceCache(64))
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, enc := range []string{O200K, CL100K} {
-			got, err := c.Count(enc, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := refCount(t, enc, s); got != want {
-				t.Fatalf("%s %q: got %d, tiktoken-go %d; %s", enc, s, got, want, firstSplitDiff(t, enc, s))
+			want := refCount(t, enc, s)
+			for _, c := range []*Counter{uncached, cached, cached} {
+				got, err := c.Count(enc, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Fatalf("%s %q (piece cache %v): got %d, tiktoken-go %d; %s",
+						enc, s, c.pieceEntries > 0, got, want, firstSplitDiff(t, enc, s))
+				}
 			}
 		}
 	})
@@ -291,7 +298,7 @@ func BenchmarkCountChat(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		c    *Counter
-	}{{"cold", NewCounter(WithSegmentCache(0))}, {"warm", NewCounter()}} {
+	}{{"cold", NewCounter(WithSegmentCache(0), WithPieceCache(0))}, {"warm", NewCounter()}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			want, _ := tc.c.CountChat("", "gpt-4o", req)
