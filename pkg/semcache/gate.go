@@ -182,6 +182,31 @@ func (b *gateBucket) compact() {
 	b.dead = 0
 }
 
+// markIn sets found[k] for each seqs[k] in l; both are sorted. A long l is
+// searched, a short one merged.
+func markIn(seqs, l []uint64, found []bool) {
+	if len(l) > 16*len(seqs) {
+		for k, seq := range seqs {
+			if !found[k] {
+				_, found[k] = slices.BinarySearch(l, seq)
+			}
+		}
+		return
+	}
+	for k, j := 0, 0; k < len(seqs) && j < len(l); {
+		switch {
+		case seqs[k] < l[j]:
+			k++
+		case seqs[k] > l[j]:
+			j++
+		default:
+			found[k] = true
+			k++
+			j++
+		}
+	}
+}
+
 // len is the number of entries indexed.
 func (g *gate) len() int { return len(g.where) }
 
@@ -231,16 +256,20 @@ func (g *gate) candidates(scope string, s *guard.Sketch, limit int) []uint64 {
 		}
 		slices.Sort(seqs)
 		seqs = slices.Compact(seqs)
+		found := make([]bool, len(seqs))
 		for _, i := range order[1:] {
-			seqs = slices.DeleteFunc(seqs, func(seq uint64) bool {
-				for _, l := range needs[i] {
-					if _, found := slices.BinarySearch(l, seq); found {
-						return false
-					}
+			clear(found[:len(seqs)])
+			for _, l := range needs[i] {
+				markIn(seqs, l, found)
+			}
+			n := 0
+			for k, seq := range seqs {
+				if found[k] {
+					seqs[n] = seq
+					n++
 				}
-				return true
-			})
-			if len(seqs) == 0 {
+			}
+			if seqs = seqs[:n]; n == 0 {
 				return nil
 			}
 		}

@@ -25,9 +25,8 @@ type Sketch struct {
 	// the code and the numbers. Prompts in different buckets never align.
 	Bucket uint64
 	// Keys are the keys the prompt is found by: for each content word its
-	// spelling, stem, WordNet lemmas, every form one letter shorter, and
-	// for a rare or unknown word the forms two letters shorter and its
-	// clipped forms.
+	// spelling, stem and WordNet lemmas, and for a rare or unknown word its
+	// forms one letter shorter (two, when long) and its clipped forms.
 	Keys []uint64
 	// Need holds, for each word that must have a partner (a common
 	// dictionary word that is not a number and not in a background
@@ -46,12 +45,10 @@ type Sketch struct {
 // add candidates).
 const lemmaKey = 1 << 63
 
-// Key namespaces: a spelling, a deletion form of any word, a deletion form
-// of a rare word (the only words a common word can be a typo of), a clipped
-// form.
+// Key namespaces: a spelling, a deletion form of a rare word (the only
+// words a common word can be a typo of), a clipped form.
 const (
 	tagWord byte = iota + 1
-	tagAllDel
 	tagRareDel
 	tagClip
 )
@@ -118,10 +115,8 @@ func (g *Rules) Sketch(prepared any) (s Sketch, ok bool) {
 		for _, l := range c.lemmas {
 			s.Keys = append(s.Keys, lemmaKey|uint64(l))
 		}
-		// Every word by its forms one letter shorter, for a query of rare
-		// words; a rare word also in the namespace a common word's typo
-		// partners are looked for in, two letters shorter when long.
-		s.Keys = deletions(s.Keys, tagAllDel, w.base, false)
+		// A rare word also by its forms one letter shorter (two when
+		// long): a common word's typo partners are looked for by those.
 		if rare {
 			s.Keys = deletions(s.Keys, tagRareDel, w.base, len(w.base) >= 7)
 		}
@@ -132,10 +127,10 @@ func (g *Rules) Sketch(prepared any) (s Sketch, ok bool) {
 			}
 		}
 		if rare || p.background[w.sent] || len(p.content) > maxAlignWords {
-			s.Any = append(partnerKeys(s.Any, w.base, w.stem, c, tagAllDel), partnerKeys(nil, w.base, w.stem, c, tagRareDel)...)
+			s.Any = edits(partnerKeys(s.Any, w.base, w.stem, c), w.base)
 			continue
 		}
-		s.Need = append(s.Need, compact(partnerKeys(nil, w.base, w.stem, c, tagRareDel)))
+		s.Need = append(s.Need, compact(partnerKeys(nil, w.base, w.stem, c)))
 	}
 	s.Keys = compact(s.Keys)
 	if len(s.Need) == 0 {
@@ -151,14 +146,44 @@ func (g *Rules) Sketch(prepared any) (s Sketch, ok bool) {
 // spelling and stem, every lemma it is linked to, the forms one letter
 // shorter (two for a word of 7 letters or more: a rare word that long is
 // found by them) and its prefixes a clipped form can be.
-func partnerKeys(keys []uint64, base, stem string, c *lexWord, del byte) []uint64 {
+func partnerKeys(keys []uint64, base, stem string, c *lexWord) []uint64 {
 	keys = append(keys, strKey(base), strKey(stem))
 	for _, l := range c.related {
 		keys = append(keys, lemmaKey|uint64(l))
 	}
-	keys = deletions(keys, del, base, del == tagRareDel && len(base) >= 7)
+	keys = deletions(keys, tagRareDel, base, len(base) >= 7)
 	for k := 3; k <= min(len(base)-2, maxTypoWord); k++ {
 		keys = append(keys, clipKey(base[:k]))
+	}
+	return keys
+}
+
+// edits appends the spelling keys of every word one edit from w (a byte
+// deleted, two neighbours swapped, a letter a-z put in or in place of a
+// byte): a word that needs nothing is looked for among common words this
+// way, which are not indexed by their deletion forms. Words longer than
+// maxTypoWord get none.
+func edits(keys []uint64, w string) []uint64 {
+	if len(w) < 3 || len(w) > maxTypoWord {
+		return keys
+	}
+	buf := make([]byte, 0, len(w)+1)
+	for i := range len(w) {
+		keys = append(keys, fnv(tagWord, w, i, -1)) // deleted
+		if i+1 < len(w) {
+			buf = append(append(append(buf[:0], w[:i]...), w[i+1], w[i]), w[i+2:]...)
+			keys = append(keys, strKey(string(buf)))
+		}
+	}
+	for i := 0; i <= len(w); i++ {
+		for ch := byte('a'); ch <= 'z'; ch++ {
+			buf = append(append(append(buf[:0], w[:i]...), ch), w[i:]...)
+			keys = append(keys, strKey(string(buf)))
+			if i < len(w) && w[i] != ch {
+				buf = append(append(append(buf[:0], w[:i]...), ch), w[i+1:]...)
+				keys = append(keys, strKey(string(buf)))
+			}
+		}
 	}
 	return keys
 }
