@@ -2,6 +2,7 @@ package semcache
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/tollgate/tollgate/pkg/semcache/guard"
@@ -184,5 +185,54 @@ func TestGateCompacts(t *testing.T) {
 	}
 	if len(g.scopes) != 0 || g.len() != 0 {
 		t.Fatalf("empty gate holds %d scopes, %d entries", len(g.scopes), g.len())
+	}
+}
+
+// BenchmarkGatedMiss is the cache's share of a miss with the gate: Prepare,
+// Lookup (a miss) and Store of a new prompt in one scope already holding
+// n prompts made of the same vocabulary, so that many share words with
+// the request. embeds/op counts the texts embedded; decided/op the
+// candidates the guard decided.
+func BenchmarkGatedMiss(b *testing.B) {
+	verbs := []string{"fix", "clean", "paint", "sell", "build", "repair", "store", "move", "insure", "heat", "light", "cool"}
+	things := []string{"kitchen", "garden", "roof", "window", "floor", "garage", "fence", "boat", "bike", "piano", "sofa", "oven", "desk", "lamp", "door", "wall", "shed", "pool", "car", "van"}
+	adjs := []string{"old", "small", "wooden", "metal", "broken", "cheap", "large", "red", "white", "noisy", "heavy", "rusty"}
+	prompt := func(i int) string {
+		return "How do I " + verbs[i%len(verbs)] + " a " + adjs[(i/len(verbs))%len(adjs)] + " " +
+			things[(i/(len(verbs)*len(adjs)))%len(things)] + " in " + strconv.Itoa(i/(len(verbs)*len(adjs)*len(things))) + " days?"
+	}
+	for _, n := range []int{0, 1000, 10000} {
+		b.Run("entries="+strconv.Itoa(n), func(b *testing.B) {
+			env := newTestEnv(b)
+			env.index.dropEntries = true
+			emb := &countingEmbedder{}
+			c := env.open(b, func(o *Options) { o.Embedder, o.Checker, o.Threshold = emb, guard.New(), 0.05 })
+			if !c.gated {
+				b.Fatal("not gated")
+			}
+			resp := answer("Sand it, prime it, paint it.")
+			ctx := context.Background()
+			store := func(i int) {
+				q := c.Prepare(req(b, "t", userBody(prompt(i))), Controls{})
+				if _, _, err := c.Lookup(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+				if err := c.Store(ctx, q, resp, "m", 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := range n {
+				store(i)
+			}
+			emb0, ref0 := emb.count(), c.Stats().GuardRefusals
+			i := n
+			b.ReportAllocs()
+			for b.Loop() {
+				store(i)
+				i++
+			}
+			b.ReportMetric(float64(emb.count()-emb0)/float64(i-n), "embeds/op")
+			b.ReportMetric(float64(c.Stats().GuardRefusals-ref0)/float64(i-n), "refusals/op")
+		})
 	}
 }
