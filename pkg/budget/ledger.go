@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/migrate"
 	"github.com/tollgate/tollgate/internal/safe"
-	"github.com/tollgate/tollgate/pkg/sqlite"
 )
 
 // Sentinel errors.
@@ -111,71 +111,7 @@ type Ledger struct {
 	Alerts *Alerts
 }
 
-var schema = []string{`
-CREATE TABLE budget_policies (
-	key_id     TEXT PRIMARY KEY,
-	policy     TEXT NOT NULL,
-	updated_at INTEGER NOT NULL
-);
-CREATE TABLE budget_ledger (
-	id                INTEGER PRIMARY KEY,
-	ts                INTEGER NOT NULL, -- unix ms the request was admitted: its period
-	request_id        TEXT NOT NULL,
-	key_id            TEXT NOT NULL,
-	route             TEXT NOT NULL,
-	requested_model   TEXT NOT NULL,
-	model             TEXT NOT NULL,
-	provider          TEXT NOT NULL,
-	prompt_tokens     INTEGER NOT NULL,
-	completion_tokens INTEGER NOT NULL,
-	cached_tokens     INTEGER NOT NULL,
-	cost              INTEGER NOT NULL, -- micro-dollars charged to the key
-	saved             INTEGER NOT NULL, -- micro-dollars saved by the cache or a downgrade
-	estimated         INTEGER NOT NULL,
-	unpriced          INTEGER NOT NULL,
-	cache             TEXT NOT NULL,
-	status            INTEGER NOT NULL,
-	latency_ms        INTEGER NOT NULL,
-	attempts          INTEGER NOT NULL
-);
-
-CREATE INDEX budget_ledger_ts ON budget_ledger (ts);
-CREATE TABLE budget_alerts (
-	id           INTEGER PRIMARY KEY,
-	uid          TEXT NOT NULL UNIQUE, -- key, period, period start, event, threshold, limit
-	key_id       TEXT NOT NULL,
-	period       TEXT NOT NULL,
-	period_start INTEGER NOT NULL,
-	event        TEXT NOT NULL,
-	threshold    INTEGER NOT NULL, -- parts per million
-	limit_micros INTEGER NOT NULL,
-	created_at   INTEGER NOT NULL,
-	payload      TEXT NOT NULL
-);
-CREATE TABLE budget_outbox (
-	id           INTEGER PRIMARY KEY,
-	alert_id     INTEGER NOT NULL REFERENCES budget_alerts (id),
-	url          TEXT NOT NULL,
-	slack        INTEGER NOT NULL,
-	body         TEXT NOT NULL,
-	state        TEXT NOT NULL DEFAULT 'pending', -- pending | delivered | failed
-	attempts     INTEGER NOT NULL DEFAULT 0,
-	next_at      INTEGER NOT NULL,
-	delivered_at INTEGER,
-	last_error   TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX budget_outbox_due ON budget_outbox (next_at) WHERE state = 'pending';
-`, `
-CREATE TABLE budget_journal (
-	id      INTEGER PRIMARY KEY CHECK (id = 1),
-	applied INTEGER NOT NULL -- journal offset whose records are all in budget_ledger / budget_alerts
-);
-`, `
-ALTER TABLE budget_ledger ADD COLUMN judge TEXT NOT NULL DEFAULT ''; -- the judge's verdict on an uncertain semantic candidate: '' | yes | no | failed
-ALTER TABLE budget_ledger ADD COLUMN judge_cost INTEGER NOT NULL DEFAULT 0; -- micro-dollars the judge cost (part of cost)
-`}
-
-// Open migrates the budget tables, replays the journal, loads every
+// Open migrates the schema (internal/migrate), replays the journal, loads every
 // policy and rebuilds each key's spend in the current periods from the
 // ledger rows, then starts the background workers (the ledger writer, the
 // journal mover, the alert deliverer) under Options.Supervisor. Close
@@ -190,8 +126,8 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 		}
 	}
 	o = o.withDefaults()
-	if err := sqlite.Migrate(ctx, db, "budget", schema); err != nil {
-		return nil, err
+	if err := migrate.Up(ctx, db); err != nil {
+		return nil, fmt.Errorf("budget: %w", err)
 	}
 	limits := newRateLimits(o)
 	alerts := newAlerts(o)

@@ -24,7 +24,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tollgate/tollgate/pkg/sqlite"
+	"github.com/tollgate/tollgate/internal/migrate"
 )
 
 // Sentinel errors.
@@ -89,21 +89,7 @@ type Store struct {
 	byID map[string]*Key
 }
 
-var schema = []string{`
-CREATE TABLE api_keys (
-	id          TEXT PRIMARY KEY,
-	secret_hash BLOB NOT NULL UNIQUE,
-	name        TEXT NOT NULL,
-	hint        TEXT NOT NULL,
-	allowed     TEXT NOT NULL,
-	metadata    TEXT NOT NULL,
-	created_at  INTEGER NOT NULL,
-	revoked_at  INTEGER
-)`,
-	`ALTER TABLE api_keys ADD COLUMN allow_byok INTEGER NOT NULL DEFAULT 0`,
-}
-
-// Open migrates the schema and loads every key. now and rnd may be nil
+// Open migrates the schema (internal/migrate) and loads every key. now and rnd may be nil
 // (time.Now, crypto/rand).
 func Open(ctx context.Context, db *sql.DB, now func() time.Time, rnd io.Reader) (*Store, error) {
 	if now == nil {
@@ -112,8 +98,8 @@ func Open(ctx context.Context, db *sql.DB, now func() time.Time, rnd io.Reader) 
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	if err := sqlite.Migrate(ctx, db, "keys", schema); err != nil {
-		return nil, err
+	if err := migrate.Up(ctx, db); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
 	}
 	s := &Store{db: db, now: now, rand: rnd, byID: map[string]*Key{}}
 	rows, err := db.QueryContext(ctx, `SELECT id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at, revoked_at FROM api_keys`)

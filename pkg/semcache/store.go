@@ -9,44 +9,24 @@ import (
 	"math"
 	"time"
 
+	schema "github.com/tollgate/tollgate/internal/migrate"
 	"github.com/tollgate/tollgate/pkg/llm"
-	"github.com/tollgate/tollgate/pkg/sqlite"
 )
 
-// schema is the cache's SQLite schema. SQLite is the truth, written behind
-// Store (writer.go): the exact cache (ristretto) holds decoded entries in
-// front of it, the writer those not yet written, and the vector index is
-// rebuilt from its vectors at Open.
+// The cache's table, semcache_entries, is created by internal/migrate
+// (version 0006_semcache). SQLite is the truth, written behind Store
+// (writer.go): the exact cache (ristretto) holds decoded entries in front of
+// it, the writer those not yet written, and the vector index is rebuilt from
+// its vectors at Open.
 //
 // Entry ids are not AUTOINCREMENT's: Store gives each entry 63 random bits
 // (Options.NewID), explicitly, drawing again on the unlikely id already
 // taken (Cache.newID), so that replicas with their own SQLite files sharing
 // one index (Qdrant) never name different entries by the same point id. The column
-// keeps AUTOINCREMENT (steps are never edited), which accepts explicit ids;
+// keeps AUTOINCREMENT (migrations are never edited), which accepts explicit ids;
 // databases written before keep their small ids, which stay valid locally
 // (a shared index's entry payload tells them apart from another replica's
 // entry of the same id: see sharedEntry.describes).
-var schema = []string{`
-CREATE TABLE semcache_entries (
-	id          INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: index points name entries by id
-	tenant      TEXT NOT NULL,
-	model       TEXT NOT NULL,    -- the model or route asked for
-	scope       TEXT NOT NULL,
-	exact_key   TEXT NOT NULL,
-	query       TEXT NOT NULL,    -- the embedded text, for the guard; '' when not semantic
-	vector      BLOB,             -- float32 little-endian; NULL when not semantic
-	embedder    TEXT NOT NULL,    -- Embedder.Name() of vector
-	response    BLOB NOT NULL,    -- the answer as OpenAI JSON
-	answered_by TEXT NOT NULL,    -- the model that answered
-	cost        INTEGER NOT NULL, -- micro-dollars the original call cost
-	usage       BLOB,             -- JSON; NULL when the provider reported none
-	created_at  INTEGER NOT NULL, -- unix milliseconds
-	expires_at  INTEGER NOT NULL
-);
-CREATE INDEX semcache_entries_exact ON semcache_entries (exact_key, expires_at);
-CREATE INDEX semcache_entries_expires ON semcache_entries (expires_at);
-CREATE INDEX semcache_entries_tenant_model ON semcache_entries (tenant, model);`,
-}
 
 // row is one persisted entry.
 type row struct {
@@ -63,7 +43,10 @@ type row struct {
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
-	return sqlite.Migrate(ctx, db, "semcache", schema)
+	if err := schema.Up(ctx, db); err != nil {
+		return fmt.Errorf("semcache: %w", err)
+	}
+	return nil
 }
 
 type queryer interface {

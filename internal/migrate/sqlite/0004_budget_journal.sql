@@ -1,0 +1,5 @@
+-- budget: how far the settle journal has been moved into the tables.
+CREATE TABLE budget_journal (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	applied INTEGER NOT NULL -- journal offset whose records are all in budget_ledger / budget_alerts
+);
