@@ -86,6 +86,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		sup.Go("SIGHUP handler", func() { ignoreReloads(ctx, hup, logger) })
 	}
 
+	if cfg.Store.Driver != config.DefaultStoreDriver {
+		// The schema migrates on PostgreSQL (internal/migrate); the stores' queries do not run there yet.
+		return fmt.Errorf("store.driver %s: not supported by this build yet (only sqlite)", cfg.Store.Driver)
+	}
 	// Before the database: a second process on this directory stops here.
 	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {

@@ -41,6 +41,27 @@ type Config struct {
 	Routes map[string]Route `yaml:"routes"`
 	Budget Budget           `yaml:"budget"`
 	Cache  Cache            `yaml:"cache"`
+	Store  Store            `yaml:"store"`
+}
+
+// Store selects the database of keys, budgets, the ledger and the cache
+// entries: SQLite in data_dir for one process, PostgreSQL shared by
+// replicas.
+type Store struct {
+	Driver string `yaml:"driver"` // sqlite (default) | postgres
+	// PostgresURL is the driver postgres database, e.g.
+	// postgres://tollgate:PASSWORD@db:5432/tollgate. It may hold a
+	// password: write env:NAME, and it is never logged nor shown in an
+	// error (String redacts it).
+	PostgresURL string `yaml:"postgres_url"`
+}
+
+// String describes the store without the password of postgres_url.
+func (s Store) String() string {
+	if s.Driver != "postgres" {
+		return s.Driver
+	}
+	return s.Driver + " " + redactURL(s.PostgresURL)
 }
 
 // Budget configures budgets, rate limits and alerts.

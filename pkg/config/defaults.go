@@ -71,6 +71,7 @@ const (
 	DefaultHashedDimensions   = 512
 	DefaultQdrantQuantization = "scalar"
 	DefaultQdrantTimeout      = 5 * time.Second
+	DefaultStoreDriver        = "sqlite"
 )
 
 // DefaultBreaker is a provider's circuit breaker when it sets none: trip
@@ -111,6 +112,7 @@ func base() *Config {
 		Log:            Log{Level: DefaultLogLevel, Format: DefaultLogFormat, AccessLog: true},
 
 		BodyReadTimeout: Duration(DefaultBodyReadTimeout),
+		Store:           Store{Driver: DefaultStoreDriver},
 		Budget: Budget{
 			Timezone: DefaultTimezone,
 			Defaults: KeyPolicy{OnExhausted: DefaultOnExhausted},

@@ -50,7 +50,44 @@ func (c *Config) check() problems {
 	c.checkRoutes(&p, models)
 	c.Budget.check(&p)
 	c.Cache.validate(&p)
+	c.Store.check(&p)
 	return p
+}
+
+func (s *Store) check(p *problems) {
+	oneOf(p, "store.driver", s.Driver, "sqlite", "postgres")
+	switch {
+	case s.Driver == "postgres":
+		// Never the value in a message: it may hold a password.
+		if s.PostgresURL == "" {
+			p.add("store.postgres_url", "required with driver postgres, e.g. env:TOLLGATE_POSTGRES_URL holding postgres://tollgate:PASSWORD@db:5432/tollgate")
+			return
+		}
+		u, err := url.Parse(s.PostgresURL)
+		switch {
+		case err != nil:
+			p.add("store.postgres_url", "not a URL (the value is not shown: it may hold a password)")
+		case u.Scheme != "postgres" && u.Scheme != "postgresql":
+			p.add("store.postgres_url", "not a URL: the scheme must be postgres or postgresql (the value is not shown: it may hold a password)")
+		case u.Host == "":
+			p.add("store.postgres_url", "not a URL: no host (the value is not shown: it may hold a password)")
+		}
+	case s.PostgresURL != "":
+		p.add("store.postgres_url", "only with driver postgres")
+	}
+}
+
+// redactURL is raw with any password replaced by "xxxxx"; a value that is
+// not a URL is not shown at all.
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return u.Redacted()
 }
 
 func (c *Config) checkProviders(p *problems) map[string]bool {
