@@ -243,6 +243,34 @@ type Stats struct {
 	GuardRefusals int64      `json:"guard_refusals"`
 	SavedMicros   llm.Micros `json:"saved_micros"`
 	SavedUSD      float64    `json:"saved_usd"`
+	// Index is the state of an index that can be unavailable (Qdrant):
+	// reported by an Index implementing IndexReporter, nil otherwise.
+	Index *IndexStatus `json:"index,omitempty"`
+}
+
+// IndexReporter is implemented by an Index that can be unavailable while
+// the cache serves (Qdrant): its state goes into Stats.Index.
+type IndexReporter interface {
+	IndexStatus() IndexStatus
+}
+
+// IndexStatus is an index's state: while not Ready its searches fail fast
+// (lookups are semantic misses) and its writes wait for it, boundedly.
+type IndexStatus struct {
+	Kind  string `json:"kind"`
+	Ready bool   `json:"ready"`
+	// Error is the last failure while not Ready.
+	Error string `json:"error,omitempty"`
+	// Since is when the index became ready or unavailable.
+	Since time.Time `json:"since"`
+	// Attempts is the failed attempts to reach it since it was lost.
+	Attempts int `json:"attempts,omitempty"`
+	// QueuedUpserts and QueuedDeletes wait to be applied when it returns;
+	// DroppedUpserts did not fit the queue (their entries are only exact
+	// hits until they are stored again or the gateway restarts).
+	QueuedUpserts  int   `json:"queued_upserts,omitempty"`
+	QueuedDeletes  int   `json:"queued_deletes,omitempty"`
+	DroppedUpserts int64 `json:"dropped_upserts,omitempty"`
 }
 
 // Cache is the exact and semantic response cache. Safe for concurrent use.
@@ -1187,6 +1215,10 @@ func (c *Cache) Stats() Stats {
 	if c.semantic {
 		s.IndexPoints = c.opts.Index.Len()
 		s.Embedder = c.opts.Embedder.Name()
+		if r, ok := c.opts.Index.(IndexReporter); ok {
+			st := r.IndexStatus()
+			s.Index = &st
+		}
 	}
 	if c.gated {
 		c.mu.RLock()

@@ -1,9 +1,11 @@
 package qdrant
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strconv"
@@ -36,6 +38,17 @@ const (
 	DefaultPort         = 6334 // Qdrant's gRPC port; 6333 is REST, which this client does not speak
 	DefaultTimeout      = 5 * time.Second
 	DefaultQuantization = QuantizationScalar
+	// DefaultSearchTimeout bounds a search: a lookup waits at most this
+	// long for an answer before it is a miss (a search takes milliseconds).
+	DefaultSearchTimeout = time.Second
+	// DefaultRetryMin and DefaultRetryMax bound the wait between attempts
+	// to reach an unavailable Qdrant (capped exponential backoff, jittered).
+	DefaultRetryMin = 250 * time.Millisecond
+	DefaultRetryMax = 10 * time.Second
+	// DefaultMaxQueued bounds the points kept while Qdrant is unavailable;
+	// DefaultMaxQueuedBytes their size (vectors and entries).
+	DefaultMaxQueued      = 10_000
+	DefaultMaxQueuedBytes = 64 << 20
 )
 
 // Config configures an Index. Either URL or Host (+ Port, UseTLS) names the
@@ -67,6 +80,19 @@ type Config struct {
 	// Timeout bounds each call to Qdrant (default 5s); a caller's earlier
 	// deadline still wins.
 	Timeout time.Duration
+	// SearchTimeout bounds each search (default 1s), shorter than Timeout:
+	// a lookup that waits longer is better served as a miss.
+	SearchTimeout time.Duration
+
+	// RetryMin and RetryMax bound the backoff between attempts to reach an
+	// unavailable Qdrant (defaults 250ms and 10s): the wait doubles from
+	// RetryMin up to RetryMax, each wait drawn from its upper half.
+	RetryMin, RetryMax time.Duration
+	// MaxQueued and MaxQueuedBytes bound the points kept, while Qdrant is
+	// unavailable, to be upserted when it returns (defaults 10,000 and 64
+	// MiB); points beyond them are dropped and counted.
+	MaxQueued      int
+	MaxQueuedBytes int
 
 	// Client, when set, is used as is and not closed by Index.Close.
 	Client *qc.Client
@@ -80,6 +106,12 @@ type Config struct {
 	Supervisor *safe.Supervisor
 	// Logger receives sweeper and compatibility messages (default slog.Default()).
 	Logger *slog.Logger
+
+	// sleep waits d or until ctx ends (false then), and jitter returns a
+	// number in [0, 1): the backoff's clock and randomness, injected by
+	// tests.
+	sleep  func(ctx context.Context, d time.Duration) bool
+	jitter func() float64
 }
 
 // LogValue keeps the API key out of logs.
@@ -117,8 +149,30 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.SearchTimeout == 0 {
+		c.SearchTimeout = DefaultSearchTimeout
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	c.RetryMax = max(c.RetryMax, c.RetryMin)
+	if c.MaxQueued == 0 {
+		c.MaxQueued = DefaultMaxQueued
+	}
+	if c.MaxQueuedBytes == 0 {
+		c.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.sleep == nil {
+		c.sleep = sleep
+	}
+	if c.jitter == nil {
+		c.jitter = rand.Float64
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -150,6 +204,15 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("qdrant.timeout: negative %v", c.Timeout))
+	}
+	if c.SearchTimeout < 0 {
+		errs = append(errs, fmt.Errorf("qdrant.search_timeout: negative %v", c.SearchTimeout))
+	}
+	if c.RetryMin < 0 || c.RetryMax < 0 {
+		errs = append(errs, fmt.Errorf("qdrant.retry: negative backoff %v..%v", c.RetryMin, c.RetryMax))
+	}
+	if c.MaxQueued < 0 || c.MaxQueuedBytes < 0 {
+		errs = append(errs, fmt.Errorf("qdrant.max_queued: negative bound %d points, %d bytes", c.MaxQueued, c.MaxQueuedBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -210,3 +273,15 @@ func CollectionName(embedder string, dim int) string {
 }
 
 func (c Config) addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// sleep is the default Config.sleep: a timer that ctx interrupts.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

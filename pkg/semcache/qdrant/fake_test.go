@@ -75,8 +75,16 @@ type fakePoint struct {
 // Config pointing at it.
 func startFake(t *testing.T) (*fakeQdrant, Config) {
 	t.Helper()
-	f := &fakeQdrant{collections: map[string]*fakeCollection{}}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	f, cfg, _ := startFakeAt(t, "127.0.0.1:0")
+	return f, cfg
+}
+
+// startFakeAt serves a fakeQdrant on addr; stop stops it (and is also run
+// at cleanup).
+func startFakeAt(t *testing.T, addr string) (f *fakeQdrant, cfg Config, stop func()) {
+	t.Helper()
+	f = &fakeQdrant{collections: map[string]*fakeCollection{}}
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +94,20 @@ func startFake(t *testing.T) (*fakeQdrant, Config) {
 	qc.RegisterPointsServer(srv, fakePoints{fakeQdrant: f})
 	go srv.Serve(lis) //nolint:errcheck // returns when stopped
 	t.Cleanup(srv.Stop)
-	addr := lis.Addr().(*net.TCPAddr)
-	return f, Config{Host: "127.0.0.1", Port: addr.Port, Embedder: "test", Dim: 3}
+	tcp := lis.Addr().(*net.TCPAddr)
+	return f, Config{Host: "127.0.0.1", Port: tcp.Port, Embedder: "test", Dim: 3}, srv.Stop
+}
+
+// freeAddr returns a loopback address nothing listens on (yet).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	return addr
 }
 
 // record logs a call and returns the injected failure, if any.

@@ -40,17 +40,19 @@ func TestContractFake(t *testing.T) {
 	})
 }
 
-func TestNewChecksHealthAndDefersCollection(t *testing.T) {
-	_, f := newFakeIndex(t, nil)
-	if n := f.count("HealthCheck"); n != 1 {
-		t.Errorf("HealthCheck calls = %d, want 1", n)
+func TestNewChecksHealthAndSetsCollectionUp(t *testing.T) {
+	ix, f := newFakeIndex(t, nil)
+	for method, want := range map[string]int{"HealthCheck": 1, "CollectionExists": 1, "Create": 1, "CreateFieldIndex": 4} {
+		if n := f.count(method); n != want {
+			t.Errorf("%s calls = %d, want %d", method, n, want)
+		}
 	}
-	if n := f.count("CollectionExists") + f.count("Create"); n != 0 {
-		t.Errorf("New touched the collection (%d calls); it must wait for first use", n)
+	if st := ix.IndexStatus(); !st.Ready || st.Kind != "qdrant" || st.Error != "" {
+		t.Errorf("status %+v, want ready", st)
 	}
 }
 
-func TestFirstUseCreatesCollection(t *testing.T) {
+func TestNewCreatesCollection(t *testing.T) {
 	scalar := qc.NewQuantizationScalar(&qc.ScalarQuantization{
 		Type: qc.QuantizationType_Int8, Quantile: qc.PtrOf(float32(0.99)), AlwaysRam: qc.PtrOf(true),
 	})
@@ -169,16 +171,6 @@ func TestExistingCollectionIsReused(t *testing.T) {
 
 func TestCreateRaceWithAnotherGateway(t *testing.T) {
 	f, cfg := startFake(t)
-	ix, err := New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
-	other, err := New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
 	// Another gateway creates the collection between our existence check
 	// and our create; Qdrant then refuses ours as InvalidArgument.
 	f.setFail(func(method string) error {
@@ -186,11 +178,21 @@ func TestCreateRaceWithAnotherGateway(t *testing.T) {
 			return nil
 		}
 		f.setFail(nil)
-		if err := other.ensure(context.Background()); err != nil {
-			t.Error(err)
+		other, err := New(context.Background(), cfg)
+		if err != nil || !other.Ready() {
+			t.Errorf("the other gateway: %v, ready %v", err, other.Ready())
 		}
+		other.Close()
 		return status.Error(codes.InvalidArgument, "Wrong input: Collection `tollgate_test_3` already exists!")
 	})
+	ix, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if !ix.Ready() {
+		t.Fatalf("not ready after losing the create race: %+v", ix.IndexStatus())
+	}
 	if err := ix.Upsert(t.Context(), pt(1, "s", "t", "m", vx, t0.Add(time.Hour))); err != nil {
 		t.Fatalf("Upsert after losing the create race: %v", err)
 	}
@@ -392,8 +394,7 @@ func TestSweeperPanics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var left atomic.Int32
-			left.Store(tt.panics)
+			var left atomic.Int32 // armed after New, which reads the clock once
 			sup := safe.New(safe.Options{Logger: slog.New(slog.DiscardHandler), Pause: time.Millisecond})
 			ix, f := newFakeIndex(t, func(c *Config) {
 				c.Supervisor = sup
@@ -404,6 +405,7 @@ func TestSweeperPanics(t *testing.T) {
 					return t0
 				}
 			})
+			left.Store(tt.panics)
 			f.setDeleted(make(chan []uint64, 1))
 			if err := ix.Upsert(t.Context(), pt(1, "s", "t", "m", vx, t0.Add(-time.Second))); err != nil {
 				t.Fatal(err)
@@ -437,105 +439,26 @@ func TestSweeperPanics(t *testing.T) {
 	}
 }
 
-func TestServerErrorsAreWrapped(t *testing.T) {
-	later := t0.Add(time.Hour)
-	ops := []struct {
-		name string
-		call func(ctx context.Context, ix *Index) error
-	}{
-		{name: "search", call: func(ctx context.Context, ix *Index) error { _, _, err := ix.Search(ctx, "s", vx, 0.5, t0); return err }},
-		{name: "upsert", call: func(ctx context.Context, ix *Index) error { return ix.Upsert(ctx, pt(1, "s", "t", "m", vx, later)) }},
-		{name: "delete", call: func(ctx context.Context, ix *Index) error { return ix.Delete(ctx, 1) }},
-		{name: "delete where", call: func(ctx context.Context, ix *Index) error {
-			_, err := ix.DeleteWhere(ctx, semcache.Filter{Tenant: "t"})
-			return err
-		}},
-		{name: "delete expired", call: func(ctx context.Context, ix *Index) error {
-			_, err := ix.DeleteExpired(ctx, later.Add(time.Hour))
-			return err
-		}},
-	}
-	failing := []struct {
-		method  string
-		wantMsg string
-	}{
-		{method: "CollectionExists", wantMsg: "check collection"},
-		{method: "Create", wantMsg: "create collection"},
-		{method: "CreateFieldIndex", wantMsg: "create scope index"},
-		{method: "Query", wantMsg: "qdrant: search tollgate_test_3"},
-		{method: "Upsert", wantMsg: "qdrant: upsert 1 points"},
-		{method: "Count", wantMsg: "count in tollgate_test_3"},
-		{method: "Delete", wantMsg: "delete"},
-	}
-	for _, op := range ops {
-		for _, fl := range failing {
-			t.Run(op.name+"/"+fl.method, func(t *testing.T) {
-				ix, f := newFakeIndex(t, nil)
-				ctx := t.Context()
-				// Seed a point so deletes reach their Delete call.
-				if err := ix.Upsert(ctx, pt(1, "s", "t", "m", vx, t0)); err != nil {
-					t.Fatal(err)
-				}
-				if fl.method == "CollectionExists" || fl.method == "Create" || fl.method == "CreateFieldIndex" {
-					ix.ensureMu.Lock()
-					ix.ready = false // first use again, against a broken server
-					ix.ensureMu.Unlock()
-					f.mu.Lock()
-					delete(f.collections, "tollgate_test_3")
-					f.mu.Unlock()
-				}
-				f.setFail(func(method string) error {
-					if method == fl.method {
-						return status.Error(codes.Unavailable, "qdrant is down")
-					}
-					return nil
-				})
-				err := op.call(ctx, ix)
-				if !reachable(op.name, fl.method) {
-					return
-				}
-				if err == nil {
-					t.Fatal("no error")
-				}
-				if status.Code(err) != codes.Unavailable {
-					t.Errorf("status code lost in wrapping: %v", err)
-				}
-				if !strings.HasPrefix(err.Error(), "qdrant: ") || !strings.Contains(err.Error(), fl.wantMsg) {
-					t.Errorf("error %q lacks context %q", err, fl.wantMsg)
-				}
-				// The server recovers; a failed first use is retried.
-				f.setFail(nil)
-				if err := op.call(ctx, ix); err != nil {
-					t.Errorf("after recovery: %v", err)
-				}
-			})
-		}
-	}
-}
-
-// reachable says whether an operation calls the method at all.
-func reachable(op, method string) bool {
-	switch method {
-	case "Query":
-		return op == "search"
-	case "Upsert":
-		return op == "upsert"
-	case "Count", "Delete":
-		return op == "delete where" || op == "delete expired" || (method == "Delete" && op == "delete")
-	}
-	return true
-}
-
-func TestNewFails(t *testing.T) {
+// TestNewRefusedStartsUnavailable: a Qdrant that refuses us at start does
+// not stop the gateway; the index reports why (without the key).
+func TestNewRefusedStartsUnavailable(t *testing.T) {
 	f, cfg := startFake(t)
 	f.setFail(func(string) error { return status.Error(codes.Unauthenticated, "Invalid api-key") })
 	cfg.APIKey = "sekret-key"
-	_, err := New(t.Context(), cfg)
-	if err == nil || status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "qdrant: health check 127.0.0.1:") {
-		t.Fatalf("New = %v", err)
+	ix, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("New = %v; want an unavailable index", err)
 	}
-	if strings.Contains(err.Error(), "sekret") {
-		t.Errorf("error leaks the API key: %v", err)
+	defer ix.Close()
+	st := ix.IndexStatus()
+	if st.Ready || !strings.Contains(st.Error, "qdrant: health check 127.0.0.1:") || !strings.Contains(st.Error, "Invalid api-key") {
+		t.Fatalf("status %+v", st)
+	}
+	if strings.Contains(st.Error, "sekret") {
+		t.Errorf("status leaks the API key: %v", st.Error)
+	}
+	if _, _, err := ix.Search(t.Context(), "s", vx, 0.5, t0); !errors.Is(err, ErrNotReady) || status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Search = %v, want ErrNotReady with the cause", err)
 	}
 }
 
