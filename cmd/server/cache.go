@@ -34,6 +34,24 @@ type cacheParts struct {
 	cache   *semcache.Cache
 	tenants map[string]string // key id → shared tenant
 	close   func()
+	// index reports the semantic index's state when it can be unavailable
+	// (Qdrant); nil otherwise.
+	index semcache.IndexReporter
+}
+
+// degraded says, for GET /readyz, why the cache serves less than it could:
+// Qdrant unavailable. The endpoint is unauthenticated, so it names the
+// state, not the error (GET /admin/cache has that).
+func (p *cacheParts) degraded() []string {
+	if p.index == nil {
+		return nil
+	}
+	st := p.index.IndexStatus()
+	if st.Ready {
+		return nil
+	}
+	return []string{"semantic cache index (" + st.Kind + ") unavailable since " + st.Since.UTC().Format(time.RFC3339) +
+		": exact hits and misses are served, semantic lookups are misses until it returns (GET /admin/cache has the error)"}
 }
 
 // openCache builds the response cache: the exact cache always, the
@@ -69,6 +87,9 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 			return nil, err
 		}
 		closers = append(closers, func() { index.Close() })
+		if r, ok := index.(semcache.IndexReporter); ok {
+			parts.index = r
+		}
 		opts.Embedder, opts.Index = emb, index
 		opts.Checker = guard.New()
 		opts.Threshold = float32(s.Threshold)
@@ -171,7 +192,9 @@ func openIndex(ctx context.Context, s config.Semantic, emb semcache.Embedder, lo
 	if err != nil {
 		return nil, fmt.Errorf("cache.semantic.qdrant: %w", err)
 	}
-	logger.Info("semantic cache index: qdrant", "collection", ix.Collection())
+	// Not a start-up dependency: an unreachable Qdrant is retried in the
+	// background, reported by /readyz and GET /admin/cache.
+	logger.Info("semantic cache index: qdrant", "collection", ix.Collection(), "ready", ix.Ready())
 	return ix, nil
 }
 

@@ -144,6 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:       logger,
 		AccessLog:    cfg.Log.AccessLog,
 		Ready:        func(ctx context.Context) error { return ready(ctx, db, sup) },
+		Degraded:     cache.degraded,
 
 		BodyReadTimeout: cfg.BodyReadTimeout.Std(),
 	})

@@ -47,7 +47,11 @@ type Options struct {
 	AccessLog    bool
 	// Ready reports whether the gateway can serve (GET /readyz).
 	Ready func(ctx context.Context) error
-	Now   func() time.Time
+	// Degraded lists what works less well while the gateway still serves
+	// (e.g. its semantic cache index is unreachable): GET /readyz stays 200
+	// and names them. nil: none.
+	Degraded func() []string
+	Now      func() time.Time
 
 	// BodyReadTimeout bounds reading a request's body (0: none): a client
 	// that sends it slower gets a 408 and its connection closed.
@@ -326,6 +330,14 @@ func (s *server) readyz(c *gin.Context) {
 		writeError(c, &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeServer, Code: "not_ready",
 			Message: "not ready: a dependency or background worker is failing; the gateway's log says which"})
 		return
+	}
+	if s.Degraded != nil {
+		if why := s.Degraded(); len(why) > 0 {
+			// Still 200: this replica serves every request (a load balancer
+			// must not pull it out); the body says what is impaired.
+			c.JSON(http.StatusOK, gin.H{"status": "degraded", "degraded": why})
+			return
+		}
 	}
 	c.Data(http.StatusOK, "application/json", []byte(`{"status":"ready"}`))
 }
