@@ -809,6 +809,11 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 		search = min(search, verifyAt)
 	}
 	hit, ok, err := c.opts.Index.Search(ctx, k.scope, vec, search, now)
+	if errors.Is(err, ErrIndexUnavailable) {
+		// Reported by /readyz and GET /admin/cache; not logged per lookup.
+		miss.Reason = "semantic index unavailable"
+		return nil, miss
+	}
 	if err != nil {
 		c.log.Warn("semcache: search", "err", err)
 		miss.Reason = "semantic lookup failed"

@@ -11,6 +11,7 @@ package semcache
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -106,6 +107,11 @@ type EntryKeeper interface {
 type Filter struct {
 	Tenant, Model string
 }
+
+// ErrIndexUnavailable is what an Index's Search wraps while its server is
+// unreachable (a shared index reconnecting): the lookup is a miss, without
+// a log line each time.
+var ErrIndexUnavailable = errors.New("semcache: the vector index is unavailable")
 
 // Index is a vector index scoped by Point.Scope. Implementations: the
 // embedded index (vecindex, the default) and Qdrant (qdrant, for

@@ -92,7 +92,7 @@ type Index struct {
 
 // ErrNotReady is returned (wrapped, with the last failure) by Search while
 // Qdrant is unavailable.
-var ErrNotReady = errors.New("qdrant: not ready")
+var ErrNotReady = fmt.Errorf("qdrant: not ready (%w)", semcache.ErrIndexUnavailable)
 
 // New returns an index of the configured collection. It tries once, within
 // Config.Timeout, to reach Qdrant and set the collection and its payload

@@ -53,7 +53,7 @@ func TestCacheWithQdrantDownAtStart(t *testing.T) {
 		name, tenant, text, kind, reason string
 	}{
 		{name: "exact hit served", tenant: "acme", text: storedQ, kind: semcache.KindHit},
-		{name: "paraphrase is a miss with the reason", tenant: "acme", text: paraphrase, kind: semcache.KindMiss, reason: "semantic lookup failed"},
+		{name: "paraphrase is a miss with the reason", tenant: "acme", text: paraphrase, kind: semcache.KindMiss, reason: "semantic index unavailable"},
 		{name: "deleted entry is a miss", tenant: "globex", text: storedQ, kind: semcache.KindMiss},
 	}
 	for _, tt := range down {
