@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,84 +12,142 @@ import (
 )
 
 // RateLimits is the rpm/tpm check of every request: per key, two GCRA
-// buckets in memory, sized by the key's policy (Accounts tells it every
-// policy it loads or stores). It keeps no state on disk: a restart refills
-// every bucket. Safe for concurrent use.
+// buckets, sized by the key's policy (Accounts tells it every policy it
+// loads or stores) and kept by a RateStore: in memory by default (a
+// restart refills every bucket), or in a store every replica shares
+// (PostgresRateStore, RedisRateStore). Safe for concurrent use.
 type RateLimits struct {
-	now      func() time.Time
 	rpm, tpm int      // of keys with no policy of their own (Options.Defaults)
-	keys     sync.Map // key id → *rateKey
+	keys     sync.Map // key id → ratePolicy, of keys with a policy
+	store    RateStore
 }
 
-// rateKey is one key's rate limits. Every key has its own mutex, held for
-// the few arithmetic operations of a check.
-type rateKey struct {
-	mu       sync.Mutex
-	rpm, tpm int // the limits, 0: none
-	req, tok gcra
-}
+// ratePolicy is one key's limits, 0: none.
+type ratePolicy struct{ rpm, tpm int }
 
-func newRateLimits(o Options) *RateLimits {
-	return &RateLimits{now: o.Now, rpm: o.Defaults.RPM, tpm: o.Defaults.TPM}
-}
+func newRateLimits(o Options) *RateLimits { return newRateLimitsStore(o, nil) }
 
-// key returns the key's state, creating it with the default limits on
-// first use.
-func (r *RateLimits) key(keyID string) *rateKey {
-	if k, ok := r.keys.Load(keyID); ok {
-		return k.(*rateKey)
+// newRateLimitsStore is newRateLimits keeping the buckets in store; nil
+// means in memory, on o.Now's clock.
+func newRateLimitsStore(o Options, store RateStore) *RateLimits {
+	if store == nil {
+		store = NewMemoryRateStore(o.Now)
 	}
-	k, _ := r.keys.LoadOrStore(keyID, &rateKey{rpm: r.rpm, tpm: r.tpm})
-	return k.(*rateKey)
+	return &RateLimits{rpm: o.Defaults.RPM, tpm: o.Defaults.TPM, store: store}
+}
+
+// limits returns the key's rpm and tpm.
+func (r *RateLimits) limits(keyID string) (rpm, tpm int) {
+	if p, ok := r.keys.Load(keyID); ok {
+		p := p.(ratePolicy)
+		return p.rpm, p.tpm
+	}
+	return r.rpm, r.tpm
 }
 
 // set sizes the key's buckets by its policy; the next request is checked
 // against it. What the buckets hold is kept.
 func (r *RateLimits) set(keyID string, p Policy) {
-	k := r.key(keyID)
-	k.mu.Lock()
-	k.rpm, k.tpm = p.RPM, p.TPM
-	k.mu.Unlock()
+	r.keys.Store(keyID, ratePolicy{rpm: p.RPM, tpm: p.TPM})
 }
 
 // rateWindow is the span rpm and tpm are counted over.
 const rateWindow = time.Minute
 
-// gcra is one rate limit as the generic cell rate algorithm keeps it: a
-// bucket of `limit` units that refills continuously, one unit every
+// The rate limits are GCRA, the generic cell rate algorithm: a bucket of
+// `limit` units that refills continuously, one unit every
 // rateWindow/limit, held as a single number, the theoretical arrival time
 // (tat): the instant the bucket will be full again. A request of n units
-// is allowed when, after adding n × rateWindow/limit to max(tat, now), tat
-// is at most rateWindow ahead of now. It is a token bucket without a
-// refill loop: bursts up to the limit, then a steady limit per minute.
-type gcra struct {
-	tat time.Time
+// costs n × rateWindow/limit (rounded up) and is allowed when, after
+// adding its cost to max(tat, now), tat is at most rateWindow ahead of
+// now. It is a token bucket without a refill loop: bursts up to the limit,
+// then a steady limit per minute.
+
+// rateCost is the cost of n units of a limit per rateWindow; 0 for no
+// limit.
+func rateCost(limit, n int) time.Duration {
+	if limit <= 0 {
+		return 0
+	}
+	return time.Duration((int64(n)*int64(rateWindow) + int64(limit) - 1) / int64(limit))
 }
 
-// state is the units left at now and the time until the bucket is full
-// again.
-func (g *gcra) state(now time.Time, limit int) (remaining int, reset time.Duration) {
-	ahead := max(g.tat.Sub(now), 0)
-	return int(int64(rateWindow-ahead) * int64(limit) / int64(rateWindow)), ahead
+// RateStore keeps the GCRA state (a tat per bucket) of every key's rpm and
+// tpm. Small on purpose: the one operation the hot path needs.
+type RateStore interface {
+	// Take charges a request of reqCost and tokCost to the key's two
+	// buckets (see rateCost; 0: a limit the key does not have, always
+	// fits) at the store's now: both, if both fit, or neither. It is
+	// atomic against every other Take of the key, from any process
+	// sharing the store.
+	Take(ctx context.Context, keyID string, reqCost, tokCost time.Duration) (RateTaken, error)
 }
 
-// check tries n units against limit at now. It returns the bucket's
-// new tat if the request is allowed, or how long until it would be
-// (-1: never, it is larger than the limit).
-func (g *gcra) check(now time.Time, limit, n int) (newTAT time.Time, ok bool, retry time.Duration) {
-	tat := g.tat
-	if tat.Before(now) {
-		tat = now
+// RateTaken is what a Take did.
+type RateTaken struct {
+	Charged bool // both buckets were charged
+	// ReqFits and TokFits tell, when nothing was charged, which bucket had
+	// no room (true when Charged).
+	ReqFits, TokFits bool
+	// ReqAhead and TokAhead are each bucket's tat − now after the call: the
+	// time until it is full again (≤ 0: full). Not charged, they are what
+	// the buckets held.
+	ReqAhead, TokAhead time.Duration
+}
+
+// MemoryRateStore keeps the buckets in this process's memory: the default,
+// for one process. Every key has its own mutex, held for the few
+// arithmetic operations of a Take.
+type MemoryRateStore struct {
+	now  func() time.Time
+	keys sync.Map // key id → *memoryBuckets
+}
+
+type memoryBuckets struct {
+	mu       sync.Mutex
+	req, tok time.Time // tat
+}
+
+var _ RateStore = (*MemoryRateStore)(nil)
+
+// NewMemoryRateStore returns an empty store on now's clock (nil:
+// time.Now).
+func NewMemoryRateStore(now func() time.Time) *MemoryRateStore {
+	if now == nil {
+		now = time.Now
 	}
-	cost := time.Duration((int64(n)*int64(rateWindow) + int64(limit) - 1) / int64(limit))
-	newTAT = tat.Add(cost)
-	if ahead := newTAT.Sub(now); ahead > rateWindow {
-		if n > limit {
-			return g.tat, false, -1
-		}
-		return g.tat, false, ahead - rateWindow
+	return &MemoryRateStore{now: now}
+}
+
+// Take implements RateStore; it never fails.
+func (m *MemoryRateStore) Take(_ context.Context, keyID string, reqCost, tokCost time.Duration) (RateTaken, error) {
+	v, ok := m.keys.Load(keyID)
+	if !ok {
+		v, _ = m.keys.LoadOrStore(keyID, &memoryBuckets{})
 	}
-	return newTAT, true, 0
+	b := v.(*memoryBuckets)
+	now := m.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	req, tok := max(b.req.Sub(now), 0), max(b.tok.Sub(now), 0)
+	t := RateTaken{ReqFits: req+reqCost <= rateWindow, TokFits: tok+tokCost <= rateWindow}
+	if t.ReqFits && t.TokFits { // charge both, or neither
+		req, tok = req+reqCost, tok+tokCost
+		b.req, b.tok = now.Add(req), now.Add(tok)
+		t.Charged = true
+	}
+	t.ReqAhead, t.TokAhead = req, tok
+	return t, nil
+}
+
+// remaining is the units of limit left when its bucket is full in ahead.
+func remaining(limit int, ahead time.Duration) int {
+	return int(int64(rateWindow-ahead) * int64(limit) / int64(rateWindow))
+}
+
+// retryAfter is how long until cost fits a bucket full in ahead.
+func retryAfter(ahead, cost time.Duration) time.Duration {
+	return ahead + cost - rateWindow
 }
 
 // RateState is a key's rate limits after a request, in the terms of
@@ -125,34 +184,38 @@ func resetString(d time.Duration) string { return d.Round(time.Millisecond).Stri
 // before either is charged: a refused request costs nothing. A refusal is a
 // 429 *llm.Error (type rate_limit_error, code rate_limit_exceeded) with
 // ErrRateLimited in its chain, Retry-After set to when the request would
-// fit (none when the prompt alone exceeds tpm) and the headers set.
+// fit (none when the prompt alone exceeds tpm) and the headers set. A
+// store that fails is an error without ErrRateLimited.
 func (r *RateLimits) Allow(keyID string, promptTokens int) (RateState, error) {
-	st := r.key(keyID)
-	now := r.now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	rpm, tpm := st.rpm, st.tpm
-	reqTAT, tokTAT := st.req.tat, st.tok.tat
-	reqOK, tokOK := true, true
-	var reqRetry, tokRetry time.Duration
-	if rpm > 0 {
-		reqTAT, reqOK, reqRetry = st.req.check(now, rpm, 1)
+	return r.AllowContext(context.Background(), keyID, promptTokens)
+}
+
+// AllowContext is Allow with ctx bounding a shared store's round trip.
+func (r *RateLimits) AllowContext(ctx context.Context, keyID string, promptTokens int) (RateState, error) {
+	rpm, tpm := r.limits(keyID)
+	if rpm <= 0 && tpm <= 0 {
+		return RateState{}, nil // nothing to count: no round trip
 	}
-	if tpm > 0 {
-		tokTAT, tokOK, tokRetry = st.tok.check(now, tpm, promptTokens)
+	reqCost, tokCost := rateCost(rpm, 1), rateCost(tpm, promptTokens)
+	t, err := r.store.Take(ctx, keyID, reqCost, tokCost)
+	if err != nil {
+		return RateState{}, fmt.Errorf("budget: rate limits of key %s: %w", keyID, err)
 	}
-	if reqOK && tokOK { // charge both, or neither
-		st.req.tat, st.tok.tat = reqTAT, tokTAT
-	}
+	reqAhead, tokAhead := max(t.ReqAhead, 0), max(t.TokAhead, 0)
 	s := RateState{LimitRequests: rpm, LimitTokens: tpm}
 	if rpm > 0 {
-		s.RemainingRequests, s.ResetRequests = st.req.state(now, rpm)
+		s.RemainingRequests, s.ResetRequests = remaining(rpm, reqAhead), reqAhead
 	}
 	if tpm > 0 {
-		s.RemainingTokens, s.ResetTokens = st.tok.state(now, tpm)
+		s.RemainingTokens, s.ResetTokens = remaining(tpm, tokAhead), tokAhead
 	}
-	if reqOK && tokOK {
+	if t.Charged {
 		return s, nil
+	}
+	reqOK, tokOK := t.ReqFits || rpm <= 0, t.TokFits || tpm <= 0
+	reqRetry, tokRetry := retryAfter(reqAhead, reqCost), retryAfter(tokAhead, tokCost)
+	if promptTokens > tpm {
+		tokRetry = -1 // never fits
 	}
 	h := http.Header{}
 	s.SetHeaders(h)
