@@ -130,10 +130,18 @@
 //
 // # Rate limits
 //
-// rpm and tpm (prompt tokens counted before the call) are in memory, per
-// key (Accounts tells RateLimits each policy it loads or stores), each a GCRA (a token bucket of rpm or tpm units refilled
-// continuously over a minute, kept as one timestamp). A request is charged
-// to both or neither. RateState carries OpenAI's x-ratelimit-limit-,
+// rpm and tpm (prompt tokens counted before the call) are per key
+// (Accounts tells RateLimits each policy it loads or stores), each a GCRA (a
+// token bucket of rpm or tpm units refilled continuously over a minute, kept
+// as one timestamp). A request is charged to both or neither. The buckets
+// live in a RateStore: in memory (the default, one process), or shared by
+// replicas in PostgreSQL (one INSERT ... ON CONFLICT DO UPDATE statement per
+// check, on an UNLOGGED table: a PostgreSQL crash refills the buckets) or
+// Redis (one Lua script); the shared stores take the time from the
+// server's clock, so replicas agree. Measured here from one process over
+// 1,000 keys: memory 4-6 million checks/s, PostgreSQL 14,000-23,000/s on 4
+// connections, Redis 36,000-46,000/s. The gateway does not wire the shared
+// stores yet (store.driver: postgres is refused until budgets are shared). RateState carries OpenAI's x-ratelimit-limit-,
 // -remaining- and -reset-requests/-tokens values; reset is the time until
 // the bucket is full again.
 //
