@@ -1,11 +1,54 @@
 // Package keys owns tollgate's gateway API keys: generating them, storing
-// only their SHA-256 hashes in SQLite, authenticating a presented secret, and
-// revoking. The secret is returned once, at creation, and never again.
+// only their SHA-256 hashes in the database (SQLite embedded, or PostgreSQL
+// shared by replicas), authenticating a presented secret, and revoking. The
+// secret is returned once, at creation, and never again.
 //
 // Every key is held in memory as well (write-through), so authenticating a
-// request is a hash and a map lookup and never touches the database; a
-// revocation removes the key from memory before it returns, so it takes
-// effect at once for every later request of this instance.
+// known key is a hash and a map lookup and never touches the database; a
+// revocation through this Store removes the key from memory before it
+// returns, so it takes effect at once for every later request of this
+// instance. Revoked keys stay in memory as revoked (revocation is final), so
+// presenting one costs no query either.
+//
+// # Replicas (PostgreSQL)
+//
+// On PostgreSQL several gateways share the api_keys table, and each keeps
+// its memory in step with the others' writes:
+//
+//   - A key created elsewhere authenticates here at once: a secret whose
+//     hash is not in memory is looked up in the database (one query on the
+//     unique secret_hash index; identical concurrent misses share it) before
+//     it is refused. Nothing negative is cached, so no delay hides a new key;
+//     the price is that each unknown secret costs that one indexed query.
+//     A database error during that lookup is returned as itself, not as
+//     ErrUnknown.
+//   - A key revoked elsewhere stops working here within the delivery time of
+//     a PostgreSQL notification (milliseconds), and in any case within
+//     Options.Resync (default 5 s) while the database answers. Create and
+//     Revoke send NOTIFY tollgate_keys with the key's id in the statement
+//     that writes the row, so the notification is delivered exactly when
+//     the write commits; a listener goroutine holding one connection of the
+//     pool (LISTEN) reloads that row. Notifications are lost while the
+//     listener is disconnected, so it reloads every key after each
+//     (re)connect, and a full reload every Resync is the backstop that
+//     bounds the delay whatever happens to the listener.
+//
+// LISTEN/NOTIFY rather than polling for changes: it needs no change cursor
+// in the schema (revoked_at comes from each replica's own clock, which may
+// be skewed, so "revoked since my last poll" would miss rows), it costs
+// nothing while nothing changes, and it makes revocation near-immediate;
+// the periodic full reload keeps the bound honest without relying on it.
+// The channel is database-wide: stores on other schemas of the same
+// database cause at most a reload that finds nothing.
+//
+// Revocation is final in memory: a reload that read a row before it was
+// revoked never brings a revoked key back.
+//
+// On SQLite (one process) there is no listener and no lookup on a miss:
+// the memory is the whole truth, as before.
+//
+// Get, List and Len answer from memory; on PostgreSQL they follow the
+// other replicas with the same delays.
 package keys
 
 import (
@@ -13,16 +56,22 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate/tollgate/internal/migrate"
 )
@@ -37,6 +86,19 @@ var (
 // SecretPrefix starts every gateway key, so leaked keys are recognisable by
 // secret scanners.
 const SecretPrefix = "tg-"
+
+// notifyChannel is the PostgreSQL channel carrying the id of every key
+// created or revoked.
+const notifyChannel = "tollgate_keys"
+
+// DefaultResync is the default interval of the full reload on PostgreSQL:
+// the bound on how long a key revoked by another replica may still
+// authenticate here when notifications are lost.
+const DefaultResync = 5 * time.Second
+
+// lookupTimeout bounds the database lookup of an unknown secret, which
+// has no caller context (Authenticate).
+const lookupTimeout = 2 * time.Second
 
 // Key is a gateway key's record. A *Key handed out is never modified: a
 // change replaces it.
@@ -77,64 +139,232 @@ type New struct {
 	AllowBYOK     bool
 }
 
+// Options configure OpenOptions. The zero value is valid.
+type Options struct {
+	Now  func() time.Time // nil: time.Now
+	Rand io.Reader        // nil: crypto/rand
+	// Resync is the interval of the full reload on PostgreSQL (the bound on
+	// a missed revocation); 0 means DefaultResync, negative disables it
+	// (tests). Unused on SQLite.
+	Resync time.Duration
+	// Logger receives the listener's connection errors; nil discards them.
+	Logger *slog.Logger
+
+	noListen bool // tests: no LISTEN, so only the resync propagates
+}
+
 // Store is the key store. Safe for concurrent use.
 type Store struct {
-	db   *sql.DB
-	now  func() time.Time
-	rand io.Reader
+	db     *sql.DB
+	now    func() time.Time
+	rand   io.Reader
+	shared bool // PostgreSQL: other replicas write the same table
+	log    *slog.Logger
+	q      queries
 
-	byHash sync.Map // [32]byte → *Key, active keys only: the authentication path
+	byHash sync.Map // [32]byte → *Key, revoked ones included: the authentication path
 
 	mu   sync.Mutex // serialises writers and guards byID
 	byID map[string]*Key
+
+	misses singleflight.Group // identical concurrent lookups of an unknown hash
+
+	stop context.CancelFunc // nil on SQLite
+	wg   sync.WaitGroup     // the listener and the resync loop
 }
 
-// Open migrates the schema (internal/migrate) and loads every key. now and rnd may be nil
-// (time.Now, crypto/rand).
-func Open(ctx context.Context, db *sql.DB, now func() time.Time, rnd io.Reader) (*Store, error) {
-	if now == nil {
-		now = time.Now
+// queries are the statements in the store's dialect.
+type queries struct {
+	all, byHash, byID, create, revoke string
+}
+
+const columns = `id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at, revoked_at`
+
+func queriesFor(d migrate.Dialect) queries {
+	q := queries{
+		all:    `SELECT ` + columns + ` FROM api_keys`,
+		byHash: `SELECT ` + columns + ` FROM api_keys WHERE secret_hash = ?`,
+		byID:   `SELECT ` + columns + ` FROM api_keys WHERE id = ?`,
+		create: `INSERT INTO api_keys (id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		// COALESCE: revoking twice (here or on two replicas) keeps the
+		// first time.
+		revoke: `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING secret_hash, revoked_at`,
 	}
-	if rnd == nil {
-		rnd = rand.Reader
+	if d != migrate.Postgres {
+		return q
+	}
+	// The notification is sent by the statement that writes, so it is
+	// delivered when (and only if) the write commits.
+	q.create = `WITH i AS (` + q.create + ` RETURNING id) SELECT pg_notify('` + notifyChannel + `', i.id) FROM i`
+	q.revoke = `WITH u AS (UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING id, secret_hash, revoked_at)
+		SELECT u.secret_hash, u.revoked_at FROM u, pg_notify('` + notifyChannel + `', u.id)`
+	for _, p := range []*string{&q.all, &q.byHash, &q.byID, &q.create, &q.revoke} {
+		*p = numbered(*p)
+	}
+	return q
+}
+
+// numbered turns ? placeholders into PostgreSQL's $1, $2, ... (the
+// statements here have no ? in literals).
+func numbered(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Open migrates the schema (internal/migrate) and loads every key. now and
+// rnd may be nil (time.Now, crypto/rand). See OpenOptions.
+func Open(ctx context.Context, db *sql.DB, now func() time.Time, rnd io.Reader) (*Store, error) {
+	return OpenOptions(ctx, db, Options{Now: now, Rand: rnd})
+}
+
+// OpenOptions migrates the schema (internal/migrate) and loads every key.
+// On PostgreSQL it also starts the listener and the resync loop, which
+// Close stops: the listener keeps one connection of db's pool for itself.
+func OpenOptions(ctx context.Context, db *sql.DB, o Options) (*Store, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Resync == 0 {
+		o.Resync = DefaultResync
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	d, err := migrate.DialectOf(db)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
 	}
 	if err := migrate.Up(ctx, db); err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	s := &Store{db: db, now: now, rand: rnd, byID: map[string]*Key{}}
-	rows, err := db.QueryContext(ctx, `SELECT id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at, revoked_at FROM api_keys`)
+	s := &Store{db: db, now: o.Now, rand: o.Rand, shared: d == migrate.Postgres, log: o.Logger, q: queriesFor(d), byID: map[string]*Key{}}
+	if err := s.resync(ctx); err != nil {
+		return nil, err
+	}
+	if s.shared {
+		bg, stop := context.WithCancel(context.Background())
+		s.stop = stop
+		if !o.noListen {
+			s.wg.Go(func() { s.listen(bg) })
+		}
+		if o.Resync > 0 {
+			s.wg.Go(func() { s.resyncEvery(bg, o.Resync) })
+		}
+	}
+	return s, nil
+}
+
+// Close stops the PostgreSQL listener and resync loop and waits for them
+// (nothing to do on SQLite). Close it before closing the database.
+func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stop()
+		s.wg.Wait()
+	}
+	return nil
+}
+
+// scanner is a row of *sql.Rows or *sql.Row.
+type scanner interface{ Scan(dest ...any) error }
+
+// scanKey reads one row of columns.
+func scanKey(r scanner) (*Key, [sha256.Size]byte, error) {
+	var (
+		k                 Key
+		hash              []byte
+		allowed, metadata string
+		created           int64
+		revoked           sql.NullInt64
+		h                 [sha256.Size]byte
+	)
+	if err := r.Scan(&k.ID, &hash, &k.Name, &k.Hint, &allowed, &metadata, &k.AllowBYOK, &created, &revoked); err != nil {
+		return nil, h, err
+	}
+	if err := json.Unmarshal([]byte(allowed), &k.AllowedModels); err != nil {
+		return nil, h, fmt.Errorf("key %s: allowed models: %w", k.ID, err)
+	}
+	if err := json.Unmarshal([]byte(metadata), &k.Metadata); err != nil {
+		return nil, h, fmt.Errorf("key %s: metadata: %w", k.ID, err)
+	}
+	k.CreatedAt = time.UnixMilli(created).UTC()
+	if revoked.Valid {
+		t := time.UnixMilli(revoked.Int64).UTC()
+		k.RevokedAt = &t
+	}
+	if len(hash) != sha256.Size {
+		return nil, h, fmt.Errorf("key %s: secret hash of %d bytes", k.ID, len(hash))
+	}
+	return &k, [sha256.Size]byte(hash), nil
+}
+
+// apply merges a key read from the database into memory and returns the
+// key now in effect. Revocation is final: a row read before its key was
+// revoked never replaces the revoked record. Callers hold s.mu.
+func (s *Store) apply(k *Key, hash [sha256.Size]byte) *Key {
+	old, ok := s.byID[k.ID]
+	if ok && (old.RevokedAt != nil || k.RevokedAt == nil) {
+		return old // as revoked or as active as the row: keep the pointer handed out
+	}
+	s.byID[k.ID] = k
+	s.byHash.Store(hash, k)
+	return k
+}
+
+// resync reads every key and merges it into memory.
+func (s *Store) resync(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, s.q.all)
 	if err != nil {
-		return nil, fmt.Errorf("keys: load: %w", err)
+		return fmt.Errorf("keys: load: %w", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var (
-			k                 Key
-			hash              []byte
-			allowed, metadata string
-			created           int64
-			revoked           sql.NullInt64
-		)
-		if err := rows.Scan(&k.ID, &hash, &k.Name, &k.Hint, &allowed, &metadata, &k.AllowBYOK, &created, &revoked); err != nil {
-			return nil, fmt.Errorf("keys: load: %w", err)
-		}
-		if err := json.Unmarshal([]byte(allowed), &k.AllowedModels); err != nil {
-			return nil, fmt.Errorf("keys: load %s: allowed models: %w", k.ID, err)
-		}
-		if err := json.Unmarshal([]byte(metadata), &k.Metadata); err != nil {
-			return nil, fmt.Errorf("keys: load %s: metadata: %w", k.ID, err)
-		}
-		k.CreatedAt = time.UnixMilli(created).UTC()
-		if revoked.Valid {
-			t := time.UnixMilli(revoked.Int64).UTC()
-			k.RevokedAt = &t
-		}
-		s.byID[k.ID] = &k
-		if k.RevokedAt == nil && len(hash) == sha256.Size {
-			s.byHash.Store([sha256.Size]byte(hash), &k)
-		}
+	type row struct {
+		k *Key
+		h [sha256.Size]byte
 	}
-	return s, rows.Err()
+	var read []row
+	for rows.Next() {
+		k, h, err := scanKey(rows)
+		if err != nil {
+			return fmt.Errorf("keys: load: %w", err)
+		}
+		read = append(read, row{k, h})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("keys: load: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range read {
+		s.apply(r.k, r.h)
+	}
+	return nil
+}
+
+// reload reads one key by id into memory; an id this database does not
+// hold (another schema's notification) is ignored.
+func (s *Store) reload(ctx context.Context, id string) (*Key, error) {
+	k, h, err := scanKey(s.db.QueryRowContext(ctx, s.q.byID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: reload %s: %w", id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apply(k, h), nil
 }
 
 // Create makes a key and returns it with its secret, which is not stored
@@ -167,7 +397,7 @@ func (s *Store) Create(ctx context.Context, n New) (*Key, string, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := s.db.ExecContext(ctx, s.q.create,
 		k.ID, hash[:], k.Name, k.Hint, string(allowed), string(metadata), k.AllowBYOK, k.CreatedAt.UnixMilli()); err != nil {
 		return nil, "", fmt.Errorf("keys: create: %w", err)
 	}
@@ -176,15 +406,50 @@ func (s *Store) Create(ctx context.Context, n New) (*Key, string, error) {
 	return k, secret, nil
 }
 
-// Authenticate returns the active key whose secret this is.
+// Authenticate returns the active key whose secret this is. On PostgreSQL
+// a secret not in memory is looked up in the database first (a key created
+// by another replica); an error of that lookup is returned as it is.
 func (s *Store) Authenticate(secret string) (*Key, error) {
 	if !strings.HasPrefix(secret, SecretPrefix) {
 		return nil, ErrUnknown
 	}
-	if k, ok := s.byHash.Load(sha256.Sum256([]byte(secret))); ok {
-		return k.(*Key), nil
+	h := sha256.Sum256([]byte(secret))
+	if v, ok := s.byHash.Load(h); ok {
+		if k := v.(*Key); k.RevokedAt == nil {
+			return k, nil
+		}
+		return nil, ErrUnknown
 	}
-	return nil, ErrUnknown
+	if !s.shared {
+		return nil, ErrUnknown
+	}
+	v, err, _ := s.misses.Do(string(h[:]), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+		defer cancel()
+		return s.lookup(ctx, h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Key), nil
+}
+
+// lookup reads the key of hash from the database into memory.
+func (s *Store) lookup(ctx context.Context, hash [sha256.Size]byte) (*Key, error) {
+	k, h, err := scanKey(s.db.QueryRowContext(ctx, s.q.byHash, hash[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrUnknown
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: look up: %w", err)
+	}
+	s.mu.Lock()
+	k = s.apply(k, h)
+	s.mu.Unlock()
+	if k.RevokedAt != nil {
+		return nil, ErrUnknown
+	}
+	return k, nil
 }
 
 // Get returns a key by id, revoked or not.
@@ -219,8 +484,21 @@ func (s *Store) Len() int {
 	return len(s.byID)
 }
 
-// Revoke disables a key at once. Revoking a revoked key is not an error.
+// Revoke disables a key at once (on PostgreSQL: here at once, on the other
+// replicas within the bound of the package doc). Revoking a revoked key is
+// not an error.
 func (s *Store) Revoke(ctx context.Context, id string) (*Key, error) {
+	if s.shared {
+		// A key another replica created may not have reached memory yet.
+		s.mu.Lock()
+		_, ok := s.byID[id]
+		s.mu.Unlock()
+		if !ok {
+			if _, err := s.reload(ctx, id); err != nil {
+				return nil, err
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.byID[id]
@@ -230,16 +508,107 @@ func (s *Store) Revoke(ctx context.Context, id string) (*Key, error) {
 	if old.RevokedAt != nil {
 		return old, nil
 	}
-	now := s.now().UTC().Truncate(time.Millisecond)
-	var hash []byte
-	if err := s.db.QueryRowContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? RETURNING secret_hash`, now.UnixMilli(), id).Scan(&hash); err != nil {
+	var (
+		hash    []byte
+		revoked int64
+	)
+	if err := s.db.QueryRowContext(ctx, s.q.revoke, s.now().UTC().Truncate(time.Millisecond).UnixMilli(), id).Scan(&hash, &revoked); err != nil {
 		return nil, fmt.Errorf("keys: revoke: %w", err)
 	}
-	k := *old
-	k.RevokedAt = &now
-	s.byID[id] = &k
-	if len(hash) == sha256.Size {
-		s.byHash.Delete([sha256.Size]byte(hash))
+	if len(hash) != sha256.Size {
+		return nil, fmt.Errorf("keys: revoke %s: secret hash of %d bytes", id, len(hash))
 	}
-	return &k, nil
+	k := *old
+	at := time.UnixMilli(revoked).UTC()
+	k.RevokedAt = &at
+	return s.apply(&k, [sha256.Size]byte(hash)), nil
+}
+
+// resyncEvery reloads every key every interval until ctx ends: the bound
+// on a revocation whose notification was lost.
+func (s *Store) resyncEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.resync(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("keys: resync failed", "err", err)
+		}
+	}
+}
+
+// listen keeps a LISTEN connection until ctx ends, reconnecting with
+// backoff (100 ms doubling to 5 s) after a failure.
+func (s *Store) listen(ctx context.Context) {
+	const maxBackoff = 5 * time.Second
+	backoff := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		err := s.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("keys: listener disconnected, reconnecting", "err", err, "after", backoff)
+		if time.Since(started) > maxBackoff {
+			backoff = 100 * time.Millisecond // it had been working: retry soon
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// listenOnce listens on one connection of the pool, reloads every key
+// (the notifications sent before LISTEN are lost), then reloads the key of
+// each notification until the connection fails or ctx ends.
+func (s *Store) listenOnce(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	bad := false
+	defer func() {
+		if bad {
+			// Listening or mid-wait: database/sql must close it, not pool it.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+	}()
+	if _, err := conn.ExecContext(ctx, `LISTEN `+notifyChannel); err != nil {
+		bad = true
+		return err
+	}
+	bad = true // from here the session is subscribed
+	if err := s.resync(ctx); err != nil {
+		return err
+	}
+	for {
+		var id string
+		err := conn.Raw(func(dc any) error {
+			c, ok := dc.(*stdlib.Conn)
+			if !ok {
+				return fmt.Errorf("keys: listen: driver connection %T is not pgx's", dc)
+			}
+			n, err := c.Conn().WaitForNotification(ctx)
+			if err != nil {
+				return err
+			}
+			id = n.Payload
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := s.reload(ctx, id); err != nil && ctx.Err() == nil {
+			// The resync bounds what this misses; the connection is fine.
+			s.log.Warn("keys: reload after notification failed", "key_id", id, "err", err)
+		}
+	}
 }
