@@ -283,6 +283,16 @@ func (s *server) authenticate(c *gin.Context) {
 		return
 	}
 	k, err := s.Keys.Authenticate(secret)
+	if err != nil && !errors.Is(err, keys.ErrUnknown) && !errors.Is(err, keys.ErrRevoked) {
+		// The key store could not be asked (a shared database down): not
+		// the caller's fault, and nothing of the error (which may name the
+		// database) is shown.
+		s.Logger.Error("authenticate: the key store failed", "err", err)
+		writeError(c, &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeServer, Code: "key_store_unavailable",
+			Message: "The gateway cannot check API keys right now; retry shortly."})
+		c.Abort()
+		return
+	}
 	if err != nil {
 		c.Header(headerAuthenticate, `Bearer realm="tollgate"`)
 		// Nothing of the secret is echoed, not even a part: it may be
