@@ -1,0 +1,512 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// SharedAccounts is Accounts' reserve / settle / release with the period
+// counters and the reservations in PostgreSQL, so that replicas share
+// keys' budgets exactly. Its semantics are Accounts': periods aligned to
+// Location (Period.Window), a request charged to the periods containing
+// its admission time At, Reserve all or nothing across the key's limits
+// with the same 402 (*Exhausted, ErrExhausted), idempotent per request id,
+// saturating arithmetic. Policies stay where they are (a PolicySource,
+// e.g. the in-process *Accounts loading budget_policies); alerts and the
+// ledger rows are the caller's.
+//
+// # Tables (migration 0007)
+//
+// budget_counters has a row per (key_id, period, period_start) holding
+// spent and reserved, for every period (limited or not, as Accounts keeps
+// counters of every period so that a limit added later starts from the
+// right spend). A row per period, not per key, because a request settles
+// into the periods of its admission, which after a rollover are not the
+// current ones: old rows are simply not read again. budget_reservations
+// has a row per request id (its primary key: idempotency is the
+// constraint) with the amount, admitted_at, lease_expires_at and a state,
+// held → settled | released | expired. Request ids are therefore unique
+// across keys here (the gateway's are), where Accounts keeps them per key;
+// settled ids are remembered until the rows are pruned, which nothing does
+// yet (Accounts remembers each key's last 4096 to 8192).
+//
+// # Why it is exact
+//
+// Reserve is one transaction around one statement: it inserts the
+// reservation (ON CONFLICT on request_id reactivates a released or expired
+// one and otherwise does nothing, so a held or settled id touches no
+// counter), then upserts the key's counter rows with the condition
+// spent + reserved + amount <= limit evaluated on the row under its row
+// lock (INSERT ... ON CONFLICT DO UPDATE ... WHERE): under any interleaving
+// of replicas, each counter row sees reservations one after the other. If
+// a limited period refused, the transaction is rolled back, so nothing is
+// held anywhere. Settle and Release are one statement each: they lock the
+// reservation row, move it out of held, and adjust the counters of the
+// periods containing its admission time; a second settle finds it settled
+// and does nothing.
+//
+// Row locks are always taken in one order, so no two of these
+// transactions deadlock: the reservation row first (only Reserve, Settle
+// and Release wait for one, holding nothing), then counter rows sorted by
+// (key_id, period, period_start).
+//
+// # Leases
+//
+// A replica that dies holding reservations leaves them held. Each has a
+// lease, admitted_at + Lease (default 10 minutes: longer than any request
+// may take, since the gateway bounds attempts and total time well below
+// it; set it above your longest stream). ReleaseExpired, which every
+// replica may run periodically and concurrently (FOR UPDATE SKIP LOCKED
+// in batches: two runners never wait on or double-release the same row),
+// moves expired held reservations to expired and returns their amount to
+// the counters. A settle that arrives after its lease expired (a replica
+// that was only slow) still charges its cost to spent, since the money
+// was spent; the reserved amount was already returned by the expiry, so
+// it is not subtracted again and counters never go below zero (they are
+// also clamped at zero). An expired id may reserve again, like a released
+// one.
+//
+// Times are Options.Now's (the replica's clock), stored as unix
+// milliseconds; replicas' clocks must agree to well within a lease.
+type SharedAccounts struct {
+	pool     *pgxpool.Pool
+	policies PolicySource
+	loc      *time.Location
+	now      func() time.Time
+	lease    time.Duration
+	batch    int
+}
+
+// PolicySource gives each key's policy; *Accounts is one.
+type PolicySource interface {
+	Policy(keyID string) (Policy, bool)
+}
+
+var _ PolicySource = (*Accounts)(nil)
+
+// SharedOptions configures a SharedAccounts.
+type SharedOptions struct {
+	// Location is the calendar periods are aligned to (default UTC).
+	Location *time.Location
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Lease is how long a reservation is held before ReleaseExpired may
+	// release it (default DefaultLease).
+	Lease time.Duration
+	// ExpireBatch is how many reservations ReleaseExpired releases per
+	// transaction (default 500).
+	ExpireBatch int
+}
+
+// DefaultLease is a reservation's lease when SharedOptions.Lease is zero.
+const DefaultLease = 10 * time.Minute
+
+// NewSharedAccounts returns the accounts kept in pool's database, which
+// must be migrated (internal/migrate, version 0007).
+func NewSharedAccounts(pool *pgxpool.Pool, policies PolicySource, o SharedOptions) *SharedAccounts {
+	if o.Location == nil {
+		o.Location = time.UTC
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.ExpireBatch <= 0 {
+		o.ExpireBatch = 500
+	}
+	return &SharedAccounts{pool: pool, policies: policies, loc: o.Location, now: o.Now, lease: o.Lease, batch: o.ExpireBatch}
+}
+
+// windows are the periods containing one instant, sorted by name: the
+// order counter rows are locked in.
+type windows struct {
+	names        [len(periods)]string
+	starts, ends [len(periods)]int64
+	at           [len(periods)]Period
+}
+
+// sortedPeriods is periods sorted by name.
+var sortedPeriods = func() [len(periods)]Period {
+	p := periods
+	slices.Sort(p[:])
+	return p
+}()
+
+func (s *SharedAccounts) windowsAt(t time.Time) windows {
+	var w windows
+	for i, p := range sortedPeriods {
+		w.at[i], w.names[i] = p, string(p)
+		if p == Total {
+			continue
+		}
+		start, end := p.Window(t, s.loc)
+		w.starts[i], w.ends[i] = start.UnixMilli(), end.UnixMilli()
+	}
+	return w
+}
+
+// noLimit marks an unlimited period in the limits array.
+const noLimit = -1
+
+const sharedReserve = `WITH res AS (
+	INSERT INTO budget_reservations AS r (request_id, key_id, amount, admitted_at, lease_expires_at, state)
+	VALUES ($1, $2, $3, $4, $5, 'held')
+	ON CONFLICT (request_id) DO UPDATE SET key_id = excluded.key_id, amount = excluded.amount,
+		admitted_at = excluded.admitted_at, lease_expires_at = excluded.lease_expires_at,
+		state = 'held', cost = NULL, settled_at = NULL
+	WHERE r.state IN ('released', 'expired')
+	RETURNING 1
+), cnt AS (
+	INSERT INTO budget_counters AS k (key_id, period, period_start, period_end, reserved)
+	SELECT $2, p.period, p.start, p.stop, $3
+	FROM unnest($6::text[], $7::bigint[], $8::bigint[], $9::bigint[]) AS p (period, start, stop, lim)
+	WHERE EXISTS (SELECT 1 FROM res) AND (p.lim < 0 OR $3 <= p.lim)
+	ORDER BY p.period
+	ON CONFLICT (key_id, period, period_start) DO UPDATE
+	SET reserved = LEAST(k.reserved::numeric + excluded.reserved, 9223372036854775807)::bigint
+	WHERE ($9::bigint[])[array_position($6::text[], k.period)] < 0
+		OR k.spent::numeric + k.reserved + excluded.reserved <= ($9::bigint[])[array_position($6::text[], k.period)]
+	RETURNING k.period
+)
+SELECT (SELECT count(*) FROM res), (SELECT coalesce(array_agg(period), '{}') FROM cnt)`
+
+// Reserve holds amount against every limit of the key, atomically across
+// replicas; see Accounts.Reserve for the semantics and the error.
+func (s *SharedAccounts) Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
+	if amount < 0 {
+		return Reservation{}, fmt.Errorf("budget: negative reservation %d", amount)
+	}
+	now := time.UnixMilli(s.now().UnixMilli()) // the stored precision
+	policy, _ := s.policies.Policy(keyID)
+	w := s.windowsAt(now)
+	var limits [len(periods)]int64
+	limited := 0
+	for i, p := range w.at {
+		limits[i] = noLimit
+		if lim, ok := policy.Limit(p); ok {
+			limits[i] = int64(lim.Amount)
+			limited++
+		}
+	}
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	var inserted int64
+	var ok []string
+	err = tx.QueryRow(ctx, sharedReserve, requestID, keyID, int64(amount), now.UnixMilli(), now.Add(s.lease).UnixMilli(),
+		w.names[:], w.starts[:], w.ends[:], limits[:]).Scan(&inserted, &ok)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
+	}
+	if inserted == 0 { // the id holds a reservation or was settled
+		if err := tx.Commit(ctx); err != nil {
+			return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
+		}
+		return s.existing(ctx, requestID)
+	}
+	if len(ok) == len(periods) {
+		if err := tx.Commit(ctx); err != nil {
+			return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
+		}
+		return Reservation{KeyID: keyID, RequestID: requestID, Amount: amount, At: now}, nil
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
+	}
+	return Reservation{}, s.exhausted(ctx, keyID, amount, policy, w, ok, now)
+}
+
+// existing is the reservation a request id already has: held, or settled
+// (ErrSettled). A row that is neither (released or expired again since
+// the insert) is a race with the id's own release: ask again.
+func (s *SharedAccounts) existing(ctx context.Context, requestID string) (Reservation, error) {
+	var r Reservation
+	var amount, at int64
+	var state string
+	err := s.pool.QueryRow(ctx, `SELECT key_id, amount, admitted_at, state FROM budget_reservations WHERE request_id = $1`,
+		requestID).Scan(&r.KeyID, &amount, &at, &state)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
+	}
+	switch state {
+	case "held":
+		r.RequestID, r.Amount, r.At = requestID, llm.Micros(amount), time.UnixMilli(at)
+		return r, nil
+	case "settled":
+		return Reservation{}, fmt.Errorf("budget: %s: %w", requestID, ErrSettled)
+	}
+	return Reservation{}, fmt.Errorf("budget: reserve %s: its reservation was %s meanwhile: %w", requestID, state, ErrNoReservation)
+}
+
+// exhausted builds the 402 of a refused reservation from the counters as
+// they are now: the periods in ok had room, the other limited ones did not.
+func (s *SharedAccounts) exhausted(ctx context.Context, keyID string, amount llm.Micros, policy Policy, w windows, ok []string, now time.Time) error {
+	cs, err := s.counters(ctx, keyID, w)
+	if err != nil {
+		return err
+	}
+	ex := &Exhausted{KeyID: keyID, Requested: amount}
+	for _, lim := range policy.Limits {
+		i := slices.Index(sortedPeriods[:], lim.Period)
+		if i < 0 || slices.Contains(ok, string(lim.Period)) {
+			continue
+		}
+		ex.Limits = append(ex.Limits, statusOf(lim, &cs[i]))
+	}
+	if len(ex.Limits) == 0 { // cannot happen: a refusal names a period
+		return fmt.Errorf("budget: reserve: refused without a refusing period")
+	}
+	ex.Remaining, _ = remainingOf(policy, w, cs)
+	return ex.httpError(now)
+}
+
+// counters reads the key's counters of the periods in w (zero where no
+// row exists yet), indexed like w.
+func (s *SharedAccounts) counters(ctx context.Context, keyID string, w windows) ([len(periods)]counter, error) {
+	var cs [len(periods)]counter
+	for i, p := range w.at {
+		if p != Total {
+			cs[i].start, cs[i].end = time.UnixMilli(w.starts[i]), time.UnixMilli(w.ends[i])
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT k.period, k.spent, k.reserved FROM budget_counters k
+		JOIN unnest($2::text[], $3::bigint[]) AS p (period, start) ON k.period = p.period AND k.period_start = p.start
+		WHERE k.key_id = $1`, keyID, w.names[:], w.starts[:])
+	if err != nil {
+		return cs, fmt.Errorf("budget: read counters: %w", err)
+	}
+	var period string
+	var spent, reserved int64
+	_, err = pgx.ForEachRow(rows, []any{&period, &spent, &reserved}, func() error {
+		if i := slices.Index(w.names[:], period); i >= 0 {
+			cs[i].spent, cs[i].reserved = llm.Micros(spent), llm.Micros(reserved)
+		}
+		return nil
+	})
+	if err != nil {
+		return cs, fmt.Errorf("budget: read counters: %w", err)
+	}
+	return cs, nil
+}
+
+// remainingOf is the smallest room across the policy's limits.
+func remainingOf(policy Policy, w windows, cs [len(periods)]counter) (llm.Micros, bool) {
+	var least llm.Micros
+	limited := false
+	for _, lim := range policy.Limits {
+		i := slices.Index(w.at[:], lim.Period)
+		if i < 0 {
+			continue
+		}
+		if r := cs[i].room(lim.Amount); !limited || r < least {
+			least, limited = r, true
+		}
+	}
+	return least, limited
+}
+
+// Fits reports whether a reservation of amount would succeed now, holding
+// nothing (the downgrade path; see Accounts.Fits).
+func (s *SharedAccounts) Fits(ctx context.Context, keyID string, amount llm.Micros) (bool, error) {
+	policy, _ := s.policies.Policy(keyID)
+	if len(policy.Limits) == 0 {
+		return true, nil
+	}
+	w := s.windowsAt(s.now())
+	cs, err := s.counters(ctx, keyID, w)
+	if err != nil {
+		return false, err
+	}
+	for _, lim := range policy.Limits {
+		i := slices.Index(w.at[:], lim.Period)
+		if i >= 0 && addSat(cs[i].used(), amount) > lim.Amount {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Remaining is the most a request of the key could reserve now; limited
+// is false when the key has no limit.
+func (s *SharedAccounts) Remaining(ctx context.Context, keyID string) (remaining llm.Micros, limited bool, err error) {
+	policy, _ := s.policies.Policy(keyID)
+	if len(policy.Limits) == 0 {
+		return 0, false, nil
+	}
+	w := s.windowsAt(s.now())
+	cs, err := s.counters(ctx, keyID, w)
+	if err != nil {
+		return 0, false, err
+	}
+	remaining, limited = remainingOf(policy, w, cs)
+	return remaining, limited, nil
+}
+
+// sharedSettle: lock the reservation; held or expired → settled; lock the
+// counter rows of its periods in order; reserved -= amount (when it was
+// still held), spent += cost, saturating. It returns the state found.
+const sharedSettle = `WITH o AS (
+	SELECT request_id, state, amount FROM budget_reservations
+	WHERE request_id = $1 AND key_id = $2 AND admitted_at = $3 FOR UPDATE
+), r AS (
+	UPDATE budget_reservations b SET state = 'settled', cost = $4, settled_at = $5
+	FROM o WHERE b.request_id = o.request_id AND o.state IN ('held', 'expired')
+	RETURNING o.state AS old, o.amount
+), l AS (
+	SELECT k.period, k.period_start FROM budget_counters k
+	JOIN unnest($6::text[], $7::bigint[]) AS p (period, start) ON k.period = p.period AND k.period_start = p.start
+	WHERE k.key_id = $2 AND EXISTS (SELECT 1 FROM r)
+	ORDER BY k.period, k.period_start FOR UPDATE OF k
+), c AS (
+	UPDATE budget_counters k SET
+		reserved = CASE WHEN r.old = 'held' THEN GREATEST(k.reserved - r.amount, 0) ELSE k.reserved END,
+		spent = GREATEST(LEAST(k.spent::numeric + $4, 9223372036854775807), -9223372036854775808)::bigint
+	FROM r, l WHERE k.key_id = $2 AND k.period = l.period AND k.period_start = l.period_start
+	RETURNING 1
+)
+SELECT coalesce((SELECT state FROM o), ''), (SELECT count(*) FROM c)`
+
+// Settle charges the request's actual cost to the periods containing r.At
+// and drops its reservation, in one statement; see Accounts.Settle.
+// Settling twice is a no-op returning nil; a request that holds no
+// reservation (never reserved, or released) is ErrNoReservation. A settle
+// after the lease expired charges the cost all the same. The ledger row
+// is the caller's to write.
+func (s *SharedAccounts) Settle(ctx context.Context, r Reservation, cost llm.Micros) error {
+	w := s.windowsAt(r.At)
+	var state string
+	var n int64
+	err := s.pool.QueryRow(ctx, sharedSettle, r.RequestID, r.KeyID, r.At.UnixMilli(), int64(cost), s.now().UnixMilli(),
+		w.names[:], w.starts[:]).Scan(&state, &n)
+	if err != nil {
+		return fmt.Errorf("budget: settle %s: %w", r.RequestID, err)
+	}
+	switch state {
+	case "held", "expired", "settled":
+		return nil
+	}
+	return fmt.Errorf("budget: settle %s: %w", r.RequestID, ErrNoReservation)
+}
+
+const sharedRelease = `WITH o AS (
+	SELECT request_id, state, amount FROM budget_reservations
+	WHERE request_id = $1 AND key_id = $2 AND admitted_at = $3 FOR UPDATE
+), r AS (
+	UPDATE budget_reservations b SET state = 'released'
+	FROM o WHERE b.request_id = o.request_id AND o.state = 'held'
+	RETURNING o.amount
+), l AS (
+	SELECT k.period, k.period_start FROM budget_counters k
+	JOIN unnest($4::text[], $5::bigint[]) AS p (period, start) ON k.period = p.period AND k.period_start = p.start
+	WHERE k.key_id = $2 AND EXISTS (SELECT 1 FROM r)
+	ORDER BY k.period, k.period_start FOR UPDATE OF k
+)
+UPDATE budget_counters k SET reserved = GREATEST(k.reserved - r.amount, 0)
+FROM r, l WHERE k.key_id = $2 AND k.period = l.period AND k.period_start = l.period_start`
+
+// Release drops the request's reservation; the id may reserve again.
+// Releasing twice, a settled or an expired request does nothing.
+func (s *SharedAccounts) Release(ctx context.Context, r Reservation) error {
+	w := s.windowsAt(r.At)
+	if _, err := s.pool.Exec(ctx, sharedRelease, r.RequestID, r.KeyID, r.At.UnixMilli(), w.names[:], w.starts[:]); err != nil {
+		return fmt.Errorf("budget: release %s: %w", r.RequestID, err)
+	}
+	return nil
+}
+
+const sharedExpire = `WITH x AS (
+	SELECT request_id FROM budget_reservations
+	WHERE state = 'held' AND lease_expires_at <= $1
+	ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+UPDATE budget_reservations b SET state = 'expired' FROM x WHERE b.request_id = x.request_id
+RETURNING b.key_id, b.amount, b.admitted_at`
+
+const sharedUnreserve = `WITH p AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS p (key_id, period, start, amount)
+), l AS (
+	SELECT k.key_id, k.period, k.period_start, p.amount FROM budget_counters k
+	JOIN p ON k.key_id = p.key_id AND k.period = p.period AND k.period_start = p.start
+	ORDER BY k.key_id, k.period, k.period_start FOR UPDATE OF k
+)
+UPDATE budget_counters k SET reserved = GREATEST(k.reserved::numeric - l.amount, 0)::bigint
+FROM l WHERE k.key_id = l.key_id AND k.period = l.period AND k.period_start = l.period_start`
+
+// ReleaseExpired releases the held reservations whose lease has expired
+// (their replica is presumed dead) and returns how many it released. Every
+// replica may run it, concurrently: each batch locks the rows it takes
+// with SKIP LOCKED, so runners share the work and a reservation being
+// settled or released right now is left to that.
+func (s *SharedAccounts) ReleaseExpired(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := s.expireBatch(ctx)
+		total += n
+		if err != nil || n < s.batch {
+			return total, err
+		}
+	}
+}
+
+type counterKey struct {
+	key    string
+	period string
+	start  int64
+}
+
+func (s *SharedAccounts) expireBatch(ctx context.Context) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("budget: release expired: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	rows, err := tx.Query(ctx, sharedExpire, s.now().UnixMilli(), s.batch)
+	if err != nil {
+		return 0, fmt.Errorf("budget: release expired: %w", err)
+	}
+	sums := map[counterKey]llm.Micros{}
+	var key string
+	var amount, at int64
+	n := 0
+	_, err = pgx.ForEachRow(rows, []any{&key, &amount, &at}, func() error {
+		n++
+		w := s.windowsAt(time.UnixMilli(at))
+		for i := range w.names {
+			k := counterKey{key, w.names[i], w.starts[i]}
+			sums[k] = addSat(sums[k], llm.Micros(amount))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("budget: release expired: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	keys := make([]string, 0, len(sums))
+	names := make([]string, 0, len(sums))
+	starts := make([]int64, 0, len(sums))
+	amounts := make([]int64, 0, len(sums))
+	for k, a := range sums {
+		keys, names, starts, amounts = append(keys, k.key), append(names, k.period), append(starts, k.start), append(amounts, int64(a))
+	}
+	if _, err := tx.Exec(ctx, sharedUnreserve, keys, names, starts, amounts); err != nil {
+		return 0, fmt.Errorf("budget: release expired: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("budget: release expired: %w", err)
+	}
+	return n, nil
+}
