@@ -2,11 +2,14 @@ package budget
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -39,16 +42,17 @@ import (
 //
 // # Why it is exact
 //
-// Reserve is one transaction around one statement: it inserts the
-// reservation (ON CONFLICT on request_id reactivates a released or expired
-// one and otherwise does nothing, so a held or settled id touches no
-// counter), then upserts the key's counter rows with the condition
-// spent + reserved + amount <= limit evaluated on the row under its row
-// lock (INSERT ... ON CONFLICT DO UPDATE ... WHERE): under any interleaving
-// of replicas, each counter row sees reservations one after the other. If
-// a limited period refused, the transaction is rolled back, so nothing is
-// held anywhere. Settle and Release are one statement each: they lock the
-// reservation row, move it out of held, and adjust the counters of the
+// Reserve is one statement (one round trip, atomic as any statement): it
+// inserts the reservation (ON CONFLICT on request_id reactivates a
+// released or expired one and otherwise does nothing, so a held or settled
+// id touches no counter), then upserts the key's counter rows with the
+// condition spent + reserved + amount <= limit evaluated on the row under
+// its row lock (INSERT ... ON CONFLICT DO UPDATE ... WHERE): under any
+// interleaving of replicas, each counter row sees reservations one after
+// the other. If a limited period refused, the statement raises
+// (budget_refuse, SQLSTATE TG402), which rolls all of it back, so nothing
+// is held anywhere. Settle and Release are one statement each: they lock
+// the reservation row, move it out of held, and adjust the counters of the
 // periods containing its admission time; a second settle finds it settled
 // and does nothing.
 //
@@ -73,6 +77,24 @@ import (
 // also clamped at zero). An expired id may reserve again, like a released
 // one.
 //
+// # Durability
+//
+// Settle is the durable point: it returns once its commit is flushed to
+// PostgreSQL's WAL (synchronous_commit on). Reserve commits with
+// synchronous_commit off unless SharedOptions.SyncReserve: on this
+// machine the WAL flush (fdatasync, ~1.3 ms) is what bounds throughput,
+// and flushing only settles doubles it. Visibility and atomicity are
+// unchanged (other replicas see a reservation as soon as it commits); what
+// an asynchronous commit risks is a crash of PostgreSQL itself (not of a
+// replica) forgetting the reserves of its last moments (at most three
+// wal_writer_delay, 600 ms by default) that no later settle flushed (a
+// flush writes all the WAL before it). Such a reservation vanishes with
+// its counter increment, consistently; the request's Settle then gets
+// ErrNoReservation and the caller charges the cost with Record, and
+// requests admitted in that moment may overrun a limit by what those
+// in-flight reservations held, much as the in-process Accounts forgets
+// reservations when its process dies.
+//
 // Times are Options.Now's (the replica's clock), stored as unix
 // milliseconds; replicas' clocks must agree to well within a lease.
 type SharedAccounts struct {
@@ -82,6 +104,9 @@ type SharedAccounts struct {
 	now      func() time.Time
 	lease    time.Duration
 	batch    int
+	// reserveCommit is Reserve's synchronous_commit: "off" unless
+	// SharedOptions.SyncReserve.
+	reserveCommit string
 }
 
 // PolicySource gives each key's policy; *Accounts is one.
@@ -100,6 +125,9 @@ type SharedOptions struct {
 	// Lease is how long a reservation is held before ReleaseExpired may
 	// release it (default DefaultLease).
 	Lease time.Duration
+	// SyncReserve makes Reserve wait for its commit to be flushed to
+	// PostgreSQL's WAL, as Settle always does; see "Durability".
+	SyncReserve bool
 	// ExpireBatch is how many reservations ReleaseExpired releases per
 	// transaction (default 500).
 	ExpireBatch int
@@ -123,7 +151,12 @@ func NewSharedAccounts(pool *pgxpool.Pool, policies PolicySource, o SharedOption
 	if o.ExpireBatch <= 0 {
 		o.ExpireBatch = 500
 	}
-	return &SharedAccounts{pool: pool, policies: policies, loc: o.Location, now: o.Now, lease: o.Lease, batch: o.ExpireBatch}
+	s := &SharedAccounts{pool: pool, policies: policies, loc: o.Location, now: o.Now, lease: o.Lease, batch: o.ExpireBatch,
+		reserveCommit: "off"}
+	if o.SyncReserve {
+		s.reserveCommit = "on"
+	}
+	return s
 }
 
 // windows are the periods containing one instant, sorted by name: the
@@ -157,6 +190,11 @@ func (s *SharedAccounts) windowsAt(t time.Time) windows {
 // noLimit marks an unlimited period in the limits array.
 const noLimit = -1
 
+// sharedReserve inserts the reservation (reactivating a released or
+// expired one), then, only if it did, upserts the key's counters in period
+// order, each under the condition that the limit has room; a refusal
+// raises (budget_refuse), which rolls the whole statement back. $10 is the
+// transaction's synchronous_commit.
 const sharedReserve = `WITH res AS (
 	INSERT INTO budget_reservations AS r (request_id, key_id, amount, admitted_at, lease_expires_at, state)
 	VALUES ($1, $2, $3, $4, $5, 'held')
@@ -177,7 +215,13 @@ const sharedReserve = `WITH res AS (
 		OR k.spent::numeric + k.reserved + excluded.reserved <= ($9::bigint[])[array_position($6::text[], k.period)]
 	RETURNING k.period
 )
-SELECT (SELECT count(*) FROM res), (SELECT coalesce(array_agg(period), '{}') FROM cnt)`
+SELECT r.n, CASE WHEN r.n > 0 AND c.n < cardinality($6::text[]) THEN budget_refuse(c.ok) ELSE c.n END
+FROM (SELECT count(*) AS n FROM res) r,
+	(SELECT count(*) AS n, coalesce(array_agg(period), '{}') AS ok FROM cnt) c,
+	(SELECT set_config('synchronous_commit', $10, true)) s`
+
+// refusedCode is the SQLSTATE budget_refuse raises.
+const refusedCode = "TG402"
 
 // Reserve holds amount against every limit of the key, atomically across
 // replicas; see Accounts.Reserve for the semantics and the error.
@@ -189,43 +233,25 @@ func (s *SharedAccounts) Reserve(ctx context.Context, keyID, requestID string, a
 	policy, _ := s.policies.Policy(keyID)
 	w := s.windowsAt(now)
 	var limits [len(periods)]int64
-	limited := 0
 	for i, p := range w.at {
 		limits[i] = noLimit
 		if lim, ok := policy.Limit(p); ok {
 			limits[i] = int64(lim.Amount)
-			limited++
 		}
 	}
-
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
+	var inserted, held int64
+	err := s.pool.QueryRow(ctx, sharedReserve, requestID, keyID, int64(amount), now.UnixMilli(), now.Add(s.lease).UnixMilli(),
+		w.names[:], w.starts[:], w.ends[:], limits[:], s.reserveCommit).Scan(&inserted, &held)
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == refusedCode {
+		return Reservation{}, s.exhausted(ctx, keyID, amount, policy, w, strings.Split(pe.Detail, ","), now)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	var inserted int64
-	var ok []string
-	err = tx.QueryRow(ctx, sharedReserve, requestID, keyID, int64(amount), now.UnixMilli(), now.Add(s.lease).UnixMilli(),
-		w.names[:], w.starts[:], w.ends[:], limits[:]).Scan(&inserted, &ok)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
 	}
 	if inserted == 0 { // the id holds a reservation or was settled
-		if err := tx.Commit(ctx); err != nil {
-			return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
-		}
 		return s.existing(ctx, requestID)
 	}
-	if len(ok) == len(periods) {
-		if err := tx.Commit(ctx); err != nil {
-			return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
-		}
-		return Reservation{KeyID: keyID, RequestID: requestID, Amount: amount, At: now}, nil
-	}
-	if err := tx.Rollback(ctx); err != nil {
-		return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
-	}
-	return Reservation{}, s.exhausted(ctx, keyID, amount, policy, w, ok, now)
+	return Reservation{KeyID: keyID, RequestID: requestID, Amount: amount, At: now}, nil
 }
 
 // existing is the reservation a request id already has: held, or settled
@@ -509,4 +535,35 @@ func (s *SharedAccounts) expireBatch(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("budget: release expired: %w", err)
 	}
 	return n, nil
+}
+
+const sharedRecord = `WITH l AS (
+	INSERT INTO budget_counters AS k (key_id, period, period_start, period_end, spent)
+	SELECT $1, p.period, p.start, p.stop, GREATEST($2, 0)
+	FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS p (period, start, stop)
+	ORDER BY p.period
+	ON CONFLICT (key_id, period, period_start) DO UPDATE
+	SET spent = GREATEST(LEAST(k.spent::numeric + $2, 9223372036854775807), -9223372036854775808)::bigint
+	RETURNING 1
+)
+SELECT count(*) FROM l`
+
+// Record charges a cost that went through no reservation (a failed
+// request's, or one whose reservation PostgreSQL forgot: see Durability)
+// to the key's periods containing at, without checking any limit: the
+// money is already spent. A zero at, or one in the future, means now.
+// Unlike Settle it is not idempotent: call it once per ledger row.
+func (s *SharedAccounts) Record(ctx context.Context, keyID string, at time.Time, cost llm.Micros) error {
+	if cost == 0 {
+		return nil
+	}
+	if now := s.now(); at.IsZero() || at.After(now) {
+		at = now
+	}
+	w := s.windowsAt(at)
+	var n int64
+	if err := s.pool.QueryRow(ctx, sharedRecord, keyID, int64(cost), w.names[:], w.starts[:], w.ends[:]).Scan(&n); err != nil {
+		return fmt.Errorf("budget: record: %w", err)
+	}
+	return nil
 }

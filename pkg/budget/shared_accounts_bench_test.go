@@ -2,6 +2,7 @@ package budget
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,16 +23,29 @@ func BenchmarkSharedReserveSettle(b *testing.B) {
 		names[i] = fmt.Sprintf("key-%04d", i)
 		pols[names[i]] = Policy{Limits: []Limit{{Period: Daily, Amount: 1 << 50}, {Period: Monthly, Amount: 1 << 52}}}
 	}
-	s := NewSharedAccounts(open(8), pols, SharedOptions{})
-	var seq atomic.Int64
+	for _, conns := range []int{8, 24} {
+		pool := open(conns) // one pool for every run of the sub-benchmark
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			benchmarkReserveSettle(b, NewSharedAccounts(pool, pols, SharedOptions{}), names, conns)
+		})
+		pool.Close()
+	}
+}
+
+// benchSeq numbers the benchmark's request ids: unique across runs, since
+// a settled id cannot reserve again.
+var benchSeq atomic.Int64
+
+func benchmarkReserveSettle(b *testing.B, s *SharedAccounts, keys []string, conns int) {
+	seq := &benchSeq
 	b.ReportAllocs()
-	b.SetParallelism(4) // 8 goroutines on 2 cores: one per connection
+	b.SetParallelism(max(conns/runtime.GOMAXPROCS(0), 1)) // a goroutine per connection
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := seq.Add(1)
-			key := names[i%keys]
+			key := keys[i%int64(len(keys))]
 			r, err := s.Reserve(ctx, key, fmt.Sprintf("b-%d", i), 1000)
 			if err != nil {
 				b.Error(err)

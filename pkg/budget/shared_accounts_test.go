@@ -280,6 +280,26 @@ func TestSharedAccounts(t *testing.T) {
 				t.Fatalf("limited %v %v", limited, err)
 			}
 		}},
+		{"record charges without a limit", daily(1000), func(t *testing.T, key string) {
+			yesterday := clk.Now().Add(-24 * time.Hour)
+			for _, at := range []time.Time{{}, yesterday, clk.Now()} {
+				if err := s.Record(ctx, key, at, 600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if spent, reserved := sharedCounter(t, pool, key, Daily, clk.Now()); spent != 1200 || reserved != 0 {
+				t.Fatalf("today spent %s reserved %s, want 1200", spent, reserved)
+			}
+			if spent, _ := sharedCounter(t, pool, key, Daily, yesterday); spent != 600 {
+				t.Fatalf("yesterday spent %s, want 600", spent)
+			}
+			if spent, _ := sharedCounter(t, pool, key, Total, clk.Now()); spent != 1800 {
+				t.Fatalf("total spent %s, want 1800", spent)
+			}
+			if _, err := s.Reserve(ctx, key, key+"-a", 0); !errors.Is(err, ErrExhausted) {
+				t.Fatalf("reserve over the limit: %v", err)
+			}
+		}},
 		{"a negative reservation is an error", daily(1000), func(t *testing.T, key string) {
 			if _, err := s.Reserve(ctx, key, key+"-a", -1); err == nil || errors.Is(err, ErrExhausted) {
 				t.Fatalf("err %v", err)
@@ -300,7 +320,7 @@ type reserveFunc func(s *SharedAccounts, key, id string, amount llm.Micros) (Res
 // 600 concurrent requests whose costs are all in (L/(N+1), L/N], each
 // settling at its reservation: exactly N are served whatever the
 // interleaving, and the spend is the sum of the settled costs, at most L.
-func exactFit(t *testing.T, reserve reserveFunc) (served int64, spent, limit llm.Micros) {
+func exactFit(t *testing.T, syncReserve bool, reserve reserveFunc) (served int64, spent, limit llm.Micros) {
 	const n, requests = 20, 600
 	open := sharedSchema(t)
 	clk := newClock("2026-03-10T12:00:00Z")
@@ -309,7 +329,7 @@ func exactFit(t *testing.T, reserve reserveFunc) (served int64, spent, limit llm
 	pols := staticPolicies{"k": {Limits: []Limit{{Period: Daily, Amount: limit}, {Period: Monthly, Amount: 10 * limit}}}}
 	replicas := make([]*SharedAccounts, 3)
 	for i := range replicas {
-		replicas[i] = NewSharedAccounts(open(8), pols, SharedOptions{Now: clk.Now})
+		replicas[i] = NewSharedAccounts(open(8), pols, SharedOptions{Now: clk.Now, SyncReserve: syncReserve})
 	}
 	var ok, refused, other atomic.Int64
 	var settled atomic.Int64
@@ -360,11 +380,22 @@ func exactFit(t *testing.T, reserve reserveFunc) (served int64, spent, limit llm
 }
 
 func TestSharedExactFit(t *testing.T) {
-	served, spent, limit := exactFit(t, func(s *SharedAccounts, key, id string, amount llm.Micros) (Reservation, error) {
-		return s.Reserve(ctx, key, id, amount)
-	})
-	if served != 20 || spent > limit {
-		t.Fatalf("%d served, spent %s of %s; want exactly 20 within the limit", served, spent, limit)
+	tests := []struct {
+		name        string
+		syncReserve bool
+	}{
+		{"asynchronous reserve commits", false},
+		{"synchronous reserve commits", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			served, spent, limit := exactFit(t, tc.syncReserve, func(s *SharedAccounts, key, id string, amount llm.Micros) (Reservation, error) {
+				return s.Reserve(ctx, key, id, amount)
+			})
+			if served != 20 || spent > limit {
+				t.Fatalf("%d served, spent %s of %s; want exactly 20 within the limit", served, spent, limit)
+			}
+		})
 	}
 }
 
@@ -376,7 +407,7 @@ func TestSharedExactFit(t *testing.T) {
 func TestSharedExactFitCatchesARace(t *testing.T) {
 	var read sync.WaitGroup
 	read.Add(600)
-	served, spent, limit := exactFit(t, func(s *SharedAccounts, key, id string, amount llm.Micros) (Reservation, error) {
+	served, spent, limit := exactFit(t, false, func(s *SharedAccounts, key, id string, amount llm.Micros) (Reservation, error) {
 		ok, err := s.Fits(ctx, key, amount)
 		read.Done()
 		read.Wait()

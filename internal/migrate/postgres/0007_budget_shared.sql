@@ -27,3 +27,11 @@ CREATE TABLE budget_reservations (
 	settled_at       BIGINT
 );
 CREATE INDEX budget_reservations_lease ON budget_reservations (lease_expires_at) WHERE state = 'held';
+-- Reserve's statement calls this when a limit refused, so that the error
+-- rolls the whole statement back (reservation and counters) without an
+-- explicit transaction; DETAIL lists the periods that had room.
+CREATE FUNCTION budget_refuse(ok TEXT[]) RETURNS BIGINT LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'budget refused' USING ERRCODE = 'TG402', DETAIL = array_to_string(ok, ',');
+END
+$$;
