@@ -23,10 +23,14 @@ func BenchmarkSharedReserveSettle(b *testing.B) {
 		names[i] = fmt.Sprintf("key-%04d", i)
 		pols[names[i]] = Policy{Limits: []Limit{{Period: Daily, Amount: 1 << 50}, {Period: Monthly, Amount: 1 << 52}}}
 	}
-	for _, conns := range []int{8, 24} {
-		pool := open(conns) // one pool for every run of the sub-benchmark
-		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
-			benchmarkReserveSettle(b, NewSharedAccounts(pool, pols, SharedOptions{}), names, conns)
+	for _, bc := range []struct {
+		conns       int
+		syncReserve bool
+	}{{8, false}, {8, true}, {24, false}} {
+		pool := open(bc.conns) // one pool for every run of the sub-benchmark
+		b.Run(fmt.Sprintf("conns=%d/sync_reserve=%v", bc.conns, bc.syncReserve), func(b *testing.B) {
+			s := NewSharedAccounts(pool, pols, SharedOptions{SyncReserve: bc.syncReserve})
+			benchmarkReserveSettle(b, s, names, bc.conns)
 		})
 		pool.Close()
 	}
