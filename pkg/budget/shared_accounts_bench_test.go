@@ -24,12 +24,13 @@ func BenchmarkSharedReserveSettle(b *testing.B) {
 		pols[names[i]] = Policy{Limits: []Limit{{Period: Daily, Amount: 1 << 50}, {Period: Monthly, Amount: 1 << 52}}}
 	}
 	for _, bc := range []struct {
-		conns       int
-		syncReserve bool
-	}{{8, false}, {8, true}, {24, false}} {
+		conns      int
+		durability Durability
+		name       string
+	}{{8, DurableSettles, "settles"}, {8, DurableAll, "all"}, {8, DurableNone, "none"}, {24, DurableSettles, "settles"}} {
 		pool := open(bc.conns) // one pool for every run of the sub-benchmark
-		b.Run(fmt.Sprintf("conns=%d/sync_reserve=%v", bc.conns, bc.syncReserve), func(b *testing.B) {
-			s := NewSharedAccounts(pool, pols, SharedOptions{SyncReserve: bc.syncReserve})
+		b.Run(fmt.Sprintf("conns=%d/durable=%s", bc.conns, bc.name), func(b *testing.B) {
+			s := NewSharedAccounts(pool, pols, SharedOptions{Durability: bc.durability})
 			benchmarkReserveSettle(b, s, names, bc.conns)
 		})
 		pool.Close()

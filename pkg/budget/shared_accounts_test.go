@@ -320,7 +320,7 @@ type reserveFunc func(s *SharedAccounts, key, id string, amount llm.Micros) (Res
 // 600 concurrent requests whose costs are all in (L/(N+1), L/N], each
 // settling at its reservation: exactly N are served whatever the
 // interleaving, and the spend is the sum of the settled costs, at most L.
-func exactFit(t *testing.T, syncReserve bool, reserve reserveFunc) (served int64, spent, limit llm.Micros) {
+func exactFit(t *testing.T, durability Durability, reserve reserveFunc) (served int64, spent, limit llm.Micros) {
 	const n, requests = 20, 600
 	open := sharedSchema(t)
 	clk := newClock("2026-03-10T12:00:00Z")
@@ -329,7 +329,7 @@ func exactFit(t *testing.T, syncReserve bool, reserve reserveFunc) (served int64
 	pols := staticPolicies{"k": {Limits: []Limit{{Period: Daily, Amount: limit}, {Period: Monthly, Amount: 10 * limit}}}}
 	replicas := make([]*SharedAccounts, 3)
 	for i := range replicas {
-		replicas[i] = NewSharedAccounts(open(8), pols, SharedOptions{Now: clk.Now, SyncReserve: syncReserve})
+		replicas[i] = NewSharedAccounts(open(8), pols, SharedOptions{Now: clk.Now, Durability: durability})
 	}
 	var ok, refused, other atomic.Int64
 	var settled atomic.Int64
@@ -381,15 +381,16 @@ func exactFit(t *testing.T, syncReserve bool, reserve reserveFunc) (served int64
 
 func TestSharedExactFit(t *testing.T) {
 	tests := []struct {
-		name        string
-		syncReserve bool
+		name       string
+		durability Durability
 	}{
-		{"asynchronous reserve commits", false},
-		{"synchronous reserve commits", true},
+		{"durable settles", DurableSettles},
+		{"durable all", DurableAll},
+		{"durable none", DurableNone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			served, spent, limit := exactFit(t, tc.syncReserve, func(s *SharedAccounts, key, id string, amount llm.Micros) (Reservation, error) {
+			served, spent, limit := exactFit(t, tc.durability, func(s *SharedAccounts, key, id string, amount llm.Micros) (Reservation, error) {
 				return s.Reserve(ctx, key, id, amount)
 			})
 			if served != 20 || spent > limit {
@@ -407,7 +408,7 @@ func TestSharedExactFit(t *testing.T) {
 func TestSharedExactFitCatchesARace(t *testing.T) {
 	var read sync.WaitGroup
 	read.Add(600)
-	served, spent, limit := exactFit(t, false, func(s *SharedAccounts, key, id string, amount llm.Micros) (Reservation, error) {
+	served, spent, limit := exactFit(t, DurableSettles, func(s *SharedAccounts, key, id string, amount llm.Micros) (Reservation, error) {
 		ok, err := s.Fits(ctx, key, amount)
 		read.Done()
 		read.Wait()
