@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	if cfg.Store.Driver != config.DefaultStoreDriver {
 		// The schema migrates on PostgreSQL (internal/migrate); the stores' queries do not run there yet.
-		return fmt.Errorf("store.driver %s: not supported by this build yet (only sqlite)", cfg.Store.Driver)
+		return fmt.Errorf("store.driver %s: not served by this build yet: budgets and the ledger still run per process, so replicas would each enforce a key's budget alone; use sqlite (one process)", cfg.Store.Driver)
 	}
 	// Before the database: a second process on this directory stops here.
 	unlock, err := lockDataDir(cfg.DataDir)
