@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +63,8 @@ type SharedLedger struct {
 	mu     sync.Mutex // guards cur and closed; held only to append
 	cur    *sharedBatch
 	closed bool
+
+	commits atomic.Int64 // transactions written, for the benchmark's rows/commit
 
 	kick    chan struct{} // capacity 1: "there is something to write"
 	stop    chan struct{}
@@ -186,6 +189,7 @@ func (l *SharedLedger) flush() {
 	l.mu.Unlock()
 	if len(b.entries) > 0 || len(b.alerts) > 0 {
 		b.err = l.commit(context.Background(), b)
+		l.commits.Add(1)
 	}
 	close(b.done)
 }

@@ -357,6 +357,7 @@ func BenchmarkSharedLedgerAppend(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "rows/s")
+			b.ReportMetric(float64(b.N)/float64(max(l.commits.Load(), 1)), "rows/commit")
 		})
 	}
 }
