@@ -1,11 +1,17 @@
 package budget
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -360,4 +366,120 @@ func BenchmarkSharedLedgerAppend(b *testing.B) {
 			b.ReportMetric(float64(b.N)/float64(max(l.commits.Load(), 1)), "rows/commit")
 		})
 	}
+}
+
+// sharedCrashEnv names the schema TestSharedLedgerCrashHelper appends in.
+const sharedCrashEnv = "TOLLGATE_BUDGET_SHARED_CRASH_SCHEMA"
+
+// TestSharedLedgerCrashHelper is the child process of
+// TestSharedLedgerKill9: it appends rows from several goroutines as fast
+// as it can and prints "ack <request id> <cost> ." for each Append that
+// returned nil (what the gateway would acknowledge), until killed.
+func TestSharedLedgerCrashHelper(t *testing.T) {
+	schema := os.Getenv(sharedCrashEnv)
+	if schema == "" {
+		t.Skip("the child process of TestSharedLedgerKill9")
+	}
+	cfg, err := pgxpool.ParseConfig(os.Getenv(envTestPostgres))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewSharedLedger(pool, SharedLedgerOptions{})
+	var out sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("%d-%d-%d", os.Getpid(), g, i)
+				cost := llm.Micros(1 + (g*7919+i*104729)%5000)
+				if err := l.Append(ctx, ledgerEntry("k", id, time.Now(), cost)); err != nil {
+					panic(err)
+				}
+				out.Lock()
+				fmt.Fprintf(os.Stdout, "ack %s %d .\n", id, cost) // unbuffered: on the pipe before the next row
+				out.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestSharedLedgerKill9 kills a replica appending rows with SIGKILL:
+// every row it acknowledged is in the ledger, with its cost, once.
+func TestSharedLedgerKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	pool := sharedSchema(t)(2)
+	var schema string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSharedLedgerCrashHelper$")
+	cmd.Env = append(os.Environ(), sharedCrashEnv+"="+schema)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]int64{}
+	sc := bufio.NewScanner(stdout)
+	killed := false
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 4 || f[0] != "ack" || f[3] != "." {
+			continue // a line cut by the kill was never acknowledged
+		}
+		acked[f[1]], _ = strconv.ParseInt(f[2], 10, 64)
+		if len(acked) == 2000 && !killed {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	err = cmd.Wait()
+	if !killed {
+		t.Fatalf("child exited before the kill: %v", err)
+	}
+	stored := map[string]int64{}
+	rows, err := pool.Query(ctx, `SELECT request_id, cost FROM budget_ledger`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		var cost int64
+		if err := rows.Scan(&id, &cost); err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := stored[id]; dup {
+			t.Errorf("row %s stored twice", id)
+		}
+		stored[id] = cost
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	missing := 0
+	for id, cost := range acked {
+		if got, ok := stored[id]; !ok || got != cost {
+			if missing++; missing < 5 {
+				t.Errorf("acknowledged %s (cost %d) stored as %d, %v", id, cost, got, ok)
+			}
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d acknowledged rows missing from the ledger", missing, len(acked))
+	}
+	t.Logf("%d acknowledged, %d rows in the ledger", len(acked), len(stored))
 }
