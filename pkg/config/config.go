@@ -54,6 +54,15 @@ type Store struct {
 	// password: write env:NAME, and it is never logged nor shown in an
 	// error (String redacts it).
 	PostgresURL string `yaml:"postgres_url"`
+	// ReservationLease bounds how long a budget reservation held by a
+	// replica that died stays held: the other replicas release it once
+	// its lease has passed (default 10m). Set it above the longest
+	// request (a stream included). Driver postgres only.
+	ReservationLease Duration `yaml:"reservation_lease"`
+	// RedisURL, when set, keeps the rate limits (rpm, tpm) in Redis
+	// instead of PostgreSQL, e.g. redis://redis:6379/0 (env:NAME works;
+	// never logged). Driver postgres only.
+	RedisURL string `yaml:"redis_url"`
 }
 
 // String describes the store without the password of postgres_url.
@@ -61,7 +70,11 @@ func (s Store) String() string {
 	if s.Driver != "postgres" {
 		return s.Driver
 	}
-	return s.Driver + " " + redactURL(s.PostgresURL)
+	out := s.Driver + " " + redactURL(s.PostgresURL)
+	if s.RedisURL != "" {
+		out += ", rate limits in redis " + redactURL(s.RedisURL)
+	}
+	return out
 }
 
 // Budget configures budgets, rate limits and alerts.
