@@ -56,7 +56,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -70,10 +69,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/stdlib"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate/tollgate/internal/migrate"
+	"github.com/tollgate/tollgate/internal/pglisten"
 )
 
 // Sentinel errors.
@@ -541,74 +540,17 @@ func (s *Store) resyncEvery(ctx context.Context, every time.Duration) {
 	}
 }
 
-// listen keeps a LISTEN connection until ctx ends, reconnecting with
-// backoff (100 ms doubling to 5 s) after a failure.
+// listen keeps a LISTEN subscription until ctx ends: after every
+// (re)connection it reloads every key (the notifications sent meanwhile
+// are lost), then the key of each notification.
 func (s *Store) listen(ctx context.Context) {
-	const maxBackoff = 5 * time.Second
-	backoff := 100 * time.Millisecond
-	for {
-		started := time.Now()
-		err := s.listenOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Warn("keys: listener disconnected, reconnecting", "err", err, "after", backoff)
-		if time.Since(started) > maxBackoff {
-			backoff = 100 * time.Millisecond // it had been working: retry soon
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
-}
-
-// listenOnce listens on one connection of the pool, reloads every key
-// (the notifications sent before LISTEN are lost), then reloads the key of
-// each notification until the connection fails or ctx ends.
-func (s *Store) listenOnce(ctx context.Context) error {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	bad := false
-	defer func() {
-		if bad {
-			// Listening or mid-wait: database/sql must close it, not pool it.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
-		conn.Close()
-	}()
-	if _, err := conn.ExecContext(ctx, `LISTEN `+notifyChannel); err != nil {
-		bad = true
-		return err
-	}
-	bad = true // from here the session is subscribed
-	if err := s.resync(ctx); err != nil {
-		return err
-	}
-	for {
-		var id string
-		err := conn.Raw(func(dc any) error {
-			c, ok := dc.(*stdlib.Conn)
-			if !ok {
-				return fmt.Errorf("keys: listen: driver connection %T is not pgx's", dc)
+	pglisten.Run(ctx, s.db, notifyChannel, "keys", pglisten.Handler{
+		Subscribed: s.resync,
+		Notified: func(ctx context.Context, id string) {
+			if _, err := s.reload(ctx, id); err != nil && ctx.Err() == nil {
+				// The resync bounds what this misses; the connection is fine.
+				s.log.Warn("keys: reload after notification failed", "key_id", id, "err", err)
 			}
-			n, err := c.Conn().WaitForNotification(ctx)
-			if err != nil {
-				return err
-			}
-			id = n.Payload
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if _, err := s.reload(ctx, id); err != nil && ctx.Err() == nil {
-			// The resync bounds what this misses; the connection is fine.
-			s.log.Warn("keys: reload after notification failed", "key_id", id, "err", err)
-		}
-	}
+		},
+	}, s.log)
 }
