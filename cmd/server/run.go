@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
-	"github.com/tollgate/tollgate/pkg/sqlite"
 	"github.com/tollgate/tollgate/pkg/tokens"
 )
 
@@ -86,30 +84,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		sup.Go("SIGHUP handler", func() { ignoreReloads(ctx, hup, logger) })
 	}
 
-	if cfg.Store.Driver != config.DefaultStoreDriver {
-		// The schema migrates on PostgreSQL (internal/migrate); the stores' queries do not run there yet.
-		return fmt.Errorf("store.driver %s: not served by this build yet: budgets and the ledger still run per process, so replicas would each enforce a key's budget alone; use sqlite (one process)", cfg.Store.Driver)
-	}
-	// Before the database: a second process on this directory stops here.
-	unlock, err := lockDataDir(cfg.DataDir)
+	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer unlock() // after the database is closed (deferred calls run last first)
-	db, err := sqlite.Open(filepath.Join(cfg.DataDir, "tollgate.db"))
+	defer st.close() // last: after the ledger and the cache (deferred calls run last first)
+	db := st.db
+	keyStore, err := keys.OpenOptions(ctx, db, keys.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	keyStore, err := keys.Open(ctx, db, nil, nil)
-	if err != nil {
-		return err
-	}
+	defer keyStore.Close()
 	if err := ensureDevKey(ctx, cfg, keyStore, stdout); err != nil {
 		return err
 	}
 
-	ledger, err := openLedger(ctx, cfg, db, keyStore, sup, logger)
+	ledger, err := openLedger(ctx, cfg, st, keyStore, sup, logger)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -301,7 +300,7 @@ func simDist(l config.Latency) providers.Dist {
 
 // openLedger opens the budget ledger: keys' policies, period spend rebuilt
 // from the ledger rows, the alert outbox and its deliverer.
-func openLedger(ctx context.Context, cfg *config.Config, db *sql.DB, ks *keys.Store, sup *safe.Supervisor, logger *slog.Logger) (*budget.Ledger, error) {
+func openLedger(ctx context.Context, cfg *config.Config, st *store, ks *keys.Store, sup *safe.Supervisor, logger *slog.Logger) (*budget.Ledger, error) {
 	loc := time.UTC
 	if tz := cfg.Budget.Timezone; tz != "" {
 		var err error
@@ -320,16 +319,21 @@ func openLedger(ctx context.Context, cfg *config.Config, db *sql.DB, ks *keys.St
 	for _, w := range cfg.Budget.Webhooks {
 		hooks = append(hooks, budget.Webhook{URL: w.URL, Slack: w.Slack})
 	}
-	return budget.Open(ctx, db, budget.Options{
+	o := budget.Options{
 		Location: loc, Defaults: defaults, Webhooks: hooks, WebhookSecret: cfg.Budget.WebhookSecret, Logger: logger,
-		JournalPath: filepath.Join(cfg.DataDir, "ledger.journal"), Supervisor: sup,
+		Supervisor: sup, Shared: st.shared,
 		KeyName: func(id string) string {
 			if k, ok := ks.Get(id); ok {
 				return k.Name
 			}
 			return ""
 		},
-	})
+	}
+	if st.shared == nil {
+		// One process: a settle is durable once appended to the journal.
+		o.JournalPath = filepath.Join(cfg.DataDir, "ledger.journal")
+	}
+	return budget.Open(ctx, st.db, o)
 }
 
 func policyOf(p config.KeyPolicy) (budget.Policy, error) {

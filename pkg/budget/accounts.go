@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/safe"
 
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -32,11 +35,30 @@ type Accounts struct {
 	limits *RateLimits // told every key's policy, for its rpm and tpm
 	store  *Store
 	alerts *Alerts
+
+	// With Options.Shared (accounts_shared.go): the counters and
+	// reservations are shared's; loops run the policy listener and the
+	// release of expired reservations.
+	sharedOpts *Shared
+	shared     *SharedAccounts
+	loops      *sharedLoops
+	log        *slog.Logger
+	sup        *safe.Supervisor
 }
 
 func newAccounts(db *sql.DB, o Options, limits *RateLimits, store *Store, alerts *Alerts) *Accounts {
-	return &Accounts{db: db, loc: o.Location, now: o.Now, defaults: o.Defaults, minElapsed: o.ProjectionMinElapsed,
-		limits: limits, store: store, alerts: alerts}
+	a := &Accounts{db: db, loc: o.Location, now: o.Now, defaults: o.Defaults, minElapsed: o.ProjectionMinElapsed,
+		limits: limits, store: store, alerts: alerts, log: o.Logger, sup: o.Supervisor}
+	if sh := o.Shared; sh != nil {
+		a.sharedOpts = sh
+		// The counters' commits need not wait for the WAL flush: the
+		// ledger row's commit, after a settle's and synchronous, flushes
+		// the WAL up to itself, so the settle too, before Settle returns.
+		// A settle is durable when acknowledged, at one flush per group
+		// commit instead of one per request.
+		a.shared = NewSharedAccounts(sh.Pool, a, SharedOptions{Location: o.Location, Now: o.Now, Lease: sh.Lease, Durability: DurableNone})
+	}
+	return a
 }
 
 // load reads the policies, the spend of the current periods and the alerts
@@ -57,11 +79,16 @@ func (a *Accounts) load(ctx context.Context) error {
 			return fmt.Errorf("budget: load policy of %s: %w", id, err)
 		}
 		st := a.state(id)
-		st.policy, st.explicit = p, true
+		st.policy, st.explicit, st.loaded = p, true, true
 		a.limits.set(id, p)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("budget: load policies: %w", err)
+	}
+	if a.shared != nil {
+		// The counters are PostgreSQL's; alerts already stored are
+		// recognised by their uid when stored again.
+		return nil
 	}
 
 	// The ledger tables, read through the store: what the journal held is
@@ -172,6 +199,11 @@ func (a *Accounts) Location() *time.Location { return a.loc }
 // defaults).
 func (a *Accounts) Policy(keyID string) (Policy, bool) {
 	st := a.state(keyID)
+	if a.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		st = a.sharedState(ctx, keyID)
+		cancel()
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.policy.clone(), st.explicit
@@ -192,6 +224,9 @@ func (a *Accounts) SetPolicy(ctx context.Context, keyID string, p Policy) error 
 	}
 	a.policyMu.Lock()
 	defer a.policyMu.Unlock()
+	if a.shared != nil {
+		return a.setPolicyShared(ctx, keyID, p, raw)
+	}
 	if _, err := a.db.ExecContext(ctx, `INSERT INTO budget_policies (key_id, policy, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
 		keyID, string(raw), a.now().UnixMilli()); err != nil {
@@ -231,6 +266,9 @@ type Reservation struct {
 func (a *Accounts) Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
 	if amount < 0 {
 		return Reservation{}, fmt.Errorf("budget: negative reservation %d", amount)
+	}
+	if a.shared != nil {
+		return a.reserveShared(ctx, keyID, requestID, amount)
 	}
 	st := a.state(keyID)
 	now := a.now()
@@ -276,6 +314,13 @@ func (a *Accounts) Reserve(ctx context.Context, keyID, requestID string, amount 
 // then reserves the one it picks (which may still fail if a concurrent
 // request took the room in between).
 func (a *Accounts) Fits(keyID string, amount llm.Micros) bool {
+	if a.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		a.sharedState(ctx, keyID)
+		ok, err := a.shared.Fits(ctx, keyID, amount)
+		return ok && err == nil
+	}
 	st := a.state(keyID)
 	now := a.now()
 	st.mu.Lock()
@@ -292,7 +337,8 @@ func (a *Accounts) Fits(keyID string, amount llm.Micros) bool {
 
 // Remaining is the most a request of the key could reserve now (the
 // smallest room left across its limits); limited is false when the key
-// has no limit.
+// has no limit. With a shared store it is as this replica's last
+// statement on the key's counters left them.
 func (a *Accounts) Remaining(keyID string) (remaining llm.Micros, limited bool) {
 	st := a.state(keyID)
 	now := a.now()
@@ -307,6 +353,10 @@ func (a *Accounts) Remaining(keyID string) (remaining llm.Micros, limited bool) 
 // The request id may reserve again afterwards (a fallback to another
 // model). Record the failure's ledger row separately.
 func (a *Accounts) Release(r Reservation) {
+	if a.shared != nil {
+		a.releaseShared(r)
+		return
+	}
 	st := a.state(r.KeyID)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -337,6 +387,9 @@ func (a *Accounts) Release(r Reservation) {
 // cost above the reservation also fires an overspend alert (a key with
 // limits only).
 func (a *Accounts) Settle(ctx context.Context, r Reservation, e Entry) error {
+	if a.shared != nil {
+		return a.settleShared(ctx, r, e)
+	}
 	st := a.state(r.KeyID)
 	now := a.now()
 	st.mu.Lock()
@@ -377,6 +430,10 @@ func (a *Accounts) Settle(ctx context.Context, r Reservation, e Entry) error {
 // charged to the key's periods all the same (no limit is checked: the
 // money is already spent). A zero e.Time means now.
 func (a *Accounts) Record(e Entry) {
+	if a.shared != nil {
+		a.recordShared(e)
+		return
+	}
 	now := a.now()
 	if e.Time.IsZero() || e.Time.After(now) {
 		e.Time = now
@@ -402,6 +459,9 @@ func (a *Accounts) Record(e Entry) {
 // Status returns the key's limits and spend in the current periods.
 func (a *Accounts) Status(keyID string) KeyStatus {
 	st := a.state(keyID)
+	if a.shared != nil {
+		st = a.refreshShared(keyID)
+	}
 	now := a.now()
 	st.mu.Lock()
 	defer st.mu.Unlock()

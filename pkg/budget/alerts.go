@@ -507,10 +507,27 @@ func (a *Alerts) DeliverDue(ctx context.Context) (int, error) {
 		attempts int
 	}
 	delivered := 0
+	q := a.store.q
+	// One process reads what is due. Replicas claim it instead, one row at
+	// a time: the claim moves next_at past the attempt (FOR UPDATE SKIP
+	// LOCKED: another replica skips the row rather than waiting), so no
+	// two replicas post the same delivery at once, and a replica that dies
+	// mid-attempt leaves the row to the others once the claim ends.
+	claim, per := `SELECT id, url, body, attempts FROM budget_outbox
+			WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT 100`, 100
+	if a.store.pool != nil {
+		claim, per = `UPDATE budget_outbox o SET next_at = $2
+			FROM (SELECT id FROM budget_outbox WHERE state = 'pending' AND next_at <= $1
+				ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) c
+			WHERE o.id = c.id RETURNING o.id, o.url, o.body, o.attempts`, 1
+	}
 	for {
 		now := a.now()
-		rows, err := db.QueryContext(ctx, `SELECT id, url, body, attempts FROM budget_outbox
-			WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT 100`, now.UnixMilli())
+		args := []any{now.UnixMilli()}
+		if a.store.pool != nil {
+			args = append(args, now.Add(a.claimLease()).UnixMilli())
+		}
+		rows, err := db.QueryContext(ctx, claim, args...)
 		if err != nil {
 			return delivered, fmt.Errorf("budget: outbox: %w", err)
 		}
@@ -539,26 +556,30 @@ func (a *Alerts) DeliverDue(ctx context.Context) (int, error) {
 			switch {
 			case err == nil:
 				delivered++
-				_, err = db.ExecContext(ctx, `UPDATE budget_outbox SET state = 'delivered', attempts = ?, delivered_at = ?, last_error = '' WHERE id = ?`,
+				_, err = db.ExecContext(ctx, q(`UPDATE budget_outbox SET state = 'delivered', attempts = ?, delivered_at = ?, last_error = '' WHERE id = ?`),
 					attempts, now.UnixMilli(), d.id)
 			case attempts >= a.maxAttempts:
 				a.log.Error("budget: alert delivery abandoned", "url", d.url, "attempts", attempts, "err", err)
-				_, err = db.ExecContext(ctx, `UPDATE budget_outbox SET state = 'failed', attempts = ?, last_error = ? WHERE id = ?`,
+				_, err = db.ExecContext(ctx, q(`UPDATE budget_outbox SET state = 'failed', attempts = ?, last_error = ? WHERE id = ?`),
 					attempts, err.Error(), d.id)
 			default:
 				wait := a.backoff(attempts, retryAfter)
-				_, err = db.ExecContext(ctx, `UPDATE budget_outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?`,
+				_, err = db.ExecContext(ctx, q(`UPDATE budget_outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?`),
 					attempts, now.Add(wait).UnixMilli(), err.Error(), d.id)
 			}
 			if err != nil {
 				return delivered, fmt.Errorf("budget: outbox: %w", err)
 			}
 		}
-		if len(batch) < 100 {
+		if len(batch) < per {
 			return delivered, nil
 		}
 	}
 }
+
+// claim is how long a replica's claim on a delivery lasts: past one
+// attempt's timeout, with room for the update that follows.
+func (a *Alerts) claimLease() time.Duration { return 2*a.timeout + 5*time.Second }
 
 // backoff is the wait before attempt n+1: RetryBase × 2^(n-1), capped at
 // RetryMax, of which the upper half is random ("equal jitter": never

@@ -5,26 +5,45 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/pgtest"
 )
 
 // BenchmarkReserveSettle measures reserve + settle (a durable ledger row
-// per request, group commit on a real SQLite file) from many goroutines
-// over many keys, each with a daily and a monthly limit. The figure to
-// read is settled/s. TOLLGATE_BUDGET_JOURNAL=1 measures the journal (the
-// gateway's mode) instead of a transaction per batch.
+// per request, group commit) from many goroutines over many keys, each
+// with a daily and a monthly limit. The figure to read is settled/s.
+// store=sqlite is one process on a real SQLite file
+// (TOLLGATE_BUDGET_JOURNAL=1 measures the journal, the gateway's mode,
+// instead of a transaction per batch); store=postgres is one replica of
+// several (Options.Shared, a pool of 16 connections as cmd/server opens)
+// on $TOLLGATE_TEST_POSTGRES, skipped without it.
 func BenchmarkReserveSettle(b *testing.B) {
+	defaults := Policy{Limits: []Limit{{Period: Daily, Amount: 1 << 50}, {Period: Monthly, Amount: 1 << 52}}}
 	for _, bc := range []struct {
 		name        string
 		parallelism int // goroutines per GOMAXPROCS
 		keys        int
+		postgres    bool
 	}{
-		{"goroutines=16xP/keys=1000", 16, 1000},
-		{"goroutines=64xP/keys=1000", 64, 1000},
-		{"goroutines=64xP/keys=1", 64, 1},
+		{"store=sqlite/goroutines=16xP/keys=1000", 16, 1000, false},
+		{"store=sqlite/goroutines=64xP/keys=1000", 64, 1000, false},
+		{"store=sqlite/goroutines=64xP/keys=1", 64, 1, false},
+		{"store=postgres/goroutines=16xP/keys=1000", 16, 1000, true},
+		{"store=postgres/goroutines=64xP/keys=1000", 64, 1000, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			l, _ := newTestDB(b).open(b, Options{Defaults: Policy{Limits: []Limit{
-				{Period: Daily, Amount: 1 << 50}, {Period: Monthly, Amount: 1 << 52}}}})
+			var l *Ledger
+			if bc.postgres {
+				s := pgtest.NewSchema(b)
+				var err error
+				l, err = Open(ctx, s.DB(b), Options{Defaults: defaults, Shared: &Shared{Pool: s.Pool(b, 16)}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { l.Close() })
+			} else {
+				l, _ = newTestDB(b).open(b, Options{Defaults: defaults})
+			}
 			var seq atomic.Int64
 			b.ReportAllocs()
 			b.SetParallelism(bc.parallelism)

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tollgate/tollgate/internal/migrate"
 	"github.com/tollgate/tollgate/internal/safe"
 )
@@ -80,8 +82,40 @@ type Options struct {
 	// restarted all the same.
 	Supervisor *safe.Supervisor
 
+	// Shared, when set, makes the ledger one of several replicas' on
+	// PostgreSQL (Open's db must then be that database): see Shared.
+	Shared *Shared
+
 	hooks testHooks
 }
+
+// Shared is what replicas share through PostgreSQL: the period counters
+// and reservations (SharedAccounts: exact across replicas), the rate
+// limits (Rates), the ledger rows and the alert outbox (written by group
+// commit, durable at commit), and the policies (budget_policies, reloaded
+// on NOTIFY tollgate_budget_policies and every PolicyResync). Each replica
+// keeps a mirror of its keys' counters as its own statements last left
+// them, for alerts and for x-tollgate-budget-remaining; every decision to
+// admit is PostgreSQL's.
+type Shared struct {
+	Pool *pgxpool.Pool
+	// Lease is how long a reservation stays held without its replica
+	// (SharedOptions.Lease; default DefaultLease). Every replica releases
+	// the expired ones every ExpireInterval (default Lease/10, at least
+	// 1 s, at most 1 min).
+	Lease          time.Duration
+	ExpireInterval time.Duration
+	// Rates keeps the rate limits; nil means PostgreSQL
+	// (NewPostgresRateStore).
+	Rates RateStore
+	// PolicyResync is the interval of the full reload of the policies,
+	// the bound on a missed notification (default 5 s).
+	PolicyResync time.Duration
+}
+
+// sharedTimeout bounds the shared store's statements made for calls that
+// have no context of their own (Release, Record, Policy, Status).
+const sharedTimeout = 5 * time.Second
 
 // testHooks let tests inject faults into the background workers. Nil
 // hooks do nothing.
@@ -129,7 +163,30 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 	if err := migrate.Up(ctx, db); err != nil {
 		return nil, fmt.Errorf("budget: %w", err)
 	}
-	limits := newRateLimits(o)
+	d, err := migrate.DialectOf(db)
+	if err != nil {
+		return nil, fmt.Errorf("budget: %w", err)
+	}
+	var rates RateStore
+	switch {
+	case o.Shared == nil && d == migrate.Postgres:
+		return nil, errors.New("budget: a PostgreSQL database is shared: Options.Shared is required")
+	case o.Shared != nil && d != migrate.Postgres:
+		return nil, errors.New("budget: Options.Shared needs the PostgreSQL database as db")
+	case o.Shared != nil:
+		if rates = o.Shared.Rates; rates == nil {
+			// PostgreSQL's clock, one for every replica.
+			pg, err := NewPostgresRateStore(o.Shared.Pool, PostgresRateOptions{})
+			if err != nil {
+				return nil, err
+			}
+			if err := pg.CreateRateLimitTable(ctx); err != nil {
+				return nil, err
+			}
+			rates = pg
+		}
+	}
+	limits := newRateLimitsStore(o, rates)
 	alerts := newAlerts(o)
 	// Replay the journal before the rebuild, so that the spend counts what
 	// was journaled but not yet applied when the last process died.
@@ -144,6 +201,7 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 		store.close()
 		return nil, err
 	}
+	accounts.start()
 	alerts.start()
 	return &Ledger{Limits: limits, Accounts: accounts, Store: store, Alerts: alerts}, nil
 }
@@ -189,6 +247,19 @@ func (o Options) withDefaults() Options {
 	if o.ApplyRows <= 0 {
 		o.ApplyRows = 1000
 	}
+	if sh := o.Shared; sh != nil {
+		c := *sh
+		if c.Lease <= 0 {
+			c.Lease = DefaultLease
+		}
+		if c.ExpireInterval <= 0 {
+			c.ExpireInterval = min(max(c.Lease/10, time.Second), time.Minute)
+		}
+		if c.PolicyResync <= 0 {
+			c.PolicyResync = 5 * time.Second
+		}
+		o.Shared = &c
+	}
 	o.Defaults = o.Defaults.clone()
 	return o
 }
@@ -197,6 +268,7 @@ func (o Options) withDefaults() Options {
 // and alert into SQLite and stops the writer and the journal mover. The
 // Ledger must not be used afterwards.
 func (l *Ledger) Close() error {
+	l.Accounts.close()
 	l.Alerts.close()
 	return l.Store.close()
 }

@@ -199,7 +199,7 @@ func (r *RateLimits) AllowContext(ctx context.Context, keyID string, promptToken
 	reqCost, tokCost := rateCost(rpm, 1), rateCost(tpm, promptTokens)
 	t, err := r.store.Take(ctx, keyID, reqCost, tokCost)
 	if err != nil {
-		return RateState{}, fmt.Errorf("budget: rate limits of key %s: %w", keyID, err)
+		return RateState{}, storeUnavailable(fmt.Errorf("budget: rate limits of key %s: %w", keyID, err))
 	}
 	reqAhead, tokAhead := max(t.ReqAhead, 0), max(t.TokAhead, 0)
 	s := RateState{LimitRequests: rpm, LimitTokens: tpm}

@@ -93,6 +93,15 @@ func validGroupBy(groupBy []string) error {
 	return nil
 }
 
+// sumCast follows a SUM of the ledger's integers: PostgreSQL's SUM of a
+// bigint is numeric.
+func (s *Store) sumCast() string {
+	if s.pool != nil {
+		return "::bigint"
+	}
+	return ""
+}
+
 // Report sums the ledger rows admitted in [from, to) by group. A zero from
 // or to leaves that side open.
 func (s *Store) Report(ctx context.Context, from, to time.Time, groupBy []string) (*Report, error) {
@@ -138,8 +147,12 @@ func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []st
 	for _, c := range cols {
 		query += c + `, `
 	}
-	query += `COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cost), 0), COALESCE(SUM(saved), 0)
+	// PostgreSQL sums bigints as numeric: cast back (a sum past int64 is an
+	// error there, as it is in SQLite).
+	query += `COUNT(*), COALESCE(SUM(prompt_tokens), 0)` + s.sumCast() + `, COALESCE(SUM(completion_tokens), 0)` + s.sumCast() +
+		`, COALESCE(SUM(cost), 0)` + s.sumCast() + `, COALESCE(SUM(saved), 0)` + s.sumCast() + `
 		FROM budget_ledger WHERE ts >= ? AND ts < ?`
+	query = s.q(query)
 	if len(cols) > 0 {
 		list := strings.Join(cols, ", ")
 		query += ` GROUP BY ` + list + ` ORDER BY ` + list
@@ -182,7 +195,7 @@ func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []st
 	}
 	// One query per local day, from the first row's day to the last's.
 	var first, last sql.NullInt64
-	if err := db.QueryRowContext(ctx, `SELECT MIN(ts), MAX(ts) FROM budget_ledger WHERE ts >= ? AND ts < ?`, lo, hi).Scan(&first, &last); err != nil {
+	if err := db.QueryRowContext(ctx, s.q(`SELECT MIN(ts), MAX(ts) FROM budget_ledger WHERE ts >= ? AND ts < ?`), lo, hi).Scan(&first, &last); err != nil {
 		return total, fmt.Errorf("budget: report: %w", err)
 	}
 	if !first.Valid {
@@ -353,9 +366,9 @@ func (s *Store) spend(ctx context.Context, keyID string, from, to time.Time, aft
 	}
 	// ts >= max(lo, after.ts) lets the ts index start at the cursor; the
 	// row id orders the rows of one millisecond, as the index does.
-	rows, err := db.QueryContext(ctx, `SELECT id, ts, request_id, key_id, route, requested_model, model, provider,
+	rows, err := db.QueryContext(ctx, s.q(`SELECT id, ts, request_id, key_id, route, requested_model, model, provider,
 		prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost
-		FROM budget_ledger WHERE key_id = ? AND ts >= ? AND ts < ? AND (ts > ? OR id > ?) ORDER BY ts, id LIMIT ?`,
+		FROM budget_ledger WHERE key_id = ? AND ts >= ? AND ts < ? AND (ts > ? OR id > ?) ORDER BY ts, id LIMIT ?`),
 		keyID, max(lo, after.ts), hi, after.ts, after.id, limit)
 	if err != nil {
 		return false, fmt.Errorf("budget: spend: %w", err)

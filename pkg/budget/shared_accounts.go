@@ -424,9 +424,11 @@ const sharedSettle = `WITH o AS (
 		reserved = CASE WHEN r.old = 'held' THEN GREATEST(k.reserved - r.amount, 0) ELSE k.reserved END,
 		spent = GREATEST(LEAST(k.spent::numeric + $4, 9223372036854775807), -9223372036854775808)::bigint
 	FROM r, l WHERE k.key_id = $2 AND k.period = l.period AND k.period_start = l.period_start
-	RETURNING 1
+	RETURNING k.period, k.spent, k.reserved
 )
-SELECT coalesce((SELECT state FROM o), ''), (SELECT count(*) FROM c), set_config('synchronous_commit', $8, true)`
+SELECT coalesce((SELECT state FROM o), ''), coalesce((SELECT array_agg(period) FROM c), '{}'),
+	coalesce((SELECT array_agg(spent) FROM c), '{}'), coalesce((SELECT array_agg(reserved) FROM c), '{}'),
+	set_config('synchronous_commit', $8, true)`
 
 // Settle charges the request's actual cost to the periods containing r.At
 // and drops its reservation, in one statement; see Accounts.Settle.
@@ -435,19 +437,56 @@ SELECT coalesce((SELECT state FROM o), ''), (SELECT count(*) FROM c), set_config
 // after the lease expired charges the cost all the same. The ledger row
 // is the caller's to write.
 func (s *SharedAccounts) Settle(ctx context.Context, r Reservation, cost llm.Micros) error {
+	_, err := s.settle(ctx, r, cost)
+	return err
+}
+
+// settle is Settle returning the counters it charged, as they are after
+// the charge (have[i] false: period i's counter was not charged).
+func (s *SharedAccounts) settle(ctx context.Context, r Reservation, cost llm.Micros) (sharedCounters, error) {
 	w := s.windowsAt(r.At)
 	var state, commit string
-	var n int64
+	var names []string
+	var spent, reserved []int64
 	err := s.pool.QueryRow(ctx, sharedSettle, r.RequestID, r.KeyID, r.At.UnixMilli(), int64(cost), s.now().UnixMilli(),
-		w.names[:], w.starts[:], s.settleCommit).Scan(&state, &n, &commit)
+		w.names[:], w.starts[:], s.settleCommit).Scan(&state, &names, &spent, &reserved, &commit)
 	if err != nil {
-		return fmt.Errorf("budget: settle %s: %w", r.RequestID, err)
+		return sharedCounters{}, fmt.Errorf("budget: settle %s: %w", r.RequestID, err)
 	}
 	switch state {
 	case "held", "expired", "settled":
-		return nil
+		cs := countersOf(w, names, spent, reserved)
+		cs.state = state
+		return cs, nil
 	}
-	return fmt.Errorf("budget: settle %s: %w", r.RequestID, ErrNoReservation)
+	return sharedCounters{}, fmt.Errorf("budget: settle %s: %w", r.RequestID, ErrNoReservation)
+}
+
+// sharedCounters are a key's counters of the periods of one instant as a
+// statement left them, indexed like windows.
+type sharedCounters struct {
+	// state is what settle found the reservation in: held, expired, or
+	// settled (a second settle, which charged nothing).
+	state string
+	w     windows
+	cs   [len(periods)]counter
+	have [len(periods)]bool
+}
+
+func countersOf(w windows, names []string, spent, reserved []int64) sharedCounters {
+	out := sharedCounters{w: w}
+	for j, name := range names {
+		i := slices.Index(w.names[:], name)
+		if i < 0 || j >= len(spent) || j >= len(reserved) {
+			continue
+		}
+		out.have[i] = true
+		out.cs[i].spent, out.cs[i].reserved = llm.Micros(spent[j]), llm.Micros(reserved[j])
+		if w.at[i] != Total {
+			out.cs[i].start, out.cs[i].end = time.UnixMilli(w.starts[i]), time.UnixMilli(w.ends[i])
+		}
+	}
+	return out
 }
 
 const sharedRelease = `WITH o AS (
@@ -568,9 +607,9 @@ const sharedRecord = `WITH l AS (
 	ORDER BY p.period
 	ON CONFLICT (key_id, period, period_start) DO UPDATE
 	SET spent = GREATEST(LEAST(k.spent::numeric + $2, 9223372036854775807), -9223372036854775808)::bigint
-	RETURNING 1
+	RETURNING k.period, k.spent, k.reserved
 )
-SELECT count(*) FROM l`
+SELECT coalesce(array_agg(period), '{}'), coalesce(array_agg(spent), '{}'), coalesce(array_agg(reserved), '{}') FROM l`
 
 // Record charges a cost that went through no reservation (a failed
 // request's, or one whose reservation PostgreSQL forgot: see Durability)
@@ -578,16 +617,23 @@ SELECT count(*) FROM l`
 // money is already spent. A zero at, or one in the future, means now.
 // Unlike Settle it is not idempotent: call it once per ledger row.
 func (s *SharedAccounts) Record(ctx context.Context, keyID string, at time.Time, cost llm.Micros) error {
-	if cost == 0 {
-		return nil
-	}
+	_, err := s.record(ctx, keyID, at, cost)
+	return err
+}
+
+// record is Record returning the counters as the charge left them.
+func (s *SharedAccounts) record(ctx context.Context, keyID string, at time.Time, cost llm.Micros) (sharedCounters, error) {
 	if now := s.now(); at.IsZero() || at.After(now) {
 		at = now
 	}
 	w := s.windowsAt(at)
-	var n int64
-	if err := s.pool.QueryRow(ctx, sharedRecord, keyID, int64(cost), w.names[:], w.starts[:], w.ends[:]).Scan(&n); err != nil {
-		return fmt.Errorf("budget: record: %w", err)
+	if cost == 0 {
+		return sharedCounters{w: w}, nil
 	}
-	return nil
+	var names []string
+	var spent, reserved []int64
+	if err := s.pool.QueryRow(ctx, sharedRecord, keyID, int64(cost), w.names[:], w.starts[:], w.ends[:]).Scan(&names, &spent, &reserved); err != nil {
+		return sharedCounters{}, fmt.Errorf("budget: record: %w", err)
+	}
+	return countersOf(w, names, spent, reserved), nil
 }

@@ -188,7 +188,7 @@ func (l *SharedLedger) flush() {
 	l.cur = newSharedBatch()
 	l.mu.Unlock()
 	if len(b.entries) > 0 || len(b.alerts) > 0 {
-		b.err = l.commit(context.Background(), b)
+		b.err = commitShared(context.Background(), l.pool, b.entries, b.alerts)
 		l.commits.Add(1)
 	}
 	close(b.done)
@@ -208,9 +208,11 @@ const sharedInsertAlert = `WITH a AS (
 	INSERT INTO budget_outbox (alert_id, url, slack, body, next_at)
 	SELECT a.id, d.url, d.slack, d.body, $8 FROM a CROSS JOIN unnest($10::text[], $11::boolean[], $12::text[]) AS d (url, slack, body)`
 
-// commit writes b in one transaction, durable once it returns nil.
-func (l *SharedLedger) commit(ctx context.Context, b *sharedBatch) error {
-	tx, err := l.pool.Begin(ctx)
+// commitShared writes ledger rows and alerts (with their deliveries) in
+// one transaction, durable once it returns nil: SharedLedger's writer and,
+// with Options.Shared, the Store's.
+func commitShared(ctx context.Context, pool *pgxpool.Pool, entries []*Entry, alerts []alertRow) error {
+	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("budget: shared ledger: %w", err)
 	}
@@ -219,13 +221,13 @@ func (l *SharedLedger) commit(ctx context.Context, b *sharedBatch) error {
 	// The commit must wait for the WAL flush whatever the session's
 	// default: durability is what Append promises.
 	batch.Queue(`SELECT set_config('synchronous_commit', 'on', true)`)
-	for rows := b.entries; len(rows) > 0; {
+	for rows := entries; len(rows) > 0; {
 		n := min(len(rows), maxSharedBatch)
 		batch.Queue(sharedInsertEntries, entryColumns(rows[:n])...)
 		rows = rows[n:]
 	}
-	for i := range b.alerts {
-		a := &b.alerts[i]
+	for i := range alerts {
+		a := &alerts[i]
 		urls := make([]string, len(a.deliveries))
 		slack := make([]bool, len(a.deliveries))
 		bodies := make([]string, len(a.deliveries))

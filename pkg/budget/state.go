@@ -67,6 +67,9 @@ type keyState struct {
 	mu       sync.Mutex
 	policy   Policy
 	explicit bool // the key's own policy (false: the defaults)
+	// loaded: the policy is the shared store's as of its last change
+	// (Options.Shared only; a notification clears it).
+	loaded bool
 	// cur counts every period (limited or not) so a limit added later
 	// starts from the right spend; prev is the period before, kept while
 	// requests admitted in it may still settle there.

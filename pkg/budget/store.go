@@ -5,8 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -30,7 +34,12 @@ type Store struct {
 	hooks         testHooks
 	onAlerts      func() // alert rows reached the outbox: wake the deliverer
 
-	insert    *sql.Stmt
+	// pool is the shared store's PostgreSQL (Options.Shared): the writer
+	// commits there, and queries are rebound to its placeholders. Nil:
+	// SQLite.
+	pool *pgxpool.Pool
+
+	insert    *sql.Stmt // SQLite only
 	w         *writer
 	j         *journal // nil: each batch is an SQLite transaction
 	closeOnce sync.Once
@@ -40,6 +49,13 @@ type Store struct {
 // what the journal holds beyond the stored offset. start runs the
 // background workers.
 func openStore(ctx context.Context, db *sql.DB, o Options, onAlerts func()) (*Store, error) {
+	if sh := o.Shared; sh != nil {
+		// The ledger rows go to PostgreSQL by group commit, durable at
+		// commit (synchronous_commit on): no journal.
+		s := &Store{db: db, loc: o.Location, log: o.Logger, sup: o.Supervisor, hooks: o.hooks, onAlerts: onAlerts, pool: sh.Pool}
+		s.w = newWriter(s)
+		return s, nil
+	}
 	insert, err := db.PrepareContext(ctx, insertEntry)
 	if err != nil {
 		return nil, fmt.Errorf("budget: prepare: %w", err)
@@ -74,7 +90,9 @@ func (s *Store) close() (err error) {
 				err = jerr
 			}
 		}
-		s.insert.Close()
+		if s.insert != nil {
+			s.insert.Close()
+		}
 	})
 	return err
 }
@@ -106,6 +124,31 @@ func (s *Store) settled(ctx context.Context) (*sql.DB, error) {
 		}
 	}
 	return s.db, nil
+}
+
+// q is query in the store's dialect: SQLite's ? placeholders become
+// PostgreSQL's $1, $2, ... (no query here has a ? inside a string).
+func (s *Store) q(query string) string {
+	if s.pool == nil {
+		return query
+	}
+	return rebind(query)
+}
+
+func rebind(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] != '?' {
+			b.WriteByte(query[i])
+			continue
+		}
+		n++
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
 }
 
 // The judge's verdicts, as Entry.Judge records them.

@@ -191,6 +191,13 @@ func (w *writer) hook(stage string) {
 // commit writes b in one transaction and marks it written once committed.
 func (w *writer) commit(b *batch) error {
 	ctx := context.Background() // the busy timeout bounds every wait
+	if w.s.pool != nil {
+		if err := commitShared(ctx, w.s.pool, b.entries, b.alerts); err != nil {
+			return err
+		}
+		b.written = true
+		return nil
+	}
 	tx, err := w.s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("budget: ledger: %w", err)

@@ -1,0 +1,300 @@
+package budget
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/pglisten"
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// Accounts with Options.Shared: every admission decision is
+// SharedAccounts' (PostgreSQL's), so replicas enforce a key's budget
+// exactly together. What stays in memory, per key, is the policy (loaded
+// on first use, reloaded on NOTIFY and every PolicyResync), the alerts
+// this replica fired, and a mirror of the key's counters as this
+// replica's statements last left them: alerts are decided on it (an
+// alert's uid makes the one stored first the only one stored, whichever
+// replica crosses the threshold) and Remaining reads it.
+
+// policyChannel carries the key id of every policy stored.
+const policyChannel = "tollgate_budget_policies"
+
+// sharedLoops are the background work of a shared Accounts: the policy
+// listener and resync, and the release of expired reservations.
+type sharedLoops struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// start runs the shared store's background loops (nothing without one).
+func (a *Accounts) start() {
+	sh := a.sharedOpts
+	if sh == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.loops = &sharedLoops{cancel: cancel}
+	a.loops.wg.Go(func() {
+		pglisten.Run(ctx, a.db, policyChannel, "budget policies", pglisten.Handler{
+			Subscribed: func(ctx context.Context) error { a.forgetPolicies(); return nil },
+			Notified:   func(_ context.Context, keyID string) { a.forgetPolicy(keyID) },
+		}, a.log)
+	})
+	a.loops.wg.Go(func() { a.every(ctx, sh.PolicyResync, func(context.Context) { a.forgetPolicies() }) })
+	a.loops.wg.Go(func() {
+		a.every(ctx, sh.ExpireInterval, func(ctx context.Context) {
+			n, err := a.shared.ReleaseExpired(ctx)
+			if err != nil && ctx.Err() == nil {
+				a.log.Warn("budget: releasing expired reservations", "err", err)
+			}
+			if n > 0 {
+				a.log.Warn("budget: released reservations whose lease expired (their replica died or stalled)", "released", n)
+			}
+		})
+	})
+}
+
+// close stops the loops start started.
+func (a *Accounts) close() {
+	if a.loops != nil {
+		a.loops.cancel()
+		a.loops.wg.Wait()
+	}
+}
+
+func (a *Accounts) every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			func() {
+				defer func() {
+					if v := recover(); v != nil {
+						a.sup.Recovered("budget shared loop", v)
+					}
+				}()
+				fn(ctx)
+			}()
+		}
+	}
+}
+
+// forgetPolicy makes the key's next request read its policy again.
+func (a *Accounts) forgetPolicy(keyID string) {
+	if v, ok := a.keys.Load(keyID); ok {
+		st := v.(*keyState)
+		st.mu.Lock()
+		st.loaded = false
+		st.mu.Unlock()
+	}
+}
+
+func (a *Accounts) forgetPolicies() {
+	a.keys.Range(func(_, v any) bool {
+		st := v.(*keyState)
+		st.mu.Lock()
+		st.loaded = false
+		st.mu.Unlock()
+		return true
+	})
+}
+
+// sharedState is the key's state with its policy as PostgreSQL has it
+// (read when not loaded since it last changed). A read that fails keeps
+// the policy this replica had, said in the log: the reservation that
+// follows still goes through PostgreSQL, so a limit is never skipped for
+// a key whose policy was ever loaded.
+func (a *Accounts) sharedState(ctx context.Context, keyID string) *keyState {
+	st := a.state(keyID)
+	st.mu.Lock()
+	loaded := st.loaded
+	st.mu.Unlock()
+	if loaded {
+		return st
+	}
+	var raw string
+	err := a.db.QueryRowContext(ctx, `SELECT policy FROM budget_policies WHERE key_id = $1`, keyID).Scan(&raw)
+	p, explicit := a.defaults, false
+	switch {
+	case err == nil:
+		if err := json.Unmarshal([]byte(raw), &p); err != nil {
+			a.log.Error("budget: stored policy unreadable; keeping the one in memory", "key_id", keyID, "err", err)
+			return st
+		}
+		explicit = true
+	case !isNoRows(err):
+		a.log.Warn("budget: reading a policy failed; keeping the one in memory", "key_id", keyID, "err", err)
+		return st
+	}
+	st.mu.Lock()
+	st.policy, st.explicit, st.loaded = p, explicit, true
+	st.mu.Unlock()
+	a.limits.set(keyID, p)
+	return st
+}
+
+// mirror copies counters a statement of this replica returned into the
+// key's in-memory ones. Called with st.mu held.
+func (st *keyState) mirror(sc sharedCounters, now time.Time, loc *time.Location) {
+	st.rollover(now, loc)
+	for i, p := range sc.w.at {
+		if !sc.have[i] {
+			continue
+		}
+		t := time.UnixMilli(sc.w.starts[i])
+		if c := st.counterAt(p.index(), t); c != nil {
+			c.spent, c.reserved = sc.cs[i].spent, sc.cs[i].reserved
+		}
+	}
+}
+
+func (a *Accounts) reserveShared(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
+	st := a.sharedState(ctx, keyID)
+	r, err := a.shared.Reserve(ctx, keyID, requestID, amount)
+	var ex *Exhausted
+	if err == nil || errors.Is(err, ErrSettled) {
+		return r, err
+	}
+	if !errors.As(err, &ex) {
+		return r, storeUnavailable(err)
+	}
+	now := a.now()
+	st.mu.Lock()
+	st.rollover(now, a.loc)
+	for _, l := range ex.Limits { // what PostgreSQL said when it refused
+		if c := st.counterAt(l.Period.index(), l.Start); c != nil {
+			c.spent, c.reserved = l.Spent, l.Reserved
+		}
+	}
+	alerts := st.exhaustedAlerts(ex, now)
+	webhooks := st.policy.Webhooks
+	st.mu.Unlock()
+	a.alerts.enqueue(keyID, alerts, webhooks)
+	return Reservation{}, err
+}
+
+func (a *Accounts) settleShared(ctx context.Context, r Reservation, e Entry) error {
+	sc, err := a.shared.settle(ctx, r, e.Cost)
+	if errors.Is(err, ErrNoReservation) {
+		// PostgreSQL has no hold for it (forgotten in a crash of the
+		// database: see SharedAccounts, Durability): the money is spent
+		// all the same.
+		a.log.Warn("budget: settle found no reservation; charging the cost without one", "request_id", r.RequestID, "key_id", r.KeyID)
+		sc, err = a.shared.record(ctx, r.KeyID, r.At, e.Cost)
+	}
+	if err != nil {
+		return storeUnavailable(err)
+	}
+	if sc.state == "settled" {
+		return nil // settled before: its row is written
+	}
+	st := a.state(r.KeyID)
+	now := a.now()
+	st.mu.Lock()
+	st.mirror(sc, now, a.loc)
+	var alerts []alert
+	if e.Cost > r.Amount {
+		alerts = st.overspendAlert(r.RequestID, &hold{amount: r.Amount, at: r.At}, e.Cost, now)
+	}
+	alerts = append(alerts, st.crossedAlerts(r.At, now, a.minElapsed)...)
+	webhooks := st.policy.Webhooks
+	st.mu.Unlock()
+	e.KeyID, e.RequestID, e.Time = r.KeyID, r.RequestID, r.At
+	return a.store.add(&e, a.alerts.rows(r.KeyID, alerts, webhooks, now)).wait(ctx)
+}
+
+func (a *Accounts) releaseShared(r Reservation) {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	if err := a.shared.Release(ctx, r); err != nil {
+		// The lease releases it in the end.
+		a.log.Warn("budget: release failed; the reservation is held until its lease expires", "request_id", r.RequestID, "err", err)
+	}
+}
+
+func (a *Accounts) recordShared(e Entry) {
+	now := a.now()
+	if e.Time.IsZero() || e.Time.After(now) {
+		e.Time = now
+	}
+	var alerts []alert
+	var webhooks []Webhook
+	if e.Cost != 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		sc, err := a.shared.record(ctx, e.KeyID, e.Time, e.Cost)
+		cancel()
+		if err != nil {
+			// The ledger row below still records it: spend reports stay
+			// right; the key's counters miss this cost.
+			a.log.Error("budget: charging a cost to the shared counters failed", "request_id", e.RequestID, "key_id", e.KeyID, "cost", e.Cost.String(), "err", err)
+		} else {
+			st := a.state(e.KeyID)
+			st.mu.Lock()
+			st.mirror(sc, now, a.loc)
+			alerts = st.crossedAlerts(e.Time, now, a.minElapsed)
+			webhooks = st.policy.Webhooks
+			st.mu.Unlock()
+		}
+	}
+	a.store.add(&e, a.alerts.rows(e.KeyID, alerts, webhooks, now))
+}
+
+// refreshShared reads the key's current counters into the mirror (Status,
+// Fits): a failed read keeps the mirror, said in the log.
+func (a *Accounts) refreshShared(keyID string) *keyState {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	st := a.sharedState(ctx, keyID)
+	now := a.now()
+	w := a.shared.windowsAt(now)
+	cs, err := a.shared.counters(ctx, keyID, w)
+	if err != nil {
+		a.log.Warn("budget: reading shared counters failed; showing this replica's last view", "key_id", keyID, "err", err)
+		return st
+	}
+	sc := sharedCounters{w: w, cs: cs}
+	for i := range sc.have {
+		sc.have[i] = true
+	}
+	st.mu.Lock()
+	st.mirror(sc, now, a.loc)
+	st.mu.Unlock()
+	return st
+}
+
+func (a *Accounts) setPolicyShared(ctx context.Context, keyID string, p Policy, raw []byte) error {
+	if _, err := a.db.ExecContext(ctx, `INSERT INTO budget_policies (key_id, policy, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
+		keyID, string(raw), a.now().UnixMilli()); err != nil {
+		return fmt.Errorf("budget: set policy: %w", err)
+	}
+	if _, err := a.db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, policyChannel, keyID); err != nil {
+		// The others' resync picks it up within PolicyResync.
+		a.log.Warn("budget: notifying the other replicas of a policy failed", "key_id", keyID, "err", err)
+	}
+	st := a.state(keyID)
+	st.mu.Lock()
+	st.policy, st.explicit, st.loaded = p, true, true
+	st.mu.Unlock()
+	a.limits.set(keyID, p)
+	return nil
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// storeUnavailable is the 503 of a shared store that failed: the request
+// is refused rather than admitted unaccounted.
+func storeUnavailable(err error) error {
+	return &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeServer, Code: "budget_store_unavailable",
+		Message: "tollgate could not reach the store that keeps budgets and rate limits; try again shortly", Err: err}
+}
