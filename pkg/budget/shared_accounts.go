@@ -469,8 +469,8 @@ type sharedCounters struct {
 	// settled (a second settle, which charged nothing).
 	state string
 	w     windows
-	cs   [len(periods)]counter
-	have [len(periods)]bool
+	cs    [len(periods)]counter
+	have  [len(periods)]bool
 }
 
 func countersOf(w windows, names []string, spent, reserved []int64) sharedCounters {
