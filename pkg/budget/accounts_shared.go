@@ -57,6 +57,10 @@ func (a *Accounts) start() {
 			if n > 0 {
 				a.log.Warn("budget: released reservations whose lease expired (their replica died or stalled)", "released", n)
 			}
+			retain := max(2*sh.Lease, time.Hour)
+			if _, err := a.shared.Prune(ctx, a.now().Add(-retain)); err != nil && ctx.Err() == nil {
+				a.log.Warn("budget: pruning finished reservations", "err", err)
+			}
 		})
 	})
 }

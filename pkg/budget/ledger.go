@@ -180,10 +180,7 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Ledger, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := pg.CreateRateLimitTable(ctx); err != nil {
-				return nil, err
-			}
-			rates = pg
+			rates = pg // its table is migration 0009's
 		}
 	}
 	limits := newRateLimitsStore(o, rates)

@@ -65,10 +65,9 @@ func NewPostgresRateStore(pool *pgxpool.Pool, o PostgresRateOptions) (*PostgresR
 	return &PostgresRateStore{pool: pool, table: o.Table, take: fmt.Sprintf(pgTake, o.Table), now: o.Now, timeout: o.Timeout}, nil
 }
 
-// CreateRateLimitTable creates the store's table if it does not exist.
-//
-// MIGRATION: this DDL belongs in the versioned migrations; it is here until
-// they exist.
+// CreateRateLimitTable creates the store's table if it does not exist:
+// for a Table of another name (tests). The default table,
+// budget_rate_limits, is migration 0009's.
 func (s *PostgresRateStore) CreateRateLimitTable(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, fmt.Sprintf(pgCreate, s.table))
 	if err != nil {
@@ -77,7 +76,7 @@ func (s *PostgresRateStore) CreateRateLimitTable(ctx context.Context) error {
 	return nil
 }
 
-// pgCreate is the table: a row per key, each bucket's tat in µs since the
+// pgCreate is the table (as migration 0009 creates budget_rate_limits): a row per key, each bucket's tat in µs since the
 // epoch, and the time and outcome of the last Take (RETURNING sees only the
 // new row: ok tells a charge from a refusal).
 const pgCreate = `CREATE UNLOGGED TABLE IF NOT EXISTS %s (

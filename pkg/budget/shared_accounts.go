@@ -37,8 +37,10 @@ import (
 // constraint) with the amount, admitted_at, lease_expires_at and a state,
 // held → settled | released | expired. Request ids are therefore unique
 // across keys here (the gateway's are), where Accounts keeps them per key;
-// settled ids are remembered until the rows are pruned, which nothing does
-// yet (Accounts remembers each key's last 4096 to 8192).
+// settled ids are remembered until Prune deletes the rows that are over
+// (Accounts, with Options.Shared, prunes those admitted more than
+// max(2 × Lease, 1 h) ago; the in-process Accounts remembers each key's
+// last 4096 to 8192).
 //
 // # Why it is exact
 //
@@ -636,4 +638,29 @@ func (s *SharedAccounts) record(ctx context.Context, keyID string, at time.Time,
 		return sharedCounters{}, fmt.Errorf("budget: record: %w", err)
 	}
 	return countersOf(w, names, spent, reserved), nil
+}
+
+// pruneBatch is how many finished reservations one statement of Prune
+// deletes.
+const pruneBatch = 5000
+
+// Prune deletes the reservations that are over (settled, released,
+// expired) and were admitted before before, and returns how many. Their
+// request ids may then reserve again: prune well after any retry of a
+// request could arrive. Every replica may run it at once.
+func (s *SharedAccounts) Prune(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM budget_reservations WHERE request_id IN (
+			SELECT request_id FROM budget_reservations WHERE state <> 'held' AND admitted_at < $1 LIMIT $2)`,
+			before.UnixMilli(), pruneBatch)
+		if err != nil {
+			return total, fmt.Errorf("budget: prune reservations: %w", err)
+		}
+		n := int(tag.RowsAffected())
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
 }
