@@ -90,6 +90,7 @@ type options struct {
 	prefill        int
 	prefillConns   int
 	seed           uint64
+	postgres       string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -117,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.prefill, "prefill", 0, "before measuring, fill each cached gateway's cache with this many new prompts of the scenario, through its API")
 	fs.IntVar(&o.prefillConns, "prefill-conns", 32, "connections the prefill uses")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the generated prompts (0: a random one, reported)")
+	fs.StringVar(&o.postgres, "postgres", os.Getenv("TOLLGATE_TEST_POSTGRES"), "PostgreSQL for the variants with store postgres, each in a fresh schema dropped afterwards (default $TOLLGATE_TEST_POSTGRES; empty: those variants are skipped)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -343,6 +345,21 @@ func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, f
 		cfg := gatewayConfig(up.addr, o.modelDir)
 		if v.tweak != nil {
 			v.tweak(cfg)
+		}
+		if v.postgres {
+			if o.postgres == "" {
+				e.skipped = "store postgres: no -postgres URL (nor TOLLGATE_TEST_POSTGRES)"
+				logf("%s skipped: %s", v.Name, e.skipped)
+				continue
+			}
+			u, drop, err := freshSchema(ctx, o.postgres)
+			if err != nil {
+				e.skipped = "store postgres: " + err.Error()
+				logf("%s skipped: %s", v.Name, e.skipped)
+				continue
+			}
+			defer drop()
+			cfg["store"] = map[string]any{"driver": "postgres", "postgres_url": u}
 		}
 		y, err := yaml.Marshal(cfg)
 		if err != nil {

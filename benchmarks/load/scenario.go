@@ -51,6 +51,10 @@ type variant struct {
 	Name  string
 	Doc   string
 	tweak func(cfg map[string]any)
+	// postgres: the gateway keeps its keys, budgets, rate limits and
+	// ledger in PostgreSQL (store.driver postgres, as one replica of
+	// several), in a fresh schema of -postgres.
+	postgres bool
 	// embedder, when set, is what GET /admin/cache must name as the
 	// semantic cache's embedder (a prefix) before the gateway is measured:
 	// one that fell back to another embedder would measure something else.
@@ -77,9 +81,9 @@ var scenarios = []scenario{
 	},
 	{
 		name:     "budget",
-		doc:      "the proxy path for a key with a daily budget and rpm/tpm limits: reserve, durable settle (group commit), rate limits",
+		doc:      "the proxy path for a key with a daily budget and rpm/tpm limits: reserve, durable settle (group commit), rate limits; in SQLite (one process) and in PostgreSQL (one replica of several)",
 		mix:      chatMix,
-		variants: []variant{gatewayVariant("gateway", false)},
+		variants: []variant{gatewayVariant("gateway", false), withPostgres(gatewayVariant("gateway-postgres", false))},
 		keyBody: map[string]any{"name": "bench", "rpm": 100_000_000, "tpm": 1_000_000_000,
 			"budgets": []any{map[string]any{"period": "daily", "limit_usd": 1_000_000}}},
 		checks: []check{
@@ -111,6 +115,13 @@ var scenarios = []scenario{
 		variants: []variant{withEmbeddingModel(gatewayVariant("gateway", false))},
 		keyBody:  map[string]any{"name": "bench"},
 	},
+}
+
+// withPostgres keeps the variant's store in PostgreSQL.
+func withPostgres(v variant) variant {
+	v.postgres = true
+	v.Doc += ", store postgres (a replica's budgets, rate limits and ledger)"
+	return v
 }
 
 // withCache turns the response cache on. The semantic side uses the hashed
