@@ -82,11 +82,7 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 		pool.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	lease := cfg.Store.ReservationLease.Std()
-	if lease == 0 {
-		lease = budget.DefaultLease
-	}
-	st := &store{db: db, pool: pool, shared: &budget.Shared{Pool: pool, Lease: lease}}
+	st := &store{db: db, pool: pool, shared: &budget.Shared{Pool: pool, Lease: cfg.Store.ReservationLease.Std()}}
 	var closers []func()
 	engine := "postgres"
 	if u := cfg.Store.RedisURL; u != "" {

@@ -72,6 +72,7 @@ const (
 	DefaultQdrantQuantization = "scalar"
 	DefaultQdrantTimeout      = 5 * time.Second
 	DefaultStoreDriver        = "sqlite"
+	DefaultReservationLease   = Duration(10 * time.Minute)
 )
 
 // DefaultBreaker is a provider's circuit breaker when it sets none: trip
@@ -112,7 +113,7 @@ func base() *Config {
 		Log:            Log{Level: DefaultLogLevel, Format: DefaultLogFormat, AccessLog: true},
 
 		BodyReadTimeout: Duration(DefaultBodyReadTimeout),
-		Store:           Store{Driver: DefaultStoreDriver},
+		Store:           Store{Driver: DefaultStoreDriver, ReservationLease: DefaultReservationLease},
 		Budget: Budget{
 			Timezone: DefaultTimezone,
 			Defaults: KeyPolicy{OnExhausted: DefaultOnExhausted},

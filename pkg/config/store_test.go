@@ -50,11 +50,10 @@ func TestStore(t *testing.T) {
 		{"bad redis url, value not shown", "store: {driver: postgres, postgres_url: 'postgres://db/x', redis_url: 'http://:" + secretPassword + "@cache'}\n", nil, "", "", []string{
 			"store.redis_url: not a redis:// or rediss:// URL with a host (the value is not shown: it may hold a password)",
 		}},
-		{"negative lease", "store: {driver: postgres, postgres_url: 'postgres://db/x', reservation_lease: -1s}\n", nil, "", "", []string{
-			"store.reservation_lease: must not be negative",
+		{"zero lease", "store: {driver: postgres, postgres_url: 'postgres://db/x', reservation_lease: 0s}\n", nil, "", "", []string{
+			"store.reservation_lease: must be positive",
 		}},
-		{"redis and lease without postgres", "store: {reservation_lease: 1m, redis_url: 'redis://cache:6379'}\n", nil, "", "", []string{
-			"store.reservation_lease: only with driver postgres (one process releases its reservations itself)",
+		{"redis without postgres", "store: {redis_url: 'redis://cache:6379'}\n", nil, "", "", []string{
 			"store.redis_url: only with driver postgres (one process keeps its rate limits in memory)",
 		}},
 		{"typo", "store: {drivr: postgres}\n", nil, "", "", []string{

@@ -72,8 +72,8 @@ func (s *Store) check(p *problems) {
 		case u.Host == "":
 			p.add("store.postgres_url", "not a URL: no host (the value is not shown: it may hold a password)")
 		}
-		if s.ReservationLease < 0 {
-			p.add("store.reservation_lease", "must not be negative")
+		if s.ReservationLease <= 0 {
+			p.add("store.reservation_lease", "must be positive")
 		}
 		if s.RedisURL != "" {
 			if u, err := url.Parse(s.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
@@ -83,9 +83,6 @@ func (s *Store) check(p *problems) {
 	default:
 		if s.PostgresURL != "" {
 			p.add("store.postgres_url", "only with driver postgres")
-		}
-		if s.ReservationLease != 0 {
-			p.add("store.reservation_lease", "only with driver postgres (one process releases its reservations itself)")
 		}
 		if s.RedisURL != "" {
 			p.add("store.redis_url", "only with driver postgres (one process keeps its rate limits in memory)")
