@@ -34,22 +34,24 @@ const (
 // URL returns $TOLLGATE_TEST_POSTGRES, or skips the test when it is unset.
 func URL(tb testing.TB) string {
 	tb.Helper()
-	u := os.Getenv(Env)
-	if u == "" {
-		tb.Skipf("%s is not set (e.g. %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", Env, Env)
-	}
-	return u
+	return getenv(tb, Env, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 }
 
 // RedisURL returns $TOLLGATE_TEST_REDIS, or skips the test when it is
 // unset. Tests sharing the server keep to a key prefix of their own.
 func RedisURL(tb testing.TB) string {
 	tb.Helper()
-	u := os.Getenv(RedisEnv)
-	if u == "" {
-		tb.Skipf("%s is not set (e.g. %s=redis://127.0.0.1:6379/0)", RedisEnv, RedisEnv)
+	return getenv(tb, RedisEnv, "redis://127.0.0.1:6379/0")
+}
+
+// getenv returns the variable, or skips the test saying what to set.
+func getenv(tb testing.TB, name, example string) string {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		tb.Skipf("%s is not set (e.g. %s=%s)", name, name, example)
 	}
-	return u
+	return v
 }
 
 // Schema is a PostgreSQL schema of one test's own.
