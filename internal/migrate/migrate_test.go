@@ -2,12 +2,9 @@ package migrate
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,7 +12,7 @@ import (
 	"testing"
 	"testing/fstest"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	"github.com/tollgate/tollgate/internal/pgtest"
 )
 
 // openSQLite opens a fresh SQLite file the way pkg/sqlite does (WAL, busy
@@ -305,41 +302,8 @@ func engines() []engine {
 // Cleanup, and returns a function opening pools whose search_path is it.
 func postgresSchema(t *testing.T) func() *sql.DB {
 	t.Helper()
-	base := os.Getenv("TOLLGATE_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("TOLLGATE_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "tg_migrate_" + hex.EncodeToString(b[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Error(err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return func() *sql.DB {
-		db, err := sql.Open("pgx", u.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
+	s := pgtest.NewSchema(t)
+	return func() *sql.DB { return s.DB(t) }
 }
 
 func hits(t *testing.T, db *sql.DB) int {

@@ -13,18 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/internal/pgtest"
 	"github.com/tollgate/tollgate/pkg/llm"
-)
-
-// The shared stores are tested against real servers when these name them,
-// e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable and
-// redis://127.0.0.1:6379/0; otherwise their tests skip.
-const (
-	envTestPostgres = "TOLLGATE_TEST_POSTGRES"
-	envTestRedis    = "TOLLGATE_TEST_REDIS"
 )
 
 // rateBackend is a RateStore implementation under test. shared returns a
@@ -56,49 +48,25 @@ func forEachRateBackend(t *testing.T, f func(t *testing.T, b rateBackend)) {
 	}
 }
 
+// postgresShared makes stores on the default table of a schema of the
+// test's own.
 func postgresShared(tb testing.TB, now func() time.Time, conns int) func() RateStore {
-	url := os.Getenv(envTestPostgres)
-	if url == "" {
-		tb.Skipf("%s is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", envTestPostgres)
-	}
-	table := fmt.Sprintf("budget_rate_limits_test_%d_%d", os.Getpid(), rateTestSeq.Add(1))
+	schema := pgtest.NewSchema(tb)
 	newStore := func() *PostgresRateStore {
-		cfg, err := pgxpool.ParseConfig(url)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if conns > 0 {
-			cfg.MaxConns = int32(conns)
-		}
-		pool, err := pgxpool.NewWithConfig(ctx, cfg)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(pool.Close)
-		s, err := NewPostgresRateStore(pool, PostgresRateOptions{Table: table, Now: now})
+		s, err := NewPostgresRateStore(schema.Pool(tb, conns), PostgresRateOptions{Now: now})
 		if err != nil {
 			tb.Fatal(err)
 		}
 		return s
 	}
-	admin := newStore() // its cleanup (close) runs after the drop below
-	if err := admin.CreateRateLimitTable(ctx); err != nil {
+	if err := newStore().CreateRateLimitTable(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() {
-		if _, err := admin.pool.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
-			tb.Error(err)
-		}
-	})
 	return func() RateStore { return newStore() }
 }
 
 func redisShared(tb testing.TB, now func() time.Time, conns int) func() RateStore {
-	url := os.Getenv(envTestRedis)
-	if url == "" {
-		tb.Skipf("%s is not set (e.g. redis://127.0.0.1:6379/0)", envTestRedis)
-	}
-	opt, err := redis.ParseURL(url)
+	opt, err := redis.ParseURL(pgtest.RedisURL(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -127,107 +95,6 @@ func redisShared(tb testing.TB, now func() time.Time, conns int) func() RateStor
 	return func() RateStore {
 		return NewRedisRateStore(newClient(), RedisRateOptions{Prefix: prefix, Now: now})
 	}
-}
-
-// TestRateStores is TestAllow's sequence against every store, on an
-// injected clock, plus what only a store can get wrong.
-func TestRateStores(t *testing.T) {
-	forEachRateBackend(t, func(t *testing.T, b rateBackend) {
-		clk := newClock("2026-03-10T12:00:00Z")
-		l := newRateLimitsStore(Options{Now: clk.Now}, b.shared(t, clk.Now, 0)())
-		l.set("k", Policy{RPM: 3, TPM: 1000})
-		l.set("fresh", Policy{RPM: 3, TPM: 1000})
-		// rpm 3: a request unit refills every 20 s; tpm 1000: a token every 60 ms.
-		steps := []struct {
-			name       string
-			key        string
-			advance    time.Duration
-			tokens     int
-			ok         bool
-			remReq     int
-			remTok     int
-			resetReq   string
-			resetTok   string
-			retryAfter time.Duration
-			message    string
-		}{
-			{"first request", "k", 0, 100, true, 2, 900, "20s", "6s", 0, ""},
-			{"second request", "k", 0, 100, true, 1, 800, "40s", "12s", 0, ""},
-			{"too many tokens for now", "k", 0, 900, false, 1, 800, "40s", "12s", 6 * time.Second, "tokens per minute"},
-			{"the refused request cost nothing", "k", 0, 100, true, 0, 700, "1m0s", "18s", 0, ""},
-			{"too many requests", "k", 0, 1, false, 0, 700, "1m0s", "18s", 20 * time.Second, "requests per minute"},
-			{"a request unit refilled", "k", 20 * time.Second, 1, true, 0, 999, "1m0s", "60ms", 0, ""},
-			{"more than the tpm in one prompt never fits", "k", 60 * time.Second, 1001, false, 3, 1000, "0s", "0s", 0, "Request too large"},
-			{"full again after a minute", "k", 0, 1000, true, 2, 0, "20s", "1m0s", 0, ""},
-			{"a whole minute of tokens again: retry in a minute", "k", 0, 1000, false, 2, 0, "20s", "1m0s", time.Minute, "tokens per minute"},
-			{"a new key's refused first request", "fresh", 0, 1001, false, 3, 1000, "0s", "0s", 0, "Request too large"},
-			{"charged nothing", "fresh", 0, 1000, true, 2, 0, "20s", "1m0s", 0, ""},
-		}
-		for _, s := range steps {
-			t.Run(s.name, func(t *testing.T) {
-				clk.Advance(s.advance)
-				st, err := l.Allow(s.key, s.tokens)
-				h := http.Header{}
-				st.SetHeaders(h)
-				if s.ok != (err == nil) {
-					t.Fatalf("err = %v, want ok %v", err, s.ok)
-				}
-				if !s.ok {
-					if !errors.Is(err, ErrRateLimited) {
-						t.Fatalf("err %v not ErrRateLimited", err)
-					}
-					e, _ := llm.AsError(err)
-					if e.Status != http.StatusTooManyRequests || e.Type != llm.TypeRateLimit || e.Code != "rate_limit_exceeded" || e.RetryAfter != s.retryAfter ||
-						!strings.Contains(e.Message, s.message) {
-						t.Fatalf("error %+v", e)
-					}
-					h = e.Header
-				}
-				want := map[string]string{
-					"x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": itoa(s.remReq), "x-ratelimit-reset-requests": s.resetReq,
-					"x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": itoa(s.remTok), "x-ratelimit-reset-tokens": s.resetTok,
-				}
-				for k, v := range want {
-					if got := h.Get(k); got != v {
-						t.Errorf("%s = %q, want %q", k, got, v)
-					}
-				}
-			})
-		}
-		t.Run("no limits: always allowed, no headers", func(t *testing.T) {
-			for range 100 {
-				st, err := l.Allow("unlimited", 1_000_000)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if st != (RateState{}) {
-					t.Fatalf("state %+v", st)
-				}
-			}
-		})
-		t.Run("only rpm", func(t *testing.T) {
-			l.set("rpm-only", Policy{RPM: 60})
-			for i := range 61 {
-				_, err := l.Allow("rpm-only", 1_000_000)
-				if (err == nil) != (i < 60) {
-					t.Fatalf("request %d: %v", i, err)
-				}
-			}
-			clk.Advance(time.Second) // one request refills per second
-			if _, err := l.Allow("rpm-only", 0); err != nil {
-				t.Fatal(err)
-			}
-		})
-		t.Run("only tpm", func(t *testing.T) {
-			l.set("tpm-only", Policy{TPM: 100})
-			for i := range 11 {
-				st, err := l.Allow("tpm-only", 10)
-				if (err == nil) != (i < 10) || st.LimitRequests != 0 {
-					t.Fatalf("request %d: %+v %v", i, st, err)
-				}
-			}
-		})
-	})
 }
 
 // TestRateStoresOwnClock checks the stores' own clocks (PostgreSQL's

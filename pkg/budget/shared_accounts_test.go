@@ -1,23 +1,19 @@
 package budget
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the migrations
 
 	"github.com/tollgate/tollgate/internal/migrate"
+	"github.com/tollgate/tollgate/internal/pgtest"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
@@ -29,56 +25,21 @@ func (p staticPolicies) Policy(keyID string) (Policy, bool) {
 	return pol, ok
 }
 
+// envTestPostgres is what TestSharedLedgerCrashHelper's child reads.
+const envTestPostgres = pgtest.Env
+
 // sharedSchema creates a schema of its own for the test, migrated, dropped
-// at Cleanup, and returns a function opening pools (one per replica) whose
-// search_path is it.
+// at Cleanup, and returns a function opening pools (one per replica, conns
+// connections at most; 0: pgxpool's default) whose search_path is it.
 func sharedSchema(tb testing.TB) func(conns int) *pgxpool.Pool {
 	tb.Helper()
-	base := os.Getenv(envTestPostgres)
-	if base == "" {
-		tb.Skipf("%s is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", envTestPostgres)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "tg_budget_" + hex.EncodeToString(b[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { admin.Close() })
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			tb.Error(err)
-		}
-	})
-	open := func(conns int) *pgxpool.Pool {
-		cfg, err := pgxpool.ParseConfig(base)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cfg.ConnConfig.RuntimeParams["search_path"] = schema
-		if conns > 0 {
-			cfg.MaxConns = int32(conns)
-		}
-		pool, err := pgxpool.NewWithConfig(ctx, cfg)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(pool.Close)
-		return pool
-	}
-	db, err := sql.Open("pgx", base+"&search_path="+schema)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer db.Close()
+	s := pgtest.NewSchema(tb)
+	db := s.DB(tb)
 	if err := migrate.Up(ctx, db); err != nil {
 		tb.Fatal(err)
 	}
-	return open
+	db.Close()
+	return func(conns int) *pgxpool.Pool { return s.Pool(tb, conns) }
 }
 
 // sharedCounter reads one counter row (zero if there is none).

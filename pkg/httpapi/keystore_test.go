@@ -2,19 +2,13 @@ package httpapi_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-
+	"github.com/tollgate/tollgate/internal/pgtest"
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
 )
@@ -23,30 +17,7 @@ import (
 // is down) is a 503 in OpenAI's shape, not a 401 that would tell a client
 // its key is wrong; the database's error is not shown.
 func TestKeyStoreDown(t *testing.T) {
-	base := os.Getenv("TOLLGATE_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("TOLLGATE_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "tg_httpapi_" + hex.EncodeToString(b[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := sql.Open("pgx", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := pgtest.NewSchema(t).DB(t)
 	ks, err := keys.Open(context.Background(), db, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -3,26 +3,19 @@ package keys
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-
 	"github.com/tollgate/tollgate/internal/migrate"
+	"github.com/tollgate/tollgate/internal/pgtest"
 	"github.com/tollgate/tollgate/pkg/sqlite"
 )
-
-const envTestPostgres = "TOLLGATE_TEST_POSTGRES"
 
 // backend is a database the store runs on. fresh makes an empty database
 // for the test and returns a function opening connections (pools) to it:
@@ -62,43 +55,8 @@ func sqliteFresh(t testing.TB) func() *sql.DB {
 // and opens pools whose search_path is it.
 func postgresFresh(t testing.TB) func() *sql.DB {
 	t.Helper()
-	base := os.Getenv(envTestPostgres)
-	if base == "" {
-		t.Skipf("%s is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", envTestPostgres)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "tg_keys_" + hex.EncodeToString(b[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	// Registered first, so it runs after the pools (and stores) are closed.
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Error(err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return func() *sql.DB {
-		db, err := sql.Open("pgx", u.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
+	s := pgtest.NewSchema(t)
+	return func() *sql.DB { return s.DB(t) }
 }
 
 // openStore opens a store on db, closed at Cleanup (before db).
