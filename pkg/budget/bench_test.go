@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/tollgate/tollgate/internal/pgtest"
 )
 
@@ -34,9 +36,10 @@ func BenchmarkReserveSettle(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			var l *Ledger
 			if bc.postgres {
-				s := pgtest.NewSchema(b)
+				// As cmd/server opens it: database/sql on the pgx pool.
+				pool := pgtest.NewSchema(b).Pool(b, 16)
 				var err error
-				l, err = Open(ctx, s.DB(b), Options{Defaults: defaults, Shared: &Shared{Pool: s.Pool(b, 16)}})
+				l, err = Open(ctx, stdlib.OpenDBFromPool(pool), Options{Defaults: defaults, Shared: &Shared{Pool: pool}})
 				if err != nil {
 					b.Fatal(err)
 				}

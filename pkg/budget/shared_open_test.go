@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/tollgate/tollgate/internal/pgtest"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -17,8 +19,9 @@ import (
 // pools, the shared store.
 func openReplica(t *testing.T, s pgtest.Schema, hook string, now func() time.Time) *Ledger {
 	t.Helper()
-	l, err := Open(ctx, s.DB(t), Options{
-		Shared:           &Shared{Pool: s.Pool(t, 8), Lease: time.Minute},
+	pool := s.Pool(t, 8)
+	l, err := Open(ctx, stdlib.OpenDBFromPool(pool), Options{
+		Shared:           &Shared{Pool: pool, Lease: time.Minute},
 		Webhooks:         []Webhook{{URL: hook}},
 		DeliveryInterval: -1, // the test delivers
 		Now:              now,
