@@ -209,14 +209,12 @@ const sharedInsertAlert = `WITH a AS (
 	SELECT a.id, d.url, d.slack, d.body, $8 FROM a CROSS JOIN unnest($10::text[], $11::boolean[], $12::text[]) AS d (url, slack, body)`
 
 // commitShared writes ledger rows and alerts (with their deliveries) in
-// one transaction, durable once it returns nil: SharedLedger's writer and,
+// one transaction and one round trip, durable once it returns nil: SharedLedger's writer and,
 // with Options.Shared, the Store's.
 func commitShared(ctx context.Context, pool *pgxpool.Pool, entries []*Entry, alerts []alertRow) error {
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("budget: shared ledger: %w", err)
-	}
-	defer tx.Rollback(ctx)
+	// One round trip: pgx sends a batch with one Sync, so its statements
+	// run in one implicit transaction, committed (or rolled back whole) at
+	// the end, no BEGIN and COMMIT of their own.
 	var batch pgx.Batch
 	// The commit must wait for the WAL flush whatever the session's
 	// default: durability is what Append promises.
@@ -237,10 +235,7 @@ func commitShared(ctx context.Context, pool *pgxpool.Pool, entries []*Entry, ale
 		batch.Queue(sharedInsertAlert, a.uid, a.keyID, string(a.key.period), a.key.start, a.key.event, a.key.ppm,
 			int64(a.key.limit), a.created, string(a.payload), urls, slack, bodies)
 	}
-	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
-		return fmt.Errorf("budget: shared ledger: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := pool.SendBatch(ctx, &batch).Close(); err != nil {
 		return fmt.Errorf("budget: shared ledger: %w", err)
 	}
 	return nil

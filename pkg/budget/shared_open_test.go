@@ -169,3 +169,27 @@ func TestSharedPrune(t *testing.T) {
 		t.Fatalf("a pruned id reserves again: %v", err)
 	}
 }
+
+// TestSharedCommitAllOrNothing: a batch is one transaction although it is
+// sent without BEGIN and COMMIT: when its last statement fails (an alert
+// whose deliveries do not fit their column), none of its rows is written.
+func TestSharedCommitAllOrNothing(t *testing.T) {
+	pool := sharedSchema(t)(2)
+	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	rows := []*Entry{ledgerEntry("k", "1", at, 5), ledgerEntry("k", "2", at, 6)}
+	bad := []alertRow{{uid: "u", keyID: "k", key: alertKey{period: Daily, event: EventThreshold}, created: at.UnixMilli(), payload: []byte("{}"),
+		deliveries: []delivery{{url: "http://x", body: []byte("\x00")}}}} // NUL: not valid in text
+	if err := commitShared(ctx, pool, rows, bad); err == nil {
+		t.Fatal("no error from a batch whose alert cannot be stored")
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM budget_ledger`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d ledger rows after a failed batch (%v), want none", n, err)
+	}
+	if err := commitShared(ctx, pool, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM budget_ledger`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d ledger rows (%v), want 2", n, err)
+	}
+}
