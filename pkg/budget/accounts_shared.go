@@ -188,13 +188,17 @@ func (a *Accounts) reserveShared(ctx context.Context, keyID, requestID string, a
 }
 
 func (a *Accounts) settleShared(ctx context.Context, r Reservation, e Entry) error {
-	sc, err := a.shared.settle(ctx, r, e.Cost)
+	e.KeyID, e.RequestID, e.Time = r.KeyID, r.RequestID, r.At
+	// The charge and the ledger row commit in one statement, flushed
+	// before it returns: after a kill -9 the spend is still the sum of the
+	// rows, and an acknowledged request has its row.
+	sc, err := a.shared.settle(ctx, r, e.Cost, &e)
 	if errors.Is(err, ErrNoReservation) {
 		// PostgreSQL has no hold for it (forgotten in a crash of the
 		// database: see SharedAccounts, Durability): the money is spent
 		// all the same.
 		a.log.Warn("budget: settle found no reservation; charging the cost without one", "request_id", r.RequestID, "key_id", r.KeyID)
-		sc, err = a.shared.record(ctx, r.KeyID, r.At, e.Cost)
+		sc, err = a.shared.record(ctx, r.KeyID, r.At, e.Cost, r.RequestID, &e)
 	}
 	if err != nil {
 		return storeUnavailable(err)
@@ -213,8 +217,13 @@ func (a *Accounts) settleShared(ctx context.Context, r Reservation, e Entry) err
 	alerts = append(alerts, st.crossedAlerts(r.At, now, a.minElapsed)...)
 	webhooks := st.policy.Webhooks
 	st.mu.Unlock()
-	e.KeyID, e.RequestID, e.Time = r.KeyID, r.RequestID, r.At
-	return a.store.add(&e, a.alerts.rows(r.KeyID, alerts, webhooks, now)).wait(ctx)
+	// The alerts follow, not waited for: lost with this replica, they are
+	// decided again by the next charge of the key on any replica (an
+	// alert's uid keeps it to one).
+	if rows := a.alerts.rows(r.KeyID, alerts, webhooks, now); rows != nil {
+		a.store.add(nil, rows)
+	}
+	return nil
 }
 
 func (a *Accounts) releaseShared(r Reservation) {
@@ -231,26 +240,30 @@ func (a *Accounts) recordShared(e Entry) {
 	if e.Time.IsZero() || e.Time.After(now) {
 		e.Time = now
 	}
-	var alerts []alert
-	var webhooks []Webhook
-	if e.Cost != 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
-		sc, err := a.shared.record(ctx, e.KeyID, e.Time, e.Cost)
-		cancel()
-		if err != nil {
-			// The ledger row below still records it: spend reports stay
-			// right; the key's counters miss this cost.
-			a.log.Error("budget: charging a cost to the shared counters failed", "request_id", e.RequestID, "key_id", e.KeyID, "cost", e.Cost.String(), "err", err)
-		} else {
-			st := a.state(e.KeyID)
-			st.mu.Lock()
-			st.mirror(sc, now, a.loc)
-			alerts = st.crossedAlerts(e.Time, now, a.minElapsed)
-			webhooks = st.policy.Webhooks
-			st.mu.Unlock()
-		}
+	if e.Cost == 0 {
+		a.store.add(&e, nil) // nothing to charge: the row follows by group commit
+		return
 	}
-	a.store.add(&e, a.alerts.rows(e.KeyID, alerts, webhooks, now))
+	// The charge and the row in one statement, as Settle's.
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	sc, err := a.shared.record(ctx, e.KeyID, e.Time, e.Cost, e.RequestID, &e)
+	cancel()
+	if err != nil {
+		// The row still goes to the ledger: reports stay right; the
+		// key's counters miss this cost.
+		a.log.Error("budget: charging a cost to the shared counters failed", "request_id", e.RequestID, "key_id", e.KeyID, "cost", e.Cost.String(), "err", err)
+		a.store.add(&e, nil)
+		return
+	}
+	st := a.state(e.KeyID)
+	st.mu.Lock()
+	st.mirror(sc, now, a.loc)
+	alerts := st.crossedAlerts(e.Time, now, a.minElapsed)
+	webhooks := st.policy.Webhooks
+	st.mu.Unlock()
+	if rows := a.alerts.rows(e.KeyID, alerts, webhooks, now); rows != nil {
+		a.store.add(nil, rows)
+	}
 }
 
 // refreshShared reads the key's current counters into the mirror (Status,

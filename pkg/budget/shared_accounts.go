@@ -407,8 +407,10 @@ func (s *SharedAccounts) Remaining(ctx context.Context, keyID string) (remaining
 
 // sharedSettle: lock the reservation; held or expired → settled; lock the
 // counter rows of its periods in order; reserved -= amount (when it was
-// still held), spent += cost, saturating. It returns the state found; $8
-// is the transaction's synchronous_commit.
+// still held), spent += cost, saturating; and, when $9 to $24 hold one
+// ledger row (arrays of one; empty: none), insert it, so that the charge
+// and its row commit together. It returns the state found; $8 is the
+// transaction's synchronous_commit.
 const sharedSettle = `WITH o AS (
 	SELECT request_id, state, amount FROM budget_reservations
 	WHERE request_id = $1 AND key_id = $2 AND admitted_at = $3 FOR UPDATE
@@ -427,6 +429,14 @@ const sharedSettle = `WITH o AS (
 		spent = GREATEST(LEAST(k.spent::numeric + $4, 9223372036854775807), -9223372036854775808)::bigint
 	FROM r, l WHERE k.key_id = $2 AND k.period = l.period AND k.period_start = l.period_start
 	RETURNING k.period, k.spent, k.reserved
+), led AS (
+	INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider, prompt_tokens,
+		completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost)
+	SELECT $3, $1, $2, e.route, e.rm, e.model, e.provider, e.pt, e.ct, e.cached, $4, e.saved, e.est, e.unp, e.cache,
+		e.status, e.lat, e.att, e.judge, e.jc
+	FROM r, unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::integer[], $14::integer[], $15::integer[],
+		$16::bigint[], $17::boolean[], $18::boolean[], $19::text[], $20::integer[], $21::bigint[], $22::integer[],
+		$23::text[], $24::bigint[]) AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc)
 )
 SELECT coalesce((SELECT state FROM o), ''), coalesce((SELECT array_agg(period) FROM c), '{}'),
 	coalesce((SELECT array_agg(spent) FROM c), '{}'), coalesce((SELECT array_agg(reserved) FROM c), '{}'),
@@ -439,19 +449,26 @@ SELECT coalesce((SELECT state FROM o), ''), coalesce((SELECT array_agg(period) F
 // after the lease expired charges the cost all the same. The ledger row
 // is the caller's to write.
 func (s *SharedAccounts) Settle(ctx context.Context, r Reservation, cost llm.Micros) error {
-	_, err := s.settle(ctx, r, cost)
+	_, err := s.settle(ctx, r, cost, nil)
 	return err
 }
 
 // settle is Settle returning the counters it charged, as they are after
-// the charge (have[i] false: period i's counter was not charged).
-func (s *SharedAccounts) settle(ctx context.Context, r Reservation, cost llm.Micros) (sharedCounters, error) {
+// the charge (have[i] false: period i's counter was not charged). With e,
+// the same statement writes e as the request's ledger row (its key,
+// request id, time and cost r's and cost) and commits synchronously: the
+// row and the charge are durable together once it returns, or neither is.
+func (s *SharedAccounts) settle(ctx context.Context, r Reservation, cost llm.Micros, e *Entry) (sharedCounters, error) {
 	w := s.windowsAt(r.At)
 	var state, commit string
 	var names []string
 	var spent, reserved []int64
-	err := s.pool.QueryRow(ctx, sharedSettle, r.RequestID, r.KeyID, r.At.UnixMilli(), int64(cost), s.now().UnixMilli(),
-		w.names[:], w.starts[:], s.settleCommit).Scan(&state, &names, &spent, &reserved, &commit)
+	args := []any{r.RequestID, r.KeyID, r.At.UnixMilli(), int64(cost), s.now().UnixMilli(), w.names[:], w.starts[:], s.settleCommit}
+	if e != nil {
+		args[7] = "on"
+	}
+	args = append(args, ledgerColumns(e)...)
+	err := s.pool.QueryRow(ctx, sharedSettle, args...).Scan(&state, &names, &spent, &reserved, &commit)
 	if err != nil {
 		return sharedCounters{}, fmt.Errorf("budget: settle %s: %w", r.RequestID, err)
 	}
@@ -610,6 +627,14 @@ const sharedRecord = `WITH l AS (
 	ON CONFLICT (key_id, period, period_start) DO UPDATE
 	SET spent = GREATEST(LEAST(k.spent::numeric + $2, 9223372036854775807), -9223372036854775808)::bigint
 	RETURNING k.period, k.spent, k.reserved
+), led AS (
+	INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider, prompt_tokens,
+		completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost)
+	SELECT $6, $7, $1, e.route, e.rm, e.model, e.provider, e.pt, e.ct, e.cached, $2, e.saved, e.est, e.unp, e.cache,
+		e.status, e.lat, e.att, e.judge, e.jc
+	FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::integer[], $13::integer[], $14::integer[],
+		$15::bigint[], $16::boolean[], $17::boolean[], $18::text[], $19::integer[], $20::bigint[], $21::integer[],
+		$22::text[], $23::bigint[]) AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc)
 )
 SELECT coalesce(array_agg(period), '{}'), coalesce(array_agg(spent), '{}'), coalesce(array_agg(reserved), '{}') FROM l`
 
@@ -619,12 +644,14 @@ SELECT coalesce(array_agg(period), '{}'), coalesce(array_agg(spent), '{}'), coal
 // money is already spent. A zero at, or one in the future, means now.
 // Unlike Settle it is not idempotent: call it once per ledger row.
 func (s *SharedAccounts) Record(ctx context.Context, keyID string, at time.Time, cost llm.Micros) error {
-	_, err := s.record(ctx, keyID, at, cost)
+	_, err := s.record(ctx, keyID, at, cost, "", nil)
 	return err
 }
 
-// record is Record returning the counters as the charge left them.
-func (s *SharedAccounts) record(ctx context.Context, keyID string, at time.Time, cost llm.Micros) (sharedCounters, error) {
+// record is Record returning the counters as the charge left them. With
+// e, the same statement writes e as a ledger row (request id requestID,
+// time at, cost cost), so the charge and its row commit together.
+func (s *SharedAccounts) record(ctx context.Context, keyID string, at time.Time, cost llm.Micros, requestID string, e *Entry) (sharedCounters, error) {
 	if now := s.now(); at.IsZero() || at.After(now) {
 		at = now
 	}
@@ -634,7 +661,8 @@ func (s *SharedAccounts) record(ctx context.Context, keyID string, at time.Time,
 	}
 	var names []string
 	var spent, reserved []int64
-	if err := s.pool.QueryRow(ctx, sharedRecord, keyID, int64(cost), w.names[:], w.starts[:], w.ends[:]).Scan(&names, &spent, &reserved); err != nil {
+	args := append([]any{keyID, int64(cost), w.names[:], w.starts[:], w.ends[:], at.UnixMilli(), requestID}, ledgerColumns(e)...)
+	if err := s.pool.QueryRow(ctx, sharedRecord, args...).Scan(&names, &spent, &reserved); err != nil {
 		return sharedCounters{}, fmt.Errorf("budget: record: %w", err)
 	}
 	return countersOf(w, names, spent, reserved), nil
@@ -663,4 +691,18 @@ func (s *SharedAccounts) Prune(ctx context.Context, before time.Time) (int, erro
 			return total, nil
 		}
 	}
+}
+
+// ledgerColumns are e's columns other than its time, request id, key and
+// cost, as the one-element arrays sharedSettle and sharedRecord take
+// (empty arrays for a nil e: no row).
+func ledgerColumns(e *Entry) []any {
+	if e == nil {
+		return []any{[]string{}, []string{}, []string{}, []string{}, []int32{}, []int32{}, []int32{},
+			[]int64{}, []bool{}, []bool{}, []string{}, []int32{}, []int64{}, []int32{}, []string{}, []int64{}}
+	}
+	return []any{[]string{e.Route}, []string{e.RequestedModel}, []string{e.Model}, []string{e.Provider},
+		[]int32{int32(e.PromptTokens)}, []int32{int32(e.CompletionTokens)}, []int32{int32(e.CachedTokens)},
+		[]int64{int64(e.Saved)}, []bool{e.Estimated}, []bool{e.Unpriced}, []string{e.Cache}, []int32{int32(e.Status)},
+		[]int64{e.Latency.Milliseconds()}, []int32{int32(e.Attempts)}, []string{e.Judge}, []int64{int64(e.JudgeCost)}}
 }
