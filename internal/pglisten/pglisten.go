@@ -67,8 +67,18 @@ func once(ctx context.Context, db *sql.DB, channel string, h Handler) error {
 	bad := false
 	defer func() {
 		if bad {
-			// Subscribed or mid-wait: database/sql must close it, not pool it.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			// Subscribed or mid-wait: the session must end, not go back to
+			// a pool. ErrBadConn makes database/sql drop it, but over
+			// stdlib.OpenDBFromPool that only returns it to the pgx pool,
+			// still subscribed: close the pgx connection itself first.
+			_ = conn.Raw(func(dc any) error {
+				if c, ok := dc.(*stdlib.Conn); ok {
+					cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					c.Conn().Close(cctx)
+					cancel()
+				}
+				return driver.ErrBadConn
+			})
 		}
 		conn.Close()
 	}()

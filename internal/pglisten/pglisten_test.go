@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/tollgate/tollgate/internal/pgtest"
 )
 
@@ -71,4 +73,35 @@ func TestRun(t *testing.T) {
 	wait("resubscription after the session was killed", subscribed)
 	notify("three")
 	expect("three")
+}
+
+// TestRunEndsItsSession: over database/sql on a pgx pool (as cmd/server
+// opens it), the listening session does not go back to the pool still
+// subscribed when Run returns.
+func TestRunEndsItsSession(t *testing.T) {
+	pool := pgtest.NewSchema(t).Pool(t, 1) // one connection: the listener's, reused after
+	db := stdlib.OpenDBFromPool(pool)
+	ctx, cancel := context.WithCancel(context.Background())
+	subscribed := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, db, "tg_test_channel", "test", Handler{
+			Subscribed: func(context.Context) error { subscribed <- struct{}{}; return nil },
+		}, slog.New(slog.DiscardHandler))
+	}()
+	select {
+	case <-subscribed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no subscription")
+	}
+	cancel()
+	<-done
+	var channels []string
+	if err := pool.QueryRow(context.Background(), `SELECT coalesce(array_agg(c), '{}') FROM pg_listening_channels() c`).Scan(&channels); err != nil {
+		t.Fatal(err)
+	}
+	if len(channels) != 0 {
+		t.Fatalf("a pooled session still listens on %v", channels)
+	}
 }
