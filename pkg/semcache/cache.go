@@ -258,6 +258,23 @@ type Stats struct {
 	// Index is the state of an index that can be unavailable (Qdrant):
 	// reported by an Index implementing IndexReporter, nil otherwise.
 	Index *IndexStatus `json:"index,omitempty"`
+	// Replicas is the state of the sharing with other replicas, on
+	// PostgreSQL only (nil on SQLite).
+	Replicas *ReplicaStatus `json:"replicas,omitempty"`
+}
+
+// ReplicaStatus is how a cache on PostgreSQL follows the other replicas
+// (replicas.go).
+type ReplicaStatus struct {
+	// Listening: the listener is subscribed to the other replicas'
+	// deletes. While it is not, they are applied when it reconnects.
+	Listening bool `json:"listening"`
+	// Sessions counts the listener's connections since Open (more than
+	// one: it reconnected).
+	Sessions int64 `json:"sessions"`
+	// TableHits are exact hits found in the shared table, not in memory:
+	// mostly entries other replicas stored.
+	TableHits int64 `json:"table_hits"`
 }
 
 // IndexReporter is implemented by an Index that can be unavailable while
@@ -1285,6 +1302,9 @@ func (c *Cache) Stats() Stats {
 		}
 	}
 	c.mu.RUnlock()
+	if c.peers != nil {
+		s.Replicas = &ReplicaStatus{Listening: c.peers.listening.Load(), Sessions: c.peers.connects.Load(), TableHits: c.peers.hits.Load()}
+	}
 	if c.semantic {
 		s.IndexPoints = c.opts.Index.Len()
 		s.Embedder = c.opts.Embedder.Name()

@@ -99,8 +99,10 @@ type peers struct {
 
 	// connects counts the listener's sessions made (LISTEN issued and the
 	// resync done); pid is the current session's backend. Tests read them.
-	connects atomic.Int64
-	pid      atomic.Uint32
+	connects  atomic.Int64
+	pid       atomic.Uint32
+	listening atomic.Bool
+	hits      atomic.Int64 // exact hits served from the table
 }
 
 func newPeers(ctx context.Context, c *Cache) (*peers, error) {
@@ -153,6 +155,7 @@ func (p *peers) exact(ctx context.Context, q *Query, now time.Time) *Entry {
 	if !live(&entryMeta{created: r.created, expires: r.expires}, q.Controls, now) {
 		return nil
 	}
+	p.hits.Add(1)
 	return f.e
 }
 
@@ -372,6 +375,8 @@ func (p *peers) listenOnce(ctx context.Context) error {
 		return err
 	}
 	p.connects.Add(1)
+	p.listening.Store(true)
+	defer p.listening.Store(false)
 	for {
 		var payload string
 		err := pgConn(func(c *stdlib.Conn) error {

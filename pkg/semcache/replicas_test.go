@@ -161,6 +161,12 @@ func TestReplicasShareExactEntries(t *testing.T) {
 			if !holds(b, r) {
 				t.Fatal("replica B did not keep the entry it read from the table")
 			}
+			if st := b.Stats().Replicas; st == nil || st.TableHits != 1 {
+				t.Fatalf("replica B's replica status %+v, want one table hit", st)
+			}
+			if _, res := lookup(t, b, r, Controls{}); res.Kind != KindHit || b.Stats().Replicas.TableHits != 1 {
+				t.Fatalf("replica B's second lookup: %+v, %d table hits (want a hit from memory)", res, b.Stats().Replicas.TableHits)
+			}
 			// Scoped like a local entry: another tenant's identical prompt
 			// misses on either replica.
 			other := req(t, "t2", userBody("What is the capital of Portugal?"))
@@ -284,6 +290,9 @@ func TestReplicasListenerReconnects(t *testing.T) {
 	}
 	env.terminateListener(t, b)
 	listening(t, b, 2)
+	if st := b.Stats().Replicas; st.Sessions != 2 {
+		t.Fatalf("replica status %+v, want 2 sessions", st)
+	}
 	if holds(b, r1) {
 		t.Fatal("replica B kept an entry deleted while its listener was away")
 	}
