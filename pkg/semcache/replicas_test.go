@@ -371,3 +371,45 @@ func BenchmarkExactMiss(b *testing.B) {
 		})
 	}
 }
+
+// TestPostgresStatements runs the statements the replica tests do not
+// reach on PostgreSQL: vectors set behind (pending entries of an own
+// index), an answer read back by id, vectors loaded at Open, the sweep.
+func TestPostgresStatements(t *testing.T) {
+	env := newPGEnv(t)
+	c := env.replica(t, ownIndex(newScanIndex()))
+	ctx := context.Background()
+	r := req(t, "t1", userBody("what did we decide about item 5"))
+	missAndStore(t, c, r, answer("answer 5"))
+	if st := c.Stats(); st.PendingEntries != 1 {
+		t.Fatalf("stats %+v, want the entry pending", st)
+	}
+	if e, res := lookup(t, c, req(t, "t1", userBody("about item 5, what did we decide")), Controls{}); res.Kind != KindSemanticHit || answerText(e) != "answer 5" {
+		t.Fatalf("paraphrase: %+v %q", res, answerText(e))
+	}
+	written(t, c)
+	var vectored int
+	if err := c.opts.DB.QueryRow(`SELECT count(*) FROM semcache_entries WHERE vector IS NOT NULL AND embedder = $1`, wordsEmbedder{}.Name()).Scan(&vectored); err != nil || vectored != 1 {
+		t.Fatalf("%d rows with a vector (%v), want 1", vectored, err)
+	}
+
+	c.hot.Clear() // the answer is read back from the table by id
+	if e, res := lookup(t, c, r, Controls{}); res.Kind != KindHit || answerText(e) != "answer 5" {
+		t.Fatalf("exact after the hot cache was cleared: %+v %q", res, answerText(e))
+	}
+
+	x := newScanIndex()
+	env.replica(t, ownIndex(x))
+	if x.Len() != 1 {
+		t.Fatalf("a replica opened later indexed %d points, want the stored vector", x.Len())
+	}
+
+	env.clock.Advance(2 * time.Hour)
+	if n, err := c.SweepExpired(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v, want 1", n, err)
+	}
+	var rows int
+	if err := c.opts.DB.QueryRow(`SELECT count(*) FROM semcache_entries`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("%d rows after the sweep (%v)", rows, err)
+	}
+}
