@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,6 +342,10 @@ func TestReplicasReplacedEntry(t *testing.T) {
 	env.clock.Advance(30 * time.Minute)
 	mustStore(t, a, r, Controls{NoCache: true}, answer("Lisbon, of course."))
 	written(t, a)
+	var rows int
+	if err := a.opts.DB.QueryRow(`SELECT count(*) FROM semcache_entries WHERE exact_key = $1`, a.ExactKey(r)).Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("%d rows of the replaced key (%v), want 1", rows, err)
+	}
 	if e, _ := lookup(t, b, r, Controls{}); answerText(e) != "Lisbon." {
 		t.Fatalf("replica B before the old entry expired: %q", answerText(e))
 	}
@@ -411,5 +417,39 @@ func TestPostgresStatements(t *testing.T) {
 	var rows int
 	if err := c.opts.DB.QueryRow(`SELECT count(*) FROM semcache_entries`).Scan(&rows); err != nil || rows != 0 {
 		t.Fatalf("%d rows after the sweep (%v)", rows, err)
+	}
+}
+
+// BenchmarkStoreBackends is BenchmarkStore's exact case (Close timed, so
+// every row is written) on SQLite and on PostgreSQL, from concurrent
+// callers.
+func BenchmarkStoreBackends(b *testing.B) {
+	for _, bm := range []string{"sqlite", "postgres"} {
+		b.Run(bm, func(b *testing.B) {
+			exact := func(o *Options) { o.Embedder, o.Index, o.Checker = nil, nil, nil }
+			var c *Cache
+			if bm == "sqlite" {
+				c = newTestEnv(b).open(b, exact)
+			} else {
+				c = newPGEnv(b).replica(b, exact)
+			}
+			resp := answer("Day 1: Alfama and the castle. Day 2: Belém. Day 3: Gulbenkian. Day 4: LX Factory.")
+			ctx := context.Background()
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Plan trip number ` + strconv.FormatInt(i, 10) + ` to Lisbon."}]}`
+					if err := c.Store(ctx, c.Prepare(Request{Tenant: "t1", Model: "gpt-4o-mini", Chat: chat(b, body)}, Controls{}), resp, "gpt-4o-mini", 150); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if err := c.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }

@@ -97,11 +97,33 @@ func queriesFor(d schema.Dialect) queries {
 	q.exact = `SELECT id, tenant, model, scope, response, answered_by, cost, usage, created_at, expires_at
 		FROM semcache_entries WHERE exact_key = ? AND expires_at > ? ORDER BY expires_at DESC LIMIT 1`
 	q.liveIDs = `SELECT id FROM semcache_entries WHERE expires_at > ?`
+	// One round trip per row: the key's other rows are deleted by the
+	// insert's statement (a data-modifying WITH), not by a statement of
+	// their own. A row of the same id is left to ON CONFLICT.
+	q.insert = `WITH replaced AS (DELETE FROM semcache_entries WHERE exact_key = ?5 AND id <> ?1) ` +
+		numberedInsert(insertEntrySQL)
+	q.deleteKey = ""
 	for _, p := range []*string{&q.loadEntry, &q.loadLive, &q.loadLiveAnswered, &q.insert, &q.deleteKey, &q.setVec,
 		&q.deleteFilter, &q.expiredIDs, &q.deleteExpired, &q.exact, &q.liveIDs} {
 		*p = rebind(*p)
 	}
 	return q
+}
+
+// numberedInsert names insertEntrySQL's 14 arguments ?1 to ?14, so that
+// the statement wrapping it can refer to them.
+func numberedInsert(q string) string {
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteString("?" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
 }
 
 // rebind turns SQLite's placeholders (? and ?N) into PostgreSQL's $N. The

@@ -144,6 +144,9 @@ func newWriter(ctx context.Context, db *sql.DB, q *queries, timeout time.Duratio
 		stmt **sql.Stmt
 		sql  string
 	}{{&w.ins, q.insert}, {&w.del, q.deleteKey}, {&w.vec, q.setVec}} {
+		if s.sql == "" {
+			continue // PostgreSQL: the insert deletes the key's other rows
+		}
 		if *s.stmt, err = db.PrepareContext(ctx, s.sql); err != nil {
 			w.closeStmts()
 			return nil, fmt.Errorf("semcache: writer: %w", err)
@@ -404,15 +407,21 @@ func (w *writer) commit(ops []op) error {
 		return fmt.Errorf("semcache: write: %w", err)
 	}
 	defer tx.Rollback()
-	ins, del, vec := tx.StmtContext(ctx, w.ins), tx.StmtContext(ctx, w.del), tx.StmtContext(ctx, w.vec)
+	ins, vec := tx.StmtContext(ctx, w.ins), tx.StmtContext(ctx, w.vec)
+	var del *sql.Stmt
+	if w.del != nil {
+		del = tx.StmtContext(ctx, w.del)
+	}
 	for _, o := range ops {
 		switch {
 		case o.r != nil:
 			r := o.r
 			// The rows of the same exact key are replaced (those not in
 			// memory too: expired, or left by a failed write).
-			if _, err := del.ExecContext(ctx, r.exactKey); err != nil {
-				return fmt.Errorf("semcache: write: %w", err)
+			if del != nil {
+				if _, err := del.ExecContext(ctx, r.exactKey); err != nil {
+					return fmt.Errorf("semcache: write: %w", err)
+				}
 			}
 			var v []byte
 			if r.vector != nil {
