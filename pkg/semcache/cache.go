@@ -266,11 +266,9 @@ type Stats struct {
 // ReplicaStatus is how a cache on PostgreSQL follows the other replicas
 // (replicas.go).
 type ReplicaStatus struct {
-	// Listening: the listener is subscribed to the other replicas'
-	// deletes. While it is not, they are applied when it reconnects.
-	Listening bool `json:"listening"`
-	// Sessions counts the listener's connections since Open (more than
-	// one: it reconnected).
+	// Sessions counts the listener's subscriptions to the other replicas'
+	// deletes since Open (more than one: it reconnected, and applied the
+	// deletes it missed).
 	Sessions int64 `json:"sessions"`
 	// TableHits are exact hits found in the shared table, not in memory:
 	// mostly entries other replicas stored.
@@ -1303,7 +1301,7 @@ func (c *Cache) Stats() Stats {
 	}
 	c.mu.RUnlock()
 	if c.peers != nil {
-		s.Replicas = &ReplicaStatus{Listening: c.peers.listening.Load(), Sessions: c.peers.connects.Load(), TableHits: c.peers.hits.Load()}
+		s.Replicas = &ReplicaStatus{Sessions: c.peers.connects.Load(), TableHits: c.peers.hits.Load()}
 	}
 	if c.semantic {
 		s.IndexPoints = c.opts.Index.Len()

@@ -3,7 +3,6 @@ package semcache
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/stdlib"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tollgate/tollgate/internal/pglisten"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
@@ -40,10 +39,10 @@ import (
 //     misses (and may store the same answer again, which replaces the row).
 //   - Delete sends NOTIFY tollgate_semcache in the transaction that
 //     deletes, so the notification is delivered when (and only if) the
-//     delete commits. A listener on each replica (one connection of DB's
-//     pool, as pkg/keys does, run under Options.Supervisor) drops the
-//     matching entries from memory and from its own vector index (a shared
-//     index, Qdrant, was cleared by the deleting replica). The payload is
+//     delete commits. A listener on each replica (internal/pglisten, as
+//     pkg/keys: one connection of DB's pool, run under Options.Supervisor)
+//     drops the matching entries from memory and from its own vector index
+//     (a shared index, Qdrant, was cleared by the deleting replica). The payload is
 //     the filter (tenant, model), with the schema (replicas on other
 //     schemas of the database ignore it) and the sender (which skips its
 //     own); a filter too long for NOTIFY's 8,000 bytes is sent as "drop
@@ -51,13 +50,13 @@ import (
 //     disconnected, so after each (re)connect it compares the entries in
 //     memory with the live rows of the table and drops those gone:
 //     deleted, swept or replaced meanwhile. It reconnects with backoff
-//     (100 ms doubling to 5 s).
+//     (pglisten: 100 ms doubling to 5 s).
 //
 // An entry replaced on another replica (same exact key, a new answer:
 // Cache-Control no-cache, or max-age) is not announced: a replica that
 // holds the old entry in memory serves it until it expires (its own TTL,
-// never beyond), as one replica serves an entry until it is replaced, and
-// the listener's next resync drops it. Expired entries need nothing: every
+// never beyond), as one replica serves an entry until it is replaced, or
+// until the listener's resync after a reconnection drops it. Expired entries need nothing: every
 // lookup checks the expiry, and the sweeper of any replica deletes the
 // rows.
 const (
@@ -69,11 +68,9 @@ const (
 	// maxPayload keeps a notification under PostgreSQL's 8,000 bytes.
 	maxPayload = 7900
 	// warnInterval spaces the logs of failed table lookups.
-	warnInterval   = time.Minute
-	listenerName   = "semcache listener"
-	minListenPause = 100 * time.Millisecond
-	maxListenPause = 5 * time.Second
-	resyncTimeout  = 30 * time.Second
+	warnInterval  = time.Minute
+	listenerName  = "semcache listener"
+	resyncTimeout = 30 * time.Second
 )
 
 // peers is what a Cache on PostgreSQL does to share its table with other
@@ -98,11 +95,9 @@ type peers struct {
 	halted  bool               // under running: a run starting late returns at once
 
 	// connects counts the listener's sessions made (LISTEN issued and the
-	// resync done); pid is the current session's backend. Tests read them.
-	connects  atomic.Int64
-	pid       atomic.Uint32
-	listening atomic.Bool
-	hits      atomic.Int64 // exact hits served from the table
+	// resync done).
+	connects atomic.Int64
+	hits     atomic.Int64 // exact hits served from the table
 }
 
 func newPeers(ctx context.Context, c *Cache) (*peers, error) {
@@ -307,91 +302,20 @@ func (p *peers) close() {
 	p.running.Unlock()
 }
 
-// listen keeps a LISTEN session until ctx ends, reconnecting with backoff.
+// listen keeps the LISTEN subscription until ctx ends (internal/pglisten,
+// as pkg/keys): after every (re)connection it drops the entries deleted
+// while nobody listened (resync), then applies each notification.
 func (p *peers) listen(ctx context.Context) {
-	pause := minListenPause
-	for {
-		started := time.Now()
-		err := p.listenOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		p.c.log.Warn("semcache: listener disconnected, reconnecting", "err", err, "after", pause)
-		if time.Since(started) > maxListenPause {
-			pause = minListenPause // it had been working: retry soon
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, maxListenPause)
-	}
-}
-
-// listenOnce listens on one connection of the pool, drops the entries
-// deleted while nobody listened (resync), then applies each notification
-// until the connection fails or ctx ends.
-func (p *peers) listenOnce(ctx context.Context) error {
-	conn, err := p.c.opts.DB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		// Subscribed, or mid-wait: the session must end, not go back to a
-		// pool. database/sql discards a bad connection, but a *sql.DB over
-		// a pgxpool.Pool (stdlib.OpenDBFromPool) only releases it to the
-		// pool, which keeps a pgx connection that is not closed.
-		_ = conn.Raw(func(dc any) error {
-			if c, ok := dc.(*stdlib.Conn); ok {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = c.Conn().Close(ctx)
-				cancel()
-			}
-			return driver.ErrBadConn
-		})
-		conn.Close()
-	}()
-	pgConn := func(f func(*stdlib.Conn) error) error {
-		return conn.Raw(func(dc any) error {
-			c, ok := dc.(*stdlib.Conn)
-			if !ok {
-				return fmt.Errorf("semcache: listen: driver connection %T is not pgx's", dc)
-			}
-			return f(c)
-		})
-	}
-	err = pgConn(func(c *stdlib.Conn) error {
-		if _, err := c.Conn().Exec(ctx, `LISTEN `+notifyChannel); err != nil {
-			return err
-		}
-		p.pid.Store(c.Conn().PgConn().PID())
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := p.resync(ctx); err != nil {
-		return err
-	}
-	p.connects.Add(1)
-	p.listening.Store(true)
-	defer p.listening.Store(false)
-	for {
-		var payload string
-		err := pgConn(func(c *stdlib.Conn) error {
-			n, err := c.Conn().WaitForNotification(ctx)
-			if err != nil {
+	pglisten.Run(ctx, p.c.opts.DB, notifyChannel, "semcache", pglisten.Handler{
+		Subscribed: func(ctx context.Context) error {
+			if err := p.resync(ctx); err != nil {
 				return err
 			}
-			payload = n.Payload
+			p.connects.Add(1)
 			return nil
-		})
-		if err != nil {
-			return err
-		}
-		p.apply(payload)
-	}
+		},
+		Notified: func(_ context.Context, payload string) { p.apply(payload) },
+	}, p.c.log)
 }
 
 // apply drops what a notification names.

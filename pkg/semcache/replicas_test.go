@@ -23,7 +23,7 @@ const envTestPostgres = "TOLLGATE_TEST_POSTGRES"
 // shared by the replicas the test opens on it.
 type pgEnv struct {
 	admin  *sql.DB // outside the schema: terminates backends
-	url    string  // with search_path set to the schema
+	url    string  // with search_path set to the schema, and application_name
 	schema string
 	clock  *testClock
 }
@@ -58,6 +58,7 @@ func newPGEnv(tb testing.TB) *pgEnv {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	q.Set("application_name", schema) // names the replicas' sessions in pg_stat_activity
 	u.RawQuery = q.Encode()
 	return &pgEnv{admin: admin, url: u.String(), schema: schema, clock: newTestClock()}
 }
@@ -260,13 +261,14 @@ func TestReplicasDeletePropagates(t *testing.T) {
 	}
 }
 
-// terminateListener ends c's listening session from the server side, as
-// a failover or an idle-session killer would.
-func (env *pgEnv) terminateListener(tb testing.TB, c *Cache) {
+// terminateListeners ends the listening sessions of the schema's replicas
+// from the server side, as a failover or an idle-session killer would.
+func (env *pgEnv) terminateListeners(tb testing.TB, want int) {
 	tb.Helper()
-	var ok bool
-	if err := env.admin.QueryRow(`SELECT pg_terminate_backend($1)`, int64(c.peers.pid.Load())).Scan(&ok); err != nil || !ok {
-		tb.Fatalf("pg_terminate_backend: %v %v", ok, err)
+	var n int
+	if err := env.admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND query LIKE 'LISTEN %'`, env.schema).Scan(&n); err != nil || n != want {
+		tb.Fatalf("terminated %d listeners (%v), want %d", n, err, want)
 	}
 }
 
@@ -290,7 +292,8 @@ func TestReplicasListenerReconnects(t *testing.T) {
 	if _, err := a.opts.DB.Exec(`DELETE FROM semcache_entries WHERE tenant = 't1'`); err != nil {
 		t.Fatal(err)
 	}
-	env.terminateListener(t, b)
+	listening(t, a, 1)
+	env.terminateListeners(t, 2) // A's and B's
 	listening(t, b, 2)
 	if st := b.Stats().Replicas; st.Sessions != 2 {
 		t.Fatalf("replica status %+v, want 2 sessions", st)
