@@ -233,7 +233,7 @@ func (c *Cache) dropPoints(ids ...uint64) {
 func (p *peers) warn(msg string, err error) {
 	now := p.c.now().UnixNano()
 	last := p.warned.Load()
-	if last != 0 && now-last < int64(warnInterval) || !p.warned.CompareAndSwap(last, now) {
+	if (last != 0 && now-last < int64(warnInterval)) || !p.warned.CompareAndSwap(last, now) {
 		p.quiet.Add(1)
 		return
 	}

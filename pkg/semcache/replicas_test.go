@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -315,20 +317,57 @@ func TestReplicasListenerReconnects(t *testing.T) {
 	}
 }
 
-// A table lookup that fails or times out is a miss, never an error.
+// A table lookup that fails or times out is a miss, never an error, and
+// is logged once per interval, not per lookup.
 func TestReplicasLookupTimeoutIsMiss(t *testing.T) {
 	env := newPGEnv(t)
 	a := env.replica(t, nil)
-	b := env.replica(t, func(o *Options) { o.SharedLookupTimeout = time.Nanosecond })
+	var logs lockedBuffer
+	b := env.replica(t, func(o *Options) {
+		o.SharedLookupTimeout = time.Nanosecond
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
 	r := req(t, "t1", userBody("What is the capital of Portugal?"))
 	missAndStore(t, a, r, answer("Lisbon."))
 	written(t, a)
-	for range 3 {
-		e, res, err := b.Lookup(context.Background(), b.Prepare(r, Controls{}))
-		if err != nil || e != nil || res.Kind != KindMiss {
-			t.Fatalf("got %v %+v %v, want a plain miss", e != nil, res, err)
+	lookupMisses := func() {
+		for range 3 {
+			e, res, err := b.Lookup(context.Background(), b.Prepare(r, Controls{}))
+			if err != nil || e != nil || res.Kind != KindMiss {
+				t.Fatalf("got %v %+v %v, want a plain miss", e != nil, res, err)
+			}
 		}
 	}
+	lookupMisses()
+	if n := strings.Count(logs.String(), "shared exact lookup failed"); n != 1 {
+		t.Fatalf("%d warnings for 3 failed lookups, want 1:\n%s", n, logs.String())
+	}
+	env.clock.Advance(warnInterval)
+	lookupMisses()
+	if n := strings.Count(logs.String(), "shared exact lookup failed"); n != 2 {
+		t.Fatalf("%d warnings after the interval, want 2:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "not_logged_since=2") {
+		t.Errorf("the second warning does not count the 2 not logged:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is a log destination safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // An entry replaced on A is served by B from memory until it expires (the
