@@ -79,7 +79,10 @@ func (env *pgEnv) replica(tb testing.TB, edit func(*Options)) *Cache {
 		db.Close()
 		pool.Close()
 	})
-	o := Options{DB: db, TTL: time.Hour, Now: env.clock.Now}
+	// A generous lookup timeout: under -race on a loaded machine a first
+	// query (a new connection) may exceed the default, which would make a
+	// miss the tests do not expect.
+	o := Options{DB: db, TTL: time.Hour, Now: env.clock.Now, SharedLookupTimeout: 10 * time.Second}
 	if edit != nil {
 		edit(&o)
 	}
