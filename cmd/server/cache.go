@@ -58,7 +58,11 @@ func (p *cacheParts) degraded() []string {
 // semantic cache with its embedder (USE-lite by default, fetched into the
 // model directory on first start; the hashed embedder when that fails,
 // said loudly) and its index (embedded, or Qdrant). Their background
-// goroutines run under sup.
+// goroutines run under sup. db is the store's database: SQLite, or
+// PostgreSQL through pgx's database/sql adapter (stdlib.OpenDBFromPool),
+// on which the cache shares its exact entries and its deletes with the
+// other replicas (see pkg/semcache/replicas.go) and keeps one connection
+// of db's pool for its listener until closed.
 func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[string][]providers.Provider, logger *slog.Logger, sup *safe.Supervisor) (*cacheParts, error) {
 	cc := cfg.Cache
 	parts := &cacheParts{tenants: map[string]string{}, close: func() {}}
@@ -116,7 +120,7 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 	}
 	st := c.Stats()
 	logger.Info("response cache ready", "entries", st.Entries, "bytes", st.Bytes, "semantic", cc.Semantic.Enabled, "index_points", st.IndexPoints,
-		"judge", opts.Verify)
+		"judge", opts.Verify, "shared_with_replicas", st.Replicas != nil)
 	parts.cache = c
 	parts.close = func() {
 		c.Close()

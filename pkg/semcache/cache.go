@@ -15,6 +15,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 
+	schema "github.com/tollgate/tollgate/internal/migrate"
 	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/semcache/guard"
@@ -46,7 +47,18 @@ type Options struct {
 	// Cache.Store): a crash loses the entries stored and not yet committed
 	// (at most 4,096 queued plus a batch of 256 being written), which are
 	// then misses.
+	//
+	// SQLite (mattn/go-sqlite3): the entries are this process's. PostgreSQL
+	// (pgx's database/sql adapter, e.g. stdlib.OpenDBFromPool): the table
+	// is shared by replicas (see replicas.go): exact entries another
+	// replica stored are found in the table on a miss, and Delete reaches
+	// every replica through LISTEN/NOTIFY; the listener keeps one
+	// connection of DB's pool for itself until Close.
 	DB *sql.DB
+	// SharedLookupTimeout bounds the table lookup of an exact key that
+	// missed in memory, on PostgreSQL only (default 100 ms): a slow or
+	// failing database makes misses, never errors.
+	SharedLookupTimeout time.Duration
 	// Embedder and Index enable the semantic cache; either nil disables it.
 	// The cache does not close the Index: its owner does.
 	Embedder Embedder
@@ -246,6 +258,21 @@ type Stats struct {
 	// Index is the state of an index that can be unavailable (Qdrant):
 	// reported by an Index implementing IndexReporter, nil otherwise.
 	Index *IndexStatus `json:"index,omitempty"`
+	// Replicas is the state of the sharing with other replicas, on
+	// PostgreSQL only (nil on SQLite).
+	Replicas *ReplicaStatus `json:"replicas,omitempty"`
+}
+
+// ReplicaStatus is how a cache on PostgreSQL follows the other replicas
+// (replicas.go).
+type ReplicaStatus struct {
+	// Sessions counts the listener's subscriptions to the other replicas'
+	// deletes since Open (more than one: it reconnected, and applied the
+	// deletes it missed).
+	Sessions int64 `json:"sessions"`
+	// TableHits are exact hits found in the shared table, not in memory:
+	// mostly entries other replicas stored.
+	TableHits int64 `json:"table_hits"`
 }
 
 // IndexReporter is implemented by an Index that can be unavailable while
@@ -309,6 +336,12 @@ type Cache struct {
 	verdicts verdicts
 	remote   remoteMetas // when share
 
+	// q are the statements in DB's dialect.
+	q queries
+	// shared: DB is PostgreSQL, its table shared by replicas (replicas.go).
+	shared bool
+	peers  *peers // when shared
+
 	// wmu serialises writers (Store, Delete, SweepExpired) so SQLite, the
 	// maps and the index change in the same order: w writes SQLite rows in
 	// the order they were queued under wmu.
@@ -316,6 +349,10 @@ type Cache struct {
 	w   *writer
 
 	hits, semHits, misses, bypasses, refusals, saved atomic.Int64
+	// dropped counts the drops of entries from memory by Delete (here or,
+	// told, on another replica): an entry read from the shared table
+	// across one is not kept (peers.keep).
+	dropped atomic.Uint64
 
 	// stop ends the sweeper; sweeping is held while it runs, so that Close
 	// can wait for it however it ended (returned, or given up after panics).
@@ -395,10 +432,19 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 	for _, t := range o.SideEffectTools {
 		c.sideEffects[t] = true
 	}
+	d, err := schema.DialectOf(o.DB)
+	if err != nil {
+		return nil, fmt.Errorf("semcache: %w", err)
+	}
+	c.q, c.shared = queriesFor(d), d == schema.Postgres
 	if err := migrate(ctx, o.DB); err != nil {
 		return nil, err
 	}
-	var err error
+	if c.shared {
+		if c.peers, err = newPeers(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	c.hot, err = ristretto.NewCache(&ristretto.Config[uint64, *Entry]{
 		NumCounters: max(c.opts.MaxBytes/256, 1000), // ~10 counters per entry of a few KB
 		MaxCost:     c.opts.MaxBytes,
@@ -411,11 +457,18 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 		c.hot.Close()
 		return nil, err
 	}
-	if c.w, err = newWriter(ctx, o.DB, c.log, o.Supervisor, c.dropUnwritten); err != nil {
+	var writeTimeout time.Duration
+	if c.shared {
+		writeTimeout = sharedWriteTimeout
+	}
+	if c.w, err = newWriter(ctx, o.DB, &c.q, writeTimeout, c.log, o.Supervisor, c.dropUnwritten); err != nil {
 		c.hot.Close()
 		return nil, err
 	}
 	c.w.start()
+	if c.shared {
+		c.peers.start()
+	}
 	if o.SweepInterval > 0 {
 		c.stop = make(chan struct{})
 		o.Supervisor.Loop("semcache sweeper", c.stop, func() { c.sweepLoop(o.SweepInterval) })
@@ -441,7 +494,7 @@ func (c *Cache) load(ctx context.Context) error {
 		}
 		return nil
 	}
-	err := loadLive(ctx, c.opts.DB, c.now(), c.share, func(r *row) error {
+	err := loadLive(ctx, c.opts.DB, &c.q, c.now(), c.share, func(r *row) error {
 		// Vectors of another embedder are not comparable: with an embedded
 		// index such entries are pending (embedded again when their scope
 		// is next searched), with a shared one served exactly only.
@@ -568,6 +621,9 @@ func (c *Cache) sweepLoop(every time.Duration) {
 func (c *Cache) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		if c.peers != nil {
+			c.peers.close()
+		}
 		if c.stop != nil {
 			close(c.stop)
 			// Wait for a sweep under way; one started later sees stop.
@@ -668,7 +724,7 @@ func (c *Cache) Lookup(ctx context.Context, q *Query) (*Entry, Result, error) {
 		return c.bypass("cache-control: no-cache")
 	}
 	now := c.now()
-	if e := c.exact(ctx, q.keys.exact, q.Controls, now); e != nil {
+	if e := c.exact(ctx, q, now); e != nil {
 		c.hits.Add(1)
 		c.saved.Add(int64(e.Cost))
 		return e, Result{Kind: KindHit, Similarity: 1}, nil
@@ -713,15 +769,27 @@ func live(m *entryMeta, ctl Controls, now time.Time) bool {
 	return ctl.MaxAge <= 0 || now.Sub(m.created) <= ctl.MaxAge
 }
 
-func (c *Cache) exact(ctx context.Context, key string, ctl Controls, now time.Time) *Entry {
+// exact returns q's entry by its exact key, from memory or, when the
+// table is shared and memory has no live entry for q, from the table.
+func (c *Cache) exact(ctx context.Context, q *Query, now time.Time) *Entry {
 	c.mu.RLock()
-	id, ok := c.byKey[key]
+	id, ok := c.byKey[q.keys.exact]
 	m := c.meta[id]
 	c.mu.RUnlock()
-	if !ok || !live(m, ctl, now) {
+	if !ok || !live(m, q.Controls, now) {
+		if c.shared {
+			return c.peers.exact(ctx, q, now)
+		}
 		return nil
 	}
 	e, err := c.entry(ctx, id)
+	if c.shared && errors.Is(err, sql.ErrNoRows) {
+		// Another replica replaced (or deleted) the row since this one
+		// kept it: the table has the newer entry, if any.
+		c.forget([]uint64{id})
+		c.dropPoints(id)
+		return c.peers.exact(ctx, q, now)
+	}
 	if err != nil {
 		c.log.Warn("semcache: exact entry", "id", id, "err", err)
 		return nil
@@ -741,7 +809,7 @@ func (c *Cache) entry(ctx context.Context, id uint64) (*Entry, error) {
 		c.hot.Set(id, e, entryCost(e))
 		return e, nil
 	}
-	e, err := loadEntry(ctx, c.opts.DB, id)
+	e, err := loadEntry(ctx, c.opts.DB, &c.q, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1121,20 +1189,35 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 }
 
 // Delete removes every entry the filter matches (empty fields match all;
-// Model is the model or route asked for) from SQLite, memory and the index,
-// and says how many entries SQLite held. It first waits for the rows
-// stored before it to be written (until ctx ends), so none comes back.
+// Model is the model or route asked for) from the table, memory and the
+// index, and says how many entries the table held. It first waits for the
+// rows stored before it to be written (until ctx ends), so none comes back.
+// On PostgreSQL every other replica is told (NOTIFY tollgate_semcache) and
+// drops the matching entries from its memory and its own index within the
+// delivery of the notification; rows another replica had queued and not
+// yet written when the delete committed are written after it, as entries
+// stored just after the delete would be.
 func (c *Cache) Delete(ctx context.Context, f Filter) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.w.flush(ctx); err != nil {
-		return 0, fmt.Errorf("semcache: delete: %w", err)
-	}
-	res, err := c.opts.DB.ExecContext(ctx, `DELETE FROM semcache_entries WHERE (?1 = '' OR tenant = ?1) AND (?2 = '' OR model = ?2)`, f.Tenant, f.Model)
+	err := c.w.flush(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("semcache: delete: %w", err)
 	}
-	n, _ := res.RowsAffected()
+	var n int64
+	if c.shared {
+		// The other replicas are told in the same transaction.
+		n, err = c.peers.delete(ctx, f)
+	} else {
+		var res sql.Result
+		if res, err = c.opts.DB.ExecContext(ctx, c.q.deleteFilter, f.Tenant, f.Model); err == nil {
+			n, _ = res.RowsAffected()
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("semcache: delete: %w", err)
+	}
+	c.dropped.Add(1) // an entry the table lookup read before the delete is not kept
 	var ids []uint64
 	c.mu.RLock()
 	for id, m := range c.meta {
@@ -1163,12 +1246,12 @@ func (c *Cache) SweepExpired(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("semcache: sweep: %w", err)
 	}
 	now := c.now()
-	ids, err := queryIDs(ctx, c.opts.DB, `SELECT id FROM semcache_entries WHERE expires_at <= ?`, now.UnixMilli())
+	ids, err := queryIDs(ctx, c.opts.DB, c.q.expiredIDs, now.UnixMilli())
 	if err != nil {
 		return 0, err
 	}
 	if len(ids) > 0 {
-		if _, err := c.opts.DB.ExecContext(ctx, `DELETE FROM semcache_entries WHERE expires_at <= ?`, now.UnixMilli()); err != nil {
+		if _, err := c.opts.DB.ExecContext(ctx, c.q.deleteExpired, now.UnixMilli()); err != nil {
 			return 0, fmt.Errorf("semcache: sweep: %w", err)
 		}
 	}
@@ -1217,6 +1300,9 @@ func (c *Cache) Stats() Stats {
 		}
 	}
 	c.mu.RUnlock()
+	if c.peers != nil {
+		s.Replicas = &ReplicaStatus{Sessions: c.peers.connects.Load(), TableHits: c.peers.hits.Load()}
+	}
 	if c.semantic {
 		s.IndexPoints = c.opts.Index.Len()
 		s.Embedder = c.opts.Embedder.Name()

@@ -15,7 +15,7 @@ import (
 // Write-behind with group commit.
 //
 // Store keeps an entry in memory at once and hands its row to the writer,
-// one goroutine that writes what is queued in one SQLite transaction per
+// one goroutine that writes what is queued in one transaction per
 // batch (at most maxBatchRows rows, or whatever was queued when the queue
 // went idle: one row when calls are rare, hundreds under load), with its
 // statements prepared once. Until a row is committed the writer keeps its
@@ -88,8 +88,12 @@ const (
 
 // writer is the cache's write-behind store.
 type writer struct {
-	db  *sql.DB
-	log *slog.Logger
+	db *sql.DB
+	// timeout bounds a batch's transaction (PostgreSQL: a server that no
+	// longer answers); 0 on SQLite, whose busy timeout bounds every wait
+	// and whose driver would watch a cancellable context per statement.
+	timeout time.Duration
+	log     *slog.Logger
 	// dropped forgets from memory the entries of a batch SQLite failed to
 	// write; it runs before they leave pending, so their ids are not drawn
 	// again meanwhile. Entries Store has not finished putting in memory
@@ -128,9 +132,9 @@ type unwritten struct {
 }
 
 // newWriter prepares the statements; start runs the loop.
-func newWriter(ctx context.Context, db *sql.DB, log *slog.Logger, sup *safe.Supervisor, dropped func([]uint64)) (*writer, error) {
+func newWriter(ctx context.Context, db *sql.DB, q *queries, timeout time.Duration, log *slog.Logger, sup *safe.Supervisor, dropped func([]uint64)) (*writer, error) {
 	w := &writer{
-		db: db, log: log, sup: sup, dropped: dropped,
+		db: db, timeout: timeout, log: log, sup: sup, dropped: dropped,
 		ops:     make(chan op, maxQueued),
 		pending: map[uint64]*unwritten{},
 		stop:    make(chan struct{}),
@@ -139,7 +143,10 @@ func newWriter(ctx context.Context, db *sql.DB, log *slog.Logger, sup *safe.Supe
 	for _, s := range []struct {
 		stmt **sql.Stmt
 		sql  string
-	}{{&w.ins, insertEntrySQL}, {&w.del, deleteKeySQL}, {&w.vec, setVectorSQL}} {
+	}{{&w.ins, q.insert}, {&w.del, q.deleteKey}, {&w.vec, q.setVec}} {
+		if s.sql == "" {
+			continue // PostgreSQL: the insert deletes the key's other rows
+		}
 		if *s.stmt, err = db.PrepareContext(ctx, s.sql); err != nil {
 			w.closeStmts()
 			return nil, fmt.Errorf("semcache: writer: %w", err)
@@ -267,6 +274,20 @@ func (w *writer) isPending(id uint64) bool {
 	return ok
 }
 
+// committed returns the ids of ids whose rows are not waiting to be
+// written (ids is reused).
+func (w *writer) committed(ids []uint64) []uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := ids[:0]
+	for _, id := range ids {
+		if _, ok := w.pending[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // run writes batches until stop. After a panic the supervisor runs it
 // again; the batch the panic interrupted was dropped on the way out.
 func (w *writer) run() {
@@ -375,21 +396,32 @@ func (w *writer) commit(ops []op) error {
 	if rows == 0 {
 		return nil // flushes only
 	}
-	ctx := context.Background() // the busy timeout bounds every wait
+	ctx := context.Background() // SQLite: the busy timeout bounds every wait
+	if w.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+	}
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("semcache: write: %w", err)
 	}
 	defer tx.Rollback()
-	ins, del, vec := tx.StmtContext(ctx, w.ins), tx.StmtContext(ctx, w.del), tx.StmtContext(ctx, w.vec)
+	ins, vec := tx.StmtContext(ctx, w.ins), tx.StmtContext(ctx, w.vec)
+	var del *sql.Stmt
+	if w.del != nil {
+		del = tx.StmtContext(ctx, w.del)
+	}
 	for _, o := range ops {
 		switch {
 		case o.r != nil:
 			r := o.r
 			// The rows of the same exact key are replaced (those not in
 			// memory too: expired, or left by a failed write).
-			if _, err := del.ExecContext(ctx, r.exactKey); err != nil {
-				return fmt.Errorf("semcache: write: %w", err)
+			if del != nil {
+				if _, err := del.ExecContext(ctx, r.exactKey); err != nil {
+					return fmt.Errorf("semcache: write: %w", err)
+				}
 			}
 			var v []byte
 			if r.vector != nil {
