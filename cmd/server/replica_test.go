@@ -12,14 +12,18 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the test schemas
+	"go.yaml.in/yaml/v3"
 
 	"github.com/tollgate/tollgate/pkg/budget"
+	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
@@ -681,5 +685,94 @@ func TestReplicasShareExactCache(t *testing.T) {
 			t.Fatalf("10s after A answered, B still answers %q", a.cache)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestComposeRunsReplicas checks docker-compose.yml and the replicas'
+// configuration without a Docker engine: the configuration loads and
+// validates with the environment compose gives it (driver postgres, the
+// semantic index in Qdrant); every env: variable it reads is set for
+// the replicas; each replica mounts it where its command reads it, has a
+// data volume of its own and waits for healthy PostgreSQL and Qdrant; and
+// every service that others wait for has a health check on the right
+// probe.
+func TestComposeRunsReplicas(t *testing.T) {
+	type service struct {
+		Image     string
+		Build     any
+		Command   []string
+		Volumes   []string
+		Env       map[string]string `yaml:"environment"`
+		DependsOn map[string]struct {
+			Condition string
+		} `yaml:"depends_on"`
+		Healthcheck struct{ Test []string }
+	}
+	var compose struct{ Services map[string]service }
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	probe := map[string]string{"postgres": "pg_isready", "qdrant": "GET /readyz", "tollgate-1": "GET /readyz", "tollgate-2": "GET /readyz"}
+	for name, want := range probe {
+		s, ok := compose.Services[name]
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		if test := strings.Join(s.Healthcheck.Test, " "); !strings.Contains(test, want) {
+			t.Errorf("%s: health check %q does not probe %s", name, test, want)
+		}
+	}
+
+	const configPath = "../../deploy/compose/tollgate.yaml"
+	body, err := os.ReadFile(configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mount := "./deploy/compose/tollgate.yaml:/etc/tollgate/tollgate.yaml:ro"
+	dataVolumes := map[string]string{}
+	for _, name := range []string{"tollgate-1", "tollgate-2"} {
+		s := compose.Services[name]
+		if !slices.Contains(s.Volumes, mount) || !slices.Equal(s.Command, []string{"-config", "/etc/tollgate/tollgate.yaml"}) {
+			t.Errorf("%s: volumes %v, command %v: the configuration is not mounted where it is read", name, s.Volumes, s.Command)
+		}
+		for _, v := range s.Volumes {
+			if strings.HasSuffix(v, ":/data") {
+				if other, ok := dataVolumes[v]; ok {
+					t.Errorf("%s and %s share the data volume %s", other, name, v)
+				}
+				dataVolumes[v] = name
+			}
+		}
+		for _, dep := range []string{"postgres", "qdrant"} {
+			if c := s.DependsOn[dep].Condition; c != "service_healthy" {
+				t.Errorf("%s waits for %s with condition %q, want service_healthy", name, dep, c)
+			}
+		}
+		// Every env: reference of the configuration is set for the replica.
+		for _, m := range regexp.MustCompile(`(?m)^[^#]*\benv:([A-Z0-9_]+)`).FindAllStringSubmatch(string(body), -1) {
+			if _, ok := s.Env[m[1]]; !ok {
+				t.Errorf("%s: the configuration reads env:%s, which the service does not set", name, m[1])
+			}
+		}
+		if _, ok := s.Env[config.AdminKeyEnv]; !ok {
+			t.Errorf("%s: no %s", name, config.AdminKeyEnv)
+		}
+	}
+	if len(dataVolumes) != 2 {
+		t.Errorf("data volumes %v: want one per replica", dataVolumes)
+	}
+
+	const pgURL = "postgres://tollgate:secret@postgres:5432/tollgate?sslmode=disable"
+	env := map[string]string{"TOLLGATE_POSTGRES_URL": pgURL, "OPENAI_API_KEY": "sk-test", config.AdminKeyEnv: "an-admin-key-of-enough-length"}
+	cfg, err := config.Load(configPath, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("deploy/compose/tollgate.yaml: %v", err)
+	}
+	if cfg.Store.Driver != "postgres" || cfg.Store.PostgresURL != pgURL || cfg.Cache.Semantic.Index != "qdrant" || !strings.HasPrefix(cfg.Cache.Semantic.Qdrant.URL, "http://qdrant:") {
+		t.Fatalf("store %s, semantic index %s at %s: want postgres from TOLLGATE_POSTGRES_URL and qdrant", cfg.Store, cfg.Cache.Semantic.Index, cfg.Cache.Semantic.Qdrant.URL)
 	}
 }
