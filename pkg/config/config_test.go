@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 func env(m map[string]string) func(string) string {
@@ -24,29 +22,25 @@ func TestExampleFileIsValid(t *testing.T) {
 	}
 }
 
-// TestComposeConfigIsValid: the config docker-compose.yml mounts is one the
-// gateway accepts, with the Qdrant index switched on.
+// TestComposeConfigIsValid: the config docker-compose.yml mounts in its
+// replicas (deploy/compose/tollgate.yaml) is one the gateway accepts, with
+// the shared store and the Qdrant index switched on.
 func TestComposeConfigIsValid(t *testing.T) {
-	raw, err := os.ReadFile("../../docker-compose.yml")
+	f, err := os.Open("../../deploy/compose/tollgate.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var compose struct {
-		Configs map[string]struct{ Content string }
-	}
-	if err := yaml.Unmarshal(raw, &compose); err != nil {
-		t.Fatal(err)
-	}
-	content := compose.Configs["tollgate-config"].Content
-	if content == "" {
-		t.Fatal("docker-compose.yml has no tollgate-config content")
-	}
-	cfg, err := Parse(strings.NewReader(content), env(map[string]string{"OPENAI_API_KEY": "sk-test"}))
+	defer f.Close()
+	const pgURL = "postgres://tollgate:secret@postgres:5432/tollgate?sslmode=disable"
+	cfg, err := Parse(f, env(map[string]string{"OPENAI_API_KEY": "sk-test", "TOLLGATE_POSTGRES_URL": pgURL}))
 	if err != nil {
 		t.Fatalf("the compose config does not parse: %v", err)
 	}
 	if s := cfg.Cache.Semantic; !cfg.Cache.Enabled || !s.Enabled || s.Index != "qdrant" || s.Qdrant.URL != "http://qdrant:6334" {
 		t.Fatalf("compose cache config: %+v", cfg.Cache)
+	}
+	if cfg.Store.Driver != "postgres" || cfg.Store.PostgresURL != pgURL {
+		t.Fatalf("compose store: %s", cfg.Store)
 	}
 }
 
