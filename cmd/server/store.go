@@ -38,8 +38,9 @@ const pgConnectTimeout = 15 * time.Second
 
 // defaultPGConns is the pool size when postgres_url does not give
 // pool_max_conns: every request holds a connection for a few statements
-// (rate limit, reserve, settle; the ledger's group commit holds one).
-const defaultPGConns = 16
+// (rate limit, reserve, settle), and three hold the LISTEN sessions of
+// keys, budget policies and the cache for good.
+const defaultPGConns = 20
 
 // openStore opens cfg's store. SQLite takes the data directory's lock
 // first (one process per directory); PostgreSQL is migrated under its
