@@ -1218,15 +1218,7 @@ func (c *Cache) Delete(ctx context.Context, f Filter) (int, error) {
 		return 0, fmt.Errorf("semcache: delete: %w", err)
 	}
 	c.dropped.Add(1) // an entry the table lookup read before the delete is not kept
-	var ids []uint64
-	c.mu.RLock()
-	for id, m := range c.meta {
-		if (f.Tenant == "" || m.tenant == f.Tenant) && (f.Model == "" || m.model == f.Model) {
-			ids = append(ids, id)
-		}
-	}
-	c.mu.RUnlock()
-	c.forget(ids)
+	c.forget(c.matching(f))
 	if c.semantic {
 		if _, err := c.opts.Index.DeleteWhere(ctx, f); err != nil {
 			return int(n), fmt.Errorf("semcache: delete: index: %w", err)
@@ -1397,4 +1389,17 @@ func (c *Cache) indexPending(ctx context.Context, cl claimed, vecs [][]float32) 
 	}
 	c.dropEmptyLocked(keep[0].scope)
 	return nil
+}
+
+// matching is the ids of the entries in memory that f selects.
+func (c *Cache) matching(f Filter) []uint64 {
+	var ids []uint64
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for id, m := range c.meta {
+		if (f.Tenant == "" || m.tenant == f.Tenant) && (f.Model == "" || m.model == f.Model) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -342,15 +342,7 @@ func (p *peers) drop(f Filter, all bool) {
 	if all {
 		f = Filter{}
 	}
-	var ids []uint64
-	c.mu.RLock()
-	for id, m := range c.meta {
-		if (f.Tenant == "" || m.tenant == f.Tenant) && (f.Model == "" || m.model == f.Model) {
-			ids = append(ids, id)
-		}
-	}
-	c.mu.RUnlock()
-	c.forget(ids)
+	c.forget(c.matching(f))
 	if !c.semantic || c.share || c.gated {
 		return
 	}
