@@ -51,11 +51,11 @@ func newAccounts(db *sql.DB, o Options, limits *RateLimits, store *Store, alerts
 		limits: limits, store: store, alerts: alerts, log: o.Logger, sup: o.Supervisor}
 	if sh := o.Shared; sh != nil {
 		a.sharedOpts = sh
-		// The counters' commits need not wait for the WAL flush: the
-		// ledger row's commit, after a settle's and synchronous, flushes
-		// the WAL up to itself, so the settle too, before Settle returns.
-		// A settle is durable when acknowledged, at one flush per group
-		// commit instead of one per request.
+		// The counters' commits do not wait for the WAL flush: Settle
+		// then waits for a group flush (Store.flushWAL) that covers them,
+		// so a settle is durable when acknowledged, at one flush per
+		// group instead of one per request, and no counter row stays
+		// locked through a flush.
 		a.shared = NewSharedAccounts(sh.Pool, a, SharedOptions{Location: o.Location, Now: o.Now, Lease: sh.Lease, Durability: DurableNone})
 	}
 	return a

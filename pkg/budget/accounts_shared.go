@@ -189,9 +189,12 @@ func (a *Accounts) reserveShared(ctx context.Context, keyID, requestID string, a
 
 func (a *Accounts) settleShared(ctx context.Context, r Reservation, e Entry) error {
 	e.KeyID, e.RequestID, e.Time = r.KeyID, r.RequestID, r.At
-	// The charge and the ledger row commit in one statement, flushed
-	// before it returns: after a kill -9 the spend is still the sum of the
-	// rows, and an acknowledged request has its row.
+	// The charge and the ledger row commit in one statement, so after a
+	// kill -9 the spend is still the sum of the rows. It commits without
+	// waiting for the WAL flush, which would hold the key's counter rows
+	// locked through it (every request of a busy key would queue behind
+	// each flush); flushWAL then waits for one flush shared by every
+	// settle of the moment, before the answer goes out.
 	sc, err := a.shared.settle(ctx, r, e.Cost, &e)
 	if errors.Is(err, ErrNoReservation) {
 		// PostgreSQL has no hold for it (forgotten in a crash of the
@@ -205,6 +208,9 @@ func (a *Accounts) settleShared(ctx context.Context, r Reservation, e Entry) err
 	}
 	if sc.state == "settled" {
 		return nil // settled before: its row is written
+	}
+	if err := a.store.flushWAL(ctx); err != nil {
+		return storeUnavailable(err)
 	}
 	st := a.state(r.KeyID)
 	now := a.now()

@@ -456,17 +456,14 @@ func (s *SharedAccounts) Settle(ctx context.Context, r Reservation, cost llm.Mic
 // settle is Settle returning the counters it charged, as they are after
 // the charge (have[i] false: period i's counter was not charged). With e,
 // the same statement writes e as the request's ledger row (its key,
-// request id, time and cost r's and cost) and commits synchronously: the
-// row and the charge are durable together once it returns, or neither is.
+// request id, time and cost r's and cost): the row and the charge commit
+// together, or neither does.
 func (s *SharedAccounts) settle(ctx context.Context, r Reservation, cost llm.Micros, e *Entry) (sharedCounters, error) {
 	w := s.windowsAt(r.At)
 	var state, commit string
 	var names []string
 	var spent, reserved []int64
 	args := []any{r.RequestID, r.KeyID, r.At.UnixMilli(), int64(cost), s.now().UnixMilli(), w.names[:], w.starts[:], s.settleCommit}
-	if e != nil {
-		args[7] = "on"
-	}
 	args = append(args, ledgerColumns(e)...)
 	err := s.pool.QueryRow(ctx, sharedSettle, args...).Scan(&state, &names, &spent, &reserved, &commit)
 	if err != nil {
@@ -636,7 +633,8 @@ const sharedRecord = `WITH l AS (
 		$15::bigint[], $16::boolean[], $17::boolean[], $18::text[], $19::integer[], $20::bigint[], $21::integer[],
 		$22::text[], $23::bigint[]) AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc)
 )
-SELECT coalesce(array_agg(period), '{}'), coalesce(array_agg(spent), '{}'), coalesce(array_agg(reserved), '{}') FROM l`
+SELECT coalesce(array_agg(period), '{}'), coalesce(array_agg(spent), '{}'), coalesce(array_agg(reserved), '{}'),
+	set_config('synchronous_commit', $24, true) FROM l`
 
 // Record charges a cost that went through no reservation (a failed
 // request's, or one whose reservation PostgreSQL forgot: see Durability)
@@ -662,7 +660,9 @@ func (s *SharedAccounts) record(ctx context.Context, keyID string, at time.Time,
 	var names []string
 	var spent, reserved []int64
 	args := append([]any{keyID, int64(cost), w.names[:], w.starts[:], w.ends[:], at.UnixMilli(), requestID}, ledgerColumns(e)...)
-	if err := s.pool.QueryRow(ctx, sharedRecord, args...).Scan(&names, &spent, &reserved); err != nil {
+	args = append(args, s.settleCommit)
+	var commit string
+	if err := s.pool.QueryRow(ctx, sharedRecord, args...).Scan(&names, &spent, &reserved, &commit); err != nil {
 		return sharedCounters{}, fmt.Errorf("budget: record: %w", err)
 	}
 	return countersOf(w, names, spent, reserved), nil

@@ -218,7 +218,12 @@ func commitShared(ctx context.Context, pool *pgxpool.Pool, entries []*Entry, ale
 	var batch pgx.Batch
 	// The commit must wait for the WAL flush whatever the session's
 	// default: durability is what Append promises.
-	batch.Queue(`SELECT set_config('synchronous_commit', 'on', true)`)
+	// txid_current gives the transaction an id, so that its commit writes
+	// a commit record and waits for the WAL flush up to it even when the
+	// batch holds no row: the flush Store.flushWAL waits for, which makes
+	// durable every commit made before it (in any session), the
+	// asynchronous settles included.
+	batch.Queue(`SELECT set_config('synchronous_commit', 'on', true), txid_current()`)
 	for rows := entries; len(rows) > 0; {
 		n := min(len(rows), maxSharedBatch)
 		batch.Queue(sharedInsertEntries, entryColumns(rows[:n])...)

@@ -101,6 +101,16 @@ func (s *Store) close() (err error) {
 // that batch, to wait on or not.
 func (s *Store) add(e *Entry, alerts []alertRow) *batch { return s.w.add(e, alerts) }
 
+// flushWAL returns once PostgreSQL's WAL is flushed past every commit made
+// before the call, by group commit: one flush for every caller waiting at
+// once (and for the rows of the same batch). SQLite: nothing to wait for.
+func (s *Store) flushWAL(ctx context.Context) error {
+	if s.pool == nil {
+		return nil
+	}
+	return s.w.addSync(nil, nil, true).wait(ctx)
+}
+
 // Flush waits until every row handed to the store so far is committed to
 // SQLite (with a journal: journaled, then applied). Readers need not call
 // it: they do as much themselves.

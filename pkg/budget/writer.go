@@ -21,8 +21,11 @@ const maxWriteTries = 2
 type batch struct {
 	entries []*Entry
 	alerts  []alertRow
-	done    chan struct{}
-	err     error
+	// sync: someone waits for a flush of PostgreSQL's WAL even if the
+	// batch holds nothing (Store.flushWAL).
+	sync bool
+	done chan struct{}
+	err  error
 
 	// Owned by the writer goroutine: how many writes of the batch began,
 	// and whether one reached its durable point (committed or journaled),
@@ -33,7 +36,7 @@ type batch struct {
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
 
-func (b *batch) empty() bool { return len(b.entries) == 0 && len(b.alerts) == 0 }
+func (b *batch) empty() bool { return len(b.entries) == 0 && len(b.alerts) == 0 && !b.sync }
 
 // wait returns once the batch is committed or journaled (nil) or failed,
 // or when ctx ends first (the row is written all the same).
@@ -78,7 +81,10 @@ func (w *writer) start() { w.loop.start(w.run) }
 
 // add puts a row (may be nil) and alerts into the next batch and returns
 // that batch, to wait on or not.
-func (w *writer) add(e *Entry, alerts []alertRow) *batch {
+func (w *writer) add(e *Entry, alerts []alertRow) *batch { return w.addSync(e, alerts, false) }
+
+// addSync is add, the batch also flushing the WAL when sync (PostgreSQL).
+func (w *writer) addSync(e *Entry, alerts []alertRow, sync bool) *batch {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -92,6 +98,7 @@ func (w *writer) add(e *Entry, alerts []alertRow) *batch {
 		b.entries = append(b.entries, e)
 	}
 	b.alerts = append(b.alerts, alerts...)
+	b.sync = b.sync || sync
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
