@@ -1,9 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the test schemas
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tollgate/tollgate/internal/pgtest"
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -49,41 +46,14 @@ const pricePerToken = 1000 // µ$: output_usd_per_mtok 1000
 // the URL whose search_path is it. It skips the test without PostgreSQL.
 func replicaSchema(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv(replicaPostgresEnv)
-	if base == "" {
-		t.Skipf("%s is not set: the replica tests need PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", replicaPostgresEnv)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "tg_replicas_" + hex.EncodeToString(b[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Error(err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.NewSchema(t).URL
 }
 
 // replicaOptions is what differs between the replica tests' configurations.
 type replicaOptions struct {
 	postgresURL string // "": driver sqlite, each replica in its own data dir
 	lease       string // store.reservation_lease ("": the default)
+	redisURL    string // store.redis_url: the rate limits in Redis
 	cache       bool   // the exact cache (the semantic cache stays off)
 	webhook     string // budget.webhooks[0].url
 }
@@ -97,6 +67,9 @@ func replicaConfig(t *testing.T, o replicaOptions) string {
 		fmt.Fprintf(&b, "store:\n  driver: postgres\n  postgres_url: %q\n", o.postgresURL)
 		if o.lease != "" {
 			fmt.Fprintf(&b, "  reservation_lease: %s\n", o.lease)
+		}
+		if o.redisURL != "" {
+			fmt.Fprintf(&b, "  redis_url: %q\n", o.redisURL)
 		}
 	}
 	b.WriteString(`providers:
@@ -447,7 +420,19 @@ func TestReplicasKeepBudgetsExact(t *testing.T) {
 // Retry-After. (GCRA refills one request every 6 s: a burst that took
 // longer than that may have one more served per 6 s, counted, not timed.)
 func TestReplicasShareRateLimits(t *testing.T) {
-	rs := startReplicas(t, 3, replicaConfig(t, replicaOptions{postgresURL: replicaSchema(t)}))
+	for _, engine := range []string{"postgres", "redis"} {
+		t.Run(engine, func(t *testing.T) {
+			o := replicaOptions{postgresURL: replicaSchema(t)}
+			if engine == "redis" {
+				o.redisURL = pgtest.RedisURL(t)
+			}
+			testSharedRateLimits(t, o)
+		})
+	}
+}
+
+func testSharedRateLimits(t *testing.T, o replicaOptions) {
+	rs := startReplicas(t, 3, replicaConfig(t, o))
 	_, secret := createReplicaKey(t, rs[0].url, `{"name":"rpm","rpm":10,"budgets":[{"period":"daily","limit_usd":100}]}`)
 	const total, rpm = 30, 10
 	var (
