@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -456,5 +457,86 @@ func TestPostgresSchema(t *testing.T) {
 		WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`))
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("postgres tables %v\nsqlite tables %v", got, want)
+	}
+}
+
+// TestPostgresUpgrade: a PostgreSQL database a previous release migrated
+// (versions up to 0007, with a key, a ledger row and a held reservation in
+// it) is brought to the current version by Up: every later version
+// recorded, the rows kept, the schema the same as a fresh database's.
+func TestPostgresUpgrade(t *testing.T) {
+	ctx := context.Background()
+	open := postgresSchema(t)
+	old, fresh := open(), pgtest.NewSchema(t).DB(t)
+	files, err := Files(Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := fstest.MapFS{}
+	for _, m := range embeddedFiles(t, Postgres) {
+		if m.Version > 7 {
+			continue
+		}
+		name := fmt.Sprintf("%04d_%s.sql", m.Version, m.Name)
+		body, err := fs.ReadFile(files, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev[name] = &fstest.MapFile{Data: body}
+	}
+	if len(prev) != 7 {
+		t.Fatalf("the previous release had 7 versions, found %d", len(prev))
+	}
+	if err := Apply(ctx, old, Postgres, prev); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`INSERT INTO api_keys (id, secret_hash, name, hint, allowed, metadata, created_at, allow_byok)
+			VALUES ('key_0001', '\x00', 'ci', 'tg-…', '[]', '{}', 1, false)`,
+		`INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider, prompt_tokens,
+			completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost)
+			VALUES (1, 'req_1', 'key_0001', 'chat', 'm', 'm', 'p', 1, 2, 0, 1234, 0, false, false, 'miss', 200, 5, 1, '', 0)`,
+		`INSERT INTO budget_reservations (request_id, key_id, amount, admitted_at, lease_expires_at, state)
+			VALUES ('req_2', 'key_0001', 50, 1, 2, 'held')`,
+	} {
+		if _, err := old.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, db := range []*sql.DB{old, fresh} {
+		if err := Up(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := recorded(t, old), all(embeddedFiles(t, Postgres)); !reflect.DeepEqual(got, want) {
+		t.Fatalf("recorded %v, want %v", got, want)
+	}
+	var cost, amount int64
+	if err := old.QueryRow(`SELECT l.cost, r.amount FROM budget_ledger l, budget_reservations r
+		WHERE l.request_id = 'req_1' AND r.request_id = 'req_2'`).Scan(&cost, &amount); err != nil || cost != 1234 || amount != 50 {
+		t.Fatalf("rows after the upgrade: cost %d, amount %d, %v", cost, amount, err)
+	}
+	schema := func(db *sql.DB) []string {
+		t.Helper()
+		rows, err := db.Query(`SELECT table_name || '.' || column_name || ' ' || data_type FROM information_schema.columns
+			WHERE table_schema = current_schema() UNION ALL
+			SELECT 'index ' || indexname || ' ' || regexp_replace(indexdef, ' ON [^ ]+\.', ' ON ') FROM pg_indexes WHERE schemaname = current_schema()
+			ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	if got, want := schema(old), schema(fresh); !reflect.DeepEqual(got, want) {
+		t.Fatalf("upgraded schema differs from a fresh one:\n got %v\nwant %v", got, want)
 	}
 }
