@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/safe"
+	"github.com/tollgate/tollgate/pkg/audit"
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
@@ -120,6 +121,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	auditLog, err := audit.Open(ctx, db)
+	if err != nil {
+		return err
+	}
 	if cfg.AdminKey == "" {
 		logger.Warn("admin API disabled: set " + config.AdminKeyEnv + " to manage keys")
 	}
@@ -137,6 +142,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Degraded:     cache.degraded,
 
 		BodyReadTimeout: cfg.BodyReadTimeout.Std(),
+		Audit:           auditLog,
 	})
 	// Counted, so that the ledger is closed only after every handler, cut
 	// at shutdown or not, has written its row.

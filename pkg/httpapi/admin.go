@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tollgate/tollgate/pkg/audit"
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -98,6 +99,7 @@ func (s *server) createKey(c *gin.Context) {
 			return
 		}
 	}
+	s.audit(c, audit.ActionKeyCreate, k.ID, nil, s.keySnapshot(k))
 	detail := s.keyDetail(k)
 	c.Header("Cache-Control", "no-store") // the only time the secret is shown
 	c.JSON(http.StatusCreated, withSecret{detail, secret})
@@ -137,6 +139,10 @@ func (w withSecret) MarshalJSON() ([]byte, error) {
 }
 
 func (s *server) revokeKey(c *gin.Context) {
+	var before any
+	if k, ok := s.Keys.Get(c.Param("id")); ok {
+		before = s.keySnapshot(k)
+	}
 	k, err := s.Keys.Revoke(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, keys.ErrNotFound) {
 		writeError(c, keyNotFound(c.Param("id")))
@@ -146,6 +152,7 @@ func (s *server) revokeKey(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	s.audit(c, audit.ActionKeyRevoke, k.ID, before, s.keySnapshot(k))
 	c.JSON(http.StatusOK, toKeyObject(k))
 }
 

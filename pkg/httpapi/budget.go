@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tollgate/tollgate/pkg/audit"
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -69,10 +70,12 @@ func (s *server) setBudget(c *gin.Context) {
 	if !ok {
 		return
 	}
+	before := s.policySnapshot(k.ID)
 	if err := s.storePolicy(c, k.ID, policy); err != nil {
 		writeError(c, err)
 		return
 	}
+	s.audit(c, audit.ActionBudgetUpdate, k.ID, before, s.policySnapshot(k.ID))
 	c.JSON(http.StatusOK, s.keyDetail(k))
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tollgate/tollgate/pkg/audit"
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/semcache"
@@ -48,6 +49,7 @@ func (s *server) cacheDelete(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	s.audit(c, audit.ActionCacheDelete, "cache", nil, gin.H{"tenant": tenant, "key": key, "model": f.Model, "deleted": n})
 	c.JSON(http.StatusOK, gin.H{"object": "cache.deleted", "deleted": n})
 }
 

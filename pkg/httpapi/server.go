@@ -56,6 +56,10 @@ type Options struct {
 	// BodyReadTimeout bounds reading a request's body (0: none): a client
 	// that sends it slower gets a 408 and its connection closed.
 	BodyReadTimeout time.Duration
+
+	// Audit records every admin action that changed something and serves
+	// GET /admin/audit (audit.Store); nil: no audit log (it answers 404).
+	Audit Auditor
 }
 
 // call is what the HTTP layer learns of one request as it is served, for
@@ -171,6 +175,7 @@ func New(o Options) http.Handler {
 	admin.GET("/reports/cost", s.costReport)
 	admin.GET("/cache", s.cacheStats)
 	admin.DELETE("/cache", s.cacheDelete)
+	admin.GET("/audit", s.listAudit)
 	return r
 }
 

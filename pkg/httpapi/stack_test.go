@@ -14,6 +14,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/tollgate/tollgate/pkg/audit"
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/httpapi"
@@ -40,6 +41,7 @@ type stack struct {
 	ledger *budget.Ledger
 	cache  *semcache.Cache
 	db     *sql.DB
+	audit  *audit.Store
 }
 
 type stackOptions struct {
@@ -64,6 +66,10 @@ type stackOptions struct {
 	// judge confirms uncertain semantic candidates (the cache hands them
 	// out when judge.Model is set).
 	judge gateway.Judge
+	// audit opens an audit log on the stack's database; auditor, when
+	// set, is used instead.
+	audit   bool
+	auditor httpapi.Auditor
 }
 
 func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -158,6 +164,16 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	opts := httpapi.Options{Gateway: gw, Keys: ks, Budget: ledger, Cache: cache, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes,
 		WriteTimeout: o.writeTimeout}
+	var auditStore *audit.Store
+	if o.audit {
+		if auditStore, err = audit.Open(context.Background(), db); err != nil {
+			t.Fatal(err)
+		}
+		opts.Audit = auditStore
+	}
+	if o.auditor != nil {
+		opts.Audit = o.auditor
+	}
 	if o.log != nil {
 		opts.AccessLog, opts.Logger = true, slog.New(slog.NewJSONHandler(o.log, nil))
 	}
@@ -167,7 +183,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{t: t, srv: srv, keys: ks, secret: secret, gw: gw, ledger: ledger, cache: cache, db: db}
+	return &stack{t: t, srv: srv, keys: ks, secret: secret, gw: gw, ledger: ledger, cache: cache, db: db, audit: auditStore}
 }
 
 // renamed is a copy of a catalog entry under another name, for tests that
