@@ -221,6 +221,13 @@ func (s *server) costReport(c *gin.Context) {
 			writeError(c, badReport(err))
 			return
 		}
+		rep.KeyName = func(id string) (string, bool) {
+			k, ok := s.Keys.Get(id)
+			if !ok {
+				return "", false
+			}
+			return k.Name, true
+		}
 		c.JSON(http.StatusOK, rep)
 	case "csv":
 		// Validate before the first byte, so a bad group_by is still a 400.
