@@ -13,13 +13,29 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// TestExampleFileIsValid: as shipped, the example needs no variable and
+// configures only the simulator, and its auto route names only simulated
+// models, so nothing leaves the machine; with its optional OpenAI blocks
+// uncommented it is valid too.
 func TestExampleFileIsValid(t *testing.T) {
 	cfg := parseExample(t)
-	if cfg.Providers[0].APIKey != "sk-test" {
-		t.Fatalf("env reference not resolved: %q", cfg.Providers[0].APIKey)
+	if len(cfg.Providers) != 1 || cfg.Providers[0].Type != "sim" {
+		t.Fatalf("providers as shipped: %+v", cfg.Providers)
 	}
-	if cfg.Providers[1].Sim.Latency.P50.Std() != 150*time.Millisecond {
-		t.Fatalf("sim latency = %v", cfg.Providers[1].Sim.Latency)
+	if cfg.Providers[0].Sim.Latency.P50.Std() != 150*time.Millisecond {
+		t.Fatalf("sim latency = %v", cfg.Providers[0].Sim.Latency)
+	}
+	for _, c := range cfg.Routes["auto"].Candidates {
+		if !strings.HasPrefix(c, "sim-") {
+			t.Errorf("the shipped auto route names %s, not a simulated model", c)
+		}
+	}
+	with := parseExampleWithOpenAI(t)
+	if with.Providers[0].Name != "openai" || with.Providers[0].APIKey != "sk-test" {
+		t.Fatalf("env reference not resolved: %+v", with.Providers[0])
+	}
+	if len(with.Models) != 1 || with.Models[0].Provider != "openai" {
+		t.Fatalf("models with OpenAI: %+v", with.Models)
 	}
 }
 
