@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -123,6 +124,7 @@ type server struct {
 	Options
 	adminHash [sha256.Size]byte
 	ids       *idSource
+	patchMu   sync.Mutex // PATCH /admin/keys/{id}: one read-change-write of a policy at a time
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -168,6 +170,7 @@ func New(o Options) http.Handler {
 	admin.POST("/keys", s.createKey)
 	admin.GET("/keys", s.listKeys)
 	admin.GET("/keys/:id", s.getKey)
+	admin.PATCH("/keys/:id", s.patchKey)
 	admin.DELETE("/keys/:id", s.revokeKey)
 	admin.GET("/providers", s.providersHealth)
 	admin.PUT("/keys/:id/budget", s.setBudget)
