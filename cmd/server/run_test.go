@@ -256,25 +256,42 @@ providers:
 	}
 }
 
-// TestExampleConfigBootsAndRoutes: the documented example starts, and its
-// auto route picks the cheapest capable model (sim-small is cheaper than
-// gpt-4o-mini, so no request leaves the machine).
-func TestExampleConfigBootsAndRoutes(t *testing.T) {
-	r := start(t, map[string]string{"OPENAI_API_KEY": "sk-never-used"}, "-config", "../../tollgate.example.yaml", "-data", t.TempDir())
+// TestExampleConfigStartsOffline: the documented example starts as shipped
+// with no environment variable at all (no OPENAI_API_KEY), serves only the
+// simulator (the start log says so), and answers a chat completion, by
+// name and through its auto route, without leaving the machine.
+func TestExampleConfigStartsOffline(t *testing.T) {
+	var log lockedBuffer
+	r := startWithStderr(t, map[string]string{}, &log, "-config", "../../tollgate.example.yaml", "-data", t.TempDir())
 	secret := devKeyRE.FindStringSubmatch(r.stdout.String())[1]
-	req, _ := http.NewRequest("POST", r.url+"/v1/chat/completions", strings.NewReader(`{"model":"auto","messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("Authorization", "Bearer "+secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	tests := []struct{ name, model, route string }{
+		{"by name", "sim-small", ""},
+		{"auto route", "auto", "cheapest of 2 capable: sim-small"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", r.url+"/v1/chat/completions", strings.NewReader(`{"model":"`+tt.model+`","messages":[{"role":"user","content":"hi"}]}`))
+			req.Header.Set("Authorization", "Bearer "+secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			h := resp.Header
+			if resp.StatusCode != 200 || h.Get("x-tollgate-model") != "sim-small" || h.Get("x-tollgate-provider") != "sim" || !strings.Contains(string(body), `"chat.completion"`) {
+				t.Fatalf("%d model %q provider %q route %q: %s", resp.StatusCode, h.Get("x-tollgate-model"), h.Get("x-tollgate-provider"), h.Get("x-tollgate-route"), body)
+			}
+			if !strings.Contains(h.Get("x-tollgate-route"), tt.route) {
+				t.Fatalf("route %q, want %q", h.Get("x-tollgate-route"), tt.route)
+			}
+		})
+	}
+	if err := r.stop(t); err != nil { // the log is flushed
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("x-tollgate-model") != "sim-small" {
-		t.Fatalf("%d model %q route %q: %s", resp.StatusCode, resp.Header.Get("x-tollgate-model"), resp.Header.Get("x-tollgate-route"), body)
-	}
-	if !strings.Contains(resp.Header.Get("x-tollgate-route"), "cheapest of 3 capable: sim-small") {
-		t.Fatalf("route %q", resp.Header.Get("x-tollgate-route"))
+	if !strings.Contains(log.String(), `msg="serving 3 models from 1 provider: sim (3 models)"`) {
+		t.Errorf("the start log does not say only the simulator is served:\n%s", log.String())
 	}
 }
 

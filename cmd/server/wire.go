@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/safe"
@@ -20,6 +21,50 @@ import (
 	"github.com/tollgate/tollgate/pkg/router"
 	"github.com/tollgate/tollgate/pkg/tokens"
 )
+
+// logServed says at start what the gateway serves: at INFO the providers
+// with how many models each serves, and the routes; at WARN when it serves
+// no model at all (every request would be a 404), with how to fix it.
+func logServed(logger *slog.Logger, models []*gateway.Model, routes map[string]config.Route, catalogSize int) {
+	perProvider := map[string]int{}
+	for _, m := range models {
+		seen := map[string]bool{}
+		for _, d := range m.Deployments {
+			if !seen[d.ProviderName] {
+				seen[d.ProviderName] = true
+				perProvider[d.ProviderName]++
+			}
+		}
+	}
+	names := make([]string, 0, len(perProvider))
+	for name := range perProvider {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	served := make([]string, len(names))
+	for i, name := range names {
+		served[i] = fmt.Sprintf("%s (%d models)", name, perProvider[name])
+	}
+	routeNames := make([]string, 0, len(routes))
+	for name := range routes {
+		routeNames = append(routeNames, name)
+	}
+	sort.Strings(routeNames)
+	if len(models) == 0 {
+		logger.Warn("NOTHING IS SERVED: no model of the catalog has a configured provider, so every request gets a 404; "+
+			"configure providers (a config file without a providers key keeps the built-in simulator; providers: [] serves nothing)",
+			"catalog_models", catalogSize, "routes", strings.Join(routeNames, ","))
+		return
+	}
+	plural := func(n int, what string) string {
+		if n == 1 {
+			return "1 " + what
+		}
+		return fmt.Sprintf("%d %ss", n, what)
+	}
+	logger.Info("serving "+plural(len(models), "model")+" from "+plural(len(names), "provider")+": "+strings.Join(served, ", "),
+		"routes", strings.Join(routeNames, ","), "catalog_models", catalogSize)
+}
 
 // buildGateway connects the catalog, the providers and the request flow.
 // A catalog model is served by the deployments the config gives it, or
@@ -89,7 +134,7 @@ func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[strin
 	if err != nil {
 		return nil, err
 	}
-	logger.Info("catalog ready", "models", len(catalog.Models()), "served", len(models), "routes", len(cfg.Routes), "providers", len(clients))
+	logServed(logger, models, cfg.Routes, len(catalog.Models()))
 	opts := gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers, Limits: ledger.Limits, Accounts: ledger.Accounts,
 		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger, Tenants: cache.tenants}
 	if cache.cache != nil { // a nil *semcache.Cache must not become a non-nil interface

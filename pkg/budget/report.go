@@ -46,11 +46,16 @@ type Report struct {
 	GroupBy []string
 	Rows    []ReportRow
 	Totals  ReportRow
+	// KeyName names a key id (ok false: no such key); when set, rows
+	// grouped by key carry "key_name" next to "key" (null for an unknown
+	// id). The ledger keeps ids only: the names are the key store's.
+	KeyName func(id string) (name string, ok bool)
 }
 
-// MarshalJSON writes {"group_by": [...], "rows": [{"key": ..., "requests",
-// "prompt_tokens", "completion_tokens", "cost_usd", "saved_usd"}],
-// "totals": {...}}, amounts as exact decimals.
+// MarshalJSON writes {"group_by": [...], "rows": [{"key": ..., "key_name":
+// ..., "requests", "prompt_tokens", "completion_tokens", "cost_usd",
+// "saved_usd"}], "totals": {...}}, amounts as exact decimals with six
+// places (never a float's exponent form).
 func (r *Report) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	g, _ := json.Marshal(r.GroupBy)
@@ -63,6 +68,13 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 		for j, name := range r.GroupBy {
 			v, _ := json.Marshal(row.Group[j])
 			fmt.Fprintf(&b, `"%s":%s,`, name, v)
+			if name == "key" && r.KeyName != nil {
+				n := []byte("null")
+				if kn, ok := r.KeyName(row.Group[j]); ok {
+					n, _ = json.Marshal(kn)
+				}
+				fmt.Fprintf(&b, `"key_name":%s,`, n)
+			}
 		}
 		writeSums(&b, row)
 		b.WriteByte('}')

@@ -315,7 +315,10 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 }
 
 // Parse decodes YAML strictly over the defaults, resolves env references
-// and validates. The error lists every problem, one a line, each with its
+// and validates. A file without a providers key keeps the built-in providers
+// (the simulator, and those enabled by their key variables) and, when it has
+// no routes either, the built-in auto route; every other setting it leaves
+// out has its default. The error lists every problem, one a line, each with its
 // path: unknown fields, values of the wrong type, unset variables and
 // invalid settings together. Only a file that is not YAML at all is
 // reported by line, as the YAML parser saw it.
@@ -336,6 +339,11 @@ func Parse(r io.Reader, getenv func(string) string) (*Config, error) {
 	if doc := deref(&root); doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		d := decoder{getenv: getenv, p: &p}
 		d.decode(doc.Content[0], reflect.ValueOf(cfg).Elem(), "")
+	}
+	if cfg.Providers == nil {
+		// The file does not configure providers (`providers: []` does, and
+		// serves nothing): it keeps the built-in ones, as without a file.
+		keepBuiltinProviders(cfg, getenv)
 	}
 	if v := getenv(AdminKeyEnv); v != "" {
 		cfg.AdminKey = v

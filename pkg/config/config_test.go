@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,13 +13,29 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// TestExampleFileIsValid: as shipped, the example needs no variable and
+// configures only the simulator, and its auto route names only simulated
+// models, so nothing leaves the machine; with its optional OpenAI blocks
+// uncommented it is valid too.
 func TestExampleFileIsValid(t *testing.T) {
 	cfg := parseExample(t)
-	if cfg.Providers[0].APIKey != "sk-test" {
-		t.Fatalf("env reference not resolved: %q", cfg.Providers[0].APIKey)
+	if len(cfg.Providers) != 1 || cfg.Providers[0].Type != "sim" {
+		t.Fatalf("providers as shipped: %+v", cfg.Providers)
 	}
-	if cfg.Providers[1].Sim.Latency.P50.Std() != 150*time.Millisecond {
-		t.Fatalf("sim latency = %v", cfg.Providers[1].Sim.Latency)
+	if cfg.Providers[0].Sim.Latency.P50.Std() != 150*time.Millisecond {
+		t.Fatalf("sim latency = %v", cfg.Providers[0].Sim.Latency)
+	}
+	for _, c := range cfg.Routes["auto"].Candidates {
+		if !strings.HasPrefix(c, "sim-") {
+			t.Errorf("the shipped auto route names %s, not a simulated model", c)
+		}
+	}
+	with := parseExampleWithOpenAI(t)
+	if with.Providers[0].Name != "openai" || with.Providers[0].APIKey != "sk-test" {
+		t.Fatalf("env reference not resolved: %+v", with.Providers[0])
+	}
+	if len(with.Models) != 1 || with.Models[0].Provider != "openai" {
+		t.Fatalf("models with OpenAI: %+v", with.Models)
 	}
 }
 
@@ -280,7 +297,7 @@ func TestParseValid(t *testing.T) {
 		check func(t *testing.T, c *Config)
 	}{
 		{"empty file gives defaults", "", nil, func(t *testing.T, c *Config) {
-			if c.Listen != DefaultListen || c.MaxBodyBytes != DefaultMaxBodyBytes || !c.DevKey || len(c.Providers) != 0 {
+			if c.Listen != DefaultListen || c.MaxBodyBytes != DefaultMaxBodyBytes || !c.DevKey || len(c.Providers) != 1 || c.Providers[0].Name != "sim" {
 				t.Fatalf("%+v", c)
 			}
 		}},
@@ -417,6 +434,49 @@ func TestParseValid(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.check(t, c)
+		})
+	}
+}
+
+// TestFileKeepsBuiltinProvidersUnlessItConfiguresThem: a file without a
+// providers key serves what the built-in defaults serve (the simulator,
+// the providers enabled by their key variables, and the auto route when
+// the file has no routes); `providers: []` serves nothing.
+func TestFileKeepsBuiltinProvidersUnlessItConfiguresThem(t *testing.T) {
+	tests := []struct {
+		name      string
+		yaml      string
+		env       map[string]string
+		providers string // names, in order
+		routes    string // names, sorted
+	}{
+		{"only logging", "log: {level: debug}\n", nil, "sim", "auto"},
+		{"only logging, a key variable set", "log: {level: debug}\n", map[string]string{"OPENAI_API_KEY": "sk-1"}, "sim,openai", "auto"},
+		{"routes without providers", "routes: {small: {candidates: [sim-small]}}\n", nil, "sim", "small"},
+		{"providers: null is not configuring them", "providers:\n", nil, "sim", "auto"},
+		{"providers: [] serves nothing", "providers: []\n", nil, "", ""},
+		{"configured providers only", "providers: [{name: s2, type: sim}]\n", map[string]string{"OPENAI_API_KEY": "sk-1"}, "s2", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(strings.NewReader(tt.yaml), env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names, routes []string
+			for _, p := range c.Providers {
+				names = append(names, p.Name)
+			}
+			for r := range c.Routes {
+				routes = append(routes, r)
+			}
+			slices.Sort(routes)
+			if got := strings.Join(names, ","); got != tt.providers {
+				t.Errorf("providers %q, want %q", got, tt.providers)
+			}
+			if got := strings.Join(routes, ","); got != tt.routes {
+				t.Errorf("routes %q, want %q", got, tt.routes)
+			}
 		})
 	}
 }

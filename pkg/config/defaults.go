@@ -204,6 +204,17 @@ func (c *Config) complete() {
 	}
 }
 
+// keepBuiltinProviders gives a file that does not configure providers the
+// built-in ones of Default (and its auto route, when the file has no
+// routes), so that a file setting only, say, logging still serves sim-small.
+func keepBuiltinProviders(cfg *Config, getenv func(string) string) {
+	def := Default(getenv)
+	cfg.Providers = def.Providers
+	if cfg.Routes == nil {
+		cfg.Routes = def.Routes
+	}
+}
+
 // KnownProvider is an OpenAI-compatible upstream enabled by its key variable
 // in the built-in defaults.
 type KnownProvider struct {

@@ -12,18 +12,65 @@ import (
 
 const examplePath = "../../tollgate.example.yaml"
 
+// parseExample parses tollgate.example.yaml as shipped, with no
+// environment variable set: it must need none.
 func parseExample(t *testing.T) *Config {
 	t.Helper()
-	f, err := os.Open(examplePath)
+	raw, err := os.ReadFile(examplePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	cfg, err := Parse(f, env(map[string]string{"OPENAI_API_KEY": "sk-test"}))
+	cfg, err := Parse(strings.NewReader(string(raw)), env(nil))
 	if err != nil {
-		t.Fatalf("the example does not parse: %v", err)
+		t.Fatalf("the example does not parse as shipped: %v", err)
 	}
 	return cfg
+}
+
+// parseExampleWithOpenAI parses the example with its optional OpenAI
+// blocks uncommented, as a user would, and OPENAI_API_KEY set.
+func parseExampleWithOpenAI(t *testing.T) *Config {
+	t.Helper()
+	raw, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(strings.NewReader(uncommentOptional(t, string(raw))), env(map[string]string{"OPENAI_API_KEY": "sk-test"}))
+	if err != nil {
+		t.Fatalf("the example with its OpenAI blocks uncommented does not parse: %v", err)
+	}
+	return cfg
+}
+
+// uncommentOptional removes the "# " written after the indentation of
+// every line between an "---- optional:" marker and its "---- end of the
+// optional" marker.
+func uncommentOptional(t *testing.T, raw string) string {
+	t.Helper()
+	lines := strings.Split(raw, "\n")
+	in, blocks := false, 0
+	for i, l := range lines {
+		switch {
+		case strings.Contains(l, "# ---- optional:"):
+			in = true
+			blocks++
+			continue
+		case strings.Contains(l, "# ---- end of the optional"):
+			in = false
+			continue
+		}
+		if in && strings.TrimSpace(l) != "" {
+			body := strings.TrimLeft(l, " ")
+			if !strings.HasPrefix(body, "# ") {
+				t.Fatalf("line %d of an optional block is not commented: %q", i+1, l)
+			}
+			lines[i] = l[:len(l)-len(body)] + body[2:]
+		}
+	}
+	if blocks == 0 || in {
+		t.Fatalf("%d optional blocks, the last one open: %v", blocks, in)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // TestExampleStatesTheDefaults: tollgate.example.yaml shows every field
@@ -43,8 +90,9 @@ func TestExampleStatesTheDefaults(t *testing.T) {
 	top.Providers, top.Models, top.Routes = def.Providers, def.Models, def.Routes
 	diffs = append(diffs, differences("", reflect.ValueOf(top), reflect.ValueOf(*def))...)
 
-	// The openai provider: all but its identity are defaults.
-	openai := ex.Providers[0]
+	// The openai provider (optional, commented out as shipped): all but its
+	// identity are defaults.
+	openai := parseExampleWithOpenAI(t).Providers[0]
 	bare := Provider{Name: openai.Name, Type: openai.Type, BaseURL: openai.BaseURL, APIKey: openai.APIKey}
 	bare.setDefaults()
 	diffs = append(diffs, differences("providers[0]", reflect.ValueOf(openai), reflect.ValueOf(bare))...)

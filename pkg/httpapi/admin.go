@@ -72,19 +72,9 @@ func (s *server) createKey(c *gin.Context) {
 		}
 	}
 	req.Name = strings.TrimSpace(req.Name)
-	switch {
-	case req.Name == "":
-		writeError(c, llm.InvalidParam("name", "a key needs a name"))
+	if err := validKeyFields(&req.Name, &req.AllowedModels); err != nil {
+		writeError(c, err)
 		return
-	case len(req.Name) > 200:
-		writeError(c, llm.InvalidParam("name", "name is longer than 200 characters"))
-		return
-	}
-	for i, m := range req.AllowedModels {
-		if strings.TrimSpace(m) == "" {
-			writeError(c, llm.InvalidParam("allowed_models["+itoa(i)+"]", "model names must not be empty"))
-			return
-		}
 	}
 	k, secret, err := s.Keys.Create(c.Request.Context(), keys.New{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK})
 	if err != nil {

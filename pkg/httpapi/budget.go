@@ -59,6 +59,10 @@ func hasPolicy(raw []byte) bool {
 	return false
 }
 
+// setBudget is PUT /admin/keys/{id}/budget: the body is the key's whole
+// policy, replacing the one it had (a field left out is reset, rpm to
+// unlimited for instance); the answer shows the resulting policy. PATCH
+// /admin/keys/{id} changes single fields.
 func (s *server) setBudget(c *gin.Context) {
 	k, ok := s.budgetedKey(c)
 	if !ok {
@@ -223,6 +227,13 @@ func (s *server) costReport(c *gin.Context) {
 		if err != nil {
 			writeError(c, badReport(err))
 			return
+		}
+		rep.KeyName = func(id string) (string, bool) {
+			k, ok := s.Keys.Get(id)
+			if !ok {
+				return "", false
+			}
+			return k.Name, true
 		}
 		c.JSON(http.StatusOK, rep)
 	case "csv":

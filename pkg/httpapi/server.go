@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,13 +90,17 @@ func callOf(c *gin.Context) *call {
 
 // Header names.
 const (
-	HeaderRequestID    = "x-tollgate-request-id"
-	HeaderModel        = "x-tollgate-model"
-	HeaderProvider     = "x-tollgate-provider"
-	HeaderAttempts     = "x-tollgate-attempts"
-	HeaderPromptTokens = "x-tollgate-prompt-tokens"
-	HeaderRoute        = "x-tollgate-route"    // why this model: the plan's explanation
-	HeaderFallback     = "x-tollgate-fallback" // why earlier candidates did not serve
+	HeaderRequestID = "x-tollgate-request-id"
+	// HeaderOpenAIRequestID carries the same id under the name OpenAI
+	// uses, which its SDKs read into a response's request id (Python's
+	// _request_id, Node's _request_id).
+	HeaderOpenAIRequestID = "x-request-id"
+	HeaderModel           = "x-tollgate-model"
+	HeaderProvider        = "x-tollgate-provider"
+	HeaderAttempts        = "x-tollgate-attempts"
+	HeaderPromptTokens    = "x-tollgate-prompt-tokens"
+	HeaderRoute           = "x-tollgate-route"    // why this model: the plan's explanation
+	HeaderFallback        = "x-tollgate-fallback" // why earlier candidates did not serve
 	// HeaderCost is the call's cost in USD with six decimals ("unknown" when
 	// the model has no price); HeaderCostEstimated says it was counted by
 	// tollgate because the provider reported no usage.
@@ -123,6 +128,7 @@ type server struct {
 	Options
 	adminHash [sha256.Size]byte
 	ids       *idSource
+	patchMu   sync.Mutex // PATCH /admin/keys/{id}: one read-change-write of a policy at a time
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -168,6 +174,7 @@ func New(o Options) http.Handler {
 	admin.POST("/keys", s.createKey)
 	admin.GET("/keys", s.listKeys)
 	admin.GET("/keys/:id", s.getKey)
+	admin.PATCH("/keys/:id", s.patchKey)
 	admin.DELETE("/keys/:id", s.revokeKey)
 	admin.GET("/providers", s.providersHealth)
 	admin.PUT("/keys/:id/budget", s.setBudget)
@@ -187,7 +194,9 @@ func (s *server) begin(c *gin.Context) {
 	start := s.Now()
 	r := &call{ResponseWriter: c.Writer, id: s.ids.next()}
 	c.Writer = r
-	c.Writer.Header().Set(HeaderRequestID, r.id)
+	h := c.Writer.Header()
+	h.Set(HeaderRequestID, r.id)
+	h.Set(HeaderOpenAIRequestID, r.id)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

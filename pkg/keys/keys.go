@@ -1,6 +1,7 @@
 // Package keys owns tollgate's gateway API keys: generating them, storing
 // only their SHA-256 hashes in the database (SQLite embedded, or PostgreSQL
-// shared by replicas), authenticating a presented secret, and revoking. The
+// shared by replicas), authenticating a presented secret, changing a key's
+// settings (Update), and revoking. The
 // secret is returned once, at creation, and never again.
 //
 // Every key is held in memory as well (write-through), so authenticating a
@@ -165,6 +166,13 @@ type Store struct {
 
 	mu   sync.Mutex // serialises writers and guards byID
 	byID map[string]*Key
+	// ticket numbers the reads of the database and this store's writes, in
+	// the order they start (reads) or commit (writes); applied is the
+	// ticket of what memory holds of each key. A read that started before
+	// what memory holds never replaces it, so a reload racing an Update
+	// (here or on another replica) cannot bring back older settings.
+	ticket  uint64
+	applied map[string]uint64
 
 	misses singleflight.Group // identical concurrent lookups of an unknown hash
 
@@ -174,7 +182,7 @@ type Store struct {
 
 // queries are the statements in the store's dialect.
 type queries struct {
-	all, byHash, byID, create, revoke string
+	all, byHash, byID, create, revoke, update string
 }
 
 const columns = `id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at, revoked_at`
@@ -188,6 +196,12 @@ func queriesFor(d migrate.Dialect) queries {
 		// COALESCE: revoking twice (here or on two replicas) keeps the
 		// first time.
 		revoke: `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING secret_hash, revoked_at`,
+		// A revoked key is not changed (revocation is final).
+		// Only the columns given (not NULL) change, so a change never
+		// writes back another replica's older value of a column it did not
+		// set.
+		update: `UPDATE api_keys SET name = COALESCE(?, name), allowed = COALESCE(?, allowed), metadata = COALESCE(?, metadata),
+			allow_byok = COALESCE(?, allow_byok) WHERE id = ? AND revoked_at IS NULL RETURNING ` + columns,
 	}
 	if d != migrate.Postgres {
 		return q
@@ -197,7 +211,8 @@ func queriesFor(d migrate.Dialect) queries {
 	q.create = `WITH i AS (` + q.create + ` RETURNING id) SELECT pg_notify('` + notifyChannel + `', i.id) FROM i`
 	q.revoke = `WITH u AS (UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING id, secret_hash, revoked_at)
 		SELECT u.secret_hash, u.revoked_at FROM u, pg_notify('` + notifyChannel + `', u.id)`
-	for _, p := range []*string{&q.all, &q.byHash, &q.byID, &q.create, &q.revoke} {
+	q.update = `WITH u AS (` + q.update + `) SELECT u.* FROM u, pg_notify('` + notifyChannel + `', u.id)`
+	for _, p := range []*string{&q.all, &q.byHash, &q.byID, &q.create, &q.revoke, &q.update} {
 		*p = numbered(*p)
 	}
 	return q
@@ -248,7 +263,7 @@ func OpenOptions(ctx context.Context, db *sql.DB, o Options) (*Store, error) {
 	if err := migrate.Up(ctx, db); err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	s := &Store{db: db, now: o.Now, rand: o.Rand, shared: d == migrate.Postgres, log: o.Logger, q: queriesFor(d), byID: map[string]*Key{}}
+	s := &Store{db: db, now: o.Now, rand: o.Rand, shared: d == migrate.Postgres, log: o.Logger, q: queriesFor(d), byID: map[string]*Key{}, applied: map[string]uint64{}}
 	if err := s.resync(ctx); err != nil {
 		return nil, err
 	}
@@ -308,13 +323,37 @@ func scanKey(r scanner) (*Key, [sha256.Size]byte, error) {
 	return &k, [sha256.Size]byte(hash), nil
 }
 
-// apply merges a key read from the database into memory and returns the
-// key now in effect. Revocation is final: a row read before its key was
-// revoked never replaces the revoked record. Callers hold s.mu.
+// newTicket numbers a read about to start, or a write just committed
+// (callers of the latter hold s.mu).
+func (s *Store) newTicket(locked bool) uint64 {
+	if !locked {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
+	s.ticket++
+	return s.ticket
+}
+
+// apply merges what this store just wrote into memory (see applyRead).
+// Callers hold s.mu.
 func (s *Store) apply(k *Key, hash [sha256.Size]byte) *Key {
+	return s.applyRead(k, hash, s.newTicket(true))
+}
+
+// applyRead merges a key read from the database, by a read numbered
+// ticket, into memory and returns the key now in effect. A read older than
+// what memory holds of the key is ignored. Revocation is final: a row read before its key was
+// revoked never replaces the revoked record. An active row whose settings
+// differ (Update, here or on another replica) replaces the record. Callers
+// hold s.mu.
+func (s *Store) applyRead(k *Key, hash [sha256.Size]byte, ticket uint64) *Key {
 	old, ok := s.byID[k.ID]
-	if ok && (old.RevokedAt != nil || k.RevokedAt == nil) {
-		return old // as revoked or as active as the row: keep the pointer handed out
+	if ok && ticket < s.applied[k.ID] {
+		return old
+	}
+	s.applied[k.ID] = ticket
+	if ok && (old.RevokedAt != nil || (k.RevokedAt == nil && sameSettings(old, k))) {
+		return old // as revoked or as the row: keep the pointer handed out
 	}
 	s.byID[k.ID] = k
 	s.byHash.Store(hash, k)
@@ -323,6 +362,7 @@ func (s *Store) apply(k *Key, hash [sha256.Size]byte) *Key {
 
 // resync reads every key and merges it into memory.
 func (s *Store) resync(ctx context.Context) error {
+	ticket := s.newTicket(false)
 	rows, err := s.db.QueryContext(ctx, s.q.all)
 	if err != nil {
 		return fmt.Errorf("keys: load: %w", err)
@@ -346,7 +386,7 @@ func (s *Store) resync(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range read {
-		s.apply(r.k, r.h)
+		s.applyRead(r.k, r.h, ticket)
 	}
 	return nil
 }
@@ -354,6 +394,7 @@ func (s *Store) resync(ctx context.Context) error {
 // reload reads one key by id into memory; an id this database does not
 // hold (another schema's notification) is ignored.
 func (s *Store) reload(ctx context.Context, id string) (*Key, error) {
+	ticket := s.newTicket(false)
 	k, h, err := scanKey(s.db.QueryRowContext(ctx, s.q.byID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -363,7 +404,7 @@ func (s *Store) reload(ctx context.Context, id string) (*Key, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.apply(k, h), nil
+	return s.applyRead(k, h, ticket), nil
 }
 
 // Create makes a key and returns it with its secret, which is not stored
@@ -401,6 +442,7 @@ func (s *Store) Create(ctx context.Context, n New) (*Key, string, error) {
 		return nil, "", fmt.Errorf("keys: create: %w", err)
 	}
 	s.byID[k.ID] = k
+	s.applied[k.ID] = s.newTicket(true)
 	s.byHash.Store(hash, k)
 	return k, secret, nil
 }
@@ -435,6 +477,7 @@ func (s *Store) Authenticate(secret string) (*Key, error) {
 
 // lookup reads the key of hash from the database into memory.
 func (s *Store) lookup(ctx context.Context, hash [sha256.Size]byte) (*Key, error) {
+	ticket := s.newTicket(false)
 	k, h, err := scanKey(s.db.QueryRowContext(ctx, s.q.byHash, hash[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrUnknown
@@ -443,7 +486,7 @@ func (s *Store) lookup(ctx context.Context, hash [sha256.Size]byte) (*Key, error
 		return nil, fmt.Errorf("keys: look up: %w", err)
 	}
 	s.mu.Lock()
-	k = s.apply(k, h)
+	k = s.applyRead(k, h, ticket)
 	s.mu.Unlock()
 	if k.RevokedAt != nil {
 		return nil, ErrUnknown

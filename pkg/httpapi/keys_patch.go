@@ -1,0 +1,171 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate/tollgate/pkg/budget"
+	"github.com/tollgate/tollgate/pkg/keys"
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// patchKeyRequest is PATCH /admin/keys/{id}: every field is optional, and
+// only those sent change. A field sent as null is an error rather than
+// "unchanged" or "cleared", which a reader could take either way: leave it
+// out to keep it, send [] or {} to empty it.
+type patchKeyRequest struct {
+	Name          *string             `json:"name"`
+	AllowedModels *[]string           `json:"allowed_models"`
+	Metadata      *map[string]string  `json:"metadata"`
+	AllowBYOK     *bool               `json:"allow_byok"`
+	Budgets       *[]budget.Limit     `json:"budgets"`
+	RPM           *int                `json:"rpm"`
+	TPM           *int                `json:"tpm"`
+	OnExhausted   *budget.OnExhausted `json:"on_exhausted"`
+	Webhooks      *[]budget.Webhook   `json:"alert_webhooks"`
+}
+
+// policyChange reports whether the request changes the budget policy.
+func (r *patchKeyRequest) policyChange() bool {
+	return r.Budgets != nil || r.RPM != nil || r.TPM != nil || r.OnExhausted != nil || r.Webhooks != nil
+}
+
+// patchKey is PATCH /admin/keys/{id}: it changes only the fields sent, the
+// key's own (name, allowed_models, metadata, allow_byok) and its budget
+// policy's (budgets, rpm, tpm, on_exhausted, alert_webhooks), validated as
+// POST /admin/keys validates them, and answers the key as GET does. Unlike
+// PUT /admin/keys/{id}/budget, which replaces the whole policy, a policy
+// field left out keeps its value; a key without a policy of its own starts
+// from the configured defaults in effect. Everything is validated before
+// anything is written.
+func (s *server) patchKey(c *gin.Context) {
+	id := c.Param("id")
+	if _, ok := s.Keys.Get(id); !ok {
+		writeError(c, keyNotFound(id))
+		return
+	}
+	req, ok := decodeBody(s, c, func(body []byte) (req patchKeyRequest, err error) {
+		if err := decodeStrict(body, &req); err != nil {
+			return req, err
+		}
+		return req, noNulls(body)
+	})
+	if !ok {
+		return
+	}
+	if req.Name != nil {
+		name := strings.TrimSpace(*req.Name)
+		req.Name = &name
+	}
+	if err := validKeyFields(req.Name, req.AllowedModels); err != nil {
+		writeError(c, err)
+		return
+	}
+
+	// One change at a time: the policy is read, changed and written back.
+	s.patchMu.Lock()
+	defer s.patchMu.Unlock()
+	var policy budget.Policy
+	if req.policyChange() {
+		if s.Budget == nil {
+			writeError(c, llm.InvalidParam(firstPolicyField(&req), "budgets are not enabled on this gateway"))
+			return
+		}
+		policy, _ = s.Budget.Accounts.Policy(id)
+		if req.Budgets != nil {
+			policy.Limits = *req.Budgets
+		}
+		if req.RPM != nil {
+			policy.RPM = *req.RPM
+		}
+		if req.TPM != nil {
+			policy.TPM = *req.TPM
+		}
+		if req.OnExhausted != nil {
+			policy.OnExhausted = *req.OnExhausted
+		}
+		if req.Webhooks != nil {
+			policy.Webhooks = *req.Webhooks
+		}
+		if err := policy.Validate(); err != nil {
+			writeError(c, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "invalid_budget", Message: err.Error(), Err: err})
+			return
+		}
+	}
+
+	k, err := s.Keys.Update(c.Request.Context(), id, keys.Change{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK})
+	switch {
+	case errors.Is(err, keys.ErrNotFound):
+		writeError(c, keyNotFound(id))
+		return
+	case errors.Is(err, keys.ErrRevoked):
+		writeError(c, &llm.Error{Status: http.StatusConflict, Type: llm.TypeInvalidRequest, Code: "key_revoked", Param: "id",
+			Message: "key " + id + " is revoked: a revoked key cannot be changed"})
+		return
+	case err != nil:
+		writeError(c, err)
+		return
+	}
+	if req.policyChange() {
+		if err := s.storePolicy(c, id, policy); err != nil {
+			writeError(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, s.keyDetail(k))
+}
+
+// validKeyFields checks a key's name (already trimmed) and allowed models
+// as POST /admin/keys does; nil is not sent.
+func validKeyFields(name *string, allowed *[]string) error {
+	if name != nil {
+		switch {
+		case *name == "":
+			return llm.InvalidParam("name", "a key needs a name")
+		case len(*name) > 200:
+			return llm.InvalidParam("name", "name is longer than 200 characters")
+		}
+	}
+	if allowed != nil {
+		for i, m := range *allowed {
+			if strings.TrimSpace(m) == "" {
+				return llm.InvalidParam("allowed_models["+itoa(i)+"]", "model names must not be empty")
+			}
+		}
+	}
+	return nil
+}
+
+// noNulls refuses a top-level field sent as null (the body is a JSON
+// object: decodeStrict has read it).
+func noNulls(body []byte) error {
+	var fields map[string]*json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil // decodeStrict already accepted the body
+	}
+	for name, v := range fields {
+		if v == nil {
+			return llm.InvalidParam(name, name+" is null: leave a field out to keep it, or send an empty value to clear it")
+		}
+	}
+	return nil
+}
+
+// firstPolicyField names a policy field the request sets, for an error.
+func firstPolicyField(r *patchKeyRequest) string {
+	switch {
+	case r.Budgets != nil:
+		return "budgets"
+	case r.RPM != nil:
+		return "rpm"
+	case r.TPM != nil:
+		return "tpm"
+	case r.OnExhausted != nil:
+		return "on_exhausted"
+	}
+	return "alert_webhooks"
+}

@@ -1,0 +1,84 @@
+package keys
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Change lists the settings Update changes: a nil field is kept as it is.
+type Change struct {
+	Name          *string
+	AllowedModels *[]string
+	Metadata      *map[string]string
+	AllowBYOK     *bool
+}
+
+// Update changes the settings a Change sets and returns the key as it now
+// is; it takes effect for the next request here at once, and on the other
+// replicas (PostgreSQL) within the delays of the package doc. A revoked key
+// is not changed (ErrRevoked), an unknown one is ErrNotFound. Two Updates
+// of one key at once (on two replicas) each change only their own columns;
+// for a column both set, the last write wins.
+func (s *Store) Update(ctx context.Context, id string, c Change) (*Key, error) {
+	if s.shared {
+		// A key another replica created may not have reached memory yet.
+		s.mu.Lock()
+		_, ok := s.byID[id]
+		s.mu.Unlock()
+		if !ok {
+			if _, err := s.reload(ctx, id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.byID[id]
+	switch {
+	case !ok:
+		return nil, ErrNotFound
+	case old.RevokedAt != nil:
+		return nil, ErrRevoked
+	}
+	// The row is written column by column (only those the change sets) and
+	// read back whole: memory takes what the database now holds.
+	var name, allowed, metadata, byok any // nil: NULL, the column is kept
+	if c.Name != nil {
+		name = *c.Name
+	}
+	if c.AllowedModels != nil {
+		b, _ := json.Marshal(append([]string{}, (*c.AllowedModels)...))
+		allowed = string(b)
+	}
+	if c.Metadata != nil {
+		m := *c.Metadata
+		if m == nil {
+			m = map[string]string{}
+		}
+		b, _ := json.Marshal(m)
+		metadata = string(b)
+	}
+	if c.AllowBYOK != nil {
+		byok = *c.AllowBYOK
+	}
+	k, h, err := scanKey(s.db.QueryRowContext(ctx, s.q.update, name, allowed, metadata, byok, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		// Revoked by another replica since this one read it.
+		return nil, ErrRevoked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: update: %w", err)
+	}
+	return s.apply(k, h), nil
+}
+
+// sameSettings reports whether two records of one key hold the same
+// settings.
+func sameSettings(a, b *Key) bool {
+	return a.Name == b.Name && a.AllowBYOK == b.AllowBYOK && slices.Equal(a.AllowedModels, b.AllowedModels) && maps.Equal(a.Metadata, b.Metadata)
+}
