@@ -104,6 +104,12 @@ func TestAuditRecordsEveryAdminAction(t *testing.T) {
 				"before.on_exhausted": nil, "after.tpm": nil},
 		},
 		{
+			name: "key patch", method: "PATCH", path: "/admin/keys/" + id, body: `{"name":"team-2","tpm":5000}`, status: 200,
+			action: audit.ActionKeyUpdate, target: id,
+			want: map[string]any{"before.name": "team", "after.name": "team-2", "before.budget_policy.tpm": nil,
+				"after.budget_policy.tpm": 5000.0, "after.budget_policy.rpm": 60.0},
+		},
+		{
 			name: "cache delete", method: "DELETE", path: "/admin/cache?model=sim-small", status: 200,
 			action: audit.ActionCacheDelete, target: "cache",
 			want: map[string]any{"before": nil, "after.model": "sim-small", "after.tenant": "", "after.deleted": 0.0},
@@ -111,7 +117,7 @@ func TestAuditRecordsEveryAdminAction(t *testing.T) {
 		{
 			name: "revoke", method: "DELETE", path: "/admin/keys/" + id, status: 200,
 			action: audit.ActionKeyRevoke, target: id,
-			want: map[string]any{"before.revoked": false, "after.revoked": true, "before.name": "team", "after.id": id,
+			want: map[string]any{"before.revoked": false, "after.revoked": true, "before.name": "team-2", "after.id": id,
 				"after.budget_policy.rpm": 60.0},
 		},
 	}
@@ -157,7 +163,7 @@ func TestAuditRecordsEveryAdminAction(t *testing.T) {
 	for _, e := range l.Data {
 		actions = append(actions, e["action"].(string))
 	}
-	if want := []string{audit.ActionKeyRevoke, audit.ActionCacheDelete, audit.ActionBudgetUpdate, audit.ActionKeyCreate}; strings.Join(actions, ",") != strings.Join(want, ",") {
+	if want := []string{audit.ActionKeyRevoke, audit.ActionCacheDelete, audit.ActionKeyUpdate, audit.ActionBudgetUpdate, audit.ActionKeyCreate}; strings.Join(actions, ",") != strings.Join(want, ",") {
 		t.Fatalf("actions %v, want %v", actions, want)
 	}
 	first := l.Data[len(l.Data)-1]

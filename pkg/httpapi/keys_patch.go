@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tollgate/tollgate/pkg/audit"
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -97,6 +98,10 @@ func (s *server) patchKey(c *gin.Context) {
 		}
 	}
 
+	var before any // the audit's: the key as it was
+	if old, ok := s.Keys.Get(id); ok {
+		before = s.keySnapshot(old)
+	}
 	k, err := s.Keys.Update(c.Request.Context(), id, keys.Change{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK})
 	switch {
 	case errors.Is(err, keys.ErrNotFound):
@@ -116,6 +121,7 @@ func (s *server) patchKey(c *gin.Context) {
 			return
 		}
 	}
+	s.audit(c, audit.ActionKeyUpdate, k.ID, before, s.keySnapshot(k))
 	c.JSON(http.StatusOK, s.keyDetail(k))
 }
 
