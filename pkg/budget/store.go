@@ -5,13 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tollgate/tollgate/internal/migrate"
 	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -142,23 +141,7 @@ func (s *Store) q(query string) string {
 	if s.pool == nil {
 		return query
 	}
-	return rebind(query)
-}
-
-func rebind(query string) string {
-	var b strings.Builder
-	b.Grow(len(query) + 16)
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] != '?' {
-			b.WriteByte(query[i])
-			continue
-		}
-		n++
-		b.WriteByte('$')
-		b.WriteString(strconv.Itoa(n))
-	}
-	return b.String()
+	return migrate.Rebind(migrate.Postgres, query)
 }
 
 // The judge's verdicts, as Entry.Judge records them.

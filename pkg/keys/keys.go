@@ -526,20 +526,29 @@ func (s *Store) Len() int {
 	return len(s.byID)
 }
 
+// ensure reads key id from the database when it is not in memory on
+// PostgreSQL: a key another replica created may not have reached memory
+// yet.
+func (s *Store) ensure(ctx context.Context, id string) error {
+	if !s.shared {
+		return nil
+	}
+	s.mu.Lock()
+	_, ok := s.byID[id]
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	_, err := s.reload(ctx, id)
+	return err
+}
+
 // Revoke disables a key at once (on PostgreSQL: here at once, on the other
 // replicas within the bound of the package doc). Revoking a revoked key is
 // not an error.
 func (s *Store) Revoke(ctx context.Context, id string) (*Key, error) {
-	if s.shared {
-		// A key another replica created may not have reached memory yet.
-		s.mu.Lock()
-		_, ok := s.byID[id]
-		s.mu.Unlock()
-		if !ok {
-			if _, err := s.reload(ctx, id); err != nil {
-				return nil, err
-			}
-		}
+	if err := s.ensure(ctx, id); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -25,16 +25,8 @@ type Change struct {
 // of one key at once (on two replicas) each change only their own columns;
 // for a column both set, the last write wins.
 func (s *Store) Update(ctx context.Context, id string, c Change) (*Key, error) {
-	if s.shared {
-		// A key another replica created may not have reached memory yet.
-		s.mu.Lock()
-		_, ok := s.byID[id]
-		s.mu.Unlock()
-		if !ok {
-			if _, err := s.reload(ctx, id); err != nil {
-				return nil, err
-			}
-		}
+	if err := s.ensure(ctx, id); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

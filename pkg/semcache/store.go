@@ -105,7 +105,7 @@ func queriesFor(d schema.Dialect) queries {
 	q.deleteKey = ""
 	for _, p := range []*string{&q.loadEntry, &q.loadLive, &q.loadLiveAnswered, &q.insert, &q.deleteKey, &q.setVec,
 		&q.deleteFilter, &q.expiredIDs, &q.deleteExpired, &q.exact, &q.liveIDs} {
-		*p = rebind(*p)
+		*p = schema.Rebind(schema.Postgres, *p)
 	}
 	return q
 }
@@ -122,32 +122,6 @@ func numberedInsert(q string) string {
 			continue
 		}
 		b.WriteByte(q[i])
-	}
-	return b.String()
-}
-
-// rebind turns SQLite's placeholders (? and ?N) into PostgreSQL's $N. The
-// statements here have no ? inside literals.
-func rebind(q string) string {
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(q); i++ {
-		if q[i] != '?' {
-			b.WriteByte(q[i])
-			continue
-		}
-		j := i + 1
-		for j < len(q) && q[j] >= '0' && q[j] <= '9' {
-			j++
-		}
-		b.WriteByte('$')
-		if j > i+1 {
-			b.WriteString(q[i+1 : j]) // ?N names its argument
-			i = j - 1
-			continue
-		}
-		n++
-		b.WriteString(strconv.Itoa(n))
 	}
 	return b.String()
 }
