@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
+	"github.com/tollgate/tollgate/pkg/metrics"
 	"github.com/tollgate/tollgate/pkg/tokens"
 )
 
@@ -117,7 +118,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// Closed after the server has drained (deferred calls run last first).
 	defer cache.close()
-	gw, err := buildGateway(cfg, counter, clients, ledger, cache, logger)
+	mx := metrics.New() // GET /metrics, behind the admin key
+	mx.CounterFunc("log_dropped_lines_total", "Log lines dropped because stderr did not take them in time.", func() float64 { return float64(sink.Dropped()) })
+	gw, err := buildGateway(cfg, counter, clients, ledger, cache, logger, mx)
 	if err != nil {
 		return err
 	}
@@ -143,6 +146,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 		BodyReadTimeout: cfg.BodyReadTimeout.Std(),
 		Audit:           auditLog,
+		Observer:        mx,
+		Metrics:         mx.Handler(),
 	})
 	// Counted, so that the ledger is closed only after every handler, cut
 	// at shutdown or not, has written its row.

@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
+	"github.com/tollgate/tollgate/pkg/metrics"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/router"
 	"github.com/tollgate/tollgate/pkg/tokens"
@@ -70,7 +71,7 @@ func logServed(logger *slog.Logger, models []*gateway.Model, routes map[string]c
 // A catalog model is served by the deployments the config gives it, or
 // else by every key of the provider its catalog entry names, when that
 // provider is configured.
-func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[string][]providers.Provider, ledger *budget.Ledger, cache *cacheParts, logger *slog.Logger) (*gateway.Gateway, error) {
+func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[string][]providers.Provider, ledger *budget.Ledger, cache *cacheParts, logger *slog.Logger, mx *metrics.Metrics) (*gateway.Gateway, error) {
 	catalog, err := buildCatalog(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -130,7 +131,7 @@ func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[strin
 	if err != nil {
 		return nil, err
 	}
-	breakers, err := router.NewBreakers(breakerConfig(cfg, logger))
+	breakers, err := router.NewBreakers(breakerConfig(cfg, logger, mx))
 	if err != nil {
 		return nil, err
 	}
@@ -165,12 +166,13 @@ func routesOf(in map[string]config.Route) []router.Route {
 
 // breakerConfig gives every provider, and deployments of none, explicit
 // settings: the config's, whose defaults are config.DefaultBreaker.
-func breakerConfig(cfg *config.Config, logger *slog.Logger) router.BreakerConfig {
+func breakerConfig(cfg *config.Config, logger *slog.Logger, mx *metrics.Metrics) router.BreakerConfig {
 	bc := router.BreakerConfig{
 		Default:   breakerSettings(nil),
 		Providers: map[string]router.BreakerSettings{},
 		OnStateChange: func(id, provider string, from, to router.BreakerState) {
 			logger.Warn("circuit breaker", "deployment", id, "from", from.String(), "to", to.String())
+			mx.Breaker(id, provider, from, to)
 		},
 	}
 	for _, p := range cfg.Providers {

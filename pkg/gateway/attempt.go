@@ -88,8 +88,13 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do
 				start := g.now()
 				a := attempt{step: step, d: d, credentials: creds, limit: g.attemptLimit(ctx, d, moreSteps)}
 				err = g.bounded(ctx, a, stream, permit, do)
+				took := g.now().Sub(start)
+				meta.Upstream += took
 				if err == nil {
-					g.latencies.Observe(m.Name, g.now().Sub(start))
+					g.latencies.Observe(m.Name, took)
+					if stream {
+						meta.FirstToken = g.now().Sub(x.start)
+					}
 					x.charged = true
 					return nil
 				}

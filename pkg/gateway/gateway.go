@@ -85,6 +85,13 @@ type Meta struct {
 	// Header holds response headers the flow sets: x-ratelimit-*,
 	// x-tollgate-budget-remaining-usd.
 	Header http.Header
+	// Upstream is the time spent waiting on upstreams: every attempt (a
+	// judge's too) and, for a stream, its body until it ended. FirstToken
+	// is, for a stream served by an upstream, the time from the request's
+	// start to its first chunk (0 otherwise). For metrics: tollgate's own
+	// overhead is the request's latency minus Upstream.
+	Upstream   time.Duration
+	FirstToken time.Duration
 }
 
 // HeaderBudgetRemaining is the key's smallest remaining budget after the call.
@@ -420,6 +427,7 @@ func (x *exchange) askJudge(ctx context.Context, c *semcache.Candidate) (bool, e
 		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, MaxTokens: outputTokens(a.step, j.out)})
 		return err
 	})
+	x.meta.Upstream += j.meta.Upstream
 	if err != nil {
 		j.release()
 		return false, err

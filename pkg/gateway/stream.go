@@ -33,6 +33,7 @@ type Stream struct {
 	eof          bool               // the upstream ended the stream
 	failed       error              // how the stream ended, if not well
 	hit          bool               // replaying a cached answer: nothing to price
+	opened       time.Time          // when the first chunk arrived (Meta.Upstream)
 	// limit is the output tokens reserved (all choices), when a budget
 	// holds a reservation: an upstream that generates well past it
 	// (ignoring the output limit it was sent) is stopped (stopAt).
@@ -79,6 +80,7 @@ func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatR
 	if err != nil {
 		return nil, err
 	}
+	st.opened = x.g.now()
 	st.text = textCounter{tokens: x.g.tokens, tokenizer: x.g.models[x.meta.Model].Spec.Tokenizer}
 	if x.held && len(x.policy.Limits) > 0 {
 		st.limit = x.reserved // a budget to protect: count as it comes
@@ -237,6 +239,9 @@ func (s *Stream) end(recovered any) error {
 	}
 	if !s.hit && recovered == nil {
 		s.price()
+	}
+	if !s.opened.IsZero() {
+		s.Meta.Upstream += s.x.g.now().Sub(s.opened)
 	}
 	err := s.x.finish(s.ctx, recovered, s.failed)
 	if err == nil && s.query != nil {

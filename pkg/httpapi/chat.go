@@ -129,13 +129,15 @@ func (s *server) answer(c *gin.Context, meta *gateway.Meta, err error, body func
 
 // routed records the routing outcome for the headers and the access log.
 func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
+	if meta != nil {
+		callOf(c).meta = meta // the access log and metrics read what the gateway did, model or not
+	}
 	if meta == nil || meta.Model == "" {
 		if meta != nil && meta.Route != "" {
 			c.Writer.Header().Set(HeaderRoute, meta.Route)
 		}
 		return
 	}
-	callOf(c).meta = meta
 	h := c.Writer.Header()
 	for k, vs := range meta.Header {
 		h[k] = vs

@@ -30,6 +30,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
+	"github.com/tollgate/tollgate/pkg/metrics"
 	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
@@ -61,6 +62,37 @@ type Options struct {
 	// Audit records every admin action that changed something and serves
 	// GET /admin/audit (audit.Store); nil: no audit log (it answers 404).
 	Audit Auditor
+
+	// Observer is told of every request once it is answered (nil: none).
+	// Metrics serves GET /metrics behind the admin key (nil: 404).
+	Observer Observer
+	Metrics  http.Handler
+}
+
+// Observer is told of every request once it is answered, where its
+// access-log line is written (metrics.Metrics). It must be quick: it runs
+// on the request's goroutine.
+type Observer interface {
+	Request(e metrics.Exchange)
+}
+
+// exchangeOf is what an Observer is told of a request: its route pattern,
+// status and latency, the error the client got and what the gateway did.
+func exchangeOf(c *gin.Context, r *call, status int, latency time.Duration) metrics.Exchange {
+	e := metrics.Exchange{Route: c.FullPath(), Status: status, Total: latency, Err: r.err}
+	m := r.meta
+	if m == nil {
+		return e
+	}
+	e.Model, e.Provider, e.Cache, e.Similarity = m.Model, m.Provider, m.Cache, m.CacheSimilarity
+	e.CacheReason, e.Upstream, e.FirstToken = m.CacheReason, m.Upstream, m.FirstToken
+	e.PromptTokens, e.CompletionTokens = m.PromptTokens, m.CompletionTokens
+	if m.Usage != nil {
+		e.PromptTokens = m.Usage.PromptTokens
+	}
+	e.Cost, e.Unpriced, e.Saved = m.Cost.Micros, m.Cost.Unpriced, m.Saved
+	e.Attempts, e.Fallback = m.Attempts, m.Fallback != ""
+	return e
 }
 
 // call is what the HTTP layer learns of one request as it is served, for
@@ -183,6 +215,9 @@ func New(o Options) http.Handler {
 	admin.GET("/cache", s.cacheStats)
 	admin.DELETE("/cache", s.cacheDelete)
 	admin.GET("/audit", s.listAudit)
+	if o.Metrics != nil {
+		r.GET("/metrics", s.authenticateAdmin, gin.WrapH(o.Metrics))
+	}
 	return r
 }
 
@@ -205,8 +240,14 @@ func (s *server) begin(c *gin.Context) {
 			s.Logger.Error("panic while serving a request", "id", r.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			s.internalError(c)
 		}
-		if s.AccessLog {
-			s.accessLog(c, r, start)
+		if s.AccessLog || s.Observer != nil {
+			status, latency := r.status(c), s.Now().Sub(start)
+			if s.Observer != nil {
+				s.Observer.Request(exchangeOf(c, r, status, latency))
+			}
+			if s.AccessLog {
+				s.accessLog(c, r, status, latency)
+			}
 		}
 	}()
 	c.Next()
@@ -240,18 +281,14 @@ func logString(key, v string) slog.Attr { return slog.String(key, llm.Clip(v, ma
 // accessLog writes the request's one access-log line. An upstream's own
 // error, which the client is not shown (llm.ForClient), is logged as
 // upstream_error, with anything shaped like a credential redacted.
-func (s *server) accessLog(c *gin.Context, r *call, start time.Time) {
-	status := c.Writer.Status()
-	if r.err != nil && (r.err.Status == llm.StatusClientClosed || (c.Writer.Written() && r.err.Status >= 500)) {
-		status = r.err.Status // a stream cut after its 200, or a client gone
-	}
+func (s *server) accessLog(c *gin.Context, r *call, status int, latency time.Duration) {
 	attrs := make([]slog.Attr, 0, 15)
 	attrs = append(attrs,
 		slog.String("id", r.id),
 		logString("method", c.Request.Method),
 		logString("path", c.Request.URL.Path),
 		slog.Int("status", status),
-		slog.Duration("latency", s.Now().Sub(start)),
+		slog.Duration("latency", latency),
 	)
 	if r.key != nil {
 		attrs = append(attrs, slog.String("key_id", r.key.ID))
@@ -284,6 +321,15 @@ func (s *server) accessLog(c *gin.Context, r *call, start time.Time) {
 		level = slog.LevelWarn
 	}
 	s.Logger.LogAttrs(c.Request.Context(), level, "request", attrs...)
+}
+
+// status is the request's outcome as logged and counted: what was
+// written, or the error of a stream cut after its 200 or of a client gone.
+func (r *call) status(c *gin.Context) int {
+	if r.err != nil && (r.err.Status == llm.StatusClientClosed || (c.Writer.Written() && r.err.Status >= 500)) {
+		return r.err.Status
+	}
+	return c.Writer.Status()
 }
 
 // authenticate accepts `Authorization: Bearer <key>` or `x-api-key: <key>`.

@@ -70,6 +70,9 @@ type stackOptions struct {
 	// set, is used instead.
 	audit   bool
 	auditor httpapi.Auditor
+	// observer and metrics: httpapi.Options.Observer and Metrics.
+	observer httpapi.Observer
+	metrics  http.Handler
 }
 
 func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -163,7 +166,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		o.maxBodyBytes = 4 << 20
 	}
 	opts := httpapi.Options{Gateway: gw, Keys: ks, Budget: ledger, Cache: cache, AdminKey: adminKey, MaxBodyBytes: o.maxBodyBytes,
-		WriteTimeout: o.writeTimeout}
+		WriteTimeout: o.writeTimeout, Observer: o.observer, Metrics: o.metrics}
 	var auditStore *audit.Store
 	if o.audit {
 		if auditStore, err = audit.Open(context.Background(), db); err != nil {

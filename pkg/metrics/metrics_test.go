@@ -1,0 +1,109 @@
+package metrics
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/router"
+	"github.com/tollgate/tollgate/pkg/semcache"
+)
+
+func TestRefusalRule(t *testing.T) {
+	tests := []struct{ name, reason, want string }{
+		{"a guard rule", "guard: negation: one says not", "negation"},
+		{"a rule without detail", "guard: code", "code"},
+		{"the judge", "judge: not the same request", "judge"},
+		{"no verdict is no refusal", "judge: no verdict", ""},
+		{"a miss that is no refusal", "below the similarity threshold", ""},
+		{"a label that is not a rule name", "guard: What is the capital of France? differs", "other"},
+		{"an empty rule", "guard: ", "other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := refusalRule(tt.reason); got != tt.want {
+				t.Fatalf("refusalRule(%q) = %q, want %q", tt.reason, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSavedCause(t *testing.T) {
+	tests := []struct {
+		name string
+		e    Exchange
+		want string
+	}{
+		{"exact hit", Exchange{Provider: CacheProvider, Cache: semcache.KindHit}, SavedExact},
+		{"semantic hit", Exchange{Provider: CacheProvider, Cache: semcache.KindSemanticHit}, SavedSemantic},
+		{"downgrade: an upstream answered, and saved", Exchange{Provider: "sim", Cache: semcache.KindMiss}, SavedDowngrade},
+		{"downgrade without a cache", Exchange{Provider: "sim"}, SavedDowngrade},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := savedCause(&tt.e); got != tt.want {
+				t.Fatalf("%q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFuncsAndBreaker: functions read at scrape time and a breaker's
+// transitions are registered and exposed.
+func TestFuncsAndBreaker(t *testing.T) {
+	m := New()
+	m.CounterFunc("log_dropped_lines_total", "test", func() float64 { return 3 })
+	m.Breaker("p/m", "p", router.BreakerClosed, router.BreakerOpen)
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, mm := range f.GetMetric() {
+			switch {
+			case mm.Counter != nil:
+				got[f.GetName()] += mm.GetCounter().GetValue()
+			case mm.Gauge != nil:
+				got[f.GetName()] += mm.GetGauge().GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{"tollgate_log_dropped_lines_total": 3, "tollgate_breaker_state": 2, "tollgate_breaker_transitions_total": 1} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}
+
+// BenchmarkRequest is the per-request cost of metrics: one Request call
+// per answered request, alternating an upstream answer and a cache hit.
+func BenchmarkRequest(b *testing.B) {
+	m := New()
+	served := Exchange{Route: "/v1/chat/completions", Status: http.StatusOK, Total: 85 * time.Millisecond, Model: "sim-small", Provider: "sim",
+		Cache: semcache.KindMiss, Attempts: 1, PromptTokens: 12, CompletionTokens: 40, Cost: 1234, Upstream: 80 * time.Millisecond}
+	hit := Exchange{Route: "/v1/chat/completions", Status: http.StatusOK, Total: time.Millisecond, Model: "sim-small", Provider: CacheProvider,
+		Cache: semcache.KindHit, PromptTokens: 12, CompletionTokens: 40, Saved: 1234}
+	var o interface{ Request(Exchange) } = m // as the HTTP layer calls it
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			o.Request(served)
+		} else {
+			o.Request(hit)
+		}
+	}
+}
+
+// BenchmarkRequestParallel is BenchmarkRequest from every core at once.
+func BenchmarkRequestParallel(b *testing.B) {
+	m := New()
+	served := Exchange{Route: "/v1/chat/completions", Status: http.StatusOK, Total: 85 * time.Millisecond, Model: "sim-small", Provider: "sim",
+		Cache: semcache.KindMiss, Attempts: 1, PromptTokens: 12, CompletionTokens: 40, Cost: 1234, Upstream: 80 * time.Millisecond}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Request(served)
+		}
+	})
+}
