@@ -12,7 +12,8 @@ import (
 )
 
 // TestMetricsWired: the server built by run serves /metrics behind the
-// admin key, counting requests and exposing the log sink's dropped lines.
+// admin key, counting requests and exposing the state read at scrape time:
+// the log sink's dropped lines, a key's budget, the cache's size.
 func TestMetricsWired(t *testing.T) {
 	admin := "an-admin-key-of-enough-length"
 	r := start(t, map[string]string{"TOLLGATE_ADMIN_KEY": admin}, "-data", t.TempDir())
@@ -30,7 +31,7 @@ func TestMetricsWired(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
 	}
-	st, body := do("POST", "/admin/keys", admin, `{"name":"m"}`)
+	st, body := do("POST", "/admin/keys", admin, `{"name":"m","budgets":[{"period":"daily","limit_usd":5}]}`)
 	var created struct{ Key string }
 	if st != 201 || json.Unmarshal(body, &created) != nil {
 		t.Fatalf("%d %s", st, body)
@@ -63,7 +64,20 @@ func TestMetricsWired(t *testing.T) {
 	if requests != 3 {
 		t.Fatalf("chat requests counted %v, want 3", requests)
 	}
-	if _, ok := fams["tollgate_log_dropped_lines_total"]; !ok {
-		t.Fatal("no tollgate_log_dropped_lines_total")
+	for _, name := range []string{"tollgate_log_dropped_lines_total", "tollgate_cache_entries"} {
+		if _, ok := fams[name]; !ok {
+			t.Errorf("no %s", name)
+		}
+	}
+	// The key's daily budget: $5, something spent, the rest remaining.
+	budget := map[string]float64{}
+	for _, name := range []string{"tollgate_budget_limit_micros", "tollgate_budget_spent_micros", "tollgate_budget_remaining_micros"} {
+		for _, m := range fams[name].GetMetric() {
+			budget[name] += m.GetGauge().GetValue()
+		}
+	}
+	limit, spent, remaining := budget["tollgate_budget_limit_micros"], budget["tollgate_budget_spent_micros"], budget["tollgate_budget_remaining_micros"]
+	if limit != 5_000_000 || spent <= 0 || remaining != limit-spent {
+		t.Fatalf("budget limit %v spent %v remaining %v", limit, spent, remaining)
 	}
 }

@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Closed after the server has drained (deferred calls run last first).
 	defer cache.close()
 	mx := metrics.New() // GET /metrics, behind the admin key
-	mx.CounterFunc("log_dropped_lines_total", "Log lines dropped because stderr did not take them in time.", func() float64 { return float64(sink.Dropped()) })
+	scrapeState(mx, sink, keyStore, ledger.Accounts, cache.cache)
 	gw, err := buildGateway(cfg, counter, clients, ledger, cache, logger, mx)
 	if err != nil {
 		return err

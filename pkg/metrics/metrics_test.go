@@ -48,12 +48,16 @@ func TestSavedCause(t *testing.T) {
 	}
 }
 
-// TestFuncsAndBreaker: functions read at scrape time and a breaker's
-// transitions are registered and exposed.
+// TestFuncsAndBreaker: state read at scrape time (functions, budgets, the
+// cache's size) and a breaker's transitions are registered and exposed.
 func TestFuncsAndBreaker(t *testing.T) {
 	m := New()
 	m.CounterFunc("log_dropped_lines_total", "test", func() float64 { return 3 })
 	m.Breaker("p/m", "p", router.BreakerClosed, router.BreakerOpen)
+	m.Budgets(func() []Budget {
+		return []Budget{{KeyID: "key_a", Period: "daily", Limit: 100, Spent: 30, Remaining: 60}, {KeyID: "key_b", Period: "total", Limit: 5, Spent: 5}}
+	})
+	m.Cache(func() CacheSize { return CacheSize{Entries: 2, Bytes: 300, IndexPoints: 1} })
 	fams, err := m.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +73,9 @@ func TestFuncsAndBreaker(t *testing.T) {
 			}
 		}
 	}
-	for name, want := range map[string]float64{"tollgate_log_dropped_lines_total": 3, "tollgate_breaker_state": 2, "tollgate_breaker_transitions_total": 1} {
+	for name, want := range map[string]float64{"tollgate_log_dropped_lines_total": 3, "tollgate_breaker_state": 2, "tollgate_breaker_transitions_total": 1,
+		"tollgate_budget_limit_micros": 105, "tollgate_budget_spent_micros": 35, "tollgate_budget_remaining_micros": 60,
+		"tollgate_cache_entries": 2, "tollgate_cache_bytes": 300, "tollgate_cache_index_points": 1} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
 		}
