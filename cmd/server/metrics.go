@@ -19,7 +19,9 @@ func scrapeState(mx *metrics.Metrics, sink *logSink, ks *keys.Store, accounts *b
 				if k.RevokedAt != nil {
 					continue
 				}
-				for _, b := range accounts.Status(k.ID).Budgets {
+				// Seen, not Status: no database round trip per key and
+				// scrape on PostgreSQL (each replica reports its own view).
+				for _, b := range accounts.Seen(k.ID).Budgets {
 					out = append(out, metrics.Budget{KeyID: k.ID, Period: string(b.Period), Limit: b.Limit, Spent: b.Spent, Remaining: b.Remaining})
 				}
 			}

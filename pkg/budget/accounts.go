@@ -462,6 +462,15 @@ func (a *Accounts) Status(keyID string) KeyStatus {
 	if a.shared != nil {
 		st = a.refreshShared(keyID)
 	}
+	return a.statusOf(keyID, st)
+}
+
+// Seen is Status without a round trip: with a shared store, the counters
+// as this replica's own statements last left them (other replicas' charges
+// since are not in them). For scrapes that visit every key.
+func (a *Accounts) Seen(keyID string) KeyStatus { return a.statusOf(keyID, a.state(keyID)) }
+
+func (a *Accounts) statusOf(keyID string, st *keyState) KeyStatus {
 	now := a.now()
 	st.mu.Lock()
 	defer st.mu.Unlock()
