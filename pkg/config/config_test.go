@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"slices"
@@ -58,6 +59,29 @@ func TestComposeConfigIsValid(t *testing.T) {
 	}
 	if cfg.Store.Driver != "postgres" || cfg.Store.PostgresURL != pgURL {
 		t.Fatalf("compose store: %s", cfg.Store)
+	}
+	// No provider key needed: the simulator alone without one, OpenAI too
+	// with OPENAI_API_KEY.
+	for _, tc := range []struct {
+		name, key, want string
+	}{{"no provider key", "", "sim"}, {"an OpenAI key", "sk-test", "sim,openai"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := os.ReadFile("../../deploy/compose/tollgate.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Parse(bytes.NewReader(raw), env(map[string]string{"OPENAI_API_KEY": tc.key, "TOLLGATE_POSTGRES_URL": pgURL}))
+			if err != nil {
+				t.Fatalf("the compose config does not parse: %v", err)
+			}
+			var names []string
+			for _, p := range cfg.Providers {
+				names = append(names, p.Name)
+			}
+			if got := strings.Join(names, ","); got != tc.want {
+				t.Fatalf("providers %s, want %s", got, tc.want)
+			}
+		})
 	}
 }
 
