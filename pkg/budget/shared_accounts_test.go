@@ -25,8 +25,6 @@ func (p staticPolicies) Policy(keyID string) (Policy, bool) {
 	return pol, ok
 }
 
-// envTestPostgres is what TestSharedLedgerCrashHelper's child reads.
-const envTestPostgres = pgtest.Env
 
 // sharedSchema creates a schema of its own for the test, migrated, dropped
 // at Cleanup, and returns a function opening pools (one per replica, conns

@@ -193,3 +193,10 @@ func TestSharedCommitAllOrNothing(t *testing.T) {
 		t.Fatalf("%d ledger rows (%v), want 2", n, err)
 	}
 }
+
+// ledgerEntry is a ledger row for the shared store's tests.
+func ledgerEntry(key, id string, at time.Time, cost llm.Micros) *Entry {
+	return &Entry{Time: at, RequestID: id, KeyID: key, Route: "/v1/chat/completions", RequestedModel: "gpt-x", Model: "gpt-x",
+		Provider: "openai", PromptTokens: 10, CompletionTokens: 5, CachedTokens: 2, Cost: cost, Saved: 1, Estimated: true,
+		Cache: "miss", Judge: JudgeNo, JudgeCost: 3, Status: 200, Latency: 42 * time.Millisecond, Attempts: 1}
+}
