@@ -25,7 +25,6 @@ func (p staticPolicies) Policy(keyID string) (Policy, bool) {
 	return pol, ok
 }
 
-
 // sharedSchema creates a schema of its own for the test, migrated, dropped
 // at Cleanup, and returns a function opening pools (one per replica, conns
 // connections at most; 0: pgxpool's default) whose search_path is it.
