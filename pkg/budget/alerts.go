@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -59,6 +60,8 @@ type Alerts struct {
 	mu   sync.Mutex    // one delivery round at a time
 	kick chan struct{} // capacity 1: new alerts are in the outbox
 	loop *worker
+
+	abandoned atomic.Int64 // deliveries this process gave up on (state failed)
 }
 
 func newAlerts(o Options) *Alerts {
@@ -562,6 +565,9 @@ func (a *Alerts) DeliverDue(ctx context.Context) (int, error) {
 				a.log.Error("budget: alert delivery abandoned", "url", d.url, "attempts", attempts, "err", err)
 				_, err = db.ExecContext(ctx, q(`UPDATE budget_outbox SET state = 'failed', attempts = ?, last_error = ? WHERE id = ?`),
 					attempts, err.Error(), d.id)
+				if err == nil {
+					a.abandoned.Add(1)
+				}
 			default:
 				wait := a.backoff(attempts, retryAfter)
 				_, err = db.ExecContext(ctx, q(`UPDATE budget_outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?`),
@@ -576,6 +582,23 @@ func (a *Alerts) DeliverDue(ctx context.Context) (int, error) {
 		}
 	}
 }
+
+// Pending counts the alert deliveries waiting in the outbox (due now or
+// retrying later), of every replica on PostgreSQL. One COUNT over the
+// outbox's partial index of pending rows: cheap, but a query; callers on
+// a hot or frequent path cache it. Alerts journaled and not yet applied
+// are not counted (Store.Lag has them).
+func (a *Alerts) Pending(ctx context.Context) (int, error) {
+	var n int
+	if err := a.store.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM budget_outbox WHERE state = 'pending'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("budget: outbox: %w", err)
+	}
+	return n, nil
+}
+
+// Abandoned is how many deliveries this process gave up on after
+// MaxAttempts since it started (their rows stay in the outbox, failed).
+func (a *Alerts) Abandoned() int64 { return a.abandoned.Load() }
 
 // claim is how long a replica's claim on a delivery lasts: past one
 // attempt's timeout, with room for the update that follows.

@@ -86,6 +86,7 @@ type pendingRows struct {
 	entries []*Entry
 	alerts  []alertRow
 	end     int64
+	seq     uint64 // the writer's last batch in it (lag.go)
 }
 
 func (p *pendingRows) empty() bool { return len(p.entries) == 0 && len(p.alerts) == 0 }
@@ -94,6 +95,7 @@ func (p *pendingRows) add(q pendingRows) {
 	p.entries = append(p.entries, q.entries...)
 	p.alerts = append(p.alerts, q.alerts...)
 	p.end = max(p.end, q.end)
+	p.seq = max(p.seq, q.seq)
 }
 
 // openJournal opens (creating) the journal and replays into SQLite what it
@@ -244,7 +246,7 @@ func (j *journal) append(b *batch) error {
 		return fmt.Errorf("budget: journal: %w", err)
 	}
 	j.size += int64(n)
-	j.pending.add(pendingRows{entries: b.entries, alerts: b.alerts, end: j.size})
+	j.pending.add(pendingRows{entries: b.entries, alerts: b.alerts, end: j.size, seq: b.seq})
 	if len(j.pending.entries)+len(j.pending.alerts) >= j.s.applyRows {
 		select {
 		case j.kick <- struct{}{}:
@@ -304,6 +306,7 @@ func (j *journal) apply(ctx context.Context) error {
 		}
 		p, j.carry = j.carry, pendingRows{}
 		j.applied = p.end
+		j.s.lag.reached(p.seq, len(p.entries))
 		if len(p.alerts) > 0 {
 			j.s.onAlerts()
 		}

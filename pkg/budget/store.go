@@ -32,6 +32,8 @@ type Store struct {
 	applyRows     int
 	hooks         testHooks
 	onAlerts      func() // alert rows reached the outbox: wake the deliverer
+	now           func() time.Time
+	lag           lagTracker
 
 	// pool is the shared store's PostgreSQL (Options.Shared): the writer
 	// commits there, and queries are rebound to its placeholders. Nil:
@@ -51,7 +53,7 @@ func openStore(ctx context.Context, db *sql.DB, o Options, onAlerts func()) (*St
 	if sh := o.Shared; sh != nil {
 		// The ledger rows go to PostgreSQL by group commit, durable at
 		// commit (synchronous_commit on): no journal.
-		s := &Store{db: db, loc: o.Location, log: o.Logger, sup: o.Supervisor, hooks: o.hooks, onAlerts: onAlerts, pool: sh.Pool}
+		s := &Store{db: db, loc: o.Location, log: o.Logger, sup: o.Supervisor, hooks: o.hooks, onAlerts: onAlerts, pool: sh.Pool, now: o.Now}
 		s.w = newWriter(s)
 		return s, nil
 	}
@@ -60,7 +62,7 @@ func openStore(ctx context.Context, db *sql.DB, o Options, onAlerts func()) (*St
 		return nil, fmt.Errorf("budget: prepare: %w", err)
 	}
 	s := &Store{db: db, loc: o.Location, log: o.Logger, sup: o.Supervisor, applyInterval: o.ApplyInterval, applyRows: o.ApplyRows,
-		hooks: o.hooks, onAlerts: onAlerts, insert: insert}
+		hooks: o.hooks, onAlerts: onAlerts, insert: insert, now: o.Now}
 	s.w = newWriter(s)
 	if o.JournalPath != "" {
 		if s.j, err = openJournal(ctx, s, o.JournalPath); err != nil {

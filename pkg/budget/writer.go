@@ -32,6 +32,11 @@ type batch struct {
 	// so that a restart after a panic writes it again only if it is not.
 	tries   int
 	written bool
+
+	// seq numbers the writer's batches in order, for the lag (lag.go);
+	// untracked: the lag no longer counts its rows (owned by the writer).
+	seq       uint64
+	untracked bool
 }
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
@@ -56,8 +61,9 @@ func (b *batch) wait(ctx context.Context) error {
 type writer struct {
 	s *Store
 
-	mu     sync.Mutex // guards cur and closed; held only to append
+	mu     sync.Mutex // guards cur, seq and closed; held only to append
 	cur    *batch
+	seq    uint64 // cur's
 	closed bool
 
 	// inflight is the batch being written; a panic leaves it here for the
@@ -74,7 +80,16 @@ const insertEntry = `INSERT INTO budget_ledger (ts, request_id, key_id, route, r
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func newWriter(s *Store) *writer {
-	return &writer{s: s, cur: newBatch(), kick: make(chan struct{}, 1), loop: newWorker(s.sup, "budget ledger writer")}
+	w := &writer{s: s, cur: newBatch(), kick: make(chan struct{}, 1), loop: newWorker(s.sup, "budget ledger writer")}
+	w.cur.seq = w.nextSeq()
+	return w
+}
+
+// nextSeq is the next batch's number. Call with mu held (or before the
+// writer is shared).
+func (w *writer) nextSeq() uint64 {
+	w.seq++
+	return w.seq
 }
 
 func (w *writer) start() { w.loop.start(w.run) }
@@ -95,6 +110,10 @@ func (w *writer) addSync(e *Entry, alerts []alertRow, sync bool) *batch {
 	}
 	b := w.cur
 	if e != nil {
+		if len(b.entries) == 0 {
+			w.s.lag.queue(b.seq, w.s.now())
+		}
+		w.s.lag.rows.Add(1)
 		b.entries = append(b.entries, e)
 	}
 	b.alerts = append(b.alerts, alerts...)
@@ -151,6 +170,7 @@ func (w *writer) fail(b *batch, err error) {
 	default:
 		w.s.log.Error("budget: ledger write failed", "rows", len(b.entries), "alerts", len(b.alerts), "err", err)
 		b.err = err
+		w.untrack(b)
 		close(b.done)
 	}
 }
@@ -164,6 +184,7 @@ func (w *writer) flush() {
 		w.mu.Lock()
 		b = w.cur
 		w.cur = newBatch()
+		w.cur.seq = w.nextSeq()
 		w.mu.Unlock()
 		w.inflight = b
 	}
@@ -185,8 +206,24 @@ func (w *writer) flush() {
 			w.s.onAlerts()
 		}
 	}
+	w.untrack(b)
 	w.inflight = nil
 	close(b.done)
+}
+
+// untrack takes a finished batch's rows out of the lag: committed, or
+// failed. A journaled batch is the applier's to untrack once its rows are
+// in SQLite.
+func (w *writer) untrack(b *batch) {
+	switch {
+	case b.untracked || b.written && w.s.j != nil:
+		return
+	case b.written:
+		w.s.lag.reached(b.seq, len(b.entries))
+	default:
+		w.s.lag.dropped(b.seq, len(b.entries))
+	}
+	b.untracked = true
 }
 
 func (w *writer) hook(stage string) {
