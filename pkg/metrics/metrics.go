@@ -59,8 +59,10 @@ type Metrics struct {
 	lookups     *prometheus.CounterVec   // result
 	semRefusals *prometheus.CounterVec   // rule
 	similarity  prometheus.Histogram
-	breaker     *prometheus.GaugeVec   // deployment, provider
-	transitions *prometheus.CounterVec // deployment, provider, to
+	breaker     *prometheus.GaugeVec     // deployment, provider
+	transitions *prometheus.CounterVec   // deployment, provider, to
+	embed       *prometheus.HistogramVec // embedder, outcome
+	embedTexts  *prometheus.CounterVec   // embedder
 }
 
 // latencyBuckets span a cached answer (sub-millisecond) to a long
@@ -97,6 +99,9 @@ func New() *Metrics {
 		Help: "A deployment's circuit breaker after its last transition: 0 closed, 1 half-open, 2 open."}, []string{"deployment", "provider"})
 	m.reg.MustRegister(m.breaker)
 	m.transitions = f.counter("breaker_transitions_total", "Circuit breaker transitions, by the state entered.", "deployment", "provider", "to")
+	m.embed = f.histogram("embedder_duration_seconds", "Time of the semantic cache's calls to its embedder (one call embeds a batch of texts), by embedder and outcome (ok, error).",
+		latencyBuckets, "embedder", "outcome")
+	m.embedTexts = f.counter("embedder_texts_total", "Texts the semantic cache's embedder was asked to embed.", "embedder")
 	return m
 }
 
@@ -269,6 +274,21 @@ func (m *Metrics) Breaker(id, provider string, from, to router.BreakerState) {
 	}
 	m.breaker.WithLabelValues(id, provider).Set(float64(to))
 	m.transitions.WithLabelValues(id, provider, to.String()).Inc()
+}
+
+// Embed records one call of the semantic cache's embedder (named by its
+// configured name: bounded) that took took for texts texts. A nil Metrics
+// records nothing.
+func (m *Metrics) Embed(embedder string, took time.Duration, texts int, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.embed.WithLabelValues(embedder, outcome).Observe(took.Seconds())
+	m.embedTexts.WithLabelValues(embedder).Add(float64(texts))
 }
 
 // CounterFunc registers a counter read at scrape time from state another

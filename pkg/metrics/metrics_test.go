@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -58,6 +59,10 @@ func TestFuncsAndBreaker(t *testing.T) {
 		return []Budget{{KeyID: "key_a", Period: "daily", Limit: 100, Spent: 30, Remaining: 60}, {KeyID: "key_b", Period: "total", Limit: 5, Spent: 5}}
 	})
 	m.Cache(func() CacheSize { return CacheSize{Entries: 2, Bytes: 300, IndexPoints: 1} })
+	m.Ledger(func() LedgerLag { return LedgerLag{Rows: 4, Oldest: 1500 * time.Millisecond} })
+	m.Alerts(func() Outbox { return PendingOutbox(7, 2) })
+	m.Embed("use-lite", 3*time.Millisecond, 2, nil)
+	m.Embed("use-lite", time.Millisecond, 1, errors.New("down"))
 	fams, err := m.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -70,12 +75,23 @@ func TestFuncsAndBreaker(t *testing.T) {
 				got[f.GetName()] += mm.GetCounter().GetValue()
 			case mm.Gauge != nil:
 				got[f.GetName()] += mm.GetGauge().GetValue()
+			case mm.Histogram != nil:
+				got[f.GetName()+"_count"] += float64(mm.GetHistogram().GetSampleCount())
+				for _, l := range mm.GetLabel() {
+					if l.GetName() == "outcome" {
+						got[f.GetName()+"_"+l.GetValue()] += float64(mm.GetHistogram().GetSampleCount())
+					}
+				}
 			}
 		}
 	}
 	for name, want := range map[string]float64{"tollgate_log_dropped_lines_total": 3, "tollgate_breaker_state": 2, "tollgate_breaker_transitions_total": 1,
 		"tollgate_budget_limit_micros": 105, "tollgate_budget_spent_micros": 35, "tollgate_budget_remaining_micros": 60,
-		"tollgate_cache_entries": 2, "tollgate_cache_bytes": 300, "tollgate_cache_index_points": 1} {
+		"tollgate_cache_entries": 2, "tollgate_cache_bytes": 300, "tollgate_cache_index_points": 1,
+		"tollgate_ledger_queued_rows": 4, "tollgate_ledger_oldest_queued_seconds": 1.5,
+		"tollgate_alert_outbox_pending": 7, "tollgate_alert_deliveries_abandoned_total": 2,
+		"tollgate_embedder_duration_seconds_count": 2, "tollgate_embedder_duration_seconds_ok": 1, "tollgate_embedder_duration_seconds_error": 1,
+		"tollgate_embedder_texts_total": 3} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
 		}
@@ -97,6 +113,38 @@ func BenchmarkRequest(b *testing.B) {
 			o.Request(served)
 		} else {
 			o.Request(hit)
+		}
+	}
+}
+
+// TestOutboxUnread: an outbox that could not be read exposes no pending
+// count (rather than a false 0), and still the abandoned deliveries.
+func TestOutboxUnread(t *testing.T) {
+	m := New()
+	m.Alerts(func() Outbox { return Outbox{Abandoned: 1} })
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range fams {
+		seen[f.GetName()] = true
+	}
+	if seen["tollgate_alert_outbox_pending"] || !seen["tollgate_alert_deliveries_abandoned_total"] {
+		t.Fatalf("families %v", seen)
+	}
+}
+
+// BenchmarkEmbed is the cost metrics add to each embedder call.
+func BenchmarkEmbed(b *testing.B) {
+	m := New()
+	err := errors.New("down")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%8 == 0 {
+			m.Embed("use-lite", 4*time.Millisecond, 1, err)
+		} else {
+			m.Embed("use-lite", 4*time.Millisecond, 1, nil)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -55,6 +57,55 @@ func (m *Metrics) Cache(read func() CacheSize) {
 		ch <- prometheus.MustNewConstMetric(entries, prometheus.GaugeValue, float64(c.Entries))
 		ch <- prometheus.MustNewConstMetric(size, prometheus.GaugeValue, float64(c.Bytes))
 		ch <- prometheus.MustNewConstMetric(points, prometheus.GaugeValue, float64(c.IndexPoints))
+	}})
+}
+
+// LedgerLag is how far the ledger's write-behind trails (budget.Lag).
+type LedgerLag struct {
+	Rows   int
+	Oldest time.Duration
+}
+
+// Ledger exposes the ledger's lag, read at each scrape:
+// tollgate_ledger_queued_rows and tollgate_ledger_oldest_queued_seconds.
+func (m *Metrics) Ledger(read func() LedgerLag) {
+	rows := prometheus.NewDesc(namespace+"_ledger_queued_rows", "Ledger rows handed to the store and not yet in its tables (waiting for the writer's commit, or journaled and waiting to be applied).", nil, nil)
+	oldest := prometheus.NewDesc(namespace+"_ledger_oldest_queued_seconds", "How long the oldest ledger row not yet in the store's tables has waited; 0 when none waits.", nil, nil)
+	m.reg.MustRegister(&scraped{descs: []*prometheus.Desc{rows, oldest}, collect: func(ch chan<- prometheus.Metric) {
+		l := read()
+		ch <- prometheus.MustNewConstMetric(rows, prometheus.GaugeValue, float64(l.Rows))
+		ch <- prometheus.MustNewConstMetric(oldest, prometheus.GaugeValue, l.Oldest.Seconds())
+	}})
+}
+
+// Outbox is the alert outbox's state.
+type Outbox struct {
+	// Pending is the deliveries waiting (due or retrying later); ok is
+	// false when it could not be read, and then it is not exposed.
+	Pending int
+	ok      bool
+	// Abandoned is the deliveries this process gave up on since it
+	// started.
+	Abandoned int64
+}
+
+// PendingOutbox is an Outbox whose pending count was read.
+func PendingOutbox(pending int, abandoned int64) Outbox {
+	return Outbox{Pending: pending, ok: true, Abandoned: abandoned}
+}
+
+// Alerts exposes the alert outbox, read at each scrape (the caller bounds
+// how often it asks the database): tollgate_alert_outbox_pending and
+// tollgate_alert_deliveries_abandoned_total.
+func (m *Metrics) Alerts(read func() Outbox) {
+	pending := prometheus.NewDesc(namespace+"_alert_outbox_pending", "Alert deliveries waiting in the outbox, due or retrying later (every replica's on PostgreSQL). Absent when the store could not be read.", nil, nil)
+	abandoned := prometheus.NewDesc(namespace+"_alert_deliveries_abandoned_total", "Alert deliveries this process gave up on after their last attempt.", nil, nil)
+	m.reg.MustRegister(&scraped{descs: []*prometheus.Desc{pending, abandoned}, collect: func(ch chan<- prometheus.Metric) {
+		o := read()
+		if o.ok {
+			ch <- prometheus.MustNewConstMetric(pending, prometheus.GaugeValue, float64(o.Pending))
+		}
+		ch <- prometheus.MustNewConstMetric(abandoned, prometheus.CounterValue, float64(o.Abandoned))
 	}})
 }
 
