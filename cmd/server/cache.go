@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/config"
 	"github.com/tollgate/tollgate/pkg/llm"
+	"github.com/tollgate/tollgate/pkg/metrics"
 	"github.com/tollgate/tollgate/pkg/providers"
 	"github.com/tollgate/tollgate/pkg/semcache"
 	"github.com/tollgate/tollgate/pkg/semcache/guard"
@@ -63,7 +64,7 @@ func (p *cacheParts) degraded() []string {
 // on which the cache shares its exact entries and its deletes with the
 // other replicas (see pkg/semcache/replicas.go) and keeps one connection
 // of db's pool for its listener until closed.
-func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[string][]providers.Provider, logger *slog.Logger, sup *safe.Supervisor) (*cacheParts, error) {
+func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[string][]providers.Provider, logger *slog.Logger, sup *safe.Supervisor, mx *metrics.Metrics) (*cacheParts, error) {
 	cc := cfg.Cache
 	parts := &cacheParts{tenants: map[string]string{}, close: func() {}}
 	if !cc.Enabled {
@@ -95,6 +96,9 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 			parts.index = r
 		}
 		opts.Embedder, opts.Index = emb, index
+		if mx != nil {
+			opts.Embedder = timedEmbedder{emb, mx}
+		}
 		opts.Checker = guard.New()
 		opts.Threshold = float32(s.Threshold)
 		opts.UnalignedThreshold = float32(s.UnalignedThreshold)

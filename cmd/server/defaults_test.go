@@ -67,7 +67,7 @@ func TestMaxTemperatureZeroMeansZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	parts, err := openCache(context.Background(), cfg, db, nil, slog.New(slog.DiscardHandler), nil)
+	parts, err := openCache(context.Background(), cfg, db, nil, slog.New(slog.DiscardHandler), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,14 +112,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	cache, err := openCache(ctx, cfg, db, clients, logger, sup)
+	mx := metrics.New() // GET /metrics, behind the admin key
+	cache, err := openCache(ctx, cfg, db, clients, logger, sup, mx)
 	if err != nil {
 		return err
 	}
 	// Closed after the server has drained (deferred calls run last first).
 	defer cache.close()
-	mx := metrics.New() // GET /metrics, behind the admin key
-	scrapeState(mx, sink, keyStore, ledger.Accounts, cache.cache)
+	scrapeState(mx, sink, keyStore, ledger, cache.cache, logger)
 	gw, err := buildGateway(cfg, counter, clients, ledger, cache, logger, mx)
 	if err != nil {
 		return err
