@@ -224,20 +224,74 @@ func (a *Accounts) SetPolicy(ctx context.Context, keyID string, p Policy) error 
 	}
 	a.policyMu.Lock()
 	defer a.policyMu.Unlock()
-	if a.shared != nil {
-		return a.setPolicyShared(ctx, keyID, p, raw)
+	if err := a.writePolicy(ctx, a.db, keyID, raw); err != nil {
+		return err
 	}
-	if _, err := a.db.ExecContext(ctx, `INSERT INTO budget_policies (key_id, policy, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
+	a.usePolicy(keyID, p)
+	return nil
+}
+
+// SetPolicyTx is SetPolicy's write made in tx, a transaction on the
+// ledger's database that the caller commits or rolls back (with other
+// writes: PATCH /admin/keys changes a key and its policy all or nothing).
+// The policy takes effect only when the caller, once tx has ended, calls
+// done with whether it committed; until then other policy changes of this
+// process wait. done must be called exactly once when err is nil.
+func (a *Accounts) SetPolicyTx(ctx context.Context, tx *sql.Tx, keyID string, p Policy) (done func(committed bool), err error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p = p.clone()
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("budget: %w", err)
+	}
+	a.policyMu.Lock()
+	if err := a.writePolicy(ctx, tx, keyID, raw); err != nil {
+		a.policyMu.Unlock()
+		return nil, err
+	}
+	return func(committed bool) {
+		defer a.policyMu.Unlock()
+		if committed {
+			a.usePolicy(keyID, p)
+		}
+	}, nil
+}
+
+// execer is a *sql.DB or a *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// writePolicy stores a policy's row; on PostgreSQL it also notifies the
+// other replicas (at the commit, when db is a transaction). Callers hold
+// policyMu.
+func (a *Accounts) writePolicy(ctx context.Context, db execer, keyID string, raw []byte) error {
+	if _, err := db.ExecContext(ctx, a.store.q(`INSERT INTO budget_policies (key_id, policy, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`),
 		keyID, string(raw), a.now().UnixMilli()); err != nil {
 		return fmt.Errorf("budget: set policy: %w", err)
 	}
+	if a.shared != nil {
+		if _, err := db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, policyChannel, keyID); err != nil {
+			// The others' resync picks it up within PolicyResync.
+			a.log.Warn("budget: notifying the other replicas of a policy failed", "key_id", keyID, "err", err)
+		}
+	}
+	return nil
+}
+
+// usePolicy makes a stored policy the key's, here. Callers hold policyMu.
+func (a *Accounts) usePolicy(keyID string, p Policy) {
 	st := a.state(keyID)
 	st.mu.Lock()
 	st.policy, st.explicit = p, true
+	if a.shared != nil {
+		st.loaded = true
+	}
 	st.mu.Unlock()
 	a.limits.set(keyID, p)
-	return nil
 }
 
 // Reservation is money held for one request until it is settled or

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -293,24 +292,6 @@ func (a *Accounts) refreshShared(keyID string) *keyState {
 	st.mirror(sc, now, a.loc)
 	st.mu.Unlock()
 	return st
-}
-
-func (a *Accounts) setPolicyShared(ctx context.Context, keyID string, p Policy, raw []byte) error {
-	if _, err := a.db.ExecContext(ctx, `INSERT INTO budget_policies (key_id, policy, updated_at) VALUES ($1, $2, $3)
-		ON CONFLICT (key_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
-		keyID, string(raw), a.now().UnixMilli()); err != nil {
-		return fmt.Errorf("budget: set policy: %w", err)
-	}
-	if _, err := a.db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, policyChannel, keyID); err != nil {
-		// The others' resync picks it up within PolicyResync.
-		a.log.Warn("budget: notifying the other replicas of a policy failed", "key_id", keyID, "err", err)
-	}
-	st := a.state(keyID)
-	st.mu.Lock()
-	st.policy, st.explicit, st.loaded = p, true, true
-	st.mu.Unlock()
-	a.limits.set(keyID, p)
-	return nil
 }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

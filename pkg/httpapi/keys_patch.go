@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -102,7 +104,22 @@ func (s *server) patchKey(c *gin.Context) {
 	if old, ok := s.Keys.Get(id); ok {
 		before = s.keySnapshot(old)
 	}
-	k, err := s.Keys.Update(c.Request.Context(), id, keys.Change{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK})
+	// The key and its policy are written in one transaction (they share
+	// the store's database), so a failure leaves both as they were; each
+	// takes effect in memory only once it has committed.
+	ctx := c.Request.Context()
+	var policyDone func(committed bool)
+	var with func(tx *sql.Tx) error
+	if req.policyChange() {
+		with = func(tx *sql.Tx) (err error) {
+			policyDone, err = s.Budget.Accounts.SetPolicyTx(ctx, tx, id, policy)
+			return err
+		}
+	}
+	k, err := s.Keys.UpdateWith(ctx, id, keys.Change{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK}, with)
+	if policyDone != nil {
+		policyDone(err == nil)
+	}
 	switch {
 	case errors.Is(err, keys.ErrNotFound):
 		writeError(c, keyNotFound(id))
@@ -111,15 +128,15 @@ func (s *server) patchKey(c *gin.Context) {
 		writeError(c, &llm.Error{Status: http.StatusConflict, Type: llm.TypeInvalidRequest, Code: "key_revoked", Param: "id",
 			Message: "key " + id + " is revoked: a revoked key cannot be changed"})
 		return
-	case err != nil:
+	case errors.Is(err, context.Canceled):
 		writeError(c, err)
 		return
-	}
-	if req.policyChange() {
-		if err := s.storePolicy(c, id, policy); err != nil {
-			writeError(c, err)
-			return
-		}
+	case err != nil:
+		// Nothing of the error (which may name the database) is shown.
+		s.Logger.Error("patch key: the store failed; nothing was changed", "key_id", id, "err", err)
+		writeError(c, &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeServer, Code: "store_unavailable",
+			Message: "The key and its budget policy were not changed: the store failed. Retry shortly.", Err: err})
+		return
 	}
 	s.audit(c, audit.ActionKeyUpdate, k.ID, before, s.keySnapshot(k))
 	c.JSON(http.StatusOK, s.keyDetail(k))

@@ -25,6 +25,16 @@ type Change struct {
 // of one key at once (on two replicas) each change only their own columns;
 // for a column both set, the last write wins.
 func (s *Store) Update(ctx context.Context, id string, c Change) (*Key, error) {
+	return s.UpdateWith(ctx, id, c, nil)
+}
+
+// UpdateWith is Update with more writes in the same transaction: with
+// (when not nil) runs in it once the key's row is written, and an error
+// from it rolls everything back, the key included, and is returned as it
+// is. The key's record in memory changes only once the transaction has
+// committed (on PostgreSQL the other replicas are notified at the commit
+// too): with must keep its own in-memory effects until then.
+func (s *Store) UpdateWith(ctx context.Context, id string, c Change, with func(tx *sql.Tx) error) (*Key, error) {
 	if err := s.ensure(ctx, id); err != nil {
 		return nil, err
 	}
@@ -58,12 +68,25 @@ func (s *Store) Update(ctx context.Context, id string, c Change) (*Key, error) {
 	if c.AllowBYOK != nil {
 		byok = *c.AllowBYOK
 	}
-	k, h, err := scanKey(s.db.QueryRowContext(ctx, s.q.update, name, allowed, metadata, byok, id))
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("keys: update: %w", err)
+	}
+	defer tx.Rollback()
+	k, h, err := scanKey(tx.QueryRowContext(ctx, s.q.update, name, allowed, metadata, byok, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		// Revoked by another replica since this one read it.
 		return nil, ErrRevoked
 	}
 	if err != nil {
+		return nil, fmt.Errorf("keys: update: %w", err)
+	}
+	if with != nil {
+		if err := with(tx); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("keys: update: %w", err)
 	}
 	return s.apply(k, h), nil
