@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -186,4 +188,42 @@ func TestMetricsWired(t *testing.T) {
 	// The webhook is up: the retry delivers the alert.
 	hookStatus.Store(http.StatusOK)
 	eventually("the alert delivered", func(f map[string]*dto.MetricFamily) bool { return value(f, "tollgate_alert_outbox_pending") == 0 })
+}
+
+// TestCachedCount: scrapes within maxAge of a read get its count without
+// asking the database; a failed read makes the count unknown until the
+// next read succeeds.
+func TestCachedCount(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	reads, value, fail := 0, 7, false
+	c := &cachedCount{maxAge: 5 * time.Second, now: func() time.Time { return now }, logger: slog.New(slog.DiscardHandler),
+		read: func() (int, error) {
+			reads++
+			if fail {
+				return 0, errors.New("database is locked")
+			}
+			return value, nil
+		}}
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		value   int
+		fail    bool
+		want    int
+		ok      bool
+		reads   int
+	}{
+		{"first scrape reads", 0, 7, false, 7, true, 1},
+		{"within maxAge: the last count", 4 * time.Second, 9, false, 7, true, 1},
+		{"maxAge passed: read again", time.Second, 9, false, 9, true, 2},
+		{"a failed read: unknown", 5 * time.Second, 9, true, 0, false, 3},
+		{"still unknown within maxAge", time.Second, 3, false, 0, false, 3},
+		{"the next read succeeds", 4 * time.Second, 3, false, 3, true, 4},
+	} {
+		now = now.Add(step.advance)
+		value, fail = step.value, step.fail
+		if n, ok := c.get(); n != step.want || ok != step.ok || reads != step.reads {
+			t.Fatalf("%s: %d %v after %d reads, want %d %v after %d", step.name, n, ok, reads, step.want, step.ok, step.reads)
+		}
+	}
 }
