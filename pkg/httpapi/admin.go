@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -76,18 +78,31 @@ func (s *server) createKey(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	k, secret, err := s.Keys.Create(c.Request.Context(), keys.New{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK})
-	if err != nil {
+	// The key and its policy are written in one transaction: a store
+	// failure leaves neither, and the policy takes effect in memory only
+	// once it has committed.
+	ctx := c.Request.Context()
+	var policyDone func(committed bool)
+	var with func(tx *sql.Tx, id string) error
+	if withPolicy {
+		with = func(tx *sql.Tx, id string) (err error) {
+			policyDone, err = s.Budget.Accounts.SetPolicyTx(ctx, tx, id, req.Policy)
+			return err
+		}
+	}
+	k, secret, err := s.Keys.CreateWith(ctx, keys.New{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK}, with)
+	if policyDone != nil {
+		policyDone(err == nil)
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
 		writeError(c, err)
 		return
-	}
-	if withPolicy {
-		if err := s.storePolicy(c, k.ID, req.Policy); err != nil {
-			// The key must not outlive a policy that failed to store.
-			_, _ = s.Keys.Revoke(c.Request.Context(), k.ID)
-			writeError(c, err)
-			return
-		}
+	case err != nil:
+		// Nothing of the error (which may name the database) is shown.
+		s.Logger.Error("create key: the store failed; no key was created", "err", err)
+		writeError(c, storeUnavailable("No key was created: the store failed. Retry shortly.", err))
+		return
 	}
 	s.audit(c, audit.ActionKeyCreate, k.ID, nil, s.keySnapshot(k))
 	detail := s.keyDetail(k)

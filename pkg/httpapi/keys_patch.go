@@ -134,8 +134,7 @@ func (s *server) patchKey(c *gin.Context) {
 	case err != nil:
 		// Nothing of the error (which may name the database) is shown.
 		s.Logger.Error("patch key: the store failed; nothing was changed", "key_id", id, "err", err)
-		writeError(c, &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeServer, Code: "store_unavailable",
-			Message: "The key and its budget policy were not changed: the store failed. Retry shortly.", Err: err})
+		writeError(c, storeUnavailable("The key and its budget policy were not changed: the store failed. Retry shortly.", err))
 		return
 	}
 	s.audit(c, audit.ActionKeyUpdate, k.ID, before, s.keySnapshot(k))
@@ -191,4 +190,10 @@ func firstPolicyField(r *patchKeyRequest) string {
 		return "on_exhausted"
 	}
 	return "alert_webhooks"
+}
+
+// storeUnavailable is the answer when the store failed a write that was
+// rolled back: 503, so clients retry, with nothing of the database's error.
+func storeUnavailable(msg string, err error) error {
+	return &llm.Error{Status: http.StatusServiceUnavailable, Type: llm.TypeServer, Code: "store_unavailable", Message: msg, Err: err}
 }

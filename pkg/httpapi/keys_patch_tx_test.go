@@ -161,3 +161,76 @@ func exec(t *testing.T, db *sql.DB, stmts ...string) {
 		}
 	}
 }
+
+// TestCreateKeyAllOrNothing: a POST /admin/keys whose policy write fails
+// creates nothing: a 503 without the database's text, no key in memory or
+// in the database (not even a revoked one), no audit record; once the
+// store takes it, the same request creates the key with its policy. On
+// SQLite and PostgreSQL.
+func TestCreateKeyAllOrNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stack func(t *testing.T) *stack
+		fail  []string // the statements that make every policy write fail
+		heal  []string
+	}{
+		{
+			name:  "sqlite",
+			stack: func(t *testing.T) *stack { return newStack(t, stackOptions{budgets: true, audit: true}) },
+			fail:  []string{`CREATE TRIGGER fail_insert BEFORE INSERT ON budget_policies BEGIN SELECT RAISE(ABORT, 'injected failure'); END`},
+			heal:  []string{`DROP TRIGGER fail_insert`},
+		},
+		{
+			name:  "postgres",
+			stack: sharedStack,
+			fail: []string{
+				`CREATE FUNCTION fail_policy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$`,
+				`CREATE TRIGGER fail_policy BEFORE INSERT ON budget_policies FOR EACH ROW EXECUTE FUNCTION fail_policy()`,
+			},
+			heal: []string{`DROP TRIGGER fail_policy ON budget_policies`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.stack(t)
+			exec(t, s.db, tc.fail...)
+			count := func() (n int) {
+				t.Helper()
+				if err := s.db.QueryRow(`SELECT count(*) FROM api_keys`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			before, inMemory := count(), len(s.keys.List())
+			body := `{"name":"team-b","rpm":60,"budgets":[{"period":"daily","limit_usd":5}]}`
+			status, got, raw := adminDo(t, s, "POST", "/admin/keys", body)
+			if status != 503 || field(got, "error.code") != "store_unavailable" || strings.Contains(raw, "injected") || strings.Contains(raw, "tg-") {
+				t.Fatalf("POST with the policy write failing: %d %s", status, raw)
+			}
+			if n := count(); n != before {
+				t.Fatalf("%d keys stored after the failed POST, want %d", n, before)
+			}
+			if n := len(s.keys.List()); n != inMemory {
+				t.Fatalf("%d keys in memory after the failed POST, want %d", n, inMemory)
+			}
+			if l, raw := listAudit(t, s, "?action="+audit.ActionKeyCreate); len(l.Data) != 0 {
+				t.Fatalf("the failed POST was audited: %s", raw)
+			}
+			// A key without a policy does not write one.
+			if status, _, raw := adminDo(t, s, "POST", "/admin/keys", `{"name":"plain"}`); status != 201 {
+				t.Fatalf("POST without a policy: %d %s", status, raw)
+			}
+
+			exec(t, s.db, tc.heal...)
+			status, got, raw = adminDo(t, s, "POST", "/admin/keys", body)
+			if status != 201 || got["rpm"] != 60.0 {
+				t.Fatalf("POST once the store takes it: %d %s", status, raw)
+			}
+			if p, _ := s.ledger.Accounts.Policy(got["id"].(string)); p.RPM != 60 {
+				t.Fatalf("the policy in effect: rpm %d", p.RPM)
+			}
+			if n := count(); n != before+2 {
+				t.Fatalf("%d keys stored, want %d", n, before+2)
+			}
+		})
+	}
+}

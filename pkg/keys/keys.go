@@ -410,6 +410,15 @@ func (s *Store) reload(ctx context.Context, id string) (*Key, error) {
 // Create makes a key and returns it with its secret, which is not stored
 // and cannot be shown again.
 func (s *Store) Create(ctx context.Context, n New) (*Key, string, error) {
+	return s.CreateWith(ctx, n, nil)
+}
+
+// CreateWith is Create with with (when not nil) run, with the new key's
+// id, in the transaction that writes the key's row: an error from it rolls the key back and is
+// returned as it is, so POST /admin/keys stores a key and its budget
+// policy all or nothing. The key exists in memory only once the
+// transaction has committed.
+func (s *Store) CreateWith(ctx context.Context, n New, with func(tx *sql.Tx, id string) error) (*Key, string, error) {
 	var raw [24]byte
 	var idRaw [8]byte
 	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
@@ -437,8 +446,21 @@ func (s *Store) Create(ctx context.Context, n New) (*Key, string, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.db.ExecContext(ctx, s.q.create,
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("keys: create: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.q.create,
 		k.ID, hash[:], k.Name, k.Hint, string(allowed), string(metadata), k.AllowBYOK, k.CreatedAt.UnixMilli()); err != nil {
+		return nil, "", fmt.Errorf("keys: create: %w", err)
+	}
+	if with != nil {
+		if err := with(tx, k.ID); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return nil, "", fmt.Errorf("keys: create: %w", err)
 	}
 	s.byID[k.ID] = k
