@@ -396,12 +396,15 @@ function renderBudgets(ov) {
     if (b.exhausted) {
       proj = 'Exhausted'; cls = 'bad';
     } else if (!b.exhausts_at) {
-      proj = Number(b.spent_usd) > 0 ? 'Lasts at this rate' : 'No spend yet'; cls = 'ok';
+      // Beyond the projection's horizon (years), or nothing spent yet.
+      proj = Number(b.spent_usd) === 0 ? 'No spend yet' : b.resets_at ? 'Lasts until the reset' : 'Lasts for years at this rate';
+      cls = 'ok';
     } else if (b.exhausts_before_reset) {
       proj = 'Runs out ' + fmtTime(b.exhausts_at) + ' (in ' + fmtDuration(Date.parse(b.exhausts_at) - now) + (b.resets_at ? ', ' + fmtDuration(Date.parse(b.resets_at) - Date.parse(b.exhausts_at)) + ' before the reset)' : ')');
       cls = 'bad';
     } else {
-      proj = 'Lasts until the reset'; cls = 'ok';
+      proj = 'Lasts until the reset (at this rate, ' + fmtTime(b.exhausts_at, { hour: undefined, minute: undefined }) + ')';
+      cls = 'ok';
     }
     return el('tr', { 'data-testid': 'budget-row', 'data-key': k.id, 'data-period': b.period },
       el('td', { class: 'name', title: k.id }, k.name || k.id), el('td', {}, b.period),
