@@ -53,6 +53,12 @@ try {
   await page.fill('[data-testid=admin-key]', adminKey);
   await page.click('[data-testid=sign-in]');
   await page.waitForSelector('#app[data-state=ready]', { timeout: 20000 });
+  // Use the controls once each (errors they raise are recorded above):
+  // split the spend chart by model and provider, then back by key, and
+  // switch the range to 30 days (the figures read below are that range's).
+  for (const dim of ['model', 'provider', 'key']) await page.click('#spend-dim button[data-dim=' + dim + ']');
+  await page.selectOption('[data-testid=range]', '30');
+  await page.waitForSelector('#app[data-state=ready]', { timeout: 20000 });
   // Let the browser paint the SVG before the screenshot.
   await page.waitForTimeout(200);
 
