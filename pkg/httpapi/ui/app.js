@@ -339,7 +339,7 @@ function barChart(x, ser, what) {
       g.append(svg('rect', { x: cx - bw / 2, y, width: bw, height: Math.max(h, 0.5), fill: s.color, rx: 1.5 },
         svg('title', {}, day + ' · ' + s.name + ': ' + usd(v))));
     });
-    if (i % every === 0 || i === x.length - 1) {
+    if ((x.length - 1 - i) % every === 0) { // counted from today, which is always labelled
       g.append(svg('text', { class: 'axis', x: cx, y: H - 8, 'text-anchor': 'middle' }, fmtDay(day)));
     }
   });
