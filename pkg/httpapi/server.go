@@ -215,6 +215,9 @@ func New(o Options) http.Handler {
 	admin.GET("/cache", s.cacheStats)
 	admin.DELETE("/cache", s.cacheDelete)
 	admin.GET("/audit", s.listAudit)
+	admin.GET("/overview", s.overview)
+	r.GET("/ui", s.ui) // the dashboard's shell; its data comes from the admin API
+	r.GET("/ui/*file", s.ui)
 	if o.Metrics != nil {
 		r.GET("/metrics", s.authenticateAdmin, gin.WrapH(o.Metrics))
 	}
