@@ -181,6 +181,7 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 // exchange is one request, from its arrival to its ledger row.
 type exchange struct {
 	g     *Gateway
+	t     *table // the routing table it began with, to its end
 	c     Caller
 	meta  *Meta
 	start time.Time
@@ -206,7 +207,7 @@ type exchange struct {
 }
 
 func (g *Gateway) begin(c Caller, requested string) *exchange {
-	x := &exchange{g: g, c: c, meta: &Meta{Requested: requested}, start: g.now()}
+	x := &exchange{g: g, t: g.tab.Load(), c: c, meta: &Meta{Requested: requested}, start: g.now()}
 	if g.accounts != nil && c.Key != nil {
 		x.policy, _ = g.accounts.Policy(c.Key.ID)
 	}
@@ -218,7 +219,7 @@ func (g *Gateway) begin(c Caller, requested string) *exchange {
 // candidate can honour (400) before anything, a cache hit included, can
 // answer.
 func (x *exchange) resolve(req *llm.ChatRequest) error {
-	route, allowed, err := x.g.resolveRoute(x.c.Key, req.Model)
+	route, allowed, err := x.t.resolveRoute(x.c.Key, req.Model)
 	if err != nil {
 		return err
 	}
@@ -247,29 +248,6 @@ func outputFits(route *router.Route, limit int) error {
 		msg = fmt.Sprintf("no model of route %s can serve this request: max_tokens %d is above every candidate's output limit (at most %d)", route.Name, limit, most)
 	}
 	return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: "max_tokens", Message: msg}
-}
-
-// resolveRoute: a key allowed an alias may use all its candidates;
-// otherwise only the candidates it is allowed.
-func (g *Gateway) resolveRoute(key *keys.Key, name string) (*router.Route, func(string) bool, error) {
-	route, ok := g.routes.Lookup(name)
-	if !ok || (!route.Alias() && g.models[name] == nil) {
-		if m := g.models[name]; m != nil && !m.Chat {
-			return nil, nil, notServed(name, "an embeddings model and does not serve chat completions")
-		}
-		return nil, nil, modelNotFound(name)
-	}
-	if key.Allows(name) {
-		return route, nil, nil
-	}
-	if route.Alias() {
-		for _, m := range route.Models() {
-			if key.Allows(m.Name) {
-				return route, key.Allows, nil
-			}
-		}
-	}
-	return nil, nil, notAllowed(name)
 }
 
 // admit charges the request to the key's rate limits: every chat request,
@@ -322,11 +300,11 @@ func (x *exchange) promptTokens(m *router.Model, req *llm.ChatRequest) (int, err
 
 // query prepares the request for the cache; nil when there is none.
 func (x *exchange) query(req *llm.ChatRequest) *semcache.Query {
-	if x.g.cache == nil {
+	if x.g.cache == nil || x.t.cacheOff {
 		x.meta.Cache = semcache.KindBypass // no cache configured
 		return nil
 	}
-	return x.g.cache.Prepare(semcache.Request{Tenant: x.g.Tenant(x.c.Key.ID), Model: req.Model, Chat: req}, x.c.Cache)
+	return x.g.cache.Prepare(semcache.Request{Tenant: x.t.tenant(x.c.Key.ID), Model: req.Model, Chat: req}, x.c.Cache)
 }
 
 // lookup asks the cache for an answer. A hit is served whatever the key's
@@ -378,7 +356,7 @@ func (x *exchange) hit(e *semcache.Entry, kind string, req *llm.ChatRequest) err
 // so the same pair is not asked about again. Its error is the client's
 // own only: it left, or its deadline passed.
 func (x *exchange) verify(ctx context.Context, q *semcache.Query, uncertain *semcache.Candidate, req *llm.ChatRequest) (*semcache.Entry, error) {
-	if uncertain == nil || x.g.judge == nil {
+	if uncertain == nil || x.t.judge == nil {
 		return nil, nil
 	}
 	yes, err := x.askJudge(ctx, uncertain)
@@ -387,7 +365,7 @@ func (x *exchange) verify(ctx context.Context, q *semcache.Query, uncertain *sem
 	}
 	if err != nil {
 		x.meta.Judge, x.meta.CacheReason = budget.JudgeFailed, "judge: no verdict"
-		x.g.log.Warn("cache: the judge gave no verdict; a miss", "request_id", x.c.RequestID, "judge", x.g.judge.route.Name, "err", failureNote(err))
+		x.g.log.Warn("cache: the judge gave no verdict; a miss", "request_id", x.c.RequestID, "judge", x.t.judge.route.Name, "err", failureNote(err))
 		return nil, nil
 	}
 	e, res := x.g.cache.Verdict(q, uncertain, yes)
@@ -408,14 +386,14 @@ func (x *exchange) verify(ctx context.Context, q *semcache.Query, uncertain *sem
 // writes no row: what it reserved and cost pass to this one, to be settled
 // with the request.
 func (x *exchange) askJudge(ctx context.Context, c *semcache.Candidate) (bool, error) {
-	jg := x.g.judge
+	jg := x.t.judge
 	req, err := judgeRequest(jg.route.Name, c)
 	if err != nil {
 		return false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, jg.timeout)
 	defer cancel()
-	j := &exchange{g: x.g, c: Caller{Key: x.c.Key, RequestID: x.c.RequestID}, meta: &Meta{Requested: jg.route.Name}, start: x.start,
+	j := &exchange{g: x.g, t: x.t, c: Caller{Key: x.c.Key, RequestID: x.c.RequestID}, meta: &Meta{Requested: jg.route.Name}, start: x.start,
 		route: jg.route, policy: x.policy, out: output{limit: judgeMaxTokens, choices: 1}}
 	plan, err := j.plan(req)
 	if err != nil {
@@ -513,7 +491,7 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := x.g.withTimeout(ctx, plan.Route.Timeout)
+	ctx, cancel := x.t.withTimeout(ctx, plan.Route.Timeout)
 	defer cancel()
 	var resp *llm.ChatResponse
 	err = x.tryPlan(ctx, plan, req, false, func(ctx context.Context, a attempt) error {
@@ -579,7 +557,7 @@ func (x *exchange) makePlan(route *router.Route, allowed func(string) bool, req 
 	in := router.PlanInput{
 		Needs:     needs,
 		Allowed:   allowed,
-		Available: x.g.available,
+		Available: x.t.available,
 		Latency:   x.g.latencies.Get,
 		Pick:      x.g.rand(),
 		MaxCost:   maxCost,
@@ -592,15 +570,6 @@ func (x *exchange) makePlan(route *router.Route, allowed func(string) bool, req 
 		return nil, countErr
 	}
 	return plan, err
-}
-
-// available reports whether a model has a deployment that can take a call.
-func (g *Gateway) available(name string) (bool, string) {
-	m := g.models[name]
-	if m == nil {
-		return false, "not configured"
-	}
-	return g.balancer.Available(m.refs)
 }
 
 // fits refuses a request that cannot fit the model's context window or
@@ -626,14 +595,14 @@ func fits(m *router.Model, needs router.Needs) error {
 // left, and records what the downgrade saved against the model asked for.
 func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.ChatRequest, stream bool, do call) error {
 	err := x.try(ctx, plan.Steps, stream, do)
-	if err == nil || !x.downgrades(plan.Route) || x.g.downgrade == nil || !errors.Is(err, budget.ErrExhausted) {
+	if err == nil || !x.downgrades(plan.Route) || x.t.downgrade == nil || !errors.Is(err, budget.ErrExhausted) {
 		return err
 	}
 	remaining, _ := x.g.accounts.Remaining(x.c.Key.ID)
 	if remaining <= 0 {
 		return err
 	}
-	down, derr := x.makePlan(x.g.downgrade, x.c.Key.Allows, req, remaining)
+	down, derr := x.makePlan(x.t.downgrade, x.c.Key.Allows, req, remaining)
 	if derr != nil {
 		return err // nothing cheaper can serve it: the 402 stands
 	}
@@ -726,7 +695,7 @@ func (x *exchange) release() {
 // count counts with the model's tokenizer (marked estimated); plus the
 // judge's, if one was asked.
 func (x *exchange) price(usage *llm.Usage, count func(tokenizer string) int) {
-	m := x.g.models[x.meta.Model]
+	m := x.t.models[x.meta.Model]
 	meta := x.meta
 	meta.Usage = usage
 	if usage != nil {
@@ -765,21 +734,9 @@ func completionText(resp *llm.ChatResponse) string {
 	return b.String()
 }
 
-// withTimeout bounds the request by the route's timeout, else the
-// gateway's.
-func (g *Gateway) withTimeout(ctx context.Context, route time.Duration) (context.Context, context.CancelFunc) {
-	if route <= 0 {
-		route = g.timeout
-	}
-	if route > 0 {
-		return context.WithTimeout(ctx, route)
-	}
-	return context.WithCancel(ctx)
-}
-
 // resolveEmbeddings finds an embeddings model the key may use.
 func (x *exchange) resolveEmbeddings(name string) (*Model, error) {
-	m, ok := x.g.models[name]
+	m, ok := x.t.models[name]
 	switch {
 	case !ok:
 		return nil, modelNotFound(name)
@@ -812,7 +769,7 @@ func (x *exchange) countEmbeddings(m *Model, req *llm.EmbeddingRequest) (router.
 
 // embed is Embed's middle step.
 func (x *exchange) embed(ctx context.Context, m *Model, step router.Step, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
-	ctx, cancel := x.g.withTimeout(ctx, 0)
+	ctx, cancel := x.t.withTimeout(ctx, 0)
 	defer cancel()
 	var resp *llm.EmbeddingResponse
 	x.out = output{choices: 1}
