@@ -127,8 +127,10 @@ func (r *reloader) reload(ctx context.Context) {
 	}
 	// The table is swapped: from here on nothing can fail but the
 	// budget defaults, validated above.
-	if err := r.ledger.Accounts.SetDefaults(defaults); err != nil {
-		r.log.Error("config reload: budget defaults not applied", "err", err)
+	if !reflect.DeepEqual(r.cfg.Budget.Defaults, next.Budget.Defaults) {
+		if err := r.ledger.Accounts.SetDefaults(defaults); err != nil {
+			r.log.Error("config reload: budget defaults not applied", "err", err)
+		}
 	}
 	if r.cache.cache != nil {
 		if err := r.cache.cache.SetPolicy(cachePolicy(next.Cache)); errors.Is(err, semcache.ErrGated) {

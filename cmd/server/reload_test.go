@@ -129,12 +129,21 @@ func (g *reloadable) reload(t *testing.T, yaml string) {
 // chat sends a completion and returns the status, the headers and the body.
 func (g *reloadable) chat(t *testing.T, model string, stream bool) (int, http.Header, string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"model":%q,"stream":%v,"max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, model, stream)
-	req, _ := http.NewRequest("POST", g.url+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+g.secret)
+	return g.call(t, g.secret, "/v1/chat/completions", fmt.Sprintf(`{"model":%q,"stream":%v,"max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, model, stream))
+}
+
+// call POSTs body to path (GETs it when body is empty) with bearer.
+func (g *reloadable) call(t *testing.T, bearer, path, body string) (int, http.Header, string) {
+	t.Helper()
+	method := "POST"
+	if body == "" {
+		method = "GET"
+	}
+	req, _ := http.NewRequest(method, g.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+bearer)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Error(err)
+		t.Error(err) // not Fatal: chat runs in goroutines too
 		return 0, nil, ""
 	}
 	defer resp.Body.Close()
@@ -159,15 +168,8 @@ func (g *reloadable) reloadsAudited(t *testing.T) []auditRow {
 
 func (g *reloadable) metric(t *testing.T, name string) string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", g.url+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer an-admin-key-of-enough-length")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(raw), "\n") {
+	_, _, raw := g.call(t, "an-admin-key-of-enough-length", "/metrics", "")
+	for _, line := range strings.Split(raw, "\n") {
 		if strings.HasPrefix(line, name+" ") {
 			return strings.TrimPrefix(line, name+" ")
 		}
@@ -211,14 +213,8 @@ func TestReloadAppliesGoodFile(t *testing.T) {
 	// A key without a policy of its own follows the budget defaults.
 	_, plain := createReplicaKey(t, g.url, `{"name":"plain"}`)
 	plainChat := func() int {
-		req, _ := http.NewRequest("POST", g.url+"/v1/chat/completions", strings.NewReader(`{"model":"model-a","messages":[{"role":"user","content":"hi"}]}`))
-		req.Header.Set("Authorization", "Bearer "+plain)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		st, _, _ := g.call(t, plain, "/v1/chat/completions", `{"model":"model-a","messages":[{"role":"user","content":"hi"}]}`)
+		return st
 	}
 	for range 2 {
 		if st := plainChat(); st != http.StatusOK {
