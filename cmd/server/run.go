@@ -107,8 +107,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// Closed after the server has drained: every in-flight settle is written.
 	defer ledger.Close()
+	tr, err := newTracing(ctx, cfg.Otel, logger)
+	if err != nil {
+		return err
+	}
+	defer tr.shutdown(logger) // after the drain: the last requests' spans are exported
 	counter := tokens.NewCounter()
-	clients, err := buildProviders(cfg, counter)
+	clients, err := buildProviders(cfg, counter, tr.upstreamClient())
 	if err != nil {
 		return err
 	}
@@ -120,7 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Closed after the server has drained (deferred calls run last first).
 	defer cache.close()
 	scrapeState(mx, sink, keyStore, ledger, cache.cache, logger)
-	gw, err := buildGateway(cfg, counter, clients, ledger, cache, logger, mx)
+	gw, err := buildGateway(cfg, counter, clients, ledger, cache, logger, mx, tr.Provider())
 	if err != nil {
 		return err
 	}
@@ -152,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Counted, so that the ledger is closed only after every handler, cut
 	// at shutdown or not, has written its row.
 	handlers := newInFlight(cutWait)
-	handler = handlers.wrap(handler)
+	handler = handlers.wrap(tr.wrap(handler))
 	if addr := getenv("TOLLGATE_PPROF"); addr != "" {
 		stop, err := servePprof(addr, logger)
 		if err != nil {

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/budget"
@@ -71,7 +74,7 @@ func logServed(logger *slog.Logger, models []*gateway.Model, routes map[string]c
 // A catalog model is served by the deployments the config gives it, or
 // else by every key of the provider its catalog entry names, when that
 // provider is configured.
-func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[string][]providers.Provider, ledger *budget.Ledger, cache *cacheParts, logger *slog.Logger, mx *metrics.Metrics) (*gateway.Gateway, error) {
+func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[string][]providers.Provider, ledger *budget.Ledger, cache *cacheParts, logger *slog.Logger, mx *metrics.Metrics, tp trace.TracerProvider) (*gateway.Gateway, error) {
 	catalog, err := buildCatalog(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -137,7 +140,7 @@ func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[strin
 	}
 	logServed(logger, models, cfg.Routes, len(catalog.Models()))
 	opts := gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers, Limits: ledger.Limits, Accounts: ledger.Accounts,
-		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger, Tenants: cache.tenants}
+		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger, Tenants: cache.tenants, TracerProvider: tp}
 	if cache.cache != nil { // a nil *semcache.Cache must not become a non-nil interface
 		opts.Cache = cache.cache
 		if s := cfg.Cache.Semantic; s.Enabled && s.Verify.Model != "" {
@@ -267,7 +270,7 @@ func modelPatch(m config.Model) (router.ModelPatch, error) {
 // buildProviders makes the clients of every configured upstream: one per
 // API key, each its own deployment. Simulated providers report usage
 // counted by the real tokenizer, as a real upstream would.
-func buildProviders(cfg *config.Config, counter *tokens.Counter) (map[string][]providers.Provider, error) {
+func buildProviders(cfg *config.Config, counter *tokens.Counter, client *http.Client) (map[string][]providers.Provider, error) {
 	out := make(map[string][]providers.Provider, len(cfg.Providers))
 	for i, p := range cfg.Providers {
 		apiKeys := p.APIKeys
@@ -275,7 +278,7 @@ func buildProviders(cfg *config.Config, counter *tokens.Counter) (map[string][]p
 			apiKeys = []string{p.APIKey}
 		}
 		for _, key := range apiKeys {
-			prov, err := buildProvider(p, key, counter)
+			prov, err := buildProvider(p, key, counter, client)
 			if err != nil {
 				return nil, fmt.Errorf("providers[%d] (%s): %w", i, p.Name, err)
 			}
@@ -285,7 +288,8 @@ func buildProviders(cfg *config.Config, counter *tokens.Counter) (map[string][]p
 	return out, nil
 }
 
-func buildProvider(p config.Provider, key string, counter *tokens.Counter) (providers.Provider, error) {
+// client is the upstreams' HTTP client (nil: the providers' own).
+func buildProvider(p config.Provider, key string, counter *tokens.Counter, client *http.Client) (providers.Provider, error) {
 	switch p.Type {
 	case "openai", "azure":
 		oc := providers.OpenAIConfig{
@@ -302,6 +306,7 @@ func buildProvider(p config.Provider, key string, counter *tokens.Counter) (prov
 			MaxStreamBytes:    p.MaxStreamBytes,
 			NoStreamOptions:   p.NoStreamOptions,
 			MaxTokensField:    p.MaxTokensField,
+			HTTPClient:        client,
 		}
 		if p.Type == "azure" {
 			oc.Flavor = providers.FlavorAzure
@@ -310,7 +315,7 @@ func buildProvider(p config.Provider, key string, counter *tokens.Counter) (prov
 	case "anthropic":
 		return providers.NewAnthropic(providers.AnthropicConfig{Name: p.Name, BaseURL: p.BaseURL, APIKey: key, Headers: p.Headers, Timeout: p.Timeout.Std(),
 			StreamIdleTimeout: p.StreamIdleTimeout.Std(), TTFTTimeout: p.TTFTTimeout.Std(),
-			MaxResponseBytes: p.MaxResponseBytes, MaxEventBytes: int(p.MaxEventBytes), MaxStreamBytes: p.MaxStreamBytes})
+			MaxResponseBytes: p.MaxResponseBytes, MaxEventBytes: int(p.MaxEventBytes), MaxStreamBytes: p.MaxStreamBytes, HTTPClient: client})
 	case "sim":
 		sc := providers.SimConfig{Name: p.Name, CountPrompt: func(r *llm.ChatRequest) int {
 			n, _ := counter.CountChat(tokens.O200K, r.Model, r)

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -104,6 +106,9 @@ type Options struct {
 	// Judge confirms the semantic candidates the cache is uncertain of
 	// (semcache.Result.Verify); its zero value asks no judge.
 	Judge Judge
+	// TracerProvider traces each request (trace.go); nil or a noop
+	// provider: no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Judge is the model asked whether an uncertain semantic candidate serves
@@ -142,7 +147,8 @@ type Gateway struct {
 	cache     Cache
 	tenants   map[string]string
 	flights   flights
-	judge     *judge // nil: no judge
+	judge     *judge       // nil: no judge
+	tracer    trace.Tracer // nil: no tracing
 }
 
 // judge is Options.Judge resolved.
@@ -178,6 +184,7 @@ func New(o Options) (*Gateway, error) {
 		g.breakers = b
 	}
 	g.balancer = router.NewBalancer(g.breakers, g.now)
+	g.tracer = tracerOf(o.TracerProvider)
 	var specs []router.Model
 	for _, m := range o.Models {
 		if len(m.Deployments) == 0 {
