@@ -44,7 +44,10 @@ func newTracing(ctx context.Context, c config.Otel, logger *slog.Logger) (*traci
 	// Export failures (a collector down) are the SDK's to report, through
 	// the process-wide handler: into our log, at most the batcher's pace.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("otel: exporting traces failed", "err", err) }))
-	res := resource.NewSchemaless(attribute.String("service.name", c.ServiceName))
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", c.ServiceName)))
+	if err != nil {
+		return nil, err
+	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.SampleRatio))))
 	logger.Info("tracing: exporting OpenTelemetry traces", "endpoint", redactedEndpoint(c.Endpoint), "service", c.ServiceName, "sample_ratio", c.SampleRatio)

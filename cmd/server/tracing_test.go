@@ -73,7 +73,7 @@ func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // traceUpstream is an OpenAI-compatible upstream that records the
 // traceparent of every call; a prompt containing "fail-once" fails its
-// first call with a 500.
+// first call with a 500, one containing "refuse" every call with a 400.
 type traceUpstream struct {
 	mu           sync.Mutex
 	traceparents []string
@@ -106,6 +106,12 @@ func (u *traceUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
 		io.WriteString(w, `{"error":{"message":"upstream hiccup","type":"server_error"}}`)
+		return
+	}
+	if strings.Contains(prompt, "refuse") {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":{"message":"cannot answer %q","type":"invalid_request_error","code":"refused"}}`, prompt)
 		return
 	}
 	usage := `{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}`
@@ -175,6 +181,7 @@ otel:
 		stream       bool
 		finish       string
 		parentClient bool // the client sent a traceparent
+		status       int  // the client's (0: 200)
 	}
 	tests := []struct {
 		name string
@@ -190,6 +197,8 @@ otel:
 			"", want{cache: "miss", attempts: []int{0}, stream: true, finish: "length"}},
 		{"upstream fails once, then answers", `{"model":"m1","max_tokens":50,"messages":[{"role":"user","content":"PROMPT-GAMMA fail-once"}]}`,
 			"", want{cache: "miss", attempts: []int{500, 0}, finish: "stop"}},
+		{"upstream refuses the request", `{"model":"m1","max_tokens":50,"messages":[{"role":"user","content":"PROMPT-DELTA refuse"}]}`,
+			"", want{cache: "miss", attempts: []int{400}, status: 400}},
 	}
 	ids := make([]string, len(tests))
 	for i, tt := range tests {
@@ -204,7 +213,11 @@ otel:
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), "COMPLETION-") {
+		if tt.want.status != 0 {
+			if resp.StatusCode != tt.want.status {
+				t.Fatalf("%s: %d %s", tt.name, resp.StatusCode, body)
+			}
+		} else if resp.StatusCode != 200 || !strings.Contains(string(body), "COMPLETION-") {
 			t.Fatalf("%s: %d %s", tt.name, resp.StatusCode, body)
 		}
 		ids[i] = resp.Header.Get("x-tollgate-request-id")
@@ -241,8 +254,25 @@ otel:
 				t.Fatalf("no server span with tollgate.request_id %s among %d spans", ids[i], len(recv.spans))
 			}
 			a := attrs(root)
-			if root.Name != "chat m1" || root.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR {
-				t.Errorf("request span %q status %v", root.Name, root.Status)
+			if root.Name != "chat m1" {
+				t.Errorf("request span %q", root.Name)
+			}
+			if tt.want.status != 0 {
+				if root.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR || a["http.response.status_code"] != int64(tt.want.status) || a["error.type"] != "invalid_request_error" {
+					t.Errorf("failed request's span: status %v, attributes %v", root.Status, a)
+				}
+				kids := children[hex.EncodeToString(root.SpanId)]
+				if len(kids) != 4 { // lookup, plan, attempt, settle
+					t.Errorf("failed request's children: %d", len(kids))
+				}
+				at := spanNamed(kids, "chat up-model")
+				if at.GetStatus().GetCode() != tracepb.Status_STATUS_CODE_ERROR || attrs(at)["http.response.status_code"] != int64(tt.want.status) {
+					t.Errorf("failed attempt: %v %v", at.GetStatus(), attrs(at))
+				}
+				return
+			}
+			if root.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR {
+				t.Errorf("request span status %v", root.Status)
 			}
 			for k, v := range map[string]any{
 				"gen_ai.operation.name": "chat", "gen_ai.request.model": "m1", "gen_ai.response.model": "m1", "gen_ai.request.max_tokens": int64(50),
@@ -326,7 +356,7 @@ otel:
 	t.Run("upstream calls carry the attempt's traceparent", func(t *testing.T) {
 		up.mu.Lock()
 		defer up.mu.Unlock()
-		if len(up.traceparents) != 4 {
+		if len(up.traceparents) != 5 {
 			t.Fatalf("%d upstream calls: %v", len(up.traceparents), up.traceparents)
 		}
 		for i, tp := range up.traceparents {

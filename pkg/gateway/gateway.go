@@ -341,7 +341,7 @@ func (x *exchange) lookup(ctx context.Context, q *semcache.Query, req *llm.ChatR
 	if q == nil {
 		return nil, nil, nil
 	}
-	span := x.child(spanLookup)
+	ctx, span := x.child(ctx, spanLookup)
 	defer x.endLookup(span, &err)
 	if k := q.Key(); k != "" && !q.Controls.NoCache && x.g.flights.flying(k) {
 		// An identical request is being answered: this one will share its
@@ -558,7 +558,7 @@ func storable(q *semcache.Query) bool {
 // plan counts the prompt with each candidate's tokenizer and orders the
 // candidates that can serve it.
 func (x *exchange) plan(req *llm.ChatRequest) (*router.Plan, error) {
-	span := x.child(spanPlan)
+	_, span := x.child(context.Background(), spanPlan)
 	plan, err := x.makePlan(x.route, x.allowed, req, 0)
 	x.endPlan(span, plan, false, err)
 	if err != nil {
@@ -642,7 +642,7 @@ func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.Chat
 	if remaining <= 0 {
 		return err
 	}
-	span := x.child(spanPlan)
+	_, span := x.child(ctx, spanPlan)
 	down, derr := x.makePlan(x.g.downgrade, x.c.Key.Allows, req, remaining)
 	x.endPlan(span, down, true, derr)
 	if derr != nil {
@@ -880,7 +880,8 @@ func (x *exchange) finish(ctx context.Context, recovered any, err error) error {
 		status = llm.ForClient(err).Status
 	}
 	x.downgradeSaving()
-	defer x.endSettle(x.child(spanSettle), &err)
+	_, settle := x.child(ctx, spanSettle)
+	defer x.endSettle(settle, &err)
 	entry := x.entry(status)
 	if !x.held || !x.charged {
 		x.release()

@@ -72,6 +72,9 @@ const (
 	attrAttemptNumber = attribute.Key("tollgate.attempt")
 )
 
+// maxModelName bounds the model a client asked for in a span's name.
+const maxModelName = 256
+
 // tracerOf is the gateway's tracer: nil (off) for no provider or a noop one.
 func tracerOf(tp trace.TracerProvider) trace.Tracer {
 	if tp == nil {
@@ -96,12 +99,13 @@ func (x *exchange) traceStart(ctx context.Context, op string, req *llm.ChatReque
 	if x.g.tracer == nil {
 		return ctx
 	}
-	ctx, span := x.g.tracer.Start(ctx, op+" "+x.meta.Requested, trace.WithSpanKind(trace.SpanKindServer))
+	model := llm.Clip(x.meta.Requested, maxModelName) // the client's words: not a name until resolved
+	ctx, span := x.g.tracer.Start(ctx, op+" "+model, trace.WithSpanKind(trace.SpanKindServer))
 	x.trace = &exchangeTrace{span: span}
 	if !span.IsRecording() {
 		return ctx
 	}
-	span.SetAttributes(attrOperation.String(op), attrRequestModel.String(x.meta.Requested), attrRequestID.String(x.c.RequestID))
+	span.SetAttributes(attrOperation.String(op), attrRequestModel.String(model), attrRequestID.String(x.c.RequestID))
 	if x.c.Key != nil {
 		span.SetAttributes(attrKeyID.String(x.c.Key.ID))
 	}
@@ -213,15 +217,14 @@ func setError(span trace.Span, e *llm.Error) {
 	span.SetStatus(codes.Error, shortErr(e))
 }
 
-// child starts a span of the request's for one of its steps; nil when not
-// tracing. It takes no context: the request's span is its parent whatever
-// the step's context is.
-func (x *exchange) child(name string) trace.Span {
+// child starts a span of the request's for one of its steps, whatever
+// span ctx carries, and returns ctx carrying it (calls the step makes, an
+// embedder's, are its children); nil when not tracing.
+func (x *exchange) child(ctx context.Context, name string) (context.Context, trace.Span) {
 	if x.trace == nil {
-		return nil
+		return ctx, nil
 	}
-	_, span := x.g.tracer.Start(trace.ContextWithSpan(context.Background(), x.trace.span), name)
-	return span
+	return x.g.tracer.Start(trace.ContextWithSpan(ctx, x.trace.span), name)
 }
 
 // endLookup ends the cache lookup's span with its answer.
