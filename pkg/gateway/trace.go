@@ -100,24 +100,22 @@ func (x *exchange) traceStart(ctx context.Context, op string, req *llm.ChatReque
 		return ctx
 	}
 	model := llm.Clip(x.meta.Requested, maxModelName) // the client's words: not a name until resolved
-	ctx, span := x.g.tracer.Start(ctx, op+" "+model, trace.WithSpanKind(trace.SpanKindServer))
-	x.trace = &exchangeTrace{span: span}
-	if !span.IsRecording() {
-		return ctx
-	}
-	span.SetAttributes(attrOperation.String(op), attrRequestModel.String(model), attrRequestID.String(x.c.RequestID))
+	kv := make([]attribute.KeyValue, 0, 8)            // one list per call: the SDK copies it once
+	kv = append(kv, attrOperation.String(op), attrRequestModel.String(model), attrRequestID.String(x.c.RequestID))
 	if x.c.Key != nil {
-		span.SetAttributes(attrKeyID.String(x.c.Key.ID))
+		kv = append(kv, attrKeyID.String(x.c.Key.ID))
 	}
 	if req != nil {
-		span.SetAttributes(attrStream.Bool(req.Stream))
+		kv = append(kv, attrStream.Bool(req.Stream))
 		if n := req.OutputLimit(); n > 0 {
-			span.SetAttributes(attrMaxTokens.Int(n))
+			kv = append(kv, attrMaxTokens.Int(n))
 		}
 		if req.Temperature != nil {
-			span.SetAttributes(attrTemperature.Float64(*req.Temperature))
+			kv = append(kv, attrTemperature.Float64(*req.Temperature))
 		}
 	}
+	ctx, span := x.g.tracer.Start(ctx, op+" "+model, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(kv...))
+	x.trace = &exchangeTrace{span: span}
 	return ctx
 }
 
@@ -132,40 +130,38 @@ func (x *exchange) traceEnd(err *error) {
 	if !span.IsRecording() {
 		return
 	}
+	kv := make([]attribute.KeyValue, 0, 20)
 	if meta.Model != "" {
-		span.SetAttributes(attrResponseModel.String(meta.Model))
-	}
-	if meta.Provider != "" && meta.Provider != CacheProvider {
-		span.SetAttributes(attrProvider.String(meta.Provider))
-	}
-	input := meta.PromptTokens
-	if meta.Usage != nil {
-		input = meta.Usage.PromptTokens
-	}
-	if meta.Model != "" {
-		span.SetAttributes(attrInputTokens.Int(input), attrOutputTokens.Int(meta.CompletionTokens),
+		input := meta.PromptTokens
+		if meta.Usage != nil {
+			input = meta.Usage.PromptTokens
+		}
+		kv = append(kv, attrResponseModel.String(meta.Model), attrInputTokens.Int(input), attrOutputTokens.Int(meta.CompletionTokens),
 			attrCost.Int64(int64(meta.Cost.Micros)), attrSaved.Int64(int64(meta.Saved)))
 	}
+	if meta.Provider != "" && meta.Provider != CacheProvider {
+		kv = append(kv, attrProvider.String(meta.Provider))
+	}
 	if meta.Cost.Estimated {
-		span.SetAttributes(attrEstimated.Bool(true))
+		kv = append(kv, attrEstimated.Bool(true))
 	}
 	if len(x.trace.finish) > 0 {
-		span.SetAttributes(attrFinish.StringSlice(x.trace.finish))
+		kv = append(kv, attrFinish.StringSlice(x.trace.finish))
 	}
-	x.traceCache(span)
+	kv = x.cacheAttrs(kv)
 	if meta.Route != "" {
-		span.SetAttributes(attrRoute.String(meta.Route))
+		kv = append(kv, attrRoute.String(meta.Route))
 	}
 	if meta.Fallback != "" {
-		span.SetAttributes(attrFallback.String(meta.Fallback))
+		kv = append(kv, attrFallback.String(meta.Fallback))
 	}
 	if meta.Judge != "" {
-		span.SetAttributes(attrJudge.String(meta.Judge))
+		kv = append(kv, attrJudge.String(meta.Judge))
 	}
-	span.SetAttributes(attrAttempts.Int(meta.Attempts))
+	kv = append(kv, attrAttempts.Int(meta.Attempts))
 	if meta.FirstToken > 0 {
 		span.AddEvent("gen_ai.first_token", trace.WithTimestamp(x.start.Add(meta.FirstToken)))
-		span.SetAttributes(attrTTFT.Float64(float64(meta.FirstToken) / float64(time.Millisecond)))
+		kv = append(kv, attrTTFT.Float64(float64(meta.FirstToken)/float64(time.Millisecond)))
 	}
 	status := http.StatusOK
 	if *err != nil {
@@ -173,25 +169,26 @@ func (x *exchange) traceEnd(err *error) {
 		status = e.Status
 		setError(span, e)
 	}
-	span.SetAttributes(attrStatusCode.Int(status))
+	span.SetAttributes(append(kv, attrStatusCode.Int(status))...)
 }
 
-// traceCache sets the cache's answer on span.
-func (x *exchange) traceCache(span trace.Span) {
+// cacheAttrs appends the cache's answer to kv.
+func (x *exchange) cacheAttrs(kv []attribute.KeyValue) []attribute.KeyValue {
 	meta := x.meta
 	if meta.Cache == "" {
-		return
+		return kv
 	}
-	span.SetAttributes(attrCache.String(meta.Cache))
+	kv = append(kv, attrCache.String(meta.Cache))
 	if meta.CacheSimilarity > 0 {
-		span.SetAttributes(attrSimilarity.Float64(float64(meta.CacheSimilarity)))
+		kv = append(kv, attrSimilarity.Float64(float64(meta.CacheSimilarity)))
 	}
 	if meta.CacheReason != "" {
-		span.SetAttributes(attrCacheRule.String(cacheRule(meta.CacheReason)))
+		kv = append(kv, attrCacheRule.String(cacheRule(meta.CacheReason)))
 	}
 	if meta.CacheVerified != "" {
-		span.SetAttributes(attrVerified.String(meta.CacheVerified))
+		kv = append(kv, attrVerified.String(meta.CacheVerified))
 	}
+	return kv
 }
 
 // cacheRule is the rule a cache reason names, without its details (a
@@ -233,7 +230,7 @@ func (x *exchange) endLookup(span trace.Span, err *error) {
 		return
 	}
 	defer span.End()
-	x.traceCache(span)
+	span.SetAttributes(x.cacheAttrs(make([]attribute.KeyValue, 0, 4))...)
 	if *err != nil {
 		setError(span, llm.ForClient(*err))
 	}
@@ -245,8 +242,8 @@ func (x *exchange) endPlan(span trace.Span, plan *router.Plan, downgrade bool, e
 		return
 	}
 	defer span.End()
-	span.SetAttributes(attrDowngrade.Bool(downgrade))
 	if err != nil {
+		span.SetAttributes(attrDowngrade.Bool(downgrade))
 		setError(span, llm.ForClient(err))
 		return
 	}
@@ -254,10 +251,11 @@ func (x *exchange) endPlan(span trace.Span, plan *router.Plan, downgrade bool, e
 	for i, s := range plan.Steps {
 		names[i] = s.Model.Name
 	}
-	span.SetAttributes(attrCandidates.StringSlice(names), attrRoute.String(plan.Explanation))
+	chosen := ""
 	if len(names) > 0 {
-		span.SetAttributes(attrChosen.String(names[0]))
+		chosen = names[0]
 	}
+	span.SetAttributes(attrDowngrade.Bool(downgrade), attrCandidates.StringSlice(names), attrChosen.String(chosen), attrRoute.String(plan.Explanation))
 }
 
 // endSettle ends the settlement's span with what the request cost.
@@ -286,12 +284,9 @@ func (x *exchange) traceAttempt(ctx context.Context, a attempt, n int) (context.
 	if a.step.Model.Mode != router.ModeChat {
 		op = "embeddings"
 	}
-	ctx, span := x.g.tracer.Start(ctx, op+" "+a.d.Upstream, trace.WithSpanKind(trace.SpanKindClient))
-	if span.IsRecording() {
-		span.SetAttributes(attrOperation.String(op), attrProvider.String(a.d.ProviderName), attrRequestModel.String(a.d.Upstream),
-			attrModel.String(a.step.Model.Name), attrDeployment.String(a.d.ID), attrAttemptNumber.Int(n))
-	}
-	return ctx, span
+	return x.g.tracer.Start(ctx, op+" "+a.d.Upstream, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attrOperation.String(op), attrProvider.String(a.d.ProviderName), attrRequestModel.String(a.d.Upstream),
+		attrModel.String(a.step.Model.Name), attrDeployment.String(a.d.ID), attrAttemptNumber.Int(n)))
 }
 
 // endAttempt ends an attempt's span with its outcome: the upstream's
