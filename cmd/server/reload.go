@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"reflect"
 	"sort"
@@ -62,13 +63,16 @@ type reloader struct {
 	flags   overrides
 	log     *slog.Logger
 	counter *tokens.Counter
-	gw      *gateway.Gateway
-	ledger  *budget.Ledger
-	cache   *cacheParts
-	audit   *audit.Store
-	mx      *metrics.Metrics
-	reloads *metrics.Reloads
-	now     func() time.Time
+	// upstream is the HTTP client new providers' clients use (it carries
+	// the trace context).
+	upstream *http.Client
+	gw       *gateway.Gateway
+	ledger   *budget.Ledger
+	cache    *cacheParts
+	audit    *audit.Store
+	mx       *metrics.Metrics
+	reloads  *metrics.Reloads
+	now      func() time.Time
 
 	started *config.Config // what the gateway opened with (its cache)
 	cfg     *config.Config // running
@@ -104,7 +108,7 @@ func (r *reloader) reload(ctx context.Context) {
 	}
 	r.flags.apply(next)
 	restart := pinRestartOnly(r.started, r.cfg, next)
-	clients, err := reuseProviders(r.cfg, next, r.clients, r.counter)
+	clients, err := reuseProviders(r.cfg, next, r.clients, r.counter, r.upstream)
 	if err != nil {
 		r.refuse(ctx, err)
 		return
@@ -242,6 +246,7 @@ var restartOnly = []struct {
 	{"cache.semantic.model_dir", func(c *config.Config) any { return &c.Cache.Semantic.ModelDir }},
 	{"cache.semantic.index", func(c *config.Config) any { return &c.Cache.Semantic.Index }},
 	{"cache.semantic.qdrant", func(c *config.Config) any { return &c.Cache.Semantic.Qdrant }},
+	{"otel", func(c *config.Config) any { return &c.Otel }},
 }
 
 // pinRestartOnly gives next the running values of the settings that need
@@ -272,7 +277,7 @@ func pinRestartOnly(started, cur, next *config.Config) []string {
 // running clients of every provider whose settings did not change: their
 // deployments are unchanged (their breakers and cooldowns carry over) and
 // keep their connections.
-func reuseProviders(cur, next *config.Config, running map[string][]providers.Provider, counter *tokens.Counter) (map[string][]providers.Provider, error) {
+func reuseProviders(cur, next *config.Config, running map[string][]providers.Provider, counter *tokens.Counter, client *http.Client) (map[string][]providers.Provider, error) {
 	old := make(map[string]config.Provider, len(cur.Providers))
 	for _, p := range cur.Providers {
 		old[p.Name] = p
@@ -284,7 +289,7 @@ func reuseProviders(cur, next *config.Config, running map[string][]providers.Pro
 			out[p.Name] = running[p.Name]
 			continue
 		}
-		list, err := providerClients(p, counter)
+		list, err := providerClients(p, counter, client)
 		if err != nil {
 			errs = append(errs, providerErr(i, p.Name, err))
 			continue

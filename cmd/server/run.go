@@ -97,8 +97,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// Closed after the server has drained: every in-flight settle is written.
 	defer ledger.Close()
+	tr, err := newTracing(ctx, cfg.Otel, logger)
+	if err != nil {
+		return err
+	}
+	defer tr.shutdown(logger) // after the drain: the last requests' spans are exported
 	counter := tokens.NewCounter()
-	clients, err := buildProviders(cfg, counter)
+	clients, err := buildProviders(cfg, counter, tr.upstreamClient())
 	if err != nil {
 		return err
 	}
@@ -110,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Closed after the server has drained (deferred calls run last first).
 	defer cache.close()
 	scrapeState(mx, sink, keyStore, ledger, cache.cache, logger)
-	gw, table, err := buildGateway(cfg, counter, clients, ledger, cache, logger, mx)
+	gw, table, err := buildGateway(cfg, counter, clients, ledger, cache, logger, mx, tr.Provider())
 	if err != nil {
 		return err
 	}
@@ -120,7 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	reloads := metrics.NewReloads(mx, time.Now())
 	if hup := reloadRequests(ctx); hup != nil {
-		r := &reloader{path: path, getenv: getenv, flags: flags, log: logger, counter: counter, gw: gw, ledger: ledger, cache: cache,
+		r := &reloader{path: path, getenv: getenv, flags: flags, log: logger, counter: counter, upstream: tr.upstreamClient(), gw: gw, ledger: ledger, cache: cache,
 			audit: auditLog, mx: mx, reloads: reloads, now: time.Now, started: cfg, cfg: cfg, table: table, clients: clients}
 		sup.Go("SIGHUP handler", func() { r.loop(ctx, hup) })
 	}
@@ -148,7 +153,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Counted, so that the ledger is closed only after every handler, cut
 	// at shutdown or not, has written its row.
 	handlers := newInFlight(cutWait)
-	handler = handlers.wrap(handler)
+	handler = handlers.wrap(tr.wrap(handler))
 	if addr := getenv("TOLLGATE_PPROF"); addr != "" {
 		stop, err := servePprof(addr, logger)
 		if err != nil {

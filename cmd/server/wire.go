@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/budget"
@@ -68,13 +71,13 @@ func logServed(logger *slog.Logger, models []*gateway.Model, routes map[string]c
 }
 
 // buildGateway connects the catalog, the providers and the request flow.
-func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[string][]providers.Provider, ledger *budget.Ledger, cache *cacheParts, logger *slog.Logger, mx *metrics.Metrics) (*gateway.Gateway, gateway.Table, error) {
+func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[string][]providers.Provider, ledger *budget.Ledger, cache *cacheParts, logger *slog.Logger, mx *metrics.Metrics, tp trace.TracerProvider) (*gateway.Gateway, gateway.Table, error) {
 	tb, err := buildTable(cfg, clients, cache, logger, mx)
 	if err != nil {
 		return nil, tb, err
 	}
 	opts := gateway.Options{Models: tb.Models, Tokens: counter, Routes: tb.Routes, Breakers: tb.Breakers, Limits: ledger.Limits, Accounts: ledger.Accounts,
-		RequestTimeout: tb.RequestTimeout, Logger: logger, Tenants: tb.Tenants, Judge: tb.Judge}
+		RequestTimeout: tb.RequestTimeout, Logger: logger, Tenants: tb.Tenants, Judge: tb.Judge, TracerProvider: tp}
 	if cache.cache != nil { // a nil *semcache.Cache must not become a non-nil interface
 		opts.Cache = cache.cache
 	}
@@ -284,10 +287,10 @@ func modelPatch(m config.Model) (router.ModelPatch, error) {
 // buildProviders makes the clients of every configured upstream: one per
 // API key, each its own deployment. Simulated providers report usage
 // counted by the real tokenizer, as a real upstream would.
-func buildProviders(cfg *config.Config, counter *tokens.Counter) (map[string][]providers.Provider, error) {
+func buildProviders(cfg *config.Config, counter *tokens.Counter, client *http.Client) (map[string][]providers.Provider, error) {
 	out := make(map[string][]providers.Provider, len(cfg.Providers))
 	for i, p := range cfg.Providers {
-		list, err := providerClients(p, counter)
+		list, err := providerClients(p, counter, client)
 		if err != nil {
 			return nil, fmt.Errorf("providers[%d] (%s): %w", i, p.Name, err)
 		}
@@ -297,14 +300,14 @@ func buildProviders(cfg *config.Config, counter *tokens.Counter) (map[string][]p
 }
 
 // providerClients makes one provider's clients, one per API key.
-func providerClients(p config.Provider, counter *tokens.Counter) ([]providers.Provider, error) {
+func providerClients(p config.Provider, counter *tokens.Counter, client *http.Client) ([]providers.Provider, error) {
 	apiKeys := p.APIKeys
 	if len(apiKeys) == 0 {
 		apiKeys = []string{p.APIKey}
 	}
 	var out []providers.Provider
 	for _, key := range apiKeys {
-		prov, err := buildProvider(p, key, counter)
+		prov, err := buildProvider(p, key, counter, client)
 		if err != nil {
 			return nil, err
 		}
@@ -313,7 +316,8 @@ func providerClients(p config.Provider, counter *tokens.Counter) ([]providers.Pr
 	return out, nil
 }
 
-func buildProvider(p config.Provider, key string, counter *tokens.Counter) (providers.Provider, error) {
+// client is the upstreams' HTTP client (nil: the providers' own).
+func buildProvider(p config.Provider, key string, counter *tokens.Counter, client *http.Client) (providers.Provider, error) {
 	switch p.Type {
 	case "openai", "azure":
 		oc := providers.OpenAIConfig{
@@ -330,6 +334,7 @@ func buildProvider(p config.Provider, key string, counter *tokens.Counter) (prov
 			MaxStreamBytes:    p.MaxStreamBytes,
 			NoStreamOptions:   p.NoStreamOptions,
 			MaxTokensField:    p.MaxTokensField,
+			HTTPClient:        client,
 		}
 		if p.Type == "azure" {
 			oc.Flavor = providers.FlavorAzure
@@ -338,7 +343,7 @@ func buildProvider(p config.Provider, key string, counter *tokens.Counter) (prov
 	case "anthropic":
 		return providers.NewAnthropic(providers.AnthropicConfig{Name: p.Name, BaseURL: p.BaseURL, APIKey: key, Headers: p.Headers, Timeout: p.Timeout.Std(),
 			StreamIdleTimeout: p.StreamIdleTimeout.Std(), TTFTTimeout: p.TTFTTimeout.Std(),
-			MaxResponseBytes: p.MaxResponseBytes, MaxEventBytes: int(p.MaxEventBytes), MaxStreamBytes: p.MaxStreamBytes})
+			MaxResponseBytes: p.MaxResponseBytes, MaxEventBytes: int(p.MaxEventBytes), MaxStreamBytes: p.MaxStreamBytes, HTTPClient: client})
 	case "sim":
 		sc := providers.SimConfig{Name: p.Name, CountPrompt: func(r *llm.ChatRequest) int {
 			n, _ := counter.CountChat(tokens.O200K, r.Model, r)

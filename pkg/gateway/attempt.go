@@ -87,7 +87,9 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do
 				meta.Model, meta.Provider, meta.PromptTokens = m.Name, d.ProviderName, step.PromptTokens
 				start := g.now()
 				a := attempt{step: step, d: d, credentials: creds, limit: g.attemptLimit(ctx, d, moreSteps)}
-				err = g.bounded(ctx, a, stream, permit, do)
+				actx, span := x.traceAttempt(ctx, a, n)
+				err = g.bounded(actx, a, stream, permit, do)
+				x.endAttempt(span, err)
 				took := g.now().Sub(start)
 				meta.Upstream += took
 				if err == nil {

@@ -105,6 +105,7 @@ const CacheProvider = "cache"
 func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (resp *llm.ChatResponse, meta *Meta, err error) {
 	x := g.begin(c, req.Model)
 	meta = x.meta
+	ctx = x.traceStart(ctx, "chat", req)
 	defer func() { err = x.finish(ctx, recover(), err) }()
 	if err = x.resolve(req); err != nil {
 		return nil, meta, err
@@ -133,6 +134,7 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (res
 // the whole answer before its first token), so each asks the judge itself.
 func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (st *Stream, err error) {
 	x := g.begin(c, req.Model)
+	ctx = x.traceStart(ctx, "chat", req)
 	defer func() {
 		if v := recover(); v != nil || err != nil {
 			err = x.finish(ctx, v, err)
@@ -162,6 +164,7 @@ func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (s
 func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest) (resp *llm.EmbeddingResponse, meta *Meta, err error) {
 	x := g.begin(c, req.Model)
 	meta = x.meta
+	ctx = x.traceStart(ctx, "embeddings", nil)
 	defer func() { err = x.finish(ctx, recover(), err) }()
 	m, err := x.resolveEmbeddings(req.Model)
 	if err != nil {
@@ -204,6 +207,7 @@ type exchange struct {
 	// judged is what the judge cost: spent before any step, so every later
 	// reservation holds it too, and every cost of the request includes it.
 	judged router.Cost
+	trace  *exchangeTrace // nil when not tracing (trace.go)
 }
 
 func (g *Gateway) begin(c Caller, requested string) *exchange {
@@ -315,6 +319,8 @@ func (x *exchange) lookup(ctx context.Context, q *semcache.Query, req *llm.ChatR
 	if q == nil {
 		return nil, nil, nil
 	}
+	ctx, span := x.child(ctx, spanLookup)
+	defer x.endLookup(span, &err)
 	if k := q.Key(); k != "" && !q.Controls.NoCache && x.g.flights.flying(k) {
 		// An identical request is being answered: this one will share its
 		// answer (collapse) and need not embed the text its leader did.
@@ -503,6 +509,7 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 		return nil, err
 	}
 	x.price(resp.Usage, func(tokenizer string) int { return x.g.tokens.CountText(tokenizer, completionText(resp)) })
+	x.traceResponse(resp)
 	x.store(ctx, q, resp)
 	return resp, nil
 }
@@ -529,7 +536,9 @@ func storable(q *semcache.Query) bool {
 // plan counts the prompt with each candidate's tokenizer and orders the
 // candidates that can serve it.
 func (x *exchange) plan(req *llm.ChatRequest) (*router.Plan, error) {
+	_, span := x.child(context.Background(), spanPlan)
 	plan, err := x.makePlan(x.route, x.allowed, req, 0)
+	x.endPlan(span, plan, false, err)
 	if err != nil {
 		return nil, err
 	}
@@ -602,7 +611,9 @@ func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.Chat
 	if remaining <= 0 {
 		return err
 	}
+	_, span := x.child(ctx, spanPlan)
 	down, derr := x.makePlan(x.t.downgrade, x.c.Key.Allows, req, remaining)
+	x.endPlan(span, down, true, derr)
 	if derr != nil {
 		return err // nothing cheaper can serve it: the 402 stands
 	}
@@ -817,6 +828,7 @@ func (x *exchange) finish(ctx context.Context, recovered any, err error) error {
 		return err
 	}
 	x.done = true
+	defer x.traceEnd(&err)
 	if x.g.accounts == nil || x.c.Key == nil {
 		return err
 	}
@@ -825,6 +837,8 @@ func (x *exchange) finish(ctx context.Context, recovered any, err error) error {
 		status = llm.ForClient(err).Status
 	}
 	x.downgradeSaving()
+	_, settle := x.child(ctx, spanSettle)
+	defer x.endSettle(settle, &err)
 	entry := x.entry(status)
 	if !x.held || !x.charged {
 		x.release()

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -106,6 +108,9 @@ type Options struct {
 	// Judge confirms the semantic candidates the cache is uncertain of
 	// (semcache.Result.Verify); its zero value asks no judge.
 	Judge Judge
+	// TracerProvider traces each request (trace.go); nil or a noop
+	// provider: no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Judge is the model asked whether an uncertain semantic candidate serves
@@ -140,7 +145,8 @@ type Gateway struct {
 	reconfigure sync.Mutex
 	// tab is what a configuration reload changes (table.go): each exchange
 	// loads it once and keeps it to its end.
-	tab atomic.Pointer[table]
+	tab    atomic.Pointer[table]
+	tracer trace.Tracer // nil: no tracing
 }
 
 // judge is Options.Judge resolved.
@@ -167,6 +173,7 @@ func New(o Options) (*Gateway, error) {
 	if g.sleep == nil {
 		g.sleep = sleepCtx
 	}
+	g.tracer = tracerOf(o.TracerProvider)
 	t, err := g.newTable(o.Table(), nil)
 	if err != nil {
 		return nil, err

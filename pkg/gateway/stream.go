@@ -173,6 +173,7 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 				s.text.add(tc.Function.Arguments)
 			}
 		}
+		s.x.traceChunk(c)
 		if s.limit > 0 && s.text.len() > before {
 			if s.generated += s.text.countSince(before); s.generated > s.stopAt() {
 				// Chunk by chunk overcounts (tokens merge across chunks):
