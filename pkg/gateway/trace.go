@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -130,7 +131,13 @@ func (x *exchange) traceEnd(err *error) {
 	if !span.IsRecording() {
 		return
 	}
-	kv := make([]attribute.KeyValue, 0, 20)
+	pooled := endAttrs.Get().(*[]attribute.KeyValue)
+	kv := (*pooled)[:0]
+	defer func() {
+		clear(kv) // let the values' strings go
+		*pooled = kv[:0]
+		endAttrs.Put(pooled)
+	}()
 	if meta.Model != "" {
 		input := meta.PromptTokens
 		if meta.Usage != nil {
@@ -169,8 +176,14 @@ func (x *exchange) traceEnd(err *error) {
 		status = e.Status
 		setError(span, e)
 	}
-	span.SetAttributes(append(kv, attrStatusCode.Int(status))...)
+	kv = append(kv, attrStatusCode.Int(status))
+	span.SetAttributes(kv...) // the SDK copies them
 }
+
+// endAttrs recycles traceEnd's attribute lists: the SDK copies what it is
+// given, and the list (about twenty entries of 64 bytes) was the largest
+// allocation a traced request made for its trace.
+var endAttrs = sync.Pool{New: func() any { kv := make([]attribute.KeyValue, 0, 24); return &kv }}
 
 // cacheAttrs appends the cache's answer to kv.
 func (x *exchange) cacheAttrs(kv []attribute.KeyValue) []attribute.KeyValue {
