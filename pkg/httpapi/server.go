@@ -31,6 +31,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/metrics"
+	"github.com/tollgate/tollgate/pkg/responses"
 	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
@@ -67,6 +68,10 @@ type Options struct {
 	// Metrics serves GET /metrics behind the admin key (nil: 404).
 	Observer Observer
 	Metrics  http.Handler
+
+	// Responses keeps the answers of POST /v1/responses with store (nil:
+	// none are kept; previous_response_id, GET and DELETE find nothing).
+	Responses *responses.Store
 }
 
 // Observer is told of every request once it is answered, where its
@@ -199,6 +204,10 @@ func New(o Options) http.Handler {
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/chat/completions", s.chatCompletions)
 	v1.POST("/embeddings", s.embeddings)
+	v1.POST("/responses", s.createResponse)
+	v1.GET("/responses/:id", s.getResponse)
+	v1.DELETE("/responses/:id", s.deleteResponse)
+	v1.POST("/completions", s.completions)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/*model", s.getModel) // model ids may contain slashes
 

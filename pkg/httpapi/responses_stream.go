@@ -1,0 +1,321 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate/tollgate/pkg/gateway"
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// startSSE writes the headers of an event stream and its 200.
+func startSSE(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no") // proxies in front must not buffer the stream
+	c.Status(http.StatusOK)
+}
+
+// relayChat opens the gateway stream for req and relays its chunks to
+// emit, as chat's stream does: the first chunk is pulled before anything
+// is written, so a failure before it still gets a proper status code;
+// every write is bounded by WriteTimeout; the upstream stops when the
+// client goes. emit returns false when the client is gone. It returns the
+// stream (for its Meta) and the error that ended it after the first byte
+// (nil at a clean end); started is false when nothing was written.
+func (s *server) relayChat(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest, begin func(), emit func(*llm.ChatChunk) bool) (meta *gateway.Meta, started bool, err error) {
+	rc := http.NewResponseController(c.Writer)
+	st, err := s.Gateway.Stream(c.Request.Context(), caller, req)
+	if err != nil {
+		s.writeDeadline(rc)
+		writeError(c, err)
+		return nil, false, nil
+	}
+	defer st.Close()
+	s.routed(c, st.Meta)
+	first, err := st.Recv()
+	if err != nil && err != io.EOF {
+		s.writeDeadline(rc)
+		writeError(c, err)
+		return st.Meta, false, nil
+	}
+	startSSE(c)
+	s.writeDeadline(rc)
+	begin()
+	for chunk := first; err == nil; chunk, err = st.Recv() {
+		s.writeDeadline(rc)
+		if !emit(chunk) {
+			return st.Meta, true, nil // the client went away; Close stops the upstream
+		}
+	}
+	s.writeDeadline(rc)
+	if err != io.EOF {
+		e := llm.ForClient(err)
+		callOf(c).err = e
+		return st.Meta, true, e
+	}
+	return st.Meta, true, nil
+}
+
+// responsesEvent is one event of a streamed response; each kind fills
+// the fields OpenAI gives it.
+type responsesEvent struct {
+	Type           string          `json:"type"`
+	SequenceNumber int             `json:"sequence_number"`
+	Response       *responseObject `json:"response,omitempty"`
+	OutputIndex    *int            `json:"output_index,omitempty"`
+	ItemID         string          `json:"item_id,omitempty"`
+	ContentIndex   *int            `json:"content_index,omitempty"`
+	Item           any             `json:"item,omitempty"`
+	Part           *outputContent  `json:"part,omitempty"`
+	Delta          *string         `json:"delta,omitempty"`
+	Text           *string         `json:"text,omitempty"`
+	Arguments      *string         `json:"arguments,omitempty"`
+	Refusal        *string         `json:"refusal,omitempty"`
+	Logprobs       *[]any          `json:"logprobs,omitempty"`
+}
+
+// responsesStreamer turns chat chunks into the Responses event sequence:
+// response.created and response.in_progress; then, per output item,
+// output_item.added, (content_part.added, output_text.delta...,
+// output_text.done, content_part.done) or (function_call_arguments.delta...,
+// .done), output_item.done; and response.completed (or .incomplete, or
+// .failed after an error), each with its sequence_number.
+type responsesStreamer struct {
+	w      io.Writer
+	flush  func() error
+	seq    int
+	resp   *responseObject
+	failed bool // a write failed: the client is gone
+
+	// The one open item: a message (text or refusal) or a function call.
+	msg     *messageItem
+	msgText strings.Builder
+	fc      *functionCallItem
+	fcIndex int // the chat tool call index of fc
+	fcArgs  strings.Builder
+
+	finish string
+	model  string
+	usage  *llm.Usage
+}
+
+func (t *responsesStreamer) send(e responsesEvent) {
+	if t.failed {
+		return
+	}
+	e.SequenceNumber = t.seq
+	t.seq++
+	data, err := json.Marshal(e)
+	if err != nil {
+		t.failed = true
+		return
+	}
+	var buf []byte
+	buf = append(buf, "event: "...)
+	buf = append(buf, e.Type...)
+	buf = append(buf, "\ndata: "...)
+	buf = append(buf, data...)
+	buf = append(buf, "\n\n"...)
+	if _, err := t.w.Write(buf); err != nil {
+		t.failed = true
+		return
+	}
+	if t.flush != nil && t.flush() != nil {
+		t.failed = true
+	}
+}
+
+func intp(i int) *int { return &i }
+
+func (t *responsesStreamer) begin() {
+	t.send(responsesEvent{Type: "response.created", Response: t.resp})
+	t.send(responsesEvent{Type: "response.in_progress", Response: t.resp})
+}
+
+// chunk handles one chat chunk; false when the client is gone.
+func (t *responsesStreamer) chunk(ch *llm.ChatChunk) bool {
+	if ch.Model != "" {
+		t.model = ch.Model
+	}
+	if ch.Usage != nil {
+		t.usage = ch.Usage
+	}
+	for i := range ch.Choices {
+		choice := &ch.Choices[i]
+		if choice.Index != 0 {
+			continue // the Responses API has one output; n is never asked for
+		}
+		d := &choice.Delta
+		if d.Content != nil && *d.Content != "" {
+			t.text("output_text", *d.Content)
+		}
+		if d.Refusal != nil && *d.Refusal != "" {
+			t.text("refusal", *d.Refusal)
+		}
+		for j := range d.ToolCalls {
+			t.toolCall(&d.ToolCalls[j])
+		}
+		if choice.FinishReason != nil {
+			t.finish = *choice.FinishReason
+		}
+	}
+	return !t.failed
+}
+
+// text adds a text or refusal delta to the open message, opening one (and
+// closing a function call) if needed.
+func (t *responsesStreamer) text(kind, delta string) {
+	if t.msg != nil && t.msg.Content[0].Type != kind {
+		t.closeItem()
+	}
+	if t.msg == nil {
+		t.closeItem()
+		t.msg = &messageItem{ID: newObjectID("msg"), Type: "message", Status: "in_progress", Role: "assistant", Content: []outputContent{}}
+		t.msgText.Reset()
+		idx := len(t.resp.Output)
+		t.send(responsesEvent{Type: "response.output_item.added", OutputIndex: intp(idx), Item: t.msg})
+		part := textPart("")
+		if kind == "refusal" {
+			part = refusalPart("")
+		}
+		t.msg.Content = []outputContent{part}
+		t.send(responsesEvent{Type: "response.content_part.added", ItemID: t.msg.ID, OutputIndex: intp(idx), ContentIndex: intp(0), Part: &part})
+	}
+	t.msgText.WriteString(delta)
+	idx := len(t.resp.Output)
+	if kind == "refusal" {
+		t.send(responsesEvent{Type: "response.refusal.delta", ItemID: t.msg.ID, OutputIndex: intp(idx), ContentIndex: intp(0), Delta: &delta})
+		return
+	}
+	empty := []any{}
+	t.send(responsesEvent{Type: "response.output_text.delta", ItemID: t.msg.ID, OutputIndex: intp(idx), ContentIndex: intp(0), Delta: &delta, Logprobs: &empty})
+}
+
+// toolCall adds a tool call fragment: a new index (or a new id) opens a
+// function_call item, the rest are its arguments.
+func (t *responsesStreamer) toolCall(tc *llm.ToolCall) {
+	index := t.fcIndex
+	if tc.Index != nil {
+		index = *tc.Index
+	} else if tc.ID != "" && t.fc != nil {
+		index = t.fcIndex + 1
+	}
+	if t.fc == nil || index != t.fcIndex {
+		t.closeItem()
+		t.fc = &functionCallItem{ID: newObjectID("fc"), Type: "function_call", Status: "in_progress", CallID: tc.ID, Name: tc.Function.Name}
+		t.fcIndex = index
+		t.fcArgs.Reset()
+		t.send(responsesEvent{Type: "response.output_item.added", OutputIndex: intp(len(t.resp.Output)), Item: t.fc})
+	}
+	if t.fc.CallID == "" {
+		t.fc.CallID = tc.ID
+	}
+	if t.fc.Name == "" {
+		t.fc.Name = tc.Function.Name
+	}
+	if a := tc.Function.Arguments; a != "" {
+		t.fcArgs.WriteString(a)
+		t.send(responsesEvent{Type: "response.function_call_arguments.delta", ItemID: t.fc.ID, OutputIndex: intp(len(t.resp.Output)), Delta: &a})
+	}
+}
+
+// closeItem ends the open item with its done events and adds it to the
+// output.
+func (t *responsesStreamer) closeItem() {
+	idx := len(t.resp.Output)
+	switch {
+	case t.msg != nil:
+		m := t.msg
+		t.msg = nil
+		text := t.msgText.String()
+		part := textPart(text)
+		if m.Content[0].Type == "refusal" {
+			part = refusalPart(text)
+			t.send(responsesEvent{Type: "response.refusal.done", ItemID: m.ID, OutputIndex: intp(idx), ContentIndex: intp(0), Refusal: &text})
+		} else {
+			empty := []any{}
+			t.send(responsesEvent{Type: "response.output_text.done", ItemID: m.ID, OutputIndex: intp(idx), ContentIndex: intp(0), Text: &text, Logprobs: &empty})
+		}
+		t.send(responsesEvent{Type: "response.content_part.done", ItemID: m.ID, OutputIndex: intp(idx), ContentIndex: intp(0), Part: &part})
+		m.Content, m.Status = []outputContent{part}, "completed"
+		t.send(responsesEvent{Type: "response.output_item.done", OutputIndex: intp(idx), Item: m})
+		t.resp.Output = append(t.resp.Output, m)
+	case t.fc != nil:
+		f := t.fc
+		t.fc = nil
+		args := t.fcArgs.String()
+		t.send(responsesEvent{Type: "response.function_call_arguments.done", ItemID: f.ID, OutputIndex: intp(idx), Arguments: &args})
+		f.Arguments, f.Status = args, "completed"
+		t.send(responsesEvent{Type: "response.output_item.done", OutputIndex: intp(idx), Item: f})
+		t.resp.Output = append(t.resp.Output, f)
+	}
+}
+
+// end closes the open item and sends the terminal event.
+func (t *responsesStreamer) end(meta *gateway.Meta) {
+	if t.msg == nil && t.fc == nil && len(t.resp.Output) == 0 {
+		// An empty answer is one empty message, as a non-streamed one is.
+		t.text("output_text", "")
+	}
+	t.closeItem()
+	t.resp.finish(t.finish, t.model, usageOf(t.usage, meta))
+	kind := "response.completed"
+	if t.resp.Status == "incomplete" {
+		kind = "response.incomplete"
+	}
+	t.send(responsesEvent{Type: kind, Response: t.resp})
+}
+
+// fail ends a started stream with response.failed.
+func (t *responsesStreamer) fail(e *llm.Error) {
+	t.msg, t.fc = nil, nil // unfinished items are not part of the output
+	t.resp.Status = "failed"
+	code := e.Code
+	if code == "" {
+		code = e.Type
+	}
+	if code == "" {
+		code = "server_error"
+	}
+	t.resp.Error = &responseError{Code: code, Message: e.Message}
+	t.send(responsesEvent{Type: "response.failed", Response: t.resp})
+}
+
+// streamResponse serves a streamed POST /v1/responses.
+func (s *server) streamResponse(c *gin.Context, caller gateway.Caller, rc *responsesCall) {
+	rctl := http.NewResponseController(c.Writer)
+	t := &responsesStreamer{w: c.Writer, flush: rctl.Flush, resp: rc.req.newResponse(s)}
+	meta, started, err := s.relayChat(c, caller, rc.chat, t.begin, t.chunk)
+	if !started || t.failed {
+		return
+	}
+	if err != nil {
+		if e, _ := llm.AsError(err); e != nil && e.Status != llm.StatusClientClosed {
+			t.fail(e)
+		}
+		return
+	}
+	t.end(meta)
+	if body, err := json.Marshal(t.resp); err == nil {
+		rc.keep(c.Request.Context(), s, t.resp, body)
+	}
+}
+
+// sseLine is a data-only event (chat and legacy completions).
+func sseLine(w io.Writer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 0, len(data)+len(sseData)+len(sseEnd))
+	buf = append(append(append(buf, sseData...), data...), sseEnd...)
+	_, err = w.Write(buf)
+	return err
+}
