@@ -73,6 +73,7 @@ const (
 	DefaultQdrantTimeout      = 5 * time.Second
 	DefaultStoreDriver        = "sqlite"
 	DefaultReservationLease   = Duration(10 * time.Minute)
+	DefaultResponsesTTL       = Duration(30 * 24 * time.Hour)
 )
 
 // DefaultBreaker is a provider's circuit breaker when it sets none: trip
@@ -113,7 +114,7 @@ func base() *Config {
 		Log:            Log{Level: DefaultLogLevel, Format: DefaultLogFormat, AccessLog: true},
 
 		BodyReadTimeout: Duration(DefaultBodyReadTimeout),
-		Store:           Store{Driver: DefaultStoreDriver, ReservationLease: DefaultReservationLease},
+		Store:           Store{Driver: DefaultStoreDriver, ReservationLease: DefaultReservationLease, ResponsesTTL: DefaultResponsesTTL},
 		Budget: Budget{
 			Timezone: DefaultTimezone,
 			Defaults: KeyPolicy{OnExhausted: DefaultOnExhausted},
