@@ -724,3 +724,48 @@ func TestResponsesStreamFailsAfterTheFirstByte(t *testing.T) {
 		t.Errorf("a failed response was stored: %v", err)
 	}
 }
+
+// TestResponsesShareTheChatFlow: a Responses request and a legacy
+// completion are chat requests to the gateway, so the response cache
+// serves a repeat of either (JSON or streamed) without an upstream call,
+// and each is still answered in its own wire format.
+func TestResponsesShareTheChatFlow(t *testing.T) {
+	up := &chatUpstream{}
+	s := upstreamStack(t, up, providers.OpenAIConfig{}, router.Route{}, stackOptions{responses: true, cache: true})
+	ctx := context.Background()
+	client := s.client(s.secret)
+	params := responses.ResponseNewParams{Model: "upstream-model", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Say hello")}}
+	var hdr http.Header
+	first, err := client.Responses.New(ctx, params, headerCapture(&hdr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Get("x-tollgate-cache") != "miss" {
+		t.Errorf("first call: cache %q", hdr.Get("x-tollgate-cache"))
+	}
+	second, err := client.Responses.New(ctx, params, headerCapture(&hdr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Get("x-tollgate-cache") != "hit" || second.OutputText() != first.OutputText() || second.ID == first.ID {
+		t.Errorf("repeat: cache %q, text %q, ids %s %s", hdr.Get("x-tollgate-cache"), second.OutputText(), first.ID, second.ID)
+	}
+	stream := client.Responses.NewStreaming(ctx, params)
+	_, final, _ := accumulate(t, stream)
+	stream.Close()
+	if final.OutputText() != "Hello there, friend" {
+		t.Errorf("streamed repeat: %q", final.OutputText())
+	}
+	if n := len(up.received()); n > 2 {
+		t.Errorf("the upstream was called %d times for one JSON question asked twice and once streamed", n)
+	}
+	cp := openai.CompletionNewParams{Model: "upstream-model", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Say hello")}}
+	if _, err := client.Completions.New(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	before := len(up.received())
+	c, err := client.Completions.New(ctx, cp, headerCapture(&hdr))
+	if err != nil || hdr.Get("x-tollgate-cache") != "hit" || c.Choices[0].Text != "Hello there, friend" || len(up.received()) != before {
+		t.Errorf("legacy repeat: %v, cache %q, upstream calls %d → %d", err, hdr.Get("x-tollgate-cache"), before, len(up.received()))
+	}
+}
