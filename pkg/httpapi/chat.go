@@ -233,55 +233,10 @@ func (s *server) writeDeadline(rc *http.ResponseController) {
 	}
 }
 
-// stream relays a streamed completion as server-sent events, flushing every
-// event, each write bounded by WriteTimeout. The first chunk is pulled
-// before anything is written, so a failure before the first byte still
-// gets a proper status code.
+// stream relays a streamed completion as server-sent events, the
+// upstream's chunks as they came (see streamData).
 func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest) {
-	rc := http.NewResponseController(c.Writer)
-	st, err := s.Gateway.Stream(c.Request.Context(), caller, req)
-	if err != nil {
-		s.writeDeadline(rc)
-		writeError(c, err)
-		return
-	}
-	defer st.Close()
-	s.routed(c, st.Meta)
-	first, err := st.Recv()
-	if err != nil && err != io.EOF {
-		s.writeDeadline(rc)
-		writeError(c, err)
-		return
-	}
-	h := c.Writer.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no") // proxies in front must not buffer the stream
-	c.Status(http.StatusOK)
-	w := c.Writer
-	for chunk := first; err == nil; chunk, err = st.Recv() {
-		s.writeDeadline(rc)
-		if werr := writeEvent(w, chunk); werr != nil {
-			return // the client went away or stopped reading; the deferred Close stops the upstream
-		}
-		if werr := rc.Flush(); werr != nil {
-			return
-		}
-	}
-	s.writeDeadline(rc)
-	if err != io.EOF {
-		// Too late for a status code: end the stream with an error event, as
-		// OpenAI does, and no [DONE] so the client knows it is incomplete.
-		e := llm.ForClient(err)
-		callOf(c).err = e
-		if e.Status != llm.StatusClientClosed {
-			writeErrorEvent(w, e)
-		}
-		return
-	}
-	_, _ = w.Write(sseDone)
-	_ = rc.Flush()
+	s.streamData(c, caller, req, writeEvent)
 }
 
 // writeErrorEvent ends a stream that has started with an error event, as

@@ -13,7 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"io"
 	"reflect"
 
 	"github.com/gin-gonic/gin"
@@ -163,14 +163,10 @@ func (s *server) completions(c *gin.Context) {
 	})
 }
 
-// streamCompletions relays a streamed completion as text_completion chunks
-// and [DONE]; an error after the first byte ends it with an error event
-// and no [DONE], as chat's stream does.
+// streamCompletions relays a streamed completion as text_completion
+// chunks and [DONE] (see streamData).
 func (s *server) streamCompletions(c *gin.Context, caller gateway.Caller, chat *llm.ChatRequest, id string) {
-	rctl := http.NewResponseController(c.Writer)
-	w := c.Writer
-	gone := false
-	emit := func(ch *llm.ChatChunk) bool {
+	s.streamData(c, caller, chat, func(w io.Writer, ch *llm.ChatChunk) error {
 		out := textCompletion{ID: id, Object: "text_completion", Created: ch.Created, Model: ch.Model, Usage: ch.Usage, SystemFingerprint: ch.SystemFingerprint}
 		for _, cc := range ch.Choices {
 			text := ""
@@ -183,26 +179,11 @@ func (s *server) streamCompletions(c *gin.Context, caller gateway.Caller, chat *
 			out.Choices = append(out.Choices, textChoice{Text: text, Index: cc.Index, Logprobs: jsonNull, FinishReason: cc.FinishReason})
 		}
 		if len(out.Choices) == 0 && out.Usage == nil {
-			return true
+			return nil
 		}
 		if out.Choices == nil {
 			out.Choices = []textChoice{}
 		}
-		if sseLine(w, out) != nil || rctl.Flush() != nil {
-			gone = true
-		}
-		return !gone
-	}
-	_, started, err := s.relayChat(c, caller, chat, func() {}, emit)
-	if !started || gone {
-		return
-	}
-	if err != nil {
-		if e, _ := llm.AsError(err); e != nil && e.Status != llm.StatusClientClosed {
-			writeErrorEvent(w, e)
-		}
-		return
-	}
-	_, _ = w.Write(sseDone)
-	_ = rctl.Flush()
+		return sseLine(w, out)
+	})
 }

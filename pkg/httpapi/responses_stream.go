@@ -12,57 +12,6 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
-// startSSE writes the headers of an event stream and its 200.
-func startSSE(c *gin.Context) {
-	h := c.Writer.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no") // proxies in front must not buffer the stream
-	c.Status(http.StatusOK)
-}
-
-// relayChat opens the gateway stream for req and relays its chunks to
-// emit, as chat's stream does: the first chunk is pulled before anything
-// is written, so a failure before it still gets a proper status code;
-// every write is bounded by WriteTimeout; the upstream stops when the
-// client goes. emit returns false when the client is gone. It returns the
-// stream (for its Meta) and the error that ended it after the first byte
-// (nil at a clean end); started is false when nothing was written.
-func (s *server) relayChat(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest, begin func(), emit func(*llm.ChatChunk) bool) (meta *gateway.Meta, started bool, err error) {
-	rc := http.NewResponseController(c.Writer)
-	st, err := s.Gateway.Stream(c.Request.Context(), caller, req)
-	if err != nil {
-		s.writeDeadline(rc)
-		writeError(c, err)
-		return nil, false, nil
-	}
-	defer st.Close()
-	s.routed(c, st.Meta)
-	first, err := st.Recv()
-	if err != nil && err != io.EOF {
-		s.writeDeadline(rc)
-		writeError(c, err)
-		return st.Meta, false, nil
-	}
-	startSSE(c)
-	s.writeDeadline(rc)
-	begin()
-	for chunk := first; err == nil; chunk, err = st.Recv() {
-		s.writeDeadline(rc)
-		if !emit(chunk) {
-			return st.Meta, true, nil // the client went away; Close stops the upstream
-		}
-	}
-	s.writeDeadline(rc)
-	if err != io.EOF {
-		e := llm.ForClient(err)
-		callOf(c).err = e
-		return st.Meta, true, e
-	}
-	return st.Meta, true, nil
-}
-
 // responsesEvent is one event of a streamed response; each kind fills
 // the fields OpenAI gives it.
 type responsesEvent struct {
@@ -306,16 +255,4 @@ func (s *server) streamResponse(c *gin.Context, caller gateway.Caller, rc *respo
 	if body, err := json.Marshal(t.resp); err == nil {
 		rc.keep(c.Request.Context(), s, t.resp, body)
 	}
-}
-
-// sseLine is a data-only event (chat and legacy completions).
-func sseLine(w io.Writer, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 0, len(data)+len(sseData)+len(sseEnd))
-	buf = append(append(append(buf, sseData...), data...), sseEnd...)
-	_, err = w.Write(buf)
-	return err
 }
