@@ -605,30 +605,37 @@ func TestResponsesAndCompletionsRefuseWhatTheyCannotServe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := rawPost(t, s, tc.path, tc.body)
-			var env struct {
-				Error struct {
-					Message string  `json:"message"`
-					Type    string  `json:"type"`
-					Param   *string `json:"param"`
-					Code    *string `json:"code"`
-				} `json:"error"`
-			}
-			if err := json.Unmarshal([]byte(body), &env); err != nil || env.Error.Message == "" || env.Error.Type == "" {
-				t.Fatalf("not an OpenAI error envelope: %s", body)
-			}
-			if status != tc.status {
-				t.Errorf("status %d, want %d: %s", status, tc.status, body)
-			}
-			if tc.code != "" && (env.Error.Code == nil || *env.Error.Code != tc.code) {
-				t.Errorf("code = %v, want %s: %s", env.Error.Code, tc.code, body)
-			}
-			if tc.param != "" && (env.Error.Param == nil || *env.Error.Param != tc.param) {
-				t.Errorf("param = %v, want %s: %s", env.Error.Param, tc.param, body)
-			}
+			assertErrorAnswer(t, status, body, tc.status, tc.code, tc.param)
 		})
 	}
 	if n := len(up.received()); n != 0 {
 		t.Errorf("the upstream received %d refused requests", n)
+	}
+}
+
+// assertErrorAnswer checks an answer is OpenAI's error envelope with the
+// status, and the code and param when they are not "".
+func assertErrorAnswer(t *testing.T, status int, body string, wantStatus int, code, param string) {
+	t.Helper()
+	var env struct {
+		Error struct {
+			Message string  `json:"message"`
+			Type    string  `json:"type"`
+			Param   *string `json:"param"`
+			Code    *string `json:"code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &env); err != nil || env.Error.Message == "" || env.Error.Type == "" {
+		t.Fatalf("not OpenAI's error envelope: %s", body)
+	}
+	if status != wantStatus {
+		t.Fatalf("status %d, want %d: %s", status, wantStatus, body)
+	}
+	if code != "" && (env.Error.Code == nil || *env.Error.Code != code) {
+		t.Errorf("code %v, want %s: %s", env.Error.Code, code, body)
+	}
+	if param != "" && (env.Error.Param == nil || *env.Error.Param != param) {
+		t.Errorf("param %v, want %s: %s", env.Error.Param, param, body)
 	}
 }
 
