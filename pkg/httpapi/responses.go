@@ -112,6 +112,9 @@ type inputItem struct {
 	Output           json.RawMessage `json:"output,omitempty"`
 	Summary          json.RawMessage `json:"summary,omitempty"`
 	EncryptedContent *string         `json:"encrypted_content,omitempty"`
+
+	parts  []inputPart // a message's content, read by validate
+	output string      // a function_call_output's output, read by validate
 }
 
 // inputPart is one element of a message's content array.
@@ -137,14 +140,13 @@ var (
 // the Responses and legacy completions bodies are translated, not passed
 // on, so nothing tollgate does not read may be silently dropped.
 func strictJSON(data []byte, v any, shape *llm.Shape) error {
-	if !json.Valid(data) {
-		var probe any
-		return decodeFailure(json.Unmarshal(data, &probe))
-	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeFailure(err)
+	}
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Message: "we could not parse the JSON body of your request: data after the JSON value"}
 	}
 	return llm.CheckKeys(data, shape)
 }
@@ -311,7 +313,8 @@ func (it *inputItem) validate(p string) error {
 		if len(it.Content) == 0 || string(it.Content) == "null" {
 			return llm.InvalidParam(p+".content", "missing required parameter: '"+p+".content'")
 		}
-		_, err := partsOf(it.Content, p+".content")
+		var err error
+		it.parts, err = partsOf(it.Content, p+".content")
 		return err
 	case "function_call":
 		if it.CallID == "" || it.Name == "" || it.Arguments == nil {
@@ -327,7 +330,8 @@ func (it *inputItem) validate(p string) error {
 		if it.Role != "" || len(it.Content) > 0 || it.Name != "" || it.Arguments != nil || len(it.Summary) > 0 {
 			return llm.InvalidParam(p, "a function_call_output item has only call_id, output, and optionally id, status and type")
 		}
-		if _, err := it.outputText(p); err != nil {
+		var err error
+		if it.output, err = it.outputText(p); err != nil {
 			return err
 		}
 	case "reasoning":
@@ -504,8 +508,7 @@ func (r *responsesRequest) chatMessages() []llm.Message {
 		it := &r.items[i]
 		switch it.Type {
 		case "", "message":
-			parts, _ := partsOf(it.Content, "") // validated
-			out = append(out, chatMessage(it.Role, parts))
+			out = append(out, chatMessage(it.Role, it.parts))
 			prevAssistant = it.Role == "assistant"
 		case "function_call":
 			call := llm.ToolCall{ID: it.CallID, Type: "function", Function: llm.FunctionCall{Name: it.Name, Arguments: *it.Arguments}}
@@ -517,8 +520,7 @@ func (r *responsesRequest) chatMessages() []llm.Message {
 			out = append(out, llm.Message{Role: "assistant", Content: llm.Content{Null: true}, ToolCalls: []llm.ToolCall{call}})
 			prevAssistant = true
 		case "function_call_output":
-			text, _ := it.outputText("") // validated
-			out = append(out, llm.Message{Role: "tool", ToolCallID: it.CallID, Content: llm.TextContent(text)})
+			out = append(out, llm.Message{Role: "tool", ToolCallID: it.CallID, Content: llm.TextContent(it.output)})
 			prevAssistant = false
 		}
 	}
@@ -636,7 +638,7 @@ func chatOf(b chatBody) (*llm.ChatRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return llm.DecodeChatRequest(body)
+	return decodeChat(body)
 }
 
 // responseObject is a response as OpenAI answers it.

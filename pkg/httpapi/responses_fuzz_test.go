@@ -60,3 +60,26 @@ func badRequest(t *testing.T, err error, body []byte) {
 }
 
 func fixedNow() time.Time { return time.Unix(1_700_000_000, 0) }
+
+// BenchmarkResponsesTranslate: decoding a Responses body with history and
+// a tool, and building the chat request it becomes (on every request's
+// path, before the gateway).
+func BenchmarkResponsesTranslate(b *testing.B) {
+	body := []byte(`{"model":"m","instructions":"You are terse.","input":[
+		{"role":"user","content":[{"type":"input_text","text":"What is the weather in Paris today, and should I take an umbrella?"}]},
+		{"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},
+		{"type":"function_call_output","call_id":"call_1","output":"sunny, 21C"},
+		{"role":"user","content":"Thanks. And tomorrow?"}],
+		"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}],
+		"max_output_tokens":200,"temperature":0.2}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := decodeResponses(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := req.chatRequest(nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
