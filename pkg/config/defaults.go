@@ -5,6 +5,10 @@ import "time"
 // AdminKeyEnv is the variable that sets the admin key; it wins over the file.
 const AdminKeyEnv = "TOLLGATE_ADMIN_KEY"
 
+// OtelEndpointEnv is the standard OpenTelemetry variable that sets
+// otel.endpoint when the file sets none.
+const OtelEndpointEnv = "OTEL_EXPORTER_OTLP_ENDPOINT"
+
 // Every default of the configuration lives in this file: the constants
 // below; base, the configuration a file is decoded over; setDefaults, what
 // a new element of a list or map starts from before its fields are read
@@ -74,6 +78,9 @@ const (
 	DefaultStoreDriver        = "sqlite"
 	DefaultReservationLease   = Duration(10 * time.Minute)
 	DefaultResponsesTTL       = Duration(30 * 24 * time.Hour)
+
+	DefaultOtelServiceName = "tollgate"
+	DefaultOtelSampleRatio = 1.0
 )
 
 // DefaultBreaker is a provider's circuit breaker when it sets none: trip
@@ -115,6 +122,7 @@ func base() *Config {
 
 		BodyReadTimeout: Duration(DefaultBodyReadTimeout),
 		Store:           Store{Driver: DefaultStoreDriver, ReservationLease: DefaultReservationLease, ResponsesTTL: DefaultResponsesTTL},
+		Otel:            Otel{ServiceName: DefaultOtelServiceName, SampleRatio: DefaultOtelSampleRatio},
 		Budget: Budget{
 			Timezone: DefaultTimezone,
 			Defaults: KeyPolicy{OnExhausted: DefaultOnExhausted},
@@ -241,6 +249,7 @@ var KnownProviders = []KnownProvider{
 func Default(getenv func(string) string) *Config {
 	cfg := base()
 	cfg.AdminKey = getenv(AdminKeyEnv)
+	cfg.Otel.Endpoint = getenv(OtelEndpointEnv)
 	sim := Provider{
 		Name: "sim",
 		Type: "sim",
