@@ -137,6 +137,9 @@ func (t *responsesStreamer) text(kind, delta string) {
 		t.msg.Content = []outputContent{part}
 		t.send(responsesEvent{Type: "response.content_part.added", ItemID: t.msg.ID, OutputIndex: intp(idx), ContentIndex: intp(0), Part: &part})
 	}
+	if delta == "" {
+		return // an empty answer: the message is opened, with nothing to add
+	}
 	t.msgText.WriteString(delta)
 	idx := len(t.resp.Output)
 	if kind == "refusal" {
