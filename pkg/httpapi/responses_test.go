@@ -360,6 +360,18 @@ func TestResponsesSDKFunctionCallRoundTrip(t *testing.T) {
 			if got := messagesOf(t, up.last(t)); !slices.Equal(got, want) {
 				t.Errorf("upstream messages = %q\nwant %q", got, want)
 			}
+
+			// The same turn as Codex sends it: only the output, the call
+			// coming from the stored first response.
+			params.Input.OfInputItemList = responses.ResponseInputParam{out}
+			params.PreviousResponseID = openai.String(first.ID)
+			third, err := client.Responses.New(ctx, params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := messagesOf(t, up.last(t)); third.OutputText() != "It is sunny in Paris." || !slices.Equal(got, want) {
+				t.Errorf("with previous_response_id: answer %q, upstream messages %q\nwant %q", third.OutputText(), got, want)
+			}
 		})
 	}
 }
