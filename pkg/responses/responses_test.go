@@ -116,3 +116,52 @@ func TestStore(t *testing.T) {
 		}
 	})
 }
+
+// TestSweeperDeletesExpired: Start's sweeper deletes expired rows on its
+// own, keeps the others, and Close stops it.
+func TestSweeperDeletesExpired(t *testing.T) {
+	eachStore(t, func(t *testing.T, db *sql.DB) {
+		ctx := context.Background()
+		var now atomic.Int64
+		start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+		now.Store(start.UnixMilli())
+		s, err := responses.Open(ctx, db, responses.Options{TTL: time.Hour, SweepInterval: time.Millisecond, Now: func() time.Time { return time.UnixMilli(now.Load()) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"old", "new"} {
+			if id == "new" {
+				now.Store(start.Add(30 * time.Minute).UnixMilli())
+			}
+			if err := s.Put(ctx, responses.Stored{ID: id, KeyID: "k", Response: json.RawMessage(`{}`), Context: json.RawMessage(`[]`)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now.Store(start.Add(time.Hour).UnixMilli()) // "old" expires now, "new" in 30 minutes
+		s.Start(nil)
+		defer s.Close()
+		deadline := time.Now().Add(30 * time.Second) // a hang guard, not a timing assertion
+		for {
+			var ids []string
+			rows, err := db.QueryContext(ctx, `SELECT id FROM responses ORDER BY id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var id string
+				_ = rows.Scan(&id)
+				ids = append(ids, id)
+			}
+			rows.Close()
+			if len(ids) == 1 && ids[0] == "new" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rows left: %q; want only the unexpired one", ids)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		s.Close()
+		s.Close() // twice is fine
+	})
+}
