@@ -132,6 +132,7 @@ type inputPart struct {
 var (
 	responsesShape = llm.ShapeOf(reflect.TypeFor[responsesRequest]())
 	itemsShape     = llm.ShapeOf(reflect.TypeFor[[]inputItem]())
+	itemShape      = llm.ShapeOf(reflect.TypeFor[inputItem]())
 	partsShape     = llm.ShapeOf(reflect.TypeFor[[]inputPart]())
 )
 
@@ -202,7 +203,7 @@ func (r *responsesRequest) validate() error {
 		r.items = []inputItem{{Type: "message", Role: "user", Content: in}}
 	case in[0] == '[':
 		if err := strictJSON(in, &r.items, itemsShape); err != nil {
-			return prefixParam("input", err)
+			return itemError(in, err)
 		}
 		if len(r.items) == 0 {
 			return llm.InvalidParam("input", "'input' must contain at least one item")
@@ -277,6 +278,22 @@ func (r *responsesRequest) validate() error {
 		return unsupported("top_logprobs", "top_logprobs is not supported by tollgate")
 	}
 	return nil
+}
+
+// itemError is err, found decoding the input array in, named by the item
+// it is in: the array is decoded again an item at a time (only when it
+// failed) to find which.
+func itemError(in []byte, err error) error {
+	var raw []json.RawMessage
+	if json.Unmarshal(in, &raw) == nil {
+		for i, item := range raw {
+			var it inputItem
+			if ierr := strictJSON(item, &it, itemShape); ierr != nil {
+				return prefixParam(fmt.Sprintf("input[%d]", i), ierr)
+			}
+		}
+	}
+	return prefixParam("input", err)
 }
 
 // prefixParam puts an error found in a nested value under its parameter.

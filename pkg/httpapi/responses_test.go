@@ -590,7 +590,7 @@ func TestResponsesAndCompletionsRefuseWhatTheyCannotServe(t *testing.T) {
 		{"unknown field", "/v1/responses", `{` + model + `,"input":"x","inptu":"y"}`, 400, "unknown_parameter", "inptu"},
 		{"field in another case", "/v1/responses", `{` + model + `,"input":"x","Store":false}`, 400, "", "Store"},
 		{"repeated field", "/v1/responses", `{` + model + `,"input":"x","input":"y"}`, 400, "", "input"},
-		{"unknown field in an item", "/v1/responses", `{` + model + `,"input":[{"role":"user","content":"x","colour":"red"}]}`, 400, "unknown_parameter", "input.colour"},
+		{"unknown field in an item", "/v1/responses", `{` + model + `,"input":[{"role":"user","content":"x","colour":"red"}]}`, 400, "unknown_parameter", "input[0].colour"},
 		{"unknown part field", "/v1/responses", `{` + model + `,"input":[{"role":"user","content":[{"type":"input_text","text":"x","bold":true}]}]}`, 400, "unknown_parameter", "input[0].content.bold"},
 		{"missing input", "/v1/responses", `{` + model + `}`, 400, "", "input"},
 		{"empty input", "/v1/responses", `{` + model + `,"input":[]}`, 400, "", "input"},
