@@ -34,7 +34,7 @@ type responsesRequest struct {
 	Model              string              `json:"model"`
 	Input              json.RawMessage     `json:"input"` // a string or an array of items
 	Instructions       *string             `json:"instructions,omitempty"`
-	Tools              []responsesTool     `json:"tools,omitempty"`
+	RawTools           []json.RawMessage   `json:"tools,omitempty"` // read into tools by validate
 	ToolChoice         json.RawMessage     `json:"tool_choice,omitempty"`
 	ParallelToolCalls  *bool               `json:"parallel_tool_calls,omitempty"`
 	Text               *responsesText      `json:"text,omitempty"`
@@ -63,7 +63,8 @@ type responsesRequest struct {
 	MaxToolCalls *int            `json:"max_tool_calls,omitempty"`
 	TopLogprobs  *int            `json:"top_logprobs,omitempty"`
 
-	items []inputItem // Input as items (a string is one user message)
+	items []inputItem     // Input as items (a string is one user message)
+	tools []responsesTool // the function tools of RawTools
 }
 
 // responsesTool is a function tool, in the Responses shape (flat, not
@@ -133,6 +134,7 @@ var (
 	responsesShape = llm.ShapeOf(reflect.TypeFor[responsesRequest]())
 	itemsShape     = llm.ShapeOf(reflect.TypeFor[[]inputItem]())
 	itemShape      = llm.ShapeOf(reflect.TypeFor[inputItem]())
+	toolShape      = llm.ShapeOf(reflect.TypeFor[responsesTool]())
 	partsShape     = llm.ShapeOf(reflect.TypeFor[[]inputPart]())
 )
 
@@ -216,10 +218,23 @@ func (r *responsesRequest) validate() error {
 			return err
 		}
 	}
-	for i, t := range r.Tools {
+	// A tool's type is read first: a hosted or custom tool is refused as
+	// such, not for the fields a function tool does not have.
+	r.tools = make([]responsesTool, len(r.RawTools))
+	for i, raw := range r.RawTools {
 		p := fmt.Sprintf("tools[%d]", i)
-		if t.Type != "function" {
-			return unsupported(p+".type", fmt.Sprintf("tool type %q is not supported by tollgate: only function tools are (they are translated to chat completions)", llm.Clip(t.Type, 64)))
+		var kind struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(raw, &kind); err != nil {
+			return llm.InvalidParam(p, "a tool must be an object with a type")
+		}
+		if kind.Type != "function" {
+			return unsupported(p+".type", fmt.Sprintf("tool type %q is not supported by tollgate: only function tools are (they are translated to chat completions)", llm.Clip(kind.Type, 64)))
+		}
+		t := &r.tools[i]
+		if err := strictJSON(raw, t, toolShape); err != nil {
+			return prefixParam(p, err)
 		}
 		if t.Name == "" {
 			return llm.InvalidParam(p+".name", "missing required parameter: '"+p+".name'")
@@ -633,7 +648,7 @@ func (r *responsesRequest) chatRequest(history []llm.Message) (*llm.ChatRequest,
 	if r.Stream {
 		b.StreamOptions = &llm.StreamOptions{IncludeUsage: true} // response.completed carries usage
 	}
-	for _, t := range r.Tools {
+	for _, t := range r.tools {
 		b.Tools = append(b.Tools, llm.Tool{Type: "function", Function: llm.FunctionDef{Name: t.Name, Description: t.Description, Parameters: t.Parameters, Strict: t.Strict}})
 	}
 	b.ToolChoice, _ = r.chatToolChoice() // validated
@@ -782,7 +797,7 @@ func (r *responsesRequest) newResponse(s *server) *responseObject {
 		Instructions: r.Instructions, MaxOutputTokens: r.MaxOutputTokens, Model: r.Model, Output: []any{},
 		ParallelToolCalls: r.ParallelToolCalls == nil || *r.ParallelToolCalls, PreviousResponseID: r.PreviousResponseID,
 		Store: r.stored() && s.Responses != nil, Temperature: r.Temperature, TopP: r.TopP, Truncation: "disabled",
-		Tools: r.Tools, ToolChoice: r.ToolChoice, Metadata: r.Metadata, Text: textEcho{Format: responsesFormat{Type: "text"}}}
+		Tools: r.tools, ToolChoice: r.ToolChoice, Metadata: r.Metadata, Text: textEcho{Format: responsesFormat{Type: "text"}}}
 	if o.Tools == nil {
 		o.Tools = []responsesTool{}
 	}
