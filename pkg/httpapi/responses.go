@@ -302,9 +302,21 @@ func itemError(in []byte, err error) error {
 	var raw []json.RawMessage
 	if json.Unmarshal(in, &raw) == nil {
 		for i, item := range raw {
+			p := fmt.Sprintf("input[%d]", i)
 			var it inputItem
 			if ierr := strictJSON(item, &it, itemShape); ierr != nil {
-				return prefixParam(fmt.Sprintf("input[%d]", i), ierr)
+				// An item of a type tollgate does not serve is refused
+				// for its type, not for the fields that type has.
+				var kind struct {
+					Type string `json:"type"`
+				}
+				if json.Unmarshal(item, &kind) == nil {
+					terr := (&inputItem{Type: kind.Type}).validate(p)
+					if e, ok := llm.AsError(terr); ok && e.Code == "unsupported_parameter" {
+						return terr
+					}
+				}
+				return prefixParam(p, ierr)
 			}
 		}
 	}

@@ -599,6 +599,7 @@ func TestResponsesAndCompletionsRefuseWhatTheyCannotServe(t *testing.T) {
 		{"custom tool", "/v1/responses", `{` + model + `,"input":"x","tools":[{"type":"function","name":"f"},{"type":"custom","name":"apply_patch","format":{"type":"text"}}]}`, 400, "unsupported_parameter", "tools[1].type"},
 		{"unknown function tool field", "/v1/responses", `{` + model + `,"input":"x","tools":[{"type":"function","name":"f","strictt":true}]}`, 400, "unknown_parameter", "tools[0].strictt"},
 		{"file input", "/v1/responses", `{` + model + `,"input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]}`, 400, "unsupported_parameter", "input[0].content[0].type"},
+		{"shell call item", "/v1/responses", `{` + model + `,"input":[{"role":"user","content":"x"},{"type":"local_shell_call","call_id":"c","action":{"type":"exec"}}]}`, 400, "unsupported_parameter", "input[1].type"},
 		{"item reference", "/v1/responses", `{` + model + `,"input":[{"type":"item_reference","id":"msg_1"}]}`, 400, "unsupported_parameter", "input[0].type"},
 		{"background", "/v1/responses", `{` + model + `,"input":"x","background":true}`, 400, "unsupported_parameter", "background"},
 		{"json schema without name", "/v1/responses", `{` + model + `,"input":"x","text":{"format":{"type":"json_schema","schema":{}}}}`, 400, "", "text.format.name"},
