@@ -199,6 +199,8 @@ func New(o Options) http.Handler {
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/chat/completions", s.chatCompletions)
 	v1.POST("/embeddings", s.embeddings)
+	v1.POST("/messages", s.messages) // Anthropic's Messages API (messages.go)
+	v1.POST("/messages/count_tokens", s.countTokens)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/*model", s.getModel) // model ids may contain slashes
 

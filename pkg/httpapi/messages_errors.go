@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate/tollgate/internal/anthropicwire"
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// anthropicRoute reports whether the request is on Anthropic's surface,
+// whose errors are answered in Anthropic's envelope (authentication
+// failures included, which happen before the handler).
+func anthropicRoute(c *gin.Context) bool {
+	return strings.HasPrefix(c.FullPath(), "/v1/messages")
+}
+
+// anthropicError is e in Anthropic's envelope. The status stays
+// tollgate's; the type follows it (anthropicwire.ErrorTypeFor): a spent
+// budget (402) is billing_error, which Anthropic's SDKs do not retry; 503
+// (no healthy candidate) overloaded_error; 502 api_error. The message
+// carries tollgate's code, which the envelope has no field for.
+func anthropicError(e *llm.Error, requestID string) anthropicwire.ErrorBody {
+	msg := e.Message
+	if msg == "" {
+		msg = "error"
+	}
+	if e.Code != "" && e.Code != e.Type {
+		msg += " (" + e.Code + ")"
+	}
+	return anthropicwire.ErrorBody{Type: "error", RequestID: requestID,
+		Error: anthropicwire.ErrorObject{Type: anthropicwire.ErrorTypeFor(e.Status), Message: msg}}
+}
+
+func anthropicErrorBody(c *gin.Context, e *llm.Error) []byte {
+	id := callOf(c).id
+	c.Writer.Header().Set(headerAnthropicRequestID, id)
+	b, err := marshalNoEscape(anthropicError(e, id))
+	if err != nil {
+		return []byte(`{"type":"error","error":{"type":"api_error","message":"error"}}`)
+	}
+	return b
+}
