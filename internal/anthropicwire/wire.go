@@ -163,8 +163,16 @@ type ErrorBody struct {
 	RequestID string      `json:"request_id,omitempty"`
 }
 
-// ErrorObject is the envelope's error.
+// ErrorObject is the envelope's error. Details.ErrorCode names the cause
+// (Anthropic's SDKs read it as ErrorCode()); tollgate puts its own code
+// there (budget_exceeded, model_not_found, ...).
 type ErrorObject struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
+	Type    string        `json:"type"`
+	Message string        `json:"message"`
+	Details *ErrorDetails `json:"details,omitempty"`
+}
+
+// ErrorDetails is an error's machine-readable detail.
+type ErrorDetails struct {
+	ErrorCode string `json:"error_code"`
 }

@@ -33,20 +33,32 @@ const headerAnthropicRequestID = "request-id"
 // documents it; anything else is refused (the body is translated, so an
 // unknown field could only be dropped silently).
 type msgRequest struct {
-	Model         string         `json:"model"`
-	MaxTokens     *int           `json:"max_tokens"`
-	Messages      []msgMessage   `json:"messages"`
-	System        *msgContent    `json:"system"`
-	Metadata      *msgMetadata   `json:"metadata"`
-	StopSequences []string       `json:"stop_sequences"`
-	Stream        *bool          `json:"stream"`
-	Temperature   *float64       `json:"temperature"`
-	TopK          *int           `json:"top_k"`
-	TopP          *float64       `json:"top_p"`
-	Tools         []msgTool      `json:"tools"`
-	ToolChoice    *msgToolChoice `json:"tool_choice"`
-	Thinking      *msgThinking   `json:"thinking"`
-	ServiceTier   *string        `json:"service_tier"`
+	Model         string          `json:"model"`
+	MaxTokens     *int            `json:"max_tokens"`
+	Messages      []msgMessage    `json:"messages"`
+	System        *msgContent     `json:"system"`
+	Metadata      *msgMetadata    `json:"metadata"`
+	StopSequences []string        `json:"stop_sequences"`
+	Stream        *bool           `json:"stream"`
+	Temperature   *float64        `json:"temperature"`
+	TopK          *int            `json:"top_k"`
+	TopP          *float64        `json:"top_p"`
+	Tools         []msgTool       `json:"tools"`
+	ToolChoice    *msgToolChoice  `json:"tool_choice"`
+	Thinking      *msgThinking    `json:"thinking"`
+	ServiceTier   *string         `json:"service_tier"`
+	OutputConfig  *msgOutput      `json:"output_config"`
+	CacheControl  json.RawMessage `json:"cache_control"`
+}
+
+// msgOutput is output_config: a JSON schema the answer must follow, and
+// how much effort the model spends.
+type msgOutput struct {
+	Effort string `json:"effort"`
+	Format *struct {
+		Type   string          `json:"type"` // json_schema
+		Schema json.RawMessage `json:"schema"`
+	} `json:"format"`
 }
 
 type msgMessage struct {
@@ -216,6 +228,7 @@ type chatBody struct {
 	Tools               []llm.Tool         `json:"tools,omitempty"`
 	ToolChoice          any                `json:"tool_choice,omitempty"`
 	ParallelToolCalls   *bool              `json:"parallel_tool_calls,omitempty"`
+	ResponseFormat      any                `json:"response_format,omitempty"`
 	ReasoningEffort     string             `json:"reasoning_effort,omitempty"`
 	User                string             `json:"user,omitempty"`
 	Stream              bool               `json:"stream,omitempty"`
@@ -265,6 +278,9 @@ func effortFor(budget int) string {
 //     metadata.user_id user; thinking.budget_tokens reasoning_effort
 //     (below 4096 low, below 16384 medium, else high) and the exact
 //     budget for an Anthropic upstream; stream asks for the usage chunk.
+//   - output_config.format (a JSON schema) becomes response_format
+//     json_schema (strict, named "output"); output_config.effort
+//     reasoning_effort (max as high).
 //   - cache_control, citations, context, top_k and service_tier have no
 //     OpenAI equivalent and are dropped.
 func (r *msgRequest) toChat(count bool) (*messagesCall, error) {
@@ -307,6 +323,23 @@ func (r *msgRequest) toChat(count bool) (*messagesCall, error) {
 		case "disabled":
 		default:
 			return nil, invalidMsg("thinking.type", fmt.Sprintf("thinking.type: Input should be 'enabled', 'adaptive' or 'disabled', got %q", llm.Clip(t.Type, 64)))
+		}
+	}
+	if o := r.OutputConfig; o != nil {
+		switch o.Effort {
+		case "":
+		case "low", "medium", "high":
+			out.ReasoningEffort = o.Effort
+		case "max":
+			out.ReasoningEffort = "high"
+		default:
+			return nil, invalidMsg("output_config.effort", fmt.Sprintf("output_config.effort: Input should be 'low', 'medium', 'high' or 'max', got %q", llm.Clip(o.Effort, 64)))
+		}
+		if f := o.Format; f != nil {
+			if f.Type != "json_schema" || len(bytes.TrimSpace(f.Schema)) == 0 || bytes.TrimSpace(f.Schema)[0] != '{' {
+				return nil, invalidMsg("output_config.format", "output_config.format: a json_schema format with a schema object is required")
+			}
+			out.ResponseFormat = map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "output", "schema": f.Schema, "strict": true}}
 		}
 	}
 	if r.System != nil {

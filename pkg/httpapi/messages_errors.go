@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -19,18 +20,21 @@ func anthropicRoute(c *gin.Context) bool {
 // anthropicError is e in Anthropic's envelope. The status stays
 // tollgate's; the type follows it (anthropicwire.ErrorTypeFor): a spent
 // budget (402) is billing_error, which Anthropic's SDKs do not retry; 503
-// (no healthy candidate) overloaded_error; 502 api_error. The message
-// carries tollgate's code, which the envelope has no field for.
+// (no healthy candidate) overloaded_error; 502 api_error. tollgate's code
+// (budget_exceeded, ...) is in error.details.error_code.
 func anthropicError(e *llm.Error, requestID string) anthropicwire.ErrorBody {
 	msg := e.Message
 	if msg == "" {
-		msg = "error"
+		msg = http.StatusText(e.Status)
 	}
-	if e.Code != "" && e.Code != e.Type {
-		msg += " (" + e.Code + ")"
+	if e.Param != "" && !strings.HasPrefix(msg, e.Param) {
+		msg = e.Param + ": " + msg
 	}
-	return anthropicwire.ErrorBody{Type: "error", RequestID: requestID,
-		Error: anthropicwire.ErrorObject{Type: anthropicwire.ErrorTypeFor(e.Status), Message: msg}}
+	obj := anthropicwire.ErrorObject{Type: anthropicwire.ErrorTypeFor(e.Status), Message: msg}
+	if e.Code != "" {
+		obj.Details = &anthropicwire.ErrorDetails{ErrorCode: e.Code}
+	}
+	return anthropicwire.ErrorBody{Type: "error", RequestID: requestID, Error: obj}
 }
 
 func anthropicErrorBody(c *gin.Context, e *llm.Error) []byte {
