@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"bytes"
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/tollgate/tollgate/pkg/llm"
+)
+
+// FuzzMessagesDecode: whatever the body, decoding a Messages request
+// never panics and fails only with a 400 (or 413-free) *llm.Error; what it
+// accepts translates to an internal request whose body is a valid chat
+// completion that decodes back to the same request, the same every time.
+func FuzzMessagesDecode(f *testing.F) {
+	for _, seed := range []string{
+		`{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","max_tokens":10,"stream":true,"system":[{"type":"text","text":"s"}],"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]}]}`,
+		`{"model":"m","max_tokens":5000,"thinking":{"type":"enabled","budget_tokens":2048},"messages":[{"role":"user","content":"q"},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"tool_use","id":"t1","name":"f","input":{"a":1}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"r"},{"type":"image","source":{"type":"url","url":"https://x/y.png"}}]}]}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"f"}}`,
+		`{"model":"m","max_tokens":10,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBE"},"title":"a.pdf"}]}],"output_config":{"effort":"max","format":{"type":"json_schema","schema":{"type":"object"}}}}`,
+		`{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"x"}],"extra":1}`,
+		`{"model":"m","max_tokens":"x","messages":[]}`,
+		`{"model":"m","Model":"n","max_tokens":1,"messages":[{"role":"user","content":"\xff"}]}`,
+		`[1]`, `{"messages":[{"role":"user","content":[{"type":"tool_result"}]}]}`,
+	} {
+		f.Add([]byte(seed), false)
+	}
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`), true)
+	f.Fuzz(func(t *testing.T, body []byte, count bool) {
+		m, err := decodeMessagesBody(body, count)
+		if err != nil {
+			e, ok := llm.AsError(err)
+			if !ok || e.Status != http.StatusBadRequest || e.Message == "" {
+				t.Fatalf("error %#v for %q", err, body)
+			}
+			return
+		}
+		again, err := decodeMessagesBody(body, count)
+		if err != nil || !bytes.Equal(again.chat.Raw, m.chat.Raw) {
+			t.Fatalf("not deterministic: %v\n%s\n%s", err, m.chat.Raw, again.chat.Raw)
+		}
+		back, err := llm.DecodeChatRequest(m.chat.Raw)
+		if err != nil {
+			t.Fatalf("translated body is not a valid chat request: %v\n%s", err, m.chat.Raw)
+		}
+		got := *m.chat
+		got.Raw, back.Raw, got.ThinkingBudget = nil, nil, 0
+		for i := range got.Messages { // in process only, never in the body
+			got.Messages[i].ReasoningContent, got.Messages[i].ReasoningSignature = "", ""
+		}
+		if !reflect.DeepEqual(&got, back) {
+			t.Fatalf("the body reads back differently:\n%+v\n%+v", &got, back)
+		}
+		if m.stream != (back.StreamOptions != nil && back.StreamOptions.IncludeUsage && back.Stream) {
+			t.Fatalf("stream %v but %s", m.stream, m.chat.Raw)
+		}
+	})
+}
