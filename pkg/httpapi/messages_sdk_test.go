@@ -725,3 +725,54 @@ func TestMessagesBadBodies(t *testing.T) {
 		t.Errorf("a bad body reached the upstream")
 	}
 }
+
+// TestMessagesUpstreamFailures: an upstream's failure reaches the SDK in
+// Anthropic's envelope, before the stream starts as a status, after it as
+// an error event that ends the stream.
+func TestMessagesUpstreamFailures(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a hang guard
+	defer cancel()
+	params := anthropic.MessageNewParams{Model: "claude-up", MaxTokens: 100, Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}}
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   int
+		typ    string
+	}{
+		{"rate limited", 429, `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`, 429, "rate_limit_error"},
+		// As for chat, an upstream's 5xx is tollgate's 502; its own type
+		// is the error_code.
+		{"overloaded", 529, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, 502, "api_error"},
+		{"bad request", 400, `{"type":"error","error":{"type":"invalid_request_error","message":"messages: bad"}}`, 400, "invalid_request_error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newMsgStack(t, stackOptions{}) // each its own: a 429 cools the deployment down
+			client := s.anthropicClient(s.secret)
+			s.an.set(func(w http.ResponseWriter, _ map[string]any) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			})
+			_, err := client.Messages.New(ctx, params)
+			assertAnthropicError(t, err, tc.want, tc.typ)
+		})
+	}
+
+	s := newMsgStack(t, stackOptions{})
+	client := s.anthropicClient(s.secret)
+	s.an.set(func(w http.ResponseWriter, _ map[string]any) {
+		writeSSE(w, anStream[0], anStream[6], anStream[7],
+			"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}")
+	})
+	stream := client.Messages.NewStreaming(ctx, params)
+	var text string
+	for stream.Next() {
+		if ev := stream.Current(); ev.Type == "content_block_delta" {
+			text += ev.Delta.Text
+		}
+	}
+	if err := stream.Err(); err == nil || !strings.Contains(err.Error(), "overloaded_error") || text != "Let me " {
+		t.Fatalf("stream ended with %v after %q", err, text)
+	}
+}
