@@ -233,11 +233,24 @@ func (s *server) writeDeadline(rc *http.ResponseController) {
 	}
 }
 
-// stream relays a streamed completion as server-sent events, flushing every
-// event, each write bounded by WriteTimeout. The first chunk is pulled
-// before anything is written, so a failure before the first byte still
-// gets a proper status code.
+// streamWriter renders a stream's chunks in one wire format: OpenAI's
+// chunks (chatStream) or Anthropic's events (msgEncoder).
+type streamWriter interface {
+	chunk(c *llm.ChatChunk) error
+	end() error        // the stream ended well
+	fail(e *llm.Error) // it failed after its first byte
+}
+
+// stream relays a streamed chat completion as OpenAI's server-sent events.
 func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest) {
+	s.relay(c, caller, req, func(*gateway.Meta) streamWriter { return chatStream{c.Writer} })
+}
+
+// relay serves a streamed completion through w, flushing every event,
+// each write bounded by WriteTimeout. The first chunk is pulled before
+// anything is written, so a failure before the first byte still gets a
+// proper status code.
+func (s *server) relay(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest, writer func(*gateway.Meta) streamWriter) {
 	rc := http.NewResponseController(c.Writer)
 	st, err := s.Gateway.Stream(c.Request.Context(), caller, req)
 	if err != nil {
@@ -259,10 +272,10 @@ func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequ
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no") // proxies in front must not buffer the stream
 	c.Status(http.StatusOK)
-	w := c.Writer
+	w := writer(st.Meta)
 	for chunk := first; err == nil; chunk, err = st.Recv() {
 		s.writeDeadline(rc)
-		if werr := writeEvent(w, chunk); werr != nil {
+		if werr := w.chunk(chunk); werr != nil {
 			return // the client went away or stopped reading; the deferred Close stops the upstream
 		}
 		if werr := rc.Flush(); werr != nil {
@@ -271,17 +284,29 @@ func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequ
 	}
 	s.writeDeadline(rc)
 	if err != io.EOF {
-		// Too late for a status code: end the stream with an error event, as
-		// OpenAI does, and no [DONE] so the client knows it is incomplete.
+		// Too late for a status code: end the stream with an error event.
 		e := llm.ForClient(err)
 		callOf(c).err = e
 		if e.Status != llm.StatusClientClosed {
-			writeErrorEvent(w, e)
+			w.fail(e)
+			_ = rc.Flush()
 		}
 		return
 	}
-	_, _ = w.Write(sseDone)
+	_ = w.end()
 	_ = rc.Flush()
+}
+
+// chatStream writes OpenAI's chunks; an error ends the stream with an
+// error event, as OpenAI does, and no [DONE] so the client knows it is
+// incomplete.
+type chatStream struct{ w gin.ResponseWriter }
+
+func (s chatStream) chunk(c *llm.ChatChunk) error { return writeEvent(s.w, c) }
+func (s chatStream) fail(e *llm.Error)            { writeErrorEvent(s.w, e) }
+func (s chatStream) end() error {
+	_, err := s.w.Write(sseDone)
+	return err
 }
 
 // writeErrorEvent ends a stream that has started with an error event, as

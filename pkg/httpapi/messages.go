@@ -364,7 +364,7 @@ func (r *msgRequest) toChat(count bool) (*messagesCall, error) {
 	if err := r.chatTools(&out); err != nil {
 		return nil, err
 	}
-	body, err := marshalNoEscape(&out)
+	body, err := llm.MarshalNoEscape(&out)
 	if err != nil {
 		return nil, err
 	}
@@ -379,16 +379,6 @@ func (r *msgRequest) toChat(count bool) (*messagesCall, error) {
 	}
 	call.chat = chat
 	return call, nil
-}
-
-func marshalNoEscape(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func systemMessage(c *msgContent) (llm.Message, error) {

@@ -40,7 +40,7 @@ func anthropicError(e *llm.Error, requestID string) anthropicwire.ErrorBody {
 func anthropicErrorBody(c *gin.Context, e *llm.Error) []byte {
 	id := callOf(c).id
 	c.Writer.Header().Set(headerAnthropicRequestID, id)
-	b, err := marshalNoEscape(anthropicError(e, id))
+	b, err := llm.MarshalNoEscape(anthropicError(e, id))
 	if err != nil {
 		return []byte(`{"type":"error","error":{"type":"api_error","message":"error"}}`)
 	}

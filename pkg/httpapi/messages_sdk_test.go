@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -144,26 +143,10 @@ func anAnswer(content, stop string) string {
 		`,"stop_reason":"` + stop + `","stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":12,"cache_read_input_tokens":25,"cache_creation_input_tokens":5}}`
 }
 
-// golden compares got with testdata/messages/name, or rewrites it.
+// golden compares got with testdata/httpapi/messages/name (compareGolden).
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "messages", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run with -update if intended)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	compareGolden(t, filepath.Join("..", "..", "testdata", "httpapi", "messages", name), got)
 }
 
 func indent(t *testing.T, raw []byte) []byte {

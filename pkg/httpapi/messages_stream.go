@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"io"
-	"net/http"
 
 	"github.com/gin-gonic/gin"
 
@@ -13,56 +12,15 @@ import (
 )
 
 // messagesStream relays a streamed completion as Anthropic's event
-// sequence, flushing every event, each write bounded by WriteTimeout. As
-// for chat, the first chunk is pulled before anything is written, so a
-// failure before the first byte still gets a proper status code.
+// sequence.
 func (s *server) messagesStream(c *gin.Context, caller gateway.Caller, m *messagesCall) {
-	rc := http.NewResponseController(c.Writer)
-	st, err := s.Gateway.Stream(c.Request.Context(), caller, m.chat)
-	if err != nil {
-		s.writeDeadline(rc)
-		writeError(c, err)
-		return
-	}
-	defer st.Close()
-	s.routed(c, st.Meta)
-	first, err := st.Recv()
-	if err != nil && err != io.EOF {
-		s.writeDeadline(rc)
-		writeError(c, err)
-		return
-	}
-	h := c.Writer.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	c.Status(http.StatusOK)
-	enc := &msgEncoder{w: c.Writer, model: m.model}
-	if st.Meta != nil {
-		enc.prompt = st.Meta.PromptTokens
-	}
-	for chunk := first; err == nil; chunk, err = st.Recv() {
-		s.writeDeadline(rc)
-		if werr := enc.chunk(chunk); werr != nil {
-			return // the client went away; the deferred Close stops the upstream
+	s.relay(c, caller, m.chat, func(meta *gateway.Meta) streamWriter {
+		enc := &msgEncoder{w: c.Writer, model: m.model, requestID: callOf(c).id}
+		if meta != nil {
+			enc.prompt = meta.PromptTokens
 		}
-		if werr := rc.Flush(); werr != nil {
-			return
-		}
-	}
-	s.writeDeadline(rc)
-	if err != io.EOF {
-		e := llm.ForClient(err)
-		callOf(c).err = e
-		if e.Status != llm.StatusClientClosed {
-			_ = enc.event("error", anthropicError(e, callOf(c).id))
-			_ = rc.Flush()
-		}
-		return
-	}
-	_ = enc.end()
-	_ = rc.Flush()
+		return enc
+	})
 }
 
 // msgEncoder turns chat chunks into Anthropic's stream events:
@@ -81,9 +39,10 @@ func (s *server) messagesStream(c *gin.Context, caller gateway.Caller, m *messag
 //     open block is closed, message_delta carries the stop reason and the
 //     whole usage, and message_stop ends the stream.
 type msgEncoder struct {
-	w      io.Writer
-	model  string
-	prompt int
+	w         io.Writer
+	model     string
+	prompt    int
+	requestID string
 
 	started bool
 	open    string // kind of the open block: "thinking" | "text" | "tool_use" | ""
@@ -97,7 +56,7 @@ type msgEncoder struct {
 
 // event writes one SSE event.
 func (e *msgEncoder) event(name string, v any) error {
-	data, err := marshalNoEscape(v)
+	data, err := llm.MarshalNoEscape(v)
 	if err != nil {
 		return err
 	}
@@ -267,6 +226,9 @@ func (e *msgEncoder) chunk(chunk *llm.ChatChunk) error {
 	}
 	return nil
 }
+
+// fail ends the stream with Anthropic's error event.
+func (e *msgEncoder) fail(err *llm.Error) { _ = e.event("error", anthropicError(err, e.requestID)) }
 
 // end closes the message: the open block, the stop reason and usage, and
 // message_stop. A stream that produced no chunk still gets a whole

@@ -179,17 +179,8 @@ func anthropicBody(chat *llm.ChatRequest, model string, maxTokens int, stream bo
 	return body, nil
 }
 
-// marshalRaw encodes v without HTML escaping: prompts are full of <, > and
-// &, and \u003c costs bytes and readability for nothing.
-func marshalRaw(v any) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
+// marshalRaw encodes v without HTML escaping (llm.MarshalNoEscape).
+func marshalRaw(v any) (json.RawMessage, error) { return llm.MarshalNoEscape(v) }
 
 func setResponseFormat(req *antRequest, rf *llm.ResponseFormat) error {
 	if rf == nil {
