@@ -91,6 +91,8 @@ type options struct {
 	prefillConns   int
 	seed           uint64
 	postgres       string
+	otlpSink       bool
+	gatewayEnv     []string // added to every gateway's environment
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -119,6 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.prefillConns, "prefill-conns", 32, "connections the prefill uses")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the generated prompts (0: a random one, reported)")
 	fs.StringVar(&o.postgres, "postgres", os.Getenv("TOLLGATE_TEST_POSTGRES"), "PostgreSQL for the variants with store postgres, each in a fresh schema dropped afterwards (default $TOLLGATE_TEST_POSTGRES; empty: those variants are skipped)")
+	fs.BoolVar(&o.otlpSink, "otlp-sink", false, "trace: start an OTLP/HTTP sink (a child that discards what it is sent) and point every gateway at it with OTEL_EXPORTER_OTLP_ENDPOINT (a binary that predates tracing ignores it)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -248,6 +251,16 @@ func measureAll(ctx context.Context, o *options, progress io.Writer) (*report, e
 	}
 	defer floor.stop()
 	logf("upstream on %s, floor on %s", up.addr, floor.addr)
+	if o.otlpSink {
+		sink, err := startChild(ctx, dir, "otlp-sink")
+		if err != nil {
+			return nil, err
+		}
+		defer sink.stop()
+		o.gatewayEnv = append(o.gatewayEnv, config.OtelEndpointEnv+"=http://"+sink.addr)
+		r.Settings.OTLPSink = true
+		logf("gateways trace to the OTLP sink on %s", sink.addr)
+	}
 
 	bin, binErr := o.gatewayBin, error(nil)
 	for _, name := range o.scenarios {
@@ -371,7 +384,7 @@ func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, f
 		if _, err := config.Parse(bytes.NewReader(y), func(string) string { return "" }); err != nil {
 			return nil, fmt.Errorf("scenario %s, %s: generated config is invalid:\n%v\n%s", sc.name, v.Name, err, y)
 		}
-		g, err := startGateway(ctx, bin, sdir, v, y, sc.keyBody)
+		g, err := startGateway(ctx, bin, sdir, v, y, sc.keyBody, o.gatewayEnv)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

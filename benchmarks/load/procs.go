@@ -205,7 +205,7 @@ type gateway struct {
 
 // startGateway writes the variant's config, starts the binary, waits for
 // /readyz and creates a key through the admin API.
-func startGateway(ctx context.Context, bin, dir string, v variant, cfgYAML []byte, keyBody map[string]any) (*gateway, error) {
+func startGateway(ctx context.Context, bin, dir string, v variant, cfgYAML []byte, keyBody map[string]any, env []string) (*gateway, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -226,7 +226,7 @@ func startGateway(ctx context.Context, bin, dir string, v variant, cfgYAML []byt
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = append(os.Environ(), "TOLLGATE_ADMIN_KEY="+adminKey)
+	cmd.Env = append(append(os.Environ(), env...), "TOLLGATE_ADMIN_KEY="+adminKey)
 	cmd.Stdout = f
 	p.cmd, p.addr = cmd, addr
 	if err := p.start(f); err != nil {

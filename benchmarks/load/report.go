@@ -42,6 +42,8 @@ type settings struct {
 	Seed         uint64 `json:"seed,omitempty"`
 	Prefill      int    `json:"prefill,omitempty"`
 	PrefillConns int    `json:"prefill_conns,omitempty"`
+	// OTLPSink: the gateways traced every request to a sink (-otlp-sink).
+	OTLPSink bool `json:"otlp_sink,omitempty"`
 }
 
 type scenarioReport struct {
@@ -276,6 +278,9 @@ func printReport(w io.Writer, r *report) {
 	}
 	fmt.Fprintf(w, "\nload average %.2f at start, %.2f at end; %s per phase, %s warm-up, conns %v, repeat %d, took %s\n",
 		e.LoadStart, e.LoadEnd, r.Settings.Duration, r.Settings.Warmup, r.Settings.Conns, r.Settings.Repeat, e.Elapsed)
+	if r.Settings.OTLPSink {
+		fmt.Fprintln(w, "tracing on: the gateways export every request's spans to an OTLP sink that discards them (-otlp-sink)")
+	}
 	for i := range r.Scenarios {
 		printScenario(w, &r.Scenarios[i])
 	}

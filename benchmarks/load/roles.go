@@ -32,7 +32,7 @@ const upstreamAPIKey = "test"
 // runRole runs a child role until ctx ends.
 func runRole(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("load -role", flag.ContinueOnError)
-	role := fs.String("role", "", "upstream | floor")
+	role := fs.String("role", "", "upstream | floor | otlp-sink")
 	target := fs.String("upstream", "", "floor: the upstream's base URL (http://host:port)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,6 +47,8 @@ func runRole(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("floor: -upstream %q is not a URL", *target)
 		}
 		h = newFloor(u)
+	case "otlp-sink":
+		h = http.HandlerFunc(otlpSink)
 	default:
 		return fmt.Errorf("unknown role %q", *role)
 	}
@@ -185,6 +187,14 @@ func newUpstream() *upstream {
 		chunk(nil, nil, map[string]any{"prompt_tokens": 42, "completion_tokens": 20, "total_tokens": 62}),
 		[]byte("data: [DONE]\n\n"))
 	return u
+}
+
+// otlpSink is a collector that discards what it is sent: an empty
+// protobuf body is a valid ExportTraceServiceResponse, a full success.
+func otlpSink(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(http.StatusOK)
 }
 
 func mustJSON(v any) []byte {

@@ -69,7 +69,7 @@ func TestProviderBoundsAreWired(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				p, err := buildProvider(cfg.Providers[0], "k", tokens.NewCounter())
+				p, err := buildProvider(cfg.Providers[0], "k", tokens.NewCounter(), nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -32,12 +32,34 @@ const fetchTimeout = 5 * time.Minute
 
 // cacheParts is the response cache and what it owns.
 type cacheParts struct {
-	cache   *semcache.Cache
-	tenants map[string]string // key id → shared tenant
-	close   func()
+	cache *semcache.Cache
+	close func()
 	// index reports the semantic index's state when it can be unavailable
 	// (Qdrant); nil otherwise.
 	index semcache.IndexReporter
+}
+
+// tenantsOf maps key ids to the shared tenant they belong to.
+func tenantsOf(cc config.Cache) map[string]string {
+	out := map[string]string{}
+	for name, ids := range cc.Tenants {
+		for _, id := range ids {
+			out[id] = name
+		}
+	}
+	return out
+}
+
+// routeThresholds are the semantic thresholds of the routes that set their own.
+func routeThresholds(s config.Semantic) map[string]semcache.Thresholds {
+	if len(s.Routes) == 0 {
+		return nil
+	}
+	out := make(map[string]semcache.Thresholds, len(s.Routes))
+	for name, r := range s.Routes {
+		out[name] = semcache.Thresholds{Threshold: float32(r.Threshold), Unaligned: float32(r.UnalignedThreshold)}
+	}
+	return out
 }
 
 // degraded says, for GET /readyz, why the cache serves less than it could:
@@ -66,15 +88,10 @@ func (p *cacheParts) degraded() []string {
 // of db's pool for its listener until closed.
 func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[string][]providers.Provider, logger *slog.Logger, sup *safe.Supervisor, mx *metrics.Metrics) (*cacheParts, error) {
 	cc := cfg.Cache
-	parts := &cacheParts{tenants: map[string]string{}, close: func() {}}
+	parts := &cacheParts{close: func() {}}
 	if !cc.Enabled {
 		logger.Info("response cache disabled")
 		return parts, nil
-	}
-	for name, ids := range cc.Tenants {
-		for _, id := range ids {
-			parts.tenants[id] = name
-		}
 	}
 	opts := semcache.Options{
 		DB: db, TTL: cc.TTL.Std(), MaxBytes: cc.MaxBytes, MaxTemperature: &cc.MaxTemperature, RouteMaxTemperature: cc.RouteMaxTemperature,
@@ -102,12 +119,7 @@ func openCache(ctx context.Context, cfg *config.Config, db *sql.DB, clients map[
 		opts.Checker = guard.New()
 		opts.Threshold = float32(s.Threshold)
 		opts.UnalignedThreshold = float32(s.UnalignedThreshold)
-		if len(s.Routes) > 0 {
-			opts.RouteThresholds = make(map[string]semcache.Thresholds, len(s.Routes))
-			for name, r := range s.Routes {
-				opts.RouteThresholds[name] = semcache.Thresholds{Threshold: float32(r.Threshold), Unaligned: float32(r.UnalignedThreshold)}
-			}
-		}
+		opts.RouteThresholds = routeThresholds(s)
 		if s.Verify.Model != "" {
 			// The gateway asks the judge (buildGateway) about the
 			// candidates the cache hands out for verification.

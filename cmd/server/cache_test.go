@@ -108,7 +108,7 @@ func TestProviderEmbedder(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	clients, err := buildProviders(cfg, tokens.NewCounter())
+	clients, err := buildProviders(cfg, tokens.NewCounter(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,9 @@
 // tollgate.example.yaml for every setting.
 //
 // SIGINT and SIGTERM shut the gateway down gracefully (drain_timeout);
-// SIGHUP is logged and ignored, for now: it does not reload the
-// configuration yet, and it no longer kills the process.
+// SIGHUP reloads the configuration file (reload.go): a valid file is
+// applied without dropping a request in flight, an invalid one is refused
+// and the running configuration kept.
 package main
 
 import (

@@ -57,15 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
-	}
-	if dir := getenv(modelDirEnv); dir != "" {
-		cfg.Cache.Semantic.ModelDir = dir
-	}
+	flags := overrides{listen: *listen, dataDir: *dataDir, modelDir: getenv(modelDirEnv)}
+	flags.apply(cfg)
 
 	// Logging never blocks a request: lines go through a bounded buffer,
 	// dropped (and counted) while stderr does not take them.
@@ -81,9 +74,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Info("configuration loaded", "file", path)
 	} else {
 		logger.Info("no configuration file: using built-in defaults")
-	}
-	if hup := reloadRequests(ctx); hup != nil {
-		sup.Go("SIGHUP handler", func() { ignoreReloads(ctx, hup, logger) })
 	}
 
 	st, err := openStore(ctx, cfg, logger)
@@ -107,8 +97,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// Closed after the server has drained: every in-flight settle is written.
 	defer ledger.Close()
+	tr, err := newTracing(ctx, cfg.Otel, logger)
+	if err != nil {
+		return err
+	}
+	defer tr.shutdown(logger) // after the drain: the last requests' spans are exported
 	counter := tokens.NewCounter()
-	clients, err := buildProviders(cfg, counter)
+	clients, err := buildProviders(cfg, counter, tr.upstreamClient())
 	if err != nil {
 		return err
 	}
@@ -120,13 +115,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Closed after the server has drained (deferred calls run last first).
 	defer cache.close()
 	scrapeState(mx, sink, keyStore, ledger, cache.cache, logger)
-	gw, err := buildGateway(cfg, counter, clients, ledger, cache, logger, mx)
+	gw, table, err := buildGateway(cfg, counter, clients, ledger, cache, logger, mx, tr.Provider())
 	if err != nil {
 		return err
 	}
 	auditLog, err := audit.Open(ctx, db)
 	if err != nil {
 		return err
+	}
+	reloads := metrics.NewReloads(mx, time.Now())
+	if hup := reloadRequests(ctx); hup != nil {
+		r := &reloader{path: path, getenv: getenv, flags: flags, log: logger, counter: counter, upstream: tr.upstreamClient(), gw: gw, ledger: ledger, cache: cache,
+			audit: auditLog, mx: mx, reloads: reloads, now: time.Now, started: cfg, cfg: cfg, table: table, clients: clients}
+		sup.Go("SIGHUP handler", func() { r.loop(ctx, hup) })
 	}
 	if cfg.AdminKey == "" {
 		logger.Warn("admin API disabled: set " + config.AdminKeyEnv + " to manage keys")
@@ -152,7 +153,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Counted, so that the ledger is closed only after every handler, cut
 	// at shutdown or not, has written its row.
 	handlers := newInFlight(cutWait)
-	handler = handlers.wrap(handler)
+	handler = handlers.wrap(tr.wrap(handler))
 	if addr := getenv("TOLLGATE_PPROF"); addr != "" {
 		stop, err := servePprof(addr, logger)
 		if err != nil {
@@ -349,17 +350,4 @@ func withReloadRequests(ctx context.Context, ch <-chan struct{}) context.Context
 func reloadRequests(ctx context.Context) <-chan struct{} {
 	ch, _ := ctx.Value(reloadKey{}).(<-chan struct{})
 	return ch
-}
-
-// ignoreReloads answers SIGHUP until ctx ends: the process keeps serving
-// with the configuration it has.
-func ignoreReloads(ctx context.Context, hup <-chan struct{}, logger *slog.Logger) {
-	for {
-		select {
-		case <-hup:
-			logger.Warn("SIGHUP: configuration reload is not supported yet; ignoring")
-		case <-ctx.Done():
-			return
-		}
-	}
 }

@@ -58,8 +58,15 @@ func start(t *testing.T, env map[string]string, args ...string) *running {
 // startWithStderr is start with run's stderr (the log) going to stderr.
 func startWithStderr(t *testing.T, env map[string]string, stderr io.Writer, args ...string) *running {
 	t.Helper()
+	return startIn(t, context.Background(), env, stderr, args...)
+}
+
+// startIn is startWithStderr with run's context derived from parent (which
+// may carry reload requests: withReloadRequests).
+func startIn(t *testing.T, parent context.Context, env map[string]string, stderr io.Writer, args ...string) *running {
+	t.Helper()
 	testmodel.Prefetch(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	r := &running{stdout: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tollgate/tollgate/internal/safe"
 	"github.com/tollgate/tollgate/pkg/budget"
@@ -68,13 +71,37 @@ func logServed(logger *slog.Logger, models []*gateway.Model, routes map[string]c
 }
 
 // buildGateway connects the catalog, the providers and the request flow.
-// A catalog model is served by the deployments the config gives it, or
-// else by every key of the provider its catalog entry names, when that
-// provider is configured.
-func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[string][]providers.Provider, ledger *budget.Ledger, cache *cacheParts, logger *slog.Logger, mx *metrics.Metrics) (*gateway.Gateway, error) {
+func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[string][]providers.Provider, ledger *budget.Ledger, cache *cacheParts, logger *slog.Logger, mx *metrics.Metrics, tp trace.TracerProvider) (*gateway.Gateway, gateway.Table, error) {
+	tb, err := buildTable(cfg, clients, cache, logger, mx)
+	if err != nil {
+		return nil, tb, err
+	}
+	opts := gateway.Options{Models: tb.Models, Tokens: counter, Routes: tb.Routes, Breakers: tb.Breakers, Limits: ledger.Limits, Accounts: ledger.Accounts,
+		RequestTimeout: tb.RequestTimeout, Logger: logger, Tenants: tb.Tenants, Judge: tb.Judge, TracerProvider: tp}
+	if cache.cache != nil { // a nil *semcache.Cache must not become a non-nil interface
+		opts.Cache = cache.cache
+	}
+	gw, err := gateway.New(opts)
+	return gw, tb, judgeErr(err, tb.Judge)
+}
+
+// judgeErr says which setting names a judge the gateway does not serve.
+func judgeErr(err error, j gateway.Judge) error {
+	if errors.Is(err, gateway.ErrNoJudge) {
+		return fmt.Errorf("cache.semantic.verify.model: %q is not a chat model or route this gateway serves (name a model of the catalog with a configured provider, or a route)", j.Model)
+	}
+	return err
+}
+
+// buildTable makes what the gateway routes by, at start and at each
+// reload. A catalog model is served by the deployments the config gives
+// it, or else by every key of the provider its catalog entry names, when
+// that provider is configured.
+func buildTable(cfg *config.Config, clients map[string][]providers.Provider, cache *cacheParts, logger *slog.Logger, mx *metrics.Metrics) (gateway.Table, error) {
+	var tb gateway.Table
 	catalog, err := buildCatalog(cfg, logger)
 	if err != nil {
-		return nil, err
+		return tb, err
 	}
 	byName := map[string]config.Provider{}
 	for _, p := range cfg.Providers {
@@ -129,26 +156,19 @@ func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[strin
 	}
 	routes, err := router.NewRoutes(catalog, routesOf(cfg.Routes))
 	if err != nil {
-		return nil, err
+		return tb, err
 	}
 	breakers, err := router.NewBreakers(breakerConfig(cfg, logger, mx))
 	if err != nil {
-		return nil, err
+		return tb, err
 	}
 	logServed(logger, models, cfg.Routes, len(catalog.Models()))
-	opts := gateway.Options{Models: models, Tokens: counter, Routes: routes, Breakers: breakers, Limits: ledger.Limits, Accounts: ledger.Accounts,
-		RequestTimeout: cfg.RequestTimeout.Std(), Logger: logger, Tenants: cache.tenants}
-	if cache.cache != nil { // a nil *semcache.Cache must not become a non-nil interface
-		opts.Cache = cache.cache
-		if s := cfg.Cache.Semantic; s.Enabled && s.Verify.Model != "" {
-			opts.Judge = gateway.Judge{Model: s.Verify.Model, Timeout: s.Verify.Timeout.Std()}
-		}
+	tb = gateway.Table{Models: models, Routes: routes, Breakers: breakers, RequestTimeout: cfg.RequestTimeout.Std(),
+		Tenants: tenantsOf(cfg.Cache), NoCache: !cfg.Cache.Enabled}
+	if s := cfg.Cache.Semantic; cache.cache != nil && s.Enabled && s.Verify.Model != "" {
+		tb.Judge = gateway.Judge{Model: s.Verify.Model, Timeout: s.Verify.Timeout.Std()}
 	}
-	gw, err := gateway.New(opts)
-	if errors.Is(err, gateway.ErrNoJudge) {
-		return nil, fmt.Errorf("cache.semantic.verify.model: %q is not a chat model or route this gateway serves (name a model of the catalog with a configured provider, or a route)", opts.Judge.Model)
-	}
-	return gw, err
+	return tb, nil
 }
 
 func routesOf(in map[string]config.Route) []router.Route {
@@ -267,25 +287,37 @@ func modelPatch(m config.Model) (router.ModelPatch, error) {
 // buildProviders makes the clients of every configured upstream: one per
 // API key, each its own deployment. Simulated providers report usage
 // counted by the real tokenizer, as a real upstream would.
-func buildProviders(cfg *config.Config, counter *tokens.Counter) (map[string][]providers.Provider, error) {
+func buildProviders(cfg *config.Config, counter *tokens.Counter, client *http.Client) (map[string][]providers.Provider, error) {
 	out := make(map[string][]providers.Provider, len(cfg.Providers))
 	for i, p := range cfg.Providers {
-		apiKeys := p.APIKeys
-		if len(apiKeys) == 0 {
-			apiKeys = []string{p.APIKey}
+		list, err := providerClients(p, counter, client)
+		if err != nil {
+			return nil, fmt.Errorf("providers[%d] (%s): %w", i, p.Name, err)
 		}
-		for _, key := range apiKeys {
-			prov, err := buildProvider(p, key, counter)
-			if err != nil {
-				return nil, fmt.Errorf("providers[%d] (%s): %w", i, p.Name, err)
-			}
-			out[p.Name] = append(out[p.Name], prov)
-		}
+		out[p.Name] = list
 	}
 	return out, nil
 }
 
-func buildProvider(p config.Provider, key string, counter *tokens.Counter) (providers.Provider, error) {
+// providerClients makes one provider's clients, one per API key.
+func providerClients(p config.Provider, counter *tokens.Counter, client *http.Client) ([]providers.Provider, error) {
+	apiKeys := p.APIKeys
+	if len(apiKeys) == 0 {
+		apiKeys = []string{p.APIKey}
+	}
+	var out []providers.Provider
+	for _, key := range apiKeys {
+		prov, err := buildProvider(p, key, counter, client)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, prov)
+	}
+	return out, nil
+}
+
+// client is the upstreams' HTTP client (nil: the providers' own).
+func buildProvider(p config.Provider, key string, counter *tokens.Counter, client *http.Client) (providers.Provider, error) {
 	switch p.Type {
 	case "openai", "azure":
 		oc := providers.OpenAIConfig{
@@ -302,6 +334,7 @@ func buildProvider(p config.Provider, key string, counter *tokens.Counter) (prov
 			MaxStreamBytes:    p.MaxStreamBytes,
 			NoStreamOptions:   p.NoStreamOptions,
 			MaxTokensField:    p.MaxTokensField,
+			HTTPClient:        client,
 		}
 		if p.Type == "azure" {
 			oc.Flavor = providers.FlavorAzure
@@ -310,7 +343,7 @@ func buildProvider(p config.Provider, key string, counter *tokens.Counter) (prov
 	case "anthropic":
 		return providers.NewAnthropic(providers.AnthropicConfig{Name: p.Name, BaseURL: p.BaseURL, APIKey: key, Headers: p.Headers, Timeout: p.Timeout.Std(),
 			StreamIdleTimeout: p.StreamIdleTimeout.Std(), TTFTTimeout: p.TTFTTimeout.Std(),
-			MaxResponseBytes: p.MaxResponseBytes, MaxEventBytes: int(p.MaxEventBytes), MaxStreamBytes: p.MaxStreamBytes})
+			MaxResponseBytes: p.MaxResponseBytes, MaxEventBytes: int(p.MaxEventBytes), MaxStreamBytes: p.MaxStreamBytes, HTTPClient: client})
 	case "sim":
 		sc := providers.SimConfig{Name: p.Name, CountPrompt: func(r *llm.ChatRequest) int {
 			n, _ := counter.CountChat(tokens.O200K, r.Model, r)

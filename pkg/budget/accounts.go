@@ -32,6 +32,10 @@ type Accounts struct {
 
 	policyMu sync.Mutex // serialises SetPolicy's write + publish
 
+	// defaultsMu guards defaults (SetDefaults, defaults.go); read-held
+	// while a new key's state takes them.
+	defaultsMu sync.RWMutex
+
 	limits *RateLimits // told every key's policy, for its rpm and tpm
 	store  *Store
 	alerts *Alerts
@@ -174,6 +178,8 @@ func (a *Accounts) state(keyID string) *keyState {
 	if st, ok := a.keys.Load(keyID); ok {
 		return st.(*keyState)
 	}
+	a.defaultsMu.RLock() // a SetDefaults that runs after this sees the key
+	defer a.defaultsMu.RUnlock()
 	st := &keyState{
 		policy: a.defaults,
 		open:   map[string]*hold{},
@@ -190,7 +196,11 @@ func (a *Accounts) state(keyID string) *keyState {
 
 // Defaults returns the policy of keys with none of their own, for the
 // admin API to show or to start from.
-func (a *Accounts) Defaults() Policy { return a.defaults.clone() }
+func (a *Accounts) Defaults() Policy {
+	a.defaultsMu.RLock()
+	defer a.defaultsMu.RUnlock()
+	return a.defaults.clone()
+}
 
 // Location is the time zone periods are aligned to.
 func (a *Accounts) Location() *time.Location { return a.loc }

@@ -127,6 +127,8 @@ func (a *Accounts) sharedState(ctx context.Context, keyID string) *keyState {
 	}
 	var raw string
 	err := a.db.QueryRowContext(ctx, `SELECT policy FROM budget_policies WHERE key_id = $1`, keyID).Scan(&raw)
+	a.defaultsMu.RLock() // a SetDefaults waits: the key gets the new defaults from it, or reads them here
+	defer a.defaultsMu.RUnlock()
 	p, explicit := a.defaults, false
 	switch {
 	case err == nil:

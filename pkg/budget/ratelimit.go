@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -17,8 +18,8 @@ import (
 // restart refills every bucket), or in a store every replica shares
 // (PostgresRateStore, RedisRateStore). Safe for concurrent use.
 type RateLimits struct {
-	rpm, tpm int      // of keys with no policy of their own (Options.Defaults)
-	keys     sync.Map // key id → ratePolicy, of keys with a policy
+	rpm, tpm atomic.Int64 // of keys with no policy of their own (Options.Defaults; SetDefaults)
+	keys     sync.Map     // key id → ratePolicy, of keys with a policy
 	store    RateStore
 }
 
@@ -33,7 +34,10 @@ func newRateLimitsStore(o Options, store RateStore) *RateLimits {
 	if store == nil {
 		store = NewMemoryRateStore(o.Now)
 	}
-	return &RateLimits{rpm: o.Defaults.RPM, tpm: o.Defaults.TPM, store: store}
+	r := &RateLimits{store: store}
+	r.rpm.Store(int64(o.Defaults.RPM))
+	r.tpm.Store(int64(o.Defaults.TPM))
+	return r
 }
 
 // limits returns the key's rpm and tpm.
@@ -42,7 +46,7 @@ func (r *RateLimits) limits(keyID string) (rpm, tpm int) {
 		p := p.(ratePolicy)
 		return p.rpm, p.tpm
 	}
-	return r.rpm, r.tpm
+	return int(r.rpm.Load()), int(r.tpm.Load())
 }
 
 // set sizes the key's buckets by its policy; the next request is checked

@@ -42,6 +42,25 @@ type Config struct {
 	Budget Budget           `yaml:"budget"`
 	Cache  Cache            `yaml:"cache"`
 	Store  Store            `yaml:"store"`
+	Otel   Otel             `yaml:"otel"`
+}
+
+// Otel configures OpenTelemetry traces, exported over OTLP/HTTP when
+// Endpoint is set (else, when the file sets none, from the standard
+// OTEL_EXPORTER_OTLP_ENDPOINT variable). Spans carry models, providers,
+// tokens, costs and ids, never prompts, completions or key secrets.
+type Otel struct {
+	// Endpoint is the collector's OTLP/HTTP base URL, e.g.
+	// http://collector:4318 (/v1/traces is added unless the path already
+	// ends with it). Empty: no tracing.
+	Endpoint string `yaml:"endpoint"`
+	// Headers are sent with every export (e.g. an API key of a hosted
+	// collector: write env:NAME).
+	Headers     map[string]string `yaml:"headers"`
+	ServiceName string            `yaml:"service_name"` // default DefaultOtelServiceName
+	// SampleRatio is the share of requests traced that do not arrive with
+	// a sampled parent (default 1; a parent's decision is followed).
+	SampleRatio float64 `yaml:"sample_ratio"`
 }
 
 // Store selects the database of keys, budgets, the ledger and the cache
@@ -347,6 +366,9 @@ func Parse(r io.Reader, getenv func(string) string) (*Config, error) {
 	}
 	if v := getenv(AdminKeyEnv); v != "" {
 		cfg.AdminKey = v
+	}
+	if cfg.Otel.Endpoint == "" {
+		cfg.Otel.Endpoint = getenv(OtelEndpointEnv)
 	}
 	cfg.complete()
 	if err := p.merge(cfg.check()).err(); err != nil {

@@ -286,6 +286,21 @@ func TestParseErrors(t *testing.T) {
 		{"provider embedder needs a model", "cache:\n  semantic: {embedder: provider}\n", []string{
 			"cache.semantic.embedding_model: the provider embedder needs an embeddings model this gateway serves",
 		}},
+		{"otel endpoint not a URL", "otel: {endpoint: 'collector:4318'}\n", []string{
+			`otel.endpoint: not a URL: "collector:4318": the scheme must be http or https`,
+		}},
+		{"otel endpoint without host", "otel: {endpoint: 'http://'}\n", []string{
+			`otel.endpoint: not a URL: "http://": no host`,
+		}},
+		{"otel settings", "otel: {endpoint: 'https://u:p@collector:4318', service_name: '', sample_ratio: 1.5, headers: {'bad name': x}}\n", []string{
+			"otel.endpoint: must not carry credentials (use api_key)",
+			`otel.headers: invalid header name "bad name"`,
+			"otel.service_name: must not be empty",
+			"otel.sample_ratio: must be between 0 and 1, got 1.5",
+		}},
+		{"otel unknown field", "otel: {endpont: 'http://c:4318'}\n", []string{
+			"otel.endpont: unknown field (did you mean endpoint?)",
+		}},
 		{"budget settings", "budget: {timezone: Mars/Olympus, defaults: {on_exhausted: beg}}\n", []string{
 			`budget.timezone: unknown time zone "Mars/Olympus"`,
 			`budget.defaults.on_exhausted: must be reject or downgrade, got "beg"`,
@@ -323,6 +338,22 @@ func TestParseValid(t *testing.T) {
 		{"empty file gives defaults", "", nil, func(t *testing.T, c *Config) {
 			if c.Listen != DefaultListen || c.MaxBodyBytes != DefaultMaxBodyBytes || !c.DevKey || len(c.Providers) != 1 || c.Providers[0].Name != "sim" {
 				t.Fatalf("%+v", c)
+			}
+		}},
+		{"otel off by default", "", nil, func(t *testing.T, c *Config) {
+			if c.Otel.Endpoint != "" || c.Otel.ServiceName != DefaultOtelServiceName || c.Otel.SampleRatio != DefaultOtelSampleRatio {
+				t.Fatalf("%+v", c.Otel)
+			}
+		}},
+		{"otel from the file", "otel: {endpoint: 'http://collector:4318', headers: {x-api-key: env:OTK}, sample_ratio: 0.25}\n",
+			map[string]string{"OTK": "s3cret", OtelEndpointEnv: "http://other:4318"}, func(t *testing.T, c *Config) {
+				if c.Otel.Endpoint != "http://collector:4318" || c.Otel.Headers["x-api-key"] != "s3cret" || c.Otel.SampleRatio != 0.25 {
+					t.Fatalf("%+v", c.Otel)
+				}
+			}},
+		{"otel endpoint from the standard variable", "log: {level: info}\n", map[string]string{OtelEndpointEnv: "http://collector:4318"}, func(t *testing.T, c *Config) {
+			if c.Otel.Endpoint != "http://collector:4318" {
+				t.Fatalf("%+v", c.Otel)
 			}
 		}},
 		{"max_tokens_field", "providers:\n  - {name: a, type: openai, base_url: 'http://h/v1', max_tokens_field: max_tokens}\n  - {name: b, type: azure, api_version: v, base_url: 'https://x.openai.azure.com'}\n", nil, func(t *testing.T, c *Config) {

@@ -5,6 +5,10 @@ import "time"
 // AdminKeyEnv is the variable that sets the admin key; it wins over the file.
 const AdminKeyEnv = "TOLLGATE_ADMIN_KEY"
 
+// OtelEndpointEnv is the standard OpenTelemetry variable that sets
+// otel.endpoint when the file sets none.
+const OtelEndpointEnv = "OTEL_EXPORTER_OTLP_ENDPOINT"
+
 // Every default of the configuration lives in this file: the constants
 // below; base, the configuration a file is decoded over; setDefaults, what
 // a new element of a list or map starts from before its fields are read
@@ -73,6 +77,9 @@ const (
 	DefaultQdrantTimeout      = 5 * time.Second
 	DefaultStoreDriver        = "sqlite"
 	DefaultReservationLease   = Duration(10 * time.Minute)
+
+	DefaultOtelServiceName = "tollgate"
+	DefaultOtelSampleRatio = 1.0
 )
 
 // DefaultBreaker is a provider's circuit breaker when it sets none: trip
@@ -114,6 +121,7 @@ func base() *Config {
 
 		BodyReadTimeout: Duration(DefaultBodyReadTimeout),
 		Store:           Store{Driver: DefaultStoreDriver, ReservationLease: DefaultReservationLease},
+		Otel:            Otel{ServiceName: DefaultOtelServiceName, SampleRatio: DefaultOtelSampleRatio},
 		Budget: Budget{
 			Timezone: DefaultTimezone,
 			Defaults: KeyPolicy{OnExhausted: DefaultOnExhausted},
@@ -240,6 +248,7 @@ var KnownProviders = []KnownProvider{
 func Default(getenv func(string) string) *Config {
 	cfg := base()
 	cfg.AdminKey = getenv(AdminKeyEnv)
+	cfg.Otel.Endpoint = getenv(OtelEndpointEnv)
 	sim := Provider{
 		Name: "sim",
 		Type: "sim",

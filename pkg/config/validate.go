@@ -51,7 +51,25 @@ func (c *Config) check() problems {
 	c.Budget.check(&p)
 	c.Cache.validate(&p)
 	c.Store.check(&p)
+	c.Otel.check(&p)
 	return p
+}
+
+func (o *Otel) check(p *problems) {
+	if o.Endpoint != "" {
+		p.url("otel.endpoint", o.Endpoint, otlpURL)
+	}
+	for _, k := range sortedKeys(o.Headers) {
+		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+			p.add("otel.headers", "invalid header name %q", k)
+		}
+	}
+	if o.ServiceName == "" {
+		p.add("otel.service_name", "must not be empty")
+	}
+	if math.IsNaN(o.SampleRatio) || o.SampleRatio < 0 || o.SampleRatio > 1 {
+		p.add("otel.sample_ratio", "must be between 0 and 1, got %g", o.SampleRatio)
+	}
 }
 
 func (s *Store) check(p *problems) {
@@ -337,7 +355,10 @@ type urlRule struct {
 
 var (
 	upstreamURL = urlRule{schemes: []string{"http", "https"}, example: "https://api.openai.com/v1", bare: true}
-	webhookURL  = urlRule{schemes: []string{"http", "https"}, example: "https://hooks.slack.com/services/..."}
+	// otlpURL: a collector's OTLP/HTTP endpoint (headers carry its
+	// credentials).
+	otlpURL    = urlRule{schemes: []string{"http", "https"}, example: "http://collector:4318", bare: true, noUser: true}
+	webhookURL = urlRule{schemes: []string{"http", "https"}, example: "https://hooks.slack.com/services/..."}
 	// qdrantURL: the gRPC endpoint; https and grpcs turn TLS on.
 	qdrantURL = urlRule{schemes: []string{"http", "https", "grpc", "grpcs"}, example: "http://qdrant:6334", bare: true, noUser: true}
 )

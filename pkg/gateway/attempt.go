@@ -41,7 +41,7 @@ const maxFallbackNotes = 6
 // It never waits past the deadline and returns at once when the client
 // leaves.
 func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do call) error {
-	g, meta := x.g, x.meta
+	g, t, meta := x.g, x.t, x.meta
 	var (
 		lastErr error
 		notes   []string
@@ -55,7 +55,7 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do
 	defer func() { meta.Fallback = strings.Join(notes, "; ") }()
 	for si := range steps {
 		step := &steps[si]
-		m := g.models[step.Model.Name]
+		m := t.models[step.Model.Name]
 		if err := x.reserve(ctx, step); err != nil {
 			if errors.Is(err, budget.ErrExhausted) && x.downgrades(nil) {
 				note("%s: budget", m.Name)
@@ -64,9 +64,9 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do
 			}
 			return err
 		}
-		order := g.balancer.Order(m.refs, g.rand(), buf[:0])
+		order := t.balancer.Order(m.refs, g.rand(), buf[:0])
 		if len(order) == 0 {
-			_, why := g.balancer.Available(m.refs)
+			_, why := t.balancer.Available(m.refs)
 			note("%s: %s", m.Name, why)
 		}
 		moreSteps := si < len(steps)-1
@@ -78,7 +78,7 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do
 				return err
 			}
 			for n := 1; ; n++ {
-				permit, err := g.breakers.Allow(d.ID)
+				permit, err := t.breakers.Allow(d.ID)
 				if err != nil { // opened since the plan was made
 					note("%s: breaker open", d.ID)
 					continue deployments
@@ -87,7 +87,9 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do
 				meta.Model, meta.Provider, meta.PromptTokens = m.Name, d.ProviderName, step.PromptTokens
 				start := g.now()
 				a := attempt{step: step, d: d, credentials: creds, limit: g.attemptLimit(ctx, d, moreSteps)}
-				err = g.bounded(ctx, a, stream, permit, do)
+				actx, span := x.traceAttempt(ctx, a, n)
+				err = g.bounded(actx, a, stream, permit, do)
+				x.endAttempt(span, err)
 				took := g.now().Sub(start)
 				meta.Upstream += took
 				if err == nil {
@@ -104,7 +106,7 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do
 					remaining: remaining(ctx, g.now()), ctxErr: ctx.Err(), rand: g.rand,
 				})
 				if next.cooldown {
-					g.balancer.RateLimited(d.ID, retryAfterOf(err))
+					t.balancer.RateLimited(d.ID, retryAfterOf(err))
 				}
 				switch next.act {
 				case actReturn:

@@ -33,12 +33,7 @@ const storeTimeout = 10 * time.Second
 
 // Tenant is the cache tenant of a key: the shared tenant it belongs to in
 // config, else the key itself. The two never collide.
-func (g *Gateway) Tenant(keyID string) string {
-	if t, ok := g.tenants[keyID]; ok {
-		return "tenant:" + t
-	}
-	return "key:" + keyID
-}
+func (g *Gateway) Tenant(keyID string) string { return g.tab.Load().tenant(keyID) }
 
 // SharedTenant is the cache tenant of a shared tenant named in config.
 func SharedTenant(name string) string { return "tenant:" + name }

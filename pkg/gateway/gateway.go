@@ -105,6 +105,7 @@ const CacheProvider = "cache"
 func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (resp *llm.ChatResponse, meta *Meta, err error) {
 	x := g.begin(c, req.Model)
 	meta = x.meta
+	ctx = x.traceStart(ctx, "chat", req)
 	defer func() { err = x.finish(ctx, recover(), err) }()
 	if err = x.resolve(req); err != nil {
 		return nil, meta, err
@@ -133,6 +134,7 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (res
 // the whole answer before its first token), so each asks the judge itself.
 func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (st *Stream, err error) {
 	x := g.begin(c, req.Model)
+	ctx = x.traceStart(ctx, "chat", req)
 	defer func() {
 		if v := recover(); v != nil || err != nil {
 			err = x.finish(ctx, v, err)
@@ -162,6 +164,7 @@ func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (s
 func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest) (resp *llm.EmbeddingResponse, meta *Meta, err error) {
 	x := g.begin(c, req.Model)
 	meta = x.meta
+	ctx = x.traceStart(ctx, "embeddings", nil)
 	defer func() { err = x.finish(ctx, recover(), err) }()
 	m, err := x.resolveEmbeddings(req.Model)
 	if err != nil {
@@ -181,6 +184,7 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 // exchange is one request, from its arrival to its ledger row.
 type exchange struct {
 	g     *Gateway
+	t     *table // the routing table it began with, to its end
 	c     Caller
 	meta  *Meta
 	start time.Time
@@ -203,10 +207,11 @@ type exchange struct {
 	// judged is what the judge cost: spent before any step, so every later
 	// reservation holds it too, and every cost of the request includes it.
 	judged router.Cost
+	trace  *exchangeTrace // nil when not tracing (trace.go)
 }
 
 func (g *Gateway) begin(c Caller, requested string) *exchange {
-	x := &exchange{g: g, c: c, meta: &Meta{Requested: requested}, start: g.now()}
+	x := &exchange{g: g, t: g.tab.Load(), c: c, meta: &Meta{Requested: requested}, start: g.now()}
 	if g.accounts != nil && c.Key != nil {
 		x.policy, _ = g.accounts.Policy(c.Key.ID)
 	}
@@ -218,7 +223,7 @@ func (g *Gateway) begin(c Caller, requested string) *exchange {
 // candidate can honour (400) before anything, a cache hit included, can
 // answer.
 func (x *exchange) resolve(req *llm.ChatRequest) error {
-	route, allowed, err := x.g.resolveRoute(x.c.Key, req.Model)
+	route, allowed, err := x.t.resolveRoute(x.c.Key, req.Model)
 	if err != nil {
 		return err
 	}
@@ -247,29 +252,6 @@ func outputFits(route *router.Route, limit int) error {
 		msg = fmt.Sprintf("no model of route %s can serve this request: max_tokens %d is above every candidate's output limit (at most %d)", route.Name, limit, most)
 	}
 	return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "context_length_exceeded", Param: "max_tokens", Message: msg}
-}
-
-// resolveRoute: a key allowed an alias may use all its candidates;
-// otherwise only the candidates it is allowed.
-func (g *Gateway) resolveRoute(key *keys.Key, name string) (*router.Route, func(string) bool, error) {
-	route, ok := g.routes.Lookup(name)
-	if !ok || (!route.Alias() && g.models[name] == nil) {
-		if m := g.models[name]; m != nil && !m.Chat {
-			return nil, nil, notServed(name, "an embeddings model and does not serve chat completions")
-		}
-		return nil, nil, modelNotFound(name)
-	}
-	if key.Allows(name) {
-		return route, nil, nil
-	}
-	if route.Alias() {
-		for _, m := range route.Models() {
-			if key.Allows(m.Name) {
-				return route, key.Allows, nil
-			}
-		}
-	}
-	return nil, nil, notAllowed(name)
 }
 
 // admit charges the request to the key's rate limits: every chat request,
@@ -322,11 +304,11 @@ func (x *exchange) promptTokens(m *router.Model, req *llm.ChatRequest) (int, err
 
 // query prepares the request for the cache; nil when there is none.
 func (x *exchange) query(req *llm.ChatRequest) *semcache.Query {
-	if x.g.cache == nil {
+	if x.g.cache == nil || x.t.cacheOff {
 		x.meta.Cache = semcache.KindBypass // no cache configured
 		return nil
 	}
-	return x.g.cache.Prepare(semcache.Request{Tenant: x.g.Tenant(x.c.Key.ID), Model: req.Model, Chat: req}, x.c.Cache)
+	return x.g.cache.Prepare(semcache.Request{Tenant: x.t.tenant(x.c.Key.ID), Model: req.Model, Chat: req}, x.c.Cache)
 }
 
 // lookup asks the cache for an answer. A hit is served whatever the key's
@@ -337,6 +319,8 @@ func (x *exchange) lookup(ctx context.Context, q *semcache.Query, req *llm.ChatR
 	if q == nil {
 		return nil, nil, nil
 	}
+	ctx, span := x.child(ctx, spanLookup)
+	defer x.endLookup(span, &err)
 	if k := q.Key(); k != "" && !q.Controls.NoCache && x.g.flights.flying(k) {
 		// An identical request is being answered: this one will share its
 		// answer (collapse) and need not embed the text its leader did.
@@ -378,7 +362,7 @@ func (x *exchange) hit(e *semcache.Entry, kind string, req *llm.ChatRequest) err
 // so the same pair is not asked about again. Its error is the client's
 // own only: it left, or its deadline passed.
 func (x *exchange) verify(ctx context.Context, q *semcache.Query, uncertain *semcache.Candidate, req *llm.ChatRequest) (*semcache.Entry, error) {
-	if uncertain == nil || x.g.judge == nil {
+	if uncertain == nil || x.t.judge == nil {
 		return nil, nil
 	}
 	yes, err := x.askJudge(ctx, uncertain)
@@ -387,7 +371,7 @@ func (x *exchange) verify(ctx context.Context, q *semcache.Query, uncertain *sem
 	}
 	if err != nil {
 		x.meta.Judge, x.meta.CacheReason = budget.JudgeFailed, "judge: no verdict"
-		x.g.log.Warn("cache: the judge gave no verdict; a miss", "request_id", x.c.RequestID, "judge", x.g.judge.route.Name, "err", failureNote(err))
+		x.g.log.Warn("cache: the judge gave no verdict; a miss", "request_id", x.c.RequestID, "judge", x.t.judge.route.Name, "err", failureNote(err))
 		return nil, nil
 	}
 	e, res := x.g.cache.Verdict(q, uncertain, yes)
@@ -408,14 +392,14 @@ func (x *exchange) verify(ctx context.Context, q *semcache.Query, uncertain *sem
 // writes no row: what it reserved and cost pass to this one, to be settled
 // with the request.
 func (x *exchange) askJudge(ctx context.Context, c *semcache.Candidate) (bool, error) {
-	jg := x.g.judge
+	jg := x.t.judge
 	req, err := judgeRequest(jg.route.Name, c)
 	if err != nil {
 		return false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, jg.timeout)
 	defer cancel()
-	j := &exchange{g: x.g, c: Caller{Key: x.c.Key, RequestID: x.c.RequestID}, meta: &Meta{Requested: jg.route.Name}, start: x.start,
+	j := &exchange{g: x.g, t: x.t, c: Caller{Key: x.c.Key, RequestID: x.c.RequestID}, meta: &Meta{Requested: jg.route.Name}, start: x.start,
 		route: jg.route, policy: x.policy, out: output{limit: judgeMaxTokens, choices: 1}}
 	plan, err := j.plan(req)
 	if err != nil {
@@ -513,7 +497,7 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := x.g.withTimeout(ctx, plan.Route.Timeout)
+	ctx, cancel := x.t.withTimeout(ctx, plan.Route.Timeout)
 	defer cancel()
 	var resp *llm.ChatResponse
 	err = x.tryPlan(ctx, plan, req, false, func(ctx context.Context, a attempt) error {
@@ -525,6 +509,7 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 		return nil, err
 	}
 	x.price(resp.Usage, func(tokenizer string) int { return x.g.tokens.CountText(tokenizer, completionText(resp)) })
+	x.traceResponse(resp)
 	x.store(ctx, q, resp)
 	return resp, nil
 }
@@ -551,7 +536,9 @@ func storable(q *semcache.Query) bool {
 // plan counts the prompt with each candidate's tokenizer and orders the
 // candidates that can serve it.
 func (x *exchange) plan(req *llm.ChatRequest) (*router.Plan, error) {
+	_, span := x.child(context.Background(), spanPlan)
 	plan, err := x.makePlan(x.route, x.allowed, req, 0)
+	x.endPlan(span, plan, false, err)
 	if err != nil {
 		return nil, err
 	}
@@ -579,7 +566,7 @@ func (x *exchange) makePlan(route *router.Route, allowed func(string) bool, req 
 	in := router.PlanInput{
 		Needs:     needs,
 		Allowed:   allowed,
-		Available: x.g.available,
+		Available: x.t.available,
 		Latency:   x.g.latencies.Get,
 		Pick:      x.g.rand(),
 		MaxCost:   maxCost,
@@ -592,15 +579,6 @@ func (x *exchange) makePlan(route *router.Route, allowed func(string) bool, req 
 		return nil, countErr
 	}
 	return plan, err
-}
-
-// available reports whether a model has a deployment that can take a call.
-func (g *Gateway) available(name string) (bool, string) {
-	m := g.models[name]
-	if m == nil {
-		return false, "not configured"
-	}
-	return g.balancer.Available(m.refs)
 }
 
 // fits refuses a request that cannot fit the model's context window or
@@ -626,14 +604,16 @@ func fits(m *router.Model, needs router.Needs) error {
 // left, and records what the downgrade saved against the model asked for.
 func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.ChatRequest, stream bool, do call) error {
 	err := x.try(ctx, plan.Steps, stream, do)
-	if err == nil || !x.downgrades(plan.Route) || x.g.downgrade == nil || !errors.Is(err, budget.ErrExhausted) {
+	if err == nil || !x.downgrades(plan.Route) || x.t.downgrade == nil || !errors.Is(err, budget.ErrExhausted) {
 		return err
 	}
 	remaining, _ := x.g.accounts.Remaining(x.c.Key.ID)
 	if remaining <= 0 {
 		return err
 	}
-	down, derr := x.makePlan(x.g.downgrade, x.c.Key.Allows, req, remaining)
+	_, span := x.child(ctx, spanPlan)
+	down, derr := x.makePlan(x.t.downgrade, x.c.Key.Allows, req, remaining)
+	x.endPlan(span, down, true, derr)
 	if derr != nil {
 		return err // nothing cheaper can serve it: the 402 stands
 	}
@@ -726,7 +706,7 @@ func (x *exchange) release() {
 // count counts with the model's tokenizer (marked estimated); plus the
 // judge's, if one was asked.
 func (x *exchange) price(usage *llm.Usage, count func(tokenizer string) int) {
-	m := x.g.models[x.meta.Model]
+	m := x.t.models[x.meta.Model]
 	meta := x.meta
 	meta.Usage = usage
 	if usage != nil {
@@ -765,21 +745,9 @@ func completionText(resp *llm.ChatResponse) string {
 	return b.String()
 }
 
-// withTimeout bounds the request by the route's timeout, else the
-// gateway's.
-func (g *Gateway) withTimeout(ctx context.Context, route time.Duration) (context.Context, context.CancelFunc) {
-	if route <= 0 {
-		route = g.timeout
-	}
-	if route > 0 {
-		return context.WithTimeout(ctx, route)
-	}
-	return context.WithCancel(ctx)
-}
-
 // resolveEmbeddings finds an embeddings model the key may use.
 func (x *exchange) resolveEmbeddings(name string) (*Model, error) {
-	m, ok := x.g.models[name]
+	m, ok := x.t.models[name]
 	switch {
 	case !ok:
 		return nil, modelNotFound(name)
@@ -812,7 +780,7 @@ func (x *exchange) countEmbeddings(m *Model, req *llm.EmbeddingRequest) (router.
 
 // embed is Embed's middle step.
 func (x *exchange) embed(ctx context.Context, m *Model, step router.Step, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
-	ctx, cancel := x.g.withTimeout(ctx, 0)
+	ctx, cancel := x.t.withTimeout(ctx, 0)
 	defer cancel()
 	var resp *llm.EmbeddingResponse
 	x.out = output{choices: 1}
@@ -860,6 +828,7 @@ func (x *exchange) finish(ctx context.Context, recovered any, err error) error {
 		return err
 	}
 	x.done = true
+	defer x.traceEnd(&err)
 	if x.g.accounts == nil || x.c.Key == nil {
 		return err
 	}
@@ -868,6 +837,8 @@ func (x *exchange) finish(ctx context.Context, recovered any, err error) error {
 		status = llm.ForClient(err).Status
 	}
 	x.downgradeSaving()
+	_, settle := x.child(ctx, spanSettle)
+	defer x.endSettle(settle, &err)
 	entry := x.entry(status)
 	if !x.held || !x.charged {
 		x.release()

@@ -8,7 +8,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/keys"
@@ -104,6 +108,9 @@ type Options struct {
 	// Judge confirms the semantic candidates the cache is uncertain of
 	// (semcache.Result.Verify); its zero value asks no judge.
 	Judge Judge
+	// TracerProvider traces each request (trace.go); nil or a noop
+	// provider: no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Judge is the model asked whether an uncertain semantic candidate serves
@@ -127,22 +134,19 @@ type Gateway struct {
 	tokens    TokenCounter
 	limits    Limiter
 	accounts  Accounts
-	routes    *router.Routes
-	downgrade *router.Route // cheapest over every served chat model, for budget downgrades
-	models    map[string]*Model
-	names     []string
-	breakers  *router.Breakers
-	balancer  *router.Balancer
 	latencies router.Latencies
-	timeout   time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 	rand      func() float64
 	sleep     func(ctx context.Context, d time.Duration) error
 	cache     Cache
-	tenants   map[string]string
 	flights   flights
-	judge     *judge // nil: no judge
+	// reconfigure serialises Reconfigure.
+	reconfigure sync.Mutex
+	// tab is what a configuration reload changes (table.go): each exchange
+	// loads it once and keeps it to its end.
+	tab    atomic.Pointer[table]
+	tracer trace.Tracer // nil: no tracing
 }
 
 // judge is Options.Judge resolved.
@@ -156,8 +160,7 @@ func New(o Options) (*Gateway, error) {
 	if o.Tokens == nil {
 		return nil, errors.New("gateway: a token counter is required")
 	}
-	g := &Gateway{tokens: o.Tokens, limits: o.Limits, accounts: o.Accounts, routes: o.Routes, models: map[string]*Model{}, breakers: o.Breakers, timeout: o.RequestTimeout,
-		log: o.Logger, now: o.Now, rand: o.Rand, sleep: o.Sleep, cache: o.Cache, tenants: o.Tenants}
+	g := &Gateway{tokens: o.Tokens, limits: o.Limits, accounts: o.Accounts, log: o.Logger, now: o.Now, rand: o.Rand, sleep: o.Sleep, cache: o.Cache}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -170,81 +173,12 @@ func New(o Options) (*Gateway, error) {
 	if g.sleep == nil {
 		g.sleep = sleepCtx
 	}
-	if g.breakers == nil {
-		b, err := router.NewBreakers(router.BreakerConfig{})
-		if err != nil {
-			return nil, err
-		}
-		g.breakers = b
-	}
-	g.balancer = router.NewBalancer(g.breakers, g.now)
-	var specs []router.Model
-	for _, m := range o.Models {
-		if len(m.Deployments) == 0 {
-			return nil, fmt.Errorf("gateway: model %s has no deployment", m.Name)
-		}
-		if m.Spec == nil {
-			return nil, fmt.Errorf("gateway: model %s has no catalog entry", m.Name)
-		}
-		if _, dup := g.models[m.Name]; dup {
-			return nil, fmt.Errorf("gateway: model %s defined twice", m.Name)
-		}
-		m.byID = make(map[string]*Deployment, len(m.Deployments))
-		m.refs = make([]router.Deployment, len(m.Deployments))
-		for i := range m.Deployments {
-			d := &m.Deployments[i]
-			if d.ID == "" {
-				d.ID = fmt.Sprintf("%s/%s#%d", d.Provider.Name(), m.Name, i)
-			}
-			if d.ProviderName == "" {
-				d.ProviderName = d.Provider.Name()
-			}
-			if _, dup := m.byID[d.ID]; dup {
-				return nil, fmt.Errorf("gateway: deployment id %s used twice", d.ID)
-			}
-			m.byID[d.ID] = d
-			m.refs[i] = router.Deployment{ID: d.ID, Weight: d.Weight}
-			g.breakers.Add(d.ID, d.ProviderName)
-		}
-		g.models[m.Name] = m
-		g.names = append(g.names, m.Name)
-		if m.Chat {
-			sp := *m.Spec
-			sp.Name = m.Name // served under its own name, whatever its catalog entry is called
-			specs = append(specs, sp)
-		}
-	}
-	sort.Strings(g.names)
-	c, err := router.NewCatalog(specs)
+	g.tracer = tracerOf(o.TracerProvider)
+	t, err := g.newTable(o.Table(), nil)
 	if err != nil {
 		return nil, err
 	}
-	if g.routes == nil {
-		if g.routes, err = router.NewRoutes(c, nil); err != nil {
-			return nil, err
-		}
-	}
-	if len(specs) > 0 {
-		var names []string
-		for _, sp := range specs {
-			names = append(names, sp.Name)
-		}
-		down, err := router.NewRoutes(c, []router.Route{{Name: "tollgate:downgrade", Strategy: router.StrategyCheapest, Candidates: names}})
-		if err != nil {
-			return nil, err
-		}
-		g.downgrade, _ = down.Lookup("tollgate:downgrade")
-	}
-	if o.Judge.Model != "" {
-		route, ok := g.routes.Lookup(o.Judge.Model)
-		if !ok || (!route.Alias() && (g.models[o.Judge.Model] == nil || !g.models[o.Judge.Model].Chat)) {
-			return nil, fmt.Errorf("gateway: judge model %q: %w", o.Judge.Model, ErrNoJudge)
-		}
-		g.judge = &judge{route: route, timeout: o.Judge.Timeout}
-		if g.judge.timeout <= 0 {
-			g.judge.timeout = DefaultJudgeTimeout
-		}
-	}
+	g.tab.Store(t)
 	return g, nil
 }
 
@@ -256,14 +190,15 @@ type ModelInfo struct {
 
 // Models lists the models and route aliases key may use, sorted by name.
 func (g *Gateway) Models(key *keys.Key) []ModelInfo {
-	out := make([]ModelInfo, 0, len(g.names))
-	for _, name := range g.names {
+	t := g.tab.Load()
+	out := make([]ModelInfo, 0, len(t.names))
+	for _, name := range t.names {
 		if key.Allows(name) {
-			out = append(out, ModelInfo{ID: name, OwnedBy: g.models[name].OwnedBy})
+			out = append(out, ModelInfo{ID: name, OwnedBy: t.models[name].OwnedBy})
 		}
 	}
-	for _, r := range g.routes.Aliases() {
-		if _, _, err := g.resolveRoute(key, r.Name); err == nil {
+	for _, r := range t.routes.Aliases() {
+		if _, _, err := t.resolveRoute(key, r.Name); err == nil {
 			out = append(out, ModelInfo{ID: r.Name, OwnedBy: "tollgate"})
 		}
 	}
@@ -273,11 +208,12 @@ func (g *Gateway) Models(key *keys.Key) []ModelInfo {
 
 // Model returns one model or alias the key may use.
 func (g *Gateway) Model(key *keys.Key, name string) (ModelInfo, error) {
-	if m, ok := g.models[name]; ok && key.Allows(name) {
+	t := g.tab.Load()
+	if m, ok := t.models[name]; ok && key.Allows(name) {
 		return ModelInfo{ID: name, OwnedBy: m.OwnedBy}, nil
 	}
-	if r, ok := g.routes.Lookup(name); ok && r.Alias() {
-		if _, _, err := g.resolveRoute(key, name); err == nil {
+	if r, ok := t.routes.Lookup(name); ok && r.Alias() {
+		if _, _, err := t.resolveRoute(key, name); err == nil {
 			return ModelInfo{ID: name, OwnedBy: "tollgate"}, nil
 		}
 	}
@@ -294,16 +230,17 @@ type DeploymentStatus struct {
 
 // Health lists every deployment's breaker and rate-limit state.
 func (g *Gateway) Health() []DeploymentStatus {
+	t := g.tab.Load()
 	byID := map[string]router.BreakerStatus{}
-	for _, s := range g.breakers.Snapshot() {
+	for _, s := range t.breakers.Snapshot() {
 		byID[s.ID] = s
 	}
 	var out []DeploymentStatus
-	for _, name := range g.names {
-		m := g.models[name]
+	for _, name := range t.names {
+		m := t.models[name]
 		for _, d := range m.Deployments {
 			st := DeploymentStatus{BreakerStatus: byID[d.ID], Model: name, Upstream: d.Upstream}
-			if until, cooling := g.balancer.CoolingUntil(d.ID); cooling {
+			if until, cooling := t.balancer.CoolingUntil(d.ID); cooling {
 				st.CoolingUntil = &until
 			}
 			out = append(out, st)

@@ -64,7 +64,7 @@ func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatR
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := x.g.withTimeout(ctx, plan.Route.Timeout)
+	ctx, cancel := x.t.withTimeout(ctx, plan.Route.Timeout)
 	defer func() {
 		if opened == nil {
 			cancel() // also when a panic unwinds
@@ -81,7 +81,7 @@ func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatR
 		return nil, err
 	}
 	st.opened = x.g.now()
-	st.text = textCounter{tokens: x.g.tokens, tokenizer: x.g.models[x.meta.Model].Spec.Tokenizer}
+	st.text = textCounter{tokens: x.g.tokens, tokenizer: x.t.models[x.meta.Model].Spec.Tokenizer}
 	if x.held && len(x.policy.Limits) > 0 {
 		st.limit = x.reserved // a budget to protect: count as it comes
 	}
@@ -173,6 +173,7 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 				s.text.add(tc.Function.Arguments)
 			}
 		}
+		s.x.traceChunk(c)
 		if s.limit > 0 && s.text.len() > before {
 			if s.generated += s.text.countSince(before); s.generated > s.stopAt() {
 				// Chunk by chunk overcounts (tokens merge across chunks):

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/httpapi"
@@ -27,12 +29,14 @@ import (
 // the figure is tollgate's overhead alone.
 func BenchmarkChatHandler(b *testing.B) {
 	for _, tc := range []struct {
-		name   string
-		log    func(b *testing.B) io.Writer
-		ledger bool
+		name    string
+		log     func(b *testing.B) io.Writer
+		ledger  bool
+		tracing bool // every request traced, its spans batched to an exporter that drops them
 	}{
-		{"access-log-off", nil, false},
-		{"ledger", nil, true},
+		{"access-log-off", nil, false, false},
+		{"ledger", nil, true, false},
+		{"tracing", nil, true, true},
 		{"access-log-file", func(b *testing.B) io.Writer {
 			f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
 			if err != nil {
@@ -40,7 +44,7 @@ func BenchmarkChatHandler(b *testing.B) {
 			}
 			b.Cleanup(func() { f.Close() })
 			return f
-		}, false},
+		}, false, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			db, err := sqlite.Open(filepath.Join(b.TempDir(), "t.db"))
@@ -61,6 +65,11 @@ func BenchmarkChatHandler(b *testing.B) {
 				}
 				defer ledger.Close()
 				gwOpts.Limits, gwOpts.Accounts = ledger.Limits, ledger.Accounts
+			}
+			if tc.tracing {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}))
+				defer tp.Shutdown(context.Background())
+				gwOpts.TracerProvider = tp
 			}
 			gw, err := gateway.New(gwOpts)
 			if err != nil {
@@ -90,6 +99,13 @@ func BenchmarkChatHandler(b *testing.B) {
 		})
 	}
 }
+
+// discardSpans is an exporter that drops what it is given: the cost of
+// tracing without a collector's.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
 
 func BenchmarkDecodeChat(b *testing.B) {
 	body := []byte(`{"model":"bench-model","messages":[{"role":"system","content":"You are a helpful assistant that answers briefly and precisely."},{"role":"user","content":"Hello! Can you help me plan a trip to Lisbon?"},{"role":"assistant","content":"Of course. How many days will you stay, and what do you enjoy?"},{"role":"user","content":"Four days; I like food, museums and walking. Give me a day-by-day plan."}],"temperature":0.7,"tools":[{"type":"function","function":{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]}`)

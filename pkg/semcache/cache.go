@@ -302,18 +302,15 @@ type IndexStatus struct {
 
 // Cache is the exact and semantic response cache. Safe for concurrent use.
 type Cache struct {
-	opts        Options
-	now         func() time.Time
-	log         *slog.Logger
-	turns       int
-	threshold   float32 // the floor for aligned candidates
-	unaligned   float32 // serves uncertain candidates without a judge; >= threshold
-	verify      bool
-	verifyAt    float32 // the lowest cosine handed to a judge (when verify)
-	ttl         time.Duration
-	sideEffects map[string]bool
-	semantic    bool
-	share       bool // the index keeps entries (EntryKeeper): encode them
+	opts  Options
+	now   func() time.Time
+	log   *slog.Logger
+	turns int
+	// pol is what SetPolicy changes (policy_live.go): thresholds, judge,
+	// TTL, cacheability; read once per operation.
+	pol      atomic.Pointer[policy]
+	semantic bool
+	share    bool // the index keeps entries (EntryKeeper): encode them
 	// lazy: the index is this process's own (semantic, not shared), so
 	// the cache knows every point it holds and skips the embedding in a
 	// scope with nothing to find (see scopeState).
@@ -371,23 +368,17 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 		return nil, errors.New("semcache: Options.Checker is required with a semantic cache (guard.New() of pkg/semcache/guard)")
 	}
 	c := &Cache{
-		opts:        o,
-		now:         o.Now,
-		log:         o.Logger,
-		turns:       o.Turns,
-		threshold:   o.Threshold,
-		unaligned:   o.UnalignedThreshold,
-		verify:      o.Verify,
-		verifyAt:    o.VerifyThreshold,
-		ttl:         o.TTL,
-		sideEffects: map[string]bool{},
-		semantic:    o.Embedder != nil && o.Index != nil,
-		byKey:       map[string]uint64{},
-		preps:       newPreparedCache(maxPrepared),
-		meta:        map[uint64]*entryMeta{},
-		scopes:      map[string]*scopeState{},
-		verdicts:    verdicts{max: maxVerdicts},
-		remote:      remoteMetas{max: maxRemoteMetas},
+		opts:     o,
+		now:      o.Now,
+		log:      o.Logger,
+		turns:    o.Turns,
+		semantic: o.Embedder != nil && o.Index != nil,
+		byKey:    map[string]uint64{},
+		preps:    newPreparedCache(maxPrepared),
+		meta:     map[uint64]*entryMeta{},
+		scopes:   map[string]*scopeState{},
+		verdicts: verdicts{max: maxVerdicts},
+		remote:   remoteMetas{max: maxRemoteMetas},
 	}
 	if k, ok := o.Index.(EntryKeeper); ok && c.semantic {
 		c.share = k.KeepsEntries()
@@ -405,32 +396,13 @@ func Open(ctx context.Context, o Options) (*Cache, error) {
 	if c.turns < 1 {
 		c.turns = 1
 	}
-	if c.threshold <= 0 {
-		c.threshold = DefaultThreshold
-	}
-	if c.unaligned <= 0 {
-		c.unaligned = DefaultUnalignedThreshold
-	}
-	c.unaligned = max(c.unaligned, c.threshold)
-	if c.verifyAt <= 0 {
-		c.verifyAt = c.threshold
-	}
+	c.pol.Store(resolve(o.policy()))
 	c.gated, c.sketcher = c.canGate()
 	if c.gated {
 		c.gate = newGate()
 	}
-	if c.ttl <= 0 {
-		c.ttl = DefaultTTL
-	}
-	if c.opts.MaxTemperature == nil {
-		d := DefaultMaxTemperature
-		c.opts.MaxTemperature = &d
-	}
 	if c.opts.MaxBytes <= 0 {
 		c.opts.MaxBytes = DefaultMaxBytes
-	}
-	for _, t := range o.SideEffectTools {
-		c.sideEffects[t] = true
 	}
 	d, err := schema.DialectOf(o.DB)
 	if err != nil {
@@ -837,7 +809,8 @@ func entryCost(e *Entry) int64 { return 2*int64(len(e.Response.Raw)) + 512 }
 // at the lowest of those in use.
 func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, Result) {
 	miss := Result{Kind: KindMiss}
-	if !c.semantic {
+	p := c.pol.Load()
+	if !c.semantic || p.noSemantic {
 		return nil, miss
 	}
 	k, ctl := q.keys, q.Controls
@@ -845,11 +818,11 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 		miss.Reason = "no semantic lookup: " + k.noSemantic
 		return nil, miss
 	}
-	base, baseUnaligned, baseVerify := c.threshold, c.unaligned, c.verifyAt
-	if r, ok := c.opts.RouteThresholds[q.Model]; ok {
+	base, baseUnaligned, baseVerify := p.threshold, p.unaligned, p.verifyAt
+	if r, ok := p.routes[q.Model]; ok {
 		if r.Threshold > 0 {
 			base = r.Threshold
-			if c.opts.VerifyThreshold <= 0 {
+			if p.verifyFloor <= 0 {
 				baseVerify = r.Threshold // the verify threshold follows the floor it defaults to
 			}
 		}
@@ -873,7 +846,7 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 		return nil, miss // nothing in the scope to find
 	}
 	search := floor
-	if c.verify {
+	if p.verify {
 		search = min(search, verifyAt)
 	}
 	hit, ok, err := c.opts.Index.Search(ctx, k.scope, vec, search, now)
@@ -947,7 +920,7 @@ func (c *Cache) similar(ctx context.Context, q *Query, now time.Time) (*Entry, R
 			return nil, miss
 		case known:
 			verified = true
-		case c.verify:
+		case p.verify:
 			verify = true
 		default:
 			miss.Reason = uncertainReason(aligned, why)
@@ -1120,7 +1093,7 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 	rw := &row{
 		tenant: r.Tenant, model: r.Model, scope: k.scope, exactKey: k.exact,
 		response: body, size: int64(len(body)), answeredBy: model, cost: cost, usage: usage,
-		created: now.UTC().Truncate(time.Millisecond), expires: now.Add(c.ttl).UTC().Truncate(time.Millisecond),
+		created: now.UTC().Truncate(time.Millisecond), expires: now.Add(c.pol.Load().ttl).UTC().Truncate(time.Millisecond),
 	}
 	if c.semantic && k.noSemantic == "" {
 		rw.query = k.query

@@ -21,13 +21,8 @@ type Sketcher interface {
 // cosine of 1, for any route).
 func (c *Cache) canGate() (bool, Sketcher) {
 	sk, ok := c.opts.Checker.(Sketcher)
-	if !c.lazy || !ok || c.verify || c.unaligned <= 1 {
+	if !c.lazy || !ok || !c.pol.Load().gateable() {
 		return false, nil
-	}
-	for _, r := range c.opts.RouteThresholds {
-		if r.Unaligned > 0 && r.Unaligned <= 1 {
-			return false, nil
-		}
 	}
 	if _, ok := sk.Sketch(c.opts.Checker.Prepare("probe")); !ok {
 		return false, nil

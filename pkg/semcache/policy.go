@@ -87,17 +87,18 @@ func (c *Cache) Cacheable(r Request) (bool, string) {
 	if (q.Logprobs != nil && *q.Logprobs) || (q.TopLogprobs != nil && *q.TopLogprobs > 0) {
 		return false, "logprobs requested"
 	}
+	p := c.pol.Load()
 	if q.Temperature != nil {
-		bound, ok := c.opts.RouteMaxTemperature[r.Model]
+		bound, ok := p.routeMaxTemp[r.Model]
 		if !ok {
-			bound = *c.opts.MaxTemperature
+			bound = p.maxTemp
 		}
 		if *q.Temperature > bound {
 			return false, fmt.Sprintf("temperature %g above the cacheable bound %g", *q.Temperature, bound)
 		}
 	}
-	if len(c.sideEffects) > 0 {
-		if name := sideEffectResult(q.Messages, c.sideEffects); name != "" {
+	if len(p.sideEffects) > 0 {
+		if name := sideEffectResult(q.Messages, p.sideEffects); name != "" {
 			return false, "carries a result of side-effecting tool " + strconv.Quote(name)
 		}
 	}
