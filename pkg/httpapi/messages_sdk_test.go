@@ -759,3 +759,33 @@ func TestMessagesUpstreamFailures(t *testing.T) {
 		t.Fatalf("stream ended with %v after %q", err, text)
 	}
 }
+
+// richMessages is a Messages body using most of what the API offers.
+const richMessages = `{"model":"claude-up","max_tokens":4000,"stream":false,
+"system":[{"type":"text","text":"You are a careful assistant.","cache_control":{"type":"ephemeral"}}],
+"metadata":{"user_id":"user-42"},"stop_sequences":["###"],"temperature":1,"top_k":40,"top_p":0.9,
+"thinking":{"type":"enabled","budget_tokens":2000},
+"tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}},"cache_control":{"type":"ephemeral"}}],
+"tool_choice":{"type":"auto","disable_parallel_tool_use":true},
+"messages":[
+ {"role":"user","content":"What is in this picture, and the weather in Oslo?"},
+ {"role":"assistant","content":[{"type":"thinking","thinking":"I should call the tool.","signature":"sig-9"},{"type":"text","text":"Let me look."},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Oslo"}}]},
+ {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"-3C","is_error":false},
+  {"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + pngData + `"}},
+  {"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"` + pdfData + `"},"title":"report.pdf","context":"Q3","citations":{"enabled":true}},
+  {"type":"text","text":"Answer briefly.","cache_control":{"type":"ephemeral"}}]}
+]}`
+
+// TestMessagesToAnthropicUpstream pins what an Anthropic upstream
+// receives for richMessages (through the internal request and the
+// provider's translator), so how close it stays to the client's body is
+// on record: the golden file beside richMessages shows what survives.
+func TestMessagesToAnthropicUpstream(t *testing.T) {
+	s := newMsgStack(t, stackOptions{})
+	s.an.set(func(w http.ResponseWriter, _ map[string]any) { writeJSON(w, anAnswer(`[{"type":"text","text":"Cold."}]`, "end_turn")) })
+	resp, raw := postMessages(t, s.stack, "/v1/messages", map[string]string{"x-api-key": s.secret}, richMessages)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, raw)
+	}
+	golden(t, "anthropic_upstream_request.json", indent(t, s.an.last()))
+}
