@@ -281,8 +281,11 @@ func effortFor(budget int) string {
 //   - output_config.format (a JSON schema) becomes response_format
 //     json_schema (strict, named "output"); output_config.effort
 //     reasoning_effort (max as high).
-//   - cache_control, citations, context, top_k and service_tier have no
-//     OpenAI equivalent and are dropped.
+//   - cache_control breakpoints are kept in process (llm.ContentPart,
+//     Message and Tool CacheControl) for an Anthropic upstream; an
+//     OpenAI-style upstream caches on its own and never sees them.
+//   - citations, context, top_k and service_tier have no OpenAI
+//     equivalent and are dropped.
 func (r *msgRequest) toChat(count bool) (*messagesCall, error) {
 	if r.Model == "" {
 		return nil, invalidMsg("model", "model: Field required")
@@ -373,12 +376,29 @@ func (r *msgRequest) toChat(count bool) (*messagesCall, error) {
 		return nil, err
 	}
 	chat.ThinkingBudget = budget
+	keepCacheControl(chat, &out)
 	for _, t := range thoughts {
 		chat.Messages[t.message].ReasoningContent = t.text
 		chat.Messages[t.message].ReasoningSignature = t.signature
 	}
 	call.chat = chat
 	return call, nil
+}
+
+// keepCacheControl copies the cache_control breakpoints of the translated
+// messages and tools (in process only, not in the body) onto the decoded
+// request, which has the same messages, parts and tools in the same order.
+func keepCacheControl(chat *llm.ChatRequest, out *chatBody) {
+	for i := range out.Messages {
+		m, dst := &out.Messages[i], &chat.Messages[i]
+		dst.CacheControl = m.CacheControl
+		for j := range m.Content.Parts {
+			dst.Content.Parts[j].CacheControl = m.Content.Parts[j].CacheControl
+		}
+	}
+	for i := range out.Tools {
+		chat.Tools[i].CacheControl = out.Tools[i].CacheControl
+	}
 }
 
 func systemMessage(c *msgContent) (llm.Message, error) {
@@ -390,7 +410,7 @@ func systemMessage(c *msgContent) (llm.Message, error) {
 		if b.Type != "text" {
 			return llm.Message{}, invalidMsg(fmt.Sprintf("system.%d.type", j), fmt.Sprintf("system.%d.type: system blocks must be text, got %q", j, llm.Clip(b.Type, 64)))
 		}
-		parts = append(parts, llm.ContentPart{Type: "text", Text: b.Text})
+		parts = append(parts, llm.ContentPart{Type: "text", Text: b.Text, CacheControl: b.CacheControl})
 	}
 	return llm.Message{Role: "system", Content: llm.Content{Parts: parts}}, nil
 }
@@ -427,13 +447,14 @@ func userMessages(c *msgContent, param string) ([]llm.Message, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, llm.Message{Role: "tool", ToolCallID: b.ToolUseID, Content: content})
+			out = append(out, llm.Message{Role: "tool", ToolCallID: b.ToolUseID, Content: content, CacheControl: b.CacheControl})
 			toolImages = append(toolImages, images...)
 		default:
 			p, err := userPart(b, bp)
 			if err != nil {
 				return nil, err
 			}
+			p.CacheControl = b.CacheControl
 			parts = append(parts, p)
 		}
 	}
@@ -546,7 +567,7 @@ func assistantMessage(c *msgContent, param string) ([]llm.Message, *reasoning, e
 		bp := fmt.Sprintf("%s.content.%d", param, j)
 		switch b.Type {
 		case "text":
-			parts = append(parts, llm.ContentPart{Type: "text", Text: b.Text})
+			parts = append(parts, llm.ContentPart{Type: "text", Text: b.Text, CacheControl: b.CacheControl})
 		case "tool_use":
 			if b.ID == "" || b.Name == "" {
 				return nil, nil, invalidMsg(bp, bp+": tool_use blocks need an id and a name")
@@ -607,7 +628,8 @@ func (r *msgRequest) chatTools(out *chatBody) error {
 		if len(t.InputSchema) == 0 {
 			return invalidMsg(param+".input_schema", param+".input_schema: Field required")
 		}
-		out.Tools = append(out.Tools, llm.Tool{Type: "function", Function: llm.FunctionDef{Name: t.Name, Description: t.Description, Parameters: t.InputSchema, Strict: t.Strict}})
+		out.Tools = append(out.Tools, llm.Tool{Type: "function", CacheControl: t.CacheControl,
+			Function: llm.FunctionDef{Name: t.Name, Description: t.Description, Parameters: t.InputSchema, Strict: t.Strict}})
 	}
 	tc := r.ToolChoice
 	if tc == nil {

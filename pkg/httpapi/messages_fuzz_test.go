@@ -23,6 +23,7 @@ func FuzzMessagesDecode(f *testing.F) {
 		`{"model":"m","max_tokens":"x","messages":[]}`,
 		`{"model":"m","Model":"n","max_tokens":1,"messages":[{"role":"user","content":"\xff"}]}`,
 		`[1]`, `{"messages":[{"role":"user","content":[{"type":"tool_result"}]}]}`,
+		`{"model":"m","max_tokens":9,"system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}],"tools":[{"name":"f","input_schema":{},"cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"a","content":"r","cache_control":{"type":"ephemeral"}},{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]}]}`,
 	} {
 		f.Add([]byte(seed), false)
 	}
@@ -46,8 +47,23 @@ func FuzzMessagesDecode(f *testing.F) {
 		}
 		got := *m.chat
 		got.Raw, back.Raw, got.ThinkingBudget = nil, nil, 0
+		got.Messages = append([]llm.Message(nil), got.Messages...)
 		for i := range got.Messages { // in process only, never in the body
-			got.Messages[i].ReasoningContent, got.Messages[i].ReasoningSignature = "", ""
+			m := &got.Messages[i]
+			m.ReasoningContent, m.ReasoningSignature, m.CacheControl = "", "", nil
+			if len(m.Content.Parts) > 0 {
+				m.Content.Parts = append([]llm.ContentPart(nil), m.Content.Parts...)
+				for j := range m.Content.Parts {
+					m.Content.Parts[j].CacheControl = nil
+				}
+			}
+		}
+		got.Tools = append([]llm.Tool(nil), got.Tools...)
+		for i := range got.Tools {
+			got.Tools[i].CacheControl = nil
+		}
+		if got.Tools == nil || len(got.Tools) == 0 {
+			got.Tools = back.Tools
 		}
 		if !reflect.DeepEqual(&got, back) {
 			t.Fatalf("the body reads back differently:\n%+v\n%+v", &got, back)

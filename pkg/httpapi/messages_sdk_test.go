@@ -770,7 +770,7 @@ const richMessages = `{"model":"claude-up","max_tokens":4000,"stream":false,
 "messages":[
  {"role":"user","content":"What is in this picture, and the weather in Oslo?"},
  {"role":"assistant","content":[{"type":"thinking","thinking":"I should call the tool.","signature":"sig-9"},{"type":"text","text":"Let me look."},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Oslo"}}]},
- {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"-3C","is_error":false},
+ {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"-3C","is_error":false,"cache_control":{"type":"ephemeral"}},
   {"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + pngData + `"}},
   {"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"` + pdfData + `"},"title":"report.pdf","context":"Q3","citations":{"enabled":true}},
   {"type":"text","text":"Answer briefly.","cache_control":{"type":"ephemeral"}}]}
@@ -782,7 +782,9 @@ const richMessages = `{"model":"claude-up","max_tokens":4000,"stream":false,
 // on record: the golden file beside richMessages shows what survives.
 func TestMessagesToAnthropicUpstream(t *testing.T) {
 	s := newMsgStack(t, stackOptions{})
-	s.an.set(func(w http.ResponseWriter, _ map[string]any) { writeJSON(w, anAnswer(`[{"type":"text","text":"Cold."}]`, "end_turn")) })
+	s.an.set(func(w http.ResponseWriter, _ map[string]any) {
+		writeJSON(w, anAnswer(`[{"type":"text","text":"Cold."}]`, "end_turn"))
+	})
 	resp, raw := postMessages(t, s.stack, "/v1/messages", map[string]string{"x-api-key": s.secret}, richMessages)
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, raw)

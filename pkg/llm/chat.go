@@ -123,6 +123,9 @@ type Message struct {
 	// an Anthropic upstream needs to accept the reasoning back in a later
 	// turn. In process only: an OpenAI-style upstream never sees it.
 	ReasoningSignature string `json:"-"`
+	// CacheControl is Anthropic's prompt-cache breakpoint on a tool
+	// message's result (cache_control); see ContentPart.CacheControl.
+	CacheControl json.RawMessage `json:"-"`
 }
 
 // Content is a message's content: a plain string, an array of parts, or null.
@@ -202,6 +205,10 @@ type ContentPart struct {
 	Text     string    `json:"text,omitempty"`
 	ImageURL *ImageURL `json:"image_url,omitempty"`
 	File     *File     `json:"file,omitempty"`
+	// CacheControl is Anthropic's prompt-cache breakpoint on the block
+	// the part came from (cache_control), kept for an Anthropic upstream.
+	// In process only: OpenAI-style upstreams cache on their own.
+	CacheControl json.RawMessage `json:"-"`
 }
 
 // File is a file part's file: inline data (a base64 data URL, e.g. a PDF)
@@ -222,6 +229,8 @@ type ImageURL struct {
 type Tool struct {
 	Type     string      `json:"type"`
 	Function FunctionDef `json:"function"`
+	// CacheControl: as in ContentPart.
+	CacheControl json.RawMessage `json:"-"`
 }
 
 // FunctionDef describes a callable function.

@@ -51,6 +51,8 @@ type antBlock struct {
 	Input     json.RawMessage `json:"input,omitempty"`
 	ToolUseID string          `json:"tool_use_id,omitempty"`
 	Content   json.RawMessage `json:"content,omitempty"` // tool_result: string or text blocks
+	// CacheControl is a prompt-cache breakpoint an Anthropic client set.
+	CacheControl json.RawMessage `json:"cache_control,omitempty"`
 }
 
 type antSource struct {
@@ -61,10 +63,11 @@ type antSource struct {
 }
 
 type antTool struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	InputSchema json.RawMessage `json:"input_schema"`
-	Strict      *bool           `json:"strict,omitempty"`
+	Name         string          `json:"name"`
+	Description  string          `json:"description,omitempty"`
+	InputSchema  json.RawMessage `json:"input_schema"`
+	Strict       *bool           `json:"strict,omitempty"`
+	CacheControl json.RawMessage `json:"cache_control,omitempty"`
 }
 
 type antToolChoice struct {
@@ -116,6 +119,8 @@ var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 //     arguments (an object; "" means {}; anything else is a 400 naming
 //     the call). tool messages become tool_result blocks in a user turn,
 //     consecutive results sharing one. The legacy function role is a 400.
+//   - cache_control breakpoints an Anthropic client set (in process only,
+//     llm.ContentPart.CacheControl) are put back on their blocks and tools.
 //   - message names are dropped (Anthropic has no per-message name).
 //     Assistant refusal parts are dropped.
 //   - tools become {name, description, input_schema, strict}; custom tools
@@ -281,7 +286,7 @@ func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error
 			}
 			add("assistant", blocks)
 		case "tool":
-			b := antBlock{Type: "tool_result", ToolUseID: m.ToolCallID}
+			b := antBlock{Type: "tool_result", ToolUseID: m.ToolCallID, CacheControl: m.CacheControl}
 			content, err := toolResultContent(m.Content, param)
 			if err != nil {
 				return nil, err
@@ -311,20 +316,20 @@ func contentBlocks(c llm.Content, param string) ([]antBlock, error) {
 		switch p.Type {
 		case "text":
 			if p.Text != "" {
-				blocks = append(blocks, antBlock{Type: "text", Text: p.Text})
+				blocks = append(blocks, antBlock{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
 			}
 		case "image_url":
 			src, err := imageSource(p.ImageURL)
 			if err != nil {
 				return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].image_url.url", param, j), err.Error())
 			}
-			blocks = append(blocks, antBlock{Type: "image", Source: src})
+			blocks = append(blocks, antBlock{Type: "image", Source: src, CacheControl: p.CacheControl})
 		case "file":
 			src, title, err := documentSource(p.File)
 			if err != nil {
 				return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].file", param, j), err.Error())
 			}
-			blocks = append(blocks, antBlock{Type: "document", Source: src, Title: title})
+			blocks = append(blocks, antBlock{Type: "document", Source: src, Title: title, CacheControl: p.CacheControl})
 		case "refusal":
 			// An earlier refusal: Anthropic has no such block, and
 			// replaying it as text would put words in the model's mouth.
@@ -442,7 +447,7 @@ func translateTools(req *antRequest, chat *llm.ChatRequest) error {
 		if len(bytes.TrimSpace(schema)) == 0 || string(bytes.TrimSpace(schema)) == "null" {
 			schema = emptySchema
 		}
-		req.Tools = append(req.Tools, antTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema, Strict: t.Function.Strict})
+		req.Tools = append(req.Tools, antTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema, Strict: t.Function.Strict, CacheControl: t.CacheControl})
 	}
 	if len(req.Tools) == 0 {
 		return nil // Anthropic rejects a tool_choice without tools
