@@ -73,3 +73,35 @@ func FuzzMessagesDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMessagesDecode is the cost of the Anthropic surface on a
+// request's way in: strict decode, translation to the internal request
+// and its decode (the chat path pays only the last).
+func BenchmarkMessagesDecode(b *testing.B) {
+	body := []byte(`{"model":"claude-up","max_tokens":1024,"system":[{"type":"text","text":"You are a helpful assistant.","cache_control":{"type":"ephemeral"}}],` +
+		`"tools":[{"name":"get_weather","description":"Weather for a city","input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}],` +
+		`"messages":[{"role":"user","content":"What is the weather in Paris and in Rome today?"},` +
+		`{"role":"assistant","content":[{"type":"text","text":"Let me check."},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]},` +
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"18C and sunny"},{"type":"text","text":"And Rome?"}]}]}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := decodeMessages(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMessagesEncode is the cost on the way out: a chat answer with
+// text and a tool call rendered as an Anthropic message.
+func BenchmarkMessagesEncode(b *testing.B) {
+	resp := &llm.ChatResponse{ID: "chatcmpl-1", Model: "gpt-up", Usage: &llm.Usage{PromptTokens: 120, CompletionTokens: 30, TotalTokens: 150},
+		Choices: []llm.Choice{{FinishReason: "tool_calls", Message: llm.Message{Role: "assistant", Content: llm.TextContent("Let me check Rome."),
+			ToolCalls: []llm.ToolCall{{ID: "call_1", Type: "function", Function: llm.FunctionCall{Name: "get_weather", Arguments: `{"city":"Rome"}`}}}}}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := llm.MarshalNoEscape(messageOf(resp, "gpt-up", 0, 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
