@@ -96,7 +96,7 @@ func decodeCompletions(body []byte) (*completionsRequest, error) {
 
 // chatRequest is the chat completion the legacy request becomes.
 func (r *completionsRequest) chatRequest() (*llm.ChatRequest, error) {
-	return chatOf(chatBody{Model: r.Model, Messages: []llm.Message{{Role: "user", Content: llm.TextContent(r.prompt)}},
+	return chatOf(&chatBody{Model: r.Model, Messages: []llm.Message{{Role: "user", Content: llm.TextContent(r.prompt)}},
 		Stream: r.Stream, StreamOptions: r.StreamOptions, MaxTokens: r.MaxTokens, Temperature: r.Temperature, TopP: r.TopP,
 		N: r.N, Stop: r.Stop, PresencePenalty: r.PresencePenalty, FrequencyPenalty: r.FrequencyPenalty,
 		LogitBias: r.LogitBias, Seed: r.Seed, User: r.User})
@@ -164,26 +164,28 @@ func (s *server) completions(c *gin.Context) {
 }
 
 // streamCompletions relays a streamed completion as text_completion
-// chunks and [DONE] (see streamData).
+// chunks and [DONE] (see dataStream).
 func (s *server) streamCompletions(c *gin.Context, caller gateway.Caller, chat *llm.ChatRequest, id string) {
-	s.streamData(c, caller, chat, func(w io.Writer, ch *llm.ChatChunk) error {
-		out := textCompletion{ID: id, Object: "text_completion", Created: ch.Created, Model: ch.Model, Usage: ch.Usage, SystemFingerprint: ch.SystemFingerprint}
-		for _, cc := range ch.Choices {
-			text := ""
-			if cc.Delta.Content != nil {
-				text = *cc.Delta.Content
+	s.relay(c, caller, chat, func(*gateway.Meta) streamWriter {
+		return dataStream{c.Writer, func(w io.Writer, ch *llm.ChatChunk) error {
+			out := textCompletion{ID: id, Object: "text_completion", Created: ch.Created, Model: ch.Model, Usage: ch.Usage, SystemFingerprint: ch.SystemFingerprint}
+			for _, cc := range ch.Choices {
+				text := ""
+				if cc.Delta.Content != nil {
+					text = *cc.Delta.Content
+				}
+				if text == "" && cc.FinishReason == nil {
+					continue // a role or tool delta: no text to give
+				}
+				out.Choices = append(out.Choices, textChoice{Text: text, Index: cc.Index, Logprobs: jsonNull, FinishReason: cc.FinishReason})
 			}
-			if text == "" && cc.FinishReason == nil {
-				continue // a role or tool delta: no text to give
+			if len(out.Choices) == 0 && out.Usage == nil {
+				return nil
 			}
-			out.Choices = append(out.Choices, textChoice{Text: text, Index: cc.Index, Logprobs: jsonNull, FinishReason: cc.FinishReason})
-		}
-		if len(out.Choices) == 0 && out.Usage == nil {
-			return nil
-		}
-		if out.Choices == nil {
-			out.Choices = []textChoice{}
-		}
-		return sseLine(w, out)
+			if out.Choices == nil {
+				out.Choices = []textChoice{}
+			}
+			return sseLine(w, out)
+		}}
 	})
 }

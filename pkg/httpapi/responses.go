@@ -143,13 +143,8 @@ var (
 // the Responses and legacy completions bodies are translated, not passed
 // on, so nothing tollgate does not read may be silently dropped.
 func strictJSON(data []byte, v any, shape *llm.Shape) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictUnmarshal(data, v); err != nil {
 		return decodeFailure(err)
-	}
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
-		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Message: "we could not parse the JSON body of your request: data after the JSON value"}
 	}
 	return llm.CheckKeys(data, shape)
 }
@@ -610,36 +605,6 @@ func partText(p inputPart) string {
 	return ""
 }
 
-// chatBody is the chat completion a Responses request becomes.
-type chatBody struct {
-	Model               string             `json:"model"`
-	Messages            []llm.Message      `json:"messages"`
-	Stream              bool               `json:"stream,omitempty"`
-	StreamOptions       *llm.StreamOptions `json:"stream_options,omitempty"`
-	MaxCompletionTokens *int               `json:"max_completion_tokens,omitempty"`
-	MaxTokens           *int               `json:"max_tokens,omitempty"`
-	Temperature         *float64           `json:"temperature,omitempty"`
-	TopP                *float64           `json:"top_p,omitempty"`
-	Tools               []llm.Tool         `json:"tools,omitempty"`
-	ToolChoice          json.RawMessage    `json:"tool_choice,omitempty"`
-	ParallelToolCalls   *bool              `json:"parallel_tool_calls,omitempty"`
-	ResponseFormat      json.RawMessage    `json:"response_format,omitempty"`
-	ReasoningEffort     string             `json:"reasoning_effort,omitempty"`
-	Verbosity           string             `json:"verbosity,omitempty"`
-	User                string             `json:"user,omitempty"`
-	ServiceTier         string             `json:"service_tier,omitempty"`
-	PromptCacheKey      string             `json:"prompt_cache_key,omitempty"`
-	SafetyIdentifier    string             `json:"safety_identifier,omitempty"`
-
-	// legacy completions
-	N                *int            `json:"n,omitempty"`
-	Stop             json.RawMessage `json:"stop,omitempty"`
-	Seed             *int64          `json:"seed,omitempty"`
-	PresencePenalty  *float64        `json:"presence_penalty,omitempty"`
-	FrequencyPenalty *float64        `json:"frequency_penalty,omitempty"`
-	LogitBias        json.RawMessage `json:"logit_bias,omitempty"`
-}
-
 // chatRequest builds the chat request: instructions first, then the
 // earlier turns (history, from previous_response_id), then this input.
 // It returns the input's own messages too, which a stored response keeps.
@@ -671,18 +636,8 @@ func (r *responsesRequest) chatRequest(history []llm.Message) (*llm.ChatRequest,
 	if r.Text != nil {
 		b.Verbosity = r.Text.Verbosity
 	}
-	req, err := chatOf(b)
+	req, err := chatOf(&b)
 	return req, input, err
-}
-
-// chatOf decodes a built chat body as a client's would be, so the gateway
-// and the upstream see one validated request with its Raw bytes.
-func chatOf(b chatBody) (*llm.ChatRequest, error) {
-	body, err := json.Marshal(b)
-	if err != nil {
-		return nil, err
-	}
-	return decodeChat(body)
 }
 
 // responseObject is a response as OpenAI answers it.

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"io"
-	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -37,11 +36,13 @@ type responsesEvent struct {
 // .done), output_item.done; and response.completed (or .incomplete, or
 // .failed after an error), each with its sequence_number.
 type responsesStreamer struct {
-	w      io.Writer
-	flush  func() error
-	seq    int
-	resp   *responseObject
-	failed bool // a write failed: the client is gone
+	w       io.Writer
+	meta    *gateway.Meta
+	keep    func(*responseObject) // stores the completed response
+	seq     int
+	resp    *responseObject
+	started bool
+	err     error // the first write that failed: the client is gone
 
 	// The one open item: a message (text or refusal) or a function call.
 	msg     *messageItem
@@ -56,40 +57,31 @@ type responsesStreamer struct {
 }
 
 func (t *responsesStreamer) send(e responsesEvent) {
-	if t.failed {
+	if t.err != nil {
 		return
 	}
 	e.SequenceNumber = t.seq
 	t.seq++
 	data, err := json.Marshal(e)
-	if err != nil {
-		t.failed = true
-		return
+	if err == nil {
+		err = sseEvent(t.w, e.Type, data)
 	}
-	var buf []byte
-	buf = append(buf, "event: "...)
-	buf = append(buf, e.Type...)
-	buf = append(buf, "\ndata: "...)
-	buf = append(buf, data...)
-	buf = append(buf, "\n\n"...)
-	if _, err := t.w.Write(buf); err != nil {
-		t.failed = true
-		return
-	}
-	if t.flush != nil && t.flush() != nil {
-		t.failed = true
-	}
+	t.err = err
 }
 
 func intp(i int) *int { return &i }
 
 func (t *responsesStreamer) begin() {
+	t.started = true
 	t.send(responsesEvent{Type: "response.created", Response: t.resp})
 	t.send(responsesEvent{Type: "response.in_progress", Response: t.resp})
 }
 
-// chunk handles one chat chunk; false when the client is gone.
-func (t *responsesStreamer) chunk(ch *llm.ChatChunk) bool {
+// chunk handles one chat chunk; an error when the client is gone.
+func (t *responsesStreamer) chunk(ch *llm.ChatChunk) error {
+	if !t.started {
+		t.begin()
+	}
 	if ch.Model != "" {
 		t.model = ch.Model
 	}
@@ -115,7 +107,7 @@ func (t *responsesStreamer) chunk(ch *llm.ChatChunk) bool {
 			t.finish = *choice.FinishReason
 		}
 	}
-	return !t.failed
+	return t.err
 }
 
 // text adds a text or refusal delta to the open message, opening one (and
@@ -210,23 +202,32 @@ func (t *responsesStreamer) closeItem() {
 	}
 }
 
-// end closes the open item and sends the terminal event.
-func (t *responsesStreamer) end(meta *gateway.Meta) {
+// end closes the open item, sends the terminal event and keeps the
+// response.
+func (t *responsesStreamer) end() error {
+	if !t.started {
+		t.begin()
+	}
 	if t.msg == nil && t.fc == nil && len(t.resp.Output) == 0 {
 		// An empty answer is one empty message, as a non-streamed one is.
 		t.text("output_text", "")
 	}
 	t.closeItem()
-	t.resp.finish(t.finish, t.model, usageOf(t.usage, meta))
+	t.resp.finish(t.finish, t.model, usageOf(t.usage, t.meta))
 	kind := "response.completed"
 	if t.resp.Status == "incomplete" {
 		kind = "response.incomplete"
 	}
 	t.send(responsesEvent{Type: kind, Response: t.resp})
+	t.keep(t.resp)
+	return t.err
 }
 
 // fail ends a started stream with response.failed.
 func (t *responsesStreamer) fail(e *llm.Error) {
+	if !t.started {
+		t.begin()
+	}
 	t.msg, t.fc = nil, nil // unfinished items are not part of the output
 	t.resp.Status = "failed"
 	code := e.Code
@@ -242,20 +243,11 @@ func (t *responsesStreamer) fail(e *llm.Error) {
 
 // streamResponse serves a streamed POST /v1/responses.
 func (s *server) streamResponse(c *gin.Context, caller gateway.Caller, rc *responsesCall) {
-	rctl := http.NewResponseController(c.Writer)
-	t := &responsesStreamer{w: c.Writer, flush: rctl.Flush, resp: rc.req.newResponse(s)}
-	meta, started, err := s.relayChat(c, caller, rc.chat, t.begin, t.chunk)
-	if !started || t.failed {
-		return
-	}
-	if err != nil {
-		if e, _ := llm.AsError(err); e != nil && e.Status != llm.StatusClientClosed {
-			t.fail(e)
-		}
-		return
-	}
-	t.end(meta)
-	if body, err := json.Marshal(t.resp); err == nil {
-		rc.keep(c.Request.Context(), s, t.resp, body)
-	}
+	s.relay(c, caller, rc.chat, func(meta *gateway.Meta) streamWriter {
+		return &responsesStreamer{w: c.Writer, meta: meta, resp: rc.req.newResponse(s), keep: func(o *responseObject) {
+			if body, err := json.Marshal(o); err == nil {
+				rc.keep(c.Request.Context(), s, o, body)
+			}
+		}}
+	})
 }

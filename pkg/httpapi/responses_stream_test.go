@@ -67,12 +67,19 @@ func TestResponsesStreamerSequences(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			req := &responsesRequest{Model: "m"}
-			st := &responsesStreamer{w: &buf, resp: req.newResponse(&server{Options: Options{Now: fixedNow}})}
-			st.begin()
+			var kept *responseObject
+			st := &responsesStreamer{w: &buf, resp: req.newResponse(&server{Options: Options{Now: fixedNow}}), keep: func(o *responseObject) { kept = o }}
 			for i := range tc.chunks {
-				st.chunk(&tc.chunks[i])
+				if err := st.chunk(&tc.chunks[i]); err != nil {
+					t.Fatal(err)
+				}
 			}
-			st.end(nil)
+			if err := st.end(); err != nil {
+				t.Fatal(err)
+			}
+			if kept == nil || kept.Status != tc.status {
+				t.Errorf("kept %+v, want the finished response (%s)", kept, tc.status)
+			}
 			var types []string
 			var last responsesEvent
 			var lastRaw string

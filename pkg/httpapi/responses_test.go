@@ -184,7 +184,7 @@ func noResponsesFields(t *testing.T, body map[string]any) {
 	}
 }
 
-var weatherTool = responses.ToolUnionParam{OfFunction: &responses.FunctionToolParam{
+var responsesWeatherTool = responses.ToolUnionParam{OfFunction: &responses.FunctionToolParam{
 	Name:        "get_weather",
 	Description: openai.String("Current weather in a city"),
 	Parameters:  map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}, "required": []string{"city"}},
@@ -308,7 +308,7 @@ func TestResponsesSDKFunctionCallRoundTrip(t *testing.T) {
 			params := responses.ResponseNewParams{
 				Model:      "upstream-model",
 				Input:      responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{user}},
-				Tools:      []responses.ToolUnionParam{weatherTool},
+				Tools:      []responses.ToolUnionParam{responsesWeatherTool},
 				ToolChoice: responses.ResponseNewParamsToolChoiceUnion{OfToolChoiceMode: openai.Opt(responses.ToolChoiceOptionsAuto)},
 			}
 			var first *responses.Response

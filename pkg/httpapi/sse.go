@@ -11,6 +11,16 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
+// streamWriter renders a stream's chunks in one wire format: OpenAI's
+// data-only events (dataStream: chat and legacy completions), the
+// Responses event sequence (responsesStreamer) or Anthropic's events
+// (msgEncoder). The relay owns everything else.
+type streamWriter interface {
+	chunk(c *llm.ChatChunk) error
+	end() error        // the stream ended well
+	fail(e *llm.Error) // it failed after its first byte (also a panic mid-stream)
+}
+
 // startSSE writes the headers of an event stream and its 200.
 func startSSE(c *gin.Context) {
 	h := c.Writer.Header()
@@ -21,20 +31,19 @@ func startSSE(c *gin.Context) {
 	c.Status(http.StatusOK)
 }
 
-// relayChat opens the gateway stream for req and relays its chunks to
-// emit, as chat's stream does: the first chunk is pulled before anything
-// is written, so a failure before it still gets a proper status code;
-// every write is bounded by WriteTimeout; the upstream stops when the
-// client goes. emit returns false when the client is gone. It returns the
-// stream (for its Meta) and the error that ended it after the first byte
-// (nil at a clean end); started is false when nothing was written.
-func (s *server) relayChat(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest, begin func(), emit func(*llm.ChatChunk) bool) (meta *gateway.Meta, started bool, err error) {
+// relay serves a streamed completion through the writer it makes,
+// flushing after every chunk, each write bounded by WriteTimeout. The
+// first chunk is pulled before anything is written, so a failure before
+// the first byte still gets a proper status code (in the route's error
+// shape, see writeError); after it, the writer ends the stream with its
+// own error event. The upstream stops when the client goes.
+func (s *server) relay(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest, writer func(*gateway.Meta) streamWriter) {
 	rc := http.NewResponseController(c.Writer)
 	st, err := s.Gateway.Stream(c.Request.Context(), caller, req)
 	if err != nil {
 		s.writeDeadline(rc)
 		writeError(c, err)
-		return nil, false, nil
+		return
 	}
 	defer st.Close()
 	s.routed(c, st.Meta)
@@ -42,52 +51,49 @@ func (s *server) relayChat(c *gin.Context, caller gateway.Caller, req *llm.ChatR
 	if err != nil && err != io.EOF {
 		s.writeDeadline(rc)
 		writeError(c, err)
-		return st.Meta, false, nil
+		return
 	}
 	startSSE(c)
-	s.writeDeadline(rc)
-	begin()
+	w := writer(st.Meta)
+	callOf(c).stream = w // so a panic mid-stream ends it in this surface's shape (internalError)
 	for chunk := first; err == nil; chunk, err = st.Recv() {
 		s.writeDeadline(rc)
-		if !emit(chunk) {
-			return st.Meta, true, nil // the client went away; Close stops the upstream
+		if werr := w.chunk(chunk); werr != nil {
+			return // the client went away or stopped reading; the deferred Close stops the upstream
+		}
+		if werr := rc.Flush(); werr != nil {
+			return
 		}
 	}
 	s.writeDeadline(rc)
 	if err != io.EOF {
+		// Too late for a status code: end the stream with an error event.
 		e := llm.ForClient(err)
 		callOf(c).err = e
-		return st.Meta, true, e
+		if e.Status != llm.StatusClientClosed {
+			w.fail(e)
+			_ = rc.Flush()
+		}
+		return
 	}
-	return st.Meta, true, nil
+	_ = w.end()
+	_ = rc.Flush()
 }
 
-// streamData relays a streamed chat completion as data-only events, each
-// chunk written by write (chat's own bytes, or a legacy text_completion),
-// flushed as it comes, ending with [DONE]; an error after the first byte
-// ends it with an error event and no [DONE], so the client knows it is
-// incomplete, as OpenAI does.
-func (s *server) streamData(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest, write func(io.Writer, *llm.ChatChunk) error) {
-	rc := http.NewResponseController(c.Writer)
-	w := c.Writer
-	gone := false
-	_, started, err := s.relayChat(c, caller, req, func() {}, func(chunk *llm.ChatChunk) bool {
-		if write(w, chunk) != nil || rc.Flush() != nil {
-			gone = true // the client went away or stopped reading
-		}
-		return !gone
-	})
-	if !started || gone {
-		return
-	}
-	if err != nil {
-		if e, _ := llm.AsError(err); e != nil && e.Status != llm.StatusClientClosed {
-			writeErrorEvent(w, e)
-		}
-		return
-	}
-	_, _ = w.Write(sseDone)
-	_ = rc.Flush()
+// dataStream writes OpenAI's data-only events, each chunk rendered by
+// write (chat's own bytes, or a legacy text_completion), ending with
+// [DONE]; an error ends it with an error event and no [DONE], so the
+// client knows it is incomplete, as OpenAI does.
+type dataStream struct {
+	w     gin.ResponseWriter
+	write func(io.Writer, *llm.ChatChunk) error
+}
+
+func (s dataStream) chunk(c *llm.ChatChunk) error { return s.write(s.w, c) }
+func (s dataStream) fail(e *llm.Error)            { writeErrorEvent(s.w, e) }
+func (s dataStream) end() error {
+	_, err := s.w.Write(sseDone)
+	return err
 }
 
 // sseLine is a data-only event (chat and legacy completions).
@@ -99,5 +105,17 @@ func sseLine(w io.Writer, v any) error {
 	buf := make([]byte, 0, len(data)+len(sseData)+len(sseEnd))
 	buf = append(append(append(buf, sseData...), data...), sseEnd...)
 	_, err = w.Write(buf)
+	return err
+}
+
+// sseEvent is a named event (Responses and Anthropic's Messages).
+func sseEvent(w io.Writer, name string, data []byte) error {
+	buf := make([]byte, 0, len(name)+len(data)+16)
+	buf = append(buf, "event: "...)
+	buf = append(buf, name...)
+	buf = append(buf, "\ndata: "...)
+	buf = append(buf, data...)
+	buf = append(buf, "\n\n"...)
+	_, err := w.Write(buf)
 	return err
 }
