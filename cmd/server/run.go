@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/metrics"
+	"github.com/tollgate/tollgate/pkg/responses"
 	"github.com/tollgate/tollgate/pkg/tokens"
 )
 
@@ -123,6 +124,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	stored, err := responses.Open(ctx, db, responses.Options{TTL: cfg.Store.ResponsesTTL.Std(), Logger: logger})
+	if err != nil {
+		return err
+	}
+	stored.Start(sup)
+	defer stored.Close()
 	reloads := metrics.NewReloads(mx, time.Now())
 	if hup := reloadRequests(ctx); hup != nil {
 		r := &reloader{path: path, getenv: getenv, flags: flags, log: logger, counter: counter, upstream: tr.upstreamClient(), gw: gw, ledger: ledger, cache: cache,
@@ -149,6 +156,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Audit:           auditLog,
 		Observer:        mx,
 		Metrics:         mx.Handler(),
+		Responses:       stored,
 	})
 	// Counted, so that the ledger is closed only after every handler, cut
 	// at shutdown or not, has written its row.

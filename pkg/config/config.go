@@ -82,6 +82,10 @@ type Store struct {
 	// instead of PostgreSQL, e.g. redis://redis:6379/0 (env:NAME works;
 	// never logged). Driver postgres only.
 	RedisURL string `yaml:"redis_url"`
+	// ResponsesTTL is how long answers of POST /v1/responses with store
+	// are kept for GET /v1/responses/{id} and previous_response_id
+	// (default 30 days, as OpenAI keeps them); older ones are swept.
+	ResponsesTTL Duration `yaml:"responses_ttl"`
 }
 
 // String describes the store without the password of postgres_url.

@@ -77,6 +77,7 @@ const (
 	DefaultQdrantTimeout      = 5 * time.Second
 	DefaultStoreDriver        = "sqlite"
 	DefaultReservationLease   = Duration(10 * time.Minute)
+	DefaultResponsesTTL       = Duration(30 * 24 * time.Hour)
 
 	DefaultOtelServiceName = "tollgate"
 	DefaultOtelSampleRatio = 1.0
@@ -120,7 +121,7 @@ func base() *Config {
 		Log:            Log{Level: DefaultLogLevel, Format: DefaultLogFormat, AccessLog: true},
 
 		BodyReadTimeout: Duration(DefaultBodyReadTimeout),
-		Store:           Store{Driver: DefaultStoreDriver, ReservationLease: DefaultReservationLease},
+		Store:           Store{Driver: DefaultStoreDriver, ReservationLease: DefaultReservationLease, ResponsesTTL: DefaultResponsesTTL},
 		Otel:            Otel{ServiceName: DefaultOtelServiceName, SampleRatio: DefaultOtelSampleRatio},
 		Budget: Budget{
 			Timezone: DefaultTimezone,

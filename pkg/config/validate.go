@@ -74,6 +74,9 @@ func (o *Otel) check(p *problems) {
 
 func (s *Store) check(p *problems) {
 	oneOf(p, "store.driver", s.Driver, "sqlite", "postgres")
+	if s.ResponsesTTL <= 0 {
+		p.add("store.responses_ttl", "must be positive")
+	}
 	switch {
 	case s.Driver == "postgres":
 		// Never the value in a message: it may hold a password.

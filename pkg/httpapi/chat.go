@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -233,55 +234,10 @@ func (s *server) writeDeadline(rc *http.ResponseController) {
 	}
 }
 
-// stream relays a streamed completion as server-sent events, flushing every
-// event, each write bounded by WriteTimeout. The first chunk is pulled
-// before anything is written, so a failure before the first byte still
-// gets a proper status code.
+// stream relays a streamed chat completion as OpenAI's server-sent
+// events, the upstream's chunks as they came.
 func (s *server) stream(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest) {
-	rc := http.NewResponseController(c.Writer)
-	st, err := s.Gateway.Stream(c.Request.Context(), caller, req)
-	if err != nil {
-		s.writeDeadline(rc)
-		writeError(c, err)
-		return
-	}
-	defer st.Close()
-	s.routed(c, st.Meta)
-	first, err := st.Recv()
-	if err != nil && err != io.EOF {
-		s.writeDeadline(rc)
-		writeError(c, err)
-		return
-	}
-	h := c.Writer.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no") // proxies in front must not buffer the stream
-	c.Status(http.StatusOK)
-	w := c.Writer
-	for chunk := first; err == nil; chunk, err = st.Recv() {
-		s.writeDeadline(rc)
-		if werr := writeEvent(w, chunk); werr != nil {
-			return // the client went away or stopped reading; the deferred Close stops the upstream
-		}
-		if werr := rc.Flush(); werr != nil {
-			return
-		}
-	}
-	s.writeDeadline(rc)
-	if err != io.EOF {
-		// Too late for a status code: end the stream with an error event, as
-		// OpenAI does, and no [DONE] so the client knows it is incomplete.
-		e := llm.ForClient(err)
-		callOf(c).err = e
-		if e.Status != llm.StatusClientClosed {
-			writeErrorEvent(w, e)
-		}
-		return
-	}
-	_, _ = w.Write(sseDone)
-	_ = rc.Flush()
+	s.relay(c, caller, req, func(*gateway.Meta) streamWriter { return dataStream{c.Writer, writeEvent} })
 }
 
 // writeErrorEvent ends a stream that has started with an error event, as
@@ -385,4 +341,73 @@ var errNotJSON = errors.New("not valid JSON")
 
 func decodeChat(body []byte) (*llm.ChatRequest, error) {
 	return llm.DecodeChatRequestWith(body, fastJSON)
+}
+
+// strictUnmarshal decodes data into v refusing unknown fields and
+// trailing data: the bodies of the translated surfaces (Responses, legacy
+// completions, Messages) are not passed on, so nothing tollgate does not
+// read may be silently dropped. Each surface words its errors.
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// chatBody is the chat completion another surface's request becomes
+// (Responses, legacy completions, Anthropic's Messages), in the order of
+// OpenAI's documentation so golden files are stable.
+type chatBody struct {
+	Model               string             `json:"model"`
+	Messages            []llm.Message      `json:"messages"`
+	MaxCompletionTokens *int               `json:"max_completion_tokens,omitempty"`
+	MaxTokens           *int               `json:"max_tokens,omitempty"` // legacy completions
+	Temperature         *float64           `json:"temperature,omitempty"`
+	TopP                *float64           `json:"top_p,omitempty"`
+	N                   *int               `json:"n,omitempty"`
+	Stop                json.RawMessage    `json:"stop,omitempty"` // a string or strings
+	Seed                *int64             `json:"seed,omitempty"`
+	PresencePenalty     *float64           `json:"presence_penalty,omitempty"`
+	FrequencyPenalty    *float64           `json:"frequency_penalty,omitempty"`
+	LogitBias           json.RawMessage    `json:"logit_bias,omitempty"`
+	Tools               []llm.Tool         `json:"tools,omitempty"`
+	ToolChoice          json.RawMessage    `json:"tool_choice,omitempty"`
+	ParallelToolCalls   *bool              `json:"parallel_tool_calls,omitempty"`
+	ResponseFormat      json.RawMessage    `json:"response_format,omitempty"`
+	ReasoningEffort     string             `json:"reasoning_effort,omitempty"`
+	Verbosity           string             `json:"verbosity,omitempty"`
+	User                string             `json:"user,omitempty"`
+	ServiceTier         string             `json:"service_tier,omitempty"`
+	PromptCacheKey      string             `json:"prompt_cache_key,omitempty"`
+	SafetyIdentifier    string             `json:"safety_identifier,omitempty"`
+	Stream              bool               `json:"stream,omitempty"`
+	StreamOptions       *llm.StreamOptions `json:"stream_options,omitempty"`
+}
+
+// chatOf decodes a built chat body as a client's would be, so the gateway
+// and the upstream see one validated request with its Raw bytes.
+func chatOf(b *chatBody) (*llm.ChatRequest, error) {
+	body, err := llm.MarshalNoEscape(b)
+	if err != nil {
+		return nil, err
+	}
+	return decodeChat(body)
+}
+
+// rawJSON is v as JSON, nil for nothing (so omitempty omits it); v is
+// always marshallable (strings, maps of strings).
+func rawJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	if s, ok := v.([]string); ok && s == nil {
+		return nil
+	}
+	data, _ := llm.MarshalNoEscape(v)
+	return data
 }

@@ -41,6 +41,10 @@ func writeError(c *gin.Context, err error) *llm.Error {
 		secs := int64((e.RetryAfter + 999_999_999) / 1_000_000_000)
 		h.Set("Retry-After", strconv.FormatInt(secs, 10))
 	}
+	if anthropicRoute(c) {
+		c.Data(e.Status, "application/json", anthropicErrorBody(c, e))
+		return e
+	}
 	c.Data(e.Status, "application/json", errorBody(e))
 	return e
 }

@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -258,4 +261,103 @@ func TestTypographicApostrophesNextToCachedEntries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAPanicMidStreamEndsInTheSurfaceShape: a panic after a stream's first
+// bytes ends it with the error event of the wire format the client speaks
+// (the stream's own renderer writes it), never another surface's.
+func TestAPanicMidStreamEndsInTheSurfaceShape(t *testing.T) {
+	s := newStack(t, stackOptions{models: simModels(&panicking{Provider: newSim(t, providers.SimConfig{})})})
+	tests := []struct {
+		name     string
+		path     string
+		body     string
+		event    string // the last event's name ("" for a data-only one)
+		errorOf  func(data []byte) (typ, code string, err error)
+		wantType string
+		wantCode string
+	}{
+		{"chat", "/v1/chat/completions", `{"model":"sim-small","stream":true,"messages":[{"role":"user","content":"please panic"}]}`,
+			"", openAIError, llm.TypeServer, "internal_error"},
+		{"legacy completions", "/v1/completions", `{"model":"sim-small","stream":true,"prompt":"please panic"}`,
+			"", openAIError, llm.TypeServer, "internal_error"},
+		{"responses", "/v1/responses", `{"model":"sim-small","stream":true,"input":"please panic"}`,
+			"response.failed", func(data []byte) (string, string, error) {
+				var e struct {
+					Type     string `json:"type"`
+					Response struct {
+						Status string `json:"status"`
+						Error  struct {
+							Code    string `json:"code"`
+							Message string `json:"message"`
+						} `json:"error"`
+					} `json:"response"`
+				}
+				err := json.Unmarshal(data, &e)
+				return e.Response.Status, e.Response.Error.Code, err
+			}, "failed", "internal_error"},
+		{"anthropic messages", "/v1/messages", `{"model":"sim-small","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"please panic"}]}`,
+			"error", func(data []byte) (string, string, error) {
+				var e struct {
+					Type  string `json:"type"`
+					Error struct {
+						Type    string `json:"type"`
+						Message string `json:"message"`
+					} `json:"error"`
+				}
+				err := json.Unmarshal(data, &e)
+				if e.Type != "error" || e.Error.Message == "" {
+					return "", "", fmt.Errorf("not Anthropic's error envelope: %s", data)
+				}
+				return e.Error.Type, "", err
+			}, "api_error", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", s.srv.URL+tt.path, strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("x-api-key", s.secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got := string(b)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d, want the stream's 200: %s", resp.StatusCode, got)
+			}
+			blocks := strings.Split(strings.TrimSpace(got), "\n\n")
+			if strings.Contains(got, "[DONE]") { // the 200 says the stream had started
+				t.Fatalf("events %q: want an error event last and no [DONE]", blocks)
+			}
+			last := blocks[len(blocks)-1]
+			name, data := "", last
+			if rest, ok := strings.CutPrefix(last, "event: "); ok {
+				name, data, _ = strings.Cut(rest, "\n")
+			}
+			data = strings.TrimPrefix(data, "data: ")
+			if name != tt.event {
+				t.Fatalf("last event %q, want %q: %s", name, tt.event, last)
+			}
+			typ, code, err := tt.errorOf([]byte(data))
+			if err != nil || typ != tt.wantType || code != tt.wantCode {
+				t.Fatalf("last event %s: type %q code %q (%v), want %q %q", data, typ, code, err, tt.wantType, tt.wantCode)
+			}
+			if strings.Contains(got, "stream bug") {
+				t.Fatalf("the panic's value reached the client: %s", got)
+			}
+		})
+	}
+}
+
+func openAIError(data []byte) (string, string, error) {
+	var env struct {
+		Error struct {
+			Type string `json:"type"`
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	err := json.Unmarshal(data, &env)
+	return env.Error.Type, env.Error.Code, err
 }

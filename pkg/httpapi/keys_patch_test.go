@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
@@ -123,26 +122,7 @@ func TestPatchKeyRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, _, raw := adminDo(t, s, "PATCH", "/admin/keys/"+tt.id, tt.body)
-			var env struct {
-				Error struct {
-					Message string  `json:"message"`
-					Type    string  `json:"type"`
-					Param   *string `json:"param"`
-					Code    *string `json:"code"`
-				} `json:"error"`
-			}
-			if err := json.Unmarshal([]byte(raw), &env); err != nil || env.Error.Message == "" || env.Error.Type == "" {
-				t.Fatalf("not OpenAI's error shape: %s", raw)
-			}
-			if status != tt.status {
-				t.Fatalf("%d, want %d: %s", status, tt.status, raw)
-			}
-			if tt.code != "" && (env.Error.Code == nil || *env.Error.Code != tt.code) {
-				t.Errorf("code %v, want %s: %s", env.Error.Code, tt.code, raw)
-			}
-			if tt.param != "" && (env.Error.Param == nil || *env.Error.Param != tt.param) {
-				t.Errorf("param %v, want %s: %s", env.Error.Param, tt.param, raw)
-			}
+			assertErrorAnswer(t, status, raw, tt.status, tt.code, tt.param)
 		})
 	}
 	_, got, raw := adminDo(t, s, "GET", "/admin/keys/"+id, "")

@@ -31,6 +31,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/metrics"
+	"github.com/tollgate/tollgate/pkg/responses"
 	"github.com/tollgate/tollgate/pkg/semcache"
 )
 
@@ -67,6 +68,10 @@ type Options struct {
 	// Metrics serves GET /metrics behind the admin key (nil: 404).
 	Observer Observer
 	Metrics  http.Handler
+
+	// Responses keeps the answers of POST /v1/responses with store (nil:
+	// none are kept; previous_response_id, GET and DELETE find nothing).
+	Responses *responses.Store
 }
 
 // Observer is told of every request once it is answered, where its
@@ -105,6 +110,9 @@ type call struct {
 	key  *keys.Key     // the authenticated key, if any
 	meta *gateway.Meta // what the gateway did, if it got that far
 	err  *llm.Error    // the error the client got, if any
+	// stream renders the response once its event stream has started, so
+	// a panic mid-stream ends it with this surface's error event.
+	stream streamWriter
 }
 
 // Unwrap lets http.ResponseController reach the connection (deadlines,
@@ -199,6 +207,12 @@ func New(o Options) http.Handler {
 	v1 := r.Group("/v1", s.authenticate)
 	v1.POST("/chat/completions", s.chatCompletions)
 	v1.POST("/embeddings", s.embeddings)
+	v1.POST("/responses", s.createResponse)
+	v1.GET("/responses/:id", s.getResponse)
+	v1.DELETE("/responses/:id", s.deleteResponse)
+	v1.POST("/completions", s.completions)
+	v1.POST("/messages", s.messages) // Anthropic's Messages API (messages.go)
+	v1.POST("/messages/count_tokens", s.countTokens)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/*model", s.getModel) // model ids may contain slashes
 
@@ -257,9 +271,10 @@ func (s *server) begin(c *gin.Context) {
 }
 
 // internalError tells the client that the request failed inside tollgate:
-// a 500 in OpenAI's shape, or, when a stream's first bytes are already
-// out, an error event ending it (no [DONE], so the client knows it is
-// incomplete).
+// a 500 in the route's error shape, or, when a stream's first bytes are
+// already out, the stream's own error event ending it (OpenAI's without
+// [DONE], Responses' response.failed, Anthropic's error event), so the
+// client knows it is incomplete.
 func (s *server) internalError(c *gin.Context) {
 	e := &llm.Error{Status: http.StatusInternalServerError, Type: llm.TypeServer, Code: "internal_error",
 		Message: "tollgate hit an internal error while serving this request; it was logged with the request id"}
@@ -267,9 +282,11 @@ func (s *server) internalError(c *gin.Context) {
 		writeError(c, e)
 		return
 	}
-	callOf(c).err = e
-	if strings.HasPrefix(c.Writer.Header().Get("Content-Type"), "text/event-stream") {
-		writeErrorEvent(c.Writer, e)
+	r := callOf(c)
+	r.err = e
+	if r.stream != nil {
+		r.stream.fail(e)
+		_ = http.NewResponseController(c.Writer).Flush()
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/providers"
+	"github.com/tollgate/tollgate/pkg/responses"
 	"github.com/tollgate/tollgate/pkg/router"
 	"github.com/tollgate/tollgate/pkg/semcache"
 	"github.com/tollgate/tollgate/pkg/semcache/guard"
@@ -73,6 +74,8 @@ type stackOptions struct {
 	// observer and metrics: httpapi.Options.Observer and Metrics.
 	observer httpapi.Observer
 	metrics  http.Handler
+	// responses opens the stored-responses store on the stack's database.
+	responses bool
 }
 
 func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -176,6 +179,11 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	if o.auditor != nil {
 		opts.Audit = o.auditor
+	}
+	if o.responses {
+		if opts.Responses, err = responses.Open(context.Background(), db, responses.Options{Now: o.clock}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if o.log != nil {
 		opts.AccessLog, opts.Logger = true, slog.New(slog.NewJSONHandler(o.log, nil))

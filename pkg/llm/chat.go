@@ -38,9 +38,16 @@ type ChatRequest struct {
 	Logprobs            *bool           `json:"logprobs,omitempty"`
 	TopLogprobs         *int            `json:"top_logprobs,omitempty"`
 	User                string          `json:"user,omitempty"`
+	ReasoningEffort     string          `json:"reasoning_effort,omitempty"` // "minimal" | "low" | "medium" | "high"
 
 	// Raw is the request body exactly as the client sent it.
 	Raw json.RawMessage `json:"-"`
+
+	// ThinkingBudget is the exact reasoning budget in tokens when the
+	// client spoke a wire format that has one (Anthropic's
+	// thinking.budget_tokens); ReasoningEffort is its rounding for
+	// OpenAI-style upstreams. In process only: not part of Raw.
+	ThinkingBudget int `json:"-"`
 }
 
 // StreamOptions is the stream_options object.
@@ -108,6 +115,17 @@ type Message struct {
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
 	Refusal    *string    `json:"refusal,omitempty"`
+	// ReasoningContent is the model's reasoning text, as OpenAI-style
+	// reasoning upstreams (DeepSeek, vLLM) report it and as tollgate
+	// reports an Anthropic upstream's thinking blocks.
+	ReasoningContent string `json:"reasoning_content,omitempty"`
+	// ReasoningSignature is Anthropic's signature of the reasoning, which
+	// an Anthropic upstream needs to accept the reasoning back in a later
+	// turn. In process only: an OpenAI-style upstream never sees it.
+	ReasoningSignature string `json:"-"`
+	// CacheControl is Anthropic's prompt-cache breakpoint on a tool
+	// message's result (cache_control); see ContentPart.CacheControl.
+	CacheControl json.RawMessage `json:"-"`
 }
 
 // Content is a message's content: a plain string, an array of parts, or null.
@@ -186,6 +204,19 @@ type ContentPart struct {
 	Type     string    `json:"type"` // "text" | "image_url" | "input_audio" | "file" | ...
 	Text     string    `json:"text,omitempty"`
 	ImageURL *ImageURL `json:"image_url,omitempty"`
+	File     *File     `json:"file,omitempty"`
+	// CacheControl is Anthropic's prompt-cache breakpoint on the block
+	// the part came from (cache_control), kept for an Anthropic upstream.
+	// In process only: OpenAI-style upstreams cache on their own.
+	CacheControl json.RawMessage `json:"-"`
+}
+
+// File is a file part's file: inline data (a base64 data URL, e.g. a PDF)
+// or the id of an uploaded file.
+type File struct {
+	FileData string `json:"file_data,omitempty"`
+	FileID   string `json:"file_id,omitempty"`
+	Filename string `json:"filename,omitempty"`
 }
 
 // ImageURL is an image part's image.
@@ -198,6 +229,8 @@ type ImageURL struct {
 type Tool struct {
 	Type     string      `json:"type"`
 	Function FunctionDef `json:"function"`
+	// CacheControl: as in ContentPart.
+	CacheControl json.RawMessage `json:"-"`
 }
 
 // FunctionDef describes a callable function.
@@ -244,6 +277,10 @@ type Choice struct {
 	Message      Message         `json:"message"`
 	FinishReason string          `json:"finish_reason"`
 	Logprobs     json.RawMessage `json:"logprobs,omitempty"`
+	// StopSequence is which stop sequence ended the choice, when the
+	// upstream said (Anthropic does; OpenAI reports only "stop"). In
+	// process only.
+	StopSequence string `json:"-"`
 }
 
 // ChatChunk is one event of a streamed chat completion.
@@ -266,6 +303,7 @@ type ChunkChoice struct {
 	Delta        Delta           `json:"delta"`
 	FinishReason *string         `json:"finish_reason"`
 	Logprobs     json.RawMessage `json:"logprobs,omitempty"`
+	StopSequence string          `json:"-"` // as in Choice
 }
 
 // Delta is the incremental message of a ChunkChoice.
@@ -274,6 +312,9 @@ type Delta struct {
 	Content   *string    `json:"content,omitempty"`
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
 	Refusal   *string    `json:"refusal,omitempty"`
+	// ReasoningContent and ReasoningSignature: as in Message.
+	ReasoningContent   *string `json:"reasoning_content,omitempty"`
+	ReasoningSignature string  `json:"-"`
 }
 
 // Usage is the token usage a provider reported. A nil *Usage means the

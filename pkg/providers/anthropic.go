@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/anthropicwire"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
@@ -181,7 +182,7 @@ func statusText(status int) string {
 // statusOverloaded is Anthropic's "API temporarily overloaded" status. It is
 // not a registered HTTP status, so it is reported as 503, which every
 // HTTP-aware layer reads as "try again, maybe elsewhere".
-const statusOverloaded = 529
+const statusOverloaded = anthropicwire.StatusOverloaded
 
 // mapAnthropicError turns Anthropic's error type into OpenAI's vocabulary,
 // keeping the original type in Code so nothing is lost.
@@ -219,29 +220,7 @@ func anthropicHeader(lower string) bool {
 // eventError maps an error delivered after a 200: a stream's error event,
 // or an error object in a 2xx body. Its status is inferred from the type.
 func anthropicEventError(provider string, obj *antError) *llm.Error {
-	e := &llm.Error{Upstream: true, Provider: provider, Type: obj.Type, Message: obj.Message}
-	switch obj.Type {
-	case "invalid_request_error":
-		e.Status = http.StatusBadRequest
-	case "authentication_error":
-		e.Status = http.StatusUnauthorized
-	case "permission_error":
-		e.Status = http.StatusForbidden
-	case "not_found_error":
-		e.Status = http.StatusNotFound
-	case "request_too_large":
-		e.Status = http.StatusRequestEntityTooLarge
-	case "rate_limit_error":
-		e.Status = http.StatusTooManyRequests
-	case "timeout_error":
-		e.Status = http.StatusGatewayTimeout
-	case "overloaded_error":
-		e.Status = statusOverloaded
-	case "api_error":
-		e.Status = http.StatusInternalServerError
-	default:
-		e.Status = http.StatusBadGateway
-	}
+	e := &llm.Error{Upstream: true, Provider: provider, Type: obj.Type, Message: obj.Message, Status: anthropicwire.StatusFor(obj.Type)}
 	e.Retryable = retryableStatus(e.Status)
 	if e.Message == "" {
 		e.Message = "upstream sent an error event"

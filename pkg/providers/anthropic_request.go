@@ -23,7 +23,13 @@ type antRequest struct {
 	TopP          *float64         `json:"top_p,omitempty"`
 	Metadata      *antMetadata     `json:"metadata,omitempty"`
 	OutputConfig  *antOutputConfig `json:"output_config,omitempty"`
+	Thinking      *antThinking     `json:"thinking,omitempty"`
 	Stream        bool             `json:"stream,omitempty"`
+}
+
+type antThinking struct {
+	Type         string `json:"type"` // "enabled"
+	BudgetTokens int    `json:"budget_tokens"`
 }
 
 type antMessage struct {
@@ -31,17 +37,22 @@ type antMessage struct {
 	Content []antBlock `json:"content"`
 }
 
-// antBlock is one request content block: text, image, tool_use or
-// tool_result.
+// antBlock is one request content block: text, image, document,
+// thinking, tool_use or tool_result.
 type antBlock struct {
 	Type      string          `json:"type"`
 	Text      string          `json:"text,omitempty"`
+	Thinking  string          `json:"thinking,omitempty"`
+	Signature string          `json:"signature,omitempty"`
 	Source    *antSource      `json:"source,omitempty"`
+	Title     string          `json:"title,omitempty"` // document
 	ID        string          `json:"id,omitempty"`
 	Name      string          `json:"name,omitempty"`
 	Input     json.RawMessage `json:"input,omitempty"`
 	ToolUseID string          `json:"tool_use_id,omitempty"`
 	Content   json.RawMessage `json:"content,omitempty"` // tool_result: string or text blocks
+	// CacheControl is a prompt-cache breakpoint an Anthropic client set.
+	CacheControl json.RawMessage `json:"cache_control,omitempty"`
 }
 
 type antSource struct {
@@ -52,10 +63,11 @@ type antSource struct {
 }
 
 type antTool struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	InputSchema json.RawMessage `json:"input_schema"`
-	Strict      *bool           `json:"strict,omitempty"`
+	Name         string          `json:"name"`
+	Description  string          `json:"description,omitempty"`
+	InputSchema  json.RawMessage `json:"input_schema"`
+	Strict       *bool           `json:"strict,omitempty"`
+	CacheControl json.RawMessage `json:"cache_control,omitempty"`
 }
 
 type antToolChoice struct {
@@ -94,12 +106,21 @@ var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 //     alternation. Empty text is skipped (Anthropic rejects empty text
 //     blocks), and a turn left with no blocks is dropped.
 //   - image_url parts: data: URLs become base64 image sources, http(s) URLs
-//     url sources; detail is dropped. input_audio, file and other parts are
-//     a 400.
+//     url sources; detail is dropped. file parts holding a base64 PDF
+//     (file_data) become document blocks, their filename the title.
+//     input_audio, files by id and other parts are a 400.
+//   - reasoning_effort becomes thinking with a budget (low 2048, medium
+//     8192, high 24576 tokens, below max_tokens), or the client's exact
+//     budget when it sent one (an Anthropic client's thinking.budget_tokens,
+//     ThinkingBudget). An assistant turn's reasoning_content travels back
+//     as a thinking block only with its signature (an Anthropic answer's):
+//     Anthropic refuses unsigned thinking.
 //   - assistant tool_calls become tool_use blocks whose input is the parsed
 //     arguments (an object; "" means {}; anything else is a 400 naming
 //     the call). tool messages become tool_result blocks in a user turn,
 //     consecutive results sharing one. The legacy function role is a 400.
+//   - cache_control breakpoints an Anthropic client set (in process only,
+//     llm.ContentPart.CacheControl) are put back on their blocks and tools.
 //   - message names are dropped (Anthropic has no per-message name).
 //     Assistant refusal parts are dropped.
 //   - tools become {name, description, input_schema, strict}; custom tools
@@ -123,7 +144,7 @@ var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 //   - n > 1 is a 400: Anthropic returns one completion per call.
 //   - Dropped, having no equivalent: seed, logprobs, top_logprobs,
 //     frequency_penalty, presence_penalty, logit_bias, store, metadata,
-//     service_tier, reasoning_effort, modalities, audio, prediction,
+//     service_tier, modalities, audio, prediction,
 //     web_search_options, stream_options (usage is always in the stream and
 //     the translator emits the usage chunk), and any field tollgate does
 //     not know.
@@ -155,6 +176,7 @@ func anthropicBody(chat *llm.ChatRequest, model string, maxTokens int, stream bo
 	if err := translateTools(&req, chat); err != nil {
 		return nil, err
 	}
+	req.Thinking = thinking(chat, maxTokens)
 	body, err := marshalRaw(&req)
 	if err != nil {
 		return nil, fmt.Errorf("providers: encoding the anthropic request: %w", err)
@@ -162,17 +184,8 @@ func anthropicBody(chat *llm.ChatRequest, model string, maxTokens int, stream bo
 	return body, nil
 }
 
-// marshalRaw encodes v without HTML escaping: prompts are full of <, > and
-// &, and \u003c costs bytes and readability for nothing.
-func marshalRaw(v any) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
+// marshalRaw encodes v without HTML escaping (llm.MarshalNoEscape).
+func marshalRaw(v any) (json.RawMessage, error) { return llm.MarshalNoEscape(v) }
 
 func setResponseFormat(req *antRequest, rf *llm.ResponseFormat) error {
 	if rf == nil {
@@ -259,6 +272,10 @@ func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error
 			if err != nil {
 				return nil, err
 			}
+			if m.ReasoningSignature != "" {
+				// Anthropic wants the turn's thinking first, signed.
+				blocks = append([]antBlock{{Type: "thinking", Thinking: m.ReasoningContent, Signature: m.ReasoningSignature}}, blocks...)
+			}
 			for j, tc := range m.ToolCalls {
 				input, err := toolInput(tc.Function.Arguments)
 				if err != nil {
@@ -269,7 +286,7 @@ func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error
 			}
 			add("assistant", blocks)
 		case "tool":
-			b := antBlock{Type: "tool_result", ToolUseID: m.ToolCallID}
+			b := antBlock{Type: "tool_result", ToolUseID: m.ToolCallID, CacheControl: m.CacheControl}
 			content, err := toolResultContent(m.Content, param)
 			if err != nil {
 				return nil, err
@@ -299,14 +316,20 @@ func contentBlocks(c llm.Content, param string) ([]antBlock, error) {
 		switch p.Type {
 		case "text":
 			if p.Text != "" {
-				blocks = append(blocks, antBlock{Type: "text", Text: p.Text})
+				blocks = append(blocks, antBlock{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
 			}
 		case "image_url":
 			src, err := imageSource(p.ImageURL)
 			if err != nil {
 				return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].image_url.url", param, j), err.Error())
 			}
-			blocks = append(blocks, antBlock{Type: "image", Source: src})
+			blocks = append(blocks, antBlock{Type: "image", Source: src, CacheControl: p.CacheControl})
+		case "file":
+			src, title, err := documentSource(p.File)
+			if err != nil {
+				return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].file", param, j), err.Error())
+			}
+			blocks = append(blocks, antBlock{Type: "document", Source: src, Title: title, CacheControl: p.CacheControl})
 		case "refusal":
 			// An earlier refusal: Anthropic has no such block, and
 			// replaying it as text would put words in the model's mouth.
@@ -339,6 +362,41 @@ func imageSource(img *llm.ImageURL) (*antSource, error) {
 		return &antSource{Type: "url", URL: u}, nil
 	}
 	return nil, fmt.Errorf("image URLs must be http(s) or base64 data URLs")
+}
+
+// documentSource reads a file part: a base64 data URL of a PDF.
+func documentSource(f *llm.File) (*antSource, string, error) {
+	if f == nil || f.FileData == "" {
+		return nil, "", fmt.Errorf("file parts need file.file_data (files by id are not supported by this model's provider, Anthropic)")
+	}
+	rest, ok := cutPrefixFold(f.FileData, "data:")
+	meta, data, ok2 := strings.Cut(rest, ",")
+	mediaType, enc, _ := strings.Cut(meta, ";")
+	if !ok || !ok2 || !strings.EqualFold(enc, "base64") || !strings.EqualFold(mediaType, "application/pdf") {
+		return nil, "", fmt.Errorf("file_data must look like data:application/pdf;base64,<data> for this model's provider (Anthropic)")
+	}
+	return &antSource{Type: "base64", MediaType: "application/pdf", Data: data}, f.Filename, nil
+}
+
+// Thinking budgets for reasoning_effort; Anthropic's minimum is 1024.
+var effortBudget = map[string]int{"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+
+// thinking is the thinking setting for the request, nil for none. The
+// budget stays below max_tokens, as Anthropic requires; a max_tokens at or
+// below its 1024 minimum leaves thinking off.
+func thinking(chat *llm.ChatRequest, maxTokens int) *antThinking {
+	budget := chat.ThinkingBudget
+	if budget <= 0 {
+		budget = effortBudget[chat.ReasoningEffort]
+	}
+	if budget <= 0 {
+		return nil
+	}
+	budget = min(budget, maxTokens-1)
+	if budget < 1024 {
+		return nil
+	}
+	return &antThinking{Type: "enabled", BudgetTokens: budget}
 }
 
 func cutPrefixFold(s, prefix string) (string, bool) {
@@ -389,7 +447,7 @@ func translateTools(req *antRequest, chat *llm.ChatRequest) error {
 		if len(bytes.TrimSpace(schema)) == 0 || string(bytes.TrimSpace(schema)) == "null" {
 			schema = emptySchema
 		}
-		req.Tools = append(req.Tools, antTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema, Strict: t.Function.Strict})
+		req.Tools = append(req.Tools, antTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema, Strict: t.Function.Strict, CacheControl: t.CacheControl})
 	}
 	if len(req.Tools) == 0 {
 		return nil // Anthropic rejects a tool_choice without tools

@@ -6,75 +6,46 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/anthropicwire"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
 // antMessageResponse is a Messages answer (also message_start's message).
 type antMessageResponse struct {
-	ID         string         `json:"id"`
-	Type       string         `json:"type"`
-	Role       string         `json:"role"`
-	Model      string         `json:"model"`
-	Content    []antRespBlock `json:"content"`
-	StopReason string         `json:"stop_reason"`
-	Usage      antUsage       `json:"usage"`
-	Error      *antError      `json:"error"`
+	ID           string         `json:"id"`
+	Type         string         `json:"type"`
+	Role         string         `json:"role"`
+	Model        string         `json:"model"`
+	Content      []antRespBlock `json:"content"`
+	StopReason   string         `json:"stop_reason"`
+	StopSequence string         `json:"stop_sequence"`
+	Usage        antUsage       `json:"usage"`
+	Error        *antError      `json:"error"`
 }
 
-// antRespBlock is one response content block. Only text and tool_use reach
-// the client; thinking, redacted_thinking and server-tool blocks do not
-// (OpenAI's chat format has no place for them; their tokens are part of
-// output_tokens, so they are still paid for and reported).
+// antRespBlock is one response content block. text and tool_use reach
+// the client; thinking becomes the message's reasoning_content (its
+// signature kept in process, for an Anthropic client to send back);
+// redacted_thinking and server-tool blocks do not (OpenAI's chat format
+// has no place for them; their tokens are part of output_tokens, so they
+// are still paid for and reported).
 type antRespBlock struct {
-	Type  string          `json:"type"`
-	Text  string          `json:"text"`
-	ID    string          `json:"id"`
-	Name  string          `json:"name"`
-	Input json.RawMessage `json:"input"`
+	Type      string          `json:"type"`
+	Text      string          `json:"text"`
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Input     json.RawMessage `json:"input"`
+	Thinking  string          `json:"thinking"`
+	Signature string          `json:"signature"`
 }
 
-type antUsage struct {
-	InputTokens              int `json:"input_tokens"`
-	OutputTokens             int `json:"output_tokens"`
-	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
-}
-
-type antError struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}
-
-// toOpenAI reports usage in OpenAI's shape, as router.Model.Cost expects:
-// Anthropic's input_tokens excludes cache reads and writes, OpenAI's
-// prompt_tokens includes them.
-func (u antUsage) toOpenAI() *llm.Usage {
-	prompt := u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens
-	return &llm.Usage{
-		PromptTokens:     prompt,
-		CompletionTokens: u.OutputTokens,
-		TotalTokens:      prompt + u.OutputTokens,
-		PromptTokensDetails: &llm.PromptTokensDetails{
-			CachedTokens:     u.CacheReadInputTokens,
-			CacheWriteTokens: u.CacheCreationInputTokens,
-		},
-	}
-}
-
-// finishReason maps stop_reason. pause_turn (a server-tool loop paused;
-// tollgate sends no server tools) and unknown future values read as stop:
-// the answer so far is complete as far as the client can act on it.
-func finishReason(stop string) string {
-	switch stop {
-	case "max_tokens", "model_context_window_exceeded":
-		return "length"
-	case "tool_use":
-		return "tool_calls"
-	case "refusal":
-		return "content_filter"
-	}
-	return "stop"
-}
+// antUsage and antError are the shared wire types; the mapping of stop
+// reasons and usage lives with them (anthropicwire), used by both
+// directions of the translation.
+type (
+	antUsage = anthropicwire.Usage
+	antError = anthropicwire.ErrorObject
+)
 
 // toolArguments renders a tool_use input as OpenAI's arguments string:
 // compact JSON, "{}" when absent.
@@ -104,6 +75,9 @@ func (m *antMessageResponse) toOpenAI(now time.Time) *llm.ChatResponse {
 		case "tool_use":
 			msg.ToolCalls = append(msg.ToolCalls, llm.ToolCall{ID: b.ID, Type: "function",
 				Function: llm.FunctionCall{Name: b.Name, Arguments: toolArguments(b.Input)}})
+		case "thinking":
+			msg.ReasoningContent += b.Thinking
+			msg.ReasoningSignature = b.Signature // the last block's: Anthropic checks the latest
 		}
 	}
 	switch {
@@ -117,7 +91,7 @@ func (m *antMessageResponse) toOpenAI(now time.Time) *llm.ChatResponse {
 		Object:  "chat.completion",
 		Created: now.Unix(),
 		Model:   m.Model,
-		Choices: []llm.Choice{{Index: 0, Message: msg, FinishReason: finishReason(m.StopReason)}},
-		Usage:   m.Usage.toOpenAI(),
+		Choices: []llm.Choice{{Index: 0, Message: msg, FinishReason: anthropicwire.FinishReason(m.StopReason), StopSequence: m.StopSequence}},
+		Usage:   m.Usage.ToLLM(),
 	}
 }

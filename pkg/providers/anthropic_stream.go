@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 
+	"github.com/tollgate/tollgate/internal/anthropicwire"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
@@ -47,10 +48,13 @@ type antEvent struct {
 }
 
 type antDelta struct {
-	Type        string `json:"type"` // text_delta | input_json_delta | thinking_delta | signature_delta | citations_delta
-	Text        string `json:"text"`
-	PartialJSON string `json:"partial_json"`
-	StopReason  string `json:"stop_reason"` // message_delta
+	Type         string `json:"type"` // text_delta | input_json_delta | thinking_delta | signature_delta | citations_delta
+	Text         string `json:"text"`
+	PartialJSON  string `json:"partial_json"`
+	Thinking     string `json:"thinking"`
+	Signature    string `json:"signature"`
+	StopReason   string `json:"stop_reason"`   // message_delta
+	StopSequence string `json:"stop_sequence"` // message_delta
 }
 
 // antDeltaUsage is message_delta's usage: output_tokens so far, and on
@@ -71,8 +75,9 @@ type antDeltaUsage struct {
 //     index among tool calls, id, name and empty arguments; of text: its
 //     text if any; other blocks (thinking, server tools) are skipped.
 //   - content_block_delta: text_delta becomes a content delta,
-//     input_json_delta an arguments fragment of its call; thinking,
-//     signature and citation deltas are skipped.
+//     input_json_delta an arguments fragment of its call, thinking_delta a
+//     reasoning_content delta and signature_delta the reasoning's signature
+//     (in process only); citation deltas are skipped.
 //   - message_delta: a chunk with the finish_reason; its usage updates the
 //     counts.
 //   - message_stop: the end; with includeUsage, a final usage-only chunk
@@ -158,6 +163,15 @@ func (t *antTranslator) decode(provider string, data, name []byte, out []*llm.Ch
 				text := d.Text
 				out = append(out, t.chunk(llm.Delta{Content: &text}, nil))
 			}
+		case "thinking_delta":
+			if d.Thinking != "" {
+				text := d.Thinking
+				out = append(out, t.chunk(llm.Delta{ReasoningContent: &text}, nil))
+			}
+		case "signature_delta":
+			if d.Signature != "" {
+				out = append(out, t.chunk(llm.Delta{ReasoningSignature: d.Signature}, nil))
+			}
 		case "input_json_delta":
 			i, ok := t.toolIndex[ev.Index]
 			if ok && d.PartialJSON != "" {
@@ -187,13 +201,15 @@ func (t *antTranslator) decode(provider string, data, name []byte, out []*llm.Ch
 			set(&t.usage.CacheReadInputTokens, u.CacheReadInputTokens)
 		}
 		if d := ev.Delta; d != nil && d.StopReason != "" {
-			finish := finishReason(d.StopReason)
-			out = append(out, t.chunk(llm.Delta{}, &finish))
+			finish := anthropicwire.FinishReason(d.StopReason)
+			c := t.chunk(llm.Delta{}, &finish)
+			c.Choices[0].StopSequence = d.StopSequence
+			out = append(out, c)
 		}
 	case "message_stop":
 		if t.includeUsage && t.started {
 			c := &llm.ChatChunk{ID: t.id, Object: "chat.completion.chunk", Created: t.created, Model: t.model,
-				Choices: []llm.ChunkChoice{}, Usage: t.usage.toOpenAI()}
+				Choices: []llm.ChunkChoice{}, Usage: t.usage.ToLLM()}
 			out = append(out, c)
 		}
 		return out, true, nil
