@@ -43,6 +43,14 @@ type Caller struct {
 	// Cache holds the request's cache directives (Cache-Control,
 	// x-tollgate-cache-threshold).
 	Cache semcache.Controls
+	// Customer is whom the key's application serves with this request
+	// (customer_identifier, customer_params, or OpenAI's user); "" when
+	// it did not say. Recorded on the ledger row; the key's customer
+	// budgets apply to it.
+	Customer string
+	// Tags are the request's metadata (key → value), recorded on its
+	// ledger row for reports by tag.
+	Tags map[string]string
 }
 
 // Meta is what happened to one request: the access log and the x-tollgate-*

@@ -66,6 +66,7 @@ func callerOf(c *gin.Context, req *llm.ChatRequest) (gateway.Caller, error) {
 	if req == nil {
 		return caller, nil
 	}
+	caller.Customer = req.User
 	// Found and stripped by its unescaped name, as an upstream reads it
 	// ("customer\u005fcredentials" too); the decoder already refused it
 	// twice or in another case.
