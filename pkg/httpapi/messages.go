@@ -29,116 +29,16 @@ import (
 const headerAnthropicRequestID = "request-id"
 
 // msgRequest is a Messages request body, field for field as Anthropic
-// documents it; anything else is refused (the body is translated, so an
-// unknown field could only be dropped silently).
-type msgRequest struct {
-	Model         string          `json:"model"`
-	MaxTokens     *int            `json:"max_tokens"`
-	Messages      []msgMessage    `json:"messages"`
-	System        *msgContent     `json:"system"`
-	Metadata      *msgMetadata    `json:"metadata"`
-	StopSequences []string        `json:"stop_sequences"`
-	Stream        *bool           `json:"stream"`
-	Temperature   *float64        `json:"temperature"`
-	TopK          *int            `json:"top_k"`
-	TopP          *float64        `json:"top_p"`
-	Tools         []msgTool       `json:"tools"`
-	ToolChoice    *msgToolChoice  `json:"tool_choice"`
-	Thinking      *msgThinking    `json:"thinking"`
-	ServiceTier   *string         `json:"service_tier"`
-	OutputConfig  *msgOutput      `json:"output_config"`
-	CacheControl  json.RawMessage `json:"cache_control"`
-}
-
-// msgOutput is output_config: a JSON schema the answer must follow, and
-// how much effort the model spends.
-type msgOutput struct {
-	Effort string `json:"effort"`
-	Format *struct {
-		Type   string          `json:"type"` // json_schema
-		Schema json.RawMessage `json:"schema"`
-	} `json:"format"`
-}
-
-type msgMessage struct {
-	Role    string     `json:"role"`
-	Content msgContent `json:"content"`
-}
-
-// msgContent is a string or an array of content blocks.
-type msgContent struct {
-	text     string
-	blocks   []msgBlock
-	isBlocks bool
-}
-
-func (c *msgContent) UnmarshalJSON(data []byte) error {
-	data = bytes.TrimSpace(data)
-	switch {
-	case len(data) > 0 && data[0] == '"':
-		*c = msgContent{}
-		return json.Unmarshal(data, &c.text)
-	case len(data) > 0 && data[0] == '[':
-		*c = msgContent{isBlocks: true}
-		if err := strictUnmarshal(data, &c.blocks); err != nil {
-			return err
-		}
-		return nil
-	}
-	return errors.New("content must be a string or an array of content blocks")
-}
-
-// msgBlock is any request content block; which fields may be set depends
-// on Type (checked by toChat).
-type msgBlock struct {
-	Type         string          `json:"type"`
-	Text         string          `json:"text"`
-	Source       *msgSource      `json:"source"`
-	ID           string          `json:"id"`
-	Name         string          `json:"name"`
-	Input        json.RawMessage `json:"input"`
-	ToolUseID    string          `json:"tool_use_id"`
-	Content      *msgContent     `json:"content"`
-	IsError      *bool           `json:"is_error"`
-	Thinking     string          `json:"thinking"`
-	Signature    string          `json:"signature"`
-	Data         string          `json:"data"` // redacted_thinking
-	Title        string          `json:"title"`
-	Context      string          `json:"context"`
-	Citations    json.RawMessage `json:"citations"`
-	CacheControl json.RawMessage `json:"cache_control"`
-}
-
-type msgSource struct {
-	Type      string `json:"type"` // base64 | url | text
-	MediaType string `json:"media_type"`
-	Data      string `json:"data"`
-	URL       string `json:"url"`
-}
-
-type msgTool struct {
-	Type         string          `json:"type"` // "" or "custom"; server tools are refused
-	Name         string          `json:"name"`
-	Description  string          `json:"description"`
-	InputSchema  json.RawMessage `json:"input_schema"`
-	Strict       *bool           `json:"strict"`
-	CacheControl json.RawMessage `json:"cache_control"`
-}
-
-type msgToolChoice struct {
-	Type                   string `json:"type"` // auto | any | tool | none
-	Name                   string `json:"name"`
-	DisableParallelToolUse *bool  `json:"disable_parallel_tool_use"`
-}
-
-type msgThinking struct {
-	Type         string `json:"type"` // enabled | disabled | adaptive
-	BudgetTokens int    `json:"budget_tokens"`
-}
-
-type msgMetadata struct {
-	UserID string `json:"user_id"`
-}
+// documents it (anthropicwire's types, which the provider encodes for
+// Anthropic upstreams); anything else is refused (the body is translated,
+// so an unknown field could only be dropped silently).
+type (
+	msgRequest = anthropicwire.Request
+	msgMessage = anthropicwire.Message
+	msgContent = anthropicwire.Content
+	msgBlock   = anthropicwire.Block
+	msgSource  = anthropicwire.Source
+)
 
 var msgShape = llm.ShapeOf(reflect.TypeFor[msgRequest]())
 
@@ -176,7 +76,7 @@ func decodeMessagesBody(body []byte, count bool) (*messagesCall, error) {
 			}
 		}
 	}
-	return req.toChat(count)
+	return toChat(&req, count)
 }
 
 // msgDecodeError names what encoding/json refused.
@@ -253,7 +153,7 @@ func effortFor(budget int) string {
 //     OpenAI-style upstream caches on its own and never sees them.
 //   - citations, context, top_k and service_tier have no OpenAI
 //     equivalent and are dropped.
-func (r *msgRequest) toChat(count bool) (*messagesCall, error) {
+func toChat(r *msgRequest, count bool) (*messagesCall, error) {
 	if r.Model == "" {
 		return nil, invalidMsg("model", "model: Field required")
 	}
@@ -331,7 +231,7 @@ func (r *msgRequest) toChat(count bool) (*messagesCall, error) {
 		}
 		out.Messages = append(out.Messages, msgs...)
 	}
-	if err := r.chatTools(&out); err != nil {
+	if err := chatTools(r, &out); err != nil {
 		return nil, err
 	}
 	chat, err := chatOf(&out)
@@ -365,11 +265,11 @@ func keepCacheControl(chat *llm.ChatRequest, out *chatBody) {
 }
 
 func systemMessage(c *msgContent) (llm.Message, error) {
-	if !c.isBlocks {
-		return llm.Message{Role: "system", Content: llm.TextContent(c.text)}, nil
+	if !c.IsBlocks {
+		return llm.Message{Role: "system", Content: llm.TextContent(c.Text)}, nil
 	}
-	parts := make([]llm.ContentPart, 0, len(c.blocks))
-	for j, b := range c.blocks {
+	parts := make([]llm.ContentPart, 0, len(c.Blocks))
+	for j, b := range c.Blocks {
 		if b.Type != "text" {
 			return llm.Message{}, invalidMsg(fmt.Sprintf("system.%d.type", j), fmt.Sprintf("system.%d.type: system blocks must be text, got %q", j, llm.Clip(b.Type, 64)))
 		}
@@ -393,13 +293,13 @@ func chatMessages(m *msgMessage, param string) ([]llm.Message, *reasoning, error
 }
 
 func userMessages(c *msgContent, param string) ([]llm.Message, error) {
-	if !c.isBlocks {
-		return []llm.Message{{Role: "user", Content: llm.TextContent(c.text)}}, nil
+	if !c.IsBlocks {
+		return []llm.Message{{Role: "user", Content: llm.TextContent(c.Text)}}, nil
 	}
 	var out []llm.Message
 	var parts, toolImages []llm.ContentPart
-	for j := range c.blocks {
-		b := &c.blocks[j]
+	for j := range c.Blocks {
+		b := &c.Blocks[j]
 		bp := fmt.Sprintf("%s.content.%d", param, j)
 		switch b.Type {
 		case "tool_result":
@@ -493,13 +393,13 @@ func toolResult(c *msgContent, param string) (llm.Content, []llm.ContentPart, er
 	if c == nil {
 		return llm.TextContent(""), nil, nil
 	}
-	if !c.isBlocks {
-		return llm.TextContent(c.text), nil, nil
+	if !c.IsBlocks {
+		return llm.TextContent(c.Text), nil, nil
 	}
 	parts := []llm.ContentPart{}
 	var images []llm.ContentPart
-	for j := range c.blocks {
-		b := &c.blocks[j]
+	for j := range c.Blocks {
+		b := &c.Blocks[j]
 		bp := fmt.Sprintf("%s.%d", param, j)
 		switch b.Type {
 		case "text":
@@ -519,14 +419,14 @@ func toolResult(c *msgContent, param string) (llm.Content, []llm.ContentPart, er
 
 func assistantMessage(c *msgContent, param string) ([]llm.Message, *reasoning, error) {
 	m := llm.Message{Role: "assistant"}
-	if !c.isBlocks {
-		m.Content = llm.TextContent(c.text)
+	if !c.IsBlocks {
+		m.Content = llm.TextContent(c.Text)
 		return []llm.Message{m}, nil, nil
 	}
 	var parts []llm.ContentPart
 	var thought *reasoning
-	for j := range c.blocks {
-		b := &c.blocks[j]
+	for j := range c.Blocks {
+		b := &c.Blocks[j]
 		bp := fmt.Sprintf("%s.content.%d", param, j)
 		switch b.Type {
 		case "text":
@@ -579,7 +479,7 @@ func toolArgs(input json.RawMessage) (string, error) {
 	return b.String(), nil
 }
 
-func (r *msgRequest) chatTools(out *chatBody) error {
+func chatTools(r *msgRequest, out *chatBody) error {
 	for i, t := range r.Tools {
 		param := fmt.Sprintf("tools.%d", i)
 		if t.Type != "" && t.Type != "custom" {

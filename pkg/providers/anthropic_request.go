@@ -6,88 +6,18 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tollgate/tollgate/internal/anthropicwire"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
-// The Messages request, in the order Anthropic documents its fields, so the
-// bytes on the wire are stable (golden files pin them).
-type antRequest struct {
-	Model         string           `json:"model"`
-	MaxTokens     int              `json:"max_tokens"`
-	System        json.RawMessage  `json:"system,omitempty"` // string, or text blocks
-	Messages      []antMessage     `json:"messages"`
-	Tools         []antTool        `json:"tools,omitempty"`
-	ToolChoice    *antToolChoice   `json:"tool_choice,omitempty"`
-	StopSequences []string         `json:"stop_sequences,omitempty"`
-	Temperature   *float64         `json:"temperature,omitempty"`
-	TopP          *float64         `json:"top_p,omitempty"`
-	Metadata      *antMetadata     `json:"metadata,omitempty"`
-	OutputConfig  *antOutputConfig `json:"output_config,omitempty"`
-	Thinking      *antThinking     `json:"thinking,omitempty"`
-	Stream        bool             `json:"stream,omitempty"`
-}
-
-type antThinking struct {
-	Type         string `json:"type"` // "enabled"
-	BudgetTokens int    `json:"budget_tokens"`
-}
-
-type antMessage struct {
-	Role    string     `json:"role"`
-	Content []antBlock `json:"content"`
-}
-
-// antBlock is one request content block: text, image, document,
-// thinking, tool_use or tool_result.
-type antBlock struct {
-	Type      string          `json:"type"`
-	Text      string          `json:"text,omitempty"`
-	Thinking  string          `json:"thinking,omitempty"`
-	Signature string          `json:"signature,omitempty"`
-	Source    *antSource      `json:"source,omitempty"`
-	Title     string          `json:"title,omitempty"` // document
-	ID        string          `json:"id,omitempty"`
-	Name      string          `json:"name,omitempty"`
-	Input     json.RawMessage `json:"input,omitempty"`
-	ToolUseID string          `json:"tool_use_id,omitempty"`
-	Content   json.RawMessage `json:"content,omitempty"` // tool_result: string or text blocks
-	// CacheControl is a prompt-cache breakpoint an Anthropic client set.
-	CacheControl json.RawMessage `json:"cache_control,omitempty"`
-}
-
-type antSource struct {
-	Type      string `json:"type"` // "base64" | "url"
-	MediaType string `json:"media_type,omitempty"`
-	Data      string `json:"data,omitempty"`
-	URL       string `json:"url,omitempty"`
-}
-
-type antTool struct {
-	Name         string          `json:"name"`
-	Description  string          `json:"description,omitempty"`
-	InputSchema  json.RawMessage `json:"input_schema"`
-	Strict       *bool           `json:"strict,omitempty"`
-	CacheControl json.RawMessage `json:"cache_control,omitempty"`
-}
-
-type antToolChoice struct {
-	Type                   string `json:"type"` // auto | any | tool | none
-	Name                   string `json:"name,omitempty"`
-	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
-}
-
-type antMetadata struct {
-	UserID string `json:"user_id"`
-}
-
-type antOutputConfig struct {
-	Format antOutputFormat `json:"format"`
-}
-
-type antOutputFormat struct {
-	Type   string          `json:"type"` // "json_schema"
-	Schema json.RawMessage `json:"schema"`
-}
+// The Messages request's wire types are anthropicwire's, shared with the
+// HTTP layer that decodes Anthropic clients' bodies.
+type (
+	antRequest = anthropicwire.Request
+	antMessage = anthropicwire.Message
+	antBlock   = anthropicwire.Block
+	antSource  = anthropicwire.Source
+)
 
 // emptySchema is the input_schema of a function declared without
 // parameters: Anthropic requires one, OpenAI does not.
@@ -152,32 +82,40 @@ func anthropicBody(chat *llm.ChatRequest, model string, maxTokens int, stream bo
 	if chat.Choices() > 1 {
 		return nil, llm.InvalidParam("n", "n > 1 is not supported by this model's provider (Anthropic returns one completion per request)")
 	}
-	req := antRequest{Model: model, MaxTokens: maxTokens, Stream: stream, TopP: chat.TopP}
+	// One allocation holds the request and the values its pointers need.
+	b := &struct {
+		req         antRequest
+		maxTokens   int
+		temperature float64
+		metadata    anthropicwire.Metadata
+	}{maxTokens: maxTokens}
+	req := &b.req
+	req.Model, req.MaxTokens, req.TopP = model, &b.maxTokens, chat.TopP
+	if stream {
+		req.Stream = &anthropicwire.True
+	}
 	if t := chat.Temperature; t != nil {
-		v := min(max(*t, 0), 1)
-		req.Temperature = &v
+		b.temperature = min(max(*t, 0), 1)
+		req.Temperature = &b.temperature
 	}
 	req.StopSequences = chat.StopSequences()
 	if chat.User != "" {
-		req.Metadata = &antMetadata{UserID: chat.User}
+		b.metadata.UserID = chat.User
+		req.Metadata = &b.metadata
 	}
-	if err := setResponseFormat(&req, chat.ResponseFormat); err != nil {
+	if err := setResponseFormat(req, chat.ResponseFormat); err != nil {
 		return nil, err
 	}
-	system, err := translateMessages(&req, chat.Messages)
+	system, err := translateMessages(req, chat.Messages)
 	if err != nil {
 		return nil, err
 	}
-	if len(system) > 0 {
-		if req.System, err = marshalSystem(system); err != nil {
-			return nil, err
-		}
-	}
-	if err := translateTools(&req, chat); err != nil {
+	req.System = systemContent(system)
+	if err := translateTools(req, chat); err != nil {
 		return nil, err
 	}
 	req.Thinking = thinking(chat, maxTokens)
-	body, err := marshalRaw(&req)
+	body, err := marshalRaw(req)
 	if err != nil {
 		return nil, fmt.Errorf("providers: encoding the anthropic request: %w", err)
 	}
@@ -201,7 +139,7 @@ func setResponseFormat(req *antRequest, rf *llm.ResponseFormat) error {
 		if err := json.Unmarshal(rf.JSONSchema, &js); err != nil || len(bytes.TrimSpace(js.Schema)) == 0 || bytes.TrimSpace(js.Schema)[0] != '{' {
 			return llm.InvalidParam("response_format.json_schema.schema", "response_format json_schema needs a json_schema.schema object")
 		}
-		req.OutputConfig = &antOutputConfig{Format: antOutputFormat{Type: "json_schema", Schema: js.Schema}}
+		req.OutputConfig = &anthropicwire.OutputConfig{Format: &anthropicwire.OutputFormat{Type: "json_schema", Schema: js.Schema}}
 		return nil
 	case "json_object":
 		return llm.InvalidParam("response_format", "response_format json_object is not supported by this model's provider (Anthropic); send a json_schema instead")
@@ -217,18 +155,21 @@ type systemPart struct {
 	plain  bool
 }
 
-func marshalSystem(sys []systemPart) (json.RawMessage, error) {
+// systemContent is the top-level system: nil for none.
+func systemContent(sys []systemPart) *anthropicwire.Content {
 	if len(sys) == 1 && sys[0].plain {
-		return marshalRaw(sys[0].blocks[0].Text)
+		c := anthropicwire.TextContent(sys[0].blocks[0].Text)
+		return &c
 	}
 	var blocks []antBlock
 	for _, s := range sys {
 		blocks = append(blocks, s.blocks...)
 	}
 	if len(blocks) == 0 {
-		return nil, nil
+		return nil
 	}
-	return marshalRaw(blocks)
+	c := anthropicwire.BlockContent(blocks)
+	return &c
 }
 
 // translateMessages fills req.Messages and returns the system prompt.
@@ -239,10 +180,11 @@ func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error
 			return
 		}
 		if n := len(req.Messages); n > 0 && req.Messages[n-1].Role == role {
-			req.Messages[n-1].Content = append(req.Messages[n-1].Content, blocks...)
+			c := &req.Messages[n-1].Content
+			c.Blocks = append(c.Blocks, blocks...)
 			return
 		}
-		req.Messages = append(req.Messages, antMessage{Role: role, Content: blocks})
+		req.Messages = append(req.Messages, antMessage{Role: role, Content: anthropicwire.BlockContent(blocks)})
 	}
 	for i := range msgs {
 		m := &msgs[i]
@@ -384,7 +326,7 @@ var effortBudget = map[string]int{"minimal": 1024, "low": 2048, "medium": 8192, 
 // thinking is the thinking setting for the request, nil for none. The
 // budget stays below max_tokens, as Anthropic requires; a max_tokens at or
 // below its 1024 minimum leaves thinking off.
-func thinking(chat *llm.ChatRequest, maxTokens int) *antThinking {
+func thinking(chat *llm.ChatRequest, maxTokens int) *anthropicwire.Thinking {
 	budget := chat.ThinkingBudget
 	if budget <= 0 {
 		budget = effortBudget[chat.ReasoningEffort]
@@ -396,7 +338,7 @@ func thinking(chat *llm.ChatRequest, maxTokens int) *antThinking {
 	if budget < 1024 {
 		return nil
 	}
-	return &antThinking{Type: "enabled", BudgetTokens: budget}
+	return &anthropicwire.Thinking{Type: "enabled", BudgetTokens: budget}
 }
 
 func cutPrefixFold(s, prefix string) (string, bool) {
@@ -423,19 +365,21 @@ func toolInput(args string) (json.RawMessage, error) {
 }
 
 // toolResultContent is a tool message's content: a string, or text blocks
-// when the client sent parts. Empty content is omitted.
-func toolResultContent(c llm.Content, param string) (json.RawMessage, error) {
+// when the client sent parts. Empty content is omitted (nil).
+func toolResultContent(c llm.Content, param string) (*anthropicwire.Content, error) {
 	if c.Parts == nil {
 		if c.Text == "" {
 			return nil, nil
 		}
-		return marshalRaw(c.Text)
+		out := anthropicwire.TextContent(c.Text)
+		return &out, nil
 	}
 	blocks, err := contentBlocks(c, param)
 	if err != nil || len(blocks) == 0 {
 		return nil, err
 	}
-	return marshalRaw(blocks)
+	out := anthropicwire.BlockContent(blocks)
+	return &out, nil
 }
 
 func translateTools(req *antRequest, chat *llm.ChatRequest) error {
@@ -447,12 +391,12 @@ func translateTools(req *antRequest, chat *llm.ChatRequest) error {
 		if len(bytes.TrimSpace(schema)) == 0 || string(bytes.TrimSpace(schema)) == "null" {
 			schema = emptySchema
 		}
-		req.Tools = append(req.Tools, antTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema, Strict: t.Function.Strict, CacheControl: t.CacheControl})
+		req.Tools = append(req.Tools, anthropicwire.Tool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema, Strict: t.Function.Strict, CacheControl: t.CacheControl})
 	}
 	if len(req.Tools) == 0 {
 		return nil // Anthropic rejects a tool_choice without tools
 	}
-	choice := &antToolChoice{Type: "auto"}
+	choice := &anthropicwire.ToolChoice{Type: "auto"}
 	explicit := false
 	if raw := bytes.TrimSpace(chat.ToolChoice); len(raw) > 0 && string(raw) != "null" {
 		explicit = true
@@ -481,7 +425,7 @@ func translateTools(req *antRequest, chat *llm.ChatRequest) error {
 		}
 	}
 	if p := chat.ParallelToolCalls; p != nil && !*p && choice.Type != "none" {
-		choice.DisableParallelToolUse = true
+		choice.DisableParallelToolUse = &anthropicwire.True
 		explicit = true
 	}
 	if explicit {
