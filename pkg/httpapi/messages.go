@@ -572,36 +572,6 @@ func (s *server) countTokens(c *gin.Context) {
 	c.Data(http.StatusOK, "application/json", []byte(`{"input_tokens":`+strconv.Itoa(n)+`}`))
 }
 
-// msgResponse is a Messages answer.
-type msgResponse struct {
-	ID           string              `json:"id"`
-	Type         string              `json:"type"`
-	Role         string              `json:"role"`
-	Model        string              `json:"model"`
-	Content      []any               `json:"content"`
-	StopReason   *string             `json:"stop_reason"`
-	StopSequence *string             `json:"stop_sequence"`
-	Usage        anthropicwire.Usage `json:"usage"`
-}
-
-type textBlock struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-}
-
-type toolUseBlock struct {
-	Type  string          `json:"type"`
-	ID    string          `json:"id"`
-	Name  string          `json:"name"`
-	Input json.RawMessage `json:"input"`
-}
-
-type thinkingBlock struct {
-	Type      string `json:"type"`
-	Thinking  string `json:"thinking"`
-	Signature string `json:"signature"`
-}
-
 // messageID is an answer's id in Anthropic's form.
 func messageID(id string) string {
 	if strings.HasPrefix(id, "msg_") {
@@ -627,8 +597,8 @@ func toolInput(args string) json.RawMessage {
 
 // messageOf translates a chat answer. Usage the provider did not report
 // is tollgate's own count (prompt, completion).
-func messageOf(resp *llm.ChatResponse, model string, prompt, completion int) *msgResponse {
-	out := &msgResponse{ID: messageID(resp.ID), Type: "message", Role: "assistant", Model: resp.Model, Content: []any{}}
+func messageOf(resp *llm.ChatResponse, model string, prompt, completion int) *anthropicwire.Response {
+	out := &anthropicwire.Response{ID: messageID(resp.ID), Type: "message", Role: "assistant", Model: resp.Model, Content: []anthropicwire.ResponseBlock{}}
 	if out.Model == "" {
 		out.Model = model
 	}
@@ -644,14 +614,15 @@ func messageOf(resp *llm.ChatResponse, model string, prompt, completion int) *ms
 	}
 	ch := &resp.Choices[0]
 	msg := &ch.Message
+	out.Content = make([]anthropicwire.ResponseBlock, 0, len(msg.ToolCalls)+2) // thinking, text, calls
 	if msg.ReasoningContent != "" || msg.ReasoningSignature != "" {
-		out.Content = append(out.Content, thinkingBlock{Type: "thinking", Thinking: msg.ReasoningContent, Signature: msg.ReasoningSignature})
+		out.Content = append(out.Content, anthropicwire.ResponseBlock{Type: "thinking", Thinking: msg.ReasoningContent, Signature: msg.ReasoningSignature})
 	}
 	if text := msg.Content.String(); text != "" {
-		out.Content = append(out.Content, textBlock{Type: "text", Text: text})
+		out.Content = append(out.Content, anthropicwire.ResponseBlock{Type: "text", Text: text})
 	}
 	for _, tc := range msg.ToolCalls {
-		out.Content = append(out.Content, toolUseBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: toolInput(tc.Function.Arguments)})
+		out.Content = append(out.Content, anthropicwire.ResponseBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: toolInput(tc.Function.Arguments)})
 	}
 	stop := anthropicwire.StopReason(ch.FinishReason, ch.StopSequence)
 	out.StopReason = &stop

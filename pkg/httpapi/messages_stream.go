@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 
@@ -52,56 +53,35 @@ type msgEncoder struct {
 	finish  string
 	stopSeq string
 	usage   *llm.Usage
+
+	// Reused from event to event, which are encoded one at a time: the
+	// encoder and its buffer, and what the events point to.
+	buf   bytes.Buffer
+	enc   *json.Encoder
+	ev    anthropicwire.Event
+	i     int
+	block anthropicwire.ResponseBlock
+	delt  anthropicwire.Delta
 }
 
 // event writes one SSE event.
 func (e *msgEncoder) event(name string, v any) error {
-	data, err := llm.MarshalNoEscape(v)
-	if err != nil {
+	if e.enc == nil {
+		e.enc = json.NewEncoder(&e.buf)
+		e.enc.SetEscapeHTML(false)
+	}
+	e.buf.Reset()
+	if err := e.enc.Encode(v); err != nil {
 		return err
 	}
-	return sseEvent(e.w, name, data)
+	return sseEvent(e.w, name, bytes.TrimSuffix(e.buf.Bytes(), []byte("\n")))
 }
 
-type msgEvent struct {
-	Type         string         `json:"type"`
-	Message      *msgResponse   `json:"message,omitempty"`
-	Index        *int           `json:"index,omitempty"`
-	ContentBlock any            `json:"content_block,omitempty"`
-	Delta        any            `json:"delta,omitempty"`
-	Usage        *msgDeltaUsage `json:"usage,omitempty"`
-}
-
-type msgDeltaUsage struct {
-	InputTokens              int `json:"input_tokens"`
-	OutputTokens             int `json:"output_tokens"`
-	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
-}
-
-type msgStopDelta struct {
-	StopReason   string  `json:"stop_reason"`
-	StopSequence *string `json:"stop_sequence"`
-}
-
-type textDelta struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-}
-
-type thinkingDelta struct {
-	Type     string `json:"type"`
-	Thinking string `json:"thinking"`
-}
-
-type signatureDelta struct {
-	Type      string `json:"type"`
-	Signature string `json:"signature"`
-}
-
-type inputDelta struct {
-	Type        string `json:"type"`
-	PartialJSON string `json:"partial_json"`
+// indexed writes a content_block_* event of the block at e.index.
+func (e *msgEncoder) indexed(typ string, block *anthropicwire.ResponseBlock, d *anthropicwire.Delta) error {
+	e.i = e.index
+	e.ev = anthropicwire.Event{Type: typ, Index: &e.i, ContentBlock: block, Delta: d}
+	return e.event(typ, &e.ev)
 }
 
 func (e *msgEncoder) start(chunk *llm.ChatChunk) error {
@@ -110,23 +90,23 @@ func (e *msgEncoder) start(chunk *llm.ChatChunk) error {
 	if model == "" {
 		model = e.model
 	}
-	msg := &msgResponse{ID: messageID(chunk.ID), Type: "message", Role: "assistant", Model: model, Content: []any{},
-		Usage: anthropicwire.Usage{InputTokens: e.prompt, OutputTokens: 1}}
-	if err := e.event("message_start", msgEvent{Type: "message_start", Message: msg}); err != nil {
+	msg := &anthropicwire.Response{ID: messageID(chunk.ID), Type: "message", Role: "assistant", Model: model,
+		Content: []anthropicwire.ResponseBlock{}, Usage: anthropicwire.Usage{InputTokens: e.prompt, OutputTokens: 1}}
+	if err := e.event("message_start", &anthropicwire.Event{Type: "message_start", Message: msg}); err != nil {
 		return err
 	}
-	return e.event("ping", msgEvent{Type: "ping"})
+	return e.event("ping", &anthropicwire.Event{Type: "ping"})
 }
 
 // openBlock closes the open block and starts one of kind.
-func (e *msgEncoder) openBlock(kind string, block any) error {
+func (e *msgEncoder) openBlock(kind string, block anthropicwire.ResponseBlock) error {
 	if err := e.closeBlock(); err != nil {
 		return err
 	}
 	e.open, e.index = kind, e.blocks
 	e.blocks++
-	i := e.index
-	return e.event("content_block_start", msgEvent{Type: "content_block_start", Index: &i, ContentBlock: block})
+	e.block = block
+	return e.indexed("content_block_start", &e.block, nil)
 }
 
 func (e *msgEncoder) closeBlock() error {
@@ -134,13 +114,12 @@ func (e *msgEncoder) closeBlock() error {
 		return nil
 	}
 	e.open = ""
-	i := e.index
-	return e.event("content_block_stop", msgEvent{Type: "content_block_stop", Index: &i})
+	return e.indexed("content_block_stop", nil, nil)
 }
 
-func (e *msgEncoder) delta(d any) error {
-	i := e.index
-	return e.event("content_block_delta", msgEvent{Type: "content_block_delta", Index: &i, Delta: d})
+func (e *msgEncoder) delta(d anthropicwire.Delta) error {
+	e.delt = d
+	return e.indexed("content_block_delta", nil, &e.delt)
 }
 
 func (e *msgEncoder) chunk(chunk *llm.ChatChunk) error {
@@ -159,21 +138,21 @@ func (e *msgEncoder) chunk(chunk *llm.ChatChunk) error {
 	d := &ch.Delta
 	if d.ReasoningContent != nil && *d.ReasoningContent != "" {
 		if e.open != "thinking" {
-			if err := e.openBlock("thinking", thinkingBlock{Type: "thinking"}); err != nil {
+			if err := e.openBlock("thinking", anthropicwire.ResponseBlock{Type: "thinking"}); err != nil {
 				return err
 			}
 		}
-		if err := e.delta(thinkingDelta{Type: "thinking_delta", Thinking: *d.ReasoningContent}); err != nil {
+		if err := e.delta(anthropicwire.Delta{Type: "thinking_delta", Thinking: *d.ReasoningContent}); err != nil {
 			return err
 		}
 	}
 	if d.ReasoningSignature != "" {
 		if e.open != "thinking" {
-			if err := e.openBlock("thinking", thinkingBlock{Type: "thinking"}); err != nil {
+			if err := e.openBlock("thinking", anthropicwire.ResponseBlock{Type: "thinking"}); err != nil {
 				return err
 			}
 		}
-		if err := e.delta(signatureDelta{Type: "signature_delta", Signature: d.ReasoningSignature}); err != nil {
+		if err := e.delta(anthropicwire.Delta{Type: "signature_delta", Signature: d.ReasoningSignature}); err != nil {
 			return err
 		}
 	}
@@ -186,11 +165,11 @@ func (e *msgEncoder) chunk(chunk *llm.ChatChunk) error {
 	}
 	if text != "" {
 		if e.open != "text" {
-			if err := e.openBlock("text", textBlock{Type: "text"}); err != nil {
+			if err := e.openBlock("text", anthropicwire.ResponseBlock{Type: "text"}); err != nil {
 				return err
 			}
 		}
-		if err := e.delta(textDelta{Type: "text_delta", Text: text}); err != nil {
+		if err := e.delta(anthropicwire.Delta{Type: "text_delta", Text: text}); err != nil {
 			return err
 		}
 	}
@@ -200,13 +179,13 @@ func (e *msgEncoder) chunk(chunk *llm.ChatChunk) error {
 			idx = *tc.Index
 		}
 		if tc.ID != "" || e.open != "tool_use" || idx != e.tool {
-			if err := e.openBlock("tool_use", toolUseBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: json.RawMessage("{}")}); err != nil {
+			if err := e.openBlock("tool_use", anthropicwire.ResponseBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: json.RawMessage("{}")}); err != nil {
 				return err
 			}
 			e.tool = idx
 		}
 		if tc.Function.Arguments != "" {
-			if err := e.delta(inputDelta{Type: "input_json_delta", PartialJSON: tc.Function.Arguments}); err != nil {
+			if err := e.delta(anthropicwire.Delta{Type: "input_json_delta", PartialJSON: tc.Function.Arguments}); err != nil {
 				return err
 			}
 		}
@@ -239,14 +218,11 @@ func (e *msgEncoder) end() error {
 	if e.usage == nil {
 		u.InputTokens = e.prompt
 	}
-	stop := msgStopDelta{StopReason: anthropicwire.StopReason(e.finish, e.stopSeq)}
-	if e.stopSeq != "" {
-		stop.StopSequence = &e.stopSeq
-	}
-	if err := e.event("message_delta", msgEvent{Type: "message_delta", Delta: stop, Usage: &msgDeltaUsage{
-		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
-		CacheCreationInputTokens: u.CacheCreationInputTokens, CacheReadInputTokens: u.CacheReadInputTokens}}); err != nil {
+	stop := &anthropicwire.Delta{StopReason: anthropicwire.StopReason(e.finish, e.stopSeq), StopSequence: e.stopSeq}
+	if err := e.event("message_delta", &anthropicwire.Event{Type: "message_delta", Delta: stop, Usage: &anthropicwire.DeltaUsage{
+		InputTokens: &u.InputTokens, OutputTokens: &u.OutputTokens,
+		CacheCreationInputTokens: &u.CacheCreationInputTokens, CacheReadInputTokens: &u.CacheReadInputTokens}}); err != nil {
 		return err
 	}
-	return e.event("message_stop", msgEvent{Type: "message_stop"})
+	return e.event("message_stop", &anthropicwire.Event{Type: "message_stop"})
 }

@@ -144,7 +144,7 @@ func (a *Anthropic) Chat(ctx context.Context, r *Request) (*llm.ChatResponse, er
 	if msg.Type != "message" {
 		return nil, badResponse(a.name, "upstream sent something other than a message: "+snippet(string(raw)), nil)
 	}
-	return msg.toOpenAI(a.now()), nil
+	return chatResponseOf(&msg, a.now()), nil
 }
 
 // body translates r to the Messages request body.

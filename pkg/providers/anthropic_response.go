@@ -10,41 +10,20 @@ import (
 	"github.com/tollgate/tollgate/pkg/llm"
 )
 
-// antMessageResponse is a Messages answer (also message_start's message).
-type antMessageResponse struct {
-	ID           string         `json:"id"`
-	Type         string         `json:"type"`
-	Role         string         `json:"role"`
-	Model        string         `json:"model"`
-	Content      []antRespBlock `json:"content"`
-	StopReason   string         `json:"stop_reason"`
-	StopSequence string         `json:"stop_sequence"`
-	Usage        antUsage       `json:"usage"`
-	Error        *antError      `json:"error"`
-}
-
-// antRespBlock is one response content block. text and tool_use reach
-// the client; thinking becomes the message's reasoning_content (its
-// signature kept in process, for an Anthropic client to send back);
-// redacted_thinking and server-tool blocks do not (OpenAI's chat format
-// has no place for them; their tokens are part of output_tokens, so they
-// are still paid for and reported).
-type antRespBlock struct {
-	Type      string          `json:"type"`
-	Text      string          `json:"text"`
-	ID        string          `json:"id"`
-	Name      string          `json:"name"`
-	Input     json.RawMessage `json:"input"`
-	Thinking  string          `json:"thinking"`
-	Signature string          `json:"signature"`
-}
-
-// antUsage and antError are the shared wire types; the mapping of stop
-// reasons and usage lives with them (anthropicwire), used by both
-// directions of the translation.
+// The Messages answer's wire types are anthropicwire's, shared with the
+// HTTP layer that answers Anthropic clients; the mapping of stop reasons
+// and usage lives with them, used by both directions of the translation.
+//
+// Of an answer's content blocks, text and tool_use reach the client;
+// thinking becomes the message's reasoning_content (its signature kept in
+// process, for an Anthropic client to send back); redacted_thinking and
+// server-tool blocks do not (OpenAI's chat format has no place for them;
+// their tokens are part of output_tokens, so they are still paid for and
+// reported).
 type (
-	antUsage = anthropicwire.Usage
-	antError = anthropicwire.ErrorObject
+	antMessageResponse = anthropicwire.Response
+	antUsage           = anthropicwire.Usage
+	antError           = anthropicwire.ErrorObject
 )
 
 // toolArguments renders a tool_use input as OpenAI's arguments string:
@@ -61,9 +40,9 @@ func toolArguments(input json.RawMessage) string {
 	return b.String()
 }
 
-// toOpenAI translates a Messages answer into a chat completion. Raw stays
-// nil: the gateway marshals the typed value.
-func (m *antMessageResponse) toOpenAI(now time.Time) *llm.ChatResponse {
+// chatResponseOf translates a Messages answer into a chat completion. Raw
+// stays nil: the gateway marshals the typed value.
+func chatResponseOf(m *antMessageResponse, now time.Time) *llm.ChatResponse {
 	msg := llm.Message{Role: "assistant"}
 	var text strings.Builder
 	hasText := false
@@ -91,7 +70,15 @@ func (m *antMessageResponse) toOpenAI(now time.Time) *llm.ChatResponse {
 		Object:  "chat.completion",
 		Created: now.Unix(),
 		Model:   m.Model,
-		Choices: []llm.Choice{{Index: 0, Message: msg, FinishReason: anthropicwire.FinishReason(m.StopReason), StopSequence: m.StopSequence}},
+		Choices: []llm.Choice{{Index: 0, Message: msg, FinishReason: anthropicwire.FinishReason(deref(m.StopReason)), StopSequence: deref(m.StopSequence)}},
 		Usage:   m.Usage.ToLLM(),
 	}
+}
+
+// deref is a nullable string's value, "" for null.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

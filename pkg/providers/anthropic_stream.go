@@ -35,38 +35,6 @@ func (a *Anthropic) streamJSONError(body []byte) *llm.Error {
 	return e
 }
 
-// antEvent is any Messages stream event; which fields are set depends on
-// Type.
-type antEvent struct {
-	Type         string              `json:"type"`
-	Message      *antMessageResponse `json:"message"`       // message_start
-	Index        int                 `json:"index"`         // content_block_*
-	ContentBlock *antRespBlock       `json:"content_block"` // content_block_start
-	Delta        *antDelta           `json:"delta"`         // content_block_delta, message_delta
-	Usage        *antDeltaUsage      `json:"usage"`         // message_delta
-	Error        *antError           `json:"error"`         // error
-}
-
-type antDelta struct {
-	Type         string `json:"type"` // text_delta | input_json_delta | thinking_delta | signature_delta | citations_delta
-	Text         string `json:"text"`
-	PartialJSON  string `json:"partial_json"`
-	Thinking     string `json:"thinking"`
-	Signature    string `json:"signature"`
-	StopReason   string `json:"stop_reason"`   // message_delta
-	StopSequence string `json:"stop_sequence"` // message_delta
-}
-
-// antDeltaUsage is message_delta's usage: output_tokens so far, and on
-// newer API versions the input counts too (all cumulative), which then
-// replace message_start's.
-type antDeltaUsage struct {
-	InputTokens              *int `json:"input_tokens"`
-	OutputTokens             *int `json:"output_tokens"`
-	CacheCreationInputTokens *int `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     *int `json:"cache_read_input_tokens"`
-}
-
 // antTranslator turns Messages stream events into OpenAI chunks:
 //
 //   - message_start: the first chunk (role assistant, empty content); its
@@ -92,9 +60,10 @@ type antTranslator struct {
 	created      int64
 	started      bool // message_start seen: usage is known
 	usage        antUsage
-	toolIndex    map[int]int // content block index → tool call index
-	toolArgs     []bool      // by tool call index: some arguments were sent
-	ev           antEvent    // reused
+	toolIndex    map[int]int         // content block index → tool call index
+	toolArgs     []bool              // by tool call index: some arguments were sent
+	ev           anthropicwire.Event // reused
+	index        int                 // ev.Index's value, reused
 }
 
 func (t *antTranslator) chunk(d llm.Delta, finish *string) *llm.ChatChunk {
@@ -111,13 +80,18 @@ func (t *antTranslator) decode(provider string, data, name []byte, out []*llm.Ch
 	if len(data) == 0 {
 		return out, false, nil
 	}
-	t.ev = antEvent{}
+	t.index = 0
+	t.ev = anthropicwire.Event{Index: &t.index} // decoded in place: no allocation an event
 	ev := &t.ev
 	if err := decodeJSON(data, ev); err != nil {
 		if string(name) == "error" {
 			return out, false, anthropicEventError(provider, &antError{Message: snippet(string(data))})
 		}
 		return out, false, badResponse(provider, "upstream sent a malformed stream event: "+snippet(string(data)), err)
+	}
+	index := 0
+	if ev.Index != nil { // null
+		index = *ev.Index
 	}
 	typ := ev.Type
 	if typ == "" {
@@ -147,7 +121,7 @@ func (t *antTranslator) decode(provider string, data, name []byte, out []*llm.Ch
 				t.toolIndex = make(map[int]int, 2)
 			}
 			i := len(t.toolArgs)
-			t.toolIndex[ev.Index] = i
+			t.toolIndex[index] = i
 			t.toolArgs = append(t.toolArgs, false)
 			out = append(out, t.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: &i, ID: b.ID, Type: "function",
 				Function: llm.FunctionCall{Name: b.Name, Arguments: ""}}}}, nil))
@@ -173,7 +147,7 @@ func (t *antTranslator) decode(provider string, data, name []byte, out []*llm.Ch
 				out = append(out, t.chunk(llm.Delta{ReasoningSignature: d.Signature}, nil))
 			}
 		case "input_json_delta":
-			i, ok := t.toolIndex[ev.Index]
+			i, ok := t.toolIndex[index]
 			if ok && d.PartialJSON != "" {
 				t.toolArgs[i] = true
 				out = append(out, t.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: &i,
@@ -183,7 +157,7 @@ func (t *antTranslator) decode(provider string, data, name []byte, out []*llm.Ch
 	case "content_block_stop":
 		// A call without input streams no fragment; OpenAI clients parse
 		// the arguments, and "" is not JSON.
-		if i, ok := t.toolIndex[ev.Index]; ok && !t.toolArgs[i] {
+		if i, ok := t.toolIndex[index]; ok && !t.toolArgs[i] {
 			t.toolArgs[i] = true
 			out = append(out, t.chunk(llm.Delta{ToolCalls: []llm.ToolCall{{Index: &i,
 				Function: llm.FunctionCall{Arguments: "{}"}}}}, nil))
