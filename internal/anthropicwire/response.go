@@ -27,7 +27,9 @@ type Response struct {
 // ResponseBlock is one answer content block: text, tool_use, thinking;
 // others (redacted_thinking, server tools' blocks) are read as their type
 // alone. It encodes as Anthropic sends each type: every field of its type,
-// empty or not (a content_block_start's text block has "text":"").
+// empty or not (a content_block_start's text block has "text":""). As
+// with Content, encode it through a pointer (a *Response's content, an
+// Event's ContentBlock): MarshalJSON has a pointer receiver.
 type ResponseBlock struct {
 	Type      string          `json:"type"`
 	Text      string          `json:"text,omitempty"`
@@ -66,7 +68,8 @@ type Event struct {
 
 // Delta is a content_block_delta's delta (Type text_delta,
 // input_json_delta, thinking_delta, signature_delta, citations_delta) or
-// message_delta's (no Type: the stop reason and sequence).
+// message_delta's (no Type: the stop reason and sequence). Like
+// ResponseBlock, it encodes per type through a pointer.
 type Delta struct {
 	Type         string `json:"type,omitempty"`
 	Text         string `json:"text,omitempty"`

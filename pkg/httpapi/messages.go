@@ -28,19 +28,11 @@ import (
 // request id (Message's _request_id, an error's RequestID).
 const headerAnthropicRequestID = "request-id"
 
-// msgRequest is a Messages request body, field for field as Anthropic
-// documents it (anthropicwire's types, which the provider encodes for
-// Anthropic upstreams); anything else is refused (the body is translated,
+// The body's types are anthropicwire's (shared with the provider that
+// encodes them for Anthropic upstreams), decoded strictly: fields as
+// Anthropic documents them, anything else refused (the body is translated,
 // so an unknown field could only be dropped silently).
-type (
-	msgRequest = anthropicwire.Request
-	msgMessage = anthropicwire.Message
-	msgContent = anthropicwire.Content
-	msgBlock   = anthropicwire.Block
-	msgSource  = anthropicwire.Source
-)
-
-var msgShape = llm.ShapeOf(reflect.TypeFor[msgRequest]())
+var msgShape = llm.ShapeOf(reflect.TypeFor[anthropicwire.Request]())
 
 // messagesCall is a decoded Messages request: the internal request the
 // gateway serves, and what the answer's translation needs.
@@ -60,7 +52,7 @@ func decodeMessagesBody(body []byte, count bool) (*messagesCall, error) {
 	if !json.Valid(body) {
 		return nil, invalidMsg("", "the request body is not valid JSON")
 	}
-	var req msgRequest
+	var req anthropicwire.Request
 	if err := strictUnmarshal(body, &req); err != nil {
 		return nil, msgDecodeError(err)
 	}
@@ -153,7 +145,7 @@ func effortFor(budget int) string {
 //     OpenAI-style upstream caches on its own and never sees them.
 //   - citations, context, top_k and service_tier have no OpenAI
 //     equivalent and are dropped.
-func toChat(r *msgRequest, count bool) (*messagesCall, error) {
+func toChat(r *anthropicwire.Request, count bool) (*messagesCall, error) {
 	if r.Model == "" {
 		return nil, invalidMsg("model", "model: Field required")
 	}
@@ -264,7 +256,7 @@ func keepCacheControl(chat *llm.ChatRequest, out *chatBody) {
 	}
 }
 
-func systemMessage(c *msgContent) (llm.Message, error) {
+func systemMessage(c *anthropicwire.Content) (llm.Message, error) {
 	if !c.IsBlocks {
 		return llm.Message{Role: "system", Content: llm.TextContent(c.Text)}, nil
 	}
@@ -279,7 +271,7 @@ func systemMessage(c *msgContent) (llm.Message, error) {
 }
 
 // chatMessages translates one turn into one or more chat messages.
-func chatMessages(m *msgMessage, param string) ([]llm.Message, *reasoning, error) {
+func chatMessages(m *anthropicwire.Message, param string) ([]llm.Message, *reasoning, error) {
 	switch m.Role {
 	case "user":
 		msgs, err := userMessages(&m.Content, param)
@@ -292,7 +284,7 @@ func chatMessages(m *msgMessage, param string) ([]llm.Message, *reasoning, error
 	return nil, nil, invalidMsg(param+".role", fmt.Sprintf("%s.role: Input should be 'user' or 'assistant', got %q", param, llm.Clip(m.Role, 64)))
 }
 
-func userMessages(c *msgContent, param string) ([]llm.Message, error) {
+func userMessages(c *anthropicwire.Content, param string) ([]llm.Message, error) {
 	if !c.IsBlocks {
 		return []llm.Message{{Role: "user", Content: llm.TextContent(c.Text)}}, nil
 	}
@@ -331,7 +323,7 @@ func userMessages(c *msgContent, param string) ([]llm.Message, error) {
 }
 
 // userPart translates a user block other than a tool result.
-func userPart(b *msgBlock, param string) (llm.ContentPart, error) {
+func userPart(b *anthropicwire.Block, param string) (llm.ContentPart, error) {
 	switch b.Type {
 	case "text":
 		return llm.ContentPart{Type: "text", Text: b.Text}, nil
@@ -363,7 +355,7 @@ func userPart(b *msgBlock, param string) (llm.ContentPart, error) {
 	return llm.ContentPart{}, invalidMsg(param+".type", fmt.Sprintf("%s.type: %q blocks are not supported in user turns by tollgate", param, llm.Clip(b.Type, 64)))
 }
 
-func imageURL(s *msgSource, param string) (string, error) {
+func imageURL(s *anthropicwire.Source, param string) (string, error) {
 	if s == nil {
 		return "", invalidMsg(param, param+": Field required")
 	}
@@ -389,7 +381,7 @@ func imageURL(s *msgSource, param string) (string, error) {
 
 // toolResult is a tool_result's content for a tool message (a string, or
 // text parts) and its images, which travel in a user message.
-func toolResult(c *msgContent, param string) (llm.Content, []llm.ContentPart, error) {
+func toolResult(c *anthropicwire.Content, param string) (llm.Content, []llm.ContentPart, error) {
 	if c == nil {
 		return llm.TextContent(""), nil, nil
 	}
@@ -417,7 +409,7 @@ func toolResult(c *msgContent, param string) (llm.Content, []llm.ContentPart, er
 	return llm.Content{Parts: parts}, images, nil
 }
 
-func assistantMessage(c *msgContent, param string) ([]llm.Message, *reasoning, error) {
+func assistantMessage(c *anthropicwire.Content, param string) ([]llm.Message, *reasoning, error) {
 	m := llm.Message{Role: "assistant"}
 	if !c.IsBlocks {
 		m.Content = llm.TextContent(c.Text)
@@ -479,7 +471,7 @@ func toolArgs(input json.RawMessage) (string, error) {
 	return b.String(), nil
 }
 
-func chatTools(r *msgRequest, out *chatBody) error {
+func chatTools(r *anthropicwire.Request, out *chatBody) error {
 	for i, t := range r.Tools {
 		param := fmt.Sprintf("tools.%d", i)
 		if t.Type != "" && t.Type != "custom" {

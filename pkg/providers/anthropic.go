@@ -134,7 +134,7 @@ func (a *Anthropic) Chat(ctx context.Context, r *Request) (*llm.ChatResponse, er
 	if err != nil {
 		return nil, err
 	}
-	var msg antMessageResponse
+	var msg anthropicwire.Response
 	if err := decodeJSON(raw, &msg); err != nil {
 		return nil, badResponse(a.name, "upstream sent a malformed message: "+snippet(string(raw)), err)
 	}

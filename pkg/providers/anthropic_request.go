@@ -12,12 +12,6 @@ import (
 
 // The Messages request's wire types are anthropicwire's, shared with the
 // HTTP layer that decodes Anthropic clients' bodies.
-type (
-	antRequest = anthropicwire.Request
-	antMessage = anthropicwire.Message
-	antBlock   = anthropicwire.Block
-	antSource  = anthropicwire.Source
-)
 
 // emptySchema is the input_schema of a function declared without
 // parameters: Anthropic requires one, OpenAI does not.
@@ -84,7 +78,7 @@ func anthropicBody(chat *llm.ChatRequest, model string, maxTokens int, stream bo
 	}
 	// One allocation holds the request and the values its pointers need.
 	b := &struct {
-		req         antRequest
+		req         anthropicwire.Request
 		maxTokens   int
 		temperature float64
 		metadata    anthropicwire.Metadata
@@ -125,7 +119,7 @@ func anthropicBody(chat *llm.ChatRequest, model string, maxTokens int, stream bo
 // marshalRaw encodes v without HTML escaping (llm.MarshalNoEscape).
 func marshalRaw(v any) (json.RawMessage, error) { return llm.MarshalNoEscape(v) }
 
-func setResponseFormat(req *antRequest, rf *llm.ResponseFormat) error {
+func setResponseFormat(req *anthropicwire.Request, rf *llm.ResponseFormat) error {
 	if rf == nil {
 		return nil
 	}
@@ -151,7 +145,7 @@ func setResponseFormat(req *antRequest, rf *llm.ResponseFormat) error {
 // string when it was sent as one (a lone plain message travels as the plain
 // string system).
 type systemPart struct {
-	blocks []antBlock
+	blocks []anthropicwire.Block
 	plain  bool
 }
 
@@ -161,7 +155,7 @@ func systemContent(sys []systemPart) *anthropicwire.Content {
 		c := anthropicwire.TextContent(sys[0].blocks[0].Text)
 		return &c
 	}
-	var blocks []antBlock
+	var blocks []anthropicwire.Block
 	for _, s := range sys {
 		blocks = append(blocks, s.blocks...)
 	}
@@ -173,9 +167,9 @@ func systemContent(sys []systemPart) *anthropicwire.Content {
 }
 
 // translateMessages fills req.Messages and returns the system prompt.
-func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error) {
+func translateMessages(req *anthropicwire.Request, msgs []llm.Message) ([]systemPart, error) {
 	var system []systemPart
-	add := func(role string, blocks []antBlock) {
+	add := func(role string, blocks []anthropicwire.Block) {
 		if len(blocks) == 0 {
 			return
 		}
@@ -184,7 +178,7 @@ func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error
 			c.Blocks = append(c.Blocks, blocks...)
 			return
 		}
-		req.Messages = append(req.Messages, antMessage{Role: role, Content: anthropicwire.BlockContent(blocks)})
+		req.Messages = append(req.Messages, anthropicwire.Message{Role: role, Content: anthropicwire.BlockContent(blocks)})
 	}
 	for i := range msgs {
 		m := &msgs[i]
@@ -216,7 +210,7 @@ func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error
 			}
 			if m.ReasoningSignature != "" {
 				// Anthropic wants the turn's thinking first, signed.
-				blocks = append([]antBlock{{Type: "thinking", Thinking: m.ReasoningContent, Signature: m.ReasoningSignature}}, blocks...)
+				blocks = append([]anthropicwire.Block{{Type: "thinking", Thinking: m.ReasoningContent, Signature: m.ReasoningSignature}}, blocks...)
 			}
 			for j, tc := range m.ToolCalls {
 				input, err := toolInput(tc.Function.Arguments)
@@ -224,54 +218,54 @@ func translateMessages(req *antRequest, msgs []llm.Message) ([]systemPart, error
 					return nil, llm.InvalidParam(fmt.Sprintf("%s.tool_calls[%d].function.arguments", param, j),
 						"tool call arguments must be a JSON object to be sent to this model's provider (Anthropic): "+err.Error())
 				}
-				blocks = append(blocks, antBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
+				blocks = append(blocks, anthropicwire.Block{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
 			}
 			add("assistant", blocks)
 		case "tool":
-			b := antBlock{Type: "tool_result", ToolUseID: m.ToolCallID, CacheControl: m.CacheControl}
+			b := anthropicwire.Block{Type: "tool_result", ToolUseID: m.ToolCallID, CacheControl: m.CacheControl}
 			content, err := toolResultContent(m.Content, param)
 			if err != nil {
 				return nil, err
 			}
 			b.Content = content
-			add("user", []antBlock{b})
+			add("user", []anthropicwire.Block{b})
 		default: // "function": the deprecated form has no id to link a result to its call
 			return nil, llm.InvalidParam(param+".role", fmt.Sprintf("role %q is not supported by this model's provider (Anthropic); use tool messages", m.Role))
 		}
 	}
 	if req.Messages == nil {
-		req.Messages = []antMessage{}
+		req.Messages = []anthropicwire.Message{}
 	}
 	return system, nil
 }
 
 // contentBlocks translates user or assistant content.
-func contentBlocks(c llm.Content, param string) ([]antBlock, error) {
+func contentBlocks(c llm.Content, param string) ([]anthropicwire.Block, error) {
 	if c.Parts == nil {
 		if c.Text == "" {
 			return nil, nil
 		}
-		return []antBlock{{Type: "text", Text: c.Text}}, nil
+		return []anthropicwire.Block{{Type: "text", Text: c.Text}}, nil
 	}
-	blocks := make([]antBlock, 0, len(c.Parts))
+	blocks := make([]anthropicwire.Block, 0, len(c.Parts))
 	for j, p := range c.Parts {
 		switch p.Type {
 		case "text":
 			if p.Text != "" {
-				blocks = append(blocks, antBlock{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
+				blocks = append(blocks, anthropicwire.Block{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
 			}
 		case "image_url":
 			src, err := imageSource(p.ImageURL)
 			if err != nil {
 				return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].image_url.url", param, j), err.Error())
 			}
-			blocks = append(blocks, antBlock{Type: "image", Source: src, CacheControl: p.CacheControl})
+			blocks = append(blocks, anthropicwire.Block{Type: "image", Source: src, CacheControl: p.CacheControl})
 		case "file":
 			src, title, err := documentSource(p.File)
 			if err != nil {
 				return nil, llm.InvalidParam(fmt.Sprintf("%s.content[%d].file", param, j), err.Error())
 			}
-			blocks = append(blocks, antBlock{Type: "document", Source: src, Title: title, CacheControl: p.CacheControl})
+			blocks = append(blocks, anthropicwire.Block{Type: "document", Source: src, Title: title, CacheControl: p.CacheControl})
 		case "refusal":
 			// An earlier refusal: Anthropic has no such block, and
 			// replaying it as text would put words in the model's mouth.
@@ -284,7 +278,7 @@ func contentBlocks(c llm.Content, param string) ([]antBlock, error) {
 }
 
 // imageSource reads an image_url: a base64 data URL or an http(s) URL.
-func imageSource(img *llm.ImageURL) (*antSource, error) {
+func imageSource(img *llm.ImageURL) (*anthropicwire.Source, error) {
 	if img == nil {
 		return nil, fmt.Errorf("image_url parts need an image_url.url")
 	}
@@ -295,19 +289,19 @@ func imageSource(img *llm.ImageURL) (*antSource, error) {
 		if !ok || !strings.EqualFold(enc, "base64") || mediaType == "" {
 			return nil, fmt.Errorf("image data URLs must look like data:<media type>;base64,<data>")
 		}
-		return &antSource{Type: "base64", MediaType: strings.ToLower(mediaType), Data: data}, nil
+		return &anthropicwire.Source{Type: "base64", MediaType: strings.ToLower(mediaType), Data: data}, nil
 	}
 	if _, ok := cutPrefixFold(u, "https://"); ok {
-		return &antSource{Type: "url", URL: u}, nil
+		return &anthropicwire.Source{Type: "url", URL: u}, nil
 	}
 	if _, ok := cutPrefixFold(u, "http://"); ok {
-		return &antSource{Type: "url", URL: u}, nil
+		return &anthropicwire.Source{Type: "url", URL: u}, nil
 	}
 	return nil, fmt.Errorf("image URLs must be http(s) or base64 data URLs")
 }
 
 // documentSource reads a file part: a base64 data URL of a PDF.
-func documentSource(f *llm.File) (*antSource, string, error) {
+func documentSource(f *llm.File) (*anthropicwire.Source, string, error) {
 	if f == nil || f.FileData == "" {
 		return nil, "", fmt.Errorf("file parts need file.file_data (files by id are not supported by this model's provider, Anthropic)")
 	}
@@ -317,7 +311,7 @@ func documentSource(f *llm.File) (*antSource, string, error) {
 	if !ok || !ok2 || !strings.EqualFold(enc, "base64") || !strings.EqualFold(mediaType, "application/pdf") {
 		return nil, "", fmt.Errorf("file_data must look like data:application/pdf;base64,<data> for this model's provider (Anthropic)")
 	}
-	return &antSource{Type: "base64", MediaType: "application/pdf", Data: data}, f.Filename, nil
+	return &anthropicwire.Source{Type: "base64", MediaType: "application/pdf", Data: data}, f.Filename, nil
 }
 
 // Thinking budgets for reasoning_effort; Anthropic's minimum is 1024.
@@ -382,7 +376,7 @@ func toolResultContent(c llm.Content, param string) (*anthropicwire.Content, err
 	return &out, nil
 }
 
-func translateTools(req *antRequest, chat *llm.ChatRequest) error {
+func translateTools(req *anthropicwire.Request, chat *llm.ChatRequest) error {
 	for i, t := range chat.Tools {
 		if t.Type != "function" {
 			return llm.InvalidParam(fmt.Sprintf("tools[%d].type", i), fmt.Sprintf("tool type %q is not supported by this model's provider (Anthropic)", t.Type))

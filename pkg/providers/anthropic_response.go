@@ -21,9 +21,8 @@ import (
 // their tokens are part of output_tokens, so they are still paid for and
 // reported).
 type (
-	antMessageResponse = anthropicwire.Response
-	antUsage           = anthropicwire.Usage
-	antError           = anthropicwire.ErrorObject
+	antUsage = anthropicwire.Usage
+	antError = anthropicwire.ErrorObject
 )
 
 // toolArguments renders a tool_use input as OpenAI's arguments string:
@@ -42,7 +41,7 @@ func toolArguments(input json.RawMessage) string {
 
 // chatResponseOf translates a Messages answer into a chat completion. Raw
 // stays nil: the gateway marshals the typed value.
-func chatResponseOf(m *antMessageResponse, now time.Time) *llm.ChatResponse {
+func chatResponseOf(m *anthropicwire.Response, now time.Time) *llm.ChatResponse {
 	msg := llm.Message{Role: "assistant"}
 	var text strings.Builder
 	hasText := false
