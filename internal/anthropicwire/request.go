@@ -73,7 +73,7 @@ func (c *Content) UnmarshalJSON(data []byte) error {
 		return json.Unmarshal(data, &c.Text)
 	case len(data) > 0 && data[0] == '[':
 		*c = Content{IsBlocks: true}
-		return DecodeStrict(data, &c.Blocks)
+		return decodeStrict(data, &c.Blocks)
 	}
 	return errors.New("content must be a string or an array of content blocks")
 }
@@ -166,18 +166,13 @@ type OutputFormat struct {
 // DisableParallelToolUse) an encoder sets without allocating.
 var True = true
 
-// DecodeStrict decodes one JSON value into v, refusing unknown fields and
-// anything after the value.
-func DecodeStrict(data []byte, v any) error {
+// decodeStrict decodes data into v, refusing unknown fields. data is one
+// JSON value (the decoder of the body around it cut it out), so nothing
+// can follow it.
+func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
-		return errors.New("unexpected data after the JSON value")
-	}
-	return nil
+	return dec.Decode(v)
 }
 
 // noEscape is an encoder without HTML escaping and its buffer, reused.
