@@ -2,9 +2,11 @@
 // both directions of tollgate's translation share: the HTTP layer serving
 // POST /v1/messages to Anthropic clients, and the provider translating
 // tollgate's OpenAI-shaped internal request for Anthropic upstreams. It
-// owns the mapping between Anthropic's stop reasons, usage and error types
-// and tollgate's (OpenAI's) vocabulary, so the two directions cannot drift
-// apart. It imports only pkg/llm.
+// owns the wire types (request, answer, stream events: request.go,
+// response.go), decoded and encoded by both, and the mapping between
+// Anthropic's stop reasons, usage and error types and tollgate's (OpenAI's)
+// vocabulary, so the two directions cannot drift apart. It imports only
+// pkg/llm.
 package anthropicwire
 
 import (
