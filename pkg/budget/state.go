@@ -52,7 +52,13 @@ func (c *counter) contains(t time.Time) bool {
 type hold struct {
 	amount llm.Micros
 	at     time.Time
+	// cust is the customer's account that holds amount too, name the
+	// customer (nil, "": none).
+	cust *keyState
+	name string
 }
+
+func (h *hold) customer() string { return h.name }
 
 // doneGeneration bounds the memory of settled request ids: the last
 // doneGeneration to 2*doneGeneration ids of a key are remembered.

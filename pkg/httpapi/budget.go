@@ -221,9 +221,20 @@ func (s *server) costReport(c *gin.Context) {
 			groupBy = append(groupBy, strings.TrimSpace(f))
 		}
 	}
+	var filter budget.ReportFilter
+	if v, ok := c.GetQuery("customer"); ok {
+		filter.Customer = &v // customer= (empty): the rows without a customer
+	}
+	if v := c.Query("tag"); v != "" {
+		if !strings.Contains(v, "=") {
+			writeError(c, llm.InvalidParam("tag", "tag must be name=value, got "+strconv.Quote(v)))
+			return
+		}
+		filter.Tag = v
+	}
 	switch format := c.DefaultQuery("format", "json"); format {
 	case "json":
-		rep, err := s.Budget.Store.Report(c.Request.Context(), from, to, groupBy)
+		rep, err := s.Budget.Store.Report(c.Request.Context(), from, to, groupBy, filter)
 		if err != nil {
 			writeError(c, badReport(err))
 			return
@@ -238,14 +249,14 @@ func (s *server) costReport(c *gin.Context) {
 		c.JSON(http.StatusOK, rep)
 	case "csv":
 		// Validate before the first byte, so a bad group_by is still a 400.
-		if _, err := s.Budget.Store.Report(c.Request.Context(), time.Unix(0, 0), time.Unix(0, 1), groupBy); err != nil {
+		if _, err := s.Budget.Store.Report(c.Request.Context(), time.Unix(0, 0), time.Unix(0, 1), groupBy, filter); err != nil {
 			writeError(c, badReport(err))
 			return
 		}
 		c.Header("Content-Type", "text/csv; charset=utf-8")
 		c.Header("Content-Disposition", `attachment; filename="tollgate-cost.csv"`)
 		c.Status(http.StatusOK)
-		if err := s.Budget.Store.WriteReportCSV(c.Request.Context(), c.Writer, from, to, groupBy); err != nil {
+		if err := s.Budget.Store.WriteReportCSV(c.Request.Context(), c.Writer, from, to, groupBy, filter); err != nil {
 			s.Logger.Warn("cost report: CSV cut short", "err", err)
 		}
 	default:
