@@ -246,6 +246,9 @@ func (p Policy) clone() Policy {
 			}
 		}
 		q.Customers = cc
+		if len(c.Default) == 0 && len(c.Customers) == 0 {
+			q.Customers = nil // {} is no customer budget at all
+		}
 	}
 	return q
 }
