@@ -79,13 +79,13 @@ type Event struct {
 	// ID identifies the alert (key, period, period start, event,
 	// threshold, limit): deliveries are at least once, so receivers
 	// drop an ID they have seen.
-	ID          string      `json:"id"`
-	Event       string      `json:"event"`
-	KeyID       string      `json:"key_id"`
-	KeyName     string      `json:"key_name"`
+	ID      string `json:"id"`
+	Event   string `json:"event"`
+	KeyID   string `json:"key_id"`
+	KeyName string `json:"key_name"`
 	// Customer: the alert is about this customer's budget (of the key),
 	// not the key's own.
-	Customer string `json:"customer,omitempty"`
+	Customer    string      `json:"customer,omitempty"`
 	Period      Period      `json:"period"`
 	PeriodStart *time.Time  `json:"period_start,omitempty"` // absent for total
 	ResetsAt    *time.Time  `json:"resets_at,omitempty"`    // absent for total
