@@ -390,7 +390,11 @@ func (a *Accounts) reserve(ctx context.Context, keyID, customer, requestID strin
 	st.mu.Lock()
 	if h, ok := st.open[requestID]; ok {
 		st.mu.Unlock()
-		return Reservation{KeyID: keyID, Customer: h.customer(), RequestID: requestID, Amount: h.amount, At: h.at}, nil
+		r := Reservation{KeyID: keyID, RequestID: requestID, Amount: h.amount, At: h.at}
+		if cs := st.custOpen[requestID]; cs != nil {
+			r.Customer = cs.customer
+		}
+		return r, nil
 	}
 	if st.isDone(requestID) {
 		st.mu.Unlock()
@@ -440,7 +444,13 @@ func (a *Accounts) reserve(ctx context.Context, keyID, customer, requestID strin
 	for i := range st.cur {
 		st.cur[i].reserved = addSat(st.cur[i].reserved, amount)
 	}
-	st.open[requestID] = &hold{amount: amount, at: now, cust: cs, name: customer}
+	st.open[requestID] = &hold{amount: amount, at: now}
+	if cs != nil {
+		if st.custOpen == nil {
+			st.custOpen = map[string]*keyState{}
+		}
+		st.custOpen[requestID] = cs
+	}
 	st.mu.Unlock()
 	return Reservation{KeyID: keyID, Customer: customer, RequestID: requestID, Amount: amount, At: now}, nil
 }
@@ -526,8 +536,9 @@ func (a *Accounts) Release(r Reservation) {
 			c.reserved = max(c.reserved-h.amount, 0)
 		}
 	}
-	if h.cust != nil {
-		unreserveCustomer(h.cust, h)
+	if cs := st.custOpen[r.RequestID]; cs != nil {
+		delete(st.custOpen, r.RequestID)
+		unreserveCustomer(cs, h)
 	}
 }
 
@@ -577,18 +588,20 @@ func (a *Accounts) Settle(ctx context.Context, r Reservation, e Entry) error {
 	alerts = append(alerts, st.crossedAlerts(h.at, now, a.minElapsed)...)
 	webhooks := st.policy.Webhooks
 	var custAlerts []alert
-	if cs := h.cust; cs != nil {
+	var customer string
+	if cs := st.custOpen[r.RequestID]; cs != nil {
+		delete(st.custOpen, r.RequestID)
 		cs.mu.Lock()
 		custAlerts = a.chargeCustomer(cs, h, e.Cost, h.at)
 		cs.mu.Unlock()
-		e.Customer = h.name
+		e.Customer, customer = cs.customer, cs.customer
 	}
 	st.mu.Unlock()
 
 	e.KeyID, e.RequestID, e.Time = r.KeyID, r.RequestID, h.at
 	rows := a.alerts.rows(r.KeyID, alerts, webhooks, now)
 	if custAlerts != nil {
-		rows = append(rows, a.alerts.rows(accountOf(r.KeyID, h.name), custAlerts, webhooks, now)...)
+		rows = append(rows, a.alerts.rows(accountOf(r.KeyID, customer), custAlerts, webhooks, now)...)
 	}
 	b := a.store.add(&e, rows)
 	return b.wait(ctx)

@@ -48,6 +48,7 @@ func (a *Accounts) customerState(account string) *keyState {
 	}
 	st := &keyState{open: map[string]*hold{}, done: map[string]struct{}{}, fired: map[alertKey]struct{}{}}
 	st.explicit = true // never the defaults
+	_, st.customer = splitAccount(account)
 	now := a.now()
 	for i, p := range periods {
 		st.cur[i].start, st.cur[i].end = p.Window(now, a.loc)

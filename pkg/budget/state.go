@@ -52,13 +52,7 @@ func (c *counter) contains(t time.Time) bool {
 type hold struct {
 	amount llm.Micros
 	at     time.Time
-	// cust is the customer's account that holds amount too, name the
-	// customer (nil, "": none).
-	cust *keyState
-	name string
 }
-
-func (h *hold) customer() string { return h.name }
 
 // doneGeneration bounds the memory of settled request ids: the last
 // doneGeneration to 2*doneGeneration ids of a key are remembered.
@@ -81,6 +75,12 @@ type keyState struct {
 	// requests admitted in it may still settle there.
 	cur, prev     [len(periods)]counter
 	open          map[string]*hold
+	// custOpen is, for each open reservation of a customer with a
+	// customer account, that account (nil until the first: keys without
+	// customer budgets never make it).
+	custOpen map[string]*keyState
+	// customer is the customer's name, in a customer's account.
+	customer string
 	done, doneOld map[string]struct{}   // settled request ids, two generations
 	fired         map[alertKey]struct{} // alerts fired in the current and previous periods
 }

@@ -197,6 +197,18 @@ type Entry struct {
 	Tags     map[string]string
 }
 
+// noTags is the tags column of a row without tags, boxed once: a row
+// without tags costs the ledger writer no allocation.
+var noTags any = "[]"
+
+// tagsArg is tagsColumn as a statement's argument.
+func (e *Entry) tagsArg() any {
+	if len(e.Tags) == 0 {
+		return noTags
+	}
+	return e.tagsColumn()
+}
+
 // tagsColumn is e's tags as the ledger stores them: a JSON array of
 // "name=value" strings, sorted, "[]" when there is none.
 func (e *Entry) tagsColumn() string {

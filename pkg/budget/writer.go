@@ -265,7 +265,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, entries []*En
 	for _, e := range entries {
 		if _, err := ins.ExecContext(ctx, e.Time.UnixMilli(), e.RequestID, e.KeyID, e.Route, e.RequestedModel, e.Model, e.Provider,
 			e.PromptTokens, e.CompletionTokens, e.CachedTokens, int64(e.Cost), int64(e.Saved), e.Estimated, e.Unpriced,
-			e.Cache, e.Status, e.Latency.Milliseconds(), e.Attempts, e.Judge, int64(e.JudgeCost), e.Customer, e.tagsColumn()); err != nil {
+			e.Cache, e.Status, e.Latency.Milliseconds(), e.Attempts, e.Judge, int64(e.JudgeCost), e.Customer, e.tagsArg()); err != nil {
 			return fmt.Errorf("budget: ledger: %w", err)
 		}
 	}
