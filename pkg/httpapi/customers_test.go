@@ -61,7 +61,9 @@ func TestCustomerBudgetOverHTTP(t *testing.T) {
 				ok++
 			case 402:
 				no++
-				var env struct{ Error struct{ Type, Code, Message string } }
+				var env struct {
+					Error struct{ Type, Code, Message string }
+				}
 				_ = json.Unmarshal([]byte(b), &env)
 				if env.Error.Code != "budget_exceeded" || !strings.Contains(env.Error.Message, `customer "acme"`) {
 					unexpected = append(unexpected, "402 shape: "+b)
