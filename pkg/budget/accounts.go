@@ -401,19 +401,7 @@ func (a *Accounts) reserve(ctx context.Context, keyID, customer, requestID strin
 		return Reservation{}, fmt.Errorf("budget: %s: %w", requestID, ErrSettled)
 	}
 	st.rollover(now, a.loc)
-	var ex *Exhausted
-	for _, lim := range st.policy.Limits {
-		c := &st.cur[lim.Period.index()]
-		if addSat(c.used(), amount) <= lim.Amount {
-			continue
-		}
-		if ex == nil {
-			ex = &Exhausted{KeyID: keyID, Requested: amount}
-		}
-		ex.Limits = append(ex.Limits, statusOf(lim, c))
-	}
-	if ex != nil {
-		ex.Remaining, _ = st.remaining()
+	if ex := st.refusal(keyID, "", amount); ex != nil {
 		alerts := st.exhaustedAlerts(ex, now)
 		webhooks := st.policy.Webhooks
 		st.mu.Unlock()
@@ -456,7 +444,8 @@ func (a *Accounts) reserve(ctx context.Context, keyID, customer, requestID strin
 }
 
 // refusal is the *Exhausted of a reservation of amount that some limit of
-// st (a customer's, locked) has no room for; nil when all have room.
+// st (a key's or a customer's account, locked) has no room for; nil when
+// all have room.
 func (st *keyState) refusal(keyID, customer string, amount llm.Micros) *Exhausted {
 	var ex *Exhausted
 	for _, lim := range st.policy.Limits {
