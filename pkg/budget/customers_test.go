@@ -193,6 +193,25 @@ func checkReports(t *testing.T, cl customerLedger) {
 		t.Errorf("totals by tag %+v differ from the ledger's %+v: a row with two tags must count once", byTag.Totals, byCustomer.Totals)
 	}
 
+	// A key's history shows each row's customer and tags.
+	hist, err := store.Spend(ctx, "k1", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acmeRows := 0
+	for _, e := range hist {
+		if e.Customer != "acme" {
+			continue
+		}
+		acmeRows++
+		if e.Tags["team"] != "search" || (e.Tags["env"] != "prod" && e.Tags["env"] != "dev") || len(e.Tags) != 2 {
+			t.Errorf("acme's row %s reads back with tags %v", e.RequestID, e.Tags)
+		}
+	}
+	if acmeRows != int(want["acme"][0]) {
+		t.Errorf("the key's history has %d rows of acme, the ledger %d", acmeRows, want["acme"][0])
+	}
+
 	// Filters.
 	acme := "acme"
 	f, err := store.Report(ctx, time.Time{}, time.Time{}, []string{"tag"}, ReportFilter{Customer: &acme, Tag: "env=dev"})

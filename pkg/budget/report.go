@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -441,6 +442,9 @@ func (s *Store) spend(ctx context.Context, keyID string, from, to time.Time, aft
 	}
 	if !to.IsZero() {
 		hi = to.UnixMilli()
+	}
+	if limit < 0 {
+		limit = math.MaxInt64 // all: PostgreSQL refuses SQLite's LIMIT -1
 	}
 	// ts >= max(lo, after.ts) lets the ts index start at the cursor; the
 	// row id orders the rows of one millisecond, as the index does.
