@@ -29,7 +29,6 @@ type Accounts struct {
 	defaults   Policy
 	minElapsed float64  // Options.ProjectionMinElapsed
 	keys       sync.Map // key id → *keyState
-	customers  sync.Map // account id (accountOf) → *keyState, customers.go
 
 	policyMu sync.Mutex // serialises SetPolicy's write + publish
 

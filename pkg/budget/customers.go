@@ -12,9 +12,9 @@ import (
 // Customers' budgets (Policy.Customers). A key's customer has an account
 // of its own, named by the key id and the customer (accountOf): its
 // counters, its alerts and, with a shared store, its rows in
-// budget_counters. Its state is a keyState kept in Accounts.customers
-// (not with the keys: the defaults and the rate limits are keys' only),
-// whose policy holds the customer's limits as its key's policy last gave
+// budget_counters. Its state is a keyState kept in its key's state
+// (keyState.customers, not with the keys: the defaults and the rate
+// limits are keys' only), whose policy holds the customer's limits as its key's policy last gave
 // them, and which is only ever locked after its key's: Reserve, Settle,
 // Release and Record lock the key, then the customer, so the two are
 // charged together, all or nothing, and never deadlock.
@@ -40,21 +40,33 @@ func splitAccount(id string) (keyID, customer string) {
 	return keyID, customer
 }
 
-// customerState returns the customer's state, creating it with empty
-// counters on first use.
+// customerState returns the state of a customer's account (an account
+// id, accountOf), creating it with empty counters on first use.
 func (a *Accounts) customerState(account string) *keyState {
-	if st, ok := a.customers.Load(account); ok {
-		return st.(*keyState)
+	keyID, customer := splitAccount(account)
+	st := a.state(keyID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return a.customerOf(st, customer)
+}
+
+// customerOf is customerState for the key's state st, locked: no account
+// id is built, so a request of a known customer allocates nothing here.
+func (a *Accounts) customerOf(st *keyState, customer string) *keyState {
+	if cs, ok := st.customers[customer]; ok {
+		return cs
 	}
-	st := &keyState{open: map[string]*hold{}, done: map[string]struct{}{}, fired: map[alertKey]struct{}{}}
-	st.explicit = true // never the defaults
-	_, st.customer = splitAccount(account)
+	cs := &keyState{open: map[string]*hold{}, done: map[string]struct{}{}, fired: map[alertKey]struct{}{}, customer: customer}
+	cs.explicit = true // never the defaults
 	now := a.now()
 	for i, p := range periods {
-		st.cur[i].start, st.cur[i].end = p.Window(now, a.loc)
+		cs.cur[i].start, cs.cur[i].end = p.Window(now, a.loc)
 	}
-	actual, _ := a.customers.LoadOrStore(account, st)
-	return actual.(*keyState)
+	if st.customers == nil {
+		st.customers = map[string]*keyState{}
+	}
+	st.customers[customer] = cs
+	return cs
 }
 
 // lockCustomer returns the state of the key's customer, locked, with its
@@ -65,7 +77,7 @@ func (a *Accounts) lockCustomer(st *keyState, keyID, customer string) *keyState 
 	if customer == "" || st.policy.Customers == nil {
 		return nil
 	}
-	cs := a.customerState(accountOf(keyID, customer))
+	cs := a.customerOf(st, customer)
 	cs.mu.Lock()
 	cs.policy.Limits, cs.policy.Webhooks = st.policy.Customers.limits(customer), st.policy.Webhooks
 	return cs

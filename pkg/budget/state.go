@@ -80,7 +80,10 @@ type keyState struct {
 	// customer budgets never make it).
 	custOpen map[string]*keyState
 	// customer is the customer's name, in a customer's account.
-	customer      string
+	customer string
+	// customers are the accounts of the key's customers (customers.go),
+	// by name, once counted; guarded by mu.
+	customers     map[string]*keyState
 	done, doneOld map[string]struct{}   // settled request ids, two generations
 	fired         map[alertKey]struct{} // alerts fired in the current and previous periods
 }
