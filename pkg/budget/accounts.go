@@ -107,31 +107,34 @@ func (a *Accounts) load(ctx context.Context) error {
 	// upstream reporting 2^62 tokens) must still open, with that key's
 	// spend saturated. TOTAL adds in a double, exact for every sum below
 	// 2^53 micro-dollars ($9 billion).
-	now := a.now()
-	var starts [len(periods)]int64
-	for i, p := range periods[:Total.index()] {
-		s, _ := p.Window(now, a.loc)
-		starts[i] = s.UnixMilli()
-	}
-	rows, err = ledger.QueryContext(ctx, `SELECT key_id,
+	// Grouped by customer too: a key's spend is the sum of its groups',
+	// and the customers of keys with customer budgets get theirs.
+	starts := a.periodStarts()
+	rows, err = ledger.QueryContext(ctx, `SELECT key_id, customer,
 		TOTAL(CASE WHEN ts >= ?1 THEN cost ELSE 0 END),
 		TOTAL(CASE WHEN ts >= ?2 THEN cost ELSE 0 END),
 		TOTAL(CASE WHEN ts >= ?3 THEN cost ELSE 0 END),
 		TOTAL(cost)
-		FROM budget_ledger GROUP BY key_id`, starts[0], starts[1], starts[2])
+		FROM budget_ledger GROUP BY key_id, customer`, starts[0], starts[1], starts[2])
 	if err != nil {
 		return fmt.Errorf("budget: rebuild spend: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
+		var id, customer string
 		var sums [len(periods)]float64
-		if err := rows.Scan(&id, &sums[0], &sums[1], &sums[2], &sums[3]); err != nil {
+		if err := rows.Scan(&id, &customer, &sums[0], &sums[1], &sums[2], &sums[3]); err != nil {
 			return fmt.Errorf("budget: rebuild spend: %w", err)
 		}
 		st := a.state(id)
 		for i := range sums {
-			st.cur[i].spent = microsOf(sums[i])
+			st.cur[i].spent = addSat(st.cur[i].spent, microsOf(sums[i]))
+		}
+		if customer != "" && st.policy.Customers != nil {
+			cs := a.customerState(accountOf(id, customer))
+			for i := range sums {
+				cs.cur[i].spent = microsOf(sums[i])
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -152,11 +155,28 @@ func (a *Accounts) load(ctx context.Context) error {
 		if err := rows.Scan(&id, &k.period, &k.start, &k.event, &k.ppm, &k.limit); err != nil {
 			return fmt.Errorf("budget: load alerts: %w", err)
 		}
-		if k.period.Valid() {
+		if !k.period.Valid() {
+			continue
+		}
+		if _, customer := splitAccount(id); customer != "" {
+			a.customerState(id).fired[k] = struct{}{}
+		} else {
 			a.state(id).fired[k] = struct{}{}
 		}
 	}
 	return rows.Err()
+}
+
+// periodStarts are the starts of the current daily, weekly and monthly
+// periods, unix ms.
+func (a *Accounts) periodStarts() [len(periods)]int64 {
+	now := a.now()
+	var starts [len(periods)]int64
+	for i, p := range periods[:Total.index()] {
+		s, _ := p.Window(now, a.loc)
+		starts[i] = s.UnixMilli()
+	}
+	return starts
 }
 
 // microsOf converts a sum TOTAL returned, saturating at the int64 bounds.
@@ -237,8 +257,28 @@ func (a *Accounts) SetPolicy(ctx context.Context, keyID string, p Policy) error 
 	if err := a.writePolicy(ctx, a.db, keyID, raw); err != nil {
 		return err
 	}
+	if err := a.countCustomers(ctx, keyID, p); err != nil {
+		return err
+	}
 	a.usePolicy(keyID, p)
 	return nil
+}
+
+// countCustomers rebuilds the spend of the key's customers when p gives
+// the key customer budgets it had none of (SQLite; a shared store's
+// customer counters count from then on). Callers hold policyMu.
+func (a *Accounts) countCustomers(ctx context.Context, keyID string, p Policy) error {
+	if p.Customers == nil || a.shared != nil {
+		return nil
+	}
+	st := a.state(keyID)
+	st.mu.Lock()
+	had := st.policy.Customers != nil
+	st.mu.Unlock()
+	if had {
+		return nil
+	}
+	return a.rebuildCustomers(ctx, keyID)
 }
 
 // SetPolicyTx is SetPolicy's write made in tx, a transaction on the
@@ -264,6 +304,9 @@ func (a *Accounts) SetPolicyTx(ctx context.Context, tx *sql.Tx, keyID string, p 
 	return func(committed bool) {
 		defer a.policyMu.Unlock()
 		if committed {
+			if err := a.countCustomers(context.WithoutCancel(ctx), keyID, p); err != nil {
+				a.log.Error("budget: rebuilding the spend of a key's customers failed; they count from now", "key_id", keyID, "err", err)
+			}
 			a.usePolicy(keyID, p)
 		}
 	}, nil
@@ -307,7 +350,10 @@ func (a *Accounts) usePolicy(keyID string, p Policy) {
 // Reservation is money held for one request until it is settled or
 // released.
 type Reservation struct {
-	KeyID     string
+	KeyID string
+	// Customer is the customer whose budget holds the amount too ("":
+	// none).
+	Customer  string
 	RequestID string
 	Amount    llm.Micros
 	// At is when the request was admitted: it is charged to the periods
@@ -328,24 +374,78 @@ type Reservation struct {
 // the x-tollgate-budget-remaining-usd and x-tollgate-budget-reset headers
 // are set.
 func (a *Accounts) Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
+	return a.reserve(ctx, keyID, "", requestID, amount)
+}
+
+func (a *Accounts) reserve(ctx context.Context, keyID, customer, requestID string, amount llm.Micros) (Reservation, error) {
 	if amount < 0 {
 		return Reservation{}, fmt.Errorf("budget: negative reservation %d", amount)
 	}
 	if a.shared != nil {
-		return a.reserveShared(ctx, keyID, requestID, amount)
+		return a.reserveShared(ctx, keyID, customer, requestID, amount)
 	}
 	st := a.state(keyID)
 	now := a.now()
 	st.mu.Lock()
 	if h, ok := st.open[requestID]; ok {
 		st.mu.Unlock()
-		return Reservation{KeyID: keyID, RequestID: requestID, Amount: h.amount, At: h.at}, nil
+		r := Reservation{KeyID: keyID, RequestID: requestID, Amount: h.amount, At: h.at}
+		if cs := st.custOpen[requestID]; cs != nil {
+			r.Customer = cs.customer
+		}
+		return r, nil
 	}
 	if st.isDone(requestID) {
 		st.mu.Unlock()
 		return Reservation{}, fmt.Errorf("budget: %s: %w", requestID, ErrSettled)
 	}
 	st.rollover(now, a.loc)
+	if ex := st.refusal(keyID, "", amount); ex != nil {
+		alerts := st.exhaustedAlerts(ex, now)
+		webhooks := st.policy.Webhooks
+		st.mu.Unlock()
+		a.alerts.enqueue(keyID, alerts, webhooks)
+		return Reservation{}, ex.httpError(now)
+	}
+	cs := a.lockCustomer(st, keyID, customer)
+	if cs != nil {
+		cs.rollover(now, a.loc)
+		if ex := cs.refusal(keyID, customer, amount); ex != nil {
+			if r, _ := st.remaining(); r < ex.Remaining {
+				ex.Remaining = r
+			}
+			alerts := cs.exhaustedAlerts(ex, now)
+			webhooks := cs.policy.Webhooks
+			cs.mu.Unlock()
+			st.mu.Unlock()
+			a.alerts.enqueue(accountOf(keyID, customer), alerts, webhooks)
+			return Reservation{}, ex.httpError(now)
+		}
+		for i := range cs.cur {
+			cs.cur[i].reserved = addSat(cs.cur[i].reserved, amount)
+		}
+		cs.mu.Unlock()
+	} else {
+		customer = ""
+	}
+	for i := range st.cur {
+		st.cur[i].reserved = addSat(st.cur[i].reserved, amount)
+	}
+	st.open[requestID] = &hold{amount: amount, at: now}
+	if cs != nil {
+		if st.custOpen == nil {
+			st.custOpen = map[string]*keyState{}
+		}
+		st.custOpen[requestID] = cs
+	}
+	st.mu.Unlock()
+	return Reservation{KeyID: keyID, Customer: customer, RequestID: requestID, Amount: amount, At: now}, nil
+}
+
+// refusal is the *Exhausted of a reservation of amount that some limit of
+// st (a key's or a customer's account, locked) has no room for; nil when
+// all have room.
+func (st *keyState) refusal(keyID, customer string, amount llm.Micros) *Exhausted {
 	var ex *Exhausted
 	for _, lim := range st.policy.Limits {
 		c := &st.cur[lim.Period.index()]
@@ -353,24 +453,14 @@ func (a *Accounts) Reserve(ctx context.Context, keyID, requestID string, amount 
 			continue
 		}
 		if ex == nil {
-			ex = &Exhausted{KeyID: keyID, Requested: amount}
+			ex = &Exhausted{KeyID: keyID, Customer: customer, Requested: amount}
 		}
 		ex.Limits = append(ex.Limits, statusOf(lim, c))
 	}
 	if ex != nil {
 		ex.Remaining, _ = st.remaining()
-		alerts := st.exhaustedAlerts(ex, now)
-		webhooks := st.policy.Webhooks
-		st.mu.Unlock()
-		a.alerts.enqueue(keyID, alerts, webhooks)
-		return Reservation{}, ex.httpError(now)
 	}
-	for i := range st.cur {
-		st.cur[i].reserved = addSat(st.cur[i].reserved, amount)
-	}
-	st.open[requestID] = &hold{amount: amount, at: now}
-	st.mu.Unlock()
-	return Reservation{KeyID: keyID, RequestID: requestID, Amount: amount, At: now}, nil
+	return ex
 }
 
 // Fits reports whether a reservation of amount would succeed now, without
@@ -434,6 +524,10 @@ func (a *Accounts) Release(r Reservation) {
 			c.reserved = max(c.reserved-h.amount, 0)
 		}
 	}
+	if cs := st.custOpen[r.RequestID]; cs != nil {
+		delete(st.custOpen, r.RequestID)
+		unreserveCustomer(cs, h)
+	}
 }
 
 // Settle turns the request's reservation into its actual cost e.Cost,
@@ -481,10 +575,23 @@ func (a *Accounts) Settle(ctx context.Context, r Reservation, e Entry) error {
 	}
 	alerts = append(alerts, st.crossedAlerts(h.at, now, a.minElapsed)...)
 	webhooks := st.policy.Webhooks
+	var custAlerts []alert
+	var customer string
+	if cs := st.custOpen[r.RequestID]; cs != nil {
+		delete(st.custOpen, r.RequestID)
+		cs.mu.Lock()
+		custAlerts = a.chargeCustomer(cs, h, e.Cost, h.at)
+		cs.mu.Unlock()
+		e.Customer, customer = cs.customer, cs.customer
+	}
 	st.mu.Unlock()
 
 	e.KeyID, e.RequestID, e.Time = r.KeyID, r.RequestID, h.at
-	b := a.store.add(&e, a.alerts.rows(r.KeyID, alerts, webhooks, now))
+	rows := a.alerts.rows(r.KeyID, alerts, webhooks, now)
+	if custAlerts != nil {
+		rows = append(rows, a.alerts.rows(accountOf(r.KeyID, customer), custAlerts, webhooks, now)...)
+	}
+	b := a.store.add(&e, rows)
 	return b.wait(ctx)
 }
 
@@ -515,7 +622,15 @@ func (a *Accounts) Record(e Entry) {
 		}
 		alerts = st.crossedAlerts(e.Time, now, a.minElapsed)
 		webhooks = st.policy.Webhooks
+		var custAlerts []alert
+		if cs := a.lockCustomer(st, e.KeyID, e.Customer); cs != nil {
+			custAlerts = a.chargeCustomer(cs, nil, e.Cost, e.Time)
+			cs.mu.Unlock()
+		}
 		st.mu.Unlock()
+		if custAlerts != nil {
+			a.alerts.enqueue(accountOf(e.KeyID, e.Customer), custAlerts, webhooks)
+		}
 	}
 	a.store.add(&e, a.alerts.rows(e.KeyID, alerts, webhooks, now))
 }
@@ -557,7 +672,10 @@ func (a *Accounts) statusOf(keyID string, st *keyState) KeyStatus {
 // Exhausted details a refused reservation; it is in the chain of the
 // error Reserve returns and matches errors.Is(err, ErrExhausted).
 type Exhausted struct {
-	KeyID     string
+	KeyID string
+	// Customer: the limits that refused are this customer's (Policy.Customers),
+	// not the key's own.
+	Customer  string
 	Requested llm.Micros
 	Remaining llm.Micros     // the smallest room left across all the key's limits
 	Limits    []PeriodStatus // the limits that had no room
@@ -565,6 +683,10 @@ type Exhausted struct {
 
 func (e *Exhausted) Error() string {
 	l := e.Limits[0]
+	if e.Customer != "" {
+		return fmt.Sprintf("budget exceeded: the %s budget of the customer %q of this API key is $%s, $%s is spent and $%s reserved; this request may cost up to $%s",
+			l.Period, e.Customer, l.Limit, l.Spent, l.Reserved, e.Requested)
+	}
 	return fmt.Sprintf("budget exceeded: the %s budget of this API key is $%s, $%s is spent and $%s reserved; this request may cost up to $%s",
 		l.Period, l.Limit, l.Spent, l.Reserved, e.Requested)
 }

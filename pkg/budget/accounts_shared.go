@@ -163,9 +163,9 @@ func (st *keyState) mirror(sc sharedCounters, now time.Time, loc *time.Location)
 	}
 }
 
-func (a *Accounts) reserveShared(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
+func (a *Accounts) reserveShared(ctx context.Context, keyID, customer, requestID string, amount llm.Micros) (Reservation, error) {
 	st := a.sharedState(ctx, keyID)
-	r, err := a.shared.Reserve(ctx, keyID, requestID, amount)
+	r, err := a.shared.reserve(ctx, keyID, customer, requestID, amount)
 	var ex *Exhausted
 	if err == nil || errors.Is(err, ErrSettled) {
 		return r, err
@@ -175,16 +175,27 @@ func (a *Accounts) reserveShared(ctx context.Context, keyID, requestID string, a
 	}
 	now := a.now()
 	st.mu.Lock()
-	st.rollover(now, a.loc)
+	account, refused := keyID, st
+	if ex.Customer != "" {
+		account = accountOf(keyID, ex.Customer)
+		if refused = a.lockCustomer(st, keyID, ex.Customer); refused == nil { // its budgets were removed meanwhile
+			st.mu.Unlock()
+			return Reservation{}, err
+		}
+		st.mu.Unlock()
+	} else {
+		st.rollover(now, a.loc)
+	}
+	refused.rollover(now, a.loc)
 	for _, l := range ex.Limits { // what PostgreSQL said when it refused
-		if c := st.counterAt(l.Period.index(), l.Start); c != nil {
+		if c := refused.counterAt(l.Period.index(), l.Start); c != nil {
 			c.spent, c.reserved = l.Spent, l.Reserved
 		}
 	}
-	alerts := st.exhaustedAlerts(ex, now)
-	webhooks := st.policy.Webhooks
-	st.mu.Unlock()
-	a.alerts.enqueue(keyID, alerts, webhooks)
+	alerts := refused.exhaustedAlerts(ex, now)
+	webhooks := refused.policy.Webhooks
+	refused.mu.Unlock()
+	a.alerts.enqueue(account, alerts, webhooks)
 	return Reservation{}, err
 }
 
@@ -202,7 +213,7 @@ func (a *Accounts) settleShared(ctx context.Context, r Reservation, e Entry) err
 		// database: see SharedAccounts, Durability): the money is spent
 		// all the same.
 		a.log.Warn("budget: settle found no reservation; charging the cost without one", "request_id", r.RequestID, "key_id", r.KeyID)
-		sc, err = a.shared.record(ctx, r.KeyID, r.At, e.Cost, r.RequestID, &e)
+		sc, err = a.shared.record(ctx, r.KeyID, r.Customer, r.At, e.Cost, r.RequestID, &e)
 	}
 	if err != nil {
 		return storeUnavailable(err)
@@ -223,14 +234,35 @@ func (a *Accounts) settleShared(ctx context.Context, r Reservation, e Entry) err
 	}
 	alerts = append(alerts, st.crossedAlerts(r.At, now, a.minElapsed)...)
 	webhooks := st.policy.Webhooks
+	custAlerts := a.mirrorCustomer(st, r.KeyID, r.Customer, sc, r.At, now)
 	st.mu.Unlock()
 	// The alerts follow, not waited for: lost with this replica, they are
 	// decided again by the next charge of the key on any replica (an
 	// alert's uid keeps it to one).
-	if rows := a.alerts.rows(r.KeyID, alerts, webhooks, now); rows != nil {
+	rows := a.alerts.rows(r.KeyID, alerts, webhooks, now)
+	if custAlerts != nil {
+		rows = append(rows, a.alerts.rows(accountOf(r.KeyID, r.Customer), custAlerts, webhooks, now)...)
+	}
+	if rows != nil {
 		a.store.add(nil, rows)
 	}
 	return nil
+}
+
+// mirrorCustomer copies the customer's counters a statement returned
+// into its mirror and returns the alerts they crossed (st, the key's
+// state, locked).
+func (a *Accounts) mirrorCustomer(st *keyState, keyID, customer string, sc sharedCounters, at, now time.Time) []alert {
+	if sc.customer == nil {
+		return nil
+	}
+	cs := a.lockCustomer(st, keyID, customer)
+	if cs == nil {
+		return nil
+	}
+	defer cs.mu.Unlock()
+	cs.mirror(*sc.customer, now, a.loc)
+	return cs.crossedAlerts(at, now, a.minElapsed)
 }
 
 func (a *Accounts) releaseShared(r Reservation) {
@@ -253,7 +285,14 @@ func (a *Accounts) recordShared(e Entry) {
 	}
 	// The charge and the row in one statement, as Settle's.
 	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
-	sc, err := a.shared.record(ctx, e.KeyID, e.Time, e.Cost, e.RequestID, &e)
+	st := a.sharedState(ctx, e.KeyID)
+	customer := ""
+	st.mu.Lock()
+	if st.policy.Customers != nil {
+		customer = e.Customer // a customer of a key with customer budgets: its account is charged too
+	}
+	st.mu.Unlock()
+	sc, err := a.shared.record(ctx, e.KeyID, customer, e.Time, e.Cost, e.RequestID, &e)
 	cancel()
 	if err != nil {
 		// The row still goes to the ledger: reports stay right; the
@@ -262,13 +301,17 @@ func (a *Accounts) recordShared(e Entry) {
 		a.store.add(&e, nil)
 		return
 	}
-	st := a.state(e.KeyID)
 	st.mu.Lock()
 	st.mirror(sc, now, a.loc)
 	alerts := st.crossedAlerts(e.Time, now, a.minElapsed)
 	webhooks := st.policy.Webhooks
+	custAlerts := a.mirrorCustomer(st, e.KeyID, customer, sc, e.Time, now)
 	st.mu.Unlock()
-	if rows := a.alerts.rows(e.KeyID, alerts, webhooks, now); rows != nil {
+	rows := a.alerts.rows(e.KeyID, alerts, webhooks, now)
+	if custAlerts != nil {
+		rows = append(rows, a.alerts.rows(accountOf(e.KeyID, customer), custAlerts, webhooks, now)...)
+	}
+	if rows != nil {
 		a.store.add(nil, rows)
 	}
 }

@@ -79,10 +79,13 @@ type Event struct {
 	// ID identifies the alert (key, period, period start, event,
 	// threshold, limit): deliveries are at least once, so receivers
 	// drop an ID they have seen.
-	ID          string      `json:"id"`
-	Event       string      `json:"event"`
-	KeyID       string      `json:"key_id"`
-	KeyName     string      `json:"key_name"`
+	ID      string `json:"id"`
+	Event   string `json:"event"`
+	KeyID   string `json:"key_id"`
+	KeyName string `json:"key_name"`
+	// Customer: the alert is about this customer's budget (of the key),
+	// not the key's own.
+	Customer    string      `json:"customer,omitempty"`
 	Period      Period      `json:"period"`
 	PeriodStart *time.Time  `json:"period_start,omitempty"` // absent for total
 	ResetsAt    *time.Time  `json:"resets_at,omitempty"`    // absent for total
@@ -273,11 +276,13 @@ func (a *alertRow) insert(ctx context.Context, tx *sql.Tx) error {
 }
 
 // rows renders alerts for storage and delivery to the global webhooks and
-// the key's own.
-func (a *Alerts) rows(keyID string, alerts []alert, keyHooks []Webhook, now time.Time) []alertRow {
+// the key's own. account is a key id, or a customer's account id
+// (accountOf): its alerts name the key and the customer.
+func (a *Alerts) rows(account string, alerts []alert, keyHooks []Webhook, now time.Time) []alertRow {
 	if len(alerts) == 0 {
 		return nil
 	}
+	keyID, customer := splitAccount(account)
 	name := ""
 	if a.keyName != nil {
 		name = a.keyName(keyID)
@@ -285,9 +290,10 @@ func (a *Alerts) rows(keyID string, alerts []alert, keyHooks []Webhook, now time
 	hooks := append(append([]Webhook{}, a.webhooks...), keyHooks...)
 	out := make([]alertRow, 0, len(alerts))
 	for _, al := range alerts {
-		ev := eventOf(keyID, name, al)
+		ev := eventOf(account, name, al)
+		ev.KeyID, ev.Customer = keyID, customer
 		payload, _ := json.Marshal(ev)
-		row := alertRow{uid: ev.ID, keyID: keyID, key: al.key, created: now.UnixMilli(), payload: payload}
+		row := alertRow{uid: ev.ID, keyID: account, key: al.key, created: now.UnixMilli(), payload: payload}
 		seen := map[Webhook]bool{}
 		for _, h := range hooks {
 			if seen[h] {
@@ -343,6 +349,9 @@ func slackText(ev Event) string {
 	who := ev.KeyID
 	if ev.KeyName != "" {
 		who = fmt.Sprintf("%s (%s)", ev.KeyName, ev.KeyID)
+	}
+	if ev.Customer != "" {
+		who = fmt.Sprintf("%s, customer %q,", who, ev.Customer)
 	}
 	resets := "never resets"
 	if ev.ResetsAt != nil {

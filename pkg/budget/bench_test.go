@@ -152,3 +152,25 @@ func overKeys(b *testing.B, fn func(key, requestID string) error) {
 		}
 	})
 }
+
+// BenchmarkReserveReleaseCustomer is BenchmarkReserveRelease for requests
+// of one of 100 customers of keys with customer budgets: the second
+// account's cost.
+func BenchmarkReserveReleaseCustomer(b *testing.B) {
+	l, _ := newTestDB(b).open(b, Options{Defaults: Policy{
+		Limits:    []Limit{{Period: Daily, Amount: 1 << 50}, {Period: Monthly, Amount: 1 << 52}},
+		Customers: &CustomerBudgets{Default: []Limit{{Period: Daily, Amount: 1 << 50}}},
+	}})
+	customers := make([]string, 100)
+	for i := range customers {
+		customers[i] = "customer-" + strconv.Itoa(i)
+	}
+	overKeys(b, func(key, id string) error {
+		c := customers[(int(id[len(id)-1])*31+int(id[len(id)-2]))%len(customers)] // by the id's last digits
+		r, err := l.Accounts.ReserveFor(ctx, key, c, id, 5_000)
+		if err == nil {
+			l.Accounts.Release(r)
+		}
+		return err
+	})
+}

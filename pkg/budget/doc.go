@@ -21,7 +21,7 @@
 //
 //	Limits.Allow(key, promptTokens)              rpm/tpm; 429 *llm.Error with x-ratelimit-* headers
 //	cache hit → Accounts.Record(entry)           costs nothing, served even when the budget is spent
-//	Accounts.Reserve(ctx, key, requestID, max)   max = prompt × input price + max_tokens × output price
+//	Accounts.ReserveFor(ctx, key, customer, requestID, max)   max = prompt × input price + max_tokens × output price
 //	  ErrExhausted and policy Downgrade → Accounts.Fits(key, cheaperMax) per candidate, Reserve the pick
 //	upstream call
 //	  ok     → Accounts.Settle(ctx, r, entry)    actual cost; returns once the ledger row is on disk
@@ -174,10 +174,20 @@
 // # Reports
 //
 // Store.Report, ReportEach and WriteReportCSV sum the ledger by any of key,
-// model, provider, route, day (local to Options.Location) and cache, with
+// model, provider, route, day (local to Options.Location), cache, customer
+// and tag (a row counts in the group of each of its tags; the totals count
+// it once), filtered by customer and tag (ReportFilter), with
 // requests, tokens, cost and saved money as exact integer sums; grouping by
 // day runs one query per day, so a CSV of any range streams with one day's
 // groups in memory. Spend and SpendEach return one key's rows.
+//
+// # Customers
+//
+// Every row records the request's customer and tags. A key's policy may
+// give its customers budgets (Policy.Customers): each customer is an
+// account of its own (customers.go), reserved, settled and released with
+// its key's, all or none, under the key's lock then the customer's; with
+// a shared store, in the same statement as the key's counters.
 //
 // Budgets are exact per instance: replicas sharing keys need a shared
 // store (see ARCHITECTURE.md).

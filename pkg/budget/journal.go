@@ -401,6 +401,10 @@ func appendBatch(buf []byte, b *batch) []byte {
 		if judged {
 			flags |= 4 // the judge's verdict and cost follow the row (records written before the judge have neither)
 		}
+		whose := e.Customer != "" || len(e.Tags) > 0
+		if whose {
+			flags |= 8 // the customer and the tags follow the row, after the judge's
+		}
 		buf = append(buf, flags)
 		buf = appendString(buf, e.Cache)
 		buf = binary.AppendVarint(buf, int64(e.Status))
@@ -409,6 +413,13 @@ func appendBatch(buf []byte, b *batch) []byte {
 		if judged {
 			buf = appendString(buf, e.Judge)
 			buf = binary.AppendVarint(buf, int64(e.JudgeCost))
+		}
+		if whose {
+			buf = appendString(buf, e.Customer)
+			buf = binary.AppendUvarint(buf, uint64(len(e.Tags)))
+			for name, v := range e.Tags {
+				buf = appendString(appendString(buf, name), v)
+			}
 		}
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(b.alerts)))
@@ -522,6 +533,20 @@ func decodeBatch(payload []byte) (pendingRows, error) {
 		e.Attempts = int(d.varint())
 		if flags&4 != 0 {
 			e.Judge, e.JudgeCost = d.string(), llm.Micros(d.varint())
+		}
+		if flags&8 != 0 {
+			e.Customer = d.string()
+			nt := d.uvarint()
+			if nt > uint64(len(payload)) {
+				return p, errCorrupt
+			}
+			if nt > 0 {
+				e.Tags = make(map[string]string, nt)
+			}
+			for range nt {
+				name := d.string()
+				e.Tags[name] = d.string()
+			}
 		}
 		p.entries = append(p.entries, e)
 	}

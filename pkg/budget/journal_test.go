@@ -135,7 +135,7 @@ func TestJournalReaderSeesSettle(t *testing.T) {
 	if err := l.Accounts.Settle(ctx, r, Entry{Cost: 7, Status: 200}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := l.Store.Report(ctx, time.Time{}, time.Time{}, nil)
+	rep, err := l.Store.Report(ctx, time.Time{}, time.Time{}, nil, ReportFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

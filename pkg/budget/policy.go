@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,7 +120,36 @@ type Policy struct {
 	OnExhausted OnExhausted `json:"on_exhausted,omitempty"`
 	// Webhooks receive this key's alerts, besides the ledger's global ones.
 	Webhooks []Webhook `json:"alert_webhooks,omitempty"`
+	// Customers are budgets of the key's customers (a request's customer:
+	// Caller.Customer), each held besides the key's own limits. Nil: the
+	// key's customers have no budget of their own.
+	Customers *CustomerBudgets `json:"customer_budgets,omitempty"`
 }
+
+// CustomerBudgets are the limits of each customer of a key: a customer
+// named in Customers has those limits, any other the Default ones (none
+// when Default is empty). Periods, thresholds and alerts are those of a
+// key's limits; a request with a customer must fit the key's limits and
+// its customer's, all or none.
+type CustomerBudgets struct {
+	Default   []Limit            `json:"default,omitempty"`
+	Customers map[string][]Limit `json:"customers,omitempty"`
+}
+
+// limits are customer's limits (nil: none). It does not allocate.
+func (c *CustomerBudgets) limits(customer string) []Limit {
+	if c == nil || customer == "" {
+		return nil
+	}
+	if l, ok := c.Customers[customer]; ok {
+		return l
+	}
+	return c.Default
+}
+
+// maxCustomerLen bounds a customer's name, as it is kept in memory and in
+// every ledger row.
+const maxCustomerLen = 256
 
 // Limit returns the key's limit for p, if it has one.
 func (p *Policy) Limit(period Period) (Limit, bool) {
@@ -132,24 +163,15 @@ func (p *Policy) Limit(period Period) (Limit, bool) {
 
 // Validate reports every problem of the policy, each with its JSON path.
 func (p *Policy) Validate() error {
-	var errs []error
-	seen := map[Period]bool{}
-	for i, l := range p.Limits {
-		at := fmt.Sprintf("budgets[%d]", i)
-		switch {
-		case !l.Period.Valid():
-			errs = append(errs, fmt.Errorf("%s.period: unknown period %q (want daily, weekly, monthly or total)", at, l.Period))
-		case seen[l.Period]:
-			errs = append(errs, fmt.Errorf("%s.period: a second %s budget", at, l.Period))
-		}
-		seen[l.Period] = true
-		if l.Amount <= 0 {
-			errs = append(errs, fmt.Errorf("%s.limit_usd: must be positive", at))
-		}
-		for j, th := range l.Thresholds {
-			if !(th > 0 && th <= 1) {
-				errs = append(errs, fmt.Errorf("%s.alert_thresholds[%d]: %v is not in (0, 1]", at, j, th))
+	errs := validLimits("budgets", p.Limits)
+	if c := p.Customers; c != nil {
+		errs = append(errs, validLimits("customer_budgets.default", c.Default)...)
+		for _, name := range slices.Sorted(maps.Keys(c.Customers)) {
+			at := fmt.Sprintf("customer_budgets.customers[%q]", name)
+			if name == "" || len(name) > maxCustomerLen {
+				errs = append(errs, fmt.Errorf("%s: a customer's name has 1 to %d bytes", at, maxCustomerLen))
 			}
+			errs = append(errs, validLimits(at, c.Customers[name])...)
 		}
 	}
 	if p.RPM < 0 {
@@ -171,6 +193,31 @@ func (p *Policy) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validLimits reports every problem of a list of limits at path.
+func validLimits(path string, limits []Limit) []error {
+	var errs []error
+	seen := map[Period]bool{}
+	for i, l := range limits {
+		at := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case !l.Period.Valid():
+			errs = append(errs, fmt.Errorf("%s.period: unknown period %q (want daily, weekly, monthly or total)", at, l.Period))
+		case seen[l.Period]:
+			errs = append(errs, fmt.Errorf("%s.period: a second %s budget", at, l.Period))
+		}
+		seen[l.Period] = true
+		if l.Amount <= 0 {
+			errs = append(errs, fmt.Errorf("%s.limit_usd: must be positive", at))
+		}
+		for j, th := range l.Thresholds {
+			if !(th > 0 && th <= 1) {
+				errs = append(errs, fmt.Errorf("%s.alert_thresholds[%d]: %v is not in (0, 1]", at, j, th))
+			}
+		}
+	}
+	return errs
+}
+
 func validURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -185,16 +232,41 @@ func validURL(s string) error {
 // clone copies the policy so the caller's slices are not shared.
 func (p Policy) clone() Policy {
 	q := p
-	q.Limits = make([]Limit, len(p.Limits))
-	for i, l := range p.Limits {
-		q.Limits[i] = l
-		if l.Thresholds != nil {
-			q.Limits[i].Thresholds = append([]float64{}, l.Thresholds...)
-		}
+	q.Limits = cloneLimits(p.Limits)
+	if q.Limits == nil {
+		q.Limits = []Limit{}
 	}
 	q.Webhooks = append([]Webhook(nil), p.Webhooks...)
+	if c := p.Customers; c != nil {
+		cc := &CustomerBudgets{Default: cloneLimits(c.Default)}
+		if c.Customers != nil {
+			cc.Customers = make(map[string][]Limit, len(c.Customers))
+			for name, l := range c.Customers {
+				cc.Customers[name] = cloneLimits(l)
+			}
+		}
+		q.Customers = cc
+		if len(c.Default) == 0 && len(c.Customers) == 0 {
+			q.Customers = nil // {} is no customer budget at all
+		}
+	}
 	return q
 }
 
 // ppm is a threshold in parts per million, the exact unit alerts are keyed by.
 func ppm(th float64) int64 { return int64(th*1e6 + 0.5) }
+
+// cloneLimits copies limits and their thresholds (nil stays nil).
+func cloneLimits(limits []Limit) []Limit {
+	if limits == nil {
+		return nil
+	}
+	out := make([]Limit, len(limits))
+	for i, l := range limits {
+		out[i] = l
+		if l.Thresholds != nil {
+			out[i].Thresholds = append([]float64{}, l.Thresholds...)
+		}
+	}
+	return out
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -18,10 +19,60 @@ import (
 )
 
 // GroupBy names the report dimensions: key id, served model, provider,
-// route, day (in the ledger's time zone, YYYY-MM-DD) and cache result.
-var GroupBy = []string{"key", "model", "provider", "route", "day", "cache"}
+// route, day (in the ledger's time zone, YYYY-MM-DD), cache result,
+// customer ("" for the rows of requests that named none) and tag.
+//
+// A tag group's value is "name=value". A row counts in the group of each
+// of its tags, so the rows of a report grouped by tag may add up to more
+// than its totals, which count each ledger row once; rows without a tag
+// form the group "".
+var GroupBy = []string{"key", "model", "provider", "route", "day", "cache", "customer", "tag"}
 
-var groupColumn = map[string]string{"key": "key_id", "model": "model", "provider": "provider", "route": "route", "cache": "cache"}
+// tagColumn is the group column of a tag: each element of the row's tags,
+// or "" for a row without (see Store.tagJoin).
+const tagColumn = "COALESCE(t.value, '')"
+
+var groupColumn = map[string]string{"key": "key_id", "model": "model", "provider": "provider", "route": "route", "cache": "cache",
+	"customer": "customer", "tag": tagColumn}
+
+// ReportFilter narrows a report to some ledger rows. The zero filter
+// keeps them all.
+type ReportFilter struct {
+	// Customer, when set, keeps the rows of that customer ("": the rows
+	// of requests that named none).
+	Customer *string
+	// Tag, when not "", keeps the rows carrying that "name=value" tag.
+	Tag string
+}
+
+// where is the filter's SQL condition (each part starting with " AND ")
+// and its arguments.
+func (s *Store) where(f ReportFilter) (string, []any) {
+	var cond string
+	var args []any
+	if f.Customer != nil {
+		cond += ` AND customer = ?`
+		args = append(args, *f.Customer)
+	}
+	if f.Tag != "" {
+		elems := `json_each(budget_ledger.tags) AS f`
+		if s.pool != nil {
+			elems = `jsonb_array_elements_text(budget_ledger.tags::jsonb) AS f (value)`
+		}
+		cond += ` AND EXISTS (SELECT 1 FROM ` + elems + ` WHERE f.value = ?)`
+		args = append(args, f.Tag)
+	}
+	return cond, args
+}
+
+// tagJoin gives each ledger row one row per tag (t.value), or one with a
+// null t.value when it has none, in the store's dialect.
+func (s *Store) tagJoin() string {
+	if s.pool != nil {
+		return ` LEFT JOIN LATERAL jsonb_array_elements_text(budget_ledger.tags::jsonb) AS t (value) ON true`
+	}
+	return ` LEFT JOIN json_each(budget_ledger.tags) AS t`
+}
 
 // ReportRow is one group of a cost report. Sums are exact integers over
 // the ledger rows of the group.
@@ -114,11 +165,11 @@ func (s *Store) sumCast() string {
 	return ""
 }
 
-// Report sums the ledger rows admitted in [from, to) by group. A zero from
-// or to leaves that side open.
-func (s *Store) Report(ctx context.Context, from, to time.Time, groupBy []string) (*Report, error) {
+// Report sums the ledger rows admitted in [from, to) that f keeps, by
+// group. A zero from or to leaves that side open.
+func (s *Store) Report(ctx context.Context, from, to time.Time, groupBy []string, f ReportFilter) (*Report, error) {
 	r := &Report{GroupBy: append([]string{}, groupBy...), Rows: []ReportRow{}}
-	total, err := s.ReportEach(ctx, from, to, groupBy, func(row ReportRow) error {
+	total, err := s.ReportEach(ctx, from, to, groupBy, f, func(row ReportRow) error {
 		r.Rows = append(r.Rows, row)
 		return nil
 	})
@@ -127,10 +178,10 @@ func (s *Store) Report(ctx context.Context, from, to time.Time, groupBy []string
 }
 
 // ReportEach streams the report's rows to fn in order (by day first when
-// grouped by day, then by the other names' values) and returns the totals.
-// Only one day's groups are in memory at a time, so any range can be
-// reported.
-func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []string, fn func(ReportRow) error) (ReportRow, error) {
+// grouped by day, then by the other names' values) and returns the totals,
+// which count each ledger row once (see GroupBy about tags). Only one
+// day's groups are in memory at a time, so any range can be reported.
+func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []string, f ReportFilter, fn func(ReportRow) error) (ReportRow, error) {
 	var total ReportRow
 	if err := validGroupBy(groupBy); err != nil {
 		return total, err
@@ -147,30 +198,36 @@ func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []st
 		hi = to.UnixMilli()
 	}
 	var cols []string
-	day := -1
+	day, byTag := -1, false
 	for i, g := range groupBy {
 		if g == "day" {
 			day = i
 			continue
 		}
+		byTag = byTag || g == "tag"
 		cols = append(cols, groupColumn[g])
 	}
+	cond, condArgs := s.where(f)
+	// PostgreSQL sums bigints as numeric: cast back (a sum past int64 is an
+	// error there, as it is in SQLite).
+	sums := `COUNT(*), COALESCE(SUM(prompt_tokens), 0)` + s.sumCast() + `, COALESCE(SUM(completion_tokens), 0)` + s.sumCast() +
+		`, COALESCE(SUM(cost), 0)` + s.sumCast() + `, COALESCE(SUM(saved), 0)` + s.sumCast()
 	query := `SELECT `
 	for _, c := range cols {
 		query += c + `, `
 	}
-	// PostgreSQL sums bigints as numeric: cast back (a sum past int64 is an
-	// error there, as it is in SQLite).
-	query += `COUNT(*), COALESCE(SUM(prompt_tokens), 0)` + s.sumCast() + `, COALESCE(SUM(completion_tokens), 0)` + s.sumCast() +
-		`, COALESCE(SUM(cost), 0)` + s.sumCast() + `, COALESCE(SUM(saved), 0)` + s.sumCast() + `
-		FROM budget_ledger WHERE ts >= ? AND ts < ?`
-	query = s.q(query)
+	query += sums + ` FROM budget_ledger`
+	if byTag {
+		query += s.tagJoin()
+	}
+	query = s.q(query + ` WHERE ts >= ? AND ts < ?` + cond)
 	if len(cols) > 0 {
 		list := strings.Join(cols, ", ")
 		query += ` GROUP BY ` + list + ` ORDER BY ` + list
 	}
+	args := func(lo, hi int64) []any { return append([]any{lo, hi}, condArgs...) }
 	emit := func(lo, hi int64, dayName string) error {
-		rows, err := db.QueryContext(ctx, query, lo, hi)
+		rows, err := db.QueryContext(ctx, query, args(lo, hi)...)
 		if err != nil {
 			return fmt.Errorf("budget: report: %w", err)
 		}
@@ -195,19 +252,29 @@ func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []st
 			if day >= 0 {
 				out.Group = append(out.Group[:day], append([]string{dayName}, out.Group[day:]...)...)
 			}
-			total.add(out)
+			if !byTag {
+				total.add(out)
+			}
 			if err := fn(out); err != nil {
 				return err
 			}
 		}
 		return rows.Err()
 	}
+	if byTag {
+		// A row with two tags is in two groups: the totals count it once.
+		err := db.QueryRowContext(ctx, s.q(`SELECT `+sums+` FROM budget_ledger WHERE ts >= ? AND ts < ?`+cond), args(lo, hi)...).
+			Scan(&total.Requests, &total.PromptTokens, &total.CompletionTokens, &total.Cost, &total.Saved)
+		if err != nil {
+			return total, fmt.Errorf("budget: report: %w", err)
+		}
+	}
 	if day < 0 {
 		return total, emit(lo, hi, "")
 	}
 	// One query per local day, from the first row's day to the last's.
 	var first, last sql.NullInt64
-	if err := db.QueryRowContext(ctx, s.q(`SELECT MIN(ts), MAX(ts) FROM budget_ledger WHERE ts >= ? AND ts < ?`), lo, hi).Scan(&first, &last); err != nil {
+	if err := db.QueryRowContext(ctx, s.q(`SELECT MIN(ts), MAX(ts) FROM budget_ledger WHERE ts >= ? AND ts < ?`+cond), args(lo, hi)...).Scan(&first, &last); err != nil {
 		return total, fmt.Errorf("budget: report: %w", err)
 	}
 	if !first.Valid {
@@ -228,7 +295,7 @@ func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []st
 // line per group, and, when grouped, a last line of totals whose first
 // column is "total" and other group columns are empty. Amounts are exact
 // decimals in dollars.
-func (s *Store) WriteReportCSV(ctx context.Context, w io.Writer, from, to time.Time, groupBy []string) error {
+func (s *Store) WriteReportCSV(ctx context.Context, w io.Writer, from, to time.Time, groupBy []string, f ReportFilter) error {
 	if err := validGroupBy(groupBy); err != nil {
 		return err
 	}
@@ -244,7 +311,7 @@ func (s *Store) WriteReportCSV(ctx context.Context, w io.Writer, from, to time.T
 		return cw.Write(rec)
 	}
 	n := 0
-	total, err := s.ReportEach(ctx, from, to, groupBy, func(r ReportRow) error {
+	total, err := s.ReportEach(ctx, from, to, groupBy, f, func(r ReportRow) error {
 		if err := record(r.Group, r); err != nil {
 			return err
 		}
@@ -376,10 +443,14 @@ func (s *Store) spend(ctx context.Context, keyID string, from, to time.Time, aft
 	if !to.IsZero() {
 		hi = to.UnixMilli()
 	}
+	if limit < 0 {
+		limit = math.MaxInt64 // all: PostgreSQL refuses SQLite's LIMIT -1
+	}
 	// ts >= max(lo, after.ts) lets the ts index start at the cursor; the
 	// row id orders the rows of one millisecond, as the index does.
 	rows, err := db.QueryContext(ctx, s.q(`SELECT id, ts, request_id, key_id, route, requested_model, model, provider,
-		prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost
+		prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost,
+		customer, tags
 		FROM budget_ledger WHERE key_id = ? AND ts >= ? AND ts < ? AND (ts > ? OR id > ?) ORDER BY ts, id LIMIT ?`),
 		keyID, max(lo, after.ts), hi, after.ts, after.id, limit)
 	if err != nil {
@@ -390,10 +461,14 @@ func (s *Store) spend(ctx context.Context, keyID string, from, to time.Time, aft
 		var e Entry
 		var at SpendCursor
 		var latency int64
+		var tags string
 		if err := rows.Scan(&at.id, &at.ts, &e.RequestID, &e.KeyID, &e.Route, &e.RequestedModel, &e.Model, &e.Provider,
 			&e.PromptTokens, &e.CompletionTokens, &e.CachedTokens, &e.Cost, &e.Saved, &e.Estimated, &e.Unpriced,
-			&e.Cache, &e.Status, &latency, &e.Attempts, &e.Judge, &e.JudgeCost); err != nil {
+			&e.Cache, &e.Status, &latency, &e.Attempts, &e.Judge, &e.JudgeCost, &e.Customer, &tags); err != nil {
 			return false, fmt.Errorf("budget: spend: %w", err)
+		}
+		if e.Tags, err = parseTags(tags); err != nil {
+			return false, err
 		}
 		e.Time = time.UnixMilli(at.ts).In(s.loc)
 		e.Latency = time.Duration(latency) * time.Millisecond

@@ -137,7 +137,7 @@ func TestReport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := l.Store.Report(ctx, tt.from, tt.to, tt.groupBy)
+			got, err := l.Store.Report(ctx, tt.from, tt.to, tt.groupBy, ReportFilter{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +166,7 @@ func TestReportMatchesLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, g := range [][]string{nil, {"key"}, {"day", "cache"}, GroupBy} {
-		r, err := l.Store.Report(ctx, time.Time{}, time.Time{}, g)
+		r, err := l.Store.Report(ctx, time.Time{}, time.Time{}, g, ReportFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,11 +203,11 @@ func TestReportBadGroupBy(t *testing.T) {
 		{[]string{"day", "day"}, `group_by "day" given twice`},
 	}
 	for _, tt := range tests {
-		if _, err := l.Store.Report(ctx, time.Time{}, time.Time{}, tt.groupBy); err == nil || !strings.Contains(err.Error(), tt.want) {
+		if _, err := l.Store.Report(ctx, time.Time{}, time.Time{}, tt.groupBy, ReportFilter{}); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: %v", tt.groupBy, err)
 		}
 		var b bytes.Buffer
-		if err := l.Store.WriteReportCSV(ctx, &b, time.Time{}, time.Time{}, tt.groupBy); err == nil || b.Len() != 0 {
+		if err := l.Store.WriteReportCSV(ctx, &b, time.Time{}, time.Time{}, tt.groupBy, ReportFilter{}); err == nil || b.Len() != 0 {
 			t.Errorf("CSV %v: %v, wrote %q", tt.groupBy, err, b.String())
 		}
 	}
@@ -243,14 +243,14 @@ func TestReportGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := l.Store.WriteReportCSV(ctx, &b, time.Time{}, time.Time{}, tt.groupBy); err != nil {
+			if err := l.Store.WriteReportCSV(ctx, &b, time.Time{}, time.Time{}, tt.groupBy, ReportFilter{}); err != nil {
 				t.Fatal(err)
 			}
 			golden(t, tt.file, b.Bytes())
 		})
 	}
 	t.Run("report_provider_route.json", func(t *testing.T) {
-		r, err := l.Store.Report(ctx, time.Time{}, time.Time{}, []string{"provider", "route"})
+		r, err := l.Store.Report(ctx, time.Time{}, time.Time{}, []string{"provider", "route"}, ReportFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}

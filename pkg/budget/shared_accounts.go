@@ -225,7 +225,7 @@ const sharedReserve = `WITH res AS (
 	VALUES ($1, $2, $3, $4, $5, 'held')
 	ON CONFLICT (request_id) DO UPDATE SET key_id = excluded.key_id, amount = excluded.amount,
 		admitted_at = excluded.admitted_at, lease_expires_at = excluded.lease_expires_at,
-		state = 'held', cost = NULL, settled_at = NULL
+		state = 'held', cost = NULL, settled_at = NULL, customer = excluded.customer
 	WHERE r.state IN ('released', 'expired')
 	RETURNING 1
 ), cnt AS (
@@ -251,11 +251,25 @@ const refusedCode = "TG402"
 // Reserve holds amount against every limit of the key, atomically across
 // replicas; see Accounts.Reserve for the semantics and the error.
 func (s *SharedAccounts) Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (Reservation, error) {
+	return s.reserve(ctx, keyID, "", requestID, amount)
+}
+
+// ReserveFor is Reserve for a request of the key's customer: amount is
+// held against the key's limits and the customer's (Policy.Customers)
+// in one statement, all or nothing; see Accounts.ReserveFor.
+func (s *SharedAccounts) ReserveFor(ctx context.Context, keyID, customer, requestID string, amount llm.Micros) (Reservation, error) {
+	return s.reserve(ctx, keyID, customer, requestID, amount)
+}
+
+func (s *SharedAccounts) reserve(ctx context.Context, keyID, customer, requestID string, amount llm.Micros) (Reservation, error) {
 	if amount < 0 {
 		return Reservation{}, fmt.Errorf("budget: negative reservation %d", amount)
 	}
 	now := time.UnixMilli(s.now().UnixMilli()) // the stored precision
 	policy, _ := s.policies.Policy(keyID)
+	if customer != "" && policy.Customers != nil {
+		return s.reserveCustomer(ctx, keyID, customer, requestID, amount, policy, now)
+	}
 	w := s.windowsAt(now)
 	var limits [len(periods)]int64
 	for i, p := range w.at {
@@ -286,8 +300,8 @@ func (s *SharedAccounts) existing(ctx context.Context, requestID string) (Reserv
 	var r Reservation
 	var amount, at int64
 	var state string
-	err := s.pool.QueryRow(ctx, `SELECT key_id, amount, admitted_at, state FROM budget_reservations WHERE request_id = $1`,
-		requestID).Scan(&r.KeyID, &amount, &at, &state)
+	err := s.pool.QueryRow(ctx, `SELECT key_id, amount, admitted_at, state, customer FROM budget_reservations WHERE request_id = $1`,
+		requestID).Scan(&r.KeyID, &amount, &at, &state, &r.Customer)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("budget: reserve: %w", err)
 	}
@@ -304,11 +318,21 @@ func (s *SharedAccounts) existing(ctx context.Context, requestID string) (Reserv
 // exhausted builds the 402 of a refused reservation from the counters as
 // they are now: the periods in ok had room, the other limited ones did not.
 func (s *SharedAccounts) exhausted(ctx context.Context, keyID string, amount llm.Micros, policy Policy, w windows, ok []string, now time.Time) error {
-	cs, err := s.counters(ctx, keyID, w)
+	return s.exhaustedOf(ctx, keyID, "", amount, policy, w, ok, now)
+}
+
+// exhaustedOf is exhausted for the account of the key's customer (none:
+// "") with the customer's limits as policy.
+func (s *SharedAccounts) exhaustedOf(ctx context.Context, keyID, customer string, amount llm.Micros, policy Policy, w windows, ok []string, now time.Time) error {
+	account := keyID
+	if customer != "" {
+		account = accountOf(keyID, customer)
+	}
+	cs, err := s.counters(ctx, account, w)
 	if err != nil {
 		return err
 	}
-	ex := &Exhausted{KeyID: keyID, Requested: amount}
+	ex := &Exhausted{KeyID: keyID, Customer: customer, Requested: amount}
 	for _, lim := range policy.Limits {
 		i := slices.Index(sortedPeriods[:], lim.Period)
 		if i < 0 || slices.Contains(ok, string(lim.Period)) {
@@ -419,28 +443,30 @@ const sharedSettle = `WITH o AS (
 	FROM o WHERE b.request_id = o.request_id AND o.state IN ('held', 'expired')
 	RETURNING o.state AS old, o.amount
 ), l AS (
-	SELECT k.period, k.period_start FROM budget_counters k
+	SELECT k.key_id, k.period, k.period_start FROM budget_counters k
 	JOIN unnest($6::text[], $7::bigint[]) AS p (period, start) ON k.period = p.period AND k.period_start = p.start
-	WHERE k.key_id = $2 AND EXISTS (SELECT 1 FROM r)
-	ORDER BY k.period, k.period_start FOR UPDATE OF k
+	WHERE k.key_id = ANY($27::text[]) AND EXISTS (SELECT 1 FROM r)
+	ORDER BY k.key_id, k.period, k.period_start FOR UPDATE OF k
 ), c AS (
 	UPDATE budget_counters k SET
 		reserved = CASE WHEN r.old = 'held' THEN GREATEST(k.reserved - r.amount, 0) ELSE k.reserved END,
 		spent = GREATEST(LEAST(k.spent::numeric + $4, 9223372036854775807), -9223372036854775808)::bigint
-	FROM r, l WHERE k.key_id = $2 AND k.period = l.period AND k.period_start = l.period_start
-	RETURNING k.period, k.spent, k.reserved
+	FROM r, l WHERE k.key_id = l.key_id AND k.period = l.period AND k.period_start = l.period_start
+	RETURNING k.key_id, k.period, k.spent, k.reserved
 ), led AS (
 	INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider, prompt_tokens,
-		completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost)
+		completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost,
+		customer, tags)
 	SELECT $3, $1, $2, e.route, e.rm, e.model, e.provider, e.pt, e.ct, e.cached, $4, e.saved, e.est, e.unp, e.cache,
-		e.status, e.lat, e.att, e.judge, e.jc
+		e.status, e.lat, e.att, e.judge, e.jc, e.cust, e.tags
 	FROM r, unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::integer[], $14::integer[], $15::integer[],
 		$16::bigint[], $17::boolean[], $18::boolean[], $19::text[], $20::integer[], $21::bigint[], $22::integer[],
-		$23::text[], $24::bigint[]) AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc)
+		$23::text[], $24::bigint[], $25::text[], $26::text[])
+		AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc, cust, tags)
 )
 SELECT coalesce((SELECT state FROM o), ''), coalesce((SELECT array_agg(period) FROM c), '{}'),
 	coalesce((SELECT array_agg(spent) FROM c), '{}'), coalesce((SELECT array_agg(reserved) FROM c), '{}'),
-	set_config('synchronous_commit', $8, true)`
+	set_config('synchronous_commit', $8, true), coalesce((SELECT array_agg(key_id) FROM c), '{}')`
 
 // Settle charges the request's actual cost to the periods containing r.At
 // and drops its reservation, in one statement; see Accounts.Settle.
@@ -461,18 +487,23 @@ func (s *SharedAccounts) Settle(ctx context.Context, r Reservation, cost llm.Mic
 func (s *SharedAccounts) settle(ctx context.Context, r Reservation, cost llm.Micros, e *Entry) (sharedCounters, error) {
 	w := s.windowsAt(r.At)
 	var state, commit string
-	var names []string
+	var names, ids []string
 	var spent, reserved []int64
 	args := []any{r.RequestID, r.KeyID, r.At.UnixMilli(), int64(cost), s.now().UnixMilli(), w.names[:], w.starts[:], s.settleCommit}
 	args = append(args, ledgerColumns(e)...)
-	err := s.pool.QueryRow(ctx, sharedSettle, args...).Scan(&state, &names, &spent, &reserved, &commit)
+	args = append(args, accountsOf(r.KeyID, r.Customer))
+	err := s.pool.QueryRow(ctx, sharedSettle, args...).Scan(&state, &names, &spent, &reserved, &commit, &ids)
 	if err != nil {
 		return sharedCounters{}, fmt.Errorf("budget: settle %s: %w", r.RequestID, err)
 	}
 	switch state {
 	case "held", "expired", "settled":
-		cs := countersOf(w, names, spent, reserved)
+		cs := countersOf(w, r.KeyID, ids, names, spent, reserved)
 		cs.state = state
+		if r.Customer != "" {
+			cust := countersOf(w, accountOf(r.KeyID, r.Customer), ids, names, spent, reserved)
+			cs.customer = &cust
+		}
 		return cs, nil
 	}
 	return sharedCounters{}, fmt.Errorf("budget: settle %s: %w", r.RequestID, ErrNoReservation)
@@ -487,11 +518,19 @@ type sharedCounters struct {
 	w     windows
 	cs    [len(periods)]counter
 	have  [len(periods)]bool
+	// customer: the counters of the request's customer's account, when it
+	// was charged too.
+	customer *sharedCounters
 }
 
-func countersOf(w windows, names []string, spent, reserved []int64) sharedCounters {
+// countersOf picks the counters of account out of a statement's returned
+// arrays (ids nil: every element is account's).
+func countersOf(w windows, account string, ids, names []string, spent, reserved []int64) sharedCounters {
 	out := sharedCounters{w: w}
 	for j, name := range names {
+		if ids != nil && (j >= len(ids) || ids[j] != account) {
+			continue
+		}
 		i := slices.Index(w.names[:], name)
 		if i < 0 || j >= len(spent) || j >= len(reserved) {
 			continue
@@ -513,19 +552,19 @@ const sharedRelease = `WITH o AS (
 	FROM o WHERE b.request_id = o.request_id AND o.state = 'held'
 	RETURNING o.amount
 ), l AS (
-	SELECT k.period, k.period_start FROM budget_counters k
+	SELECT k.key_id, k.period, k.period_start FROM budget_counters k
 	JOIN unnest($4::text[], $5::bigint[]) AS p (period, start) ON k.period = p.period AND k.period_start = p.start
-	WHERE k.key_id = $2 AND EXISTS (SELECT 1 FROM r)
-	ORDER BY k.period, k.period_start FOR UPDATE OF k
+	WHERE k.key_id = ANY($6::text[]) AND EXISTS (SELECT 1 FROM r)
+	ORDER BY k.key_id, k.period, k.period_start FOR UPDATE OF k
 )
 UPDATE budget_counters k SET reserved = GREATEST(k.reserved - r.amount, 0)
-FROM r, l WHERE k.key_id = $2 AND k.period = l.period AND k.period_start = l.period_start`
+FROM r, l WHERE k.key_id = l.key_id AND k.period = l.period AND k.period_start = l.period_start`
 
 // Release drops the request's reservation; the id may reserve again.
 // Releasing twice, a settled or an expired request does nothing.
 func (s *SharedAccounts) Release(ctx context.Context, r Reservation) error {
 	w := s.windowsAt(r.At)
-	if _, err := s.pool.Exec(ctx, sharedRelease, r.RequestID, r.KeyID, r.At.UnixMilli(), w.names[:], w.starts[:]); err != nil {
+	if _, err := s.pool.Exec(ctx, sharedRelease, r.RequestID, r.KeyID, r.At.UnixMilli(), w.names[:], w.starts[:], accountsOf(r.KeyID, r.Customer)); err != nil {
 		return fmt.Errorf("budget: release %s: %w", r.RequestID, err)
 	}
 	return nil
@@ -537,7 +576,7 @@ const sharedExpire = `WITH x AS (
 	ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
 )
 UPDATE budget_reservations b SET state = 'expired' FROM x WHERE b.request_id = x.request_id
-RETURNING b.key_id, b.amount, b.admitted_at`
+RETURNING b.key_id, b.amount, b.admitted_at, b.customer`
 
 const sharedUnreserve = `WITH p AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS p (key_id, period, start, amount)
@@ -582,15 +621,17 @@ func (s *SharedAccounts) expireBatch(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("budget: release expired: %w", err)
 	}
 	sums := map[counterKey]llm.Micros{}
-	var key string
+	var key, customer string
 	var amount, at int64
 	n := 0
-	_, err = pgx.ForEachRow(rows, []any{&key, &amount, &at}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&key, &amount, &at, &customer}, func() error {
 		n++
 		w := s.windowsAt(time.UnixMilli(at))
-		for i := range w.names {
-			k := counterKey{key, w.names[i], w.starts[i]}
-			sums[k] = addSat(sums[k], llm.Micros(amount))
+		for _, acct := range accountsOf(key, customer) { // the customer's account held it too
+			for i := range w.names {
+				k := counterKey{acct, w.names[i], w.starts[i]}
+				sums[k] = addSat(sums[k], llm.Micros(amount))
+			}
 		}
 		return nil
 	})
@@ -618,23 +659,25 @@ func (s *SharedAccounts) expireBatch(ctx context.Context) (int, error) {
 
 const sharedRecord = `WITH l AS (
 	INSERT INTO budget_counters AS k (key_id, period, period_start, period_end, spent)
-	SELECT $1, p.period, p.start, p.stop, GREATEST($2, 0)
-	FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS p (period, start, stop)
-	ORDER BY p.period
+	SELECT a.acct, p.period, p.start, p.stop, GREATEST($2, 0)
+	FROM unnest($27::text[]) AS a (acct), unnest($3::text[], $4::bigint[], $5::bigint[]) AS p (period, start, stop)
+	ORDER BY a.acct, p.period
 	ON CONFLICT (key_id, period, period_start) DO UPDATE
 	SET spent = GREATEST(LEAST(k.spent::numeric + $2, 9223372036854775807), -9223372036854775808)::bigint
-	RETURNING k.period, k.spent, k.reserved
+	RETURNING k.key_id, k.period, k.spent, k.reserved
 ), led AS (
 	INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider, prompt_tokens,
-		completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost)
+		completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost,
+		customer, tags)
 	SELECT $6, $7, $1, e.route, e.rm, e.model, e.provider, e.pt, e.ct, e.cached, $2, e.saved, e.est, e.unp, e.cache,
-		e.status, e.lat, e.att, e.judge, e.jc
+		e.status, e.lat, e.att, e.judge, e.jc, e.cust, e.tags
 	FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::integer[], $13::integer[], $14::integer[],
 		$15::bigint[], $16::boolean[], $17::boolean[], $18::text[], $19::integer[], $20::bigint[], $21::integer[],
-		$22::text[], $23::bigint[]) AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc)
+		$22::text[], $23::bigint[], $24::text[], $25::text[])
+		AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc, cust, tags)
 )
 SELECT coalesce(array_agg(period), '{}'), coalesce(array_agg(spent), '{}'), coalesce(array_agg(reserved), '{}'),
-	set_config('synchronous_commit', $24, true) FROM l`
+	set_config('synchronous_commit', $26, true), coalesce(array_agg(key_id), '{}') FROM l`
 
 // Record charges a cost that went through no reservation (a failed
 // request's, or one whose reservation PostgreSQL forgot: see Durability)
@@ -642,14 +685,17 @@ SELECT coalesce(array_agg(period), '{}'), coalesce(array_agg(spent), '{}'), coal
 // money is already spent. A zero at, or one in the future, means now.
 // Unlike Settle it is not idempotent: call it once per ledger row.
 func (s *SharedAccounts) Record(ctx context.Context, keyID string, at time.Time, cost llm.Micros) error {
-	_, err := s.record(ctx, keyID, at, cost, "", nil)
+	_, err := s.record(ctx, keyID, "", at, cost, "", nil)
 	return err
 }
 
 // record is Record returning the counters as the charge left them. With
 // e, the same statement writes e as a ledger row (request id requestID,
 // time at, cost cost), so the charge and its row commit together.
-func (s *SharedAccounts) record(ctx context.Context, keyID string, at time.Time, cost llm.Micros, requestID string, e *Entry) (sharedCounters, error) {
+//
+// With a customer (a key with customer budgets), the customer's account
+// is charged too.
+func (s *SharedAccounts) record(ctx context.Context, keyID, customer string, at time.Time, cost llm.Micros, requestID string, e *Entry) (sharedCounters, error) {
 	if now := s.now(); at.IsZero() || at.After(now) {
 		at = now
 	}
@@ -657,15 +703,20 @@ func (s *SharedAccounts) record(ctx context.Context, keyID string, at time.Time,
 	if cost == 0 {
 		return sharedCounters{w: w}, nil
 	}
-	var names []string
+	var names, ids []string
 	var spent, reserved []int64
 	args := append([]any{keyID, int64(cost), w.names[:], w.starts[:], w.ends[:], at.UnixMilli(), requestID}, ledgerColumns(e)...)
-	args = append(args, s.settleCommit)
+	args = append(args, s.settleCommit, accountsOf(keyID, customer))
 	var commit string
-	if err := s.pool.QueryRow(ctx, sharedRecord, args...).Scan(&names, &spent, &reserved, &commit); err != nil {
+	if err := s.pool.QueryRow(ctx, sharedRecord, args...).Scan(&names, &spent, &reserved, &commit, &ids); err != nil {
 		return sharedCounters{}, fmt.Errorf("budget: record: %w", err)
 	}
-	return countersOf(w, names, spent, reserved), nil
+	sc := countersOf(w, keyID, ids, names, spent, reserved)
+	if customer != "" {
+		cust := countersOf(w, accountOf(keyID, customer), ids, names, spent, reserved)
+		sc.customer = &cust
+	}
+	return sc, nil
 }
 
 // pruneBatch is how many finished reservations one statement of Prune
@@ -699,10 +750,11 @@ func (s *SharedAccounts) Prune(ctx context.Context, before time.Time) (int, erro
 func ledgerColumns(e *Entry) []any {
 	if e == nil {
 		return []any{[]string{}, []string{}, []string{}, []string{}, []int32{}, []int32{}, []int32{},
-			[]int64{}, []bool{}, []bool{}, []string{}, []int32{}, []int64{}, []int32{}, []string{}, []int64{}}
+			[]int64{}, []bool{}, []bool{}, []string{}, []int32{}, []int64{}, []int32{}, []string{}, []int64{}, []string{}, []string{}}
 	}
 	return []any{[]string{e.Route}, []string{e.RequestedModel}, []string{e.Model}, []string{e.Provider},
 		[]int32{int32(e.PromptTokens)}, []int32{int32(e.CompletionTokens)}, []int32{int32(e.CachedTokens)},
 		[]int64{int64(e.Saved)}, []bool{e.Estimated}, []bool{e.Unpriced}, []string{e.Cache}, []int32{int32(e.Status)},
-		[]int64{e.Latency.Milliseconds()}, []int32{int32(e.Attempts)}, []string{e.Judge}, []int64{int64(e.JudgeCost)}}
+		[]int64{e.Latency.Milliseconds()}, []int32{int32(e.Attempts)}, []string{e.Judge}, []int64{int64(e.JudgeCost)},
+		[]string{e.Customer}, []string{e.tagsColumn()}}
 }

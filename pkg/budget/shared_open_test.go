@@ -79,7 +79,7 @@ func TestSharedLedgerReplicas(t *testing.T) {
 		t.Fatalf("served %d, refused %d; want exactly %d served", served.Load(), refused.Load(), n)
 	}
 	for name, l := range map[string]*Ledger{"a": a, "b": b} {
-		rep, err := l.Store.Report(ctx, time.Time{}, time.Time{}, []string{"model"})
+		rep, err := l.Store.Report(ctx, time.Time{}, time.Time{}, []string{"model"}, ReportFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -73,8 +73,17 @@ type keyState struct {
 	// cur counts every period (limited or not) so a limit added later
 	// starts from the right spend; prev is the period before, kept while
 	// requests admitted in it may still settle there.
-	cur, prev     [len(periods)]counter
-	open          map[string]*hold
+	cur, prev [len(periods)]counter
+	open      map[string]*hold
+	// custOpen is, for each open reservation of a customer with a
+	// customer account, that account (nil until the first: keys without
+	// customer budgets never make it).
+	custOpen map[string]*keyState
+	// customer is the customer's name, in a customer's account.
+	customer string
+	// customers are the accounts of the key's customers (customers.go),
+	// by name, once counted; guarded by mu.
+	customers     map[string]*keyState
 	done, doneOld map[string]struct{}   // settled request ids, two generations
 	fired         map[alertKey]struct{} // alerts fired in the current and previous periods
 }

@@ -3,8 +3,11 @@ package budget
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,4 +191,52 @@ type Entry struct {
 	Status    int // HTTP status the client got
 	Latency   time.Duration
 	Attempts  int
+	// Customer is whom the key's application served ("" when the request
+	// named none); Tags are the request's metadata, name → value.
+	Customer string
+	Tags     map[string]string
+}
+
+// noTags is the tags column of a row without tags, boxed once: a row
+// without tags costs the ledger writer no allocation.
+var noTags any = "[]"
+
+// tagsArg is tagsColumn as a statement's argument.
+func (e *Entry) tagsArg() any {
+	if len(e.Tags) == 0 {
+		return noTags
+	}
+	return e.tagsColumn()
+}
+
+// tagsColumn is e's tags as the ledger stores them: a JSON array of
+// "name=value" strings, sorted, "[]" when there is none.
+func (e *Entry) tagsColumn() string {
+	if len(e.Tags) == 0 {
+		return "[]"
+	}
+	list := make([]string, 0, len(e.Tags))
+	for name, v := range e.Tags {
+		list = append(list, name+"="+v)
+	}
+	slices.Sort(list)
+	b, _ := json.Marshal(list)
+	return string(b)
+}
+
+// parseTags reads the tags column back.
+func parseTags(col string) (map[string]string, error) {
+	var list []string
+	if err := json.Unmarshal([]byte(col), &list); err != nil {
+		return nil, fmt.Errorf("budget: tags column %q: %w", col, err)
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	tags := make(map[string]string, len(list))
+	for _, t := range list {
+		name, v, _ := strings.Cut(t, "=")
+		tags[name] = v
+	}
+	return tags, nil
 }

@@ -615,7 +615,7 @@ func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.Chat
 	if err == nil || !x.downgrades(plan.Route) || x.t.downgrade == nil || !errors.Is(err, budget.ErrExhausted) {
 		return err
 	}
-	remaining, _ := x.g.accounts.Remaining(x.c.Key.ID)
+	remaining, _ := x.g.accounts.RemainingFor(x.c.Key.ID, x.c.Customer)
 	if remaining <= 0 {
 		return err
 	}
@@ -675,7 +675,7 @@ func outputTokens(step *router.Step, out output) int {
 }
 
 // reserve holds the most the step can cost against every limit of the
-// key: its prompt at the input price and its whole output limit (n times)
+// key and of its customer (customer budgets), all or none: its prompt at the input price and its whole output limit (n times)
 // at the output price. A reservation held for an earlier candidate is
 // released first.
 func (x *exchange) reserve(ctx context.Context, step *router.Step) error {
@@ -684,7 +684,7 @@ func (x *exchange) reserve(ctx context.Context, step *router.Step) error {
 		return nil
 	}
 	cost := step.Model.EstimateCost(step.PromptTokens, x.reserved)
-	if cost.Unpriced && len(x.policy.Limits) > 0 {
+	if cost.Unpriced && (len(x.policy.Limits) > 0 || x.policy.Customers != nil) {
 		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "model_unpriced", Param: "model",
 			Message: "the model " + step.Model.Name + " has no known price, so it cannot be used by a key with a budget; give it a price in the config"}
 	}
@@ -694,7 +694,7 @@ func (x *exchange) reserve(ctx context.Context, step *router.Step) error {
 	if x.judged.Micros > 0 {
 		amount = llm.Micros(router.SaturatingAdd(int(amount), int(x.judged.Micros)))
 	}
-	res, err := x.g.accounts.Reserve(ctx, x.c.Key.ID, x.c.RequestID, amount)
+	res, err := x.g.accounts.ReserveFor(ctx, x.c.Key.ID, x.c.Customer, x.c.RequestID, amount)
 	if err != nil {
 		return err
 	}
@@ -866,7 +866,7 @@ func (x *exchange) finish(ctx context.Context, recovered any, err error) error {
 		}
 		return err
 	}
-	if remaining, limited := x.g.accounts.Remaining(x.c.Key.ID); limited {
+	if remaining, limited := x.g.accounts.RemainingFor(x.c.Key.ID, x.c.Customer); limited {
 		if x.meta.Header == nil {
 			x.meta.Header = http.Header{}
 		}
@@ -903,6 +903,7 @@ func (x *exchange) entry(status int) budget.Entry {
 		Cost: meta.Cost.Micros, Saved: meta.Saved, Estimated: meta.Cost.Estimated, Unpriced: meta.Cost.Unpriced,
 		Cache: meta.Cache, Status: status, Latency: x.g.now().Sub(x.start), Attempts: meta.Attempts,
 		Judge: meta.Judge, JudgeCost: meta.JudgeCost,
+		Customer: x.c.Customer, Tags: x.c.Tags,
 	}
 	if e.Cache == "" {
 		e.Cache = semcache.KindBypass

@@ -41,11 +41,14 @@ type Limiter interface {
 // a reservation before the call, settled or released by the exchange's
 // finish; a request that reserved nothing is recorded as it is.
 type Accounts interface {
-	Reserve(ctx context.Context, keyID, requestID string, amount llm.Micros) (budget.Reservation, error)
+	// ReserveFor holds against the key's limits and, for a request with a
+	// customer, the customer's (customer budgets), all or none.
+	ReserveFor(ctx context.Context, keyID, customer, requestID string, amount llm.Micros) (budget.Reservation, error)
 	Settle(ctx context.Context, r budget.Reservation, e budget.Entry) error
 	Release(r budget.Reservation)
 	Record(e budget.Entry)
-	Remaining(keyID string) (llm.Micros, bool)
+	// RemainingFor is the smaller of the key's room and its customer's.
+	RemainingFor(keyID, customer string) (llm.Micros, bool)
 	Policy(keyID string) (budget.Policy, bool)
 }
 

@@ -19,13 +19,15 @@ import (
 // the current periods.
 type keyDetail struct {
 	keyObject
-	RPM         int                   `json:"rpm"`
-	TPM         int                   `json:"tpm"`
-	OnExhausted budget.OnExhausted    `json:"on_exhausted"`
-	Webhooks    []budget.Webhook      `json:"alert_webhooks"`
-	OwnPolicy   bool                  `json:"own_policy"` // false: the configured defaults apply
-	Budgets     []budget.PeriodStatus `json:"budgets"`
-	Periods     []budget.PeriodStatus `json:"periods"`
+	RPM         int                `json:"rpm"`
+	TPM         int                `json:"tpm"`
+	OnExhausted budget.OnExhausted `json:"on_exhausted"`
+	Webhooks    []budget.Webhook   `json:"alert_webhooks"`
+	// CustomerBudgets are the limits of the key's customers (null: none).
+	CustomerBudgets *budget.CustomerBudgets `json:"customer_budgets"`
+	OwnPolicy       bool                    `json:"own_policy"` // false: the configured defaults apply
+	Budgets         []budget.PeriodStatus   `json:"budgets"`
+	Periods         []budget.PeriodStatus   `json:"periods"`
 }
 
 func (s *server) keyDetail(k *keys.Key) any {
@@ -34,7 +36,7 @@ func (s *server) keyDetail(k *keys.Key) any {
 	}
 	st := s.Budget.Accounts.Status(k.ID)
 	d := keyDetail{keyObject: toKeyObject(k), RPM: st.Policy.RPM, TPM: st.Policy.TPM, OnExhausted: st.Policy.OnExhausted,
-		Webhooks: st.Policy.Webhooks, OwnPolicy: st.OwnPolicy, Budgets: st.Budgets, Periods: st.Periods}
+		Webhooks: st.Policy.Webhooks, CustomerBudgets: st.Policy.Customers, OwnPolicy: st.OwnPolicy, Budgets: st.Budgets, Periods: st.Periods}
 	if d.OnExhausted == "" {
 		d.OnExhausted = budget.Reject
 	}
@@ -51,7 +53,7 @@ func (s *server) keyDetail(k *keys.Key) any {
 func hasPolicy(raw []byte) bool {
 	var fields map[string]json.RawMessage
 	_ = json.Unmarshal(raw, &fields)
-	for _, f := range []string{"budgets", "rpm", "tpm", "on_exhausted", "alert_webhooks"} {
+	for _, f := range []string{"budgets", "rpm", "tpm", "on_exhausted", "alert_webhooks", "customer_budgets"} {
 		if _, ok := fields[f]; ok {
 			return true
 		}
@@ -136,6 +138,10 @@ type spendRow struct {
 	// asked.
 	Judge        string      `json:"judge,omitempty"`
 	JudgeCostUSD json.Number `json:"judge_cost_usd,omitempty"`
+	// Customer and Tags: whom the request served and its metadata
+	// (absent when none).
+	Customer string            `json:"customer,omitempty"`
+	Tags     map[string]string `json:"tags,omitempty"`
 }
 
 // Spend pages: limit= rows a page (default and maximum below), cursor=
@@ -168,7 +174,8 @@ func (s *server) keySpend(c *gin.Context) {
 		out = append(out, spendRow{Time: e.Time, RequestID: e.RequestID, Route: e.Route, RequestedModel: e.RequestedModel, Model: e.Model,
 			Provider: e.Provider, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens, CachedTokens: e.CachedTokens,
 			CostUSD: json.Number(e.Cost.String()), SavedUSD: json.Number(e.Saved.String()), Estimated: e.Estimated, Unpriced: e.Unpriced, Cache: e.Cache,
-			Status: e.Status, LatencyMS: float64(e.Latency.Microseconds()) / 1000, Attempts: e.Attempts, Judge: e.Judge})
+			Status: e.Status, LatencyMS: float64(e.Latency.Microseconds()) / 1000, Attempts: e.Attempts, Judge: e.Judge,
+			Customer: e.Customer, Tags: e.Tags})
 		if e.Judge != "" {
 			out[len(out)-1].JudgeCostUSD = json.Number(e.JudgeCost.String())
 		}
@@ -184,6 +191,19 @@ func (s *server) keySpend(c *gin.Context) {
 		cursor = &v
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "key_id": k.ID, "data": out, "next_cursor": cursor})
+}
+
+// customerBudget is GET /admin/keys/{id}/customers/{customer}: the
+// customer's limits (its own or the key's default customer budgets) and
+// its spend in the current periods. counted is false when the key has no
+// customer budgets (its customers' spend is then only in the ledger: see
+// /admin/reports/cost?group_by=customer).
+func (s *server) customerBudget(c *gin.Context) {
+	k, ok := s.budgetedKey(c)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, s.Budget.Accounts.CustomerStatus(k.ID, c.Param("customer")))
 }
 
 // spendPaging reads limit= and cursor=.
@@ -221,9 +241,20 @@ func (s *server) costReport(c *gin.Context) {
 			groupBy = append(groupBy, strings.TrimSpace(f))
 		}
 	}
+	var filter budget.ReportFilter
+	if v, ok := c.GetQuery("customer"); ok {
+		filter.Customer = &v // customer= (empty): the rows without a customer
+	}
+	if v := c.Query("tag"); v != "" {
+		if !strings.Contains(v, "=") {
+			writeError(c, llm.InvalidParam("tag", "tag must be name=value, got "+strconv.Quote(v)))
+			return
+		}
+		filter.Tag = v
+	}
 	switch format := c.DefaultQuery("format", "json"); format {
 	case "json":
-		rep, err := s.Budget.Store.Report(c.Request.Context(), from, to, groupBy)
+		rep, err := s.Budget.Store.Report(c.Request.Context(), from, to, groupBy, filter)
 		if err != nil {
 			writeError(c, badReport(err))
 			return
@@ -238,14 +269,14 @@ func (s *server) costReport(c *gin.Context) {
 		c.JSON(http.StatusOK, rep)
 	case "csv":
 		// Validate before the first byte, so a bad group_by is still a 400.
-		if _, err := s.Budget.Store.Report(c.Request.Context(), time.Unix(0, 0), time.Unix(0, 1), groupBy); err != nil {
+		if _, err := s.Budget.Store.Report(c.Request.Context(), time.Unix(0, 0), time.Unix(0, 1), groupBy, filter); err != nil {
 			writeError(c, badReport(err))
 			return
 		}
 		c.Header("Content-Type", "text/csv; charset=utf-8")
 		c.Header("Content-Disposition", `attachment; filename="tollgate-cost.csv"`)
 		c.Status(http.StatusOK)
-		if err := s.Budget.Store.WriteReportCSV(c.Request.Context(), c.Writer, from, to, groupBy); err != nil {
+		if err := s.Budget.Store.WriteReportCSV(c.Request.Context(), c.Writer, from, to, groupBy, filter); err != nil {
 			s.Logger.Warn("cost report: CSV cut short", "err", err)
 		}
 	default:

@@ -30,16 +30,20 @@ type patchKeyRequest struct {
 	TPM           *int                `json:"tpm"`
 	OnExhausted   *budget.OnExhausted `json:"on_exhausted"`
 	Webhooks      *[]budget.Webhook   `json:"alert_webhooks"`
+	// CustomerBudgets replaces the key's customer budgets whole ({}
+	// removes them).
+	CustomerBudgets *budget.CustomerBudgets `json:"customer_budgets"`
 }
 
 // policyChange reports whether the request changes the budget policy.
 func (r *patchKeyRequest) policyChange() bool {
-	return r.Budgets != nil || r.RPM != nil || r.TPM != nil || r.OnExhausted != nil || r.Webhooks != nil
+	return r.Budgets != nil || r.RPM != nil || r.TPM != nil || r.OnExhausted != nil || r.Webhooks != nil || r.CustomerBudgets != nil
 }
 
 // patchKey is PATCH /admin/keys/{id}: it changes only the fields sent, the
 // key's own (name, allowed_models, metadata, allow_byok) and its budget
-// policy's (budgets, rpm, tpm, on_exhausted, alert_webhooks), validated as
+// policy's (budgets, rpm, tpm, on_exhausted, alert_webhooks,
+// customer_budgets), validated as
 // POST /admin/keys validates them, and answers the key as GET does. Unlike
 // PUT /admin/keys/{id}/budget, which replaces the whole policy, a policy
 // field left out keeps its value; a key without a policy of its own starts
@@ -93,6 +97,9 @@ func (s *server) patchKey(c *gin.Context) {
 		}
 		if req.Webhooks != nil {
 			policy.Webhooks = *req.Webhooks
+		}
+		if req.CustomerBudgets != nil {
+			policy.Customers = req.CustomerBudgets
 		}
 		if err := policy.Validate(); err != nil {
 			writeError(c, &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "invalid_budget", Message: err.Error(), Err: err})
@@ -188,6 +195,8 @@ func firstPolicyField(r *patchKeyRequest) string {
 		return "tpm"
 	case r.OnExhausted != nil:
 		return "on_exhausted"
+	case r.CustomerBudgets != nil:
+		return "customer_budgets"
 	}
 	return "alert_webhooks"
 }

@@ -225,6 +225,7 @@ func New(o Options) http.Handler {
 	admin.GET("/providers", s.providersHealth)
 	admin.PUT("/keys/:id/budget", s.setBudget)
 	admin.GET("/keys/:id/spend", s.keySpend)
+	admin.GET("/keys/:id/customers/:customer", s.customerBudget)
 	admin.GET("/reports/cost", s.costReport)
 	admin.GET("/cache", s.cacheStats)
 	admin.DELETE("/cache", s.cacheDelete)
