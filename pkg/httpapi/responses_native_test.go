@@ -626,3 +626,49 @@ func TestResponsesNativeCacheHit(t *testing.T) {
 		t.Errorf("the native upstream was called %d times for one question asked three times", n)
 	}
 }
+
+// TestResponsesNativeStreamFailsAfterTheFirstByte: a native stream that
+// fails once the client has events ends with tollgate's response.failed,
+// numbered after the last event relayed; nothing is stored.
+func TestResponsesNativeStreamFailsAfterTheFirstByte(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i, e := range []string{
+			`{"type":"response.created","sequence_number":0,"response":{"id":"resp_u","status":"in_progress","model":"m","output":[]}}`,
+			`{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"type":"message","id":"msg_u","status":"in_progress","role":"assistant","content":[]}}`,
+			`{"type":"response.output_text.delta","sequence_number":2,"item_id":"msg_u","output_index":0,"content_index":0,"delta":"Hel","logprobs":[]}`,
+			`{"type":"response.failed","sequence_number":3,"response":{"id":"resp_u","status":"failed","model":"m","output":[],"error":{"code":"server_error","message":"boom"}}}`,
+		} {
+			fmt.Fprintf(w, "event: e%d\ndata: %s\n\n", i, e)
+		}
+	})
+	on := true
+	s := upstreamStack(t, h, providers.OpenAIConfig{ResponsesAPI: &on}, router.Route{}, stackOptions{responses: true})
+	status, stream := rawPost(t, s, "/v1/responses", `{"model":"upstream-model","input":"hi","stream":true}`)
+	if status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, stream)
+	}
+	events := strings.Split(strings.TrimSpace(stream), "\n\n")
+	last := events[len(events)-1]
+	var failed struct {
+		Type           string `json:"type"`
+		SequenceNumber int    `json:"sequence_number"`
+		Response       struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Error  struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		} `json:"response"`
+	}
+	_, data, _ := strings.Cut(last, "data: ")
+	if err := json.Unmarshal([]byte(data), &failed); err != nil {
+		t.Fatalf("last event %q: %v", last, err)
+	}
+	if len(events) != 4 || failed.Type != "response.failed" || failed.SequenceNumber != 3 || failed.Response.Status != "failed" || failed.Response.Error.Code != "server_error" || failed.Response.ID == "resp_u" {
+		t.Fatalf("events:\n%s", stream)
+	}
+	if _, err := s.client(s.secret).Responses.Get(context.Background(), failed.Response.ID, responses.ResponseGetParams{}); apiStatus(err) != http.StatusNotFound {
+		t.Errorf("a failed response was stored: %v", err)
+	}
+}
