@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -32,9 +31,8 @@ import (
 // annotation, both of which a chat translation would lose. fail makes it
 // answer 500.
 type nativeUpstream struct {
-	mu     sync.Mutex
-	bodies [][]byte
-	fail   atomic.Bool
+	bodyRecorder
+	fail atomic.Bool
 }
 
 // nativeUsage is priced on gpt-4o-mini's prices: 600 uncached x 0.15 +
@@ -46,30 +44,8 @@ const (
 	nativeAnnotation = `{"type":"url_citation","start_index":0,"end_index":5,"url":"https://example.com/weather","title":"Weather"}`
 )
 
-func (u *nativeUpstream) received() []map[string]any {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	out := make([]map[string]any, len(u.bodies))
-	for i, b := range u.bodies {
-		_ = json.Unmarshal(b, &out[i])
-	}
-	return out
-}
-
-func (u *nativeUpstream) last(t *testing.T) map[string]any {
-	t.Helper()
-	all := u.received()
-	if len(all) == 0 {
-		t.Fatal("the native upstream received nothing")
-	}
-	return all[len(all)-1]
-}
-
 func (u *nativeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	u.mu.Lock()
-	u.bodies = append(u.bodies, body)
-	u.mu.Unlock()
+	body := u.record(r)
 	if r.URL.Path != "/v1/responses" {
 		http.Error(w, `{"error":{"message":"only /v1/responses here","type":"invalid_request_error"}}`, http.StatusNotFound)
 		return
