@@ -569,37 +569,48 @@ func TestResponsesNativeWireGolden(t *testing.T) {
 	compareGolden(t, filepath.Join("..", "..", "testdata", "httpapi", "responses_native.golden"), []byte(golden))
 }
 
-// TestResponsesNativeCacheHit: an answer a native upstream gave is cached
-// like any other and served again, JSON and streamed, in the Responses
-// shape under a new id, without an upstream call.
+// TestResponsesNativeCacheHit: an answer a native upstream gave, JSON or
+// streamed, is cached like any other and served again, JSON and streamed,
+// in the Responses shape under a new id, without an upstream call.
 func TestResponsesNativeCacheHit(t *testing.T) {
-	s := newNativeStack(t, stackOptions{cache: true})
-	ctx := context.Background()
-	var hdr http.Header
-	client := s.client(s.secret, headerCapture(&hdr))
-	params := responses.ResponseNewParams{Model: "native-model", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Say hello")}}
-	first, err := client.Responses.New(ctx, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hdr.Get("x-tollgate-cache") != "miss" {
-		t.Fatalf("first call: cache %q", hdr.Get("x-tollgate-cache"))
-	}
-	second, err := client.Responses.New(ctx, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hdr.Get("x-tollgate-cache") != "hit" || second.OutputText() != "Hello there, friend" || second.ID == first.ID || second.Status != "completed" || second.Object != "response" {
-		t.Errorf("repeat: cache %q, response %s", hdr.Get("x-tollgate-cache"), second.RawJSON())
-	}
-	stream := client.Responses.NewStreaming(ctx, params)
-	types, final, _ := accumulate(t, stream)
-	stream.Close()
-	if final.OutputText() != "Hello there, friend" || types[len(types)-1] != "response.completed" {
-		t.Errorf("streamed repeat: %q, events %q", final.OutputText(), types)
-	}
-	if n := len(s.native.received()); n != 1 {
-		t.Errorf("the native upstream was called %d times for one question asked three times", n)
+	for _, firstStreamed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cached from json", true: "cached from a stream"}[firstStreamed], func(t *testing.T) {
+			s := newNativeStack(t, stackOptions{cache: true})
+			ctx := context.Background()
+			var hdr http.Header
+			client := s.client(s.secret, headerCapture(&hdr))
+			params := responses.ResponseNewParams{Model: "native-model", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Say hello")}}
+			var first *responses.Response
+			if firstStreamed {
+				stream := client.Responses.NewStreaming(ctx, params)
+				_, first, _ = accumulate(t, stream)
+				stream.Close()
+			} else {
+				var err error
+				if first, err = client.Responses.New(ctx, params); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if hdr.Get("x-tollgate-cache") != "miss" || first.OutputText() != "Hello there, friend" {
+				t.Fatalf("first call: cache %q, %s", hdr.Get("x-tollgate-cache"), first.RawJSON())
+			}
+			second, err := client.Responses.New(ctx, params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hdr.Get("x-tollgate-cache") != "hit" || second.OutputText() != "Hello there, friend" || second.ID == first.ID || second.Status != "completed" || second.Object != "response" {
+				t.Errorf("repeat: cache %q, response %s", hdr.Get("x-tollgate-cache"), second.RawJSON())
+			}
+			stream := client.Responses.NewStreaming(ctx, params)
+			types, final, _ := accumulate(t, stream)
+			stream.Close()
+			if final.OutputText() != "Hello there, friend" || types[len(types)-1] != "response.completed" || final.ID == first.ID {
+				t.Errorf("streamed repeat: %q, events %q", final.OutputText(), types)
+			}
+			if n := len(s.native.received()); n != 1 {
+				t.Errorf("the native upstream was called %d times for one question asked three times", n)
+			}
+		})
 	}
 }
 
