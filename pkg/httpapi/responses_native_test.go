@@ -32,7 +32,8 @@ import (
 // answer 500.
 type nativeUpstream struct {
 	bodyRecorder
-	fail atomic.Bool
+	fail       atomic.Bool
+	failStream atomic.Bool // a stream fails with response.failed right after response.created
 }
 
 // nativeUsage is priced on gpt-4o-mini's prices: 600 uncached x 0.15 +
@@ -110,6 +111,10 @@ func (u *nativeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		seq++
 	}
 	send("response.created", `,"response":`+object("in_progress", "[]", "null"))
+	if u.failStream.Load() {
+		send("response.failed", `,"response":`+strings.Replace(object("failed", "[]", "null"), `"output"`, `"error":{"code":"server_error","message":"overloaded"},"output"`, 1))
+		return
+	}
 	send("response.in_progress", `,"response":`+object("in_progress", "[]", "null"))
 	send("response.output_item.added", `,"output_index":0,"item":{"type":"reasoning","id":"rs_up1","summary":[]}`)
 	send("response.output_item.done", `,"output_index":0,"item":`+nativeReasoning)
@@ -475,18 +480,23 @@ func TestResponsesNativeFallsBack(t *testing.T) {
 		name, route, provider string
 		stream                bool
 		cost                  int64 // micro-dollars, at gpt-4o-mini's prices
+		failedEvent           bool  // the native stream answers 200, then response.failed
 	}{
 		// nativeUsage: 420. chatUpstream's: 8 x 0.15 + 4 x 0.075 + 5 x 0.60 = 4.5, rounded up to 5.
-		{"native fails, chat answers", "native-first", "chat", false, 5},
-		{"native fails, chat answers the stream", "native-first", "chat", true, 5},
-		{"chat fails, native answers", "chat-first", "native", false, 420},
-		{"chat fails, native answers the stream", "chat-first", "native", true, 420},
+		{"native fails, chat answers", "native-first", "chat", false, 5, false},
+		{"native fails, chat answers the stream", "native-first", "chat", true, 5, false},
+		{"native stream fails at once, chat answers", "native-first", "chat", true, 5, true},
+		{"chat fails, native answers", "chat-first", "native", false, 420, false},
+		{"chat fails, native answers the stream", "chat-first", "native", true, 420, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newNativeStack(t, stackOptions{})
-			if tc.provider == "chat" {
+			switch {
+			case tc.failedEvent:
+				s.native.failStream.Store(true)
+			case tc.provider == "chat":
 				s.native.fail.Store(true)
-			} else {
+			default:
 				s.chatFail.Store(true)
 			}
 			var hdr http.Header
