@@ -6,7 +6,9 @@ package httpapi
 // the same gateway flow as /v1/chat/completions (budgets, rate limits,
 // caches, breakers, fallbacks); the chat answer is turned back into a
 // response object, or, streamed, into the Responses event sequence
-// (responses_stream.go). Answers with store (the default, as OpenAI's) are
+// (responses_stream.go). A deployment whose upstream serves the Responses
+// API itself is sent the client's body instead and its answer relayed
+// (responses_native.go). Answers with store (the default, as OpenAI's) are
 // kept per key for previous_response_id and GET (package responses).
 
 import (

@@ -1,6 +1,7 @@
 // Package providers owns tollgate's side of every upstream call: the
-// Provider interface the gateway calls (chat, streams and, as an optional
-// capability, embeddings), one OpenAI-compatible HTTP client configured per
+// Provider interface the gateway calls (chat, streams and, as optional
+// capabilities, embeddings and OpenAI's Responses API passed through),
+// one OpenAI-compatible HTTP client configured per
 // upstream (OpenAI, Azure OpenAI, OpenRouter, Groq, Together, Mistral,
 // DeepSeek, Ollama, vLLM, ...), a translator for Anthropic's Messages API
 // that shares its HTTP exchange and stream lifecycle (upstream, sseStream),
