@@ -327,3 +327,32 @@ func TestOpenAIRespondNeedsItsSetting(t *testing.T) {
 		t.Errorf("the upstream was called at %q", up.path)
 	}
 }
+
+// FuzzResponsesEvents: whatever an upstream sends as Responses stream
+// events, the decoder returns chunks or an error, never panics, and every
+// chunk carries the event it came from.
+func FuzzResponsesEvents(f *testing.F) {
+	for _, e := range []string{evCreated, evInProgress,
+		`{"type":"response.output_item.added","output_index":3,"item":{"type":"function_call","call_id":"c","name":"n","arguments":""}}`,
+		`{"type":"response.function_call_arguments.delta","output_index":3,"delta":"{}"}`,
+		`{"type":"response.output_text.delta","delta":"hi"}`,
+		`{"type":"response.completed","response":{"status":"incomplete","incomplete_details":{"reason":"content_filter"},"usage":{"input_tokens":1}}}`,
+		`{"type":"response.failed","response":{"status":"failed","error":{"code":42,"message":"x"}}}`,
+		`{"type":"error","code":null,"message":""}`, `[DONE]`, `{"type":"response.completed"}`, `nonsense`} {
+		f.Add([]byte(e), []byte(""))
+	}
+	f.Fuzz(func(t *testing.T, data, event []byte) {
+		d := &responsesEvents{}
+		for range 2 { // twice: the second sees the state the first left
+			out, _, err := d.decode("up", data, event, nil)
+			if err != nil && len(out) > 0 {
+				t.Fatalf("chunks and an error: %v", err)
+			}
+			for _, c := range out {
+				if len(c.ResponsesEvent) == 0 {
+					t.Fatal("a chunk without its event")
+				}
+			}
+		}
+	})
+}
