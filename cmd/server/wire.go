@@ -334,6 +334,7 @@ func buildProvider(p config.Provider, key string, counter *tokens.Counter, clien
 			MaxStreamBytes:    p.MaxStreamBytes,
 			NoStreamOptions:   p.NoStreamOptions,
 			MaxTokensField:    p.MaxTokensField,
+			ResponsesAPI:      p.ResponsesAPI,
 			HTTPClient:        client,
 		}
 		if p.Type == "azure" {

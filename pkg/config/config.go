@@ -229,6 +229,12 @@ type Provider struct {
 	// Empty: the client's spelling, else max_completion_tokens for OpenAI
 	// and Azure hosts and max_tokens for every other upstream.
 	MaxTokensField string `yaml:"max_tokens_field"`
+
+	// ResponsesAPI (openai) says whether the upstream serves OpenAI's
+	// Responses API at {base_url}/responses: POST /v1/responses is then
+	// passed through to it instead of being translated to chat
+	// completions. Unset: on for api.openai.com, off for every other host.
+	ResponsesAPI *bool `yaml:"responses_api"`
 }
 
 // Sim configures a simulated provider.

@@ -244,6 +244,10 @@ func TestParseErrors(t *testing.T) {
 			`providers[0].max_tokens_field: must be max_tokens or max_completion_tokens, got "tokens"`,
 			"providers[1].max_tokens_field: only for providers of type openai or azure",
 		}},
+		{"responses_api", "providers:\n  - {name: a, type: anthropic, base_url: 'http://h/v1', responses_api: true}\n  - {name: z, type: azure, api_version: v, base_url: 'https://x.openai.azure.com', responses_api: true}\n", []string{
+			"providers[0].responses_api: only for providers of type openai (Azure's /openai/v1 surface is one)",
+			"providers[1].responses_api: only for providers of type openai (Azure's /openai/v1 surface is one)",
+		}},
 		{"cache bounds", "cache: {ttl: 0s, max_bytes: 0, max_temperature: 3, route_max_temperature: {auto: -1}, sweep_interval: -1s}\n", []string{
 			"cache.ttl: must be positive",
 			"cache.max_bytes: must be positive",
@@ -359,6 +363,11 @@ func TestParseValid(t *testing.T) {
 		{"max_tokens_field", "providers:\n  - {name: a, type: openai, base_url: 'http://h/v1', max_tokens_field: max_tokens}\n  - {name: b, type: azure, api_version: v, base_url: 'https://x.openai.azure.com'}\n", nil, func(t *testing.T, c *Config) {
 			if c.Providers[0].MaxTokensField != "max_tokens" || c.Providers[1].MaxTokensField != "" {
 				t.Fatalf("%q %q", c.Providers[0].MaxTokensField, c.Providers[1].MaxTokensField)
+			}
+		}},
+		{"responses_api", "providers:\n  - {name: a, type: openai, base_url: 'http://h/v1', responses_api: true}\n  - {name: b, type: openai, base_url: 'https://api.openai.com/v1', responses_api: false}\n  - {name: c, type: openai, base_url: 'https://api.openai.com/v1'}\n", nil, func(t *testing.T, c *Config) {
+			if p := c.Providers; p[0].ResponsesAPI == nil || !*p[0].ResponsesAPI || p[1].ResponsesAPI == nil || *p[1].ResponsesAPI || p[2].ResponsesAPI != nil {
+				t.Fatalf("%v %v %v", p[0].ResponsesAPI, p[1].ResponsesAPI, p[2].ResponsesAPI)
 			}
 		}},
 		{"caches on by default", "", nil, func(t *testing.T, c *Config) {

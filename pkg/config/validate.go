@@ -159,6 +159,9 @@ func (c *Config) checkProviders(p *problems) map[string]bool {
 				p.add(path+".max_tokens_field", "only for providers of type openai or azure")
 			}
 		}
+		if pr.ResponsesAPI != nil && *pr.ResponsesAPI && pr.Type != "openai" {
+			p.add(path+".responses_api", "only for providers of type openai (Azure's /openai/v1 surface is one)")
+		}
 		pr.checkBounds(p, path)
 		if pr.APIKey != "" && len(pr.APIKeys) > 0 {
 			p.add(path+".api_keys", "set either api_key or api_keys, not both")

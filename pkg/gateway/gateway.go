@@ -510,7 +510,7 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 	var resp *llm.ChatResponse
 	err = x.tryPlan(ctx, plan, req, false, func(ctx context.Context, a attempt) error {
 		var err error
-		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputTokens(a.step, x.out)})
+		resp, err = chatCall(ctx, a.d.Provider, &providers.Request{Chat: req, Model: a.d.Upstream, APIKey: a.credentials, MaxTokens: outputTokens(a.step, x.out)})
 		return err
 	})
 	if err != nil {

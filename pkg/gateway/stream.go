@@ -104,7 +104,7 @@ func (s *Stream) open(ctx context.Context, a attempt, req *llm.ChatRequest, ttft
 	if ttft > 0 {
 		timer = time.AfterFunc(ttft, cancel)
 	}
-	up, err := a.d.Provider.Stream(actx, &providers.Request{Chat: req, Model: a.d.Upstream, IncludeUsage: true, APIKey: a.credentials, IdleTimeout: idle,
+	up, err := streamCall(actx, a.d.Provider, &providers.Request{Chat: req, Model: a.d.Upstream, IncludeUsage: true, APIKey: a.credentials, IdleTimeout: idle,
 		MaxTokens: outputTokens(a.step, s.x.out)})
 	var first *llm.ChatChunk
 	if err == nil {

@@ -6,7 +6,9 @@ package httpapi
 // the same gateway flow as /v1/chat/completions (budgets, rate limits,
 // caches, breakers, fallbacks); the chat answer is turned back into a
 // response object, or, streamed, into the Responses event sequence
-// (responses_stream.go). Answers with store (the default, as OpenAI's) are
+// (responses_stream.go). A deployment whose upstream serves the Responses
+// API itself is sent the client's body instead and its answer relayed
+// (responses_native.go). Answers with store (the default, as OpenAI's) are
 // kept per key for previous_response_id and GET (package responses).
 
 import (
@@ -65,6 +67,7 @@ type responsesRequest struct {
 
 	items []inputItem     // Input as items (a string is one user message)
 	tools []responsesTool // the function tools of RawTools
+	raw   []byte          // the body as sent, the base of a native upstream's (nativeBody)
 }
 
 // responsesTool is a function tool, in the Responses shape (flat, not
@@ -177,6 +180,7 @@ func decodeResponses(body []byte) (*responsesRequest, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
+	r.raw = body
 	return &r, nil
 }
 
@@ -838,6 +842,9 @@ func assistantOf(output []any) llm.Message {
 	var text strings.Builder
 	hasText := false
 	for _, it := range output {
+		if raw, ok := it.(json.RawMessage); ok {
+			it = asTranslated(raw)
+		}
 		switch it := it.(type) {
 		case *messageItem:
 			for _, p := range it.Content {
@@ -888,6 +895,10 @@ func (s *server) createResponse(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	if rc.chat.ResponsesBody, err = rc.nativeBody(); err != nil {
+		writeError(c, err)
+		return
+	}
 	caller, err := callerOf(c, rc.chat)
 	if err != nil {
 		writeError(c, err)
@@ -905,7 +916,9 @@ func (s *server) createResponse(c *gin.Context) {
 		if len(resp.Choices) > 0 {
 			m, finish = resp.Choices[0].Message, resp.Choices[0].FinishReason
 		}
-		o.Output = outputOf(&m)
+		if o.Output = nativeOutput(resp.ResponsesOutput); o.Output == nil {
+			o.Output = outputOf(&m)
+		}
 		o.finish(finish, resp.Model, usageOf(resp.Usage, meta))
 		body, err := json.Marshal(o)
 		if err != nil {

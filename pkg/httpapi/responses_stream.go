@@ -54,6 +54,11 @@ type responsesStreamer struct {
 	finish string
 	model  string
 	usage  *llm.Usage
+
+	// native: the upstream serves the Responses API and its events are
+	// relayed (relayNative); terminal: its completed or incomplete event
+	// was.
+	native, terminal bool
 }
 
 func (t *responsesStreamer) send(e responsesEvent) {
@@ -79,6 +84,9 @@ func (t *responsesStreamer) begin() {
 
 // chunk handles one chat chunk; an error when the client is gone.
 func (t *responsesStreamer) chunk(ch *llm.ChatChunk) error {
+	if ch.ResponsesEvent != nil {
+		return t.relayNative(ch.ResponsesEvent)
+	}
 	if !t.started {
 		t.begin()
 	}
@@ -205,6 +213,12 @@ func (t *responsesStreamer) closeItem() {
 // end closes the open item, sends the terminal event and keeps the
 // response.
 func (t *responsesStreamer) end() error {
+	if t.native {
+		if t.terminal {
+			t.keep(t.resp)
+		}
+		return t.err
+	}
 	if !t.started {
 		t.begin()
 	}

@@ -28,14 +28,26 @@ import (
 // result yet, a call of the first tool (get_weather for Paris); a JSON
 // schema, a JSON object; a tool result, a sentence about it; otherwise
 // "Hello there, friend". Streams come in pieces, usage last when asked.
-type chatUpstream struct {
+type chatUpstream struct{ bodyRecorder }
+
+const upstreamUsage = `{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}`
+
+// bodyRecorder keeps every request body an upstream receives.
+type bodyRecorder struct {
 	mu     sync.Mutex
 	bodies [][]byte
 }
 
-const upstreamUsage = `{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}`
+// record reads and keeps r's body.
+func (u *bodyRecorder) record(r *http.Request) []byte {
+	body, _ := io.ReadAll(r.Body)
+	u.mu.Lock()
+	u.bodies = append(u.bodies, body)
+	u.mu.Unlock()
+	return body
+}
 
-func (u *chatUpstream) received() []map[string]any {
+func (u *bodyRecorder) received() []map[string]any {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	out := make([]map[string]any, len(u.bodies))
@@ -45,7 +57,7 @@ func (u *chatUpstream) received() []map[string]any {
 	return out
 }
 
-func (u *chatUpstream) last(t *testing.T) map[string]any {
+func (u *bodyRecorder) last(t *testing.T) map[string]any {
 	t.Helper()
 	all := u.received()
 	if len(all) == 0 {
@@ -55,10 +67,7 @@ func (u *chatUpstream) last(t *testing.T) map[string]any {
 }
 
 func (u *chatUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	u.mu.Lock()
-	u.bodies = append(u.bodies, body)
-	u.mu.Unlock()
+	body := u.record(r)
 	var req struct {
 		Messages []struct {
 			Role    string `json:"role"`

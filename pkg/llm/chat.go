@@ -48,6 +48,14 @@ type ChatRequest struct {
 	// thinking.budget_tokens); ReasoningEffort is its rounding for
 	// OpenAI-style upstreams. In process only: not part of Raw.
 	ThinkingBudget int `json:"-"`
+
+	// ResponsesBody, when set, is the client's OpenAI Responses body as an
+	// upstream that serves the Responses API natively should get it
+	// (tollgate's own fields removed, store off, previous_response_id
+	// expanded into input); the provider patches in the upstream's model
+	// and the output cap. Upstreams without the Responses API get Raw, its
+	// translation to chat. In process only.
+	ResponsesBody json.RawMessage `json:"-"`
 }
 
 // StreamOptions is the stream_options object.
@@ -269,6 +277,13 @@ type ChatResponse struct {
 	// Raw, when set, is the upstream body in OpenAI's format; the gateway
 	// sends it verbatim so provider-specific fields survive.
 	Raw json.RawMessage `json:"-"`
+
+	// ResponsesOutput, when set, is the output array of an upstream's
+	// Responses answer, byte for byte (reasoning items with their
+	// encrypted content, messages with their annotations), which a
+	// Responses client gets verbatim; the typed fields hold its text, tool
+	// calls and usage for accounting and the caches. In process only.
+	ResponsesOutput json.RawMessage `json:"-"`
 }
 
 // Choice is one completion of a ChatResponse.
@@ -295,6 +310,13 @@ type ChatChunk struct {
 
 	// Raw, when set, is the event's data in OpenAI's format, sent verbatim.
 	Raw json.RawMessage `json:"-"`
+
+	// ResponsesEvent, when set, is one event of an upstream's Responses
+	// stream, byte for byte, which a Responses client is relayed; the
+	// typed fields hold what it adds to the answer (text, tool calls,
+	// finish reason, usage) for accounting and the caches. In process
+	// only.
+	ResponsesEvent json.RawMessage `json:"-"`
 }
 
 // ChunkChoice is one choice's delta in a ChatChunk.

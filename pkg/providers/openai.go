@@ -78,6 +78,12 @@ type OpenAIConfig struct {
 	// 502.
 	MaxEventBytes  int
 	MaxStreamBytes int64
+	// ResponsesAPI says whether the upstream serves OpenAI's Responses
+	// API at {BaseURL}/responses: Responses requests are then passed
+	// through to it rather than translated to chat completions. nil: on
+	// for api.openai.com, off for every other host. Not for FlavorAzure
+	// (Azure's /openai/v1 surface, FlavorOpenAI, has it).
+	ResponsesAPI *bool
 }
 
 // OpenAI is a client for one OpenAI-compatible upstream. It is safe for
@@ -89,6 +95,7 @@ type OpenAI struct {
 	apiVersion string
 	chatURL    string // "" for Azure, whose URL depends on the model
 	embedURL   string
+	respURL    string // "" when the upstream is not sent Responses bodies
 	cfg        OpenAIConfig
 }
 
@@ -115,6 +122,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	default:
 		errs = append(errs, fmt.Errorf("max_tokens_field: must be max_tokens or max_completion_tokens, got %q", cfg.MaxTokensField))
 	}
+	if cfg.Flavor == FlavorAzure && cfg.ResponsesAPI != nil && *cfg.ResponsesAPI {
+		errs = append(errs, errors.New("responses_api: not served by the azure flavor (use Azure's /openai/v1 base URL with flavor openai)"))
+	}
 	errs = append(errs, checkHeaders(cfg.Headers)...)
 	errs = append(errs, checkBounds(cfg.Timeout, cfg.StreamIdleTimeout, cfg.TTFTTimeout, cfg.MaxResponseBytes, cfg.MaxEventBytes, cfg.MaxStreamBytes)...)
 	if len(errs) > 0 {
@@ -135,6 +145,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	} else {
 		c.chatURL = c.base + "/chat/completions"
 		c.embedURL = c.base + "/embeddings"
+		if servesResponses(cfg) {
+			c.respURL = c.base + "/responses"
+		}
 	}
 	switch {
 	case cfg.AuthHeader != "":

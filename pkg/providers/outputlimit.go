@@ -36,8 +36,18 @@ func defaultMaxTokensField(baseURL string, azure bool) string {
 	if azure {
 		return fieldMaxCompletionTokens
 	}
-	// The host, without allocating: NewOpenAI checked that baseURL is an
-	// http(s) URL with a host.
+	host := hostOf(baseURL)
+	const azureHost = ".openai.azure.com"
+	if strings.EqualFold(host, "api.openai.com") ||
+		len(host) > len(azureHost) && strings.EqualFold(host[len(host)-len(azureHost):], azureHost) {
+		return fieldMaxCompletionTokens
+	}
+	return fieldMaxTokens
+}
+
+// hostOf is the host of an upstream's base URL, without allocating:
+// NewOpenAI checked that baseURL is an http(s) URL with a host.
+func hostOf(baseURL string) string {
 	host := baseURL
 	if i := strings.Index(host, "://"); i >= 0 {
 		host = host[i+3:]
@@ -51,12 +61,7 @@ func defaultMaxTokensField(baseURL string, azure bool) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
 		host = host[:i]
 	}
-	const azureHost = ".openai.azure.com"
-	if strings.EqualFold(host, "api.openai.com") ||
-		len(host) > len(azureHost) && strings.EqualFold(host[len(host)-len(azureHost):], azureHost) {
-		return fieldMaxCompletionTokens
-	}
-	return fieldMaxTokens
+	return host
 }
 
 // patchOutputLimit sets the output cap of an OpenAI-compatible body to

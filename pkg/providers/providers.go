@@ -1,6 +1,7 @@
 // Package providers owns tollgate's side of every upstream call: the
-// Provider interface the gateway calls (chat, streams and, as an optional
-// capability, embeddings), one OpenAI-compatible HTTP client configured per
+// Provider interface the gateway calls (chat, streams and, as optional
+// capabilities, embeddings and OpenAI's Responses API passed through),
+// one OpenAI-compatible HTTP client configured per
 // upstream (OpenAI, Azure OpenAI, OpenRouter, Groq, Together, Mistral,
 // DeepSeek, Ollama, vLLM, ...), a translator for Anthropic's Messages API
 // that shares its HTTP exchange and stream lifecycle (upstream, sseStream),
@@ -50,6 +51,23 @@ type Embedder interface {
 	Embed(ctx context.Context, req *EmbedRequest) (*llm.EmbeddingResponse, error)
 }
 
+// Responder is an optional capability, found by type assertion: an
+// upstream that serves OpenAI's Responses API itself. The gateway sends a
+// request that carries a Responses body (llm.ChatRequest.ResponsesBody)
+// through it instead of Chat or Stream when ServesResponses says so, and
+// every other request through Chat and Stream.
+type Responder interface {
+	// ServesResponses reports whether this upstream is configured to be
+	// sent Responses bodies.
+	ServesResponses() bool
+	// Respond sends a non-streamed Responses request; the answer's typed
+	// fields are its chat equivalent, ResponsesOutput its output items.
+	Respond(ctx context.Context, req *Request) (*llm.ChatResponse, error)
+	// StreamResponse sends a streamed one; every chunk carries one of the
+	// upstream's events in ResponsesEvent.
+	StreamResponse(ctx context.Context, req *Request) (Stream, error)
+}
+
 // EmbedRequest is one embeddings call to one upstream deployment.
 type EmbedRequest struct {
 	Embedding *llm.EmbeddingRequest // Embedding.Raw is the client's body
@@ -58,13 +76,15 @@ type EmbedRequest struct {
 }
 
 var (
-	_ Provider = (*OpenAI)(nil)
-	_ Embedder = (*OpenAI)(nil)
-	_ Provider = (*Sim)(nil)
-	_ Embedder = (*Sim)(nil)
-	_ format   = (*OpenAI)(nil)
-	_ format   = (*Anthropic)(nil)
+	_ Provider  = (*OpenAI)(nil)
+	_ Embedder  = (*OpenAI)(nil)
+	_ Responder = (*OpenAI)(nil)
+	_ Provider  = (*Sim)(nil)
+	_ Embedder  = (*Sim)(nil)
+	_ format    = (*OpenAI)(nil)
+	_ format    = (*Anthropic)(nil)
 
 	_ eventDecoder = openAIEvents{}
 	_ eventDecoder = (*antTranslator)(nil)
+	_ eventDecoder = (*responsesEvents)(nil)
 )
