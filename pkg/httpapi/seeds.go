@@ -103,12 +103,12 @@ func seedIndex(key []byte) int {
 }
 
 // takeSeeds returns body without the seed fields of sf, and what they
-// asked. A body with none is returned as it is, at the cost of one walk
-// over its top-level members. A seed field repeated, spelled in another
+// asked (nil: none). A body with none is returned as it is, at the cost
+// of one walk over its top-level members and no allocation. A seed field repeated, spelled in another
 // case, or of the wrong shape is a 400 naming it. A body that is not a
 // JSON object is returned as it is, for its surface to refuse in its own
 // words.
-func takeSeeds(body []byte, sf surface) ([]byte, seeds, error) {
+func takeSeeds(body []byte, sf surface) ([]byte, *seeds, error) {
 	var s seeds
 	var seen uint16
 	rest, err := llm.TakeMembers(body, func(key, val []byte) (bool, error) {
@@ -130,11 +130,15 @@ func takeSeeds(body []byte, sf surface) ([]byte, seeds, error) {
 	})
 	if err != nil {
 		if _, ok := llm.AsError(err); ok {
-			return nil, seeds{}, err
+			return nil, nil, err
 		}
-		return body, seeds{}, nil // not an object: the surface says so
+		return body, nil, nil // not an object: the surface says so
 	}
-	return rest, s, nil
+	if seen == 0 {
+		return body, nil, nil
+	}
+	found := s
+	return rest, &found, nil
 }
 
 // misspelledSeed refuses a key that encoding/json-minded clients and
@@ -350,7 +354,10 @@ func decodeSeeded[T any](s *server, c *gin.Context, sf surface, decode func([]by
 // seeded fills the caller with what the request's seed fields and its
 // x-tollgate-config header ask.
 func seeded(c *gin.Context, caller *gateway.Caller, user string) error {
-	sd := &callOf(c).seeds
+	sd := callOf(c).seeds
+	if sd == nil {
+		sd = &seeds{}
+	}
 	for p, k := range sd.credentials {
 		if caller.Credentials == nil {
 			caller.Credentials = make(map[string]string, len(sd.credentials))

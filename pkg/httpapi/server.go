@@ -114,8 +114,8 @@ type call struct {
 	// a panic mid-stream ends it with this surface's error event.
 	stream streamWriter
 	// seeds are the request's seed fields, taken from its body before it
-	// was decoded (seeds.go).
-	seeds seeds
+	// was decoded (seeds.go); nil when it had none.
+	seeds *seeds
 }
 
 // Unwrap lets http.ResponseController reach the connection (deadlines,
