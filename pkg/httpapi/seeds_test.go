@@ -143,25 +143,15 @@ func newSeedStack(t *testing.T) *seedStack {
 	return &seedStack{stack: s, up: up, clock: clock}
 }
 
-// post sends body to path with the key and headers given.
+// post sends body to path with the key and headers given (through
+// adminCall, whose Authorization the key replaces).
 func (s *seedStack) post(t *testing.T, path, secret, body string, header map[string]string) (int, http.Header, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+secret)
-	req.Header.Set("Content-Type", "application/json")
-	if strings.HasPrefix(path, "/v1/messages") {
-		req.Header.Set("anthropic-version", "2023-06-01")
-	}
+	h := map[string]string{"Authorization": "Bearer " + secret, "Content-Type": "application/json", "anthropic-version": "2023-06-01"}
 	for k, v := range header {
-		req.Header.Set(k, v)
+		h[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(raw)
+	return adminCall(t, s.stack, http.MethodPost, path, body, h)
 }
 
 // chatBody is a chat request for model with extra top-level members.
@@ -346,12 +336,12 @@ func TestSeedFields(t *testing.T) {
 				if o.ID == "" || o.Store {
 					t.Errorf("response %s", body)
 				}
-				if status, _, _ := adminlessGet(t, s, "/v1/responses/"+o.ID); status != 404 {
+				if status, _, _ := adminCall(t, s.stack, http.MethodGet, "/v1/responses/"+o.ID, "", map[string]string{"Authorization": "Bearer " + s.secret}); status != 404 {
 					t.Errorf("GET %s: %d, want 404", o.ID, status)
 				}
 				_, _, kept := s.post(t, "/v1/responses", s.secret, `{"model":"model-a","input":"dl 3","store":true}`, nil)
 				_ = json.Unmarshal([]byte(kept), &o)
-				if status, _, _ := adminlessGet(t, s, "/v1/responses/"+o.ID); status != 200 {
+				if status, _, _ := adminCall(t, s.stack, http.MethodGet, "/v1/responses/"+o.ID, "", map[string]string{"Authorization": "Bearer " + s.secret}); status != 200 {
 					t.Errorf("without disable_log GET %s: %d, want 200", o.ID, status)
 				}
 			}},
@@ -551,18 +541,4 @@ func pairs(n int) string {
 		fmt.Fprintf(&b, `"k%d":"v"`, i)
 	}
 	return b.String()
-}
-
-// adminlessGet GETs path with the stack's own key.
-func adminlessGet(t *testing.T, s *seedStack, path string) (int, http.Header, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.srv.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+s.secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(raw)
 }
