@@ -202,14 +202,9 @@ type exchange struct {
 
 	route   *router.Route
 	allowed func(string) bool // nil: every candidate of the route
-	// legs are what the request's options route to, in order (nil: the
-	// route alone); optionsRoute says so for x-tollgate-route; gated are
-	// the plan's steps a config enters only on its statuses (course).
-	legs         []leg
-	optionsRoute string
-	gated        []int
-	policy       budget.Policy  // the key's, read once
-	counts       map[string]int // prompt tokens per tokenizer, counted once
+	opt     *optionPlan       // what the request's options route to (nil: none)
+	policy  budget.Policy     // the key's, read once
+	counts  map[string]int    // prompt tokens per tokenizer, counted once
 
 	// The reservation: held while a candidate is tried, charged once an
 	// upstream has produced something (from then on it is settled, never
@@ -563,12 +558,12 @@ func storable(q *semcache.Query) bool {
 // add after them (planLegs).
 func (x *exchange) plan(req *llm.ChatRequest) (*router.Plan, error) {
 	_, span := x.child(context.Background(), spanPlan)
-	plan, gated, err := x.planLegs(req)
+	plan, err := x.planLegs(req)
 	x.endPlan(span, plan, false, err)
 	if err != nil {
 		return nil, err
 	}
-	x.meta.Route, x.gated = plan.Explanation, gated
+	x.meta.Route = plan.Explanation
 	return plan, nil
 }
 
@@ -629,7 +624,7 @@ func fits(m *router.Model, needs router.Needs) error {
 // the router for the cheapest capable served model whose cost fits what is
 // left, and records what the downgrade saved against the model asked for.
 func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.ChatRequest, stream bool, do call) error {
-	err := x.try(ctx, x.courseOf(plan.Steps, x.gated), stream, do)
+	err := x.try(ctx, x.courseOf(plan.Steps, true), stream, do)
 	if err == nil || !x.downgrades(plan.Route) || x.t.downgrade == nil || !errors.Is(err, budget.ErrExhausted) {
 		return err
 	}
@@ -647,7 +642,7 @@ func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.Chat
 	x.meta.Route = "downgraded from " + requested.Name + " (budget); " + down.Explanation
 	x.meta.Downgraded = true
 	x.meta.requested = requested
-	return x.try(ctx, x.courseOf(down.Steps, nil), stream, do)
+	return x.try(ctx, x.courseOf(down.Steps, false), stream, do)
 }
 
 // downgrades reports whether a spent budget moves the request to a cheaper

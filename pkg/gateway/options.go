@@ -106,6 +106,16 @@ func (r *Retry) retries(status int) bool {
 // asks reports whether o asks anything of the plan.
 func (o *RequestOptions) asks() bool { return len(o.Fallbacks) > 0 || o.Config != nil }
 
+// optionPlan is what an exchange makes of its request's options: the legs
+// to plan, in order; what x-tollgate-route says of them; and, once
+// planned, the steps a config enters only on its statuses (course). It
+// is nil for the requests that ask nothing, which pay nothing for it.
+type optionPlan struct {
+	legs  []leg
+	route string
+	gated []int
+}
+
 // leg is one part of the plan the options make: the model asked for, a
 // config target, or a fallback model, resolved.
 type leg struct {
@@ -172,7 +182,7 @@ func (x *exchange) resolveOptions() error {
 	if len(o.Fallbacks) > 0 {
 		route = append(route, "fallback_models: "+strings.Join(o.Fallbacks, ", "))
 	}
-	x.legs, x.optionsRoute = legs, strings.Join(route, "; ")
+	x.opt = &optionPlan{legs: legs, route: strings.Join(route, "; ")}
 	return nil
 }
 
@@ -231,17 +241,17 @@ const maxRouteNote = 512
 // planLegs plans each leg with the same needs and joins their steps in
 // order, a model met in an earlier leg left out. A leg that cannot serve
 // the request (its window, its tools...) is skipped; only when none can is
-// the first leg's refusal returned. gated are the steps that begin a gated
-// leg (see course). Without options it is the one plan of the model asked
-// for.
-func (x *exchange) planLegs(req *llm.ChatRequest) (plan *router.Plan, gated []int, err error) {
-	if len(x.legs) == 0 {
-		plan, err = x.makePlan(x.route, x.allowed, req, 0)
-		return plan, nil, err
+// the first leg's refusal returned. The steps that begin a gated leg are
+// kept for the course. Without options it is the one plan of the model
+// asked for.
+func (x *exchange) planLegs(req *llm.ChatRequest) (plan *router.Plan, err error) {
+	if x.opt == nil {
+		return x.makePlan(x.route, x.allowed, req, 0)
 	}
 	var firstErr error
 	var skipped []string
-	for _, l := range x.legs {
+	var gated []int
+	for _, l := range x.opt.legs {
 		p, err := x.makePlan(l.route, l.allowed, req, 0)
 		if err != nil {
 			if firstErr == nil {
@@ -266,14 +276,15 @@ func (x *exchange) planLegs(req *llm.ChatRequest) (plan *router.Plan, gated []in
 		}
 	}
 	if plan == nil {
-		return nil, nil, firstErr
+		return nil, firstErr
 	}
-	note := x.optionsRoute
+	x.opt.gated = gated
+	note := x.opt.route
 	if len(skipped) > 0 {
 		note += "; cannot serve: " + strings.Join(skipped, ", ")
 	}
 	plan.Explanation = clipASCII(note+"; "+plan.Explanation, maxRouteNote)
-	return plan, gated, nil
+	return plan, nil
 }
 
 // clipASCII cuts s to at most n bytes.
@@ -308,9 +319,13 @@ type course struct {
 	retry *Retry
 }
 
-// courseOf is the course of steps under the request's config.
-func (x *exchange) courseOf(steps []router.Step, gated []int) course {
-	c := course{steps: steps, gated: gated}
+// courseOf is the course of steps under the request's config; planned:
+// the steps are the plan's, whose gates apply.
+func (x *exchange) courseOf(steps []router.Step, planned bool) course {
+	c := course{steps: steps}
+	if planned && x.opt != nil {
+		c.gated = x.opt.gated
+	}
 	if cfg := x.c.Options.Config; cfg != nil {
 		c.retry = cfg.Retry
 		if cfg.Mode == ConfigFallback {
