@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,12 +36,14 @@ type call func(ctx context.Context, a attempt) error
 // maxFallbackNotes bounds x-tollgate-fallback.
 const maxFallbackNotes = 6
 
-// try runs the steps in order until one deployment answers. Before a model
-// is called its maximum cost is reserved; a key whose budget cannot hold it
-// gets the 402, unless it downgrades (a cheaper candidate may still fit).
-// It never waits past the deadline and returns at once when the client
-// leaves.
-func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do call) error {
+// try runs the course's steps in order until one deployment answers.
+// Before a model is called its maximum cost is reserved; a key whose
+// budget cannot hold it gets the 402, unless it downgrades (a cheaper
+// candidate may still fit). A gated step is entered only when the last
+// failure opens it (course.closed). It never waits past the deadline and
+// returns at once when the client leaves.
+func (x *exchange) try(ctx context.Context, c course, stream bool, do call) error {
+	steps := c.steps
 	g, t, meta := x.g, x.t, x.meta
 	var (
 		lastErr error
@@ -56,6 +59,10 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do
 	for si := range steps {
 		step := &steps[si]
 		m := t.models[step.Model.Name]
+		if c.closed(si, lastErr) {
+			note("%s: not on %s", m.Name, shortErr(asError(lastErr)))
+			return lastErr
+		}
 		if err := x.reserve(ctx, step); err != nil {
 			if errors.Is(err, budget.ErrExhausted) && x.downgrades(nil) {
 				note("%s: budget", m.Name)
@@ -104,6 +111,7 @@ func (x *exchange) try(ctx context.Context, steps []router.Step, stream bool, do
 				next := decide(err, failure{
 					attempt: n, deployments: len(order), backoff: d.Backoff,
 					remaining: remaining(ctx, g.now()), ctxErr: ctx.Err(), rand: g.rand,
+					retry: c.retry, fallbackOn: c.on,
 				})
 				if next.cooldown {
 					t.balancer.RateLimited(d.ID, retryAfterOf(err))
@@ -157,6 +165,11 @@ type failure struct {
 	remaining   time.Duration // until the request's deadline
 	ctxErr      error         // the request's own context error, if it ended
 	rand        func() float64
+	// The request's config: retry replaces the deployment's retry policy
+	// (nil: keep it); an upstream failure with a status of fallbackOn
+	// moves on rather than being returned.
+	retry      *Retry
+	fallbackOn []int
 }
 
 // decision is what to do next, and the note for x-tollgate-fallback.
@@ -183,6 +196,11 @@ type decision struct {
 //   - otherwise (5xx, retryable, a lone deployment's 429): retry after the
 //     deployment's backoff (honouring Retry-After) while attempts and time
 //     remain, else next deployment.
+//
+// A request's config changes two of these: with a retry policy, an
+// upstream failure is retried (up to its attempts) when the policy lists
+// its status, and only then; an upstream failure whose status the
+// config's fallback lists moves to the next model instead of returning.
 func decide(err error, f failure) decision {
 	if f.ctxErr != nil {
 		return decision{act: actReturn}
@@ -193,7 +211,12 @@ func decide(err error, f failure) decision {
 		return decision{act: actNextModel, why: shortErr(e)}
 	case ok && e.Upstream && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden):
 		return decision{act: actNextDeployment, why: shortErr(e)}
+	case ok && e.Upstream && f.retry.retries(e.Status):
+		// retried below, whatever tollgate would make of it
 	case !ok || !(e.Retryable || e.Status == http.StatusTooManyRequests || e.Status >= 500):
+		if ok && e.Upstream && slices.Contains(f.fallbackOn, e.Status) {
+			return decision{act: actNextModel, why: shortErr(e)}
+		}
 		return decision{act: actReturn}
 	case e.Code == "upstream_timeout":
 		return decision{act: actNextDeployment, why: shortErr(e)}
@@ -203,7 +226,14 @@ func decide(err error, f failure) decision {
 		d.act, d.why = actNextDeployment, "429"
 		return d
 	}
-	wait, again := f.backoff.Next(f.attempt, e.RetryAfter, f.remaining, f.rand)
+	backoff := f.backoff
+	if f.retry != nil {
+		backoff.MaxAttempts = f.retry.Attempts + 1
+		if !f.retry.retries(e.Status) {
+			backoff.MaxAttempts = 1
+		}
+	}
+	wait, again := backoff.Next(f.attempt, e.RetryAfter, f.remaining, f.rand)
 	if !again {
 		d.act, d.why = actNextDeployment, fmt.Sprintf("%s after %d attempt(s)", shortErr(e), f.attempt)
 		return d
@@ -291,6 +321,12 @@ func remaining(ctx context.Context, now time.Time) time.Duration {
 		return deadline.Sub(now)
 	}
 	return time.Hour
+}
+
+// asError is err's *llm.Error, nil when it has none.
+func asError(err error) *llm.Error {
+	e, _ := llm.AsError(err)
+	return e
 }
 
 func retryAfterOf(err error) time.Duration {

@@ -51,6 +51,9 @@ type Caller struct {
 	// Tags are the request's metadata (key → value), recorded on its
 	// ledger row for reports by tag.
 	Tags map[string]string
+	// Options are the request's own routing, cache and logging
+	// instructions (options.go).
+	Options RequestOptions
 }
 
 // Meta is what happened to one request: the access log and the x-tollgate-*
@@ -199,6 +202,7 @@ type exchange struct {
 
 	route   *router.Route
 	allowed func(string) bool // nil: every candidate of the route
+	opt     *optionPlan       // what the request's options route to (nil: none)
 	policy  budget.Policy     // the key's, read once
 	counts  map[string]int    // prompt tokens per tokenizer, counted once
 
@@ -229,14 +233,17 @@ func (g *Gateway) begin(c Caller, requested string) *exchange {
 // resolve finds the route for the model asked for and which of its
 // candidates the key may use (404 / 403), and refuses an output limit no
 // candidate can honour (400) before anything, a cache hit included, can
-// answer.
+// answer; so are the models the request's options name.
 func (x *exchange) resolve(req *llm.ChatRequest) error {
 	route, allowed, err := x.t.resolveRoute(x.c.Key, req.Model)
 	if err != nil {
 		return err
 	}
 	x.route, x.allowed, x.out = route, allowed, x.outputOf(req)
-	return outputFits(route, x.out.limit)
+	if err := outputFits(route, x.out.limit); err != nil {
+		return err
+	}
+	return x.resolveOptions()
 }
 
 // outputFits refuses a completion cap above the output limit of every
@@ -316,7 +323,11 @@ func (x *exchange) query(req *llm.ChatRequest) *semcache.Query {
 		x.meta.Cache = semcache.KindBypass // no cache configured
 		return nil
 	}
-	return x.g.cache.Prepare(semcache.Request{Tenant: x.t.tenant(x.c.Key.ID), Model: req.Model, Chat: req}, x.c.Cache)
+	if x.c.Options.NoCache {
+		x.meta.Cache, x.meta.CacheReason = semcache.KindBypass, "cache_enabled: false"
+		return nil
+	}
+	return x.g.cache.Prepare(semcache.Request{Tenant: x.cacheTenant(), Model: req.Model, Chat: req}, x.cacheControls())
 }
 
 // lookup asks the cache for an answer. A hit is served whatever the key's
@@ -367,10 +378,11 @@ func (x *exchange) hit(e *semcache.Entry, kind string, req *llm.ChatRequest) err
 // request goes on as a miss. Anything but a plain yes or no (an error, a
 // timeout, a refusal, a budget that cannot pay for the judge) is a miss
 // and leaves no verdict; a yes or a no is kept by the cache for the pair,
-// so the same pair is not asked about again. Its error is the client's
-// own only: it left, or its deadline passed.
+// so the same pair is not asked about again; a request that keeps nothing
+// (disable_log) does not ask. Its error is the client's own only: it
+// left, or its deadline passed.
 func (x *exchange) verify(ctx context.Context, q *semcache.Query, uncertain *semcache.Candidate, req *llm.ChatRequest) (*semcache.Entry, error) {
-	if uncertain == nil || x.t.judge == nil {
+	if uncertain == nil || x.t.judge == nil || x.c.Options.NoLog {
 		return nil, nil
 	}
 	yes, err := x.askJudge(ctx, uncertain)
@@ -414,7 +426,7 @@ func (x *exchange) askJudge(ctx context.Context, c *semcache.Candidate) (bool, e
 		return false, err
 	}
 	var resp *llm.ChatResponse
-	err = j.try(ctx, plan.Steps, false, func(ctx context.Context, a attempt) error {
+	err = j.try(ctx, course{steps: plan.Steps}, false, func(ctx context.Context, a attempt) error {
 		var err error
 		resp, err = a.d.Provider.Chat(ctx, &providers.Request{Chat: req, Model: a.d.Upstream, MaxTokens: outputTokens(a.step, j.out)})
 		return err
@@ -505,7 +517,7 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := x.t.withTimeout(ctx, plan.Route.Timeout)
+	ctx, cancel := x.withTimeout(ctx, plan.Route)
 	defer cancel()
 	var resp *llm.ChatResponse
 	err = x.tryPlan(ctx, plan, req, false, func(ctx context.Context, a attempt) error {
@@ -542,10 +554,11 @@ func storable(q *semcache.Query) bool {
 }
 
 // plan counts the prompt with each candidate's tokenizer and orders the
-// candidates that can serve it.
+// candidates that can serve it, those of the legs the request's options
+// add after them (planLegs).
 func (x *exchange) plan(req *llm.ChatRequest) (*router.Plan, error) {
 	_, span := x.child(context.Background(), spanPlan)
-	plan, err := x.makePlan(x.route, x.allowed, req, 0)
+	plan, err := x.planLegs(req)
 	x.endPlan(span, plan, false, err)
 	if err != nil {
 		return nil, err
@@ -611,7 +624,7 @@ func fits(m *router.Model, needs router.Needs) error {
 // the router for the cheapest capable served model whose cost fits what is
 // left, and records what the downgrade saved against the model asked for.
 func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.ChatRequest, stream bool, do call) error {
-	err := x.try(ctx, plan.Steps, stream, do)
+	err := x.try(ctx, x.courseOf(plan.Steps, true), stream, do)
 	if err == nil || !x.downgrades(plan.Route) || x.t.downgrade == nil || !errors.Is(err, budget.ErrExhausted) {
 		return err
 	}
@@ -629,7 +642,7 @@ func (x *exchange) tryPlan(ctx context.Context, plan *router.Plan, req *llm.Chat
 	x.meta.Route = "downgraded from " + requested.Name + " (budget); " + down.Explanation
 	x.meta.Downgraded = true
 	x.meta.requested = requested
-	return x.try(ctx, down.Steps, stream, do)
+	return x.try(ctx, x.courseOf(down.Steps, false), stream, do)
 }
 
 // downgrades reports whether a spent budget moves the request to a cheaper
@@ -792,7 +805,7 @@ func (x *exchange) embed(ctx context.Context, m *Model, step router.Step, req *l
 	defer cancel()
 	var resp *llm.EmbeddingResponse
 	x.out = output{choices: 1}
-	err := x.try(ctx, []router.Step{step}, false, func(ctx context.Context, a attempt) error {
+	err := x.try(ctx, course{steps: []router.Step{step}}, false, func(ctx context.Context, a attempt) error {
 		emb, ok := a.d.Provider.(providers.Embedder)
 		if !ok {
 			return llm.Errorf(http.StatusBadRequest, llm.TypeInvalidRequest, "model_not_supported",

@@ -64,7 +64,7 @@ func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatR
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := x.t.withTimeout(ctx, plan.Route.Timeout)
+	ctx, cancel := x.withTimeout(ctx, plan.Route)
 	defer func() {
 		if opened == nil {
 			cancel() // also when a panic unwinds

@@ -20,7 +20,7 @@ import (
 )
 
 func (s *server) chatCompletions(c *gin.Context) {
-	req, ok := decodeBody(s, c, decodeChat)
+	req, ok := decodeSeeded(s, c, openAISurface, decodeChat)
 	if !ok {
 		return
 	}
@@ -41,10 +41,11 @@ func (s *server) chatCompletions(c *gin.Context) {
 // x-tollgate-provider-key-openai: sk-...
 const headerProviderKey = "X-Tollgate-Provider-Key-"
 
-// callerOf collects the key and any provider credentials the request
-// carries (headers, or a customer_credentials body field, which is removed
-// from the body so it never reaches an upstream). They are used for this
-// call only and never logged or stored.
+// callerOf collects the key, any provider credentials the request
+// carries (x-tollgate-provider-key-* headers, or customer_credentials,
+// taken from the body with the other seed fields: see seeds.go) and what
+// its seed fields and x-tollgate-config header ask. Credentials are used
+// for this call only and never logged or stored.
 func callerOf(c *gin.Context, req *llm.ChatRequest) (gateway.Caller, error) {
 	r := callOf(c)
 	caller := gateway.Caller{Key: r.key, RequestID: r.id}
@@ -66,30 +67,7 @@ func callerOf(c *gin.Context, req *llm.ChatRequest) (gateway.Caller, error) {
 	if req == nil {
 		return caller, nil
 	}
-	caller.Customer = req.User
-	// Found and stripped by its unescaped name, as an upstream reads it
-	// ("customer\u005fcredentials" too); the decoder already refused it
-	// twice or in another case.
-	val, found, err := llm.Field(req.Raw, "customer_credentials")
-	if err != nil || !found {
-		return caller, err
-	}
-	var creds map[string]string
-	if err := json.Unmarshal(val, &creds); err != nil {
-		return caller, llm.InvalidParam("customer_credentials", "customer_credentials must map provider names to API keys")
-	}
-	raw, err := llm.SetField(req.Raw, "customer_credentials", nil)
-	if err != nil {
-		return caller, err
-	}
-	req.Raw = raw
-	for p, k := range creds {
-		if caller.Credentials == nil {
-			caller.Credentials = map[string]string{}
-		}
-		caller.Credentials[strings.ToLower(p)] = k
-	}
-	return caller, nil
+	return caller, seeded(c, &caller, req.User)
 }
 
 // decodeBody reads and decodes a request body, answering the error itself.

@@ -123,7 +123,7 @@ type textChoice struct {
 var jsonNull = json.RawMessage("null")
 
 func (s *server) completions(c *gin.Context) {
-	req, ok := decodeBody(s, c, decodeCompletions)
+	req, ok := decodeSeeded(s, c, openAISurface, decodeCompletions)
 	if !ok {
 		return
 	}

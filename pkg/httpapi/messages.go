@@ -519,7 +519,7 @@ func chatTools(r *anthropicwire.Request, out *chatBody) error {
 // messages serves POST /v1/messages.
 func (s *server) messages(c *gin.Context) {
 	c.Header(headerAnthropicRequestID, callOf(c).id)
-	m, ok := decodeBody(s, c, decodeMessages)
+	m, ok := decodeSeeded(s, c, messagesSurface, decodeMessages)
 	if !ok {
 		return
 	}

@@ -255,14 +255,6 @@ func (r *responsesRequest) validate() error {
 	if r.MaxOutputTokens != nil && *r.MaxOutputTokens < 1 {
 		return llm.InvalidParam("max_output_tokens", "max_output_tokens must be at least 1")
 	}
-	if len(r.Metadata) > 16 {
-		return llm.InvalidParam("metadata", "metadata may hold at most 16 pairs")
-	}
-	for k, v := range r.Metadata {
-		if len(k) > 64 || len(v) > 512 {
-			return llm.InvalidParam("metadata", "metadata keys are at most 64 characters and values at most 512")
-		}
-	}
 	if r.PreviousResponseID != nil && *r.PreviousResponseID == "" {
 		return llm.InvalidParam("previous_response_id", "previous_response_id must not be empty")
 	}
@@ -876,7 +868,7 @@ type responsesCall struct {
 }
 
 func (s *server) createResponse(c *gin.Context) {
-	req, ok := decodeBody(s, c, decodeResponses)
+	req, ok := decodeSeeded(s, c, responsesSurface, decodeResponses)
 	if !ok {
 		return
 	}
@@ -903,6 +895,9 @@ func (s *server) createResponse(c *gin.Context) {
 	if err != nil {
 		writeError(c, err)
 		return
+	}
+	if caller.Options.NoLog { // disable_log: the answer is not kept, whatever store says
+		req.Store = new(false)
 	}
 	if req.Stream {
 		s.streamResponse(c, caller, rc)

@@ -113,6 +113,9 @@ type call struct {
 	// stream renders the response once its event stream has started, so
 	// a panic mid-stream ends it with this surface's error event.
 	stream streamWriter
+	// seeds are the request's seed fields, taken from its body before it
+	// was decoded (seeds.go); nil when it had none.
+	seeds *seeds
 }
 
 // Unwrap lets http.ResponseController reach the connection (deadlines,

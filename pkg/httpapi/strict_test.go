@@ -154,9 +154,9 @@ func TestStrictRequestHandling(t *testing.T) {
 		{name: "max_tokens in capitals", method: "POST", path: "/v1/chat/completions", auth: user,
 			body: `{"model":"gpt-4o-mini",` + msgs + `,"MAX_TOKENS":100000}`, status: 400, param: "MAX_TOKENS", message: `did you mean "max_tokens"?`},
 		{name: "same key in sibling objects is fine", method: "POST", path: "/v1/chat/completions", auth: user,
-			body: `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"a"},{"role":"user","content":"b"}],"metadata":{"model":"x"}}`, status: 200,
+			body: `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"a"},{"role":"user","content":"b"}],"extra":{"model":"x"}}`, status: 200,
 			upstream: func(t *testing.T, body, _ string) {
-				if !strings.Contains(body, `"metadata":{"model":"x"}`) {
+				if !strings.Contains(body, `"extra":{"model":"x"}`) {
 					t.Errorf("upstream got %s", body)
 				}
 			}},

@@ -177,3 +177,41 @@ func skipValue(b []byte, i int) (int, error) {
 		return i, nil
 	}
 }
+
+// TakeMembers walks the top-level members of the JSON object obj once,
+// calling take with each key as encoding/json reads it (escapes decoded)
+// and its value; the members take claims are left out of the object it
+// returns. With none claimed, obj itself is returned: nothing is copied
+// or allocated. Every member kept is copied byte for byte. The first error
+// of take ends the walk and is returned.
+func TakeMembers(obj []byte, take func(key, val []byte) (bool, error)) ([]byte, error) {
+	var out []byte // nil until a member is taken
+	var terr error
+	err := members(obj, func(k, v, member []byte) {
+		if terr != nil {
+			return
+		}
+		taken, err := take(unquoteKey(k), v)
+		switch {
+		case err != nil:
+			terr = err
+		case taken && out == nil:
+			// Everything before this member, less the comma that led to it.
+			start := cap(obj) - cap(member) // member is obj[start:…]
+			out = bytes.TrimRight(append(make([]byte, 0, len(obj)), obj[:start]...), " \t\r\n")
+			out = bytes.TrimSuffix(out, []byte(","))
+		case !taken && out != nil:
+			if last := out[len(out)-1]; last != '{' {
+				out = append(out, ',')
+			}
+			out = append(out, member...)
+		}
+	})
+	if terr != nil {
+		return nil, terr
+	}
+	if err != nil || out == nil {
+		return obj, err
+	}
+	return append(out, '}'), nil
+}

@@ -1056,7 +1056,8 @@ func storable(resp *llm.ChatResponse) bool {
 	return true
 }
 
-// Store keeps resp, the answer model gave to q at the given cost, for TTL:
+// Store keeps resp, the answer model gave to q at the given cost, for TTL
+// (or q.Controls.TTL):
 // in SQLite, in the exact cache and (when q's last user turns are text) in
 // the index. It replaces an entry of the same exact key. It embeds nothing
 // Lookup embedded: q carries the vector. With an embedded index, an entry
@@ -1090,10 +1091,14 @@ func (c *Cache) Store(ctx context.Context, q *Query, resp *llm.ChatResponse, mod
 		usage, _ = json.Marshal(resp.Usage)
 	}
 	now := c.now()
+	ttl := c.pol.Load().ttl
+	if q.Controls.TTL > 0 {
+		ttl = q.Controls.TTL
+	}
 	rw := &row{
 		tenant: r.Tenant, model: r.Model, scope: k.scope, exactKey: k.exact,
 		response: body, size: int64(len(body)), answeredBy: model, cost: cost, usage: usage,
-		created: now.UTC().Truncate(time.Millisecond), expires: now.Add(c.pol.Load().ttl).UTC().Truncate(time.Millisecond),
+		created: now.UTC().Truncate(time.Millisecond), expires: now.Add(ttl).UTC().Truncate(time.Millisecond),
 	}
 	if c.semantic && k.noSemantic == "" {
 		rw.query = k.query

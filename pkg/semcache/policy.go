@@ -23,6 +23,9 @@ type Controls struct {
 	// Threshold is the semantic threshold the client asks for (0: the
 	// configured one). It may only tighten: the higher of the two applies.
 	Threshold float32
+	// TTL is the lifetime of the entry the answer is stored as (0: the
+	// configured one).
+	TTL time.Duration
 }
 
 // Header names read by ParseControls.
