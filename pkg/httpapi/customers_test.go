@@ -152,3 +152,87 @@ func TestCustomerBudgetsAdminValidation(t *testing.T) {
 		t.Fatalf("patch {}: %d %s; want customer_budgets null", status, raw)
 	}
 }
+
+// TestSeedCustomerAndTagsReachTheLedger joins the request fields to the
+// ledger: each surface's way of naming the customer (customer_identifier,
+// customer_params, OpenAI's user, Anthropic's metadata.user_id, the
+// Responses user) and of tagging (metadata) lands on the request's ledger
+// row, and the reports by customer and by tag equal the ledger table to
+// the micro-dollar.
+func TestSeedCustomerAndTagsReachTheLedger(t *testing.T) {
+	spec := pricey("pricey")
+	s := newStack(t, stackOptions{budgets: true, responses: true, models: []*gateway.Model{{Name: "pricey", Spec: &spec, Chat: true,
+		Deployments: []gateway.Deployment{{Provider: exactSim(t), Upstream: "pricey"}}}}})
+	status, created, raw := adminDo(t, s, "POST", "/admin/keys", `{"name":"shop"}`)
+	if status != 201 {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	secret := created["key"].(string)
+	msg := func(prompt string) string { return fmt.Sprintf(`"messages":[{"role":"user","content":%q}]`, prompt) }
+	tests := []struct {
+		name, path, body string
+		customer         string
+		tags             string // the ledger's column
+	}{
+		{"chat: customer_identifier and metadata", "/v1/chat/completions",
+			`{"model":"pricey","max_tokens":20,` + msg("one") + `,"customer_identifier":"acme","metadata":{"team":"search","env":"prod"}}`, "acme", `["env=prod","team=search"]`},
+		{"chat: customer_params", "/v1/chat/completions",
+			`{"model":"pricey","max_tokens":20,` + msg("two") + `,"customer_params":{"customer_identifier":"bolt","name":"Bolt Ltd"},"metadata":{"team":"ads"}}`, "bolt", `["team=ads"]`},
+		{"chat: customer_identifier wins over user", "/v1/chat/completions",
+			`{"model":"pricey","max_tokens":20,` + msg("three") + `,"user":"u-1","customer_identifier":"acme"}`, "acme", `[]`},
+		{"chat: OpenAI's user", "/v1/chat/completions",
+			`{"model":"pricey","max_tokens":20,` + msg("four") + `,"user":"carl"}`, "carl", `[]`},
+		{"legacy completions: customer_identifier", "/v1/completions",
+			`{"model":"pricey","max_tokens":20,"prompt":"five","customer_identifier":"dana","metadata":{"team":"search"}}`, "dana", `["team=search"]`},
+		{"messages: metadata.user_id", "/v1/messages",
+			`{"model":"pricey","max_tokens":20,` + msg("six") + `,"metadata":{"user_id":"erin"}}`, "erin", `[]`},
+		{"responses: user and metadata", "/v1/responses",
+			`{"model":"pricey","max_output_tokens":20,"input":"seven","user":"fay","metadata":{"team":"search"}}`, "fay", `["team=search"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, h, body := adminCall(t, s, "POST", tt.path, tt.body, map[string]string{
+				"Authorization": "Bearer " + secret, "Content-Type": "application/json", "anthropic-version": "2023-06-01"})
+			if status != 200 {
+				t.Fatalf("%d %s", status, body)
+			}
+			id := h.Get("x-tollgate-request-id")
+			adminDo(t, s, "GET", "/admin/reports/cost", "") // the report flushes the ledger's writer
+			var customer, tags string
+			if err := s.db.QueryRow(`SELECT customer, tags FROM budget_ledger WHERE request_id = ?`, id).Scan(&customer, &tags); err != nil {
+				t.Fatal(err)
+			}
+			if customer != tt.customer || tags != tt.tags {
+				t.Fatalf("ledger row: customer %q tags %s; want %q %s", customer, tags, tt.customer, tt.tags)
+			}
+		})
+	}
+
+	check := func(groupBy, where string) {
+		t.Helper()
+		_, rep, raw := adminDo(t, s, "GET", "/admin/reports/cost?group_by="+groupBy, "")
+		rows := rep["rows"].([]any)
+		if len(rows) == 0 {
+			t.Fatalf("no rows by %s: %s", groupBy, raw)
+		}
+		for _, r := range rows {
+			row := r.(map[string]any)
+			var count, cost int64
+			arg, cond := row[groupBy].(string), where
+			switch {
+			case groupBy == "tag" && arg == "":
+				cond = "tags = '[]' AND ? = ''" // untagged rows group under ""
+			case groupBy == "tag":
+				arg = `%"` + arg + `"%`
+			}
+			if err := s.db.QueryRow(`SELECT COUNT(*), COALESCE(SUM(cost), 0) FROM budget_ledger WHERE `+cond, arg).Scan(&count, &cost); err != nil {
+				t.Fatal(err)
+			}
+			if int64(row["requests"].(float64)) != count || usd(t, row["cost_usd"]) != llm.Micros(cost) || cost == 0 {
+				t.Fatalf("report by %s: row %v, ledger %d rows costing %d µ$: %s", groupBy, row, count, cost, raw)
+			}
+		}
+	}
+	check("customer", "customer = ?")
+	check("tag", "tags LIKE ?")
+}

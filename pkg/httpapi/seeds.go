@@ -366,6 +366,11 @@ func seeded(c *gin.Context, caller *gateway.Caller, user string) error {
 	}
 	caller.Customer = sd.customer
 	if caller.Customer == "" {
+		// The customer keys an account of the key's customer budgets and
+		// a ledger column: bounded like customer_identifier.
+		if len(user) > maxCustomerBytes {
+			return llm.InvalidParam("user", fmt.Sprintf("user is at most %d bytes: tollgate records it as the request's customer", maxCustomerBytes))
+		}
 		caller.Customer = user
 	}
 	caller.Tags, caller.Options = sd.tags, sd.opts

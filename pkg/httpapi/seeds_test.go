@@ -373,6 +373,7 @@ func TestSeedFields(t *testing.T) {
 					t.Errorf("model %q", h.Get("x-tollgate-model"))
 				}
 			}},
+		{name: "user: over 256 bytes is refused, since it becomes the customer", body: chatBody("model-a", "cu 3", `"user":"`+strings.Repeat("u", 257)+`"`), status: 400, param: "user"},
 		{name: "customer_identifier: over 256 bytes", body: chatBody("model-a", "cu 2", `"customer_identifier":"`+strings.Repeat("c", 257)+`"`), status: 400, param: "customer_identifier"},
 		{name: "customer_params: a budget tollgate would not enforce", body: chatBody("model-a", "cu 3", `"customer_params":{"customer_identifier":"c","period_budget":5}`), status: 400, param: "customer_params.period_budget"},
 		{name: "metadata: seventeen pairs", body: chatBody("model-a", "md 1", `"metadata":{`+pairs(17)+`}`), status: 400, param: "metadata"},
