@@ -801,6 +801,15 @@ func (o *responseObject) finish(finishReason, model string, usage *responsesUsag
 	case "content_filter":
 		o.Status, o.IncompleteDetails = "incomplete", &incompleteDetails{Reason: "content_filter"}
 	}
+	if o.Status == "incomplete" && len(o.Output) > 0 {
+		// The answer was cut: its last item is, as OpenAI marks it.
+		switch it := o.Output[len(o.Output)-1].(type) {
+		case *messageItem:
+			it.Status = "incomplete"
+		case *functionCallItem:
+			it.Status = "incomplete"
+		}
+	}
 	if model != "" {
 		o.Model = model
 	}

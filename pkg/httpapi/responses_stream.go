@@ -196,7 +196,7 @@ func (t *responsesStreamer) closeItem() {
 			t.send(responsesEvent{Type: "response.output_text.done", ItemID: m.ID, OutputIndex: intp(idx), ContentIndex: intp(0), Text: &text, Logprobs: &empty})
 		}
 		t.send(responsesEvent{Type: "response.content_part.done", ItemID: m.ID, OutputIndex: intp(idx), ContentIndex: intp(0), Part: &part})
-		m.Content, m.Status = []outputContent{part}, "completed"
+		m.Content, m.Status = []outputContent{part}, itemStatus(t.finish)
 		t.send(responsesEvent{Type: "response.output_item.done", OutputIndex: intp(idx), Item: m})
 		t.resp.Output = append(t.resp.Output, m)
 	case t.fc != nil:
@@ -204,10 +204,20 @@ func (t *responsesStreamer) closeItem() {
 		t.fc = nil
 		args := t.fcArgs.String()
 		t.send(responsesEvent{Type: "response.function_call_arguments.done", ItemID: f.ID, OutputIndex: intp(idx), Arguments: &args})
-		f.Arguments, f.Status = args, "completed"
+		f.Arguments, f.Status = args, itemStatus(t.finish)
 		t.send(responsesEvent{Type: "response.output_item.done", OutputIndex: intp(idx), Item: f})
 		t.resp.Output = append(t.resp.Output, f)
 	}
+}
+
+// itemStatus is the status of an output item closed when the answer's
+// finish reason is finish: an item is closed mid-stream only when the next
+// begins (finish still ""), so a cut answer marks only its last item.
+func itemStatus(finish string) string {
+	if finish == "length" || finish == "content_filter" {
+		return "incomplete"
+	}
+	return "completed"
 }
 
 // end closes the open item, sends the terminal event and keeps the

@@ -50,7 +50,10 @@ func TestResponsesStreamerSequences(t *testing.T) {
 			[]string{"message:Hello"}},
 		{"cut at the output limit", []llm.ChatChunk{text("Hel"), finish("length")},
 			[]string{created, progress, added, partAdded, textDelta, textDone, partDone, done}, "response.incomplete", "incomplete",
-			[]string{"message:Hel"}},
+			[]string{"message:Hel[incomplete]"}},
+		{"a call cut at the output limit after text", []llm.ChatChunk{text("Checking."), call(idx(0), "c1", "a", `{"x"`), finish("length")},
+			[]string{created, progress, added, partAdded, textDelta, textDone, partDone, done, added, argsDelta, argsDone, done}, "response.incomplete", "incomplete",
+			[]string{"message:Checking.", `function_call:a({"x")#c1[incomplete]`}},
 		{"refusal", []llm.ChatChunk{refusal("I can't"), finish("stop")},
 			[]string{created, progress, added, partAdded, "response.refusal.delta", "response.refusal.done", partDone, done}, "response.completed", "completed",
 			[]string{"message:refusal:I can't"}},
@@ -108,6 +111,7 @@ func TestResponsesStreamerSequences(t *testing.T) {
 					Status string `json:"status"`
 					Output []struct {
 						Type      string          `json:"type"`
+						Status    string          `json:"status"`
 						Content   []outputContent `json:"content"`
 						Name      string          `json:"name"`
 						Arguments string          `json:"arguments"`
@@ -129,9 +133,50 @@ func TestResponsesStreamerSequences(t *testing.T) {
 				case "function_call":
 					output = append(output, "function_call:"+it.Name+"("+it.Arguments+")#"+it.CallID)
 				}
+				if it.Status != "completed" {
+					output[len(output)-1] += "[" + it.Status + "]"
+				}
 			}
 			if final.Response.Status != tc.status || !slices.Equal(output, tc.output) {
 				t.Errorf("status %q output %q, want %q %q", final.Response.Status, output, tc.status, tc.output)
+			}
+		})
+	}
+}
+
+// TestFinishMarksTheCutItem: a non-streamed answer cut by its output limit
+// (or a content filter) is incomplete, and so is its last output item,
+// as OpenAI marks it; the items before it and any finished answer's are
+// completed.
+func TestFinishMarksTheCutItem(t *testing.T) {
+	text := llm.Content{Text: "Checking."}
+	call := []llm.ToolCall{{ID: "c1", Function: llm.FunctionCall{Name: "a", Arguments: `{"x"`}}}
+	for _, tc := range []struct {
+		name, finish string
+		msg          llm.Message
+		want         []string
+	}{
+		{"stop", "stop", llm.Message{Content: text}, []string{"completed"}},
+		{"text cut", "length", llm.Message{Content: text}, []string{"incomplete"}},
+		{"filtered", "content_filter", llm.Message{Content: text}, []string{"incomplete"}},
+		{"a call cut after text", "length", llm.Message{Content: text, ToolCalls: call}, []string{"completed", "incomplete"}},
+		{"calls finished", "tool_calls", llm.Message{Content: text, ToolCalls: call}, []string{"completed", "completed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := (&responsesRequest{Model: "m"}).newResponse(&server{Options: Options{Now: fixedNow}})
+			o.Output = outputOf(&tc.msg)
+			o.finish(tc.finish, "m", nil)
+			var got []string
+			for _, it := range o.Output {
+				switch it := it.(type) {
+				case *messageItem:
+					got = append(got, it.Status)
+				case *functionCallItem:
+					got = append(got, it.Status)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("item statuses %q, want %q (response %s)", got, tc.want, o.Status)
 			}
 		})
 	}
