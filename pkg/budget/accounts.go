@@ -400,6 +400,10 @@ func (a *Accounts) reserve(ctx context.Context, keyID, customer, requestID strin
 		return Reservation{}, fmt.Errorf("budget: %s: %w", requestID, ErrSettled)
 	}
 	st.rollover(now, a.loc)
+	if err := customerRoom(st, customer); err != nil {
+		st.mu.Unlock()
+		return Reservation{}, err
+	}
 	if ex := st.refusal(keyID, "", amount); ex != nil {
 		alerts := st.exhaustedAlerts(ex, now)
 		webhooks := st.policy.Webhooks

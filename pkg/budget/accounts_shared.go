@@ -165,6 +165,12 @@ func (st *keyState) mirror(sc sharedCounters, now time.Time, loc *time.Location)
 
 func (a *Accounts) reserveShared(ctx context.Context, keyID, customer, requestID string, amount llm.Micros) (Reservation, error) {
 	st := a.sharedState(ctx, keyID)
+	st.mu.Lock()
+	err := customerRoom(st, customer)
+	st.mu.Unlock()
+	if err != nil {
+		return Reservation{}, err
+	}
 	r, err := a.shared.reserve(ctx, keyID, customer, requestID, amount)
 	var ex *Exhausted
 	if err == nil || errors.Is(err, ErrSettled) {

@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -67,6 +68,25 @@ func (a *Accounts) customerOf(st *keyState, customer string) *keyState {
 	}
 	st.customers[customer] = cs
 	return cs
+}
+
+// MaxCustomersPerKey bounds the customers of one key whose spend a
+// process counts (each costs an account in memory): a request of a new
+// customer beyond it is refused rather than letting a key holder grow
+// the gateway's memory with made-up customer names.
+var MaxCustomersPerKey = 100_000
+
+// customerRoom refuses a request of a customer the key does not count
+// yet when it already counts MaxCustomersPerKey. The caller holds st.mu.
+func customerRoom(st *keyState, customer string) error {
+	if customer == "" || st.policy.Customers == nil || len(st.customers) < MaxCustomersPerKey {
+		return nil
+	}
+	if _, ok := st.customers[customer]; ok {
+		return nil
+	}
+	return &llm.Error{Status: http.StatusTooManyRequests, Type: llm.TypeRateLimit, Code: "too_many_customers",
+		Message: fmt.Sprintf("this key's customer budgets already count %d customers, the most one key may have; requests of a new customer are refused", MaxCustomersPerKey)}
 }
 
 // lockCustomer returns the state of the key's customer, locked, with its

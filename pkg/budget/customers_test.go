@@ -444,3 +444,56 @@ func TestSharedCustomerHolds(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomersPerKeyBounded: a key counts at most MaxCustomersPerKey
+// customers; a request of one more is a 429 too_many_customers, while the
+// customers already counted, requests without a customer and keys without
+// customer budgets are served as before.
+func TestCustomersPerKeyBounded(t *testing.T) {
+	old := MaxCustomersPerKey
+	MaxCustomersPerKey = 3
+	t.Cleanup(func() { MaxCustomersPerKey = old })
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			rcv := newReceiver(t)
+			cl := customerLedgers(t, name, rcv.srv.URL)
+			a := cl.replicas[0].Accounts
+			p := Policy{Customers: &CustomerBudgets{Default: []Limit{{Period: Daily, Amount: llm.USD(1)}}}}
+			if err := a.SetPolicy(ctx, "k1", p); err != nil {
+				t.Fatal(err)
+			}
+			seq := 0
+			serve := func(key, customer string) error {
+				seq++
+				r, err := a.ReserveFor(ctx, key, customer, fmt.Sprintf("r%d", seq), 10)
+				if err != nil {
+					return err
+				}
+				return a.Settle(ctx, r, Entry{Model: "m", Cost: 10, Status: 200, Customer: customer})
+			}
+			for _, c := range []string{"c1", "c2", "c3"} {
+				if err := serve("k1", c); err != nil {
+					t.Fatalf("customer %s: %v", c, err)
+				}
+			}
+			for _, tc := range []struct {
+				name, key, customer string
+				refused             bool
+			}{
+				{"a fourth customer", "k1", "c4", true},
+				{"a customer already counted", "k1", "c2", false},
+				{"no customer", "k1", "", false},
+				{"a key without customer budgets", "k2", "c4", false},
+			} {
+				err := serve(tc.key, tc.customer)
+				e, _ := llm.AsError(err)
+				switch {
+				case tc.refused && (e == nil || e.Status != 429 || e.Code != "too_many_customers"):
+					t.Errorf("%s: %v, want a 429 too_many_customers", tc.name, err)
+				case !tc.refused && err != nil:
+					t.Errorf("%s: %v, want served", tc.name, err)
+				}
+			}
+		})
+	}
+}
