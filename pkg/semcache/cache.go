@@ -1052,6 +1052,12 @@ func storable(resp *llm.ChatResponse) bool {
 		default:
 			return false
 		}
+		if ch.Message.ReasoningSignature != "" {
+			// Signed reasoning (Anthropic's thinking) is not in the stored
+			// form: served again without its signature, it would be
+			// refused when the client sends it back on the next turn.
+			return false
+		}
 	}
 	return true
 }
@@ -1066,7 +1072,7 @@ func storable(resp *llm.ChatResponse) bool {
 // searched; with a shared index Store embeds it. It does nothing
 // when q bypasses the cache, when q.Controls.NoStore, or when an answer
 // did not end normally (finish_reason other than stop, tool_calls or
-// length).
+// length) or carries signed reasoning (see storable).
 //
 // The entry is served as soon as Store returns; its SQLite row is written
 // behind, by a background writer that commits what is queued in one

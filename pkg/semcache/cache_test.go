@@ -185,15 +185,34 @@ func TestUncacheableBypasses(t *testing.T) {
 	}
 }
 
-func TestUnfinishedAnswersNotStored(t *testing.T) {
-	env := newTestEnv(t)
-	c := env.open(t, nil)
-	r := req(t, "t1", baseBody)
-	filtered := answer("")
-	filtered.Choices[0].FinishReason = "content_filter"
-	mustStore(t, c, r, Controls{}, filtered)
-	if _, res := lookup(t, c, r, Controls{}); res.Kind != KindMiss {
-		t.Errorf("got %+v, want miss", res)
+// TestUnstorableAnswersNotStored: an answer that did not end normally, or
+// one whose reasoning an upstream signed (Anthropic's thinking: the
+// signature is not part of the stored form, and a thinking block sent
+// back without it is refused on the next turn), is not kept; the same
+// answer unsigned is.
+func TestUnstorableAnswersNotStored(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*llm.ChatResponse)
+		want   string
+	}{
+		{"content filtered", func(r *llm.ChatResponse) { r.Choices[0].FinishReason = "content_filter" }, KindMiss},
+		{"signed reasoning", func(r *llm.ChatResponse) {
+			r.Choices[0].Message.ReasoningContent, r.Choices[0].Message.ReasoningSignature = "Let me think.", "sig-abc"
+		}, KindMiss},
+		{"unsigned reasoning", func(r *llm.ChatResponse) { r.Choices[0].Message.ReasoningContent = "Let me think." }, KindHit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t)
+			c := env.open(t, nil)
+			r := req(t, "t1", baseBody)
+			a := answer("Paris.")
+			tc.change(a)
+			mustStore(t, c, r, Controls{}, a)
+			if _, res := lookup(t, c, r, Controls{}); res.Kind != tc.want {
+				t.Errorf("got %+v, want %s", res, tc.want)
+			}
+		})
 	}
 }
 

@@ -201,6 +201,10 @@ func (as *Assembler) Add(c *llm.ChatChunk) {
 			call.Function.Arguments += tc.Function.Arguments
 			as.size += len(tc.Function.Name) + len(tc.Function.Arguments)
 		}
+		if d.ReasoningSignature != "" {
+			// Kept so the answer is known signed (storable refuses it).
+			a.choice.Message.ReasoningSignature = d.ReasoningSignature
+		}
 		if cc.FinishReason != nil {
 			a.choice.FinishReason = *cc.FinishReason
 		}

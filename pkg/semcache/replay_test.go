@@ -102,3 +102,34 @@ func TestAssembleUpstreamStream(t *testing.T) {
 		t.Error("no chunks: no error")
 	}
 }
+
+// TestAssembledSignedReasoningNotStorable: a streamed answer whose
+// reasoning the upstream signed assembles into an answer the cache does
+// not keep; the same stream unsigned is kept.
+func TestAssembledSignedReasoningNotStorable(t *testing.T) {
+	stop := "stop"
+	text := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name      string
+		signature string
+		storable  bool
+	}{
+		{"signed", "sig-abc", false},
+		{"unsigned", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var as Assembler
+			for _, d := range []llm.Delta{{Role: "assistant", ReasoningContent: text("Let me think.")}, {ReasoningSignature: tc.signature}, {Content: text("Paris.")}} {
+				as.Add(&llm.ChatChunk{ID: "c1", Model: "m", Choices: []llm.ChunkChoice{{Delta: d}}})
+			}
+			as.Add(&llm.ChatChunk{ID: "c1", Model: "m", Choices: []llm.ChunkChoice{{FinishReason: &stop}}})
+			resp, err := as.Response()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := storable(resp); got != tc.storable {
+				t.Errorf("storable = %v, want %v", got, tc.storable)
+			}
+		})
+	}
+}
