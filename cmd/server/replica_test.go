@@ -432,6 +432,21 @@ func TestReplicasShareRateLimits(t *testing.T) {
 	}
 }
 
+// replicaWarnings is the replicas' log lines at WARN and above (the cause
+// of a 5xx is there, never in the answer), at most 20 of them.
+func replicaWarnings(rs []*replica) string {
+	var out []string
+	for i, r := range rs {
+		for _, line := range strings.Split(r.stdout.String()+r.stderr.String(), "\n") {
+			if len(out) < 20 && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") ||
+				strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`)) {
+				out = append(out, fmt.Sprintf("replica %d: %s", i, line))
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func testSharedRateLimits(t *testing.T, o replicaOptions) {
 	rs := startReplicas(t, 3, replicaConfig(t, o))
 	_, secret := createReplicaKey(t, rs[0].url, `{"name":"rpm","rpm":10,"budgets":[{"period":"daily","limit_usd":100}]}`)
@@ -464,7 +479,7 @@ func testSharedRateLimits(t *testing.T, o replicaOptions) {
 	wg.Wait()
 	refills := int(time.Since(began) / (time.Minute / rpm))
 	if len(unexpected) > 0 {
-		t.Fatalf("%d unexpected answers, first: %s", len(unexpected), unexpected[0])
+		t.Fatalf("%d unexpected answers, first: %s\nthe replicas' warnings:\n%s", len(unexpected), unexpected[0], replicaWarnings(rs))
 	}
 	if served < rpm || served > rpm+refills || served+limited != total {
 		t.Fatalf("rpm %d over 3 replicas: %d served, %d refused with 429 (%d refills during the burst)", rpm, served, limited, refills)
