@@ -81,8 +81,8 @@ func (emailDetector) Find(dst []Span, s string) []Span {
 		for start > 0 && isLocal(s[start-1]) && at-start <= 64 {
 			start--
 		}
-		if at-start > 64 {
-			continue // a run too long to be a local part
+		if at-start > 64 || start > 0 && s[start-1] == '@' {
+			continue // a run too long to be a local part, or a@b@c
 		}
 		for start < at && s[start] == '.' {
 			start++
