@@ -111,15 +111,27 @@ func FuzzStreamMaskerMatchesOneShot(f *testing.F) {
 	f.Add(sample, uint16(10), uint16(50))
 	f.Add("4111 1111 1111 1111", uint16(3), uint16(9))
 	f.Add("a@b.io 1.2.3.4 123-45-6789", uint16(1), uint16(2))
-	set := builtinSet(f)
+	f.Add("call 415-555-2671 or 4111-1111-1111-1111 at 10.0.0.1 / ::1 re SSN 078-05-1121, GB82WEST12345698765432 ok", uint16(20), uint16(60))
+	// with every built-in the hold (320 bytes) exceeds most fuzz inputs, so
+	// the narrower sets, holding back 40-70 bytes, are what exercise the cut
+	var sets []*Set
+	for _, dets := range [][]Detector{Builtins(), {Card(), Phone(), SSN(), IP()}, {Card(), IBAN()}, {Phone()}, {IP()}, {SSN(), Card()}} {
+		s, err := NewSet(dets...)
+		if err != nil {
+			f.Fatal(err)
+		}
+		sets = append(sets, s)
+	}
 	f.Fuzz(func(t *testing.T, text string, a, b uint16) {
 		i, j := int(a)%(len(text)+1), int(b)%(len(text)+1)
 		if i > j {
 			i, j = j, i
 		}
-		want := oneShot(t, set, text)
-		if got := streamAll(t, set, []string{text[:i], text[i:j], text[j:]}); got != want {
-			t.Fatalf("split %d,%d of %q:\n got %q\nwant %q", i, j, text, got, want)
+		for k, set := range sets {
+			want := oneShot(t, set, text)
+			if got := streamAll(t, set, []string{text[:i], text[i:j], text[j:]}); got != want {
+				t.Fatalf("set %d, split %d,%d of %q:\n got %q\nwant %q", k, i, j, text, got, want)
+			}
 		}
 	})
 }
