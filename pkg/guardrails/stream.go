@@ -77,8 +77,9 @@ func (s *StreamMasker) emit(final bool) string {
 	var b strings.Builder
 	s.m.write(&b, s.buf, spans[:n], s.emitted, end)
 	s.emitted = end
-	if keep := set.hold; s.emitted > 2*keep {
-		// keep the context, drop the rest (one copy, amortised over hold bytes)
+	if keep := set.hold; s.emitted > keep+keep/4 {
+		// keep the context, drop the rest: each Write then scans about
+		// 2×Hold bytes (context + held back) plus the new piece
 		drop := s.emitted - keep
 		s.buf = strings.Clone(s.buf[drop:])
 		s.emitted -= drop

@@ -115,7 +115,16 @@ func FuzzStreamMaskerMatchesOneShot(f *testing.F) {
 	// with every built-in the hold (320 bytes) exceeds most fuzz inputs, so
 	// the narrower sets, holding back 40-70 bytes, are what exercise the cut
 	var sets []*Set
-	for _, dets := range [][]Detector{Builtins(), {Card(), Phone(), SSN(), IP()}, {Card(), IBAN()}, {Phone()}, {IP()}, {SSN(), Card()}} {
+	re, err := Regex("ticket", `\bTCK-[0-9]{2,6}\b`)
+	if err != nil {
+		f.Fatal(err)
+	}
+	words, err := Words("codename", []string{"falcon", "blue heron", "Ibis"}, true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("TCK-12 the blue heron and FALCON flew; ibis TCK-1234567", uint16(5), uint16(30))
+	for _, dets := range [][]Detector{Builtins(), {Card(), Phone(), SSN(), IP()}, {Card(), IBAN()}, {Phone()}, {IP()}, {SSN(), Card()}, {re, words}, {Email()}} {
 		s, err := NewSet(dets...)
 		if err != nil {
 			f.Fatal(err)
