@@ -105,8 +105,8 @@ func (secretDetector) Find(dst []Span, s string) []Span {
 			from = e
 		}
 	}
-	dst = findPEM(dst, s, n0)
-	dst = findJWT(dst, s, n0)
+	dst = findBlocks(dst, s, n0, pemBegin, pemBlock)
+	dst = findBlocks(dst, s, n0, "eyJ", jwtAt)
 	sortSpans(dst[n0:])
 	return dst
 }
@@ -175,17 +175,19 @@ func pemBlock(s string, at int) (end int, open bool) {
 	return at + e + len(endLine), false
 }
 
-func findPEM(dst []Span, s string, n0 int) []Span {
+// findBlocks appends the blocks that start with marker and that at accepts
+// (PEM blocks, JWTs), skipping those overlapping a match found already.
+func findBlocks(dst []Span, s string, n0 int, marker string, at func(s string, i int) (int, bool)) []Span {
 	from := 0
 	for {
-		at := strings.Index(s[from:], pemBegin)
-		if at < 0 {
+		i := strings.Index(s[from:], marker)
+		if i < 0 {
 			return dst
 		}
-		at += from
-		from = at + 1
-		if end, _ := pemBlock(s, at); end > 0 && !overlaps(dst[n0:], at, end) {
-			dst = append(dst, Span{at, end, "SECRET"})
+		i += from
+		from = i + 1
+		if end, _ := at(s, i); end > 0 && !overlaps(dst[n0:], i, end) {
+			dst = append(dst, Span{i, end, "SECRET"})
 			from = end
 		}
 	}
@@ -241,22 +243,6 @@ func jwtAt(s string, at int) (end int, open bool) {
 		return -1, open
 	}
 	return e, open
-}
-
-func findJWT(dst []Span, s string, n0 int) []Span {
-	from := 0
-	for {
-		at := strings.Index(s[from:], "eyJ")
-		if at < 0 {
-			return dst
-		}
-		at += from
-		from = at + 1
-		if end, _ := jwtAt(s, at); end > 0 && !overlaps(dst[n0:], at, end) {
-			dst = append(dst, Span{at, end, "SECRET"})
-			from = end
-		}
-	}
 }
 
 // Pending returns where an open PEM block or JWT starts, so a stream holds it
