@@ -296,7 +296,7 @@ func (phoneDetector) Find(dst []Span, s string) []Span {
 		if !isDigit(c) && c != '+' && c != '(' {
 			continue
 		}
-		if i > 0 && (isWord(s[i-1]) || s[i-1] == '.' || s[i-1] == '-' || s[i-1] == '+' || s[i-1] == '/' || s[i-1] == ':') {
+		if i > 0 && (isWord(s[i-1]) || s[i-1] == '.' || s[i-1] == '-' || s[i-1] == '+' || s[i-1] == '/' || s[i-1] == ':' && c != '+') {
 			if isDigit(c) {
 				i = skipWord(s, i)
 			}
@@ -347,7 +347,7 @@ func matchPhone(s string, i int) (int, bool) {
 		for d < len(s) && isDigit(s[d]) {
 			d++
 		}
-		if d == k || d-k > 5 {
+		if d == k || d-k > 5 && !(plus && n > 0 && d-k <= 8) {
 			if d-k > 5 && n == 0 && plus && !paren {
 				// "+14155552671": E.164 without grouping
 				if d-k >= 8 && d-k <= 15 {
@@ -551,7 +551,11 @@ func (ipDetector) Find(dst []Span, s string) []Span {
 		for j > i && (s[j-1] == '.' || s[j-1] == ':' && (j-2 < i || s[j-2] != ':')) {
 			j--
 		}
-		if j-i > 45 || j-i < 2 || digits == 0 || (j < len(s) && (isWord(s[j]) || s[j] == ':' || s[j] == '.' && j+1 < len(s) && isHex(s[j+1]))) {
+		colons = strings.Count(s[i:j], ":")
+		if k := strings.IndexByte(s[i:j], ':'); colons == 1 && strings.Count(s[i:i+k], ".") == 3 {
+			j, colons = i+k, 0 // an IPv4 address and its port
+		}
+		if j-i > 45 || j-i < 2 || digits == 0 || (j < len(s) && (isWord(s[j]) || s[j] == '.' && j+1 < len(s) && isHex(s[j+1]))) {
 			if !isDigit(c) && c != ':' { // a word like "face": skip it whole
 				i = skipWord(s, i)
 			}
