@@ -249,10 +249,19 @@ func jwtAt(s string, at int) (end int, open bool) {
 // back until it closes (or outgrows its cap).
 func (secretDetector) Pending(s string) int {
 	p := -1
-	if at := strings.LastIndex(s, pemBegin); at >= 0 && len(s)-at <= maxPEM {
+	// any BEGIN line within the last maxPEM bytes may be open, not only the
+	// last one ("BEGIN PRIVATE KEY … BEGIN PUBLIC KEY" before either END)
+	for from := max(0, len(s)-maxPEM); ; {
+		at := strings.Index(s[from:], pemBegin)
+		if at < 0 {
+			break
+		}
+		at += from
 		if _, open := pemBlock(s, at); open {
 			p = at
+			break
 		}
+		from = at + 1
 	}
 	// only the JWT candidate whose run reaches the end of s can be open
 	lo := max(0, len(s)-maxJWT-1)

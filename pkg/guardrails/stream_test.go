@@ -86,6 +86,20 @@ func TestStreamHoldsBackOnlyTheBound(t *testing.T) {
 	}
 }
 
+func TestStreamPEMWithAnotherBlockInside(t *testing.T) {
+	set := builtinSet(t)
+	text := "a -----BEGIN PRIVATE KEY-----\nMIIE\n-----BEGIN PUBLIC KEY-----\n" + strings.Repeat("QUJD", 100) + "\n-----END PRIVATE KEY----- z"
+	want := oneShot(t, set, text)
+	if want != "a [SECRET_1] z" {
+		t.Fatalf("one-shot: %q", want)
+	}
+	for i := 0; i <= len(text); i += 3 {
+		if got := streamAll(t, set, []string{text[:i], text[i:]}); got != want {
+			t.Fatalf("split at %d: %q", i, got)
+		}
+	}
+}
+
 func TestStreamUnmasker(t *testing.T) {
 	m := builtinSet(t).Masker()
 	if _, err := m.Mask("a@b.io and 4111111111111111"); err != nil {
