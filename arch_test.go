@@ -15,7 +15,7 @@ import (
 const module = "github.com/tollgate/tollgate/"
 
 // leaves may not import one another: the gateway or cmd/server connects them.
-var leaves = map[string]bool{"pkg/tokens": true, "pkg/router": true, "pkg/budget": true, "pkg/semcache": true, "pkg/providers": true, "pkg/keys": true, "pkg/audit": true, "pkg/responses": true}
+var leaves = map[string]bool{"pkg/tokens": true, "pkg/router": true, "pkg/budget": true, "pkg/semcache": true, "pkg/providers": true, "pkg/keys": true, "pkg/audit": true, "pkg/responses": true, "pkg/guardrails": true}
 
 // packages walks every Go package of the module (non-test files) and returns
 // dir → imports, and dir → whether it has a package doc comment.
