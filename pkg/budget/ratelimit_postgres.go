@@ -40,7 +40,11 @@ type PostgresRateOptions struct {
 	// Table is the table's name (default budget_rate_limits), a plain
 	// lowercase SQL identifier.
 	Table string
-	// Timeout bounds a Take's round trip (default 1 s).
+	// Timeout bounds a Take's round trip, waiting for a pooled
+	// connection and for the key's row included (default sharedTimeout,
+	// 5 s, as the budgets' round trips: a burst of one key's requests
+	// across replicas queues on its row, and a tighter bound turned such
+	// a queue into 503s while PostgreSQL was only busy).
 	Timeout time.Duration
 	// Now, when set, replaces the server's clock (tests).
 	Now func() time.Time
@@ -60,7 +64,7 @@ func NewPostgresRateStore(pool *pgxpool.Pool, o PostgresRateOptions) (*PostgresR
 		return nil, fmt.Errorf("budget: rate limit table %q is not a plain SQL identifier", o.Table)
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = time.Second
+		o.Timeout = sharedTimeout
 	}
 	return &PostgresRateStore{pool: pool, table: o.Table, take: fmt.Sprintf(pgTake, o.Table), now: o.Now, timeout: o.Timeout}, nil
 }
