@@ -195,6 +195,10 @@ type Entry struct {
 	// named none); Tags are the request's metadata, name → value.
 	Customer string
 	Tags     map[string]string
+	// Guards counts the guards that fired on the request or its answer,
+	// guard name → matches (never the matched text); a blocked request's
+	// row names the guard that refused it with its count.
+	Guards map[string]int
 }
 
 // noTags is the tags column of a row without tags, boxed once: a row

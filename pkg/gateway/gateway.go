@@ -103,6 +103,13 @@ type Meta struct {
 	// overhead is the request's latency minus Upstream.
 	Upstream   time.Duration
 	FirstToken time.Duration
+	// Guards are the guards that matched, per direction (guards.go);
+	// Blocked names the guard that refused the request or its answer ("":
+	// none). Enriched says what the route's prompt enrichment added
+	// ("+1 system, +1 user"; "" when nothing), shown in x-tollgate-route.
+	Guards   []GuardHit
+	Blocked  string
+	Enriched string
 }
 
 // HeaderBudgetRemaining is the key's smallest remaining budget after the call.

@@ -114,6 +114,8 @@ type Options struct {
 	// TracerProvider traces each request (trace.go); nil or a noop
 	// provider: no tracing, at no cost.
 	TracerProvider trace.TracerProvider
+	// Guards are the guards and prompt enrichment of routes (guards.go).
+	Guards GuardConfig
 }
 
 // Judge is the model asked whether an uncertain semantic candidate serves
@@ -150,6 +152,8 @@ type Gateway struct {
 	// loads it once and keeps it to its end.
 	tab    atomic.Pointer[table]
 	tracer trace.Tracer // nil: no tracing
+	// guardHits counts the guards' matches across reloads.
+	guardHits guardHits
 }
 
 // judge is Options.Judge resolved.

@@ -39,11 +39,14 @@ type Table struct {
 	// NoCache bypasses the cache (x-tollgate-cache: bypass) while keeping
 	// it open: a reload that turns the cache off.
 	NoCache bool
+	// Guards are the guards and prompt enrichment of routes; a reload
+	// replaces them (hit counts are kept by guard name).
+	Guards GuardConfig
 }
 
 // Table returns the routing part of o.
 func (o Options) Table() Table {
-	return Table{Models: o.Models, Routes: o.Routes, Breakers: o.Breakers, RequestTimeout: o.RequestTimeout, Tenants: o.Tenants, Judge: o.Judge}
+	return Table{Models: o.Models, Routes: o.Routes, Breakers: o.Breakers, RequestTimeout: o.RequestTimeout, Tenants: o.Tenants, Judge: o.Judge, Guards: o.Guards}
 }
 
 // table is a Table resolved: what an exchange reads.
@@ -58,6 +61,7 @@ type table struct {
 	tenants   map[string]string
 	judge     *judge // nil: no judge
 	cacheOff  bool
+	guards    *guardTable
 }
 
 // Reconfigure replaces the routing table: requests that begin after it
@@ -89,6 +93,11 @@ func (g *Gateway) newTable(tb Table, old *table) (*table, error) {
 		t.breakers = b
 	}
 	t.balancer = router.NewBalancer(t.breakers, g.now)
+	guards, err := newGuardTable(tb.Guards, &g.guardHits)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	t.guards = guards
 	var specs []router.Model
 	for _, given := range tb.Models {
 		if len(given.Deployments) == 0 {

@@ -64,18 +64,48 @@ func (s *Set) find(dst []Span, text string) []Span {
 // from placeholder to value lives only as long as the Masker. Not safe for
 // concurrent use.
 type Masker struct {
-	set     *Set
+	set   *Set
+	st    *maskState
+	spans []Span
+	// keep lists kinds whose matches are counted but left in the text
+	// (a guard whose action is log); hits counts every match by kind.
+	keep map[string]bool
+	hits map[string]int
+}
+
+// maskState is what the maskers of one request share, whatever set each
+// scans with: the placeholders (so a value has one placeholder in the
+// prompt and the answer) and the bytes scanned (one scan limit).
+type maskState struct {
 	scanned int
 	byValue map[string]string // kind + "\x00" + value → placeholder
 	values  map[string]string // placeholder → value
 	counts  map[string]int
-	spans   []Span
 }
 
 // Masker starts the masking of one request.
 func (s *Set) Masker() *Masker {
-	return &Masker{set: s}
+	return &Masker{set: s, st: &maskState{}}
 }
+
+// Sibling returns a masker scanning with set that shares this one's
+// placeholders and scan budget: the answer of a request masked with the
+// request's numbering. Its hits are its own.
+func (m *Masker) Sibling(set *Set) *Masker {
+	return &Masker{set: set, st: m.st}
+}
+
+// Keep makes the masker count the matches of kind but leave them in the
+// text (a log action).
+func (m *Masker) Keep(kind string) {
+	if m.keep == nil {
+		m.keep = map[string]bool{}
+	}
+	m.keep[kind] = true
+}
+
+// Hits returns the matches so far by kind (not to be modified).
+func (m *Masker) Hits() map[string]int { return m.hits }
 
 // Mask replaces every match in text with its placeholder ("[EMAIL_1]").
 func (m *Masker) Mask(text string) (string, error) {
@@ -93,8 +123,8 @@ func (m *Masker) Mask(text string) (string, error) {
 }
 
 func (m *Masker) charge(n int) error {
-	m.scanned += n
-	if m.scanned > m.set.scanLimit {
+	m.st.scanned += n
+	if m.st.scanned > m.set.scanLimit {
 		return ErrScanLimit
 	}
 	return nil
@@ -103,6 +133,13 @@ func (m *Masker) charge(n int) error {
 // write copies text[from:to] to b with the spans (all within it) replaced.
 func (m *Masker) write(b *strings.Builder, text string, spans []Span, from, to int) {
 	for _, sp := range spans {
+		if m.hits == nil {
+			m.hits = map[string]int{}
+		}
+		m.hits[sp.Kind]++
+		if m.keep[sp.Kind] {
+			continue
+		}
 		b.WriteString(text[from:sp.Start])
 		b.WriteString(m.placeholder(sp.Kind, text[sp.Start:sp.End]))
 		from = sp.End
@@ -111,22 +148,37 @@ func (m *Masker) write(b *strings.Builder, text string, spans []Span, from, to i
 }
 
 func (m *Masker) placeholder(kind, value string) string {
-	if m.byValue == nil {
-		m.byValue, m.values, m.counts = map[string]string{}, map[string]string{}, map[string]int{}
+	st := m.st
+	if st.byValue == nil {
+		st.byValue, st.values, st.counts = map[string]string{}, map[string]string{}, map[string]int{}
 	}
 	key := kind + "\x00" + value
-	if p, ok := m.byValue[key]; ok {
+	if p, ok := st.byValue[key]; ok {
 		return p
 	}
-	m.counts[kind]++
-	p := "[" + kind + "_" + strconv.Itoa(m.counts[kind]) + "]"
-	m.byValue[key] = p
-	m.values[p] = value
+	st.counts[kind]++
+	p := "[" + kind + "_" + strconv.Itoa(st.counts[kind]) + "]"
+	st.byValue[key] = p
+	st.values[p] = value
 	return p
 }
 
 // Values returns the number of distinct values masked so far.
-func (m *Masker) Values() int { return len(m.values) }
+func (m *Masker) Values() int { return len(m.st.values) }
+
+// Restorer returns a masker that unmasks only the placeholders of the
+// given kinds issued so far: the user's own values, restored in an answer,
+// while values the answer itself brought stay masked.
+func (m *Masker) Restorer(kinds func(kind string) bool) *Masker {
+	r := &Masker{set: m.set, st: &maskState{values: map[string]string{}}}
+	for key, p := range m.st.byValue {
+		kind, _, _ := strings.Cut(key, "\x00")
+		if kinds(kind) {
+			r.st.values[p] = m.st.values[p]
+		}
+	}
+	return r
+}
 
 // maxPlaceholder is the longest placeholder this masker can produce.
 func (m *Masker) maxPlaceholder() int { return m.set.maxKind + len("[_]") + 10 }
@@ -134,7 +186,7 @@ func (m *Masker) maxPlaceholder() int { return m.set.maxKind + len("[_]") + 10 }
 // Unmask restores the values behind the placeholders this masker issued;
 // other bracketed text is left alone.
 func (m *Masker) Unmask(text string) string {
-	if len(m.values) == 0 {
+	if len(m.st.values) == 0 {
 		return text
 	}
 	var b strings.Builder
@@ -166,7 +218,7 @@ func (m *Masker) unmask(b *strings.Builder, text string, final bool) (int, bool)
 			continue
 		}
 		end += at + 1
-		if v, ok := m.values[text[at:end]]; ok {
+		if v, ok := m.st.values[text[at:end]]; ok {
 			b.WriteString(text[from:at])
 			b.WriteString(v)
 			from, replaced = end, true

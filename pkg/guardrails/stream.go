@@ -99,7 +99,7 @@ func (m *Masker) Unmasker() *StreamUnmasker { return &StreamUnmasker{m: m} }
 
 // Write feeds the next piece and returns the text now safe to emit.
 func (u *StreamUnmasker) Write(delta string) string {
-	if len(u.m.values) == 0 && u.buf == "" {
+	if len(u.m.st.values) == 0 && u.buf == "" {
 		return delta
 	}
 	u.buf += delta

@@ -110,9 +110,20 @@ type Key struct {
 	Metadata      map[string]string `json:"metadata"`
 	// AllowBYOK lets requests of this key carry their own provider
 	// credentials, used for that call only.
-	AllowBYOK bool       `json:"allow_byok"`
+	AllowBYOK bool `json:"allow_byok"`
+	// Guards, when not nil, replace the guards of every route for this
+	// key's requests (guardrails.guards in the config names them; [] is
+	// none); nil keeps the routes' own.
+	Guards    []Guard    `json:"guards"`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Guard names a configured guard a key applies, with its action when the
+// key's differs from the guard's own (block, mask or log; "": the guard's).
+type Guard struct {
+	Name   string `json:"name"`
+	Action string `json:"action,omitempty"`
 }
 
 // Allows reports whether the key may use model (an empty list allows all).
