@@ -90,7 +90,7 @@ func TestRunActions(t *testing.T) {
 		{
 			name:    "block in the answer",
 			request: []string{"hello"}, wantReq: []string{"hello"},
-			answer:  "use AKIAIOSFODNN7EXAMPLE", blocked: "secrets", hits: "secrets answer 1",
+			answer: "use AKIAIOSFODNN7EXAMPLE", blocked: "secrets", hits: "secrets answer 1",
 		},
 		{
 			name:    "log leaves the text",
