@@ -206,6 +206,9 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 	if err != nil {
 		return nil, meta, err
 	}
+	if err = x.guardEmbeddings(req); err != nil {
+		return nil, meta, err
+	}
 	step, err := x.countEmbeddings(m, req)
 	if err != nil {
 		return nil, meta, err

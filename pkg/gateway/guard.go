@@ -73,6 +73,46 @@ func (x *exchange) guard(req *llm.ChatRequest) error {
 	return nil
 }
 
+// guardEmbeddings applies the request's guards to an embeddings input
+// (there is no answer to guard, and no enrichment): the provider embeds
+// the masked texts. Pre-tokenised input cannot be read, so a request with
+// guards that sends it is refused rather than passed unchecked.
+func (x *exchange) guardEmbeddings(req *llm.EmbeddingRequest) error {
+	policy, err := x.t.guards.policyFor(x.c.Key, req.Model)
+	if err != nil {
+		return x.guardFailed(err)
+	}
+	if policy == nil {
+		return nil
+	}
+	x.run = policy.Begin()
+	if len(req.Input.Tokens) > 0 {
+		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Code: "guard_unreadable_input", Param: "input",
+			Message: "this request's guards cannot read pre-tokenised input (arrays of token ids); send the input as text"}
+	}
+	changed := false
+	for i, text := range req.Input.Texts {
+		out, err := x.run.Request(text)
+		if err != nil {
+			return x.guardRefusal(err)
+		}
+		if out != text {
+			req.Input.Texts[i], changed = out, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	input, err := llm.MarshalNoEscape(req.Input)
+	if err != nil {
+		return x.guardFailed(err)
+	}
+	if req.Raw, err = llm.SetField(req.Raw, "input", input); err != nil {
+		return x.guardFailed(err)
+	}
+	return nil
+}
+
 // maskMessages passes every text of the messages through mask: contents
 // (text parts), tool calls' arguments (tool results are messages of their
 // own) and earlier reasoning. It reports whether anything changed.
@@ -366,21 +406,33 @@ func (f *chunkFilter) filter(c *llm.ChatChunk) (*llm.ChatChunk, error) {
 				return nil, err
 			}
 		}
-		for j := range d.ToolCalls {
-			tc := &d.ToolCalls[j]
-			idx := j
-			if tc.Index != nil {
-				idx = *tc.Index
+		if len(d.ToolCalls) > 0 {
+			// Built anew: a call whose held arguments are flushed when the
+			// next call starts comes before it.
+			calls := make([]llm.ToolCall, 0, len(d.ToolCalls)+1)
+			for j, tc := range d.ToolCalls {
+				idx := j
+				if tc.Index != nil {
+					idx = *tc.Index
+				}
+				k := textKey{choice: ch.Index, kind: toolArgs, tool: idx}
+				prev, rest, err := f.leave(ch.Index, k)
+				if err != nil {
+					return nil, err
+				}
+				if rest != "" {
+					if prev.kind == toolArgs {
+						calls = append(calls, llm.ToolCall{Index: &prev.tool, Function: llm.FunctionCall{Arguments: rest}})
+					} else {
+						put(ch, prev, rest)
+					}
+				}
+				if tc.Function.Arguments, err = f.text(k).Write(tc.Function.Arguments); err != nil {
+					return nil, err
+				}
+				calls = append(calls, tc)
 			}
-			k := textKey{choice: ch.Index, kind: toolArgs, tool: idx}
-			if err := f.switchTo(ch, k); err != nil {
-				return nil, err
-			}
-			text, err := f.text(k).Write(tc.Function.Arguments)
-			if err != nil {
-				return nil, err
-			}
-			d.ToolCalls[j].Function.Arguments = text
+			d.ToolCalls = calls
 		}
 		if ch.FinishReason != nil {
 			if err := f.switchTo(ch, textKey{choice: -1}); err != nil {
@@ -417,26 +469,33 @@ func (f *chunkFilter) text(k textKey) textFilter {
 // switchTo flushes the text the choice was writing when it moves to k, into
 // ch, where its text goes.
 func (f *chunkFilter) switchTo(ch *llm.ChunkChoice, k textKey) error {
-	cur, ok := f.current[ch.Index]
-	if ok && cur == k {
-		return nil
-	}
-	if k.choice >= 0 {
-		f.current[ch.Index] = k
-	} else {
-		delete(f.current, ch.Index)
-	}
-	if !ok {
-		return nil
-	}
-	t := f.texts[cur]
-	delete(f.texts, cur)
-	rest, err := t.Flush()
+	prev, rest, err := f.leave(ch.Index, k)
 	if err != nil || rest == "" {
 		return err
 	}
-	put(ch, cur, rest)
+	put(ch, prev, rest)
 	return nil
+}
+
+// leave moves the choice to the text k (choice -1: none) and returns the
+// text it was writing and what that text still held.
+func (f *chunkFilter) leave(choice int, k textKey) (prev textKey, rest string, err error) {
+	prev, ok := f.current[choice]
+	if ok && prev == k {
+		return prev, "", nil
+	}
+	if k.choice >= 0 {
+		f.current[choice] = k
+	} else {
+		delete(f.current, choice)
+	}
+	if !ok {
+		return prev, "", nil
+	}
+	t := f.texts[prev]
+	delete(f.texts, prev)
+	rest, err = t.Flush()
+	return prev, rest, err
 }
 
 // put adds text flushed from the text k to the chunk's choice.
