@@ -30,12 +30,12 @@ import (
 // This file is SIGHUP: the configuration file is loaded and validated
 // again and, when it is good, what can change while serving is applied
 // (providers, models and prices, routes, the request timeout, the cache's
-// policy and tenants, budget defaults, guards and prompt enrichment) without touching a request in
-// flight: the gateway swaps its routing table (gateway.Reconfigure), and
-// each request keeps the table it began with. Settings that need a restart
-// (restartOnly) keep their running value and are reported. A bad file
-// changes nothing. Every reload, applied or refused, is logged, audited
-// and counted.
+// policy and tenants, budget defaults, guards and prompt enrichment)
+// without touching a request in flight: the gateway swaps its routing
+// table (gateway.Reconfigure), and each request keeps the table it began
+// with. Settings that need a restart (restartOnly) keep their running
+// value and are reported. A bad file changes nothing. Every reload,
+// applied or refused, is logged, audited and counted.
 
 // overrides are the flags and variables that take precedence over the
 // file: applied to every configuration loaded, at start and at reload.
