@@ -447,6 +447,46 @@ func TestGuardsOnEverySurface(t *testing.T) {
 		}
 	})
 
+	// Streams: a placeholder and a card split across chunks, through each
+	// surface's own event encoding.
+	pieces := []string{"Hi [EMA", "IL_1], card 4111 1111 ", "1111 1111 ok"}
+	const shown = "Hi " + email + ", card [CARD_1] ok"
+	t.Run("anthropic stream", func(t *testing.T) {
+		u := newGuardUpstream(t, pieces...)
+		s := guardStack(t, u, cfg, stackOptions{})
+		ms := &msgStack{stack: s}
+		stream := ms.anthropicClient(s.secret).Messages.NewStreaming(context.Background(), anthropic.MessageNewParams{
+			Model: "gpt-4o-mini", MaxTokens: 100,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Hi, I am " + email))},
+		})
+		var m anthropic.Message
+		for stream.Next() {
+			if err := m.Accumulate(stream.Current()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		noEmail(t, []byte(u.received()[0]))
+		if len(m.Content) != 1 || m.Content[0].Text != shown || m.StopReason != anthropic.StopReasonEndTurn {
+			t.Errorf("accumulated %s", m.RawJSON())
+		}
+	})
+	t.Run("responses stream", func(t *testing.T) {
+		u := newGuardUpstream(t, pieces...)
+		s := guardStack(t, u, cfg, stackOptions{})
+		stream := s.client(s.secret).Responses.NewStreaming(context.Background(), responses.ResponseNewParams{
+			Model: "gpt-4o-mini",
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hi, I am " + email)},
+		})
+		_, final, snap := accumulate(t, stream)
+		noEmail(t, []byte(u.received()[0]))
+		if final.OutputText() != shown || snap.OutputText() != shown {
+			t.Errorf("final %q, accumulated %q", final.OutputText(), snap.OutputText())
+		}
+	})
+
 	t.Run("embeddings", func(t *testing.T) {
 		u := newGuardUpstream(t)
 		up, err := providers.NewOpenAI(providers.OpenAIConfig{Name: "openai", BaseURL: u.srv.URL + "/v1", APIKey: "sk-x"})
