@@ -25,8 +25,20 @@ import (
 // guard applies the route's prompt enrichment and the request's guards to
 // req. A block guard's match refuses the request (400 content_blocked,
 // naming the guard, never the text); a guard that cannot run refuses it
-// too: nothing passes unchecked.
+// too: nothing passes unchecked. A refused request still counts against
+// the key's requests per minute (it cost a scan): over the limit, the
+// client gets the 429.
 func (x *exchange) guard(req *llm.ChatRequest) error {
+	err := x.guardPrompt(req)
+	if err != nil {
+		if lerr := x.charge(0); lerr != nil {
+			return lerr
+		}
+	}
+	return err
+}
+
+func (x *exchange) guardPrompt(req *llm.ChatRequest) error {
 	gt := x.t.guards
 	policy, err := gt.policyFor(x.c.Key, x.route.Name)
 	if err != nil {
