@@ -16,6 +16,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/responses"
 
+	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/guardrails"
 	"github.com/tollgate/tollgate/pkg/providers"
@@ -518,4 +519,24 @@ func TestGuardsOnEverySurface(t *testing.T) {
 			t.Errorf("upstream calls = %d, want 1", n)
 		}
 	})
+}
+
+// TestBlockedRequestsCountAgainstRateLimits: a prompt a guard refuses is
+// charged to the key's requests per minute like any other.
+func TestBlockedRequestsCountAgainstRateLimits(t *testing.T) {
+	u := newGuardUpstream(t, "ok")
+	s := guardStack(t, u, gateway.GuardConfig{Guards: []guardrails.Spec{secretsGuard}, Default: []string{"secrets"}}, stackOptions{budgets: true})
+	k, secret := s.newKey()
+	if err := s.ledger.Accounts.SetPolicy(context.Background(), k.ID, budget.Policy{RPM: 2}); err != nil {
+		t.Fatal(err)
+	}
+	blocked := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"key AKIAIOSFODNN7EXAMPLE"}]}`
+	for i, want := range []int{400, 400, 429} {
+		if r, body := postChat(t, s, secret, blocked); r.StatusCode != want {
+			t.Fatalf("request %d: %d %s, want %d", i, r.StatusCode, body, want)
+		}
+	}
+	if n := len(u.received()); n != 0 {
+		t.Errorf("upstream calls = %d", n)
+	}
 }
