@@ -405,6 +405,9 @@ func appendBatch(buf []byte, b *batch) []byte {
 		if whose {
 			flags |= 8 // the customer and the tags follow the row, after the judge's
 		}
+		if len(e.Guards) > 0 {
+			flags |= 16 // the guards that fired follow the row, after the customer's
+		}
 		buf = append(buf, flags)
 		buf = appendString(buf, e.Cache)
 		buf = binary.AppendVarint(buf, int64(e.Status))
@@ -419,6 +422,12 @@ func appendBatch(buf []byte, b *batch) []byte {
 			buf = binary.AppendUvarint(buf, uint64(len(e.Tags)))
 			for name, v := range e.Tags {
 				buf = appendString(appendString(buf, name), v)
+			}
+		}
+		if len(e.Guards) > 0 {
+			buf = binary.AppendUvarint(buf, uint64(len(e.Guards)))
+			for name, n := range e.Guards {
+				buf = binary.AppendVarint(appendString(buf, name), int64(n))
 			}
 		}
 	}
@@ -546,6 +555,17 @@ func decodeBatch(payload []byte) (pendingRows, error) {
 			for range nt {
 				name := d.string()
 				e.Tags[name] = d.string()
+			}
+		}
+		if flags&16 != 0 {
+			ng := d.uvarint()
+			if ng == 0 || ng > uint64(len(payload)) {
+				return p, errCorrupt
+			}
+			e.Guards = make(map[string]int, ng)
+			for range ng {
+				name := d.string()
+				e.Guards[name] = int(d.varint())
 			}
 		}
 		p.entries = append(p.entries, e)

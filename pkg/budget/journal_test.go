@@ -76,14 +76,17 @@ func sumOf(es []*Entry) (cost int64) {
 }
 
 // TestJournalRoundTrip: what the writer encodes, replay decodes to the
-// same rows and alerts.
+// same rows and alerts (a row's customer, tags and guards included).
 func TestJournalRoundTrip(t *testing.T) {
 	b := &batch{
 		entries: []*Entry{{Time: time.UnixMilli(1_773_000_000_123), RequestID: "r", KeyID: "k", Route: "chat", RequestedModel: "a",
 			Model: "b", Provider: "p", PromptTokens: 1, CompletionTokens: 2, CachedTokens: 3, Cost: -4, Saved: 5, Estimated: true,
 			Cache: "hit", Status: 499, Latency: 7 * time.Millisecond, Attempts: 8}, {Time: time.UnixMilli(0), Unpriced: true},
 			{Time: time.UnixMilli(1), Cache: "semantic-hit", Cost: 12, Saved: 900, Judge: JudgeYes, JudgeCost: 12},
-			{Time: time.UnixMilli(2), Cache: "miss", Judge: JudgeFailed}},
+			{Time: time.UnixMilli(2), Cache: "miss", Judge: JudgeFailed},
+			{Time: time.UnixMilli(3), Status: 400, Guards: map[string]int{"pii": 2, "secrets": 1}},
+			{Time: time.UnixMilli(4), Judge: JudgeNo, Customer: "acme", Tags: map[string]string{"team": "a"}, Guards: map[string]int{"pii": 1}},
+			{Time: time.UnixMilli(5), Customer: "acme", Tags: map[string]string{"env": "prod", "team": "b"}}},
 		alerts: []alertRow{{uid: "u", keyID: "k", key: alertKey{period: Daily, start: 9, event: EventThreshold, ppm: 500_000, limit: 10},
 			created: 11, payload: []byte(`{"a":1}`), deliveries: []delivery{{url: "http://x", body: []byte("{}")}, {url: "http://s", slack: true, body: []byte(`{"text":"t"}`)}}}},
 	}

@@ -450,7 +450,7 @@ func (s *Store) spend(ctx context.Context, keyID string, from, to time.Time, aft
 	// row id orders the rows of one millisecond, as the index does.
 	rows, err := db.QueryContext(ctx, s.q(`SELECT id, ts, request_id, key_id, route, requested_model, model, provider,
 		prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost,
-		customer, tags
+		customer, tags, guards
 		FROM budget_ledger WHERE key_id = ? AND ts >= ? AND ts < ? AND (ts > ? OR id > ?) ORDER BY ts, id LIMIT ?`),
 		keyID, max(lo, after.ts), hi, after.ts, after.id, limit)
 	if err != nil {
@@ -461,13 +461,16 @@ func (s *Store) spend(ctx context.Context, keyID string, from, to time.Time, aft
 		var e Entry
 		var at SpendCursor
 		var latency int64
-		var tags string
+		var tags, guards string
 		if err := rows.Scan(&at.id, &at.ts, &e.RequestID, &e.KeyID, &e.Route, &e.RequestedModel, &e.Model, &e.Provider,
 			&e.PromptTokens, &e.CompletionTokens, &e.CachedTokens, &e.Cost, &e.Saved, &e.Estimated, &e.Unpriced,
-			&e.Cache, &e.Status, &latency, &e.Attempts, &e.Judge, &e.JudgeCost, &e.Customer, &tags); err != nil {
+			&e.Cache, &e.Status, &latency, &e.Attempts, &e.Judge, &e.JudgeCost, &e.Customer, &tags, &guards); err != nil {
 			return false, fmt.Errorf("budget: spend: %w", err)
 		}
 		if e.Tags, err = parseTags(tags); err != nil {
+			return false, err
+		}
+		if e.Guards, err = parseGuards(guards); err != nil {
 			return false, err
 		}
 		e.Time = time.UnixMilli(at.ts).In(s.loc)

@@ -431,7 +431,7 @@ func (s *SharedAccounts) Remaining(ctx context.Context, keyID string) (remaining
 
 // sharedSettle: lock the reservation; held or expired → settled; lock the
 // counter rows of its periods in order; reserved -= amount (when it was
-// still held), spent += cost, saturating; and, when $9 to $24 hold one
+// still held), spent += cost, saturating; and, when $9 to $27 hold one
 // ledger row (arrays of one; empty: none), insert it, so that the charge
 // and its row commit together. It returns the state found; $8 is the
 // transaction's synchronous_commit.
@@ -445,7 +445,7 @@ const sharedSettle = `WITH o AS (
 ), l AS (
 	SELECT k.key_id, k.period, k.period_start FROM budget_counters k
 	JOIN unnest($6::text[], $7::bigint[]) AS p (period, start) ON k.period = p.period AND k.period_start = p.start
-	WHERE k.key_id = ANY($27::text[]) AND EXISTS (SELECT 1 FROM r)
+	WHERE k.key_id = ANY($28::text[]) AND EXISTS (SELECT 1 FROM r)
 	ORDER BY k.key_id, k.period, k.period_start FOR UPDATE OF k
 ), c AS (
 	UPDATE budget_counters k SET
@@ -456,13 +456,13 @@ const sharedSettle = `WITH o AS (
 ), led AS (
 	INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider, prompt_tokens,
 		completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost,
-		customer, tags)
+		customer, tags, guards)
 	SELECT $3, $1, $2, e.route, e.rm, e.model, e.provider, e.pt, e.ct, e.cached, $4, e.saved, e.est, e.unp, e.cache,
-		e.status, e.lat, e.att, e.judge, e.jc, e.cust, e.tags
+		e.status, e.lat, e.att, e.judge, e.jc, e.cust, e.tags, e.guards
 	FROM r, unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::integer[], $14::integer[], $15::integer[],
 		$16::bigint[], $17::boolean[], $18::boolean[], $19::text[], $20::integer[], $21::bigint[], $22::integer[],
-		$23::text[], $24::bigint[], $25::text[], $26::text[])
-		AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc, cust, tags)
+		$23::text[], $24::bigint[], $25::text[], $26::text[], $27::text[])
+		AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc, cust, tags, guards)
 )
 SELECT coalesce((SELECT state FROM o), ''), coalesce((SELECT array_agg(period) FROM c), '{}'),
 	coalesce((SELECT array_agg(spent) FROM c), '{}'), coalesce((SELECT array_agg(reserved) FROM c), '{}'),
@@ -660,7 +660,7 @@ func (s *SharedAccounts) expireBatch(ctx context.Context) (int, error) {
 const sharedRecord = `WITH l AS (
 	INSERT INTO budget_counters AS k (key_id, period, period_start, period_end, spent)
 	SELECT a.acct, p.period, p.start, p.stop, GREATEST($2, 0)
-	FROM unnest($27::text[]) AS a (acct), unnest($3::text[], $4::bigint[], $5::bigint[]) AS p (period, start, stop)
+	FROM unnest($28::text[]) AS a (acct), unnest($3::text[], $4::bigint[], $5::bigint[]) AS p (period, start, stop)
 	ORDER BY a.acct, p.period
 	ON CONFLICT (key_id, period, period_start) DO UPDATE
 	SET spent = GREATEST(LEAST(k.spent::numeric + $2, 9223372036854775807), -9223372036854775808)::bigint
@@ -668,16 +668,16 @@ const sharedRecord = `WITH l AS (
 ), led AS (
 	INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider, prompt_tokens,
 		completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost,
-		customer, tags)
+		customer, tags, guards)
 	SELECT $6, $7, $1, e.route, e.rm, e.model, e.provider, e.pt, e.ct, e.cached, $2, e.saved, e.est, e.unp, e.cache,
-		e.status, e.lat, e.att, e.judge, e.jc, e.cust, e.tags
+		e.status, e.lat, e.att, e.judge, e.jc, e.cust, e.tags, e.guards
 	FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::integer[], $13::integer[], $14::integer[],
 		$15::bigint[], $16::boolean[], $17::boolean[], $18::text[], $19::integer[], $20::bigint[], $21::integer[],
-		$22::text[], $23::bigint[], $24::text[], $25::text[])
-		AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc, cust, tags)
+		$22::text[], $23::bigint[], $24::text[], $25::text[], $26::text[])
+		AS e (route, rm, model, provider, pt, ct, cached, saved, est, unp, cache, status, lat, att, judge, jc, cust, tags, guards)
 )
 SELECT coalesce(array_agg(period), '{}'), coalesce(array_agg(spent), '{}'), coalesce(array_agg(reserved), '{}'),
-	set_config('synchronous_commit', $26, true), coalesce(array_agg(key_id), '{}') FROM l`
+	set_config('synchronous_commit', $27, true), coalesce(array_agg(key_id), '{}') FROM l`
 
 // Record charges a cost that went through no reservation (a failed
 // request's, or one whose reservation PostgreSQL forgot: see Durability)
@@ -750,11 +750,11 @@ func (s *SharedAccounts) Prune(ctx context.Context, before time.Time) (int, erro
 func ledgerColumns(e *Entry) []any {
 	if e == nil {
 		return []any{[]string{}, []string{}, []string{}, []string{}, []int32{}, []int32{}, []int32{},
-			[]int64{}, []bool{}, []bool{}, []string{}, []int32{}, []int64{}, []int32{}, []string{}, []int64{}, []string{}, []string{}}
+			[]int64{}, []bool{}, []bool{}, []string{}, []int32{}, []int64{}, []int32{}, []string{}, []int64{}, []string{}, []string{}, []string{}}
 	}
 	return []any{[]string{e.Route}, []string{e.RequestedModel}, []string{e.Model}, []string{e.Provider},
 		[]int32{int32(e.PromptTokens)}, []int32{int32(e.CompletionTokens)}, []int32{int32(e.CachedTokens)},
 		[]int64{int64(e.Saved)}, []bool{e.Estimated}, []bool{e.Unpriced}, []string{e.Cache}, []int32{int32(e.Status)},
 		[]int64{e.Latency.Milliseconds()}, []int32{int32(e.Attempts)}, []string{e.Judge}, []int64{int64(e.JudgeCost)},
-		[]string{e.Customer}, []string{e.tagsColumn()}}
+		[]string{e.Customer}, []string{e.tagsColumn()}, []string{e.guardsColumn()}}
 }

@@ -20,10 +20,10 @@ const maxSharedBatch = 2000
 
 const sharedInsertEntries = `INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider,
 	prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost,
-	customer, tags)
+	customer, tags, guards)
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
 	$8::integer[], $9::integer[], $10::integer[], $11::bigint[], $12::bigint[], $13::boolean[], $14::boolean[], $15::text[],
-	$16::integer[], $17::bigint[], $18::integer[], $19::text[], $20::bigint[], $21::text[], $22::text[])`
+	$16::integer[], $17::bigint[], $18::integer[], $19::text[], $20::bigint[], $21::text[], $22::text[], $23::text[])`
 
 // sharedInsertAlert stores an alert unless its uid is stored, and then
 // its deliveries, in one statement.
@@ -71,13 +71,13 @@ func commitShared(ctx context.Context, pool *pgxpool.Pool, entries []*Entry, ale
 	return nil
 }
 
-// entryColumns is rows as the 22 arrays of sharedInsertEntries.
+// entryColumns is rows as the 23 arrays of sharedInsertEntries.
 func entryColumns(rows []*Entry) []any {
 	n := len(rows)
 	var (
 		ts, cost, saved, latency, judgeCost             = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		reqID, key, route, reqModel, model, prov, cache = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		judge, customer, tags                           = make([]string, n), make([]string, n), make([]string, n)
+		judge, customer, tags, guards                   = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		prompt, completion, cached, status, attempts    = make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 		estimated, unpriced                             = make([]bool, n), make([]bool, n)
 	)
@@ -87,8 +87,8 @@ func entryColumns(rows []*Entry) []any {
 		cost[i], saved[i], estimated[i], unpriced[i] = int64(e.Cost), int64(e.Saved), e.Estimated, e.Unpriced
 		cache[i], status[i], latency[i], attempts[i] = e.Cache, int32(e.Status), e.Latency.Milliseconds(), int32(e.Attempts)
 		judge[i], judgeCost[i] = e.Judge, int64(e.JudgeCost)
-		customer[i], tags[i] = e.Customer, e.tagsColumn()
+		customer[i], tags[i], guards[i] = e.Customer, e.tagsColumn(), e.guardsColumn()
 	}
 	return []any{ts, reqID, key, route, reqModel, model, prov, prompt, completion, cached, cost, saved, estimated, unpriced,
-		cache, status, latency, attempts, judge, judgeCost, customer, tags}
+		cache, status, latency, attempts, judge, judgeCost, customer, tags, guards}
 }

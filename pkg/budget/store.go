@@ -228,6 +228,40 @@ func (e *Entry) tagsColumn() string {
 	return string(b)
 }
 
+// noGuards is the guards column of a row no guard fired on, boxed once.
+var noGuards any = "{}"
+
+// guardsArg is guardsColumn as a statement's argument.
+func (e *Entry) guardsArg() any {
+	if len(e.Guards) == 0 {
+		return noGuards
+	}
+	return e.guardsColumn()
+}
+
+// guardsColumn is e's guards as the ledger stores them: a JSON object
+// guard name → matches, its keys sorted (encoding/json sorts a map's),
+// "{}" when none fired.
+func (e *Entry) guardsColumn() string {
+	if len(e.Guards) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(e.Guards)
+	return string(b)
+}
+
+// parseGuards reads the guards column back: nil when no guard fired.
+func parseGuards(col string) (map[string]int, error) {
+	var guards map[string]int
+	if err := json.Unmarshal([]byte(col), &guards); err != nil {
+		return nil, fmt.Errorf("budget: guards column %q: %w", col, err)
+	}
+	if len(guards) == 0 {
+		return nil, nil
+	}
+	return guards, nil
+}
+
 // parseTags reads the tags column back.
 func parseTags(col string) (map[string]string, error) {
 	var list []string

@@ -77,8 +77,8 @@ type writer struct {
 
 const insertEntry = `INSERT INTO budget_ledger (ts, request_id, key_id, route, requested_model, model, provider,
 	prompt_tokens, completion_tokens, cached_tokens, cost, saved, estimated, unpriced, cache, status, latency_ms, attempts, judge, judge_cost,
-	customer, tags)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	customer, tags, guards)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func newWriter(s *Store) *writer {
 	w := &writer{s: s, cur: newBatch(), kick: make(chan struct{}, 1), loop: newWorker(s.sup, "budget ledger writer")}
@@ -265,7 +265,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, entries []*En
 	for _, e := range entries {
 		if _, err := ins.ExecContext(ctx, e.Time.UnixMilli(), e.RequestID, e.KeyID, e.Route, e.RequestedModel, e.Model, e.Provider,
 			e.PromptTokens, e.CompletionTokens, e.CachedTokens, int64(e.Cost), int64(e.Saved), e.Estimated, e.Unpriced,
-			e.Cache, e.Status, e.Latency.Milliseconds(), e.Attempts, e.Judge, int64(e.JudgeCost), e.Customer, e.tagsArg()); err != nil {
+			e.Cache, e.Status, e.Latency.Milliseconds(), e.Attempts, e.Judge, int64(e.JudgeCost), e.Customer, e.tagsArg(), e.guardsArg()); err != nil {
 			return fmt.Errorf("budget: ledger: %w", err)
 		}
 	}

@@ -31,6 +31,7 @@ type keyObject struct {
 	AllowedModels []string          `json:"allowed_models"`
 	Metadata      map[string]string `json:"metadata"`
 	AllowBYOK     bool              `json:"allow_byok"`
+	Guards        []keys.Guard      `json:"guards"` // the key's own, replacing the routes' ([]: none); null: the routes' apply
 	CreatedAt     time.Time         `json:"created_at"`
 	Revoked       bool              `json:"revoked"`
 	RevokedAt     *time.Time        `json:"revoked_at,omitempty"`
@@ -42,7 +43,7 @@ func toKeyObject(k *keys.Key) keyObject {
 		allowed = []string{}
 	}
 	return keyObject{ID: k.ID, Object: "api_key", Name: k.Name, Hint: k.Hint + "…", AllowedModels: allowed, Metadata: k.Metadata,
-		AllowBYOK: k.AllowBYOK, CreatedAt: k.CreatedAt, Revoked: k.RevokedAt != nil, RevokedAt: k.RevokedAt}
+		AllowBYOK: k.AllowBYOK, Guards: k.Guards, CreatedAt: k.CreatedAt, Revoked: k.RevokedAt != nil, RevokedAt: k.RevokedAt}
 }
 
 type createKeyRequest struct {
@@ -50,6 +51,7 @@ type createKeyRequest struct {
 	AllowedModels []string          `json:"allowed_models"`
 	Metadata      map[string]string `json:"metadata"`
 	AllowBYOK     bool              `json:"allow_byok"`
+	Guards        []keys.Guard      `json:"guards"` // absent or null: the routes' apply; []: none
 	budget.Policy                   // budgets, rpm, tpm, on_exhausted, alert_webhooks
 	raw           []byte
 }
@@ -78,6 +80,10 @@ func (s *server) createKey(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	if err := s.checkGuards(req.Guards); err != nil {
+		writeError(c, err)
+		return
+	}
 	// The key and its policy are written in one transaction: a store
 	// failure leaves neither, and the policy takes effect in memory only
 	// once it has committed.
@@ -90,7 +96,8 @@ func (s *server) createKey(c *gin.Context) {
 			return err
 		}
 	}
-	k, secret, err := s.Keys.CreateWith(ctx, keys.New{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK}, with)
+	k, secret, err := s.Keys.CreateWith(ctx, keys.New{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK,
+		Guards: req.Guards}, with)
 	if policyDone != nil {
 		policyDone(err == nil)
 	}

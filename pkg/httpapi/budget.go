@@ -142,6 +142,9 @@ type spendRow struct {
 	// (absent when none).
 	Customer string            `json:"customer,omitempty"`
 	Tags     map[string]string `json:"tags,omitempty"`
+	// Guards counts the guards that fired on the request, by name
+	// (absent when none did).
+	Guards map[string]int `json:"guards,omitempty"`
 }
 
 // Spend pages: limit= rows a page (default and maximum below), cursor=
@@ -175,7 +178,7 @@ func (s *server) keySpend(c *gin.Context) {
 			Provider: e.Provider, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens, CachedTokens: e.CachedTokens,
 			CostUSD: json.Number(e.Cost.String()), SavedUSD: json.Number(e.Saved.String()), Estimated: e.Estimated, Unpriced: e.Unpriced, Cache: e.Cache,
 			Status: e.Status, LatencyMS: float64(e.Latency.Microseconds()) / 1000, Attempts: e.Attempts, Judge: e.Judge,
-			Customer: e.Customer, Tags: e.Tags})
+			Customer: e.Customer, Tags: e.Tags, Guards: e.Guards})
 		if e.Judge != "" {
 			out[len(out)-1].JudgeCostUSD = json.Number(e.JudgeCost.String())
 		}

@@ -19,12 +19,15 @@ import (
 // patchKeyRequest is PATCH /admin/keys/{id}: every field is optional, and
 // only those sent change. A field sent as null is an error rather than
 // "unchanged" or "cleared", which a reader could take either way: leave it
-// out to keep it, send [] or {} to empty it.
+// out to keep it, send [] or {} to empty it. The exception is guards,
+// whose three states all mean something: left out, kept; null, the
+// routes' guards again; [], none.
 type patchKeyRequest struct {
 	Name          *string             `json:"name"`
 	AllowedModels *[]string           `json:"allowed_models"`
 	Metadata      *map[string]string  `json:"metadata"`
 	AllowBYOK     *bool               `json:"allow_byok"`
+	Guards        *[]keys.Guard       `json:"guards"` // sent as null: points to nil (see keys.Change)
 	Budgets       *[]budget.Limit     `json:"budgets"`
 	RPM           *int                `json:"rpm"`
 	TPM           *int                `json:"tpm"`
@@ -41,7 +44,7 @@ func (r *patchKeyRequest) policyChange() bool {
 }
 
 // patchKey is PATCH /admin/keys/{id}: it changes only the fields sent, the
-// key's own (name, allowed_models, metadata, allow_byok) and its budget
+// key's own (name, allowed_models, metadata, allow_byok, guards) and its budget
 // policy's (budgets, rpm, tpm, on_exhausted, alert_webhooks,
 // customer_budgets), validated as
 // POST /admin/keys validates them, and answers the key as GET does. Unlike
@@ -59,7 +62,11 @@ func (s *server) patchKey(c *gin.Context) {
 		if err := decodeStrict(body, &req); err != nil {
 			return req, err
 		}
-		return req, noNulls(body)
+		guardsNull, err := noNulls(body)
+		if guardsNull {
+			req.Guards = new([]keys.Guard) // back to the routes' guards
+		}
+		return req, err
 	})
 	if !ok {
 		return
@@ -71,6 +78,12 @@ func (s *server) patchKey(c *gin.Context) {
 	if err := validKeyFields(req.Name, req.AllowedModels); err != nil {
 		writeError(c, err)
 		return
+	}
+	if req.Guards != nil {
+		if err := s.checkGuards(*req.Guards); err != nil {
+			writeError(c, err)
+			return
+		}
 	}
 
 	// One change at a time: the policy is read, changed and written back.
@@ -123,7 +136,8 @@ func (s *server) patchKey(c *gin.Context) {
 			return err
 		}
 	}
-	k, err := s.Keys.UpdateWith(ctx, id, keys.Change{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK}, with)
+	k, err := s.Keys.UpdateWith(ctx, id, keys.Change{Name: req.Name, AllowedModels: req.AllowedModels, Metadata: req.Metadata, AllowBYOK: req.AllowBYOK,
+		Guards: req.Guards}, with)
 	if policyDone != nil {
 		policyDone(err == nil)
 	}
@@ -170,16 +184,35 @@ func validKeyFields(name *string, allowed *[]string) error {
 }
 
 // noNulls refuses a top-level field sent as null (the body is a JSON
-// object: decodeStrict has read it).
-func noNulls(body []byte) error {
+// object: decodeStrict has read it), except guards, whose null it
+// reports.
+func noNulls(body []byte) (guardsNull bool, err error) {
 	var fields map[string]*json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil // decodeStrict already accepted the body
+		return false, nil // decodeStrict already accepted the body
 	}
 	for name, v := range fields {
-		if v == nil {
-			return llm.InvalidParam(name, name+" is null: leave a field out to keep it, or send an empty value to clear it")
+		switch {
+		case v != nil:
+		case name == "guards":
+			guardsNull = true
+		default:
+			return false, llm.InvalidParam(name, name+" is null: leave a field out to keep it, or send an empty value to clear it")
 		}
+	}
+	return guardsNull, nil
+}
+
+// checkGuards refuses a key's guard list the gateway cannot apply (a guard
+// the config does not define, an action other than block, mask or log, two
+// guards looking for the same kind of value); nil, the routes' guards, is
+// always fine.
+func (s *server) checkGuards(list []keys.Guard) error {
+	if list == nil {
+		return nil
+	}
+	if err := s.Gateway.CheckGuards(list); err != nil {
+		return &llm.Error{Status: http.StatusBadRequest, Type: llm.TypeInvalidRequest, Param: "guards", Message: err.Error(), Err: err}
 	}
 	return nil
 }

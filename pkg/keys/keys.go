@@ -64,6 +64,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,6 +149,9 @@ type New struct {
 	AllowedModels []string
 	Metadata      map[string]string
 	AllowBYOK     bool
+	// Guards, when not nil, replace the routes' guards for this key's
+	// requests (see Key.Guards); the caller checks the names and actions.
+	Guards []Guard
 }
 
 // Options configure OpenOptions. The zero value is valid.
@@ -196,23 +200,25 @@ type queries struct {
 	all, byHash, byID, create, revoke, update string
 }
 
-const columns = `id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at, revoked_at`
+const columns = `id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at, revoked_at, guards`
 
 func queriesFor(d migrate.Dialect) queries {
 	q := queries{
 		all:    `SELECT ` + columns + ` FROM api_keys`,
 		byHash: `SELECT ` + columns + ` FROM api_keys WHERE secret_hash = ?`,
 		byID:   `SELECT ` + columns + ` FROM api_keys WHERE id = ?`,
-		create: `INSERT INTO api_keys (id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		create: `INSERT INTO api_keys (id, secret_hash, name, hint, allowed, metadata, allow_byok, created_at, guards) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		// COALESCE: revoking twice (here or on two replicas) keeps the
 		// first time.
 		revoke: `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING secret_hash, revoked_at`,
 		// A revoked key is not changed (revocation is final).
 		// Only the columns given (not NULL) change, so a change never
 		// writes back another replica's older value of a column it did not
-		// set.
+		// set. guards may be set to NULL (inherit), so a flag says whether
+		// it is given.
 		update: `UPDATE api_keys SET name = COALESCE(?, name), allowed = COALESCE(?, allowed), metadata = COALESCE(?, metadata),
-			allow_byok = COALESCE(?, allow_byok) WHERE id = ? AND revoked_at IS NULL RETURNING ` + columns,
+			allow_byok = COALESCE(?, allow_byok), guards = CASE WHEN ? THEN ? ELSE guards END
+			WHERE id = ? AND revoked_at IS NULL RETURNING ` + columns,
 	}
 	if d != migrate.Postgres {
 		return q
@@ -312,9 +318,10 @@ func scanKey(r scanner) (*Key, [sha256.Size]byte, error) {
 		allowed, metadata string
 		created           int64
 		revoked           sql.NullInt64
+		guards            sql.NullString
 		h                 [sha256.Size]byte
 	)
-	if err := r.Scan(&k.ID, &hash, &k.Name, &k.Hint, &allowed, &metadata, &k.AllowBYOK, &created, &revoked); err != nil {
+	if err := r.Scan(&k.ID, &hash, &k.Name, &k.Hint, &allowed, &metadata, &k.AllowBYOK, &created, &revoked, &guards); err != nil {
 		return nil, h, err
 	}
 	if err := json.Unmarshal([]byte(allowed), &k.AllowedModels); err != nil {
@@ -322,6 +329,11 @@ func scanKey(r scanner) (*Key, [sha256.Size]byte, error) {
 	}
 	if err := json.Unmarshal([]byte(metadata), &k.Metadata); err != nil {
 		return nil, h, fmt.Errorf("key %s: metadata: %w", k.ID, err)
+	}
+	if guards.Valid { // NULL: nil, the routes' guards; '[]': none
+		if err := json.Unmarshal([]byte(guards.String), &k.Guards); err != nil {
+			return nil, h, fmt.Errorf("key %s: guards: %w", k.ID, err)
+		}
 	}
 	k.CreatedAt = time.UnixMilli(created).UTC()
 	if revoked.Valid {
@@ -332,6 +344,16 @@ func scanKey(r scanner) (*Key, [sha256.Size]byte, error) {
 		return nil, h, fmt.Errorf("key %s: secret hash of %d bytes", k.ID, len(hash))
 	}
 	return &k, [sha256.Size]byte(hash), nil
+}
+
+// guardsColumn is a key's guards as api_keys.guards holds them: NULL for
+// nil (the routes' guards), else a JSON array ('[]': none).
+func guardsColumn(list []Guard) any {
+	if list == nil {
+		return nil
+	}
+	b, _ := json.Marshal(list)
+	return string(b)
 }
 
 // newTicket numbers a read about to start, or a write just committed
@@ -447,6 +469,7 @@ func (s *Store) CreateWith(ctx context.Context, n New, with func(tx *sql.Tx, id 
 		AllowedModels: append([]string{}, n.AllowedModels...),
 		Metadata:      map[string]string{},
 		AllowBYOK:     n.AllowBYOK,
+		Guards:        slices.Clone(n.Guards), // nil stays nil: inherit
 		CreatedAt:     s.now().UTC().Truncate(time.Millisecond),
 	}
 	for mk, mv := range n.Metadata {
@@ -463,7 +486,7 @@ func (s *Store) CreateWith(ctx context.Context, n New, with func(tx *sql.Tx, id 
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, s.q.create,
-		k.ID, hash[:], k.Name, k.Hint, string(allowed), string(metadata), k.AllowBYOK, k.CreatedAt.UnixMilli()); err != nil {
+		k.ID, hash[:], k.Name, k.Hint, string(allowed), string(metadata), k.AllowBYOK, k.CreatedAt.UnixMilli(), guardsColumn(k.Guards)); err != nil {
 		return nil, "", fmt.Errorf("keys: create: %w", err)
 	}
 	if with != nil {

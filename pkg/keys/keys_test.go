@@ -255,10 +255,10 @@ func TestQueriesForDialect(t *testing.T) {
 		contains []string
 		absent   []string
 	}{
-		{"sqlite create keeps ?", migrate.SQLite, func(q queries) string { return q.create }, []string{"VALUES (?, ?, ?, ?, ?, ?, ?, ?)"}, []string{"$1", "pg_notify"}},
+		{"sqlite create keeps ?", migrate.SQLite, func(q queries) string { return q.create }, []string{"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"}, []string{"$1", "pg_notify"}},
 		{"sqlite revoke", migrate.SQLite, func(q queries) string { return q.revoke }, []string{"COALESCE(revoked_at, ?) WHERE id = ?"}, []string{"$1", "pg_notify"}},
 		{"postgres create numbered and notifies", migrate.Postgres, func(q queries) string { return q.create },
-			[]string{"VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", "pg_notify('tollgate_keys', i.id)"}, []string{"?"}},
+			[]string{"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", "pg_notify('tollgate_keys', i.id)"}, []string{"?"}},
 		{"postgres revoke numbered and notifies", migrate.Postgres, func(q queries) string { return q.revoke },
 			[]string{"COALESCE(revoked_at, $1) WHERE id = $2", "pg_notify('tollgate_keys', u.id)"}, []string{"?"}},
 		{"postgres lookup by hash", migrate.Postgres, func(q queries) string { return q.byHash }, []string{"WHERE secret_hash = $1"}, []string{"?"}},

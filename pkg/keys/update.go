@@ -16,6 +16,9 @@ type Change struct {
 	AllowedModels *[]string
 	Metadata      *map[string]string
 	AllowBYOK     *bool
+	// Guards: a pointer to nil goes back to the routes' guards, a pointer
+	// to an empty list applies none.
+	Guards *[]Guard
 }
 
 // Update changes the settings a Change sets and returns the key as it now
@@ -68,12 +71,17 @@ func (s *Store) UpdateWith(ctx context.Context, id string, c Change, with func(t
 	if c.AllowBYOK != nil {
 		byok = *c.AllowBYOK
 	}
+	var guards any // NULL: inherit, when setGuards
+	setGuards := c.Guards != nil
+	if setGuards {
+		guards = guardsColumn(*c.Guards)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("keys: update: %w", err)
 	}
 	defer tx.Rollback()
-	k, h, err := scanKey(tx.QueryRowContext(ctx, s.q.update, name, allowed, metadata, byok, id))
+	k, h, err := scanKey(tx.QueryRowContext(ctx, s.q.update, name, allowed, metadata, byok, setGuards, guards, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		// Revoked by another replica since this one read it.
 		return nil, ErrRevoked
@@ -95,5 +103,6 @@ func (s *Store) UpdateWith(ctx context.Context, id string, c Change, with func(t
 // sameSettings reports whether two records of one key hold the same
 // settings.
 func sameSettings(a, b *Key) bool {
-	return a.Name == b.Name && a.AllowBYOK == b.AllowBYOK && slices.Equal(a.AllowedModels, b.AllowedModels) && maps.Equal(a.Metadata, b.Metadata)
+	return a.Name == b.Name && a.AllowBYOK == b.AllowBYOK && slices.Equal(a.AllowedModels, b.AllowedModels) && maps.Equal(a.Metadata, b.Metadata) &&
+		(a.Guards == nil) == (b.Guards == nil) && slices.Equal(a.Guards, b.Guards) // nil (inherit) is not [] (none)
 }

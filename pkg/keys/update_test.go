@@ -108,7 +108,7 @@ func TestUpdateQueries(t *testing.T) {
 	if q := queriesFor(migrate.SQLite).update; !strings.Contains(q, "WHERE id = ? AND revoked_at IS NULL") {
 		t.Errorf("sqlite: %q", q)
 	}
-	if q := queriesFor(migrate.Postgres).update; !strings.Contains(q, "WHERE id = $5 AND revoked_at IS NULL") || !strings.Contains(q, "pg_notify('tollgate_keys', u.id)") {
+	if q := queriesFor(migrate.Postgres).update; !strings.Contains(q, "WHERE id = $7 AND revoked_at IS NULL") || !strings.Contains(q, "pg_notify('tollgate_keys', u.id)") {
 		t.Errorf("postgres: %q", q)
 	}
 }
