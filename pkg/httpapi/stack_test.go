@@ -76,6 +76,8 @@ type stackOptions struct {
 	metrics  http.Handler
 	// responses opens the stored-responses store on the stack's database.
 	responses bool
+	// guards: gateway.Options.Guards.
+	guards gateway.GuardConfig
 }
 
 func instant(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -136,7 +138,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	var ledger *budget.Ledger
 	gwOpts := gateway.Options{Models: o.models, Tokens: tokens.NewCounter(), RequestTimeout: o.timeout,
-		Routes: o.routes, Breakers: o.breakers, Sleep: o.sleep, Rand: o.rand}
+		Routes: o.routes, Breakers: o.breakers, Sleep: o.sleep, Rand: o.rand, Guards: o.guards}
 	if o.budgets {
 		if ledger, err = budget.Open(context.Background(), db, budget.Options{DeliveryInterval: -1}); err != nil {
 			t.Fatal(err)
