@@ -30,12 +30,12 @@ import (
 // This file is SIGHUP: the configuration file is loaded and validated
 // again and, when it is good, what can change while serving is applied
 // (providers, models and prices, routes, the request timeout, the cache's
-// policy and tenants, budget defaults) without touching a request in
-// flight: the gateway swaps its routing table (gateway.Reconfigure), and
-// each request keeps the table it began with. Settings that need a restart
-// (restartOnly) keep their running value and are reported. A bad file
-// changes nothing. Every reload, applied or refused, is logged, audited
-// and counted.
+// policy and tenants, budget defaults, guards and prompt enrichment)
+// without touching a request in flight: the gateway swaps its routing
+// table (gateway.Reconfigure), and each request keeps the table it began
+// with. Settings that need a restart (restartOnly) keep their running
+// value and are reported. A bad file changes nothing. Every reload,
+// applied or refused, is logged, audited and counted.
 
 // overrides are the flags and variables that take precedence over the
 // file: applied to every configuration loaded, at start and at reload.
@@ -309,6 +309,21 @@ type summary struct {
 	RequestTimeout string                     `json:"request_timeout"`
 	Cache          cacheSummary               `json:"cache"`
 	BudgetDefaults config.KeyPolicy           `json:"budget_defaults"`
+	Guardrails     guardrailsSummary          `json:"guardrails"`
+}
+
+// guardrailsSummary names the guards with their actions; what they look
+// for is fingerprinted (a word list may itself be confidential).
+type guardrailsSummary struct {
+	ScanLimit int                     `json:"scan_limit_bytes"`
+	Default   []string                `json:"default,omitempty"`
+	Guards    map[string]guardSummary `json:"guards,omitempty"`
+}
+
+type guardSummary struct {
+	Action     string   `json:"action"`
+	Directions []string `json:"directions"`
+	Settings   string   `json:"settings"`
 }
 
 type providerSummary struct {
@@ -331,6 +346,10 @@ type routeSummary struct {
 	Strategy   string   `json:"strategy"`
 	Candidates []string `json:"candidates"`
 	Weights    []int    `json:"weights,omitempty"`
+	// Guards is the route's own list (absent: the default; []: none).
+	Guards *[]string `json:"guards,omitempty"`
+	// Enrich fingerprints the route's added messages.
+	Enrich string `json:"enrich,omitempty"`
 }
 
 type cacheSummary struct {
@@ -368,7 +387,21 @@ func summarize(cfg *config.Config, tb gateway.Table) map[string]any {
 		s.Models[m.Name] = ms
 	}
 	for name, rt := range cfg.Routes {
-		s.Routes[name] = routeSummary{Strategy: rt.Strategy, Candidates: rt.Candidates, Weights: rt.Weights}
+		rs := routeSummary{Strategy: rt.Strategy, Candidates: rt.Candidates, Weights: rt.Weights}
+		if rt.Guards != nil {
+			rs.Guards = &rt.Guards
+		}
+		if !rt.Enrich.Empty() {
+			raw, _ := json.Marshal(rt.Enrich)
+			rs.Enrich = shortHash(raw)
+		}
+		s.Routes[name] = rs
+	}
+	g := cfg.Guardrails
+	s.Guardrails = guardrailsSummary{ScanLimit: g.ScanLimitBytes, Default: g.Default, Guards: map[string]guardSummary{}}
+	for _, gd := range g.Guards {
+		raw, _ := json.Marshal(gd)
+		s.Guardrails.Guards[gd.Name] = guardSummary{Action: gd.Action, Directions: gd.Directions, Settings: shortHash(raw)}
 	}
 	c := cfg.Cache
 	s.Cache = cacheSummary{Enabled: c.Enabled, TTL: c.TTL.String(), MaxTemperature: c.MaxTemperature, Semantic: c.Semantic.Enabled,

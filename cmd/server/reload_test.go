@@ -355,6 +355,9 @@ func TestReloadRefusesBadFile(t *testing.T) {
 			[]string{"providers[1].type", "models[0].input_usd_per_mtok", "models[1].provider", "routes.smart.strategy"}},
 		{"route to models the catalog lacks", good + "routes:\n  smart: {candidates: [no-such-model, model-a, nor-this]}\n",
 			[]string{"routes.smart.candidates[0]", "routes.smart.candidates[2]"}},
+		{"guard that does not compile", good + "guardrails:\n  guards:\n    - {name: pii, detectors: [email], action: mask}\n    - {name: ticket, regex: 'TCK-(', action: block}\n" +
+			"routes:\n  smart: {candidates: [model-a], guards: [pii, tickets]}\n",
+			[]string{"guardrails.guards[1].regex", "routes.smart.guards[1]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -187,6 +187,8 @@ func TestBadStartupsFailClearly(t *testing.T) {
 	os.WriteFile(bad, []byte("providers:\n  - {name: x, type: openai, base_url: nope}\nlisten_port: 3\n"), 0o644)
 	invalid := filepath.Join(dir, "invalid.yaml")
 	os.WriteFile(invalid, []byte("providers:\n  - {name: x, type: openai, base_url: nope}\n"), 0o644)
+	badGuard := filepath.Join(dir, "guard.yaml")
+	os.WriteFile(badGuard, []byte("guardrails:\n  guards:\n    - {name: ticket, regex: 'TCK-([0-9]{6}', action: block}\n"), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -194,6 +196,7 @@ func TestBadStartupsFailClearly(t *testing.T) {
 	}{
 		{"unknown field, with the other problems", []string{"-config", bad}, "listen_port: unknown field\nproviders[0].base_url: not a URL"},
 		{"invalid value with path", []string{"-config", invalid}, "providers[0].base_url: not a URL"},
+		{"guard pattern that does not compile", []string{"-config", badGuard}, "guardrails.guards[0].regex: error parsing regexp: missing closing )"},
 		{"missing file", []string{"-config", filepath.Join(dir, "nope.yaml")}, "no such file"},
 		{"bad flag", []string{"-nope"}, "flag provided but not defined"},
 		{"stray argument", []string{"serve"}, "unexpected arguments"},

@@ -77,7 +77,7 @@ func buildGateway(cfg *config.Config, counter *tokens.Counter, clients map[strin
 		return nil, tb, err
 	}
 	opts := gateway.Options{Models: tb.Models, Tokens: counter, Routes: tb.Routes, Breakers: tb.Breakers, Limits: ledger.Limits, Accounts: ledger.Accounts,
-		RequestTimeout: tb.RequestTimeout, Logger: logger, Tenants: tb.Tenants, Judge: tb.Judge, TracerProvider: tp}
+		RequestTimeout: tb.RequestTimeout, Logger: logger, Tenants: tb.Tenants, Judge: tb.Judge, TracerProvider: tp, Guards: tb.Guards}
 	if cache.cache != nil { // a nil *semcache.Cache must not become a non-nil interface
 		opts.Cache = cache.cache
 	}
@@ -164,7 +164,7 @@ func buildTable(cfg *config.Config, clients map[string][]providers.Provider, cac
 	}
 	logServed(logger, models, cfg.Routes, len(catalog.Models()))
 	tb = gateway.Table{Models: models, Routes: routes, Breakers: breakers, RequestTimeout: cfg.RequestTimeout.Std(),
-		Tenants: tenantsOf(cfg.Cache), NoCache: !cfg.Cache.Enabled}
+		Tenants: tenantsOf(cfg.Cache), NoCache: !cfg.Cache.Enabled, Guards: guardsOf(cfg)}
 	if s := cfg.Cache.Semantic; cache.cache != nil && s.Enabled && s.Verify.Model != "" {
 		tb.Judge = gateway.Judge{Model: s.Verify.Model, Timeout: s.Verify.Timeout.Std()}
 	}
@@ -181,6 +181,33 @@ func routesOf(in map[string]config.Route) []router.Route {
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// guardsOf gives the gateway the guards, the default list and the routes'
+// own lists and enrichment. A route without a guards list is left out of
+// Routes (it applies the default); `guards: []` is kept (it applies none).
+func guardsOf(cfg *config.Config) gateway.GuardConfig {
+	g := cfg.Guardrails
+	out := gateway.GuardConfig{ScanLimit: g.ScanLimitBytes, Default: g.Default, Routes: map[string][]string{}, Enrich: map[string]gateway.Enrichment{}}
+	for _, gd := range g.Guards {
+		out.Guards = append(out.Guards, gd.Spec())
+	}
+	messages := func(in []config.EnrichMessage) []gateway.EnrichMessage {
+		var msgs []gateway.EnrichMessage
+		for _, m := range in {
+			msgs = append(msgs, gateway.EnrichMessage{Role: m.Role, Content: m.Content})
+		}
+		return msgs
+	}
+	for name, r := range cfg.Routes {
+		if r.Guards != nil {
+			out.Routes[name] = r.Guards
+		}
+		if !r.Enrich.Empty() {
+			out.Enrich[name] = gateway.Enrichment{Prepend: messages(r.Enrich.Prepend), Append: messages(r.Enrich.Append)}
+		}
+	}
 	return out
 }
 

@@ -39,10 +39,13 @@ type Config struct {
 	Models    []Model    `yaml:"models"`
 	// Routes are aliases a client may send as its model, e.g. "auto".
 	Routes map[string]Route `yaml:"routes"`
-	Budget Budget           `yaml:"budget"`
-	Cache  Cache            `yaml:"cache"`
-	Store  Store            `yaml:"store"`
-	Otel   Otel             `yaml:"otel"`
+	// Guardrails are the guards routes apply to prompts and answers
+	// (guardrails.go).
+	Guardrails Guardrails `yaml:"guardrails"`
+	Budget     Budget     `yaml:"budget"`
+	Cache      Cache      `yaml:"cache"`
+	Store      Store      `yaml:"store"`
+	Otel       Otel       `yaml:"otel"`
 }
 
 // Otel configures OpenTelemetry traces, exported over OTLP/HTTP when
@@ -155,6 +158,11 @@ type Route struct {
 	// OnExhausted: downgrade serves requests the key's budget cannot afford
 	// with the cheapest capable model that fits, for every key on this route.
 	OnExhausted string `yaml:"on_exhausted"` // reject (default) | downgrade
+	// Guards names the guards of this route's requests, replacing
+	// guardrails.default (unset: the default; []: none).
+	Guards []string `yaml:"guards"`
+	// Enrich adds messages to every prompt of this route.
+	Enrich Enrich `yaml:"enrich"`
 }
 
 // Breaker configures the circuit breaker of each deployment of a provider

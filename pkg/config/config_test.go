@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -37,6 +38,12 @@ func TestExampleFileIsValid(t *testing.T) {
 	}
 	if len(with.Models) != 1 || with.Models[0].Provider != "openai" {
 		t.Fatalf("models with OpenAI: %+v", with.Models)
+	}
+	if g := with.Guardrails; len(g.Guards) != 4 || !slices.Equal(g.Default, []string{"secrets"}) || len(with.Routes["auto"].Guards) != 2 || with.Routes["auto"].Enrich.Empty() {
+		t.Fatalf("guardrails with the optional blocks uncommented: %+v, route auto %+v", g, with.Routes["auto"])
+	}
+	if g := cfg.Guardrails; g.Guards != nil || g.Default != nil || cfg.Routes["auto"].Guards != nil {
+		t.Fatalf("guardrails as shipped: %+v", g)
 	}
 }
 
@@ -309,6 +316,64 @@ func TestParseErrors(t *testing.T) {
 			`budget.timezone: unknown time zone "Mars/Olympus"`,
 			`budget.defaults.on_exhausted: must be reject or downgrade, got "beg"`,
 		}},
+		{"guard fields", "guardrails:\n  scan_limit_bytes: 10\n  guards:\n" +
+			"    - {name: pii, detectors: [email, phon, email], action: mask, directions: [request, out, request]}\n" +
+			"    - {name: ticket, regex: 'TCK-(', action: log}\n" +
+			"    - {name: Bad-Name, words: [], action: drop}\n" +
+			"    - {name: pii, detectors: [ip], action: log, directions: [answer], unmask_answers: true}\n" +
+			"    - {name: nothing, action: log, directions: []}\n" +
+			"    - {name: both, regex: x, words: [y], action: log}\n" +
+			"    - {name: blank, regex: 'a*', action: log}\n" +
+			"    - {name: email, detectors: [email], regex: 'x@y', action: log}\n" +
+			"    - {name: secrets, detectors: [secret], case_insensitive: true}\n" +
+			"    - {name: w, words: ['-x'], action: mask, directions: [answer], unmask_answers: true}\n", []string{
+			"guardrails.scan_limit_bytes: must be at least 1024, got 10",
+			`guardrails.guards[0].directions[1]: must be request or answer, got "out"`,
+			"guardrails.guards[0].directions[2]: request listed twice",
+			`guardrails.guards[0].detectors[1]: unknown detector "phon" (did you mean phone?) (built-in: card, email, iban, ip, phone, secret, us_ssn)`,
+			`guardrails.guards[0].detectors[2]: detector "email" listed twice`,
+			"guardrails.guards[1].regex: error parsing regexp: missing closing ): `TCK-(`",
+			`guardrails.guards[2].name: must be 1 to 32 lower-case letters, digits or '_', got "Bad-Name"`,
+			`guardrails.guards[2].action: must be block, mask or log, got "drop"`,
+			"guardrails.guards[2].words: empty word list",
+			`guardrails.guards[3].name: duplicate guard name "pii"`,
+			"guardrails.guards[3].unmask_answers: only with action mask on requests (it restores what the request's masking replaced)",
+			"guardrails.guards[4].directions: must name request, answer or both",
+			"guardrails.guards[4]: looks for nothing: set detectors, regex or words",
+			"guardrails.guards[5].words: set either regex or words, not both: make them two guards",
+			"guardrails.guards[6].regex: pattern matches the empty string",
+			"guardrails.guards[7].name: a guard with regex or words may not be named after one of its detectors (email)",
+			`guardrails.guards[8].action: must be block, mask or log, got ""`,
+			"guardrails.guards[8].case_insensitive: only with words (a regex says (?i) itself)",
+			"guardrails.guards[9].unmask_answers: only with action mask on requests (it restores what the request's masking replaced)",
+			`guardrails.guards[9].words: entry "-x" must start and end with a letter or digit`,
+		}},
+		{"guard lists", "guardrails:\n  default: [pii, contacts]\n  guards:\n" +
+			"    - {name: pii, detectors: [email, phone], action: mask}\n    - {name: contacts, detectors: [email], action: log}\n" +
+			"    - {name: ticket, regex: 'TCK-(', action: log}\n" +
+			"routes:\n  support: {candidates: [m], guards: [pi, ticket, pii, pii]}\n  sales: {candidates: [m], guards: [contacts, pii]}\n  none: {candidates: [m], guards: []}\n", []string{
+			"guardrails.guards[2].regex: error parsing regexp: missing closing ): `TCK-(`",
+			"guardrails.default: guards pii and contacts both look for email",
+			"routes.sales.guards: guards contacts and pii both look for email",
+			`routes.support.guards[0]: no guard named "pi" (did you mean pii?)`,
+			"routes.support.guards[3]: guard pii listed twice",
+		}},
+		{"enrichment", "routes:\n  support:\n    candidates: [m]\n    enrich:\n" +
+			"      prepend: [{role: admin, content: 'Hi {{key_nam}}'}, {role: system, content: ''}]\n" +
+			"      append: [{role: user, content: 'Today {{date'}, {role: developer, content: '{{ customer }} {{nope}}'}]\n", []string{
+			`routes.support.enrich.prepend[0].role: must be system, developer or user, got "admin"`,
+			"routes.support.enrich.prepend[0].content: unknown field {{key_nam}} (did you mean key_name?) (known: key_name, key_id, customer, date, route, model)",
+			"routes.support.enrich.prepend[1].content: must not be empty",
+			"routes.support.enrich.append[0].content: unclosed {{",
+			"routes.support.enrich.append[1].content: unknown field {{nope}} (known: key_name, key_id, customer, date, route, model)",
+		}},
+		{"guardrails unknown fields", "guardrails:\n  scan_limit_byte: 2048\n  guards: [{name: x, detector: [email], action: log}]\nroutes:\n  r: {candidates: [m], guard: [x], enrich: {prepnd: []}}\n", []string{
+			"guardrails.scan_limit_byte: unknown field (did you mean scan_limit_bytes?)",
+			"guardrails.guards[0].detector: unknown field (did you mean detectors?)",
+			"routes.r.guard: unknown field (did you mean guards?)",
+			"routes.r.enrich.prepnd: unknown field (did you mean prepend?)",
+			"guardrails.guards[0]: looks for nothing: set detectors, regex or words",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -485,6 +550,45 @@ func TestParseValid(t *testing.T) {
 				t.Fatalf("%+v %+v", p, p.Retry)
 			}
 		}},
+		{"guardrails", "guardrails:\n  scan_limit_bytes: 65536\n  default: [secrets]\n  guards:\n" +
+			"    - {name: pii, detectors: [email, phone, card, iban, us_ssn, ip], action: mask, unmask_answers: true}\n" +
+			"    - {name: secrets, detectors: [secret], action: block, directions: [request]}\n" +
+			"    - {name: ticket, regex: 'TCK-[0-9]{6}', action: log, directions: [answer]}\n" +
+			"    - {name: banned, words: [foo, bar], case_insensitive: true, action: block}\n" +
+			"routes:\n  support:\n    candidates: [m]\n    guards: [pii, secrets, ticket, banned]\n    enrich:\n" +
+			"      prepend: [{role: system, content: 'You serve customers of {{key_name}}. Today is {{ date }}.'}]\n" +
+			"      append: [{role: user, content: Answer in English.}]\n" +
+			"  open: {candidates: [m], guards: []}\n  plain: {candidates: [m]}\n", nil, func(t *testing.T, c *Config) {
+			want := Guardrails{ScanLimitBytes: 65536, Default: []string{"secrets"}, Guards: []Guard{
+				{Name: "pii", Detectors: []string{"email", "phone", "card", "iban", "us_ssn", "ip"}, Action: "mask", Directions: []string{"request", "answer"}, UnmaskAnswers: true},
+				{Name: "secrets", Detectors: []string{"secret"}, Action: "block", Directions: []string{"request"}},
+				{Name: "ticket", Regex: "TCK-[0-9]{6}", Action: "log", Directions: []string{"answer"}},
+				{Name: "banned", Words: []string{"foo", "bar"}, CaseInsensitive: true, Action: "block", Directions: []string{"request", "answer"}},
+			}}
+			if !reflect.DeepEqual(c.Guardrails, want) {
+				t.Errorf("guardrails\n%+v\nwant\n%+v", c.Guardrails, want)
+			}
+			wantEnrich := Enrich{
+				Prepend: []EnrichMessage{{Role: "system", Content: "You serve customers of {{key_name}}. Today is {{ date }}."}},
+				Append:  []EnrichMessage{{Role: "user", Content: "Answer in English."}},
+			}
+			if r := c.Routes["support"]; !slices.Equal(r.Guards, []string{"pii", "secrets", "ticket", "banned"}) || !reflect.DeepEqual(r.Enrich, wantEnrich) {
+				t.Errorf("route support: guards %v enrich %+v", r.Guards, r.Enrich)
+			}
+			// [] is no guards; unset is the default list.
+			if open, plain := c.Routes["open"], c.Routes["plain"]; open.Guards == nil || len(open.Guards) != 0 || plain.Guards != nil || !plain.Enrich.Empty() {
+				t.Errorf("route open guards %#v, route plain guards %#v enrich %+v", open.Guards, plain.Guards, plain.Enrich)
+			}
+			spec := c.Guardrails.Guards[2].Spec()
+			if spec.Request || !spec.Answer || spec.Regex != "TCK-[0-9]{6}" || spec.Name != "ticket" {
+				t.Errorf("ticket's spec %+v", spec)
+			}
+		}},
+		{"no guardrails by default", "", nil, func(t *testing.T, c *Config) {
+			if g := c.Guardrails; g.ScanLimitBytes != DefaultGuardScanLimit || g.Default != nil || g.Guards != nil {
+				t.Fatalf("%+v", g)
+			}
+		}},
 		{"qdrant over grpcs", "cache:\n  semantic: {index: qdrant, qdrant: {url: 'grpcs://qdrant.example:6334'}}\n", nil, func(t *testing.T, c *Config) {
 			if q := c.Cache.Semantic.Qdrant; q.Quantization != DefaultQdrantQuantization || q.Timeout.Std() != DefaultQdrantTimeout {
 				t.Fatalf("%+v", q)
@@ -579,6 +683,7 @@ func FuzzParse(f *testing.F) {
 		"", "listen: 127.0.0.1:1\n", "providers:\n  - &p {name: a, type: sim}\n  - <<: *p\n    name: b\n",
 		"routes: {auto: {candidates: [a], weights: [1]}}\n", "cache: {semantic: {threshold: env:T}}\n",
 		"a: &a [*a]\n", "<<: {listen: 'x:1'}\n", "providers: [{<<: [{name: a}, 3]}]\n", "{? [a]: b}\n",
+		"guardrails: {default: [g], guards: [{name: g, regex: 'a(', words: [x], action: log}]}\nroutes: {r: {candidates: [a], enrich: {append: [{role: user, content: '{{x'}]}}}\n",
 	} {
 		f.Add(seed)
 	}

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/tollgate/tollgate/pkg/guardrails"
+)
 
 // AdminKeyEnv is the variable that sets the admin key; it wins over the file.
 const AdminKeyEnv = "TOLLGATE_ADMIN_KEY"
@@ -16,7 +20,8 @@ const OtelEndpointEnv = "OTEL_EXPORTER_OTLP_ENDPOINT"
 // the defaults that depend on other fields. cmd/server hands every value to
 // the components explicitly; the fallbacks some of them keep for direct
 // callers are held equal to these by a test there (cmd/server imports both;
-// config imports neither).
+// config imports none of them but guardrails, whose own constants it
+// names).
 const (
 	DefaultListen         = "127.0.0.1:8080"
 	DefaultDataDir        = "./data"
@@ -81,7 +86,15 @@ const (
 
 	DefaultOtelServiceName = "tollgate"
 	DefaultOtelSampleRatio = 1.0
+
+	// DefaultGuardScanLimit bounds the text one request and its answer
+	// may have scanned by guards (4 MiB).
+	DefaultGuardScanLimit = guardrails.DefaultScanLimit
 )
+
+// DefaultGuardDirections are the directions a guard scans when it names
+// none: requests and answers.
+func DefaultGuardDirections() []string { return []string{guardrails.Request, guardrails.Answer} }
 
 // DefaultBreaker is a provider's circuit breaker when it sets none: trip
 // after 5 upstream faults in a row, or when half of at least 20 calls in
@@ -123,6 +136,7 @@ func base() *Config {
 		BodyReadTimeout: Duration(DefaultBodyReadTimeout),
 		Store:           Store{Driver: DefaultStoreDriver, ReservationLease: DefaultReservationLease, ResponsesTTL: DefaultResponsesTTL},
 		Otel:            Otel{ServiceName: DefaultOtelServiceName, SampleRatio: DefaultOtelSampleRatio},
+		Guardrails:      Guardrails{ScanLimitBytes: DefaultGuardScanLimit},
 		Budget: Budget{
 			Timezone: DefaultTimezone,
 			Defaults: KeyPolicy{OnExhausted: DefaultOnExhausted},
@@ -182,6 +196,12 @@ func (r *Route) setDefaults() {
 	}
 	if r.OnExhausted == "" {
 		r.OnExhausted = DefaultOnExhausted
+	}
+}
+
+func (g *Guard) setDefaults() {
+	if g.Directions == nil {
+		g.Directions = DefaultGuardDirections()
 	}
 }
 

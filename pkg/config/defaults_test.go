@@ -183,7 +183,8 @@ func differences(path string, a, b reflect.Value) []string {
 // an element, a file that adds one with nothing set).
 func TestDefaultsAreApplied(t *testing.T) {
 	c, err := Parse(strings.NewReader("providers:\n  - {name: a, type: anthropic}\nmodels:\n  - {name: m, deployments: [{provider: a}]}\n"+
-		"routes:\n  r: {candidates: [m]}\nbudget: {defaults: {budgets: [{period: daily, limit_usd: '1'}]}}\ncache: {semantic: {embedder: hashed}}\n"), nil)
+		"routes:\n  r: {candidates: [m]}\nbudget: {defaults: {budgets: [{period: daily, limit_usd: '1'}]}}\ncache: {semantic: {embedder: hashed}}\n"+
+		"guardrails: {guards: [{name: g, detectors: [email], action: log}]}\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +220,8 @@ func TestDefaultsAreApplied(t *testing.T) {
 		{"cache.semantic.model_dir", c.ModelDir(), filepath.Join(DefaultDataDir, "models")},
 		{"cache.semantic.qdrant.quantization", c.Cache.Semantic.Qdrant.Quantization, DefaultQdrantQuantization},
 		{"cache.semantic.qdrant.timeout", c.Cache.Semantic.Qdrant.Timeout.Std(), DefaultQdrantTimeout},
+		{"guardrails.scan_limit_bytes", c.Guardrails.ScanLimitBytes, DefaultGuardScanLimit},
+		{"guardrails.guards[0].directions", c.Guardrails.Guards[0].Directions, DefaultGuardDirections()},
 	} {
 		if !reflect.DeepEqual(x.got, x.want) {
 			t.Errorf("%s = %v, want %v", x.name, x.got, x.want)

@@ -48,6 +48,7 @@ func (c *Config) check() problems {
 	providers := c.checkProviders(&p)
 	models := c.checkModels(&p, providers)
 	c.checkRoutes(&p, models)
+	c.checkGuardrails(&p)
 	c.Budget.check(&p)
 	c.Cache.validate(&p)
 	c.Store.check(&p)

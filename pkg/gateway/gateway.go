@@ -3,7 +3,10 @@
 // start time, the cache query and the budget reservation, and its steps are
 // its methods, in the order they run:
 //
-//	resolve → admit → lookup → collapse → [verify] → plan → reserve → attempt → store → finish
+//	resolve → guard → admit → lookup → collapse → [verify] → plan → reserve → attempt → store → finish
+//
+// guard (guard.go) adds the route's prompt enrichment and masks or refuses
+// what the request's guards match, before anything reads the prompt.
 //
 // Chat, Stream and Embed differ only in their middle step. verify asks a
 // judge model about a semantic candidate the cache is uncertain of, when
@@ -26,6 +29,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/pkg/budget"
+	"github.com/tollgate/tollgate/pkg/guardrails"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
 	"github.com/tollgate/tollgate/pkg/providers"
@@ -128,13 +132,20 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (res
 	if err = x.resolve(req); err != nil {
 		return nil, meta, err
 	}
+	if err = x.guard(req); err != nil {
+		return nil, meta, err
+	}
 	if err = x.admit(req); err != nil {
 		return nil, meta, err
 	}
 	q := x.query(req)
 	hit, uncertain, err := x.lookup(ctx, q, req)
-	if err != nil || hit != nil {
-		return responseOf(hit), meta, err
+	if err != nil {
+		return nil, meta, err
+	}
+	if hit != nil {
+		resp, err = x.deliver(responseOf(hit))
+		return resp, meta, err
 	}
 	resp, err = x.collapse(ctx, q, func() (*llm.ChatResponse, error) {
 		if hit, err := x.verify(ctx, q, uncertain, req); err != nil || hit != nil {
@@ -142,6 +153,10 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (res
 		}
 		return x.complete(ctx, q, req)
 	})
+	if err != nil {
+		return nil, meta, err
+	}
+	resp, err = x.deliver(resp)
 	return resp, meta, err
 }
 
@@ -159,6 +174,9 @@ func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (s
 		}
 	}()
 	if err = x.resolve(req); err != nil {
+		return nil, err
+	}
+	if err = x.guard(req); err != nil {
 		return nil, err
 	}
 	if err = x.admit(req); err != nil {
@@ -186,6 +204,9 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 	defer func() { err = x.finish(ctx, recover(), err) }()
 	m, err := x.resolveEmbeddings(req.Model)
 	if err != nil {
+		return nil, meta, err
+	}
+	if err = x.guardEmbeddings(req); err != nil {
 		return nil, meta, err
 	}
 	step, err := x.countEmbeddings(m, req)
@@ -227,6 +248,11 @@ type exchange struct {
 	// reservation holds it too, and every cost of the request includes it.
 	judged router.Cost
 	trace  *exchangeTrace // nil when not tracing (trace.go)
+	// run applies the request's guards to it and its answer (guard.go;
+	// nil: no guards); answerGuarded is set once the answer of this
+	// exchange's own upstream call has been masked.
+	run           *guardrails.Run
+	answerGuarded bool
 }
 
 func (g *Gateway) begin(c Caller, requested string) *exchange {
@@ -537,6 +563,9 @@ func (x *exchange) complete(ctx context.Context, q *semcache.Query, req *llm.Cha
 	}
 	x.price(resp.Usage, func(tokenizer string) int { return x.g.tokens.CountText(tokenizer, completionText(resp)) })
 	x.traceResponse(resp)
+	if err := x.guardAnswer(resp); err != nil {
+		return nil, err
+	}
 	x.store(ctx, q, resp)
 	return resp, nil
 }
@@ -856,6 +885,7 @@ func (x *exchange) finish(ctx context.Context, recovered any, err error) error {
 		return err
 	}
 	x.done = true
+	x.recordGuards()
 	defer x.traceEnd(&err)
 	if x.g.accounts == nil || x.c.Key == nil {
 		return err
@@ -923,7 +953,7 @@ func (x *exchange) entry(status int) budget.Entry {
 		Cost: meta.Cost.Micros, Saved: meta.Saved, Estimated: meta.Cost.Estimated, Unpriced: meta.Cost.Unpriced,
 		Cache: meta.Cache, Status: status, Latency: x.g.now().Sub(x.start), Attempts: meta.Attempts,
 		Judge: meta.Judge, JudgeCost: meta.JudgeCost,
-		Customer: x.c.Customer, Tags: x.c.Tags,
+		Customer: x.c.Customer, Tags: x.c.Tags, Guards: x.guardCounts(),
 	}
 	if e.Cache == "" {
 		e.Cache = semcache.KindBypass

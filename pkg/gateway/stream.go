@@ -44,6 +44,11 @@ type Stream struct {
 	// answer assembles it as it goes, up to maxStoredAnswer bytes.
 	query  *semcache.Query
 	answer *semcache.Assembler
+	// guard filters the answer's chunks when the request has guards
+	// (guard.go): masked before they are stored, the request's values
+	// restored for the client. upEOF: the upstream has ended.
+	guard *streamGuard
+	upEOF bool
 }
 
 // replay serves a cache hit as a stream, whatever shape the cached answer
@@ -51,7 +56,7 @@ type Stream struct {
 func (x *exchange) replay(ctx context.Context, req *llm.ChatRequest, hit *semcache.Entry) *Stream {
 	ctx, cancel := context.WithCancel(ctx)
 	return &Stream{Meta: x.meta, x: x, ctx: ctx, cancel: cancel, wantUsage: wantsUsage(req),
-		up: &replay{chunks: semcache.Replay(hit.Response)}, hit: true}
+		up: &replay{chunks: semcache.Replay(hit.Response)}, hit: true, guard: x.streamGuard()}
 }
 
 // stream is Stream's middle step: plan, then try candidates until one has
@@ -70,7 +75,7 @@ func (x *exchange) stream(ctx context.Context, q *semcache.Query, req *llm.ChatR
 			cancel() // also when a panic unwinds
 		}
 	}()
-	st := &Stream{Meta: x.meta, x: x, ctx: ctx, cancel: cancel, wantUsage: wantsUsage(req)}
+	st := &Stream{Meta: x.meta, x: x, ctx: ctx, cancel: cancel, wantUsage: wantsUsage(req), guard: x.streamGuard()}
 	if storable(q) {
 		st.query, st.answer = q, &semcache.Assembler{}
 	}
@@ -140,30 +145,37 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 		}
 	}()
 	for {
-		c := s.first
-		s.first = nil
-		if c == nil {
-			var err error
-			if c, err = s.up.Recv(); err != nil {
-				if err == io.EOF {
-					s.eof = true
-					if ferr := s.end(nil); ferr != nil {
-						return nil, ferr
+		c, masked, err := s.next()
+		if err != nil {
+			if err == io.EOF {
+				if s.guard != nil && s.guard.restore != nil {
+					// what restoring still holds: masked and stored already
+					if last, _ := s.guard.restore.final(); last != nil {
+						return last, nil
 					}
-					return nil, io.EOF
 				}
+				s.eof = true
+				if ferr := s.end(nil); ferr != nil {
+					return nil, ferr
+				}
+				return nil, io.EOF
+			}
+			if stop, guarded := err.(guardStop); guarded {
+				s.failed = stop.err
+			} else {
 				s.failed = s.x.g.deadlineErr(s.ctx, err)
-				s.end(nil)
-				return nil, s.failed
 			}
-		}
-		if s.answer != nil {
-			if s.answer.Add(c); s.answer.Size() > maxStoredAnswer {
-				s.query, s.answer = nil, nil // too long to keep: not stored
+			if s.closeAttempt != nil {
+				s.closeAttempt()
 			}
+			s.end(nil)
+			return nil, s.failed
 		}
 		before := s.text.len()
 		for i := range c.Choices {
+			if masked {
+				break // text the upstream sent earlier, held back by a guard
+			}
 			d := &c.Choices[i].Delta
 			if d.Content != nil {
 				s.text.add(*d.Content)
@@ -183,6 +195,23 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 				}
 			}
 		}
+		orig := c
+		if s.guard != nil && !masked {
+			if c, err = s.guard.mask.filter(c); err != nil {
+				return nil, s.stopGuarded(err)
+			}
+		}
+		if s.answer != nil {
+			if s.answer.Add(c); s.answer.Size() > maxStoredAnswer {
+				s.query, s.answer = nil, nil // too long to keep: not stored
+			}
+		}
+		if s.guard != nil && s.guard.restore != nil {
+			c, _ = s.guard.restore.filter(c)
+		}
+		if c != orig && held(orig, c) {
+			continue // its text is held back by a guard
+		}
 		if c.Usage == nil {
 			return c, nil
 		}
@@ -200,6 +229,50 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 		}
 		return withCost(c, s.Meta.Cost), nil
 	}
+}
+
+// next is the next chunk of the answer: the first one, pulled while the
+// attempt could still fall back, then the upstream's. When the upstream
+// ends, the text the guards' masking still holds comes in one last chunk,
+// already masked (its refusal is a guardStop).
+func (s *Stream) next() (c *llm.ChatChunk, masked bool, err error) {
+	if c := s.first; c != nil {
+		s.first = nil
+		return c, false, nil
+	}
+	if s.upEOF {
+		return nil, false, io.EOF
+	}
+	c, err = s.up.Recv()
+	if err != io.EOF || s.guard == nil {
+		return c, false, err
+	}
+	s.upEOF = true
+	last, ferr := s.guard.mask.final()
+	if ferr != nil {
+		return nil, false, guardStop{s.x.guardRefusal(ferr)}
+	}
+	if last != nil {
+		return last, true, nil
+	}
+	return nil, false, io.EOF
+}
+
+// guardStop is a guard's refusal of the answer, met while reading it.
+type guardStop struct{ err error }
+
+func (g guardStop) Error() string { return g.err.Error() }
+
+// stopGuarded ends a stream whose answer a guard refused: the upstream is
+// cut, the client gets the error as its last event, and the exchange is
+// settled at what was generated.
+func (s *Stream) stopGuarded(err error) error {
+	s.failed = s.x.guardRefusal(err)
+	if s.closeAttempt != nil {
+		s.closeAttempt()
+	}
+	s.end(nil)
+	return s.failed
 }
 
 // stopAt is how many tokens a stream may generate before it is stopped:

@@ -409,11 +409,10 @@ func (r *Run) Restores() bool {
 }
 
 // AnswerStream masks one streamed text of the answer (a choice's content,
-// a tool call's arguments) and restores the request's values in it.
+// a tool call's arguments).
 type AnswerStream struct {
-	r      *Run
-	mask   *StreamMasker   // nil: no guard scans answers
-	unmask *StreamUnmasker // nil: nothing to restore
+	r    *Run
+	mask *StreamMasker // nil: no guard scans answers
 }
 
 // Stream starts one streamed text of the answer.
@@ -426,45 +425,44 @@ func (r *Run) Stream() *AnswerStream {
 	if r.ans != nil {
 		a.mask = r.ans.Stream()
 	}
-	if r.restore != nil && r.restore.Values() > 0 {
-		a.unmask = r.restore.Unmasker()
-	}
 	return a
 }
 
-// Write feeds the next piece and returns what may be sent now: masked, then
-// with the request's values restored. A block guard's match is a *Blocked
-// error.
+// Write feeds the next piece and returns what may be sent now, masked. A
+// block guard's match is a *Blocked error.
 func (a *AnswerStream) Write(delta string) (string, error) {
-	out := delta
-	if a.mask != nil {
-		var err error
-		if out, err = a.mask.Write(delta); err != nil {
-			return "", err
-		}
-		if g := a.r.blocked(a.r.ans); g != "" {
-			return "", &Blocked{Guard: g, Direction: Answer}
-		}
+	if a.mask == nil {
+		return delta, nil
 	}
-	if a.unmask != nil {
-		out = a.unmask.Write(out)
+	out, err := a.mask.Write(delta)
+	if err != nil {
+		return "", err
+	}
+	if g := a.r.blocked(a.r.ans); g != "" {
+		return "", &Blocked{Guard: g, Direction: Answer}
 	}
 	return out, nil
 }
 
 // Flush returns what is still held back; call it once, at the text's end.
 func (a *AnswerStream) Flush() (string, error) {
-	out := ""
-	if a.mask != nil {
-		out = a.mask.Flush()
-		if g := a.r.blocked(a.r.ans); g != "" {
-			return "", &Blocked{Guard: g, Direction: Answer}
-		}
+	if a.mask == nil {
+		return "", nil
 	}
-	if a.unmask != nil {
-		out = a.unmask.Write(out) + a.unmask.Flush()
+	out := a.mask.Flush()
+	if g := a.r.blocked(a.r.ans); g != "" {
+		return "", &Blocked{Guard: g, Direction: Answer}
 	}
 	return out, nil
+}
+
+// Unmasker restores the request's values (guards with UnmaskAnswers) in one
+// streamed text of the answer; nil when there is nothing to restore.
+func (r *Run) Unmasker() *StreamUnmasker {
+	if !r.Restores() {
+		return nil
+	}
+	return r.restore.Unmasker()
 }
 
 // Hits lists the matches so far by guard and direction, in the policy's

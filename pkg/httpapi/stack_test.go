@@ -76,7 +76,7 @@ type stackOptions struct {
 	metrics  http.Handler
 	// responses opens the stored-responses store on the stack's database.
 	responses bool
-	// guards: gateway.Options.Guards.
+	// guards are the gateway's guards and prompt enrichment.
 	guards gateway.GuardConfig
 }
 
