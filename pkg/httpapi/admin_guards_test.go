@@ -2,12 +2,16 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/guardrails"
+	"github.com/tollgate/tollgate/pkg/metrics"
 )
 
 // testGuards are two guards: pii masks e-mail addresses in both
@@ -92,5 +96,99 @@ func TestAdminGuards(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGuardsInOperations: a masked and a blocked request through the whole
+// stack show in GET /admin/guards' hits, in /metrics and in the access
+// log by guard name and count, and the matched text appears in none of
+// them.
+func TestGuardsInOperations(t *testing.T) {
+	const (
+		email  = "jane.doe@example.com"
+		secret = "sk-proj-Abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+	)
+	var logs syncBuffer
+	m := metrics.New()
+	guards := testGuards
+	guards.Default = []string{"pii", "secrets"}
+	s := newStack(t, stackOptions{guards: guards, observer: m, metrics: m.Handler(), log: &logs})
+	for _, tt := range []struct {
+		name, prompt string
+		status       int
+	}{
+		{"masked", "Write to " + email + " and " + email, http.StatusOK},
+		{"masked again", "Mail " + email, http.StatusOK},
+	} {
+		if resp, body := postChat(t, s, s.secret, `{"model":"sim-small","messages":[{"role":"user","content":"`+tt.prompt+`"}]}`); resp.StatusCode != tt.status {
+			t.Fatalf("%s: %d %s", tt.name, resp.StatusCode, body)
+		}
+	}
+	resp, body := postChat(t, s, s.secret, `{"model":"sim-small","messages":[{"role":"user","content":"my key is `+secret+`"}]}`)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "content_blocked") {
+		t.Fatalf("blocked: %d %s", resp.StatusCode, body)
+	}
+
+	_, _, raw := adminDo(t, s, "GET", "/admin/guards", "")
+	var listed struct {
+		Guards []struct {
+			Name string
+			Hits struct{ Request, Answer, Blocked int64 }
+		}
+	}
+	if err := json.Unmarshal([]byte(raw), &listed); err != nil || len(listed.Guards) != 2 {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	hits := map[string]string{}
+	for _, g := range listed.Guards {
+		hits[g.Name] = fmt.Sprintf("%d/%d/%d", g.Hits.Request, g.Hits.Answer, g.Hits.Blocked)
+	}
+	if want := map[string]string{"pii": "3/0/0", "secrets": "1/0/1"}; !maps.Equal(hits, want) {
+		t.Errorf("GET /admin/guards hits (request/answer/blocked) %v, want %v", hits, want)
+	}
+
+	fams := scrape(t, s)
+	for _, c := range []struct {
+		family string
+		labels map[string]string
+		want   float64
+	}{
+		{"tollgate_guard_matches_total", map[string]string{"guard": "pii", "direction": "request", "action": "mask"}, 3},
+		{"tollgate_guard_matches_total", map[string]string{"guard": "secrets", "direction": "request", "action": "block"}, 1},
+		{"tollgate_guard_blocks_total", map[string]string{"guard": "secrets", "direction": "request"}, 1},
+		{"tollgate_guard_blocks_total", map[string]string{"guard": "pii"}, -1},
+	} {
+		got := sum(fams, c.family, c.labels)
+		if c.want == -1 {
+			if got > 0 {
+				t.Errorf("%s%v = %v, want none", c.family, c.labels, got)
+			}
+			continue
+		}
+		if got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.family, c.labels, got, c.want)
+		}
+	}
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	var fields []string
+	for _, l := range lines {
+		var line map[string]any
+		if json.Unmarshal([]byte(l), &line) != nil || line["path"] != "/v1/chat/completions" {
+			continue
+		}
+		g, _ := line["guards"].(string)
+		b, _ := line["blocked"].(string)
+		fields = append(fields, g+" "+b)
+	}
+	if want := []string{"pii:2 ", "pii:1 ", "secrets:1 secrets"}; !slices.Equal(fields, want) {
+		t.Errorf("access log guards and blocked %q, want %q", fields, want)
+	}
+	for where, text := range map[string]string{"access log": logs.String(), "GET /admin/guards": raw} {
+		for _, leak := range []string{email, "jane.doe", secret, "sk-proj"} {
+			if strings.Contains(text, leak) {
+				t.Errorf("the %s holds matched text %q", where, leak)
+			}
+		}
 	}
 }
