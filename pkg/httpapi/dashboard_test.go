@@ -126,16 +126,7 @@ func TestOverview(t *testing.T) {
 				o.observer = metrics.New()
 			}
 			s := newStack(t, o)
-			req, _ := http.NewRequest("GET", s.srv.URL+"/admin/overview", nil)
-			req.Header.Set("Authorization", "Bearer "+s.secret)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Fatalf("a gateway key read the overview: %d", resp.StatusCode)
-			}
+			gatewayKeyRefused(t, s, "/admin/overview")
 
 			_, spender, raw := adminDo(t, s, "POST", "/admin/keys", `{"name":"spender","budgets":[{"period":"daily","limit_usd":1}]}`)
 			_, idle, _ := adminDo(t, s, "POST", "/admin/keys", `{"name":"idle","budgets":[{"period":"monthly","limit_usd":5}]}`)
