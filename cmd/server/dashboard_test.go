@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,16 +82,20 @@ type driverResult struct {
 	Audit           []auditSeen
 	Budgets         []struct{ Key, Period, Spent, Projection string }
 	Breakers        []string `json:"breakers"`
-	Charts          int      `json:"charts"`
-	Refusals        string   `json:"refusals"`
-	InjectedElement int      `json:"injectedElements"`
-	XSS             int      `json:"xss"`
-	Screenshot      string   `json:"screenshot"`
+	Guards          []guardSeen
+	Charts          int    `json:"charts"`
+	Refusals        string `json:"refusals"`
+	InjectedElement int    `json:"injectedElements"`
+	XSS             int    `json:"xss"`
+	Screenshot      string `json:"screenshot"`
 }
 
 type money struct{ Spend, Saved string }
 type groups map[string]money
 type auditSeen struct{ Action, Target string }
+
+// guardSeen is a guard's row: its name and hits as the page shows them.
+type guardSeen struct{ Name, Request, Answer, Blocked string }
 
 // TestDashboardInChromium: the real server, seeded with traffic of several
 // keys and models (an exact cache hit, a budget downgrade, a 402) and
@@ -101,7 +106,14 @@ type auditSeen struct{ Action, Target string }
 func TestDashboardInChromium(t *testing.T) {
 	node, chromium := browserTools(t)
 	const admin = "an-admin-key-for-the-dashboard-test"
-	r := start(t, map[string]string{"TOLLGATE_ADMIN_KEY": admin}, "-data", t.TempDir())
+	// A file with guards only: the built-in providers and routes stay.
+	cfg := filepath.Join(t.TempDir(), "tollgate.yaml")
+	if err := os.WriteFile(cfg, []byte("guardrails:\n  default: [pii, secrets]\n  guards:\n"+
+		"    - {name: pii, detectors: [email, phone], action: mask}\n"+
+		"    - {name: secrets, detectors: [secret], action: block, directions: [request]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, map[string]string{"TOLLGATE_ADMIN_KEY": admin}, "-config", cfg, "-data", t.TempDir())
 	do := func(method, path, bearer, body string, header ...string) []byte {
 		t.Helper()
 		req, _ := http.NewRequest(method, r.url+path, strings.NewReader(body))
@@ -115,7 +127,7 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode >= 300 && resp.StatusCode != http.StatusPaymentRequired {
+		if resp.StatusCode >= 300 && resp.StatusCode != http.StatusPaymentRequired && !strings.Contains(string(b), "content_blocked") {
 			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
 		}
 		return b
@@ -151,6 +163,8 @@ func TestDashboardInChromium(t *testing.T) {
 	chat(batch, "sim-large", "Classify ticket 2 by severity")
 	chat(batch, "auto", "Translate the release notes to German")
 	chat(gone, "sim-small", "hello")
+	chat(batch, "sim-small", "Send the summary to ops@example.com and oncall@example.com")       // two masked
+	chat(batch, "sim-small", "Is sk-proj-Abcdefghijklmnopqrstuvwxyz0123456789ABCD still valid?") // blocked
 	do("DELETE", "/admin/keys/"+goneID, admin, "")
 	do("PUT", "/admin/keys/"+batchID+"/budget", admin, `{"budgets":[{"period":"monthly","limit_usd":80}]}`)
 	do("DELETE", "/admin/cache?model="+url.QueryEscape(`<img src=x onerror="window.__xss=3">`), admin, "", "x-tollgate-actor", `<script>window.__xss=4</script>`)
@@ -243,6 +257,23 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if !strings.Contains(got.Refusals, "negation") {
 		t.Errorf("semantic refusals shown: %q, want the negation rule", got.Refusals)
+	}
+	// The guards panel shows each guard's hits as GET /admin/guards has them.
+	var guards struct {
+		Guards []struct {
+			Name string
+			Hits struct{ Request, Answer, Blocked int }
+		}
+	}
+	if err := json.Unmarshal(do("GET", "/admin/guards", admin, ""), &guards); err != nil {
+		t.Fatal(err)
+	}
+	var listed []guardSeen
+	for _, g := range guards.Guards {
+		listed = append(listed, guardSeen{g.Name, strconv.Itoa(g.Hits.Request), strconv.Itoa(g.Hits.Answer), strconv.Itoa(g.Hits.Blocked)})
+	}
+	if want := []guardSeen{{"pii", "2", "0", "0"}, {"secrets", "1", "0", "1"}}; !slices.Equal(listed, want) || !slices.Equal(got.Guards, listed) {
+		t.Errorf("guards: the page shows %+v, GET /admin/guards %+v, want %+v", got.Guards, listed, want)
 	}
 	if len(got.Breakers) == 0 || got.Charts == 0 {
 		t.Errorf("%d breakers and %d chart shapes drawn", len(got.Breakers), got.Charts)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/pkg/audit"
 	"github.com/tollgate/tollgate/pkg/budget"
+	"github.com/tollgate/tollgate/pkg/gateway"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
 )
@@ -198,4 +199,18 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // error (status and code only) and when an open breaker half-opens.
 func (s *server) providersHealth(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": s.Gateway.Health()})
+}
+
+// listGuards is GET /admin/guards: the configured guards, each with its
+// detectors, action, directions, the routes it guards and its hits since
+// the process started (matches in requests and answers, refusals); an
+// empty list when none is configured. Names and counts only: what a guard
+// matched is never kept.
+func (s *server) listGuards(c *gin.Context) {
+	guards := s.Gateway.Guards()
+	if guards == nil {
+		guards = []gateway.GuardInfo{}
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"guards": guards})
 }

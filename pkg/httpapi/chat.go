@@ -112,13 +112,16 @@ func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
 	if meta != nil {
 		callOf(c).meta = meta // the access log and metrics read what the gateway did, model or not
 	}
-	if meta == nil || meta.Model == "" {
-		if meta != nil && meta.Route != "" {
-			c.Writer.Header().Set(HeaderRoute, meta.Route)
-		}
+	if meta == nil {
 		return
 	}
 	h := c.Writer.Header()
+	if r := routeHeader(meta); r != "" {
+		h.Set(HeaderRoute, r)
+	}
+	if meta.Model == "" {
+		return
+	}
 	for k, vs := range meta.Header {
 		h[k] = vs
 	}
@@ -126,13 +129,25 @@ func (s *server) routed(c *gin.Context, meta *gateway.Meta) {
 	h.Set(HeaderProvider, meta.Provider)
 	h.Set(HeaderAttempts, strconv.Itoa(meta.Attempts))
 	h.Set(HeaderPromptTokens, strconv.Itoa(meta.PromptTokens))
-	if meta.Route != "" {
-		h.Set(HeaderRoute, meta.Route)
-	}
 	if meta.Fallback != "" {
 		h.Set(HeaderFallback, meta.Fallback)
 	}
 	cached(h, meta)
+}
+
+// routeHeader is x-tollgate-route: the plan's explanation and what the
+// route's prompt enrichment added ("cheapest capable; enriched: +1
+// system", or only the enrichment when there is no plan, as on a cache
+// hit).
+func routeHeader(meta *gateway.Meta) string {
+	switch {
+	case meta.Enriched == "":
+		return meta.Route
+	case meta.Route == "":
+		return "enriched: " + meta.Enriched
+	default:
+		return meta.Route + "; enriched: " + meta.Enriched
+	}
 }
 
 // cached adds the cache headers.

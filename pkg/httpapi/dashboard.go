@@ -24,7 +24,7 @@ import (
 // asks for the admin key, keeps it in the tab's sessionStorage and sends
 // it as a bearer token to the admin JSON API, which is where every figure
 // comes from (GET /admin/reports/cost, /admin/keys, /admin/providers,
-// /admin/cache, /admin/audit and /admin/overview below). So the shell can
+// /admin/cache, /admin/audit, /admin/guards and /admin/overview below). So the shell can
 // be served without authentication and nothing in it needs protecting.
 
 //go:embed ui

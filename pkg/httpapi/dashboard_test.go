@@ -47,6 +47,8 @@ func TestDashboardShell(t *testing.T) {
 		{"the versioned script, cached for good", versioned, "", 200, "text/javascript; charset=utf-8", "public, max-age=31536000, immutable", "textContent"},
 		{"the script unversioned, revalidated", "/ui/app.js", "", 200, "text/javascript; charset=utf-8", "no-cache", "sessionStorage"},
 		{"the style sheet", "/ui/style.css", "", 200, "text/css; charset=utf-8", "no-cache", ":root"},
+		{"the page has the guards panel", "/ui", "", 200, "text/html; charset=utf-8", "no-cache", `id="guards" data-testid="guards"`},
+		{"the script lists the guards with their hits", "/ui/app.js", "", 200, "text/javascript; charset=utf-8", "no-cache", "api('/admin/guards')"},
 		{"an unknown file is a 404, not the page", "/ui/nope.js", "", 404, "text/plain; charset=utf-8", "no-store", "no such dashboard file"},
 		{"a path out of the directory is a 404", "/ui/../server.go", "", 404, "", "", ""},
 	}
@@ -124,16 +126,7 @@ func TestOverview(t *testing.T) {
 				o.observer = metrics.New()
 			}
 			s := newStack(t, o)
-			req, _ := http.NewRequest("GET", s.srv.URL+"/admin/overview", nil)
-			req.Header.Set("Authorization", "Bearer "+s.secret)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Fatalf("a gateway key read the overview: %d", resp.StatusCode)
-			}
+			gatewayKeyRefused(t, s, "/admin/overview")
 
 			_, spender, raw := adminDo(t, s, "POST", "/admin/keys", `{"name":"spender","budgets":[{"period":"daily","limit_usd":1}]}`)
 			_, idle, _ := adminDo(t, s, "POST", "/admin/keys", `{"name":"idle","budgets":[{"period":"monthly","limit_usd":5}]}`)

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +98,13 @@ func exchangeOf(c *gin.Context, r *call, status int, latency time.Duration) metr
 	}
 	e.Cost, e.Unpriced, e.Saved = m.Cost.Micros, m.Cost.Unpriced, m.Saved
 	e.Attempts, e.Fallback = m.Attempts, m.Fallback != ""
+	e.Blocked = m.Blocked
+	if len(m.Guards) > 0 { // only a request a guard matched pays for the copy
+		e.Guards = make([]metrics.GuardHit, len(m.Guards))
+		for i, h := range m.Guards {
+			e.Guards[i] = metrics.GuardHit{Guard: h.Guard, Direction: h.Direction, Action: h.Action, Count: h.Count}
+		}
+	}
 	return e
 }
 
@@ -226,6 +234,7 @@ func New(o Options) http.Handler {
 	admin.PATCH("/keys/:id", s.patchKey)
 	admin.DELETE("/keys/:id", s.revokeKey)
 	admin.GET("/providers", s.providersHealth)
+	admin.GET("/guards", s.listGuards)
 	admin.PUT("/keys/:id/budget", s.setBudget)
 	admin.GET("/keys/:id/spend", s.keySpend)
 	admin.GET("/keys/:id/customers/:customer", s.customerBudget)
@@ -306,7 +315,7 @@ func logString(key, v string) slog.Attr { return slog.String(key, llm.Clip(v, ma
 // error, which the client is not shown (llm.ForClient), is logged as
 // upstream_error, with anything shaped like a credential redacted.
 func (s *server) accessLog(c *gin.Context, r *call, status int, latency time.Duration) {
-	attrs := make([]slog.Attr, 0, 15)
+	attrs := make([]slog.Attr, 0, 17)
 	attrs = append(attrs,
 		slog.String("id", r.id),
 		logString("method", c.Request.Method),
@@ -334,6 +343,14 @@ func (s *server) accessLog(c *gin.Context, r *call, status int, latency time.Dur
 			attrs = append(attrs, slog.String("cost_usd", m.Cost.Micros.String()), slog.Bool("cost_estimated", m.Cost.Estimated))
 		}
 	}
+	if m := r.meta; m != nil {
+		if len(m.Guards) > 0 {
+			attrs = append(attrs, slog.String("guards", guardsField(m.Guards)))
+		}
+		if m.Blocked != "" {
+			attrs = append(attrs, slog.String("blocked", m.Blocked))
+		}
+	}
 	if r.err != nil {
 		attrs = append(attrs, logString("error", r.err.Error()))
 		if up, ok := llm.UpstreamCause(r.err); ok {
@@ -345,6 +362,30 @@ func (s *server) accessLog(c *gin.Context, r *call, status int, latency time.Dur
 		level = slog.LevelWarn
 	}
 	s.Logger.LogAttrs(c.Request.Context(), level, "request", attrs...)
+}
+
+// guardsField is the access log's guards: each guard that matched with
+// its matches summed over both directions, in the order they fired
+// ("pii:2,secrets:1"). Names come from the config; what they matched is
+// never logged.
+func guardsField(hits []gateway.GuardHit) string {
+	b := make([]byte, 0, 16*len(hits))
+	for i, h := range hits {
+		if slices.ContainsFunc(hits[:i], func(p gateway.GuardHit) bool { return p.Guard == h.Guard }) {
+			continue // counted with its first appearance
+		}
+		n := 0
+		for _, o := range hits[i:] {
+			if o.Guard == h.Guard {
+				n += o.Count
+			}
+		}
+		if len(b) > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(append(append(b, h.Guard...), ':'), int64(n), 10)
+	}
+	return string(b)
 }
 
 // status is the request's outcome as logged and counted: what was

@@ -8,7 +8,8 @@
 //
 // Labels are bounded: routes are the HTTP route patterns, models and
 // providers the configured ones, statuses the HTTP codes, guard rules the
-// guard's rule names; never a prompt, a request id or a key's secret.
+// guard's rule names, guards the configured guards' names; never a prompt,
+// a request id, a key's secret or what a guard matched.
 package metrics
 
 import (
@@ -63,6 +64,8 @@ type Metrics struct {
 	transitions *prometheus.CounterVec   // deployment, provider, to
 	embed       *prometheus.HistogramVec // embedder, outcome
 	embedTexts  *prometheus.CounterVec   // embedder
+	guardHits   *prometheus.CounterVec   // guard, direction, action
+	guardBlocks *prometheus.CounterVec   // guard, direction
 }
 
 // latencyBuckets span a cached answer (sub-millisecond) to a long
@@ -102,6 +105,9 @@ func New() *Metrics {
 	m.embed = f.histogram("embedder_duration_seconds", "Time of the semantic cache's calls to its embedder (one call embeds a batch of texts), by embedder and outcome (ok, error).",
 		latencyBuckets, "embedder", "outcome")
 	m.embedTexts = f.counter("embedder_texts_total", "Texts the semantic cache's embedder was asked to embed.", "embedder")
+	m.guardHits = f.counter("guard_matches_total", "Guardrail matches, by guard, direction (request, answer) and the action applied (block, mask, log).",
+		"guard", "direction", "action")
+	m.guardBlocks = f.counter("guard_blocks_total", "Requests (direction request) or answers (direction answer) a guard refused.", "guard", "direction")
 	return m
 }
 
@@ -147,7 +153,27 @@ type Exchange struct {
 	Saved            llm.Micros
 	Attempts         int
 	Fallback         bool // an earlier candidate or deployment did not serve
+
+	// Guards are the guards that matched, per direction; Blocked names
+	// the guard that refused the request or its answer ("": none).
+	Guards  []GuardHit
+	Blocked string
 }
+
+// GuardHit is how often one guard matched in one direction of a request
+// (gateway.GuardHit): its name comes from the config, never the text.
+type GuardHit struct {
+	Guard     string
+	Direction string // DirRequest or DirAnswer
+	Action    string // block, mask or log
+	Count     int
+}
+
+// Guard directions (gateway.DirRequest, DirAnswer).
+const (
+	DirRequest = "request"
+	DirAnswer  = "answer"
+)
 
 // Request records one answered request. It takes the exchange by value:
 // a call through an interface then costs no allocation.
@@ -170,6 +196,9 @@ func (m *Metrics) Request(e Exchange) {
 	if cache != "" {
 		m.lookups.WithLabelValues(cache).Inc()
 		m.cacheOutcome(&e)
+	}
+	if len(e.Guards) > 0 || e.Blocked != "" {
+		m.guards(&e)
 	}
 	if model == "" {
 		return // refused before any model served it
@@ -236,6 +265,35 @@ func refusalRule(reason string) string {
 		}
 	}
 	return rule
+}
+
+// guards counts a request's guard matches and the refusal, if a guard
+// refused it.
+func (m *Metrics) guards(e *Exchange) {
+	for _, h := range e.Guards {
+		if h.Count > 0 {
+			m.guardHits.WithLabelValues(h.Guard, h.Direction, h.Action).Add(float64(h.Count))
+		}
+	}
+	if e.Blocked != "" {
+		m.guardBlocks.WithLabelValues(e.Blocked, blockedDirection(e)).Inc()
+	}
+}
+
+// blockedDirection is what the blocking guard refused: the direction of
+// its blocking match; without one (a guard that failed, which refuses
+// rather than let the text through) the answer when a model served the
+// request, else the request, since request guards run before any model.
+func blockedDirection(e *Exchange) string {
+	for _, h := range e.Guards {
+		if h.Guard == e.Blocked && h.Action == "block" && h.Count > 0 {
+			return h.Direction
+		}
+	}
+	if e.Model != "" {
+		return DirAnswer
+	}
+	return DirRequest
 }
 
 func savedCause(e *Exchange) string {

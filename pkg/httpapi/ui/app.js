@@ -148,12 +148,12 @@ async function load() {
     timeZone = overview.time_zone;
     const n = Number($('range').value);
     const from = addDays(overview.today, -(n - 1));
-    const [byKey, byModel, byProvider, dayKey, dayModel, dayProvider, dayCache, providers, cache, audit] = await Promise.all([
+    const [byKey, byModel, byProvider, dayKey, dayModel, dayProvider, dayCache, providers, cache, audit, guards] = await Promise.all([
       report(from, 'key'), report(from, 'model'), report(from, 'provider'),
       report(from, 'day,key'), report(from, 'day,model'), report(from, 'day,provider'), report(from, 'day,cache'),
-      api('/admin/providers'), api('/admin/cache'), api('/admin/audit?limit=50'),
+      api('/admin/providers'), api('/admin/cache'), api('/admin/audit?limit=50'), api('/admin/guards'),
     ]);
-    state.data = { overview, from, n, byKey, byModel, byProvider, day: { key: dayKey, model: dayModel, provider: dayProvider }, dayCache, providers, cache, audit };
+    state.data = { overview, from, n, byKey, byModel, byProvider, day: { key: dayKey, model: dayModel, provider: dayProvider }, dayCache, providers, cache, audit, guards };
     render();
     $('login').hidden = true;
     $('controls').hidden = false;
@@ -218,6 +218,7 @@ function render() {
   renderBudgets(d.overview);
   renderCache(d.cache);
   renderRefusals(d.overview.semantic_refusals);
+  renderGuards(d.guards);
   renderBreakers(d.providers);
   renderKeys(d.overview, d.byKey);
   state.auditCursor = null;
@@ -460,6 +461,32 @@ function renderRefusals(ref) {
     g.append(svg('text', { class: 'axis', x: L + Math.max(w, 2) + 6, y: y + 15 }, count(n)));
   });
   box.replaceChildren(el('div', { class: 'chart' }, g));
+}
+
+// renderGuards lists the configured guards (GET /admin/guards) with their
+// hits since the start: names and counts only, no matched text exists.
+function renderGuards(g) {
+  const table = $('guards');
+  if (!g || g.disabled) return table.replaceChildren(el('tbody', {}, el('tr', {}, el('td', { class: 'muted' }, 'This gateway does not list guards.'))));
+  const list = g.guards || [];
+  const head = el('thead', {}, el('tr', {}, el('th', {}, 'Guard'), el('th', {}, 'Detects'), el('th', {}, 'Action'), el('th', {}, 'Scans'),
+    el('th', {}, 'Routes'), el('th', { class: 'num' }, 'Request hits'), el('th', { class: 'num' }, 'Answer hits'), el('th', { class: 'num' }, 'Blocked')));
+  const actionBadge = { block: 'bad', mask: 'warn', log: 'off' };
+  const body = el('tbody', {}, list.length ? list.map((x) => {
+    const h = x.hits || {};
+    const scans = [x.request ? 'requests' : null, x.answer ? 'answers' : null].filter(Boolean).join(' + ');
+    const routes = (x.routes || []).map((r) => (r === '*' ? 'default' : r)).join(', ');
+    return el('tr', { 'data-testid': 'guard-row', 'data-guard': x.name },
+      el('td', { class: 'mono name', 'data-testid': 'guard-name' }, x.name),
+      el('td', { class: 'small' }, (x.detectors || []).join(', ') || '—'),
+      el('td', {}, el('span', { class: 'badge ' + (actionBadge[x.action] || 'off') }, x.action), x.unmask_answers ? el('span', { class: 'small muted' }, ' unmasks answers') : null),
+      el('td', { class: 'small' }, scans || '—'),
+      el('td', { class: 'small name' }, routes || 'none'),
+      el('td', { class: 'num', 'data-testid': 'guard-request' }, count(h.request)),
+      el('td', { class: 'num', 'data-testid': 'guard-answer' }, count(h.answer)),
+      el('td', { class: 'num', 'data-testid': 'guard-blocked' }, count(h.blocked)));
+  }) : el('tr', {}, el('td', { class: 'muted', colspan: 8 }, 'No guards configured: prompts and answers pass unchanged.')));
+  table.replaceChildren(head, body);
 }
 
 function renderBreakers(p) {

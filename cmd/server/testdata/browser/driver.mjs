@@ -88,6 +88,9 @@ try {
         key: e.dataset.key, period: e.dataset.period, spent: e.querySelector('[data-testid=budget-spent]').dataset.usd,
         projection: e.querySelector('[data-testid=budget-projection]').textContent })),
       breakers: [...document.querySelectorAll('[data-testid=breaker-row]')].map((e) => e.dataset.deployment),
+      guards: [...document.querySelectorAll('[data-testid=guard-row]')].map((e) => ({
+        name: e.querySelector('[data-testid=guard-name]').textContent, request: e.querySelector('[data-testid=guard-request]').textContent,
+        answer: e.querySelector('[data-testid=guard-answer]').textContent, blocked: e.querySelector('[data-testid=guard-blocked]').textContent })),
       hitRate: q('[data-testid=hit-rate]').textContent,
       refusals: q('[data-testid=refusals]').textContent,
       charts: document.querySelectorAll('.chart svg rect').length,
