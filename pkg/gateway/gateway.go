@@ -160,13 +160,15 @@ func (g *Gateway) Chat(ctx context.Context, c Caller, req *llm.ChatRequest) (res
 	return resp, meta, err
 }
 
-// Stream opens a streamed chat completion: the same steps as Chat, but the
+// Stream opens a streamed chat completion (meta is the stream's Meta, also
+// when it could not open): the same steps as Chat, but the
 // middle one opens an upstream stream (stream.go) and the finish runs when
 // the stream ends or is closed. A cache hit is replayed as a stream.
 // Identical concurrent streams are not collapsed (a follower would wait for
 // the whole answer before its first token), so each asks the judge itself.
-func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (st *Stream, err error) {
+func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (st *Stream, meta *Meta, err error) {
 	x := g.begin(c, req.Model)
+	meta = x.meta
 	ctx = x.traceStart(ctx, "chat", req)
 	defer func() {
 		if v := recover(); v != nil || err != nil {
@@ -174,13 +176,13 @@ func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (s
 		}
 	}()
 	if err = x.resolve(req); err != nil {
-		return nil, err
+		return nil, meta, err
 	}
 	if err = x.guard(req); err != nil {
-		return nil, err
+		return nil, meta, err
 	}
 	if err = x.admit(req); err != nil {
-		return nil, err
+		return nil, meta, err
 	}
 	q := x.query(req)
 	hit, uncertain, err := x.lookup(ctx, q, req)
@@ -188,12 +190,13 @@ func (g *Gateway) Stream(ctx context.Context, c Caller, req *llm.ChatRequest) (s
 		hit, err = x.verify(ctx, q, uncertain, req)
 	}
 	if err != nil {
-		return nil, err
+		return nil, meta, err
 	}
 	if hit != nil {
-		return x.replay(ctx, req, hit), nil
+		return x.replay(ctx, req, hit), meta, nil
 	}
-	return x.stream(ctx, q, req)
+	st, err = x.stream(ctx, q, req)
+	return st, meta, err
 }
 
 // Embed serves an embeddings request.

@@ -81,7 +81,7 @@ func TestMetaTimesTheUpstream(t *testing.T) {
 				req, _ := llm.DecodeChatRequest([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
 				var meta *Meta
 				if tt.stream {
-					st, err := g.Stream(context.Background(), caller, req)
+					st, _, err := g.Stream(context.Background(), caller, req)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -88,13 +88,18 @@ func (u *guardUpstream) received() []string {
 // with the guards given.
 func guardStack(t *testing.T, u *guardUpstream, guards gateway.GuardConfig, o stackOptions) *stack {
 	t.Helper()
+	o.models, o.guards = guardModels(t, u), guards
+	return newStack(t, o)
+}
+
+// guardModels is gpt-4o-mini served by u.
+func guardModels(t *testing.T, u *guardUpstream) []*gateway.Model {
+	t.Helper()
 	up, err := providers.NewOpenAI(providers.OpenAIConfig{Name: "openai", BaseURL: u.srv.URL + "/v1", APIKey: "sk-x"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.models = []*gateway.Model{{Name: "gpt-4o-mini", Spec: spec("gpt-4o-mini"), Chat: true, Deployments: []gateway.Deployment{{Provider: up, Upstream: "gpt-4o-mini"}}}}
-	o.guards = guards
-	return newStack(t, o)
+	return []*gateway.Model{{Name: "gpt-4o-mini", Spec: spec("gpt-4o-mini"), Chat: true, Deployments: []gateway.Deployment{{Provider: up, Upstream: "gpt-4o-mini"}}}}
 }
 
 var (
@@ -308,6 +313,9 @@ func TestGuardCacheStoresAndMatchesTheMaskedPrompt(t *testing.T) {
 	}
 	if first != "The account of ann@example.com is active." || second != "The account of bob@example.org is active." {
 		t.Errorf("answers = %q, %q", first, second)
+	}
+	if err := s.cache.Close(); err != nil { // writes the entries queued behind Store
+		t.Fatal(err)
 	}
 	rows, err := s.db.Query(`SELECT exact_key || query || CAST(response AS TEXT) FROM semcache_entries`)
 	if err != nil {
@@ -538,5 +546,65 @@ func TestBlockedRequestsCountAgainstRateLimits(t *testing.T) {
 	}
 	if n := len(u.received()); n != 0 {
 		t.Errorf("upstream calls = %d", n)
+	}
+}
+
+// TestKeyGuardsOverrideTheRoutes: a key's guard list (admin API) replaces
+// the route's, with its own actions; a key naming a guard that a reload
+// removed is refused, not served unguarded.
+func TestKeyGuardsOverrideTheRoutes(t *testing.T) {
+	u := newGuardUpstream(t, "ok")
+	cfg := gateway.GuardConfig{Guards: []guardrails.Spec{piiGuard, secretsGuard}, Default: []string{"pii"}}
+	s := guardStack(t, u, cfg, stackOptions{budgets: true})
+	newKey := func(guards string) string {
+		status, key, raw := adminDo(t, s, "POST", "/admin/keys", `{"name":"k","guards":`+guards+`}`)
+		if status != 201 {
+			t.Fatalf("POST /admin/keys: %d %s", status, raw)
+		}
+		return key["key"].(string)
+	}
+	strict, none, inherits := newKey(`[{"name":"pii","action":"block"},{"name":"secrets"}]`), newKey(`[]`), newKey(`null`)
+	const prompt = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"mail ann@x.io"}]}`
+	for _, tc := range []struct {
+		name     string
+		secret   string
+		status   int
+		upstream string // what the upstream got, for a 200
+	}{
+		{"the key blocks what the route masks", strict, 400, ""},
+		{"the key has no guards", none, 200, "mail ann@x.io"},
+		{"the key inherits the route's", inherits, 200, "mail [EMAIL_1]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(u.received())
+			r, body := postChat(t, s, tc.secret, prompt)
+			if r.StatusCode != tc.status {
+				t.Fatalf("%d %s", r.StatusCode, body)
+			}
+			got := u.received()[before:]
+			if tc.upstream == "" {
+				if len(got) != 0 || !strings.Contains(body, "content_blocked") || !strings.Contains(body, "pii") {
+					t.Errorf("upstream calls %d, answer %s", len(got), body)
+				}
+				return
+			}
+			if len(got) != 1 || !strings.Contains(got[0], tc.upstream) {
+				t.Errorf("upstream got %v, want %q", got, tc.upstream)
+			}
+		})
+	}
+
+	// A reload drops pii: the strict key names a guard that is gone.
+	tb := gateway.Table{Models: guardModels(t, u), Guards: gateway.GuardConfig{Guards: []guardrails.Spec{secretsGuard}}}
+	if err := s.gw.Reconfigure(tb); err != nil {
+		t.Fatal(err)
+	}
+	before := len(u.received())
+	r, body := postChat(t, s, strict, prompt)
+	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "guard_unavailable") {
+		t.Errorf("after the reload: %d %s", r.StatusCode, body)
+	}
+	if len(u.received()) != before {
+		t.Error("the request reached the upstream unguarded")
 	}
 }

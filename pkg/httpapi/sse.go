@@ -39,8 +39,9 @@ func startSSE(c *gin.Context) {
 // own error event. The upstream stops when the client goes.
 func (s *server) relay(c *gin.Context, caller gateway.Caller, req *llm.ChatRequest, writer func(*gateway.Meta) streamWriter) {
 	rc := http.NewResponseController(c.Writer)
-	st, err := s.Gateway.Stream(c.Request.Context(), caller, req)
+	st, meta, err := s.Gateway.Stream(c.Request.Context(), caller, req)
 	if err != nil {
+		s.routed(c, meta) // what happened before it failed: guards, enrichment
 		s.writeDeadline(rc)
 		writeError(c, err)
 		return
