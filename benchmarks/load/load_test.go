@@ -32,7 +32,9 @@ func TestMain(m *testing.M) {
 }
 
 // TestHarnessEndToEnd runs the whole harness briefly, for the proxy
-// scenario and the short miss scenario with a small prefill. It checks that
+// scenario, the short miss scenario with a small prefill and the proxy
+// with guards (whose gateway must pass its probe: guards masking and
+// restoring the mix's values). It checks that
 // every target was measured without errors, not how fast anything is:
 // timings on a shared machine are no test. Gateway targets are allowed to be
 // skipped only while ./cmd/server does not build, and the cached one of the
@@ -47,7 +49,7 @@ func TestHarnessEndToEnd(t *testing.T) {
 	var out, progress bytes.Buffer
 	const prefillN = 20
 	args := []string{"-duration", "300ms", "-warmup", "100ms", "-conns", "4", "-rates", "200", "-stream-fraction", "0.3",
-		"-scenario", "proxy,miss-short", "-prefill", strconv.Itoa(prefillN), "-prefill-conns", "4", "-json"}
+		"-scenario", "proxy,miss-short,proxy-guards", "-prefill", strconv.Itoa(prefillN), "-prefill-conns", "4", "-json"}
 	if err := run(ctx, args, &out, &progress); err != nil {
 		t.Fatalf("run: %v\n%s", err, progress.String())
 	}
@@ -56,12 +58,13 @@ func TestHarnessEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("bad JSON: %v\n%s", err, out.String())
 	}
-	if len(r.Scenarios) != 2 || r.Scenarios[0].Name != "proxy" || r.Scenarios[1].Name != "miss-short" {
+	if len(r.Scenarios) != 3 || r.Scenarios[0].Name != "proxy" || r.Scenarios[1].Name != "miss-short" || r.Scenarios[2].Name != "proxy-guards" {
 		t.Fatalf("scenarios: %+v", r.Scenarios)
 	}
 	wantTargets := map[string][]string{
-		"proxy":      {"direct", "floor", "gateway", "gateway-log"},
-		"miss-short": {"direct", "floor", "gateway", "gateway-cache"},
+		"proxy":        {"direct", "floor", "gateway", "gateway-log"},
+		"miss-short":   {"direct", "floor", "gateway", "gateway-cache"},
+		"proxy-guards": {"direct", "floor", "gateway", "gateway-guards"},
 	}
 	for _, s := range r.Scenarios {
 		t.Run(s.Name, func(t *testing.T) {
@@ -149,18 +152,12 @@ func TestScenarioConfigsParse(t *testing.T) {
 	for _, sc := range scenarios {
 		for _, v := range sc.variants {
 			t.Run(sc.name+"/"+v.Name, func(t *testing.T) {
-				cfg := gatewayConfig("127.0.0.1:1", "/models")
-				v.tweak(cfg)
-				y, err := yaml.Marshal(cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c, err := config.Parse(bytes.NewReader(y), func(string) string { return "" })
-				if err != nil {
-					t.Fatalf("%v\n%s", err, y)
-				}
+				c := variantConfig(t, v)
 				if wantCache := strings.HasSuffix(v.Name, "-cache"); c.Cache.Enabled != wantCache {
 					t.Fatalf("cache enabled %v: only -cache variants measure the cache", c.Cache.Enabled)
+				}
+				if wantGuards := strings.HasSuffix(v.Name, "-guards"); (len(c.Guardrails.Guards) > 0) != wantGuards || (v.probe != nil) != wantGuards {
+					t.Fatalf("%d guards, probe %v: only -guards variants run guards, and check them first", len(c.Guardrails.Guards), v.probe != nil)
 				}
 				if v.embedder == "" {
 					return
@@ -175,4 +172,21 @@ func TestScenarioConfigsParse(t *testing.T) {
 			})
 		}
 	}
+}
+
+// variantConfig is the config a variant generates, as pkg/config parses
+// and validates it (the semantic cache's weights in /models).
+func variantConfig(t *testing.T, v variant) *config.Config {
+	t.Helper()
+	cfg := gatewayConfig("127.0.0.1:1", "/models")
+	v.tweak(cfg)
+	y, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Parse(bytes.NewReader(y), func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, y)
+	}
+	return c
 }

@@ -409,6 +409,15 @@ func runScenario(ctx context.Context, o *options, sc scenario, dir string, up, f
 				g.stop()
 			}
 		}
+		if v.probe != nil && e.skipped == "" {
+			if err := v.probe(ctx, g); err != nil {
+				e.skipped = "probe failed: " + err.Error()
+				logf("%s skipped: %s", v.Name, e.skipped)
+				g.stop()
+			} else {
+				logf("%s: probe passed", v.Name)
+			}
+		}
 	}
 	if o.prefill > 0 {
 		for _, e := range entries {

@@ -129,6 +129,10 @@ func newFloor(upstream *url.URL) http.Handler {
 type upstream struct {
 	chat, toolCall, embedding []byte
 	streamEvents              [][]byte
+	// The answer to the proxy-guards prompt (guards.go), whole and
+	// streamed.
+	guardChat   []byte
+	guardEvents [][]byte
 }
 
 func newUpstream() *upstream {
@@ -186,6 +190,23 @@ func newUpstream() *upstream {
 		chunk(map[string]any{}, "stop", nil),
 		chunk(nil, nil, map[string]any{"prompt_tokens": 42, "completion_tokens": 20, "total_tokens": 62}),
 		[]byte("data: [DONE]\n\n"))
+
+	guardUsage := map[string]any{"prompt_tokens": 460, "completion_tokens": 110, "total_tokens": 570}
+	u.guardChat = mustJSON(map[string]any{
+		"id": "chatcmpl-bench-guards", "object": "chat.completion", "created": created, "model": "bench-model",
+		"choices": []any{map[string]any{
+			"index": 0, "finish_reason": "stop", "logprobs": nil,
+			"message": map[string]any{"role": "assistant", "refusal": nil, "content": guardAnswer},
+		}},
+		"usage": guardUsage,
+	})
+	// 24-byte deltas, as a provider's tokens arrive: some placeholders and
+	// the answer's own address are split over two of them.
+	u.guardEvents = append(u.guardEvents, chunk(map[string]any{"role": "assistant", "content": ""}, nil, nil))
+	for i := 0; i < len(guardAnswer); i += 24 {
+		u.guardEvents = append(u.guardEvents, chunk(map[string]any{"content": guardAnswer[i:min(i+24, len(guardAnswer))]}, nil, nil))
+	}
+	u.guardEvents = append(u.guardEvents, chunk(map[string]any{}, "stop", nil), chunk(nil, nil, guardUsage), []byte("data: [DONE]\n\n"))
 	return u
 }
 
@@ -223,11 +244,16 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h["X-Request-Id"] = []string{"req-bench"}
 	switch r.URL.Path {
 	case "/v1/chat/completions":
+		guarded := bytes.Contains(body, []byte(guardBookingRef))
 		if wantsStream(body) {
 			h["Content-Type"] = []string{"text/event-stream"}
 			h["Cache-Control"] = []string{"no-cache"}
 			f, _ := w.(http.Flusher)
-			for _, ev := range u.streamEvents {
+			events := u.streamEvents
+			if guarded {
+				events = u.guardEvents
+			}
+			for _, ev := range events {
 				if _, err := w.Write(ev); err != nil {
 					return
 				}
@@ -240,7 +266,10 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp := u.chat
-		if bytes.Contains(body, []byte(`"tools"`)) {
+		switch {
+		case guarded:
+			resp = u.guardChat
+		case bytes.Contains(body, []byte(`"tools"`)):
 			resp = u.toolCall
 		}
 		h["Content-Type"] = []string{"application/json"}

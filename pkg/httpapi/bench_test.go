@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/pkg/budget"
 	"github.com/tollgate/tollgate/pkg/gateway"
+	"github.com/tollgate/tollgate/pkg/guardrails"
 	"github.com/tollgate/tollgate/pkg/httpapi"
 	"github.com/tollgate/tollgate/pkg/keys"
 	"github.com/tollgate/tollgate/pkg/llm"
@@ -26,25 +28,35 @@ import (
 // BenchmarkChatHandler measures the gateway's own work for one non-streamed
 // chat completion: decode, authenticate, count, call an in-process upstream
 // that answers instantly, price, respond and log. No network is involved, so
-// the figure is tollgate's overhead alone.
+// the figure is tollgate's overhead alone. The guards-* pair sends a 2 KB
+// prompt with values to mask, without guards and with every built-in
+// detector on: their difference is what the guards cost a request.
 func BenchmarkChatHandler(b *testing.B) {
+	prompt2K, err := os.ReadFile("../guardrails/testdata/prompt-2k.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		log     func(b *testing.B) io.Writer
 		ledger  bool
 		tracing bool // every request traced, its spans batched to an exporter that drops them
+		guards  gateway.GuardConfig
+		prompt  string // the user message ("": a short question)
 	}{
-		{"access-log-off", nil, false, false},
-		{"ledger", nil, true, false},
-		{"tracing", nil, true, true},
-		{"access-log-file", func(b *testing.B) io.Writer {
+		{name: "access-log-off"},
+		{name: "ledger", ledger: true},
+		{name: "tracing", ledger: true, tracing: true},
+		{name: "access-log-file", log: func(b *testing.B) io.Writer {
 			f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { f.Close() })
 			return f
-		}, false, false},
+		}},
+		{name: "guards-off-2k", prompt: string(prompt2K)},
+		{name: "guards-on-2k", prompt: string(prompt2K), guards: allBuiltinGuards},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			db, err := sqlite.Open(filepath.Join(b.TempDir(), "t.db"))
@@ -56,7 +68,7 @@ func BenchmarkChatHandler(b *testing.B) {
 			_, secret, _ := ks.Create(context.Background(), keys.New{Name: "b"})
 			sim, _ := providers.NewSim(providers.SimConfig{})
 			gwOpts := gateway.Options{Models: []*gateway.Model{{Name: "sim-small", Spec: spec("sim-small"), Chat: true,
-				Deployments: []gateway.Deployment{{Provider: sim, Upstream: "sim-small"}}}}, Tokens: tokens.NewCounter()}
+				Deployments: []gateway.Deployment{{Provider: sim, Upstream: "sim-small"}}}}, Tokens: tokens.NewCounter(), Guards: tc.guards}
 			var ledger *budget.Ledger
 			if tc.ledger {
 				journal := filepath.Join(b.TempDir(), "ledger.journal") // as the gateway runs it
@@ -81,6 +93,9 @@ func BenchmarkChatHandler(b *testing.B) {
 			}
 			h := httpapi.New(opts)
 			body := `{"model":"sim-small","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}`
+			if tc.prompt != "" {
+				body = chatBody2K(b, tc.prompt)
+			}
 			b.ReportAllocs()
 			b.SetParallelism(8) // concurrent requests, as a gateway sees them (and as group commit needs)
 			b.ResetTimer()
@@ -96,8 +111,36 @@ func BenchmarkChatHandler(b *testing.B) {
 					}
 				}
 			})
+			// The guards ran: the prompt's five values were masked in
+			// every request.
+			if len(tc.guards.Guards) > 0 {
+				if pii := gw.Guards()[0]; pii.Hits.Request < 5*int64(b.N) {
+					b.Errorf("pii guard: %d request hits after %d requests", pii.Hits.Request, b.N)
+				}
+			}
 		})
 	}
+}
+
+// allBuiltinGuards is the README's guardrails example: every built-in
+// detector, personal data masked in both directions (the user's values
+// restored in the answer), secrets refused.
+var allBuiltinGuards = gateway.GuardConfig{Default: []string{"pii", "secrets"}, Guards: []guardrails.Spec{
+	{Name: "pii", Detectors: []string{"email", "phone", "card", "iban", "us_ssn", "ip"}, Action: guardrails.Mask,
+		Request: true, Answer: true, UnmaskAnswers: true},
+	{Name: "secrets", Detectors: []string{"secret"}, Action: guardrails.Block, Request: true, Answer: true},
+}}
+
+// chatBody2K is a chat request whose user message is prompt.
+func chatBody2K(b *testing.B, prompt string) string {
+	body, err := json.Marshal(map[string]any{"model": "sim-small", "max_tokens": 64, "messages": []any{
+		map[string]any{"role": "system", "content": "You are a helpful assistant."},
+		map[string]any{"role": "user", "content": prompt},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return string(body)
 }
 
 // discardSpans is an exporter that drops what it is given: the cost of
