@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -52,6 +54,7 @@ func (x *exchange) guardPrompt(req *llm.ChatRequest) error {
 	if enrich != nil {
 		req.Messages = enrich.apply(req.Messages, x.templateValues(req))
 		x.meta.Enriched = enrich.note
+		req.ResponsesBody = nil // see below
 		changed = true
 	}
 	if policy != nil {
@@ -61,18 +64,24 @@ func (x *exchange) guardPrompt(req *llm.ChatRequest) error {
 			return x.guardRefusal(err)
 		}
 		changed = changed || masked
-		if policy.ScansAnswers() {
+		switch {
+		case len(req.ResponsesBody) == 0:
+		case policy.ScansAnswers() || enrich != nil:
 			// A native Responses upstream's items are relayed byte for
-			// byte: the answer must come through the chat translation to
-			// be scanned.
+			// byte, and its input has no place for added messages: the
+			// request goes through the chat translation.
 			req.ResponsesBody = nil
+		case masked:
+			// The native body says what the messages say: masked the same.
+			if req.ResponsesBody, err = maskResponsesBody(req.ResponsesBody, x.run.Again); err != nil {
+				return x.guardRefusal(err)
+			}
 		}
 	}
 	if !changed {
 		return nil
 	}
 	// The upstream gets the guarded messages, not what the client sent.
-	req.ResponsesBody = nil
 	msgs, err := llm.MarshalNoEscape(req.Messages)
 	if err != nil {
 		return x.guardFailed(err)
@@ -124,6 +133,58 @@ func (x *exchange) guardEmbeddings(req *llm.EmbeddingRequest) error {
 	}
 	return nil
 }
+
+// maskResponsesBody masks a native Responses body: the text members of
+// its input and instructions (text, content, output, arguments, input and
+// instructions when they are strings) at any depth; ids, types and
+// encrypted reasoning are left as they are.
+func maskResponsesBody(body []byte, mask func(string) (string, error)) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	var walk func(v any) (any, error)
+	walk = func(v any) (any, error) {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, m := range t {
+				if s, ok := m.(string); ok {
+					if responsesText[k] {
+						out, err := mask(s)
+						if err != nil {
+							return nil, err
+						}
+						t[k] = out
+					}
+					continue
+				}
+				out, err := walk(m)
+				if err != nil {
+					return nil, err
+				}
+				t[k] = out
+			}
+		case []any:
+			for i := range t {
+				out, err := walk(t[i])
+				if err != nil {
+					return nil, err
+				}
+				t[i] = out
+			}
+		}
+		return v, nil
+	}
+	if _, err := walk(v); err != nil {
+		return nil, err
+	}
+	return llm.MarshalNoEscape(v)
+}
+
+// responsesText are the members of a Responses body that hold text.
+var responsesText = map[string]bool{"text": true, "content": true, "output": true, "arguments": true, "input": true, "instructions": true}
 
 // maskMessages passes every text of the messages through mask: contents
 // (text parts), tool calls' arguments (tool results are messages of their
@@ -390,6 +451,7 @@ type chunkFilter struct {
 	current map[int]textKey // choice → the text it is writing
 	last    *llm.ChatChunk  // the last chunk filtered: the final chunk's ids
 	done    bool
+	changed bool // the chunk being filtered says something else now
 }
 
 func newChunkFilter(open func() textFilter) *chunkFilter {
@@ -401,6 +463,7 @@ func (f *chunkFilter) filter(c *llm.ChatChunk) (*llm.ChatChunk, error) {
 	if len(c.Choices) == 0 {
 		return c, nil
 	}
+	f.changed = false
 	out := *c
 	out.Raw, out.ResponsesEvent = nil, nil
 	out.Choices = slices.Clone(c.Choices)
@@ -433,14 +496,19 @@ func (f *chunkFilter) filter(c *llm.ChatChunk) (*llm.ChatChunk, error) {
 					return nil, err
 				}
 				if rest != "" {
+					f.changed = true
 					if prev.kind == toolArgs {
 						calls = append(calls, llm.ToolCall{Index: &prev.tool, Function: llm.FunctionCall{Arguments: rest}})
 					} else {
 						put(ch, prev, rest)
 					}
 				}
-				if tc.Function.Arguments, err = f.text(k).Write(tc.Function.Arguments); err != nil {
+				args, err := f.text(k).Write(tc.Function.Arguments)
+				if err != nil {
 					return nil, err
+				}
+				if args != tc.Function.Arguments {
+					tc.Function.Arguments, f.changed = args, true
 				}
 				calls = append(calls, tc)
 			}
@@ -453,6 +521,9 @@ func (f *chunkFilter) filter(c *llm.ChatChunk) (*llm.ChatChunk, error) {
 		}
 	}
 	f.last = &out
+	if !f.changed {
+		return c, nil // as it came, its raw bytes too
+	}
 	return &out, nil
 }
 
@@ -465,7 +536,9 @@ func (f *chunkFilter) write(ch *llm.ChunkChoice, k textKey, field **string) erro
 	if err != nil {
 		return err
 	}
-	*field = &text
+	if text != **field {
+		*field, f.changed = &text, true
+	}
 	return nil
 }
 
@@ -485,6 +558,7 @@ func (f *chunkFilter) switchTo(ch *llm.ChunkChoice, k textKey) error {
 	if err != nil || rest == "" {
 		return err
 	}
+	f.changed = true
 	put(ch, prev, rest)
 	return nil
 }
@@ -572,9 +646,15 @@ func (x *exchange) streamGuard() *streamGuard {
 		return nil
 	}
 	run := x.run
-	g := &streamGuard{mask: newChunkFilter(func() textFilter { return run.Stream() })}
+	g := &streamGuard{}
+	if run.ScansAnswers() {
+		g.mask = newChunkFilter(func() textFilter { return run.Stream() })
+	}
 	if run.Restores() {
 		g.restore = newChunkFilter(func() textFilter { return unmaskFilter{run.Unmasker()} })
+	}
+	if g.mask == nil && g.restore == nil {
+		return nil // the answer passes as it comes, byte for byte
 	}
 	return g
 }

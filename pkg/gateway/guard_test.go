@@ -112,8 +112,8 @@ func TestChunkFilterMasksSplitTexts(t *testing.T) {
 				if after := collected([]*llm.ChatChunk{c}); after[0] != before[0] || after[1] != before[1] {
 					t.Fatal("filter changed its input chunk")
 				}
-				if got.Raw != nil {
-					t.Error("a filtered chunk kept the upstream's raw bytes")
+				if got != c && got.Raw != nil {
+					t.Error("a changed chunk kept the upstream's raw bytes")
 				}
 				out = append(out, got)
 			}
@@ -163,4 +163,48 @@ func TestChunkFilterStopsOnBlock(t *testing.T) {
 	if strings.Contains(sent.String(), "AKIA") {
 		t.Errorf("the secret was sent before the block: %q", sent.String())
 	}
+}
+
+// FuzzChunkFilterMatchesOneShot: however an answer's content is split into
+// chunks, the filtered chunks say what masking the whole content says.
+func FuzzChunkFilterMatchesOneShot(f *testing.F) {
+	f.Add("card 4111 1111 1111 1111 and ann@x.io", uint8(3))
+	f.Add("sk-ant-api03-Abcdefghijklmnopqrstuvwxyz0123456789 end", uint8(7))
+	f.Add("call +1 415 555 2671, ip 10.0.0.1", uint8(1))
+	spec := guardrails.Spec{Name: "pii", Detectors: guardrails.BuiltinNames(), Action: guardrails.Mask, Request: true, Answer: true}
+	g, err := guardrails.Compile(spec)
+	if err != nil {
+		f.Fatal(err)
+	}
+	policy, err := guardrails.NewPolicy([]guardrails.Use{{Guard: g}}, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, text string, step uint8) {
+		want, err := policy.Begin().Answer(text)
+		if err != nil {
+			t.Skip() // over the scan limit
+		}
+		run := policy.Begin()
+		filter := newChunkFilter(func() textFilter { return run.Stream() })
+		n := int(step%32) + 1
+		var out []*llm.ChatChunk
+		for i := 0; i < len(text); i += n {
+			c, err := filter.filter(textChunk(0, text[i:min(i+n, len(text))], false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, c)
+		}
+		last, err := filter.final()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last != nil {
+			out = append(out, last)
+		}
+		if got := collected(out)[0]; got != want {
+			t.Fatalf("split by %d: %q, want %q", n, got, want)
+		}
+	})
 }

@@ -196,7 +196,7 @@ func (s *Stream) Recv() (chunk *llm.ChatChunk, err error) {
 			}
 		}
 		orig := c
-		if s.guard != nil && !masked {
+		if s.guard != nil && s.guard.mask != nil && !masked {
 			if c, err = s.guard.mask.filter(c); err != nil {
 				return nil, s.stopGuarded(err)
 			}
@@ -244,7 +244,7 @@ func (s *Stream) next() (c *llm.ChatChunk, masked bool, err error) {
 		return nil, false, io.EOF
 	}
 	c, err = s.up.Recv()
-	if err != io.EOF || s.guard == nil {
+	if err != io.EOF || s.guard == nil || s.guard.mask == nil {
 		return c, false, err
 	}
 	s.upEOF = true

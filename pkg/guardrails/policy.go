@@ -270,6 +270,7 @@ type Run struct {
 	p        *Policy
 	req, ans *Masker
 	restore  *Masker // built when the answer starts: what UnmaskAnswers restores
+	again    *Masker // Again's: the request's placeholders, its own hits
 	frozen   bool
 }
 
@@ -322,6 +323,22 @@ func (r *Run) Request(text string) (string, error) {
 		return "", &Blocked{Guard: g, Direction: Request}
 	}
 	return out, nil
+}
+
+// Again masks another copy of text the request already had scanned by
+// Request (the same prompt in a second encoding): the same values get the
+// same placeholders, and its matches are not counted again.
+func (r *Run) Again(text string) (string, error) {
+	if r == nil || r.req == nil || text == "" {
+		return text, nil
+	}
+	if r.again == nil {
+		r.again = r.req.Sibling(r.p.req)
+		for k := range r.req.keep {
+			r.again.Keep(k)
+		}
+	}
+	return r.again.Mask(text)
 }
 
 // blocked is the first block guard with a match in m, or "".
@@ -397,6 +414,9 @@ func (r *Run) Unmask(text string) string {
 	}
 	return r.restore.Unmask(text)
 }
+
+// ScansAnswers reports whether a guard of the run scans answers.
+func (r *Run) ScansAnswers() bool { return r != nil && r.ans != nil }
 
 // Restores reports whether Unmask can change anything: a guard with
 // UnmaskAnswers masked something in the request.

@@ -608,3 +608,56 @@ func TestKeyGuardsOverrideTheRoutes(t *testing.T) {
 		t.Error("the request reached the upstream unguarded")
 	}
 }
+
+// TestGuardsKeepResponsesNative: a request-only guard masks a Responses
+// body and it is still passed through natively (a model only the
+// Responses API serves keeps working); a guard that scans answers sends it
+// through the chat translation instead.
+func TestGuardsKeepResponsesNative(t *testing.T) {
+	reqOnly := piiGuard
+	reqOnly.Answer = false
+	for _, tc := range []struct {
+		name   string
+		guard  guardrails.Spec
+		route  string
+		native bool
+	}{
+		{"request-only guard: native", reqOnly, "native-first", true},
+		{"answer guard: translated", piiGuard, "chat-first", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNativeStack(t, stackOptions{guards: gateway.GuardConfig{Guards: []guardrails.Spec{tc.guard}, Default: []string{"pii"}}})
+			item := responses.ResponseInputItemUnionParam{OfMessage: &responses.EasyInputMessageParam{Role: "user",
+				Content: responses.EasyInputMessageContentUnionParam{OfString: openai.String("Hi, I am jane.doe@example.com")}}}
+			resp, err := ns.client(ns.secret).Responses.New(context.Background(), responses.ResponseNewParams{
+				Model:        tc.route,
+				Instructions: openai.String("Support bot; escalate to ops@corp.example"),
+				Input:        responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{item}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var upstream []byte
+			if tc.native {
+				ns.native.mu.Lock()
+				upstream = ns.native.bodies[len(ns.native.bodies)-1]
+				ns.native.mu.Unlock()
+				if resp.Output[0].Type != "reasoning" {
+					t.Errorf("not served natively: %s", resp.RawJSON())
+				}
+			} else {
+				ns.chat.mu.Lock()
+				upstream = ns.chat.bodies[len(ns.chat.bodies)-1]
+				ns.chat.mu.Unlock()
+			}
+			for _, v := range []string{"jane.doe", "ops@corp"} {
+				if strings.Contains(string(upstream), v) {
+					t.Errorf("the upstream received %q: %s", v, upstream)
+				}
+			}
+			if !strings.Contains(string(upstream), "[EMAIL_1]") || !strings.Contains(string(upstream), "[EMAIL_2]") {
+				t.Errorf("the upstream got no placeholders: %s", upstream)
+			}
+		})
+	}
+}
