@@ -456,6 +456,22 @@ func TestGuardsOnEverySurface(t *testing.T) {
 		}
 	})
 
+	t.Run("legacy completions", func(t *testing.T) {
+		u := newGuardUpstream(t, "Welcome back, [EMAIL_1].")
+		s := guardStack(t, u, cfg, stackOptions{})
+		resp, err := s.client(s.secret).Completions.New(context.Background(), openai.CompletionNewParams{
+			Model:  "gpt-4o-mini",
+			Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Hi, I am " + email)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		noEmail(t, []byte(u.received()[0]))
+		if got := resp.Choices[0].Text; got != "Welcome back, "+email+"." {
+			t.Errorf("answer %q", got)
+		}
+	})
+
 	// Streams: a placeholder and a card split across chunks, through each
 	// surface's own event encoding.
 	pieces := []string{"Hi [EMA", "IL_1], card 4111 1111 ", "1111 1111 ok"}
