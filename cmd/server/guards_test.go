@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -109,5 +110,17 @@ func TestReloadChangesGuards(t *testing.T) {
 	}
 	if got := g.metric(t, `tollgate_config_reloads_total{result="refused"}`); got != "1" {
 		t.Errorf("refused reloads metric %q, want 1", got)
+	}
+	// The running gateway applies the reloaded guards: pii now blocks an
+	// e-mail on model-a (the default list), and route smart's word list
+	// blocks its codename.
+	for _, tc := range []struct{ model, content, guard string }{
+		{"model-a", "mail ann@x.io", "pii"},
+		{"smart", "about bluebird-secret-project", "codenames"},
+	} {
+		st, _, body := g.call(t, g.secret, "/v1/chat/completions", fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":%q}]}`, tc.model, tc.content))
+		if st != http.StatusBadRequest || !strings.Contains(body, "content_blocked") || !strings.Contains(body, tc.guard) {
+			t.Errorf("%s after the reload: %d %s", tc.model, st, body)
+		}
 	}
 }

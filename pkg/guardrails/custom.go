@@ -154,9 +154,14 @@ func Words(name string, list []string, caseInsensitive bool) (Detector, error) {
 		if len(w) > maxCustom {
 			return nil, fmt.Errorf("guardrails: %s: entry %q is longer than %d bytes", name, w[:32], maxCustom)
 		}
+		// keyed by its first word: where the text's word scan stops
+		// ("bluebird" of "bluebird-project" or "bluebird project")
 		first := w
-		if i := strings.IndexByte(w, ' '); i >= 0 {
-			first = w[:i]
+		for i := 0; i < len(w); i++ {
+			if !isWord(w[i]) {
+				first = w[:i]
+				break
+			}
 		}
 		if caseInsensitive {
 			first = strings.ToLower(first)

@@ -205,7 +205,7 @@ func TestRegexAndWords(t *testing.T) {
 		{"bounded by cap", "X123", []string{"X123"}},
 		{"longer than cap ignored", "X" + strings.Repeat("9", maxCustom), nil},
 	})
-	words, err := Words("codename", []string{"Project Falcon", "nightjar", "Über"}, true)
+	words, err := Words("codename", []string{"Project Falcon", "nightjar", "Über", "blue-bird.v2"}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +216,8 @@ func TestRegexAndWords(t *testing.T) {
 		{"inside a word", "nightjars", nil},
 		{"phrase prefix only", "project falconer", nil},
 		{"first word only", "project x", nil},
+		{"punctuation inside an entry", "ship Blue-Bird.v2 now", []string{"Blue-Bird.v2"}},
+		{"punctuated entry's first word alone", "a blue sky", nil},
 	})
 	exact, err := Words("names", []string{"Alice"}, false)
 	if err != nil {
