@@ -75,19 +75,25 @@ var shapes = []tokenShape{
 	{"AIza", 35, 35, keyChar, false},
 }
 
-func (secretDetector) Find(dst []Span, s string) []Span {
-	n0 := len(dst)
+// byFirst lists, for each byte a shape's prefix starts with, the shapes in
+// the order of shapes: one pass over the text tries only these.
+var byFirst = func() (t [256][]*tokenShape) {
 	for k := range shapes {
 		sh := &shapes[k]
-		from := 0
-		for {
-			at := strings.Index(s[from:], sh.prefix)
-			if at < 0 {
-				break
-			}
-			at += from
-			from = at + 1
-			if at > 0 && keyChar(s[at-1]) {
+		t[sh.prefix[0]] = append(t[sh.prefix[0]], sh)
+	}
+	return t
+}()
+
+func (secretDetector) Find(dst []Span, s string) []Span {
+	n0 := len(dst)
+	for at := 0; at < len(s); at++ {
+		cands := byFirst[s[at]]
+		if cands == nil || at > 0 && keyChar(s[at-1]) {
+			continue // a token starts only after a non-key character
+		}
+		for _, sh := range cands {
+			if !strings.HasPrefix(s[at:], sh.prefix) {
 				continue
 			}
 			b := at + len(sh.prefix)
@@ -96,13 +102,11 @@ func (secretDetector) Find(dst []Span, s string) []Span {
 				e++
 			}
 			if e-b > sh.max || e-b < sh.min || !allOf(s[b:e], sh.body) || (sh.mixed && !hasLetterAndDigit(s[b:e])) {
-				from = e
 				continue
 			}
-			if !overlaps(dst[n0:], at, e) {
-				dst = append(dst, Span{at, e, "SECRET"})
-			}
-			from = e
+			dst = append(dst, Span{at, e, "SECRET"})
+			at = e - 1
+			break
 		}
 	}
 	dst = findBlocks(dst, s, n0, pemBegin, pemBlock)
