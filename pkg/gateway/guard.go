@@ -190,32 +190,43 @@ var responsesText = map[string]bool{"text": true, "content": true, "output": tru
 // (text parts), tool calls' arguments (tool results are messages of their
 // own) and earlier reasoning. It reports whether anything changed.
 func maskMessages(msgs []llm.Message, mask func(string) (string, error)) (bool, error) {
-	changed := false
-	do := func(s *string) error {
+	do, changed := changes(mask)
+	for i := range msgs {
+		if err := maskMessage(&msgs[i], do); err != nil {
+			return false, err
+		}
+	}
+	return *changed, nil
+}
+
+// changes makes a mask into a function that masks a text in place, and
+// the flag it sets when a text changed.
+func changes(mask func(string) (string, error)) (func(*string) error, *bool) {
+	changed := new(bool)
+	return func(s *string) error {
 		out, err := mask(*s)
 		if err != nil {
 			return err
 		}
 		if out != *s {
-			*s, changed = out, true
+			*s, *changed = out, true
 		}
 		return nil
+	}, changed
+}
+
+// maskMessage passes each text of one message through do: its content
+// (text parts), its tool calls' arguments and its reasoning.
+func maskMessage(m *llm.Message, do func(*string) error) error {
+	if err := maskContent(&m.Content, do); err != nil {
+		return err
 	}
-	for i := range msgs {
-		m := &msgs[i]
-		if err := maskContent(&m.Content, do); err != nil {
-			return false, err
-		}
-		for j := range m.ToolCalls {
-			if err := do(&m.ToolCalls[j].Function.Arguments); err != nil {
-				return false, err
-			}
-		}
-		if err := do(&m.ReasoningContent); err != nil {
-			return false, err
+	for j := range m.ToolCalls {
+		if err := do(&m.ToolCalls[j].Function.Arguments); err != nil {
+			return err
 		}
 	}
-	return changed, nil
+	return do(&m.ReasoningContent)
 }
 
 func maskContent(c *llm.Content, do func(*string) error) error {
@@ -316,32 +327,13 @@ func (x *exchange) maskAnswer(resp *llm.ChatResponse) error {
 
 // answerTexts passes every text of the answer's choices through f.
 func answerTexts(resp *llm.ChatResponse, f func(string) (string, error)) (bool, error) {
-	changed := false
-	do := func(s *string) error {
-		out, err := f(*s)
-		if err != nil {
-			return err
-		}
-		if out != *s {
-			*s, changed = out, true
-		}
-		return nil
-	}
+	do, changed := changes(f)
 	for i := range resp.Choices {
-		m := &resp.Choices[i].Message
-		if err := maskContent(&m.Content, do); err != nil {
-			return false, err
-		}
-		for j := range m.ToolCalls {
-			if err := do(&m.ToolCalls[j].Function.Arguments); err != nil {
-				return false, err
-			}
-		}
-		if err := do(&m.ReasoningContent); err != nil {
+		if err := maskMessage(&resp.Choices[i].Message, do); err != nil {
 			return false, err
 		}
 	}
-	return changed, nil
+	return *changed, nil
 }
 
 // deliver is the answer as this client gets it: masked by its own answer
