@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -125,5 +126,46 @@ func TestJournalReplayKeepsGuards(t *testing.T) {
 		if e := byID[want.RequestID]; !sameCounts(e.Guards, want.Guards) || e.Customer != want.Customer {
 			t.Errorf("%s replayed with guards %#v customer %q, want %#v %q", want.RequestID, e.Guards, e.Customer, want.Guards, want.Customer)
 		}
+	}
+}
+
+// TestReportByGuard: group_by=guard sums the rows on which each guard
+// fired (a row in each of its guards' groups, rows with none in ""), the
+// totals count each row once, and guard= keeps one guard's rows; on both
+// dialects.
+func TestReportByGuard(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			cl := customerLedgers(t, name, newReceiver(t).srv.URL)
+			l := cl.replicas[0]
+			for i, g := range []map[string]int{{"pii": 2}, {"pii": 1, "secrets": 1}, {"secrets": 1}, nil} {
+				recordRow(llm.Micros(10*(i+1)))(t, l, fmt.Sprintf("req-%d", i), Entry{KeyID: "k", Model: "m", Status: 200, Guards: g})
+			}
+			if err := l.Store.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := l.Store.Report(ctx, time.Time{}, time.Time{}, []string{"guard"}, ReportFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, r := range rep.Rows {
+				got[r.Group[0]] = fmt.Sprintf("%d/%d", r.Requests, r.Cost)
+			}
+			want := map[string]string{"": "1/40", "pii": "2/30", "secrets": "2/50"}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("rows %v, want %v", got, want)
+			}
+			if rep.Totals.Requests != 4 || rep.Totals.Cost != 100 {
+				t.Errorf("totals %d requests %d µ$, want 4 and 100", rep.Totals.Requests, rep.Totals.Cost)
+			}
+			only, err := l.Store.Report(ctx, time.Time{}, time.Time{}, nil, ReportFilter{Guard: "secrets"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if only.Totals.Requests != 2 || only.Totals.Cost != 50 {
+				t.Errorf("guard=secrets: %d requests %d µ$, want 2 and 50", only.Totals.Requests, only.Totals.Cost)
+			}
+		})
 	}
 }

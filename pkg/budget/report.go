@@ -26,14 +26,22 @@ import (
 // of its tags, so the rows of a report grouped by tag may add up to more
 // than its totals, which count each ledger row once; rows without a tag
 // form the group "".
-var GroupBy = []string{"key", "model", "provider", "route", "day", "cache", "customer", "tag"}
+//
+// A guard group is the name of a guard that fired on the request or its
+// answer (the ledger's guards column); like tags, a row counts in the group
+// of each guard that fired, and rows where none fired form the group "".
+var GroupBy = []string{"key", "model", "provider", "route", "day", "cache", "customer", "tag", "guard"}
+
+// guardColumn is the group column of a guard: each guard that fired on the
+// row, or "" for a row where none did (see Store.guardJoin).
+const guardColumn = "COALESCE(gd.key, '')"
 
 // tagColumn is the group column of a tag: each element of the row's tags,
 // or "" for a row without (see Store.tagJoin).
 const tagColumn = "COALESCE(t.value, '')"
 
 var groupColumn = map[string]string{"key": "key_id", "model": "model", "provider": "provider", "route": "route", "cache": "cache",
-	"customer": "customer", "tag": tagColumn}
+	"customer": "customer", "tag": tagColumn, "guard": guardColumn}
 
 // ReportFilter narrows a report to some ledger rows. The zero filter
 // keeps them all.
@@ -43,6 +51,8 @@ type ReportFilter struct {
 	Customer *string
 	// Tag, when not "", keeps the rows carrying that "name=value" tag.
 	Tag string
+	// Guard, when not "", keeps the rows on which that guard fired.
+	Guard string
 }
 
 // where is the filter's SQL condition (each part starting with " AND ")
@@ -62,7 +72,24 @@ func (s *Store) where(f ReportFilter) (string, []any) {
 		cond += ` AND EXISTS (SELECT 1 FROM ` + elems + ` WHERE f.value = ?)`
 		args = append(args, f.Tag)
 	}
+	if f.Guard != "" {
+		keys := `json_each(budget_ledger.guards) AS g`
+		if s.pool != nil {
+			keys = `jsonb_object_keys(budget_ledger.guards::jsonb) AS g (key)`
+		}
+		cond += ` AND EXISTS (SELECT 1 FROM ` + keys + ` WHERE g.key = ?)`
+		args = append(args, f.Guard)
+	}
 	return cond, args
+}
+
+// guardJoin gives each ledger row one row per guard that fired (gd.key),
+// or one with a null gd.key when none did, in the store's dialect.
+func (s *Store) guardJoin() string {
+	if s.pool != nil {
+		return ` LEFT JOIN LATERAL jsonb_object_keys(budget_ledger.guards::jsonb) AS gd (key) ON true`
+	}
+	return ` LEFT JOIN json_each(budget_ledger.guards) AS gd`
 }
 
 // tagJoin gives each ledger row one row per tag (t.value), or one with a
@@ -198,15 +225,19 @@ func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []st
 		hi = to.UnixMilli()
 	}
 	var cols []string
-	day, byTag := -1, false
+	day, byTag, byGuard := -1, false, false
 	for i, g := range groupBy {
 		if g == "day" {
 			day = i
 			continue
 		}
 		byTag = byTag || g == "tag"
+		byGuard = byGuard || g == "guard"
 		cols = append(cols, groupColumn[g])
 	}
+	// A row with two tags (or guards) is in two groups: the totals count
+	// it once.
+	spread := byTag || byGuard
 	cond, condArgs := s.where(f)
 	// PostgreSQL sums bigints as numeric: cast back (a sum past int64 is an
 	// error there, as it is in SQLite).
@@ -219,6 +250,9 @@ func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []st
 	query += sums + ` FROM budget_ledger`
 	if byTag {
 		query += s.tagJoin()
+	}
+	if byGuard {
+		query += s.guardJoin()
 	}
 	query = s.q(query + ` WHERE ts >= ? AND ts < ?` + cond)
 	if len(cols) > 0 {
@@ -252,7 +286,7 @@ func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []st
 			if day >= 0 {
 				out.Group = append(out.Group[:day], append([]string{dayName}, out.Group[day:]...)...)
 			}
-			if !byTag {
+			if !spread {
 				total.add(out)
 			}
 			if err := fn(out); err != nil {
@@ -261,8 +295,7 @@ func (s *Store) ReportEach(ctx context.Context, from, to time.Time, groupBy []st
 		}
 		return rows.Err()
 	}
-	if byTag {
-		// A row with two tags is in two groups: the totals count it once.
+	if spread {
 		err := db.QueryRowContext(ctx, s.q(`SELECT `+sums+` FROM budget_ledger WHERE ts >= ? AND ts < ?`+cond), args(lo, hi)...).
 			Scan(&total.Requests, &total.PromptTokens, &total.CompletionTokens, &total.Cost, &total.Saved)
 		if err != nil {

@@ -255,6 +255,7 @@ func (s *server) costReport(c *gin.Context) {
 		}
 		filter.Tag = v
 	}
+	filter.Guard = c.Query("guard")
 	switch format := c.DefaultQuery("format", "json"); format {
 	case "json":
 		rep, err := s.Budget.Store.Report(c.Request.Context(), from, to, groupBy, filter)

@@ -143,6 +143,11 @@ func TestGuardBlocksThroughSDK(t *testing.T) {
 	if got := s.gw.Guards()[1].Hits; got.Request != 1 || got.Blocked != 1 {
 		t.Errorf("secrets hits = %+v", got)
 	}
+	// The ledger's record, across replicas and restarts: the cost report by guard.
+	_, rep, raw := adminDo(t, s, "GET", "/admin/reports/cost?group_by=guard&guard=secrets", "")
+	if rows, _ := rep["rows"].([]any); len(rows) != 1 || !strings.Contains(raw, `"guard":"secrets","requests":1`) {
+		t.Errorf("report by guard: %s", raw)
+	}
 }
 
 func TestGuardMasksThroughSDK(t *testing.T) {
