@@ -210,6 +210,9 @@ func (g *Gateway) Embed(ctx context.Context, c Caller, req *llm.EmbeddingRequest
 		return nil, meta, err
 	}
 	if err = x.guardEmbeddings(req); err != nil {
+		if lerr := x.charge(0); lerr != nil { // refused, and still counted
+			err = lerr
+		}
 		return nil, meta, err
 	}
 	step, err := x.countEmbeddings(m, req)

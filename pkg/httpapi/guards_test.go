@@ -99,7 +99,10 @@ func guardModels(t *testing.T, u *guardUpstream) []*gateway.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []*gateway.Model{{Name: "gpt-4o-mini", Spec: spec("gpt-4o-mini"), Chat: true, Deployments: []gateway.Deployment{{Provider: up, Upstream: "gpt-4o-mini"}}}}
+	return []*gateway.Model{
+		{Name: "gpt-4o-mini", Spec: spec("gpt-4o-mini"), Chat: true, Deployments: []gateway.Deployment{{Provider: up, Upstream: "gpt-4o-mini"}}},
+		{Name: "text-embedding-3-small", Spec: spec("text-embedding-3-small"), Embeddings: true, Deployments: []gateway.Deployment{{Provider: up, Upstream: "text-embedding-3-small"}}},
+	}
 }
 
 var (
@@ -563,6 +566,24 @@ func TestBlockedRequestsCountAgainstRateLimits(t *testing.T) {
 	for i, want := range []int{400, 400, 429} {
 		if r, body := postChat(t, s, secret, blocked); r.StatusCode != want {
 			t.Fatalf("request %d: %d %s, want %d", i, r.StatusCode, body, want)
+		}
+	}
+	// Embeddings a guard refuses count too.
+	k2, secret2 := s.newKey()
+	if err := s.ledger.Accounts.SetPolicy(context.Background(), k2.ID, budget.Policy{RPM: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{400, 429} {
+		req, _ := http.NewRequest("POST", s.srv.URL+"/v1/embeddings", strings.NewReader(`{"model":"text-embedding-3-small","input":[1,2,3]}`))
+		req.Header.Set("Authorization", "Bearer "+secret2)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 400 && !strings.Contains(string(body), "guard_unreadable_input") {
+			t.Fatalf("embeddings %d: %d %s, want %d", i, resp.StatusCode, body, want)
 		}
 	}
 	if n := len(u.received()); n != 0 {
